@@ -1,0 +1,54 @@
+/* The REST API and web page server (libmicrohttpd, one internal thread).
+ *
+ * Requests are handled one at a time on MHD's thread, which is also the only
+ * thread that writes the store after start-up: mutations are serialised by
+ * construction. What the API needs from the daemon (publishing a snapshot,
+ * worker status) comes in through struct pt_api_hooks, so api/ never includes
+ * daemon/. */
+#ifndef PT_API_H
+#define PT_API_H
+
+#include "common/pt.h"
+#include "db/store.h"
+
+#include <jansson.h>
+
+#define PT_API_BODY_MAX (1u << 20)
+
+struct pt_api_hooks {
+    void *arg;
+    /* Inside the mutation's transaction, after the change: compiles the
+     * snapshot for <version> from <store>. Returns an opaque handle or NULL
+     * (the mutation is then rolled back with a 500). */
+    void *(*compile)(void *arg, struct pt_store *store, uint64_t version);
+    /* After commit: sends the compiled snapshot (ownership passes) to every
+     * worker and waits for their acks, bounded. Returns true when all live
+     * workers applied it. */
+    bool (*publish)(void *arg, void *snapshot);
+    /* Drops a compiled snapshot that will not be published (rollback). */
+    void (*discard)(void *arg, void *snapshot);
+    /* Returns a new JSON array of {"pid","config_version","connections"}. */
+    json_t *(*workers)(void *arg);
+    /* True when the daemon and every worker are up and current. */
+    bool (*healthy)(void *arg);
+    /* Prometheus text for /metrics (malloc'ed, caller frees). */
+    char *(*metrics)(void *arg);
+};
+
+struct pt_api_config {
+    int listen_fd;             /* bound and listening; the API takes it */
+    const char *admin_token;   /* borrowed for the server's lifetime */
+    struct pt_store *store;    /* borrowed */
+    struct pt_api_hooks hooks;
+};
+
+struct pt_api;
+
+/* Starts serving on cfg->listen_fd. Returns 0 or PT_EIO with <err> set. */
+int pt_api_start(const struct pt_api_config *cfg, struct pt_api **out, char *err,
+                 size_t errlen);
+
+/* Stops the thread and closes the socket. NULL is fine. */
+void pt_api_stop(struct pt_api *api);
+
+#endif

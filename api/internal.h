@@ -1,0 +1,53 @@
+/* Shared by the files of api/ only: the request context and reply helpers. */
+#ifndef PT_API_INTERNAL_H
+#define PT_API_INTERNAL_H
+
+#include "api/api.h"
+#include "api/model.h"
+
+#include <microhttpd.h>
+#include <time.h>
+
+struct pt_api {
+    struct MHD_Daemon *mhd;
+    struct pt_api_config cfg;
+    uint8_t token_hash[32]; /* SHA-256 of the admin token */
+    time_t started;
+};
+
+struct pt_req {
+    struct pt_api *api;
+    struct MHD_Connection *conn;
+    const char *method;
+    char *body;     /* owned, accumulated upload */
+    size_t len;
+    size_t cap;
+    bool too_large; /* body went over PT_API_BODY_MAX: answer 413 */
+};
+
+/* Replies. Each queues a response and returns MHD's result. */
+enum MHD_Result pt_api__json(struct pt_req *r, unsigned status, json_t *body);
+enum MHD_Result pt_api__error(struct pt_req *r, const struct pt_apierr *e);
+__attribute__((format(printf, 5, 6))) enum MHD_Result
+pt_api__errorf(struct pt_req *r, int status, const char *code, const char *field,
+               const char *fmt, ...);
+enum MHD_Result pt_api__text(struct pt_req *r, unsigned status, const char *type,
+                             const void *data, size_t len, bool copy);
+/* 204 for a mutation without a body: the version travels in headers. */
+enum MHD_Result pt_api__no_content(struct pt_req *r, uint64_t version, bool applied);
+enum MHD_Result pt_api__method_not_allowed(struct pt_req *r, const char *allow);
+
+/* Runs the end of a mutation already written inside an open transaction:
+ * bump the version, compile, commit, publish and wait. On failure the
+ * transaction is rolled back and <e> set (500). */
+int pt_api__finish_mutation(struct pt_req *r, uint64_t *version, bool *applied,
+                            struct pt_apierr *e);
+
+/* Resource handlers: <rest> is the path after "/api/v1/<resource>" ("" or
+ * "/NAME..."). */
+enum MHD_Result pt_api__backends(struct pt_req *r, const char *rest);
+enum MHD_Result pt_api__domains(struct pt_req *r, const char *rest);
+enum MHD_Result pt_api__status(struct pt_req *r);
+enum MHD_Result pt_api__metrics(struct pt_req *r);
+
+#endif

@@ -1,0 +1,381 @@
+#include "api/model.h"
+
+#include "common/dname.h"
+
+#include <stdarg.h>
+#include <strings.h>
+
+#define DEPTH_MAX 16
+
+int pt_apierr_set(struct pt_apierr *e, int status, const char *code, const char *field,
+                  const char *fmt, ...)
+{
+    va_list ap;
+    e->status = status;
+    e->code = code;
+    snprintf(e->field, sizeof(e->field), "%s", field ? field : "");
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof(e->message), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+#define BAD(e, field, ...) pt_apierr_set((e), 400, "invalid_argument", (field), __VA_ARGS__)
+
+static size_t depth(const json_t *j)
+{
+    size_t d = 0;
+    if (json_is_object(j)) {
+        const char *k;
+        const json_t *v;
+        json_object_foreach((json_t *)j, k, v) {
+            size_t x = depth(v);
+            d = x > d ? x : d;
+            if (d > DEPTH_MAX)
+                break;
+        }
+        return d + 1;
+    }
+    if (json_is_array(j)) {
+        size_t i;
+        const json_t *v;
+        json_array_foreach(j, i, v) {
+            size_t x = depth(v);
+            d = x > d ? x : d;
+            if (d > DEPTH_MAX)
+                break;
+        }
+        return d + 1;
+    }
+    return 0;
+}
+
+json_t *pt_model_parse_body(const char *body, size_t len, struct pt_apierr *e)
+{
+    json_error_t jerr;
+    if (len == 0) {
+        BAD(e, NULL, "request body: expected a JSON object");
+        return NULL;
+    }
+    json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (j == NULL) {
+        BAD(e, NULL, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
+            jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        BAD(e, NULL, "request body: expected a JSON object");
+        return NULL;
+    }
+    if (depth(j) > DEPTH_MAX) {
+        json_decref(j);
+        BAD(e, NULL, "request body: nested too deeply");
+        return NULL;
+    }
+    return j;
+}
+
+/* Refuses members not in <allowed>: a typo ("proxy_protcol") silently
+ * ignored would leave the user with a config they did not ask for. */
+static int check_members(const json_t *j, const char *const *allowed, size_t n,
+                         struct pt_apierr *e)
+{
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)j, k, v) {
+        size_t i;
+        for (i = 0; i < n; i++)
+            if (strcmp(k, allowed[i]) == 0)
+                break;
+        if (i == n)
+            return BAD(e, k, "%s: unknown field", k);
+    }
+    return 0;
+}
+
+static int get_bool(const json_t *j, const char *key, bool dflt, bool *out,
+                    struct pt_apierr *e)
+{
+    const json_t *v = json_object_get(j, key);
+    if (v == NULL || json_is_null(v)) {
+        *out = dflt;
+        return 0;
+    }
+    if (!json_is_boolean(v))
+        return BAD(e, key, "%s: expected true or false", key);
+    *out = json_is_true(v);
+    return 0;
+}
+
+/* Returns the string member <key>, NULL when absent or null; -1 via *bad. */
+static const char *get_str(const json_t *j, const char *key, struct pt_apierr *e,
+                           bool *bad)
+{
+    const json_t *v = json_object_get(j, key);
+    if (v == NULL || json_is_null(v))
+        return NULL;
+    if (!json_is_string(v)) {
+        BAD(e, key, "%s: expected a string", key);
+        *bad = true;
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+bool pt_model_backend_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!alnum && (i == 0 || (c != '-' && c != '_')))
+            return false;
+    }
+    return true;
+}
+
+static int get_servers(const json_t *j, const char *key, bool required,
+                       struct pt_hostport **out, size_t *n, struct pt_apierr *e)
+{
+    const json_t *v = json_object_get(j, key);
+    *out = NULL;
+    *n = 0;
+    if (v == NULL || json_is_null(v)) {
+        if (required)
+            return BAD(e, key, "%s: required (a list of host:port)", key);
+        return 0;
+    }
+    if (!json_is_array(v))
+        return BAD(e, key, "%s: expected a list of host:port strings", key);
+    size_t len = json_array_size(v);
+    if (required && len == 0)
+        return BAD(e, key, "%s: at least one server is required", key);
+    if (len > PT_SERVERS_MAX)
+        return BAD(e, key, "%s: at most %d servers", key, PT_SERVERS_MAX);
+    *out = pt_xcalloc(len, sizeof(**out));
+    for (size_t i = 0; i < len; i++) {
+        char field[48];
+        const json_t *s = json_array_get(v, i);
+        const char *why = NULL;
+        snprintf(field, sizeof(field), "%s[%zu]", key, i);
+        if (!json_is_string(s))
+            return BAD(e, field, "%s: expected a host:port string", field);
+        if (pt_hostport_parse(json_string_value(s), json_string_length(s), &(*out)[i],
+                              &why) != 0)
+            return BAD(e, field, "%s: %s", field, why ? why : "invalid host:port");
+        for (size_t k = 0; k < i; k++)
+            if (strcmp((*out)[k].host, (*out)[i].host) == 0 &&
+                (*out)[k].port == (*out)[i].port)
+                return BAD(e, field, "%s: duplicate of %s[%zu]", field, key, k);
+        (*n)++;
+    }
+    return 0;
+}
+
+static const char *const backend_members[] = {"name", "servers", "proxy_protocol",
+                                              "http_servers", "tls", "tls_verify"};
+
+int pt_model_backend_from_json(const json_t *j, const char *name, struct pt_backend *out,
+                               struct pt_apierr *e)
+{
+    bool bad = false;
+    memset(out, 0, sizeof(*out));
+    if (!pt_model_backend_name_ok(name))
+        return BAD(e, "name",
+                   "name: '%.80s' is not a valid backend name ([a-z0-9][a-z0-9_-]{0,62})",
+                   name);
+    if (check_members(j, backend_members, PT_ARRAY_LEN(backend_members), e) != 0)
+        return -1;
+    const char *bn = get_str(j, "name", e, &bad);
+    if (bad)
+        return -1;
+    if (bn && strcmp(bn, name) != 0)
+        return BAD(e, "name", "name: '%.80s' does not match the URL's '%s'", bn, name);
+    out->name = pt_xstrdup(name);
+    if (get_servers(j, "servers", true, &out->servers, &out->n_servers, e) != 0 ||
+        get_servers(j, "http_servers", false, &out->http_servers, &out->n_http_servers,
+                    e) != 0)
+        return -1;
+    const char *pp = get_str(j, "proxy_protocol", e, &bad);
+    if (bad)
+        return -1;
+    if (pp == NULL || strcmp(pp, "none") == 0)
+        out->proxy_protocol = PT_PP_NONE;
+    else if (strcmp(pp, "v1") == 0)
+        out->proxy_protocol = PT_PP_V1;
+    else if (strcmp(pp, "v2") == 0)
+        out->proxy_protocol = PT_PP_V2;
+    else
+        return BAD(e, "proxy_protocol", "proxy_protocol: expected \"none\", \"v1\" or \"v2\"");
+    if (get_bool(j, "tls", false, &out->tls, e) != 0 ||
+        get_bool(j, "tls_verify", true, &out->tls_verify, e) != 0)
+        return -1;
+    return 0;
+}
+
+static json_t *servers_json(const struct pt_hostport *s, size_t n)
+{
+    json_t *a = json_array();
+    char buf[PT_HOST_MAX + 16];
+    for (size_t i = 0; i < n; i++) {
+        pt_hostport_format(&s[i], buf, sizeof(buf));
+        json_array_append_new(a, json_string(buf));
+    }
+    return a;
+}
+
+json_t *pt_model_backend_to_json(const struct pt_backend *b)
+{
+    return json_pack("{s:s, s:o, s:s, s:o, s:b, s:b}", "name", b->name, "servers",
+                     servers_json(b->servers, b->n_servers), "proxy_protocol",
+                     pt_pp_name(b->proxy_protocol), "http_servers",
+                     servers_json(b->http_servers, b->n_http_servers), "tls", b->tls,
+                     "tls_verify", b->tls_verify);
+}
+
+static bool header_name_ok(const char *s)
+{
+    /* RFC 9110 token characters. */
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    if (*s == '\0' || strlen(s) > 128)
+        return false;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              (c != '\0' && strchr(extra, c))))
+            return false;
+    }
+    return true;
+}
+
+static bool header_value_ok(const char *s, size_t len)
+{
+    if (len > 4096)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+/* Headers portier itself owns on the way back: letting a route set them would
+ * break framing or hide what the proxy does. */
+static bool header_reserved(const char *s)
+{
+    static const char *const reserved[] = {"content-length", "transfer-encoding",
+                                           "connection", "keep-alive", "upgrade",
+                                           "trailer", "te"};
+    for (size_t i = 0; i < PT_ARRAY_LEN(reserved); i++)
+        if (strcasecmp(s, reserved[i]) == 0)
+            return true;
+    return false;
+}
+
+static const char *const domain_members[] = {"name", "mode", "backend", "certificate",
+                                             "redirect_http", "response_headers", "hsts",
+                                             "certificate_id", "certificate_status"};
+
+int pt_model_domain_from_json(const json_t *j, const char *name, struct pt_domain *out,
+                              struct pt_apierr *e)
+{
+    bool bad = false;
+    char norm[PT_DNAME_MAX + 1];
+    const char *why = NULL;
+    memset(out, 0, sizeof(*out));
+    if (check_members(j, domain_members, PT_ARRAY_LEN(domain_members), e) != 0)
+        return -1;
+    const char *dn = get_str(j, "name", e, &bad);
+    if (bad)
+        return -1;
+    if (dn) {
+        if (pt_dname_normalize(dn, strlen(dn), norm, PT_DNAME_ALLOW_WILDCARD, &why) < 0)
+            return BAD(e, "name", "name: %s", why ? why : "invalid domain name");
+        if (strcmp(norm, name) != 0)
+            return BAD(e, "name", "name: '%.253s' does not match the URL's '%s'", dn, name);
+    }
+    out->name = pt_xstrdup(name);
+
+    const char *mode = get_str(j, "mode", e, &bad);
+    if (bad)
+        return -1;
+    if (mode == NULL)
+        return BAD(e, "mode", "mode: required (\"passthrough\" or \"offload\")");
+    if (strcmp(mode, "passthrough") == 0)
+        out->mode = PT_MODE_PASSTHROUGH;
+    else if (strcmp(mode, "offload") == 0)
+        out->mode = PT_MODE_OFFLOAD;
+    else
+        return BAD(e, "mode", "mode: expected \"passthrough\" or \"offload\"");
+
+    const char *be = get_str(j, "backend", e, &bad);
+    if (bad)
+        return -1;
+    if (be == NULL)
+        return BAD(e, "backend", "backend: required (the name of a backend)");
+    if (!pt_model_backend_name_ok(be))
+        return BAD(e, "backend", "backend: '%.80s' is not a valid backend name", be);
+    out->backend = pt_xstrdup(be);
+
+    const char *cert = get_str(j, "certificate", e, &bad);
+    if (bad)
+        return -1;
+    if (cert == NULL || strcmp(cert, "acme") == 0)
+        out->cert_manual = false;
+    else if (strcmp(cert, "manual") == 0)
+        out->cert_manual = true;
+    else
+        return BAD(e, "certificate", "certificate: expected \"acme\" or \"manual\"");
+
+    if (get_bool(j, "redirect_http", true, &out->redirect_http, e) != 0 ||
+        get_bool(j, "hsts", false, &out->hsts, e) != 0)
+        return -1;
+
+    const json_t *rh = json_object_get(j, "response_headers");
+    if (rh && !json_is_null(rh)) {
+        if (!json_is_object(rh))
+            return BAD(e, "response_headers",
+                       "response_headers: expected an object of header: value");
+        if (json_object_size(rh) > PT_HEADERS_MAX)
+            return BAD(e, "response_headers", "response_headers: at most %d headers",
+                       PT_HEADERS_MAX);
+        out->headers = pt_xcalloc(json_object_size(rh), sizeof(*out->headers));
+        const char *k;
+        const json_t *v;
+        json_object_foreach((json_t *)rh, k, v) {
+            char field[200];
+            snprintf(field, sizeof(field), "response_headers.%.128s", k);
+            if (!header_name_ok(k))
+                return BAD(e, field, "%s: not a valid header name", field);
+            if (header_reserved(k))
+                return BAD(e, field, "%s: set by portier itself", field);
+            if (!json_is_string(v) ||
+                !header_value_ok(json_string_value(v), json_string_length(v)))
+                return BAD(e, field,
+                           "%s: expected a string without control characters (<= 4096 bytes)",
+                           field);
+            for (size_t i = 0; i < out->n_headers; i++)
+                if (strcasecmp(out->headers[i].name, k) == 0)
+                    return BAD(e, field, "%s: given twice", field);
+            out->headers[out->n_headers].name = pt_xstrdup(k);
+            out->headers[out->n_headers].value = pt_xstrdup(json_string_value(v));
+            out->n_headers++;
+        }
+    }
+    return 0;
+}
+
+json_t *pt_model_domain_to_json(const struct pt_domain *d)
+{
+    json_t *h = json_object();
+    for (size_t i = 0; i < d->n_headers; i++)
+        json_object_set_new(h, d->headers[i].name, json_string(d->headers[i].value));
+    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:o, s:b}", "name", d->name, "mode",
+                     pt_mode_name(d->mode), "backend", d->backend, "certificate",
+                     d->cert_manual ? "manual" : "acme", "redirect_http", d->redirect_http,
+                     "response_headers", h, "hsts", d->hsts);
+}

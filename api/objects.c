@@ -1,0 +1,237 @@
+/* Backends and domains: the two named, PUT-replaceable resources. One
+ * generic create/replace/get/list/delete, with what differs in a table. */
+#include "api/internal.h"
+
+#include "common/dname.h"
+
+struct kind {
+    const char *plural;     /* "backends": URL segment and list key */
+    const char *singular;   /* for messages */
+    enum pt_store_kind store;
+    /* Normalises the URL name into <out>; -1 with <e> set when invalid. */
+    int (*norm)(const char *in, char *out, size_t size, struct pt_apierr *e);
+    /* Validates a body into a canonical document (new reference) and, for
+     * domains, the backend and mode columns. */
+    json_t *(*validate)(const json_t *body, const char *name, const char **backend,
+                        const char **mode, struct pt_apierr *e);
+    /* Adds read-only members to a stored document before it is shown. */
+    void (*decorate)(json_t *doc);
+};
+
+static int norm_backend(const char *in, char *out, size_t size, struct pt_apierr *e)
+{
+    if (!pt_model_backend_name_ok(in))
+        return pt_apierr_set(e, 400, "invalid_argument", "name",
+                             "name: '%.80s' is not a valid backend name "
+                             "([a-z0-9][a-z0-9_-]{0,62})",
+                             in);
+    snprintf(out, size, "%s", in);
+    return 0;
+}
+
+static int norm_domain(const char *in, char *out, size_t size, struct pt_apierr *e)
+{
+    const char *why = NULL;
+    (void)size;
+    if (pt_dname_normalize(in, strlen(in), out, PT_DNAME_ALLOW_WILDCARD, &why) < 0)
+        return pt_apierr_set(e, 400, "invalid_argument", "name", "name: %s",
+                             why ? why : "invalid domain name");
+    return 0;
+}
+
+static json_t *validate_backend(const json_t *body, const char *name,
+                                const char **backend, const char **mode,
+                                struct pt_apierr *e)
+{
+    struct pt_backend b;
+    json_t *doc = NULL;
+    *backend = *mode = NULL;
+    if (pt_model_backend_from_json(body, name, &b, e) == 0)
+        doc = pt_model_backend_to_json(&b);
+    pt_backend_clear(&b);
+    return doc;
+}
+
+/* The columns outlive this call: they point into the returned document. */
+static json_t *validate_domain(const json_t *body, const char *name,
+                               const char **backend, const char **mode,
+                               struct pt_apierr *e)
+{
+    struct pt_domain d;
+    json_t *doc = NULL;
+    if (pt_model_domain_from_json(body, name, &d, e) == 0) {
+        doc = pt_model_domain_to_json(&d);
+        *backend = json_string_value(json_object_get(doc, "backend"));
+        *mode = json_string_value(json_object_get(doc, "mode"));
+    }
+    pt_domain_clear(&d);
+    return doc;
+}
+
+static void decorate_domain(json_t *doc)
+{
+    const char *mode = json_string_value(json_object_get(doc, "mode"));
+    if (mode && strcmp(mode, "offload") == 0) {
+        json_object_set_new(doc, "certificate_id", json_null());
+        json_object_set_new(doc, "certificate_status", json_string("none"));
+    }
+}
+
+static const struct kind backends = {"backends", "backend", PT_STORE_BACKEND,
+                                     norm_backend, validate_backend, NULL};
+static const struct kind domains = {"domains", "domain", PT_STORE_DOMAIN, norm_domain,
+                                    validate_domain, decorate_domain};
+
+static json_t *load_doc(const struct kind *k, const char *text)
+{
+    json_t *doc = json_loads(text, 0, NULL);
+    if (doc && k->decorate)
+        k->decorate(doc);
+    return doc;
+}
+
+static int list_cb(void *arg, const char *name, const char *doc)
+{
+    void **a = arg;
+    (void)name;
+    json_t *j = load_doc(a[1], doc);
+    if (j == NULL)
+        return PT_EDB;
+    json_array_append_new(a[0], j);
+    return 0;
+}
+
+static enum MHD_Result do_list(struct pt_req *r, const struct kind *k)
+{
+    json_t *arr = json_array();
+    void *a[2] = {arr, (void *)(uintptr_t)k};
+    if (pt_store_each(r->api->cfg.store, k->store, list_cb, a) != 0) {
+        json_decref(arr);
+        return pt_api__errorf(r, 500, "internal", NULL, "cannot read the store");
+    }
+    return pt_api__json(r, 200, json_pack("{s:o}", k->plural, arr));
+}
+
+static enum MHD_Result do_get(struct pt_req *r, const struct kind *k, const char *name)
+{
+    char *text = NULL;
+    int rc = pt_store_get(r->api->cfg.store, k->store, name, &text);
+    if (rc == PT_ENOTFOUND)
+        return pt_api__errorf(r, 404, "not_found", NULL, "no %s named '%s'",
+                              k->singular, name);
+    json_t *doc = rc == 0 ? load_doc(k, text) : NULL;
+    free(text);
+    if (doc == NULL)
+        return pt_api__errorf(r, 500, "internal", NULL, "cannot read the store");
+    return pt_api__json(r, 200, doc);
+}
+
+static enum MHD_Result do_put(struct pt_req *r, const struct kind *k, const char *name)
+{
+    struct pt_apierr e;
+    struct pt_store *store = r->api->cfg.store;
+    const char *backend, *mode;
+    json_t *body = pt_model_parse_body(r->body, r->len, &e);
+    if (body == NULL)
+        return pt_api__error(r, &e);
+    json_t *doc = k->validate(body, name, &backend, &mode, &e);
+    json_decref(body);
+    if (doc == NULL)
+        return pt_api__error(r, &e);
+
+    char *text = json_dumps(doc, JSON_COMPACT);
+    bool created = false, applied = false;
+    uint64_t version = 0;
+    int rc = pt_store_begin(store);
+    if (rc == 0)
+        rc = pt_store_put(store, k->store, name, text, backend, mode, &created);
+    free(text);
+    if (rc == PT_ENOTFOUND) {
+        pt_store_rollback(store);
+        pt_apierr_set(&e, 400, "invalid_argument", "backend",
+                      "backend: no backend named '%s'", backend);
+        json_decref(doc);
+        return pt_api__error(r, &e);
+    }
+    if (rc != 0) {
+        pt_store_rollback(store);
+        json_decref(doc);
+        return pt_api__errorf(r, 500, "internal", NULL, "cannot write the store");
+    }
+    if (pt_api__finish_mutation(r, &version, &applied, &e) != 0) {
+        json_decref(doc);
+        return pt_api__error(r, &e);
+    }
+    if (k->decorate)
+        k->decorate(doc);
+    json_object_set_new(doc, "config_version", json_integer((json_int_t)version));
+    json_object_set_new(doc, "applied", json_boolean(applied));
+    return pt_api__json(r, created ? 201 : 200, doc);
+}
+
+static enum MHD_Result do_delete(struct pt_req *r, const struct kind *k,
+                                 const char *name)
+{
+    struct pt_apierr e;
+    struct pt_store *store = r->api->cfg.store;
+    char *user = NULL;
+    uint64_t version = 0;
+    bool applied = false;
+    int rc = pt_store_begin(store);
+    if (rc == 0)
+        rc = pt_store_delete(store, k->store, name, &user);
+    if (rc != 0) {
+        enum MHD_Result res;
+        pt_store_rollback(store);
+        if (rc == PT_ENOTFOUND)
+            res = pt_api__errorf(r, 404, "not_found", NULL, "no %s named '%s'",
+                                 k->singular, name);
+        else if (rc == PT_EINUSE)
+            res = pt_api__errorf(r, 409, "conflict", NULL,
+                                 "%s '%s' is used by domain '%s'", k->singular, name,
+                                 user ? user : "?");
+        else
+            res = pt_api__errorf(r, 500, "internal", NULL, "cannot write the store");
+        free(user);
+        return res;
+    }
+    if (pt_api__finish_mutation(r, &version, &applied, &e) != 0)
+        return pt_api__error(r, &e);
+    return pt_api__no_content(r, version, applied);
+}
+
+static enum MHD_Result handle(struct pt_req *r, const struct kind *k, const char *rest)
+{
+    struct pt_apierr e;
+    const char *m = r->method;
+    if (rest[0] == '\0' || strcmp(rest, "/") == 0) {
+        if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)
+            return do_list(r, k);
+        return pt_api__method_not_allowed(r, "GET");
+    }
+    const char *raw = rest + 1;
+    if (strchr(raw, '/') != NULL)
+        return pt_api__errorf(r, 404, "not_found", NULL, "no such endpoint");
+    char name[PT_DNAME_MAX + 1];
+    if (strlen(raw) > PT_DNAME_MAX + 1)
+        return pt_api__errorf(r, 400, "invalid_argument", "name", "name: too long");
+    if (k->norm(raw, name, sizeof(name), &e) != 0)
+        return pt_api__error(r, &e);
+    if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)
+        return do_get(r, k, name);
+    if (strcmp(m, "PUT") == 0)
+        return do_put(r, k, name);
+    if (strcmp(m, "DELETE") == 0)
+        return do_delete(r, k, name);
+    return pt_api__method_not_allowed(r, "GET, PUT, DELETE");
+}
+
+enum MHD_Result pt_api__backends(struct pt_req *r, const char *rest)
+{
+    return handle(r, &backends, rest);
+}
+
+enum MHD_Result pt_api__domains(struct pt_req *r, const char *rest)
+{
+    return handle(r, &domains, rest);
+}

@@ -1,0 +1,319 @@
+#include "api/internal.h"
+
+#include "common/embed.h"
+#include "common/log.h"
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <stdarg.h>
+#include <strings.h>
+#include <unistd.h>
+
+enum MHD_Result pt_api__text(struct pt_req *r, unsigned status, const char *type,
+                             const void *data, size_t len, bool copy)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        len, (void *)(uintptr_t)data, copy ? MHD_RESPMEM_MUST_COPY : MHD_RESPMEM_PERSISTENT);
+    if (resp == NULL)
+        return MHD_NO;
+    if (type)
+        MHD_add_response_header(resp, "Content-Type", type);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    enum MHD_Result rc = MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+enum MHD_Result pt_api__json(struct pt_req *r, unsigned status, json_t *body)
+{
+    char *s = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (s == NULL)
+        return MHD_NO;
+    size_t n = strlen(s);
+    s = pt_xrealloc(s, n + 2);
+    s[n++] = '\n';
+    s[n] = '\0';
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(n, s, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        free(s);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    enum MHD_Result rc = MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+enum MHD_Result pt_api__error(struct pt_req *r, const struct pt_apierr *e)
+{
+    json_t *err = json_pack("{s:s, s:s}", "code", e->code, "message", e->message);
+    if (e->field[0])
+        json_object_set_new(err, "field", json_string(e->field));
+    return pt_api__json(r, (unsigned)e->status, json_pack("{s:o}", "error", err));
+}
+
+enum MHD_Result pt_api__errorf(struct pt_req *r, int status, const char *code,
+                               const char *field, const char *fmt, ...)
+{
+    struct pt_apierr e = {status, code, "", ""};
+    va_list ap;
+    snprintf(e.field, sizeof(e.field), "%s", field ? field : "");
+    va_start(ap, fmt);
+    vsnprintf(e.message, sizeof(e.message), fmt, ap);
+    va_end(ap);
+    return pt_api__error(r, &e);
+}
+
+enum MHD_Result pt_api__method_not_allowed(struct pt_req *r, const char *allow)
+{
+    json_t *err = json_pack("{s:{s:s, s:s}}", "error", "code", "method_not_allowed",
+                            "message", "method not allowed here");
+    char *s = json_dumps(err, JSON_COMPACT);
+    json_decref(err);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    MHD_add_response_header(resp, "Allow", allow);
+    enum MHD_Result rc = MHD_queue_response(r->conn, 405, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+enum MHD_Result pt_api__no_content(struct pt_req *r, uint64_t version, bool applied)
+{
+    char v[24];
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    snprintf(v, sizeof(v), "%llu", (unsigned long long)version);
+    MHD_add_response_header(resp, "X-Config-Version", v);
+    MHD_add_response_header(resp, "X-Config-Applied", applied ? "true" : "false");
+    enum MHD_Result rc = MHD_queue_response(r->conn, 204, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+int pt_api__finish_mutation(struct pt_req *r, uint64_t *version, bool *applied,
+                            struct pt_apierr *e)
+{
+    struct pt_api *api = r->api;
+    void *snap = NULL;
+    if (pt_store_bump_version(api->cfg.store, version) != 0)
+        goto fail;
+    snap = api->cfg.hooks.compile(api->cfg.hooks.arg, api->cfg.store, *version);
+    if (snap == NULL)
+        goto fail;
+    if (pt_store_commit(api->cfg.store) != 0)
+        goto fail;
+    *applied = api->cfg.hooks.publish(api->cfg.hooks.arg, snap);
+    return 0;
+fail:
+    if (snap)
+        api->cfg.hooks.discard(api->cfg.hooks.arg, snap);
+    pt_store_rollback(api->cfg.store);
+    return pt_apierr_set(e, 500, "internal", NULL,
+                         "could not commit the change (see the daemon's log)");
+}
+
+/* Constant-time: both sides are hashed so neither content nor length of the
+ * stored token leaks through timing. */
+static bool token_ok(struct pt_api *api, struct MHD_Connection *conn)
+{
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                MHD_HTTP_HEADER_AUTHORIZATION);
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+        return false;
+    h += 7;
+    while (*h == ' ')
+        h++;
+    uint8_t got[32];
+    SHA256((const unsigned char *)h, strlen(h), got);
+    return CRYPTO_memcmp(got, api->token_hash, sizeof(got)) == 0;
+}
+
+static const char *content_type(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    if (dot == NULL)
+        return "application/octet-stream";
+    if (strcmp(dot, ".html") == 0)
+        return "text/html; charset=utf-8";
+    if (strcmp(dot, ".js") == 0)
+        return "text/javascript; charset=utf-8";
+    if (strcmp(dot, ".css") == 0)
+        return "text/css; charset=utf-8";
+    if (strcmp(dot, ".svg") == 0)
+        return "image/svg+xml";
+    if (strcmp(dot, ".png") == 0)
+        return "image/png";
+    return "application/octet-stream";
+}
+
+static enum MHD_Result serve_web(struct pt_req *r, const char *url)
+{
+    char path[256];
+    if (strcmp(url, "/") == 0)
+        url = "/index.html";
+    if (strstr(url, "..") != NULL || strlen(url) > 200)
+        return pt_api__errorf(r, 404, "not_found", NULL, "no such page");
+    snprintf(path, sizeof(path), "web%s", url);
+    const struct pt_embed_file *f = pt_embed_find(path);
+    if (f == NULL)
+        return pt_api__errorf(r, 404, "not_found", NULL, "no such page");
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        f->len, (void *)(uintptr_t)f->data, MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(resp, "Content-Type", content_type(path));
+    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(resp, "Content-Security-Policy",
+                            "default-src 'self'; script-src 'self'; style-src 'self'; "
+                            "img-src 'self' data:; connect-src 'self'; "
+                            "frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+    enum MHD_Result rc = MHD_queue_response(r->conn, 200, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static enum MHD_Result dispatch(struct pt_req *r, const char *url)
+{
+    struct pt_api *api = r->api;
+    bool get = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
+
+    if (strcmp(url, "/healthz") == 0) {
+        if (!get)
+            return pt_api__method_not_allowed(r, "GET");
+        bool ok = api->cfg.hooks.healthy(api->cfg.hooks.arg);
+        return pt_api__json(r, ok ? 200 : 503, json_pack("{s:b}", "ok", ok));
+    }
+    bool is_api = strncmp(url, "/api/", 5) == 0 || strcmp(url, "/api") == 0;
+    bool is_metrics = strcmp(url, "/metrics") == 0;
+    if (!is_api && !is_metrics) {
+        if (!get)
+            return pt_api__method_not_allowed(r, "GET");
+        return serve_web(r, url);
+    }
+    if (!token_ok(api, r->conn)) {
+        struct MHD_Response *resp;
+        const char *msg = "{\"error\":{\"code\":\"unauthorized\",\"message\":"
+                          "\"missing or wrong bearer token\"}}\n";
+        resp = MHD_create_response_from_buffer(strlen(msg), (void *)(uintptr_t)msg,
+                                               MHD_RESPMEM_PERSISTENT);
+        MHD_add_response_header(resp, "Content-Type", "application/json");
+        MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"portier\"");
+        enum MHD_Result rc = MHD_queue_response(r->conn, 401, resp);
+        MHD_destroy_response(resp);
+        return rc;
+    }
+    if (r->too_large)
+        return pt_api__errorf(r, 413, "payload_too_large", NULL,
+                              "request body over %u bytes", PT_API_BODY_MAX);
+    if (is_metrics) {
+        if (!get)
+            return pt_api__method_not_allowed(r, "GET");
+        return pt_api__metrics(r);
+    }
+    static const char v1[] = "/api/v1/";
+    if (strncmp(url, v1, sizeof(v1) - 1) == 0) {
+        const char *res = url + sizeof(v1) - 1;
+        if (strncmp(res, "backends", 8) == 0 && (res[8] == '\0' || res[8] == '/'))
+            return pt_api__backends(r, res + 8);
+        if (strncmp(res, "domains", 7) == 0 && (res[7] == '\0' || res[7] == '/'))
+            return pt_api__domains(r, res + 7);
+        if (strcmp(res, "status") == 0) {
+            if (!get)
+                return pt_api__method_not_allowed(r, "GET");
+            return pt_api__status(r);
+        }
+    }
+    return pt_api__errorf(r, 404, "not_found", NULL, "no such endpoint: %.200s", url);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    struct pt_req *r = *con_cls;
+    if (r == NULL) {
+        r = pt_xcalloc(1, sizeof(*r));
+        r->api = cls;
+        r->conn = conn;
+        r->method = method;
+        *con_cls = r;
+        /* A declared length over the limit is refused before reading it. */
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > PT_API_BODY_MAX)
+            r->too_large = true;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!r->too_large && r->len + *upload_size <= PT_API_BODY_MAX) {
+            if (r->cap < r->len + *upload_size + 1) {
+                r->cap = (r->len + *upload_size + 1) * 2;
+                if (r->cap > PT_API_BODY_MAX + 1)
+                    r->cap = PT_API_BODY_MAX + 1;
+                r->body = pt_xrealloc(r->body, r->cap);
+            }
+            memcpy(r->body + r->len, upload_data, *upload_size);
+            r->len += *upload_size;
+            r->body[r->len] = '\0';
+        } else {
+            r->too_large = true;
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    return dispatch(r, url);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    struct pt_req *r = *con_cls;
+    if (r) {
+        free(r->body);
+        free(r);
+        *con_cls = NULL;
+    }
+}
+
+int pt_api_start(const struct pt_api_config *cfg, struct pt_api **out, char *err,
+                 size_t errlen)
+{
+    struct pt_api *api = pt_xcalloc(1, sizeof(*api));
+    api->cfg = *cfg;
+    api->started = time(NULL);
+    SHA256((const unsigned char *)cfg->admin_token, strlen(cfg->admin_token),
+           api->token_hash);
+    api->mhd = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL,
+        NULL, on_request, api, MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_END);
+    if (api->mhd == NULL) {
+        snprintf(err, errlen, "cannot start the API server");
+        free(api);
+        return PT_EIO;
+    }
+    *out = api;
+    return 0;
+}
+
+void pt_api_stop(struct pt_api *api)
+{
+    if (api == NULL)
+        return;
+    MHD_stop_daemon(api->mhd);
+    free(api);
+}

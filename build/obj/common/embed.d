@@ -1,0 +1,2 @@
+build/obj/common/embed.o: common/embed.c common/embed.h
+common/embed.h:

@@ -1,0 +1,47 @@
+/* Daemon <-> worker messages over one Unix stream socketpair per worker.
+ *
+ * Frame: u32 type, u32 payload length (big-endian), payload. The daemon is
+ * trusted: a malformed frame from it is a bug and the worker aborts; frames
+ * from a worker are checked the same way and a bad one gets it restarted.
+ * The receive buffer reassembles frames from however the stream splits. */
+#ifndef PT_IPC_H
+#define PT_IPC_H
+
+#include "common/pt.h"
+#include "common/wbuf.h"
+
+#define PT_IPC_HDR 8
+#define PT_IPC_FRAME_MAX (256u << 20) /* snapshots with many certificates */
+
+enum pt_ipc_type {
+    PT_IPC_SNAPSHOT = 1, /* daemon -> worker: pt_snap_encode bytes */
+    PT_IPC_ACK = 2,      /* worker -> daemon: u64 applied version */
+    PT_IPC_STATS = 3,    /* worker -> daemon: u64 version, u64 connections,
+                            u64 accepted, u64 refused (overload/bans) */
+    PT_IPC_STOP = 4,     /* daemon -> worker: stop accepting and drain */
+};
+
+/* Starts a frame of <type> in <b>; returns the offset to pass to end. */
+size_t pt_ipc_begin(struct pt_wbuf *b, enum pt_ipc_type type);
+/* Patches the length of the frame started at <off>. */
+void pt_ipc_end(struct pt_wbuf *b, size_t off);
+
+struct pt_ipc_rx {
+    uint8_t *buf; /* owned */
+    size_t len;   /* bytes held */
+    size_t cap;
+    size_t used;  /* bytes of the frame returned last, dropped on next call */
+};
+
+/* Appends received bytes. */
+void pt_ipc_rx_push(struct pt_ipc_rx *rx, const void *data, size_t n);
+
+/* Returns 1 and the next complete frame (payload borrowed until the next call),
+ * 0 when none is complete yet, PT_EMALFORMED for a frame over the limit or an
+ * unknown type. */
+int pt_ipc_rx_next(struct pt_ipc_rx *rx, uint32_t *type, const uint8_t **payload,
+                   size_t *plen);
+
+void pt_ipc_rx_free(struct pt_ipc_rx *rx);
+
+#endif

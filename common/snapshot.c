@@ -1,0 +1,322 @@
+#include "common/snapshot.h"
+
+#include "common/cursor.h"
+#include "common/dname.h"
+
+#include <arpa/inet.h>
+
+/* Wire format (all integers big-endian):
+ *   "PTS1" u64 version
+ *   settings: u32 hello, u32 connect, u32 idle, u32 grace, u16 https_port,
+ *             u32 n_trusted, n x (u8 family, 16 bytes addr, u8 bits)
+ *   u32 n_backends, n x backend: str name, u8 pp, u8 tls, u8 tls_verify,
+ *             u32 n, n x str server, u32 n, n x str http_server
+ *   u32 n_domains, n x domain: str name, u8 mode, str backend, u8 flags,
+ *             u32 n, n x (str name, str value)
+ * Strings are u32 length + bytes. Servers travel as text and are parsed again
+ * on decode: the parser is the one the API validated them with. */
+
+#define SNAP_MAGIC "PTS1"
+#define FLAG_CERT_MANUAL 1
+#define FLAG_REDIRECT 2
+#define FLAG_HSTS 4
+
+void pt_snap_encode(const struct pt_snapshot *s, struct pt_wbuf *out)
+{
+    char tmp[PT_HOST_MAX + 16];
+
+    pt_wbuf_put(out, SNAP_MAGIC, 4);
+    pt_wbuf_u64(out, s->version);
+    const struct pt_settings *st = &s->settings;
+    pt_wbuf_u32(out, st->hello_timeout_ms);
+    pt_wbuf_u32(out, st->connect_timeout_ms);
+    pt_wbuf_u32(out, st->idle_timeout_ms);
+    pt_wbuf_u32(out, st->grace_ms);
+    pt_wbuf_u16(out, st->https_port);
+    pt_wbuf_u32(out, (uint32_t)st->n_trusted);
+    for (size_t i = 0; i < st->n_trusted; i++) {
+        pt_wbuf_u8(out, st->trusted[i].family == AF_INET6 ? 6 : 4);
+        pt_wbuf_put(out, st->trusted[i].addr, 16);
+        pt_wbuf_u8(out, st->trusted[i].bits);
+    }
+
+    pt_wbuf_u32(out, (uint32_t)s->n_backends);
+    for (size_t i = 0; i < s->n_backends; i++) {
+        const struct pt_backend *b = &s->backends[i];
+        pt_wbuf_str(out, b->name);
+        pt_wbuf_u8(out, (uint8_t)b->proxy_protocol);
+        pt_wbuf_u8(out, b->tls);
+        pt_wbuf_u8(out, b->tls_verify);
+        pt_wbuf_u32(out, (uint32_t)b->n_servers);
+        for (size_t j = 0; j < b->n_servers; j++) {
+            pt_hostport_format(&b->servers[j], tmp, sizeof(tmp));
+            pt_wbuf_str(out, tmp);
+        }
+        pt_wbuf_u32(out, (uint32_t)b->n_http_servers);
+        for (size_t j = 0; j < b->n_http_servers; j++) {
+            pt_hostport_format(&b->http_servers[j], tmp, sizeof(tmp));
+            pt_wbuf_str(out, tmp);
+        }
+    }
+
+    pt_wbuf_u32(out, (uint32_t)s->n_domains);
+    for (size_t i = 0; i < s->n_domains; i++) {
+        const struct pt_domain *d = &s->domains[i];
+        pt_wbuf_str(out, d->name);
+        pt_wbuf_u8(out, (uint8_t)d->mode);
+        pt_wbuf_str(out, d->backend);
+        pt_wbuf_u8(out, (uint8_t)((d->cert_manual ? FLAG_CERT_MANUAL : 0) |
+                                  (d->redirect_http ? FLAG_REDIRECT : 0) |
+                                  (d->hsts ? FLAG_HSTS : 0)));
+        pt_wbuf_u32(out, (uint32_t)d->n_headers);
+        for (size_t j = 0; j < d->n_headers; j++) {
+            pt_wbuf_str(out, d->headers[j].name);
+            pt_wbuf_str(out, d->headers[j].value);
+        }
+    }
+}
+
+/* Reads a length-prefixed string as a new NUL-terminated copy; NULL when the
+ * cursor ran out or the string holds a NUL. */
+static char *rd_str(struct pt_cursor *c, size_t max)
+{
+    uint32_t n = pt_rd_u32(c);
+    if (n > max)
+        c->ok = false;
+    const uint8_t *p = pt_rd_bytes(c, n);
+    if (p == NULL || memchr(p, 0, n) != NULL) {
+        c->ok = false;
+        return NULL;
+    }
+    return pt_xstrndup((const char *)p, n);
+}
+
+/* Reads a count whose items each need at least <min_item> bytes, so a lying
+ * count cannot make us allocate more than the buffer could describe. */
+static size_t rd_count(struct pt_cursor *c, size_t min_item, size_t max)
+{
+    uint32_t n = pt_rd_u32(c);
+    if (n > max || (size_t)n * min_item > pt_cursor_left(c)) {
+        c->ok = false;
+        return 0;
+    }
+    return n;
+}
+
+static int rd_servers(struct pt_cursor *c, struct pt_hostport **out, size_t *n)
+{
+    *n = rd_count(c, 4, PT_SERVERS_MAX);
+    *out = pt_xcalloc(*n, sizeof(**out));
+    for (size_t j = 0; j < *n && c->ok; j++) {
+        char *s = rd_str(c, PT_HOST_MAX + 16);
+        if (s == NULL || pt_hostport_parse(s, strlen(s), &(*out)[j], NULL) != 0)
+            c->ok = false;
+        free(s);
+    }
+    return c->ok ? 0 : PT_EMALFORMED;
+}
+
+int pt_snap_decode(const uint8_t *buf, size_t len, struct pt_snapshot **out)
+{
+    struct pt_cursor c = pt_cursor_make(buf, len);
+    struct pt_snapshot *s = pt_xcalloc(1, sizeof(*s));
+    s->refs = 1;
+    *out = NULL;
+
+    const uint8_t *magic = pt_rd_bytes(&c, 4);
+    if (magic == NULL || memcmp(magic, SNAP_MAGIC, 4) != 0)
+        goto bad;
+    s->version = pt_rd_u64(&c);
+    struct pt_settings *st = &s->settings;
+    st->hello_timeout_ms = pt_rd_u32(&c);
+    st->connect_timeout_ms = pt_rd_u32(&c);
+    st->idle_timeout_ms = pt_rd_u32(&c);
+    st->grace_ms = pt_rd_u32(&c);
+    st->https_port = pt_rd_u16(&c);
+    st->n_trusted = rd_count(&c, 18, 4096);
+    st->trusted = pt_xcalloc(st->n_trusted, sizeof(*st->trusted));
+    for (size_t i = 0; i < st->n_trusted && c.ok; i++) {
+        uint8_t fam = pt_rd_u8(&c);
+        const uint8_t *a = pt_rd_bytes(&c, 16);
+        uint8_t bits = pt_rd_u8(&c);
+        if (a == NULL || (fam != 4 && fam != 6) || bits > (fam == 4 ? 32 : 128))
+            goto bad;
+        st->trusted[i].family = fam == 4 ? AF_INET : AF_INET6;
+        memcpy(st->trusted[i].addr, a, 16);
+        st->trusted[i].bits = bits;
+    }
+
+    s->n_backends = rd_count(&c, 19, 1u << 20);
+    s->backends = pt_xcalloc(s->n_backends, sizeof(*s->backends));
+    for (size_t i = 0; i < s->n_backends && c.ok; i++) {
+        struct pt_backend *b = &s->backends[i];
+        b->name = rd_str(&c, 64);
+        uint8_t pp = pt_rd_u8(&c);
+        b->tls = pt_rd_u8(&c) != 0;
+        b->tls_verify = pt_rd_u8(&c) != 0;
+        if (pp > PT_PP_V2)
+            goto bad;
+        b->proxy_protocol = (enum pt_pp_version)pp;
+        if (rd_servers(&c, &b->servers, &b->n_servers) != 0 ||
+            rd_servers(&c, &b->http_servers, &b->n_http_servers) != 0)
+            goto bad;
+    }
+
+    s->n_domains = rd_count(&c, 17, 1u << 24);
+    s->domains = pt_xcalloc(s->n_domains, sizeof(*s->domains));
+    for (size_t i = 0; i < s->n_domains && c.ok; i++) {
+        struct pt_domain *d = &s->domains[i];
+        d->name = rd_str(&c, PT_DNAME_MAX);
+        uint8_t mode = pt_rd_u8(&c);
+        d->backend = rd_str(&c, 64);
+        uint8_t flags = pt_rd_u8(&c);
+        if (mode > PT_MODE_OFFLOAD)
+            goto bad;
+        d->mode = (enum pt_mode)mode;
+        d->cert_manual = flags & FLAG_CERT_MANUAL;
+        d->redirect_http = flags & FLAG_REDIRECT;
+        d->hsts = flags & FLAG_HSTS;
+        d->n_headers = rd_count(&c, 8, PT_HEADERS_MAX);
+        d->headers = pt_xcalloc(d->n_headers, sizeof(*d->headers));
+        for (size_t j = 0; j < d->n_headers && c.ok; j++) {
+            d->headers[j].name = rd_str(&c, 256);
+            d->headers[j].value = rd_str(&c, 8192);
+        }
+    }
+    if (!c.ok || pt_cursor_left(&c) != 0)
+        goto bad;
+    if (pt_snap_link(s) != 0)
+        goto bad;
+    *out = s;
+    return 0;
+bad:
+    s->refs = 1;
+    pt_snap_unref(s);
+    return PT_EMALFORMED;
+}
+
+int pt_snap_link(struct pt_snapshot *s)
+{
+    for (size_t i = 0; i < s->n_domains; i++) {
+        struct pt_domain *d = &s->domains[i];
+        size_t j;
+        if (d->name == NULL || d->backend == NULL)
+            return PT_EMALFORMED;
+        for (j = 0; j < s->n_backends; j++)
+            if (s->backends[j].name && strcmp(s->backends[j].name, d->backend) == 0)
+                break;
+        if (j == s->n_backends)
+            return PT_ENOTFOUND;
+        d->backend_ix = (uint32_t)j;
+    }
+    const char **names = pt_xcalloc(s->n_domains, sizeof(*names));
+    for (size_t i = 0; i < s->n_domains; i++)
+        names[i] = s->domains[i].name;
+    pt_route_free(s->routes);
+    s->routes = pt_route_build(names, s->n_domains);
+    free(names);
+    return 0;
+}
+
+const struct pt_domain *pt_snap_domain(const struct pt_snapshot *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_domains; i++)
+        if (strcmp(s->domains[i].name, name) == 0)
+            return &s->domains[i];
+    return NULL;
+}
+
+struct pt_snapshot *pt_snap_ref(struct pt_snapshot *s)
+{
+    s->refs++;
+    return s;
+}
+
+void pt_backend_clear(struct pt_backend *b)
+{
+    PT_FREE(b->name);
+    PT_FREE(b->servers);
+    PT_FREE(b->http_servers);
+    b->n_servers = b->n_http_servers = 0;
+}
+
+void pt_domain_clear(struct pt_domain *d)
+{
+    PT_FREE(d->name);
+    PT_FREE(d->backend);
+    for (size_t j = 0; j < d->n_headers; j++) {
+        free(d->headers[j].name);
+        free(d->headers[j].value);
+    }
+    PT_FREE(d->headers);
+    d->n_headers = 0;
+}
+
+void pt_settings_clear(struct pt_settings *st)
+{
+    PT_FREE(st->trusted);
+    st->n_trusted = 0;
+}
+
+static struct pt_hostport *dup_servers(const struct pt_hostport *src, size_t n)
+{
+    struct pt_hostport *p = pt_xcalloc(n, sizeof(*p));
+    if (n)
+        memcpy(p, src, n * sizeof(*p));
+    return p;
+}
+
+void pt_backend_copy(struct pt_backend *dst, const struct pt_backend *src)
+{
+    *dst = *src;
+    dst->name = src->name ? pt_xstrdup(src->name) : NULL;
+    dst->servers = dup_servers(src->servers, src->n_servers);
+    dst->http_servers = dup_servers(src->http_servers, src->n_http_servers);
+}
+
+void pt_domain_copy(struct pt_domain *dst, const struct pt_domain *src)
+{
+    *dst = *src;
+    dst->name = src->name ? pt_xstrdup(src->name) : NULL;
+    dst->backend = src->backend ? pt_xstrdup(src->backend) : NULL;
+    dst->headers = pt_xcalloc(src->n_headers, sizeof(*dst->headers));
+    for (size_t j = 0; j < src->n_headers; j++) {
+        dst->headers[j].name = pt_xstrdup(src->headers[j].name);
+        dst->headers[j].value = pt_xstrdup(src->headers[j].value);
+    }
+}
+
+void pt_snap_unref(struct pt_snapshot *s)
+{
+    if (s == NULL)
+        return;
+    PT_ASSERT(s->refs > 0);
+    if (--s->refs > 0)
+        return;
+    for (size_t i = 0; i < s->n_backends; i++)
+        pt_backend_clear(&s->backends[i]);
+    for (size_t i = 0; i < s->n_domains; i++)
+        pt_domain_clear(&s->domains[i]);
+    free(s->backends);
+    free(s->domains);
+    pt_settings_clear(&s->settings);
+    pt_route_free(s->routes);
+    free(s);
+}
+
+const char *pt_mode_name(enum pt_mode m)
+{
+    return m == PT_MODE_OFFLOAD ? "offload" : "passthrough";
+}
+
+const char *pt_pp_name(enum pt_pp_version v)
+{
+    switch (v) {
+    case PT_PP_V1:
+        return "v1";
+    case PT_PP_V2:
+        return "v2";
+    default:
+        return "none";
+    }
+}

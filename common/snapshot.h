@@ -1,0 +1,110 @@
+/* The configuration a worker runs on: an immutable, versioned snapshot.
+ *
+ * The daemon compiles one from the store after every committed change,
+ * encodes it (pt_snap_encode) and sends it to every worker; the worker decodes
+ * it (pt_snap_decode), swaps its current pointer and acks the version.
+ * Connections hold a reference to the snapshot they were routed with, so a
+ * swap never changes a connection in flight. The same structs are the model
+ * the API validates into, so there is one definition of a backend or domain. */
+#ifndef PT_SNAPSHOT_H
+#define PT_SNAPSHOT_H
+
+#include "common/addr.h"
+#include "common/proxyproto.h"
+#include "common/pt.h"
+#include "common/route.h"
+#include "common/wbuf.h"
+
+#define PT_SERVERS_MAX 16
+#define PT_HEADERS_MAX 64
+
+enum pt_mode {
+    PT_MODE_PASSTHROUGH = 0, /* TLS bytes go to the backend untouched */
+    PT_MODE_OFFLOAD = 1,     /* portier terminates TLS, proxies HTTP */
+};
+
+struct pt_backend {
+    char *name;                        /* owned */
+    struct pt_hostport *servers;       /* owned array, tried in order */
+    size_t n_servers;                  /* 1..PT_SERVERS_MAX */
+    struct pt_hostport *http_servers;  /* owned, port-80 target; may be empty */
+    size_t n_http_servers;
+    enum pt_pp_version proxy_protocol; /* header sent first, or none */
+    bool tls;                          /* offload: TLS to the servers */
+    bool tls_verify;                   /* offload+tls: verify their certificate */
+};
+
+struct pt_header {
+    char *name;  /* owned, an HTTP token */
+    char *value; /* owned, no CR/LF/NUL */
+};
+
+struct pt_domain {
+    char *name;         /* owned, normalised (pt_dname_normalize) */
+    enum pt_mode mode;
+    char *backend;      /* owned, a backend name */
+    uint32_t backend_ix; /* index into pt_snapshot.backends (snapshot only) */
+    bool cert_manual;   /* "certificate": "manual" rather than "acme" */
+    bool redirect_http; /* offload: port 80 answers 301 to https */
+    bool hsts;          /* offload: add Strict-Transport-Security */
+    struct pt_header *headers; /* owned, response_headers in API order */
+    size_t n_headers;
+};
+
+/* Daemon-wide settings the data plane needs (from flags, not the API). */
+struct pt_settings {
+    uint32_t hello_timeout_ms;   /* ClientHello / PROXY header read */
+    uint32_t connect_timeout_ms; /* per backend server */
+    uint32_t idle_timeout_ms;    /* relay with no byte either way */
+    uint32_t grace_ms;           /* drain time when stopping */
+    uint16_t https_port;         /* port of the first --https listener */
+    struct pt_cidr *trusted;     /* owned: --trusted-proxy */
+    size_t n_trusted;
+};
+
+struct pt_snapshot {
+    uint64_t version;
+    struct pt_settings settings;
+    struct pt_backend *backends; /* owned */
+    size_t n_backends;
+    struct pt_domain *domains;   /* owned */
+    size_t n_domains;
+    struct pt_route_table *routes; /* domains by name (built by decode/build) */
+    unsigned refs;               /* owners: the worker's current pointer and
+                                    each connection routed with it */
+};
+
+/* Encodes <s> into <out> (appended). Backends referenced by domains must exist
+ * (PT_ASSERT). */
+void pt_snap_encode(const struct pt_snapshot *s, struct pt_wbuf *out);
+
+/* Decodes <buf>[0..len) into a new snapshot with refs = 1 and its route table
+ * built. Returns 0, or PT_EMALFORMED for any inconsistency (the daemon is
+ * trusted, so callers treat that as a bug). Caller owns *out. */
+int pt_snap_decode(const uint8_t *buf, size_t len, struct pt_snapshot **out);
+
+/* Resolves domain backend names to indexes and builds the route table.
+ * Returns 0 or PT_ENOTFOUND if a domain names a missing backend. */
+int pt_snap_link(struct pt_snapshot *s);
+
+struct pt_snapshot *pt_snap_ref(struct pt_snapshot *s);
+/* Drops one reference; frees everything on the last one. NULL is fine. */
+void pt_snap_unref(struct pt_snapshot *s);
+
+/* Frees the contents of one backend / domain / settings (not the struct). */
+void pt_backend_clear(struct pt_backend *b);
+void pt_domain_clear(struct pt_domain *d);
+void pt_settings_clear(struct pt_settings *st);
+
+/* Deep copy of <src> into <dst>. */
+void pt_backend_copy(struct pt_backend *dst, const struct pt_backend *src);
+void pt_domain_copy(struct pt_domain *dst, const struct pt_domain *src);
+
+/* Finds a domain by its exact normalised name (for port-80 and API use);
+ * routing goes through routes. Returns NULL when absent. */
+const struct pt_domain *pt_snap_domain(const struct pt_snapshot *s, const char *name);
+
+const char *pt_mode_name(enum pt_mode m);
+const char *pt_pp_name(enum pt_pp_version v);
+
+#endif

@@ -1,0 +1,603 @@
+#include "daemon/supervisor.h"
+
+#include "common/cursor.h"
+#include "common/ipc.h"
+#include "common/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A worker that dies sooner than this after its start is respawned after a
+ * pause, so a crash loop cannot spin the CPU. */
+#define FAST_DEATH_MS 1000
+#define RESPAWN_PAUSE_MS 1000
+#define KILL_MARGIN_MS 5000
+
+/* Encoded snapshot frame shared by the writes in flight to every worker. */
+struct blob {
+    struct pt_wbuf frame;
+    uint64_t version;
+    unsigned refs; /* under sup->lock */
+};
+
+struct slot {
+    struct pt_supervisor *sup;
+    unsigned ix;
+    pid_t pid;          /* 0 while not running */
+    bool pipe_open;
+    uv_pipe_t pipe;
+    uv_timer_t respawn;
+    struct pt_ipc_rx rx;
+    uint64_t sent;      /* version of the last snapshot written */
+    uint64_t acked;     /* under lock */
+    uint64_t conns;     /* under lock: from the last STATS */
+    uint64_t accepted;  /* under lock */
+    uint64_t refused;   /* under lock */
+    uint64_t started_ms;
+    char **argv;        /* built before fork: the child may not allocate */
+};
+
+struct write_req {
+    uv_write_t req;
+    struct pt_supervisor *sup;
+    struct blob *blob;
+    uint8_t small[PT_IPC_HDR]; /* for frames without a blob */
+};
+
+struct pt_supervisor {
+    uv_loop_t *loop;
+    struct pt_supervisor_config cfg;
+    int *fds;           /* owned copy */
+    char *kinds;
+    char exe[4096];
+    struct slot *slots;
+    uv_async_t wake;
+    uv_signal_t sigchld;
+    uv_timer_t kill_timer;
+    unsigned open_handles;
+    bool stopping;
+    bool finishing;     /* every handle is being closed: on_stopped next */
+    uint64_t restarts;  /* under lock */
+
+    pthread_mutex_t lock;
+    pthread_cond_t acked_cv;
+    struct blob *current; /* under lock */
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void blob_unref(struct pt_supervisor *s, struct blob *b)
+{
+    if (b == NULL)
+        return;
+    pthread_mutex_lock(&s->lock);
+    bool last = --b->refs == 0;
+    pthread_mutex_unlock(&s->lock);
+    if (last) {
+        pt_wbuf_free(&b->frame);
+        free(b);
+    }
+}
+
+static void handle_gone(struct pt_supervisor *s)
+{
+    if (--s->open_handles == 0 && s->finishing && s->cfg.on_stopped)
+        s->cfg.on_stopped(s->cfg.arg);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    handle_gone(h->data);
+}
+
+static void close_handle(struct pt_supervisor *s, uv_handle_t *h)
+{
+    if (uv_is_closing(h))
+        return;
+    h->data = s;
+    s->open_handles++;
+    uv_close(h, on_handle_closed);
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    struct write_req *w = (struct write_req *)req;
+    (void)status; /* a worker that went away is reaped through SIGCHLD */
+    blob_unref(w->sup, w->blob);
+    free(w);
+}
+
+static void send_snapshot(struct slot *sl)
+{
+    struct pt_supervisor *s = sl->sup;
+    if (!sl->pipe_open)
+        return;
+    pthread_mutex_lock(&s->lock);
+    struct blob *b = s->current;
+    b->refs++;
+    pthread_mutex_unlock(&s->lock);
+    if (b->version <= sl->sent) {
+        blob_unref(s, b);
+        return;
+    }
+    struct write_req *w = pt_xcalloc(1, sizeof(*w));
+    w->sup = s;
+    w->blob = b;
+    uv_buf_t buf = uv_buf_init((char *)b->frame.data, (unsigned)b->frame.len);
+    if (uv_write(&w->req, (uv_stream_t *)&sl->pipe, &buf, 1, on_written) != 0) {
+        blob_unref(s, b);
+        free(w);
+        return;
+    }
+    sl->sent = b->version;
+}
+
+static void send_stop(struct slot *sl)
+{
+    if (!sl->pipe_open)
+        return;
+    struct write_req *w = pt_xcalloc(1, sizeof(*w));
+    struct pt_wbuf b = {0};
+    size_t off = pt_ipc_begin(&b, PT_IPC_STOP);
+    pt_ipc_end(&b, off);
+    memcpy(w->small, b.data, PT_IPC_HDR);
+    pt_wbuf_free(&b);
+    w->sup = sl->sup;
+    uv_buf_t buf = uv_buf_init((char *)w->small, PT_IPC_HDR);
+    if (uv_write(&w->req, (uv_stream_t *)&sl->pipe, &buf, 1, on_written) != 0)
+        free(w);
+}
+
+static void on_pipe_closed(uv_handle_t *h)
+{
+    struct slot *sl = h->data;
+    pt_ipc_rx_free(&sl->rx);
+    handle_gone(sl->sup);
+}
+
+static void close_pipe(struct slot *sl)
+{
+    if (!sl->pipe_open)
+        return;
+    sl->pipe_open = false;
+    sl->pipe.data = sl;
+    sl->sup->open_handles++;
+    uv_close((uv_handle_t *)&sl->pipe, on_pipe_closed);
+}
+
+static void handle_frame(struct slot *sl, uint32_t type, const uint8_t *p, size_t n)
+{
+    struct pt_supervisor *s = sl->sup;
+    struct pt_cursor c = pt_cursor_make(p, n);
+    if (type == PT_IPC_ACK) {
+        uint64_t v = pt_rd_u64(&c);
+        if (!c.ok)
+            goto bad;
+        pthread_mutex_lock(&s->lock);
+        if (v > sl->acked)
+            sl->acked = v;
+        pthread_cond_broadcast(&s->acked_cv);
+        pthread_mutex_unlock(&s->lock);
+    } else if (type == PT_IPC_STATS) {
+        uint64_t v = pt_rd_u64(&c), conns = pt_rd_u64(&c);
+        uint64_t acc = pt_rd_u64(&c), ref = pt_rd_u64(&c);
+        if (!c.ok)
+            goto bad;
+        pthread_mutex_lock(&s->lock);
+        if (v > sl->acked)
+            sl->acked = v;
+        sl->conns = conns;
+        sl->accepted = acc;
+        sl->refused = ref;
+        pthread_cond_broadcast(&s->acked_cv);
+        pthread_mutex_unlock(&s->lock);
+    } else {
+        goto bad;
+    }
+    return;
+bad:
+    pt_log(PT_LOG_ERROR, "worker %u sent a bad message (type %u): restarting it",
+           sl->ix, type);
+    if (sl->pid > 0)
+        kill(sl->pid, SIGKILL);
+    close_pipe(sl);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)h;
+    (void)hint;
+    static char space[65536]; /* loop thread only; consumed before returning */
+    *buf = uv_buf_init(space, sizeof(space));
+}
+
+static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    struct slot *sl = st->data;
+    if (n < 0) {
+        /* EOF: the worker is exiting (or crashed); SIGCHLD does the rest. */
+        close_pipe(sl);
+        return;
+    }
+    pt_ipc_rx_push(&sl->rx, buf->base, (size_t)n);
+    uint32_t type;
+    const uint8_t *p;
+    size_t plen;
+    int rc;
+    while (sl->pipe_open && (rc = pt_ipc_rx_next(&sl->rx, &type, &p, &plen)) != 0) {
+        if (rc < 0) {
+            handle_frame(sl, 0, NULL, 0);
+            break;
+        }
+        handle_frame(sl, type, p, plen);
+    }
+}
+
+/* Builds the worker's argv before fork: between fork and exec only
+ * async-signal-safe calls are allowed, and the API thread may hold malloc's
+ * or OpenSSL's locks at that moment. */
+static char **worker_argv(struct pt_supervisor *s, unsigned ix)
+{
+    char **argv = pt_xcalloc(5, sizeof(*argv));
+    char num[16];
+    snprintf(num, sizeof(num), "%u", ix);
+    argv[0] = pt_xstrdup(s->exe);
+    argv[1] = pt_xstrdup("--worker");
+    argv[2] = pt_xstrdup(num);
+    argv[3] = pt_xstrdup(s->kinds[0] ? s->kinds : "-");
+    return argv;
+}
+
+static int spawn(struct slot *sl)
+{
+    struct pt_supervisor *s = sl->sup;
+    size_t nl = s->cfg.n_listeners;
+    const int *lfds = s->fds + (size_t)sl->ix * nl;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        pt_log(PT_LOG_ERROR, "socketpair: %s", strerror(errno));
+        return PT_EIO;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        pt_log(PT_LOG_ERROR, "fork: %s", strerror(errno));
+        close(sv[0]);
+        close(sv[1]);
+        return PT_EIO;
+    }
+    if (pid == 0) {
+        /* Child. Fixed layout: fd 3 = daemon socket, 4.. = listeners. Move
+         * every source out of the way first so no dup2 clobbers another. */
+        int tmp[1 + 64];
+        tmp[0] = fcntl(sv[1], F_DUPFD, 1024);
+        for (size_t i = 0; i < nl && i < 64; i++)
+            tmp[1 + i] = fcntl(lfds[i], F_DUPFD, 1024);
+        for (size_t i = 0; i <= nl && i <= 64; i++)
+            if (tmp[i] < 0 || dup2(tmp[i], 3 + (int)i) < 0)
+                _exit(127);
+        close_range(4 + (unsigned)nl, ~0U, 0);
+        sigset_t all;
+        sigemptyset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+        execv(sl->argv[0], sl->argv);
+        _exit(127);
+    }
+    close(sv[1]);
+    sl->pid = pid;
+    sl->sent = 0;
+    sl->started_ms = now_ms();
+    pthread_mutex_lock(&s->lock);
+    sl->acked = 0;
+    sl->conns = 0;
+    pthread_mutex_unlock(&s->lock);
+    uv_pipe_init(s->loop, &sl->pipe, 0);
+    sl->pipe.data = sl;
+    uv_pipe_open(&sl->pipe, sv[0]);
+    sl->pipe_open = true;
+    uv_read_start((uv_stream_t *)&sl->pipe, alloc_cb, on_read);
+    send_snapshot(sl);
+    if (s->stopping)
+        send_stop(sl);
+    return 0;
+}
+
+static void on_respawn(uv_timer_t *t)
+{
+    struct slot *sl = t->data;
+    if (sl->sup->stopping || sl->pid != 0)
+        return;
+    if (spawn(sl) != 0)
+        uv_timer_start(&sl->respawn, on_respawn, RESPAWN_PAUSE_MS, 0);
+}
+
+static bool all_gone(struct pt_supervisor *s)
+{
+    for (unsigned i = 0; i < s->cfg.workers; i++)
+        if (s->slots[i].pid != 0)
+            return false;
+    return true;
+}
+
+static void finish_stop(struct pt_supervisor *s)
+{
+    if (s->finishing)
+        return;
+    s->finishing = true;
+    uv_timer_stop(&s->kill_timer);
+    close_handle(s, (uv_handle_t *)&s->kill_timer);
+    close_handle(s, (uv_handle_t *)&s->sigchld);
+    close_handle(s, (uv_handle_t *)&s->wake);
+    for (unsigned i = 0; i < s->cfg.workers; i++) {
+        close_pipe(&s->slots[i]);
+        close_handle(s, (uv_handle_t *)&s->slots[i].respawn);
+    }
+}
+
+static void on_sigchld(uv_signal_t *h, int sig)
+{
+    struct pt_supervisor *s = h->data;
+    (void)sig;
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        struct slot *sl = NULL;
+        for (unsigned i = 0; i < s->cfg.workers; i++)
+            if (s->slots[i].pid == pid)
+                sl = &s->slots[i];
+        if (sl == NULL)
+            continue;
+        sl->pid = 0;
+        close_pipe(sl);
+        pthread_mutex_lock(&s->lock);
+        sl->conns = 0;
+        pthread_cond_broadcast(&s->acked_cv);
+        pthread_mutex_unlock(&s->lock);
+        if (s->stopping)
+            continue;
+        if (WIFSIGNALED(status))
+            pt_log(PT_LOG_WARN, "worker %u (pid %d) killed by signal %d: respawning",
+                   sl->ix, (int)pid, WTERMSIG(status));
+        else
+            pt_log(PT_LOG_WARN, "worker %u (pid %d) exited with status %d: respawning",
+                   sl->ix, (int)pid, WEXITSTATUS(status));
+        pthread_mutex_lock(&s->lock);
+        s->restarts++;
+        pthread_mutex_unlock(&s->lock);
+        bool fast = now_ms() - sl->started_ms < FAST_DEATH_MS;
+        uv_timer_start(&sl->respawn, on_respawn, fast ? RESPAWN_PAUSE_MS : 0, 0);
+    }
+    if (s->stopping && all_gone(s))
+        finish_stop(s);
+}
+
+static void on_wake(uv_async_t *a)
+{
+    struct pt_supervisor *s = a->data;
+    for (unsigned i = 0; i < s->cfg.workers; i++)
+        send_snapshot(&s->slots[i]);
+}
+
+int pt_supervisor_start(uv_loop_t *loop, const struct pt_supervisor_config *cfg,
+                        struct pt_wbuf *frame, uint64_t version,
+                        struct pt_supervisor **out)
+{
+    struct pt_supervisor *s = pt_xcalloc(1, sizeof(*s));
+    s->loop = loop;
+    s->cfg = *cfg;
+    size_t nfds = (size_t)cfg->workers * cfg->n_listeners;
+    s->fds = pt_xcalloc(nfds, sizeof(int));
+    memcpy(s->fds, cfg->fds, nfds * sizeof(int));
+    s->kinds = pt_xstrdup(cfg->kinds);
+    s->cfg.fds = s->fds;
+    s->cfg.kinds = s->kinds;
+    PT_ASSERT(cfg->n_listeners <= 64);
+    ssize_t n = readlink("/proc/self/exe", s->exe, sizeof(s->exe) - 1);
+    if (n <= 0) {
+        pt_log(PT_LOG_ERROR, "cannot find my own executable: %s", strerror(errno));
+        free(s->fds);
+        free(s->kinds);
+        free(s);
+        return PT_EIO;
+    }
+    s->exe[n] = '\0';
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->acked_cv, &ca);
+    pthread_condattr_destroy(&ca);
+
+    s->current = pt_xcalloc(1, sizeof(*s->current));
+    s->current->frame = *frame;
+    s->current->version = version;
+    s->current->refs = 1;
+    memset(frame, 0, sizeof(*frame));
+
+    uv_async_init(loop, &s->wake, on_wake);
+    s->wake.data = s;
+    uv_signal_init(loop, &s->sigchld);
+    s->sigchld.data = s;
+    uv_signal_start(&s->sigchld, on_sigchld, SIGCHLD);
+    uv_timer_init(loop, &s->kill_timer);
+    s->kill_timer.data = s;
+
+    s->slots = pt_xcalloc(cfg->workers, sizeof(*s->slots));
+    for (unsigned i = 0; i < cfg->workers; i++) {
+        struct slot *sl = &s->slots[i];
+        sl->sup = s;
+        sl->ix = i;
+        sl->argv = worker_argv(s, i);
+        uv_timer_init(loop, &sl->respawn);
+        sl->respawn.data = sl;
+    }
+    for (unsigned i = 0; i < cfg->workers; i++)
+        if (spawn(&s->slots[i]) != 0)
+            uv_timer_start(&s->slots[i].respawn, on_respawn, RESPAWN_PAUSE_MS, 0);
+    *out = s;
+    return 0;
+}
+
+void pt_supervisor_publish(struct pt_supervisor *s, struct pt_wbuf *frame,
+                           uint64_t version)
+{
+    struct blob *b = pt_xcalloc(1, sizeof(*b));
+    b->frame = *frame;
+    b->version = version;
+    b->refs = 1;
+    memset(frame, 0, sizeof(*frame));
+    pthread_mutex_lock(&s->lock);
+    struct blob *old = s->current;
+    s->current = b;
+    pthread_mutex_unlock(&s->lock);
+    blob_unref(s, old);
+    uv_async_send(&s->wake);
+}
+
+bool pt_supervisor_wait(struct pt_supervisor *s, uint64_t version, unsigned timeout_ms)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (dl.tv_nsec >= 1000000000) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000;
+    }
+    bool done = false;
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        done = true;
+        for (unsigned i = 0; i < s->cfg.workers; i++)
+            if (s->slots[i].pid != 0 && s->slots[i].acked < version)
+                done = false;
+        if (done || pthread_cond_timedwait(&s->acked_cv, &s->lock, &dl) == ETIMEDOUT)
+            break;
+    }
+    if (!done) { /* one last look: the timeout may have raced an ack */
+        done = true;
+        for (unsigned i = 0; i < s->cfg.workers; i++)
+            if (s->slots[i].pid != 0 && s->slots[i].acked < version)
+                done = false;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return done;
+}
+
+json_t *pt_supervisor_workers_json(struct pt_supervisor *s)
+{
+    json_t *a = json_array();
+    pthread_mutex_lock(&s->lock);
+    for (unsigned i = 0; i < s->cfg.workers; i++) {
+        struct slot *sl = &s->slots[i];
+        json_t *w = json_pack("{s:i, s:I, s:I, s:b}", "id", (int)i, "config_version",
+                              (json_int_t)sl->acked, "connections",
+                              (json_int_t)sl->conns, "up", sl->pid != 0);
+        json_object_set_new(w, "pid", sl->pid ? json_integer(sl->pid) : json_null());
+        json_array_append_new(a, w);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return a;
+}
+
+bool pt_supervisor_healthy(struct pt_supervisor *s)
+{
+    bool ok = true;
+    pthread_mutex_lock(&s->lock);
+    for (unsigned i = 0; i < s->cfg.workers; i++)
+        if (s->slots[i].pid == 0 || s->slots[i].acked < s->current->version)
+            ok = false;
+    pthread_mutex_unlock(&s->lock);
+    return ok && !s->stopping;
+}
+
+char *pt_supervisor_metrics(struct pt_supervisor *s)
+{
+    struct pt_wbuf b = {0};
+    char line[256];
+    pthread_mutex_lock(&s->lock);
+    int n = snprintf(line, sizeof(line),
+                     "# TYPE portier_config_version gauge\nportier_config_version %llu\n"
+                     "# TYPE portier_worker_restarts_total counter\n"
+                     "portier_worker_restarts_total %llu\n",
+                     (unsigned long long)s->current->version,
+                     (unsigned long long)s->restarts);
+    pt_wbuf_put(&b, line, (size_t)n);
+    static const char *const heads[] = {
+        "# TYPE portier_worker_config_version gauge\n",
+        "# TYPE portier_worker_connections gauge\n",
+        "# TYPE portier_worker_accepted_total counter\n",
+        "# TYPE portier_worker_refused_total counter\n"};
+    static const char *const names[] = {
+        "portier_worker_config_version", "portier_worker_connections",
+        "portier_worker_accepted_total", "portier_worker_refused_total"};
+    for (size_t m = 0; m < 4; m++) {
+        pt_wbuf_put(&b, heads[m], strlen(heads[m]));
+        for (unsigned i = 0; i < s->cfg.workers; i++) {
+            struct slot *sl = &s->slots[i];
+            uint64_t v = m == 0 ? sl->acked : m == 1 ? sl->conns
+                                           : m == 2 ? sl->accepted
+                                                    : sl->refused;
+            n = snprintf(line, sizeof(line), "%s{worker=\"%u\"} %llu\n", names[m], i,
+                         (unsigned long long)v);
+            pt_wbuf_put(&b, line, (size_t)n);
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    pt_wbuf_u8(&b, 0);
+    return (char *)b.data;
+}
+
+static void on_kill_timer(uv_timer_t *t)
+{
+    struct pt_supervisor *s = t->data;
+    for (unsigned i = 0; i < s->cfg.workers; i++)
+        if (s->slots[i].pid > 0) {
+            pt_log(PT_LOG_WARN, "worker %u still running after the grace period: killing",
+                   i);
+            kill(s->slots[i].pid, SIGKILL);
+        }
+}
+
+void pt_supervisor_stop(struct pt_supervisor *s)
+{
+    if (s->stopping)
+        return;
+    s->stopping = true;
+    for (unsigned i = 0; i < s->cfg.workers; i++) {
+        uv_timer_stop(&s->slots[i].respawn);
+        send_stop(&s->slots[i]);
+    }
+    uv_timer_start(&s->kill_timer, on_kill_timer, s->cfg.grace_ms + KILL_MARGIN_MS, 0);
+    if (all_gone(s))
+        finish_stop(s);
+}
+
+void pt_supervisor_free(struct pt_supervisor *s)
+{
+    if (s == NULL)
+        return;
+    for (unsigned i = 0; i < s->cfg.workers; i++) {
+        for (char **a = s->slots[i].argv; a && *a; a++)
+            free(*a);
+        free(s->slots[i].argv);
+        pt_ipc_rx_free(&s->slots[i].rx);
+    }
+    blob_unref(s, s->current);
+    pthread_cond_destroy(&s->acked_cv);
+    pthread_mutex_destroy(&s->lock);
+    free(s->slots);
+    free(s->fds);
+    free(s->kinds);
+    free(s);
+}

@@ -1,0 +1,58 @@
+/* Supervisor: forks the workers, feeds them snapshots, collects their acks
+ * and counters, respawns the ones that die.
+ *
+ * Runs on the daemon's libuv loop (main thread). pt_supervisor_publish,
+ * _wait, _workers_json, _healthy and _metrics may be called from the API
+ * thread: they take the supervisor's lock. Each worker slot owns one set of
+ * listening sockets (SO_REUSEPORT) that the daemon keeps, so a respawned
+ * worker takes over the very same sockets and nothing queued is lost. */
+#ifndef PT_SUPERVISOR_H
+#define PT_SUPERVISOR_H
+
+#include "common/pt.h"
+#include "common/wbuf.h"
+
+#include <jansson.h>
+#include <uv.h>
+
+struct pt_supervisor;
+
+struct pt_supervisor_config {
+    unsigned workers;
+    size_t n_listeners;     /* sockets per worker */
+    const int *fds;         /* workers x n_listeners, slot-major; borrowed */
+    const char *kinds;      /* n_listeners chars: 's' TLS, 'h' plain HTTP */
+    unsigned grace_ms;      /* how long workers may drain on stop */
+    /* Called on the loop once every worker has exited after pt_supervisor_stop. */
+    void (*on_stopped)(void *arg);
+    void *arg;
+};
+
+/* Starts every worker with <frame> (an IPC snapshot frame for <version>, owned
+ * by the supervisor from now on). Returns 0 or a negative pt_err. */
+int pt_supervisor_start(uv_loop_t *loop, const struct pt_supervisor_config *cfg,
+                        struct pt_wbuf *frame, uint64_t version,
+                        struct pt_supervisor **out);
+
+/* Thread-safe. Makes <frame> (ownership passes) the current snapshot and sends
+ * it to every worker. */
+void pt_supervisor_publish(struct pt_supervisor *s, struct pt_wbuf *frame,
+                           uint64_t version);
+
+/* Thread-safe. Waits until every live worker acked >= <version>, at most
+ * <timeout_ms>. Returns true when they all did. */
+bool pt_supervisor_wait(struct pt_supervisor *s, uint64_t version, unsigned timeout_ms);
+
+/* Thread-safe views for the API. */
+json_t *pt_supervisor_workers_json(struct pt_supervisor *s);
+bool pt_supervisor_healthy(struct pt_supervisor *s);
+char *pt_supervisor_metrics(struct pt_supervisor *s);
+
+/* Loop thread. Asks every worker to stop accepting and drain; on_stopped runs
+ * once all have exited (those still running after grace + 5 s are killed). */
+void pt_supervisor_stop(struct pt_supervisor *s);
+
+/* Loop thread, after on_stopped: frees everything. NULL is fine. */
+void pt_supervisor_free(struct pt_supervisor *s);
+
+#endif

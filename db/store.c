@@ -1,0 +1,343 @@
+#include "db/store.h"
+
+#include "common/embed.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MIGRATIONS_MAX 64
+
+struct pt_store {
+    sqlite3 *db;
+};
+
+static const char *const tables[] = {"backends", "domains"};
+
+static int exec(struct pt_store *s, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        fprintf(stderr, "portierd: sqlite: %s: %s\n", sql, msg ? msg : "?");
+        sqlite3_free(msg);
+        return PT_EDB;
+    }
+    return 0;
+}
+
+int pt_store_embedded_migrations(struct pt_migration *out, size_t max)
+{
+    size_t n = 0;
+    static const char prefix[] = "db/migrations/";
+    for (const struct pt_embed_file *f = pt_embed_files; f->path; f++) {
+        if (strncmp(f->path, prefix, sizeof(prefix) - 1) != 0)
+            continue;
+        const char *base = f->path + sizeof(prefix) - 1;
+        if (n == max || strlen(base) < 6 || base[4] != '_')
+            return PT_EINVAL;
+        unsigned num = 0;
+        for (int i = 0; i < 4; i++) {
+            if (base[i] < '0' || base[i] > '9')
+                return PT_EINVAL;
+            num = num * 10 + (unsigned)(base[i] - '0');
+        }
+        /* The table is sorted by path, so numbers must come out 1, 2, 3... */
+        if (num != n + 1)
+            return PT_EINVAL;
+        out[n].number = num;
+        out[n].name = base;
+        out[n].sql = (const char *)f->data;
+        n++;
+    }
+    return (int)n;
+}
+
+unsigned pt_store_schema_version(struct pt_store *s)
+{
+    sqlite3_stmt *st;
+    unsigned v = 0;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+        return 0;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = (unsigned)sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static int migrate(struct pt_store *s, const struct pt_migration *m, size_t n,
+                   char *err, size_t errlen)
+{
+    unsigned have = pt_store_schema_version(s);
+    if (have > n) {
+        snprintf(err, errlen,
+                 "database schema version %u is newer than this portierd knows (%zu): "
+                 "run a newer portierd or restore a backup",
+                 have, n);
+        return PT_EVERSION;
+    }
+    for (size_t i = have; i < n; i++) {
+        char *msg = NULL;
+        char pragma[64];
+        snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %u", m[i].number);
+        /* Schema change and version stamp commit together or not at all. */
+        if (exec(s, "BEGIN IMMEDIATE") != 0)
+            goto fail;
+        if (sqlite3_exec(s->db, m[i].sql, NULL, NULL, &msg) != SQLITE_OK ||
+            sqlite3_exec(s->db, pragma, NULL, NULL, &msg) != SQLITE_OK) {
+            snprintf(err, errlen, "migration %s failed: %s", m[i].name,
+                     msg ? msg : "?");
+            sqlite3_free(msg);
+            exec(s, "ROLLBACK");
+            return PT_EDB;
+        }
+        if (exec(s, "COMMIT") != 0)
+            goto fail;
+    }
+    return 0;
+fail:
+    snprintf(err, errlen, "migration failed: %s", sqlite3_errmsg(s->db));
+    return PT_EDB;
+}
+
+int pt_store_open_with(const char *path, const struct pt_migration *m, size_t n,
+                       struct pt_store **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    /* Create the file ourselves so it is 0600 whatever the umask; SQLite gives
+     * the -wal and -shm files the same mode. */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open database %s: %s", path, strerror(errno));
+        return PT_EIO;
+    }
+    close(fd);
+
+    struct pt_store *s = pt_xcalloc(1, sizeof(*s));
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX;
+    if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open database %s: %s", path,
+                 s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        pt_store_close(s);
+        return PT_EDB;
+    }
+    sqlite3_busy_timeout(s->db, 5000);
+    sqlite3_stmt *st = NULL;
+    const char *mode = NULL;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        mode = (const char *)sqlite3_column_text(st, 0);
+    if (mode == NULL || strcmp(mode, "wal") != 0) {
+        snprintf(err, errlen, "database %s: cannot use WAL mode: %s", path,
+                 sqlite3_errmsg(s->db));
+        sqlite3_finalize(st);
+        pt_store_close(s);
+        return PT_EDB;
+    }
+    sqlite3_finalize(st);
+    if (exec(s, "PRAGMA synchronous=FULL") != 0 || exec(s, "PRAGMA foreign_keys=ON") != 0) {
+        snprintf(err, errlen, "database %s: %s", path, sqlite3_errmsg(s->db));
+        pt_store_close(s);
+        return PT_EDB;
+    }
+    int rc = migrate(s, m, n, err, errlen);
+    if (rc != 0) {
+        pt_store_close(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+int pt_store_open(const char *path, struct pt_store **out, char *err, size_t errlen)
+{
+    struct pt_migration m[MIGRATIONS_MAX];
+    int n = pt_store_embedded_migrations(m, MIGRATIONS_MAX);
+    PT_ASSERT(n > 0);
+    return pt_store_open_with(path, m, (size_t)n, out, err, errlen);
+}
+
+void pt_store_close(struct pt_store *s)
+{
+    if (s == NULL)
+        return;
+    sqlite3_close_v2(s->db);
+    free(s);
+}
+
+int pt_store_begin(struct pt_store *s)
+{
+    return exec(s, "BEGIN IMMEDIATE");
+}
+
+int pt_store_commit(struct pt_store *s)
+{
+    if (exec(s, "COMMIT") != 0) {
+        exec(s, "ROLLBACK");
+        return PT_EDB;
+    }
+    return 0;
+}
+
+void pt_store_rollback(struct pt_store *s)
+{
+    if (!sqlite3_get_autocommit(s->db))
+        exec(s, "ROLLBACK");
+}
+
+uint64_t pt_store_config_version(struct pt_store *s)
+{
+    sqlite3_stmt *st;
+    uint64_t v = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key='config_version'",
+                           -1, &st, NULL) != SQLITE_OK)
+        return 0;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+int pt_store_bump_version(struct pt_store *s, uint64_t *out)
+{
+    uint64_t v = pt_store_config_version(s) + 1;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "UPDATE meta SET value = ? WHERE key='config_version'",
+                           -1, &st, NULL) != SQLITE_OK)
+        return PT_EDB;
+    char buf[24];
+    snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+    sqlite3_bind_text(st, 1, buf, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : PT_EDB;
+    sqlite3_finalize(st);
+    if (rc == 0)
+        *out = v;
+    return rc;
+}
+
+/* Statements are shared by both object tables: "%s" stands for the table. */
+static int prepare(struct pt_store *s, const char *tmpl, enum pt_store_kind k,
+                   sqlite3_stmt **st)
+{
+    char sql[512];
+    const char *mark = strstr(tmpl, "%s");
+    PT_ASSERT(mark != NULL);
+    snprintf(sql, sizeof(sql), "%.*s%s%s", (int)(mark - tmpl), tmpl, tables[k], mark + 2);
+    if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "portierd: sqlite: %s: %s\n", sql, sqlite3_errmsg(s->db));
+        return PT_EDB;
+    }
+    return 0;
+}
+
+static bool exists(struct pt_store *s, enum pt_store_kind k, const char *name)
+{
+    sqlite3_stmt *st;
+    if (prepare(s, "SELECT 1 FROM %s WHERE name = ?", k, &st) != 0)
+        return false;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    bool found = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return found;
+}
+
+int pt_store_put(struct pt_store *s, enum pt_store_kind k, const char *name,
+                 const char *doc, const char *backend, const char *mode,
+                 bool *created)
+{
+    sqlite3_stmt *st;
+    int64_t now = (int64_t)time(NULL);
+    if (k == PT_STORE_DOMAIN && !exists(s, PT_STORE_BACKEND, backend))
+        return PT_ENOTFOUND;
+    *created = !exists(s, k, name);
+    int rc;
+    if (k == PT_STORE_DOMAIN)
+        rc = prepare(s,
+                     "INSERT INTO %s (name, doc, created_at, updated_at, backend, mode) "
+                     "VALUES (?1, ?2, ?3, ?3, ?4, ?5) ON CONFLICT(name) DO UPDATE SET "
+                     "doc = ?2, updated_at = ?3, backend = ?4, mode = ?5",
+                     k, &st);
+    else
+        rc = prepare(s,
+                     "INSERT INTO %s (name, doc, created_at, updated_at) "
+                     "VALUES (?1, ?2, ?3, ?3) ON CONFLICT(name) DO UPDATE SET "
+                     "doc = ?2, updated_at = ?3",
+                     k, &st);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, doc, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    if (k == PT_STORE_DOMAIN) {
+        sqlite3_bind_text(st, 4, backend, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, mode, -1, SQLITE_STATIC);
+    }
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : PT_EDB;
+    if (rc != 0)
+        fprintf(stderr, "portierd: sqlite: put %s: %s\n", name, sqlite3_errmsg(s->db));
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int pt_store_get(struct pt_store *s, enum pt_store_kind k, const char *name, char **doc)
+{
+    sqlite3_stmt *st;
+    *doc = NULL;
+    if (prepare(s, "SELECT doc FROM %s WHERE name = ?", k, &st) != 0)
+        return PT_EDB;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int rc = PT_ENOTFOUND;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *doc = pt_xstrdup((const char *)sqlite3_column_text(st, 0));
+        rc = 0;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int pt_store_each(struct pt_store *s, enum pt_store_kind k,
+                  int (*cb)(void *arg, const char *name, const char *doc), void *arg)
+{
+    sqlite3_stmt *st;
+    if (prepare(s, "SELECT name, doc FROM %s ORDER BY name", k, &st) != 0)
+        return PT_EDB;
+    int rc = 0, step;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW)
+        rc = cb(arg, (const char *)sqlite3_column_text(st, 0),
+                (const char *)sqlite3_column_text(st, 1));
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int pt_store_delete(struct pt_store *s, enum pt_store_kind k, const char *name,
+                    char **user)
+{
+    sqlite3_stmt *st;
+    if (user)
+        *user = NULL;
+    if (!exists(s, k, name))
+        return PT_ENOTFOUND;
+    if (k == PT_STORE_BACKEND) {
+        if (sqlite3_prepare_v2(s->db,
+                               "SELECT name FROM domains WHERE backend = ? "
+                               "ORDER BY name LIMIT 1",
+                               -1, &st, NULL) != SQLITE_OK)
+            return PT_EDB;
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            if (user)
+                *user = pt_xstrdup((const char *)sqlite3_column_text(st, 0));
+            sqlite3_finalize(st);
+            return PT_EINUSE;
+        }
+        sqlite3_finalize(st);
+    }
+    if (prepare(s, "DELETE FROM %s WHERE name = ?", k, &st) != 0)
+        return PT_EDB;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : PT_EDB;
+    sqlite3_finalize(st);
+    return rc;
+}

@@ -1,0 +1,77 @@
+/* The store: SQLite, the single source of truth for configuration.
+ *
+ * WAL mode with synchronous=FULL, so a committed change survives kill -9 and
+ * power loss. The schema comes from db/migrations/NNNN_*.sql (embedded at build
+ * time), applied in order inside transactions and tracked by PRAGMA
+ * user_version; a database written by a newer portierd is refused. Objects
+ * are stored as canonical JSON documents; this module does not interpret them.
+ * One connection, serialised (SQLITE_OPEN_FULLMUTEX): callers may be the API
+ * thread and the daemon's main thread. */
+#ifndef PT_STORE_H
+#define PT_STORE_H
+
+#include "common/pt.h"
+
+struct pt_store;
+
+struct pt_migration {
+    unsigned number;  /* 1, 2, 3 ... contiguous */
+    const char *name; /* for messages */
+    const char *sql;
+};
+
+/* Opens (creating mode 0600) the database at <path> and applies the embedded
+ * migrations. Returns 0, or a negative pt_err with one line in <err>. */
+int pt_store_open(const char *path, struct pt_store **out, char *err, size_t errlen);
+
+/* Same with an explicit migration list (tests). */
+int pt_store_open_with(const char *path, const struct pt_migration *m, size_t n,
+                       struct pt_store **out, char *err, size_t errlen);
+
+/* Collects the embedded migrations in order; checks names are NNNN_x.sql and
+ * numbered 1..n without gaps. Returns the count, or PT_EINVAL (a build bug).
+ * <out> holds up to <max> entries. */
+int pt_store_embedded_migrations(struct pt_migration *out, size_t max);
+
+void pt_store_close(struct pt_store *s); /* NULL is fine */
+
+/* Schema version (PRAGMA user_version). */
+unsigned pt_store_schema_version(struct pt_store *s);
+
+/* Transactions: every mutation is one BEGIN IMMEDIATE ... COMMIT. */
+int pt_store_begin(struct pt_store *s);
+int pt_store_commit(struct pt_store *s);
+void pt_store_rollback(struct pt_store *s);
+
+/* The configuration version: bumped by every committed mutation. */
+uint64_t pt_store_config_version(struct pt_store *s);
+/* Inside a transaction: increments and returns the new version in *out. */
+int pt_store_bump_version(struct pt_store *s, uint64_t *out);
+
+enum pt_store_kind {
+    PT_STORE_BACKEND = 0,
+    PT_STORE_DOMAIN = 1,
+};
+
+/* Inserts or replaces object <name>. For domains <backend> and <mode> fill
+ * their columns (NULL for backends). *created tells insert from replace.
+ * Returns 0, or PT_ENOTFOUND when a domain names a missing backend. */
+int pt_store_put(struct pt_store *s, enum pt_store_kind k, const char *name,
+                 const char *doc, const char *backend, const char *mode,
+                 bool *created);
+
+/* Returns 0 and *doc (caller frees), or PT_ENOTFOUND. */
+int pt_store_get(struct pt_store *s, enum pt_store_kind k, const char *name,
+                 char **doc);
+
+/* Calls <cb> for every object ordered by name; <doc> is borrowed for the call.
+ * A non-zero return from <cb> stops the walk and is returned. */
+int pt_store_each(struct pt_store *s, enum pt_store_kind k,
+                  int (*cb)(void *arg, const char *name, const char *doc), void *arg);
+
+/* Deletes <name>. Returns 0, PT_ENOTFOUND, or PT_EINUSE for a backend that a
+ * domain still uses (*user, when not NULL, gets one such domain: caller frees). */
+int pt_store_delete(struct pt_store *s, enum pt_store_kind k, const char *name,
+                    char **user);
+
+#endif

@@ -1,0 +1,365 @@
+#include "worker/worker.h"
+
+#include "common/cursor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define STATS_INTERVAL_MS 1000
+#define ACCEPT_BURST 64          /* accepts per wakeup, so one busy listener
+                                    cannot starve the others */
+#define EMFILE_PAUSE_MS 100
+#define FDS_PER_CONN 2           /* client + backend */
+#define FDS_RESERVED 64          /* IPC, listeners, resolver, logs */
+
+uint64_t pt_worker_now_ms(struct pt_worker *w)
+{
+    return uv_now(w->loop);
+}
+
+static void send_frame(struct pt_worker *w, enum pt_ipc_type type, const uint64_t *v,
+                       size_t n);
+
+static void stop_polling(struct pt_worker *w)
+{
+    for (size_t i = 0; i < w->n_listeners; i++)
+        if (w->listeners[i].open)
+            uv_poll_stop(&w->listeners[i].poll);
+}
+
+static void on_accept(uv_poll_t *p, int status, int events);
+
+static void start_polling(struct pt_worker *w)
+{
+    if (w->draining || !w->accepting)
+        return;
+    for (size_t i = 0; i < w->n_listeners; i++)
+        if (w->listeners[i].open)
+            uv_poll_start(&w->listeners[i].poll, UV_READABLE, on_accept);
+}
+
+static void on_resume(uv_timer_t *t)
+{
+    struct pt_worker *w = t->data;
+    if (w->conns < w->max_conns)
+        w->paused = false;
+    if (!w->paused)
+        start_polling(w);
+}
+
+static void overload(struct pt_worker *w, const char *why)
+{
+    if (pt_ratelimit_ok(&w->overload_log, pt_worker_now_ms(w)))
+        pt_log(PT_LOG_WARN, "not accepting for now: %s (%llu open connections)", why,
+               (unsigned long long)w->conns);
+}
+
+static void on_accept(uv_poll_t *p, int status, int events)
+{
+    struct pt_listener *l = p->data;
+    struct pt_worker *w = l->w;
+    (void)events;
+    if (status < 0)
+        return;
+    for (int i = 0; i < ACCEPT_BURST; i++) {
+        if (w->conns >= w->max_conns) {
+            /* At the limit: leave connections queued in the kernel (not
+             * accepted-and-closed as libuv's EMFILE trick would) and wait
+             * for room. */
+            w->paused = true;
+            w->refused++;
+            stop_polling(w);
+            overload(w, "connection limit reached");
+            return;
+        }
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof(peer);
+        int fd = accept4(l->fd, (struct sockaddr *)&peer, &plen,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
+                errno == ECONNABORTED)
+                return;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                errno == ENOMEM) {
+                stop_polling(w);
+                uv_timer_start(&w->resume_timer, on_resume, EMFILE_PAUSE_MS, 0);
+                overload(w, strerror(errno));
+                return;
+            }
+            pt_log(PT_LOG_WARN, "accept: %s", strerror(errno));
+            return;
+        }
+        w->accepted++;
+        if (l->kind == 's')
+            pt_pass_accept(l, fd, &peer);
+        else
+            pt_http80_accept(l, fd, &peer);
+    }
+}
+
+void pt_worker_conn_opened(struct pt_worker *w)
+{
+    w->conns++;
+}
+
+static void maybe_exit(struct pt_worker *w);
+
+void pt_worker_conn_closed(struct pt_worker *w)
+{
+    PT_ASSERT(w->conns > 0);
+    w->conns--;
+    /* Resume below 90% so the worker does not flap at the limit. */
+    if (w->paused && w->conns < w->max_conns - w->max_conns / 10) {
+        w->paused = false;
+        start_polling(w);
+    }
+    if (w->draining)
+        maybe_exit(w);
+}
+
+/* ---- daemon link ------------------------------------------------------- */
+
+struct ipc_write {
+    uv_write_t req;
+    uint8_t data[PT_IPC_HDR + 32];
+};
+
+static void on_ipc_written(uv_write_t *req, int status)
+{
+    (void)status;
+    free(req);
+}
+
+static void send_frame(struct pt_worker *w, enum pt_ipc_type type, const uint64_t *v,
+                       size_t n)
+{
+    if (!w->ipc_open)
+        return;
+    struct pt_wbuf b = {0};
+    size_t off = pt_ipc_begin(&b, type);
+    for (size_t i = 0; i < n; i++)
+        pt_wbuf_u64(&b, v[i]);
+    pt_ipc_end(&b, off);
+    struct ipc_write *iw = pt_xmalloc(sizeof(*iw));
+    PT_ASSERT(b.len <= sizeof(iw->data));
+    memcpy(iw->data, b.data, b.len);
+    uv_buf_t buf = uv_buf_init((char *)iw->data, (unsigned)b.len);
+    if (uv_write(&iw->req, (uv_stream_t *)&w->ipc, &buf, 1, on_ipc_written) != 0)
+        free(iw);
+    pt_wbuf_free(&b);
+}
+
+static void send_stats(struct pt_worker *w)
+{
+    uint64_t v[4] = {w->snap ? w->snap->version : 0, w->conns, w->accepted, w->refused};
+    send_frame(w, PT_IPC_STATS, v, 4);
+}
+
+static void on_stats(uv_timer_t *t)
+{
+    send_stats(t->data);
+}
+
+static void close_cb_noop(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void close_listeners(struct pt_worker *w)
+{
+    for (size_t i = 0; i < w->n_listeners; i++) {
+        struct pt_listener *l = &w->listeners[i];
+        if (!l->open)
+            continue;
+        l->open = false;
+        uv_close((uv_handle_t *)&l->poll, close_cb_noop);
+        close(l->fd); /* uv_poll does not own the fd */
+        l->fd = -1;
+    }
+}
+
+static void close_all(struct pt_worker *w)
+{
+    close_listeners(w);
+    uv_timer_stop(&w->stats_timer);
+    uv_timer_stop(&w->drain_timer);
+    uv_timer_stop(&w->resume_timer);
+    uv_close((uv_handle_t *)&w->stats_timer, close_cb_noop);
+    uv_close((uv_handle_t *)&w->drain_timer, close_cb_noop);
+    uv_close((uv_handle_t *)&w->resume_timer, close_cb_noop);
+    uv_close((uv_handle_t *)&w->sigterm, close_cb_noop);
+    uv_close((uv_handle_t *)&w->sigint, close_cb_noop);
+    if (w->ipc_open) {
+        w->ipc_open = false;
+        uv_close((uv_handle_t *)&w->ipc, close_cb_noop);
+    }
+}
+
+static void maybe_exit(struct pt_worker *w)
+{
+    if (w->conns == 0)
+        uv_stop(w->loop);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    struct pt_worker *w = t->data;
+    pt_log(PT_LOG_INFO, "grace period over: closing %llu connections",
+           (unsigned long long)w->conns);
+    uv_stop(w->loop);
+}
+
+/* Stop taking new connections at once (a restarted daemon must be able to
+ * bind the ports), finish the ones we have within the grace period. */
+static void begin_drain(struct pt_worker *w, const char *why)
+{
+    if (w->draining)
+        return;
+    w->draining = true;
+    pt_log(PT_LOG_INFO, "%s: closing listeners, draining %llu connections", why,
+           (unsigned long long)w->conns);
+    close_listeners(w);
+    uint64_t grace = w->snap ? w->snap->settings.grace_ms : 0;
+    uv_timer_start(&w->drain_timer, on_drain_timeout, grace, 0);
+    maybe_exit(w);
+}
+
+static void apply_snapshot(struct pt_worker *w, const uint8_t *p, size_t n)
+{
+    struct pt_snapshot *s = NULL;
+    /* The daemon is trusted: a snapshot that does not decode is a bug, and
+     * going on with a half-understood config would be worse than dying. */
+    if (pt_snap_decode(p, n, &s) != 0)
+        pt_panic(__FILE__, __LINE__, "undecodable snapshot from the daemon");
+    struct pt_snapshot *old = w->snap;
+    w->snap = s;
+    pt_snap_unref(old); /* connections keep their own references */
+    pt_log(PT_LOG_DEBUG, "applied config version %llu (%zu domains)",
+           (unsigned long long)s->version, s->n_domains);
+    uint64_t v = s->version;
+    send_frame(w, PT_IPC_ACK, &v, 1);
+    if (!w->accepting) {
+        w->accepting = true;
+        start_polling(w);
+    }
+}
+
+static void ipc_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)h;
+    (void)hint;
+    static char space[65536];
+    *buf = uv_buf_init(space, sizeof(space));
+}
+
+static void on_ipc_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    struct pt_worker *w = st->data;
+    if (n < 0) {
+        w->ipc_open = false;
+        uv_close((uv_handle_t *)&w->ipc, close_cb_noop);
+        begin_drain(w, "daemon gone");
+        return;
+    }
+    pt_ipc_rx_push(&w->rx, buf->base, (size_t)n);
+    uint32_t type;
+    const uint8_t *p;
+    size_t plen;
+    int rc;
+    while ((rc = pt_ipc_rx_next(&w->rx, &type, &p, &plen)) != 0) {
+        if (rc < 0)
+            pt_panic(__FILE__, __LINE__, "malformed frame from the daemon");
+        if (type == PT_IPC_SNAPSHOT)
+            apply_snapshot(w, p, plen);
+        else if (type == PT_IPC_STOP)
+            begin_drain(w, "stop requested");
+        else
+            pt_panic(__FILE__, __LINE__, "unexpected frame type from the daemon");
+    }
+}
+
+static void on_signal(uv_signal_t *h, int sig)
+{
+    struct pt_worker *w = h->data;
+    begin_drain(w, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void set_limits(struct pt_worker *w)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    uint64_t fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+    w->max_conns = fds > FDS_RESERVED * 2 ? (fds - FDS_RESERVED) / FDS_PER_CONN : 16;
+    const char *env = getenv("PORTIER_MAX_CONNS"); /* tests of the limit */
+    if (env && atoi(env) > 0 && (uint64_t)atoi(env) < w->max_conns)
+        w->max_conns = (uint64_t)atoi(env);
+}
+
+int pt_worker_main(int argc, char **argv)
+{
+    struct pt_worker wk;
+    struct pt_worker *w = &wk;
+    memset(w, 0, sizeof(*w));
+    if (argc < 4)
+        pt_panic(__FILE__, __LINE__, "worker started without its arguments");
+    w->id = (unsigned)atoi(argv[2]);
+    const char *kinds = strcmp(argv[3], "-") == 0 ? "" : argv[3];
+    char role[32];
+    snprintf(role, sizeof(role), "worker %u", w->id);
+    pt_log_role(role);
+    signal(SIGPIPE, SIG_IGN);
+    set_limits(w);
+
+    w->loop = uv_default_loop();
+    uv_pipe_init(w->loop, &w->ipc, 0);
+    w->ipc.data = w;
+    if (uv_pipe_open(&w->ipc, PT_WORKER_FD_IPC) != 0)
+        pt_panic(__FILE__, __LINE__, "fd 3 is not the daemon socket");
+    w->ipc_open = true;
+    uv_read_start((uv_stream_t *)&w->ipc, ipc_alloc, on_ipc_read);
+
+    w->n_listeners = strlen(kinds);
+    w->listeners = pt_xcalloc(w->n_listeners, sizeof(*w->listeners));
+    for (size_t i = 0; i < w->n_listeners; i++) {
+        struct pt_listener *l = &w->listeners[i];
+        l->w = w;
+        l->kind = kinds[i];
+        l->fd = PT_WORKER_FD_LISTEN0 + (int)i;
+        socklen_t alen = sizeof(l->addr);
+        getsockname(l->fd, (struct sockaddr *)&l->addr, &alen);
+        fcntl(l->fd, F_SETFD, FD_CLOEXEC);
+        if (uv_poll_init(w->loop, &l->poll, l->fd) != 0)
+            pt_panic(__FILE__, __LINE__, "inherited listener is not pollable");
+        l->poll.data = l;
+        l->open = true;
+    }
+
+    uv_timer_init(w->loop, &w->stats_timer);
+    uv_timer_init(w->loop, &w->drain_timer);
+    uv_timer_init(w->loop, &w->resume_timer);
+    w->stats_timer.data = w->drain_timer.data = w->resume_timer.data = w;
+    uv_timer_start(&w->stats_timer, on_stats, STATS_INTERVAL_MS, STATS_INTERVAL_MS);
+    uv_signal_init(w->loop, &w->sigterm);
+    uv_signal_init(w->loop, &w->sigint);
+    w->sigterm.data = w->sigint.data = w;
+    uv_signal_start(&w->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&w->sigint, on_signal, SIGINT);
+
+    uv_run(w->loop, UV_RUN_DEFAULT);
+
+    /* Drained (or the grace period is over): whatever is still open is cut. */
+    close_all(w);
+    uv_run(w->loop, UV_RUN_NOWAIT);
+    pt_snap_unref(w->snap);
+    pt_ipc_rx_free(&w->rx);
+    free(w->listeners);
+    return 0;
+}

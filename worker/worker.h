@@ -1,0 +1,72 @@
+/* A data-plane worker: one process, one libuv loop.
+ *
+ * It inherits its listening sockets from the daemon (fd 4...) and talks to
+ * the daemon over fd 3: snapshots in, acks and counters out. It starts
+ * accepting once the first snapshot is applied, swaps snapshots between two
+ * loop events, and when the daemon goes away (EOF on fd 3, even after a
+ * SIGKILL of the daemon) or asks it to stop, it closes its listeners at once,
+ * lets established connections finish within the grace period, and exits. */
+#ifndef PT_WORKER_H
+#define PT_WORKER_H
+
+#include "common/ipc.h"
+#include "common/log.h"
+#include "common/snapshot.h"
+
+#include <uv.h>
+
+#define PT_WORKER_FD_IPC 3
+#define PT_WORKER_FD_LISTEN0 4
+
+struct pt_worker;
+
+struct pt_listener {
+    uv_poll_t poll;             /* readable = connections queued; we accept4()
+                                   ourselves to control pausing and EMFILE */
+    int fd;
+    struct pt_worker *w;
+    char kind;                  /* 's' TLS (passthrough/offload), 'h' plain HTTP */
+    bool open;
+    struct sockaddr_storage addr; /* local address, for logs and PROXY headers */
+};
+
+struct pt_worker {
+    uv_loop_t *loop;
+    unsigned id;
+    uv_pipe_t ipc;
+    bool ipc_open;
+    struct pt_ipc_rx rx;
+    struct pt_snapshot *snap;   /* current; one reference held here */
+    struct pt_listener *listeners;
+    size_t n_listeners;
+    bool accepting;             /* listeners started (after the first snapshot) */
+    bool paused;                /* at the connection limit: not accepting */
+    bool draining;              /* stop requested: listeners closed */
+    uv_timer_t stats_timer;
+    uv_timer_t drain_timer;
+    uv_timer_t resume_timer;    /* retry accepting after EMFILE/ENFILE */
+    uv_signal_t sigterm, sigint;
+    uint64_t conns;             /* open client connections */
+    uint64_t max_conns;         /* below RLIMIT_NOFILE, leaves room for backends */
+    uint64_t accepted;
+    uint64_t refused;
+    struct pt_ratelimit overload_log;
+};
+
+/* Entry point: argv = portierd --worker ID KINDS. Returns the exit status. */
+int pt_worker_main(int argc, char **argv);
+
+/* Connection bookkeeping for the protocol modules: a connection counts from
+ * accept to its last close callback. */
+void pt_worker_conn_opened(struct pt_worker *w);
+void pt_worker_conn_closed(struct pt_worker *w);
+
+/* Protocol entry points, called with a freshly accepted client (ownership of
+ * <fd> passes: the module closes it; it calls pt_worker_conn_opened first).
+ * The current snapshot is l->w->snap: take a reference to keep it. <fd> is a non-blocking accepted socket. */
+void pt_pass_accept(struct pt_listener *l, int fd, const struct sockaddr_storage *peer);
+void pt_http80_accept(struct pt_listener *l, int fd, const struct sockaddr_storage *peer);
+
+uint64_t pt_worker_now_ms(struct pt_worker *w);
+
+#endif
