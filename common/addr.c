@@ -124,7 +124,7 @@ static int fail(const char **why, const char *msg)
 }
 
 /* Shared by pt_hostport_parse and pt_listen_parse; <allow_dns> is the only
- * difference. */
+ * difference. On failure <out> may be partly written: callers clear it. */
 static int hostport_parse(const char *s, size_t len, struct pt_hostport *out,
                           bool allow_dns, const char **why)
 {
@@ -198,15 +198,10 @@ static int hostport_parse(const char *s, size_t len, struct pt_hostport *out,
 
     if (!allow_dns)
         return fail(why, "listen address must be an IP address");
-    int n = pt_dname_normalize(host, hostlen, out->host, 0, NULL);
-    if (n < 0) {
-        out->host[0] = '\0';
+    if (pt_dname_normalize(host, hostlen, out->host, 0, NULL) < 0)
         return fail(why, "invalid host name");
-    }
-    if (aton_accepts(out->host)) {
-        out->host[0] = '\0';
+    if (aton_accepts(out->host))
         return fail(why, "invalid IPv4 address");
-    }
     out->kind = PT_HOST_DNS;
     return 0;
 }

@@ -177,7 +177,7 @@ int pt_clienthello_parse(const uint8_t *buf, size_t len, uint8_t *scratch,
 
     PT_ASSERT(scratch != NULL && out != NULL);
     for (;;) {
-        if (pos == len) /* also keeps a NULL <buf> of length 0 unoffset */
+        if (pos == len) /* before any arithmetic on a NULL, empty <buf> */
             return PT_ENEEDMORE;
         size_t rlen = 0;
         int rc = record_header(buf + pos, len - pos, &rlen);
@@ -203,6 +203,7 @@ int pt_clienthello_parse(const uint8_t *buf, size_t len, uint8_t *scratch,
         if (need == 0 && have >= TLS_HS_HEADER) {
             size_t hlen = (size_t)scratch[1] << 16 | (size_t)scratch[2] << 8 |
                           scratch[3];
+            /* The contract's limit; the record check below implies it. */
             if (hlen > PT_CLIENTHELLO_MAX - TLS_HS_HEADER)
                 return PT_ETOOBIG;
             need = TLS_HS_HEADER + hlen;

@@ -39,7 +39,13 @@ struct pt_clienthello {
  *                  extensions, server_name list, ALPN list), an SNI of type
  *                  host_name that is empty, longer than 255 or contains a NUL
  *   PT_ETOOBIG     the hello needs more than PT_CLIENTHELLO_MAX bytes
- * Only the first server_name entry of type host_name is used. */
+ * Only the first server_name entry of type host_name is used.
+ * Also PT_EMALFORMED: handshake bytes after the hello in its last record (the
+ * client must wait for the server), and a repeated server_name, ALPN or
+ * supported_versions extension (the backend might read the other copy).
+ * PT_ETOOBIG comes as soon as the record lengths seen so far prove the hello
+ * cannot fit, before PT_CLIENTHELLO_MAX bytes have arrived. Bytes after the
+ * hello's records are never read. *out is written only when done. */
 int pt_clienthello_parse(const uint8_t *buf, size_t len, uint8_t *scratch,
                          struct pt_clienthello *out);
 

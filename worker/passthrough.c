@@ -1,11 +1,642 @@
-/* SNI passthrough (placeholder until the relay lands). */
+/* SNI passthrough: peek the ClientHello, route by SNI, connect to the
+ * backend, write the PROXY header and replay the buffered bytes, then relay
+ * both ways until both sides are done.
+ *
+ * Memory: while routing, a connection holds the bytes received so far (at
+ * most PT_CLIENTHELLO_MAX + one read). Once relaying, reads land in one
+ * per-worker buffer and are written straight on with uv_try_write; only what
+ * the peer's socket does not take at once is copied and held, and the side
+ * it came from stops reading until it is written (backpressure). An idle
+ * established connection therefore owns no I/O buffer at all. */
 #include "worker/worker.h"
 
+#include "common/addr.h"
+#include "common/clienthello.h"
+#include "common/proxyproto.h"
+
+#include <errno.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
+
+#define READ_BUF (64 * 1024)
+#define HELLO_BUF_MIN 2048
+
+enum pass_state {
+    PASS_PROXY_HDR = 0, /* reading a PROXY header from a trusted front */
+    PASS_HELLO,         /* buffering until the ClientHello is complete */
+    PASS_RESOLVE,       /* backend name lookup (uv_getaddrinfo) */
+    PASS_CONNECT,       /* connecting to servers[server_ix] */
+    PASS_RELAY,         /* bytes both ways */
+    PASS_CLOSING,       /* handles closing; freed on the last close_cb */
+};
+
+struct side {
+    uv_tcp_t tcp;
+    struct pass *c;
+    bool init;        /* handle initialised (must be closed) */
+    bool eof;         /* no more bytes will come from this side */
+    bool shut;        /* we shut down our writing towards this side */
+    bool reading;
+    uint8_t *pending; /* owned: bytes being written to this side, or NULL */
+    uv_write_t wreq;
+    uv_shutdown_t sreq;
+    uint64_t bytes;   /* bytes received from this side */
+};
+
+struct pass {
+    struct pt_listener *l;
+    struct pt_worker *w;
+    enum pass_state state;
+    struct side cli, srv;
+    struct pt_snapshot *snap; /* reference: routes and settings in force */
+    const struct pt_domain *dom;
+    const struct pt_backend *be;
+    size_t server_ix;
+    uv_timer_t timer;
+    uint64_t deadline_ms; /* state timeout, or idle deadline when relaying */
+    uv_getaddrinfo_t gai;
+    bool gai_pending;
+    uv_connect_t creq;
+    struct sockaddr_storage peer;  /* real client (after a trusted PROXY header) */
+    struct sockaddr_storage local; /* address the client connected to */
+    struct sockaddr_storage target;
+    uint8_t *hbuf; /* owned: first bytes from the client, replayed */
+    size_t hlen, hcap;
+    char sni[256];
+    size_t sni_len;
+    unsigned handles; /* open handles and requests; freed at zero */
+};
+
+/* Per-worker read buffer: libuv calls alloc_cb then read_cb for one stream
+ * at a time on this single thread, and read_cb consumes or copies it. */
+static uint8_t read_buf[READ_BUF];
+static uint8_t hello_scratch[PT_CLIENTHELLO_MAX];
+
+static void relay_start(struct pass *c);
+static void on_srv_failed_closed(uv_handle_t *h);
+static void try_server(struct pass *c);
+static void pass_close(struct pass *c, bool reset);
+
+static struct pass *side_conn(uv_handle_t *h)
+{
+    return ((struct side *)h->data)->c;
+}
+
+static void release(struct pass *c)
+{
+    if (--c->handles > 0)
+        return;
+    pt_snap_unref(c->snap);
+    free(c->hbuf);
+    free(c->cli.pending);
+    free(c->srv.pending);
+    struct pt_worker *w = c->w;
+    free(c);
+    pt_worker_conn_closed(w);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    release(h->data);
+}
+
+static void on_side_closed(uv_handle_t *h)
+{
+    release(side_conn(h));
+}
+
+static void close_side(struct side *s, bool reset)
+{
+    if (!s->init || uv_is_closing((uv_handle_t *)&s->tcp))
+        return;
+    /* An RST from one side is passed on as an RST, not a clean FIN: the
+     * other end must not mistake a cut transfer for a complete one. */
+    if (reset && uv_tcp_close_reset(&s->tcp, on_side_closed) == 0)
+        return;
+    uv_close((uv_handle_t *)&s->tcp, on_side_closed);
+}
+
+static void pass_close(struct pass *c, bool reset)
+{
+    if (c->state == PASS_CLOSING)
+        return;
+    c->state = PASS_CLOSING;
+    if (c->gai_pending)
+        uv_cancel((uv_req_t *)&c->gai);
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+    close_side(&c->cli, reset);
+    close_side(&c->srv, reset);
+}
+
+/* Sends a fatal TLS alert, then closes once it is written. */
+static void on_alert_written(uv_write_t *req, int status)
+{
+    struct pass *c = req->data;
+    (void)status;
+    pass_close(c, false);
+    release(c);
+}
+
+static void send_alert(struct pass *c, uint8_t desc)
+{
+    static uint8_t alerts[256][7];
+    uint8_t *a = alerts[desc];
+    pt_tls_alert(a, 0x0303, desc);
+    uv_buf_t b = uv_buf_init((char *)a, 7);
+    c->cli.wreq.data = c;
+    uv_read_stop((uv_stream_t *)&c->cli.tcp);
+    c->handles++;
+    if (uv_write(&c->cli.wreq, (uv_stream_t *)&c->cli.tcp, &b, 1, on_alert_written) != 0) {
+        c->handles--;
+        pass_close(c, false);
+    }
+}
+
+static void arm(struct pass *c, uint32_t ms)
+{
+    c->deadline_ms = pt_worker_now_ms(c->w) + ms;
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct pass *c = t->data;
+    uint64_t now = pt_worker_now_ms(c->w);
+    if (now < c->deadline_ms) {
+        /* Activity moved the deadline: sleep for what is left. Cheaper than
+         * re-arming a timer on every read. */
+        uv_timer_start(&c->timer, on_timer, c->deadline_ms - now, 0);
+        return;
+    }
+    switch (c->state) {
+    case PASS_CONNECT:
+        /* This server did not answer in time: try the next. */
+        if (!uv_is_closing((uv_handle_t *)&c->srv.tcp))
+            uv_close((uv_handle_t *)&c->srv.tcp, on_srv_failed_closed);
+        return;
+    default:
+        pass_close(c, false);
+    }
+}
+
+static void start_timer(struct pass *c, uint32_t ms)
+{
+    arm(c, ms);
+    uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+/* ---- routing ------------------------------------------------------------ */
+
+static void alloc_hello(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct pass *c = side_conn(h);
+    (void)hint;
+    if (c->hcap - c->hlen < 512) {
+        size_t cap = c->hcap ? c->hcap * 2 : HELLO_BUF_MIN;
+        if (cap > PT_CLIENTHELLO_MAX + 512)
+            cap = PT_CLIENTHELLO_MAX + 512;
+        c->hbuf = pt_xrealloc(c->hbuf, cap);
+        c->hcap = cap;
+    }
+    *buf = uv_buf_init((char *)c->hbuf + c->hlen, (unsigned)(c->hcap - c->hlen));
+}
+
+static void route(struct pass *c)
+{
+    const struct pt_snapshot *s = c->snap;
+    int ix = pt_route_lookup(s->routes, c->sni, c->sni_len);
+    if (ix < 0) {
+        send_alert(c, PT_TLS_ALERT_UNRECOGNIZED_NAME);
+        return;
+    }
+    c->dom = &s->domains[ix];
+    c->be = &s->backends[c->dom->backend_ix];
+    if (c->dom->mode != PT_MODE_PASSTHROUGH) {
+        /* TLS offload is not in this build yet: refuse cleanly. */
+        send_alert(c, PT_TLS_ALERT_HANDSHAKE_FAILURE);
+        return;
+    }
+    uv_read_stop((uv_stream_t *)&c->cli.tcp);
+    c->cli.reading = false;
+    c->server_ix = 0;
+    try_server(c);
+}
+
+static void on_hello_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    struct pass *c = side_conn((uv_handle_t *)st);
+    (void)buf;
+    if (n == 0)
+        return;
+    if (n < 0) {
+        pass_close(c, n != UV_EOF);
+        return;
+    }
+    c->hlen += (size_t)n;
+    c->cli.bytes += (uint64_t)n;
+    struct pt_clienthello ch;
+    int rc = pt_clienthello_parse(c->hbuf, c->hlen, hello_scratch, &ch);
+    if (rc == PT_ENEEDMORE) {
+        if (c->hlen >= PT_CLIENTHELLO_MAX)
+            pass_close(c, false);
+        return;
+    }
+    if (rc < 0) {
+        /* Not TLS, or a broken hello: nothing sane to answer in TLS terms
+         * for garbage, but a TLS client deserves to know. */
+        if (c->hlen >= 1 && c->hbuf[0] == 22)
+            send_alert(c, PT_TLS_ALERT_HANDSHAKE_FAILURE);
+        else
+            pass_close(c, false);
+        return;
+    }
+    c->sni_len = ch.sni_len;
+    memcpy(c->sni, ch.sni, ch.sni_len);
+    route(c);
+}
+
+/* ---- inbound PROXY header ------------------------------------------------ */
+
+static bool trusted(const struct pass *c)
+{
+    const struct pt_settings *st = &c->snap->settings;
+    for (size_t i = 0; i < st->n_trusted; i++)
+        if (pt_cidr_contains(&st->trusted[i], (const struct sockaddr *)&c->peer))
+            return true;
+    return false;
+}
+
+static void begin_hello(struct pass *c)
+{
+    c->state = PASS_HELLO;
+    if (c->hlen > 0) {
+        /* Bytes that followed the PROXY header are the start of the hello. */
+        struct pt_clienthello ch;
+        int rc = pt_clienthello_parse(c->hbuf, c->hlen, hello_scratch, &ch);
+        if (rc > 0) {
+            c->sni_len = ch.sni_len;
+            memcpy(c->sni, ch.sni, ch.sni_len);
+            route(c);
+            return;
+        }
+        if (rc != PT_ENEEDMORE) {
+            pass_close(c, false);
+            return;
+        }
+    }
+    uv_read_start((uv_stream_t *)&c->cli.tcp, alloc_hello, on_hello_read);
+}
+
+static void on_proxy_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    struct pass *c = side_conn((uv_handle_t *)st);
+    (void)buf;
+    if (n == 0)
+        return;
+    if (n < 0) {
+        pass_close(c, n != UV_EOF);
+        return;
+    }
+    c->hlen += (size_t)n;
+    /* A trusted front may also send no header at all: a TLS record starts
+     * with 22, which no PROXY header does. */
+    if (c->hbuf[0] == 22) {
+        uv_read_stop(st);
+        begin_hello(c);
+        return;
+    }
+    struct pt_proxyproto_info pi;
+    int rc = pt_proxyproto_parse(c->hbuf, c->hlen, &pi);
+    if (rc == PT_ENEEDMORE)
+        return;
+    if (rc < 0) {
+        c->w->refused++;
+        pass_close(c, false);
+        return;
+    }
+    if (!pi.local) {
+        c->peer = pi.src;
+        c->local = pi.dst;
+    }
+    memmove(c->hbuf, c->hbuf + rc, c->hlen - (size_t)rc);
+    c->hlen -= (size_t)rc;
+    uv_read_stop(st);
+    begin_hello(c);
+}
+
+/* ---- backend connection -------------------------------------------------- */
+
+static void on_connect(uv_connect_t *req, int status);
+
+static void connect_to(struct pass *c, const struct sockaddr *sa)
+{
+    struct side *s = &c->srv;
+    memset(s, 0, sizeof(*s));
+    s->c = c;
+    uv_tcp_init(c->w->loop, &s->tcp);
+    s->tcp.data = s;
+    s->init = true;
+    c->handles++;
+    c->state = PASS_CONNECT;
+    start_timer(c, c->snap->settings.connect_timeout_ms);
+    c->creq.data = c;
+    if (uv_tcp_connect(&c->creq, &s->tcp, sa, on_connect) != 0)
+        uv_close((uv_handle_t *)&s->tcp, on_srv_failed_closed);
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct pass *c = req->data;
+    c->gai_pending = false;
+    if (c->state == PASS_CLOSING) {
+        uv_freeaddrinfo(res);
+        release(c);
+        return;
+    }
+    if (status != 0 || res == NULL) {
+        uv_freeaddrinfo(res);
+        c->server_ix++;
+        try_server(c);
+        release(c);
+        return;
+    }
+    memcpy(&c->target, res->ai_addr, res->ai_addrlen);
+    uv_freeaddrinfo(res);
+    const struct pt_hostport *hp = &c->be->servers[c->server_ix];
+    if (c->target.ss_family == AF_INET)
+        ((struct sockaddr_in *)&c->target)->sin_port = htons(hp->port);
+    else
+        ((struct sockaddr_in6 *)&c->target)->sin6_port = htons(hp->port);
+    connect_to(c, (struct sockaddr *)&c->target);
+    release(c);
+}
+
+static void try_server(struct pass *c)
+{
+    if (c->server_ix >= c->be->n_servers) {
+        pt_log(PT_LOG_WARN, "backend '%s': no server reachable for '%.*s'", c->be->name,
+               (int)c->sni_len, c->sni);
+        send_alert(c, PT_TLS_ALERT_INTERNAL_ERROR);
+        return;
+    }
+    const struct pt_hostport *hp = &c->be->servers[c->server_ix];
+    if (hp->kind != PT_HOST_DNS) {
+        connect_to(c, (const struct sockaddr *)&hp->sa);
+        return;
+    }
+    char port[8];
+    snprintf(port, sizeof(port), "%u", hp->port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    c->state = PASS_RESOLVE;
+    c->gai.data = c;
+    c->handles++;
+    c->gai_pending = true;
+    start_timer(c, c->snap->settings.connect_timeout_ms);
+    if (uv_getaddrinfo(c->w->loop, &c->gai, on_resolved, hp->host, port, &hints) != 0) {
+        c->gai_pending = false;
+        c->handles--;
+        c->server_ix++;
+        try_server(c);
+    }
+}
+
+/* A failed attempt closes the server handle; its close callback moves on. */
+static void on_srv_failed_closed(uv_handle_t *h)
+{
+    struct pass *c = side_conn(h);
+    c->srv.init = false;
+    if (c->state == PASS_CONNECT) {
+        c->server_ix++;
+        try_server(c);
+    }
+    release(c);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    struct pass *c = req->data;
+    if (status == UV_ECANCELED || c->state == PASS_CLOSING)
+        return;
+    if (status != 0) {
+        if (!uv_is_closing((uv_handle_t *)&c->srv.tcp))
+            uv_close((uv_handle_t *)&c->srv.tcp, on_srv_failed_closed);
+        return;
+    }
+    relay_start(c);
+}
+
+/* ---- relay ---------------------------------------------------------------- */
+
+static void alloc_relay(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)h;
+    (void)hint;
+    *buf = uv_buf_init((char *)read_buf, sizeof(read_buf));
+}
+
+static void on_relay_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf);
+
+static struct side *peer_of(struct pass *c, struct side *s)
+{
+    return s == &c->cli ? &c->srv : &c->cli;
+}
+
+static void start_reading(struct side *s)
+{
+    if (s->reading || s->eof)
+        return;
+    if (uv_read_start((uv_stream_t *)&s->tcp, alloc_relay, on_relay_read) == 0)
+        s->reading = true;
+}
+
+static void stop_reading(struct side *s)
+{
+    if (!s->reading)
+        return;
+    uv_read_stop((uv_stream_t *)&s->tcp);
+    s->reading = false;
+}
+
+static void maybe_done(struct pass *c)
+{
+    /* Both directions finished: each side sent EOF and got our FIN. */
+    if (c->cli.eof && c->srv.eof && c->cli.shut && c->srv.shut && !c->cli.pending &&
+        !c->srv.pending)
+        pass_close(c, false);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    struct side *s = req->data;
+    struct pass *c = s->c;
+    if (c->state != PASS_CLOSING) {
+        if (status != 0)
+            pass_close(c, true);
+        else
+            maybe_done(c);
+    }
+    release(c);
+}
+
+/* Passes the EOF of <from> on to its peer once everything before it is
+ * written: a half-close, so the peer may still answer. */
+static void forward_eof(struct pass *c, struct side *to)
+{
+    if (to->shut || to->pending)
+        return;
+    to->shut = true;
+    to->sreq.data = to;
+    c->handles++;
+    if (uv_shutdown(&to->sreq, (uv_stream_t *)&to->tcp, on_shutdown) != 0) {
+        c->handles--;
+        pass_close(c, true);
+        return;
+    }
+}
+
+static void on_relay_written(uv_write_t *req, int status)
+{
+    struct side *to = req->data;
+    struct pass *c = to->c;
+    PT_FREE(to->pending);
+    if (c->state != PASS_CLOSING) {
+        struct side *from = peer_of(c, to);
+        if (status != 0)
+            pass_close(c, true);
+        else if (from->eof)
+            forward_eof(c, to);
+        else
+            start_reading(from);
+    }
+    release(c);
+}
+
+/* Writes <data> to <to>: what the socket takes now costs nothing more; the
+ * rest is copied, and <from> stops reading until it is out. */
+static int relay_write(struct pass *c, struct side *from, struct side *to,
+                       const uint8_t *data, size_t n)
+{
+    uv_buf_t b = uv_buf_init((char *)(uintptr_t)data, (unsigned)n);
+    int done = to->pending ? 0 : uv_try_write((uv_stream_t *)&to->tcp, &b, 1);
+    if (done == UV_EAGAIN || done == UV_ENOSYS)
+        done = 0;
+    if (done < 0)
+        return done;
+    if ((size_t)done == n)
+        return 0;
+    PT_ASSERT(to->pending == NULL);
+    size_t rest = n - (size_t)done;
+    to->pending = pt_xmalloc(rest);
+    memcpy(to->pending, data + done, rest);
+    b = uv_buf_init((char *)to->pending, (unsigned)rest);
+    to->wreq.data = to;
+    c->handles++;
+    int rc = uv_write(&to->wreq, (uv_stream_t *)&to->tcp, &b, 1, on_relay_written);
+    if (rc != 0) {
+        c->handles--;
+        PT_FREE(to->pending);
+        return rc;
+    }
+    stop_reading(from);
+    return 0;
+}
+
+static void on_relay_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    struct side *from = st->data;
+    struct pass *c = from->c;
+    struct side *to = peer_of(c, from);
+    if (n == 0)
+        return;
+    if (n == UV_EOF) {
+        from->eof = true;
+        stop_reading(from);
+        forward_eof(c, to);
+        maybe_done(c);
+        return;
+    }
+    if (n < 0) {
+        pass_close(c, true);
+        return;
+    }
+    from->bytes += (uint64_t)n;
+    c->deadline_ms = pt_worker_now_ms(c->w) + c->snap->settings.idle_timeout_ms;
+    if (relay_write(c, from, to, (const uint8_t *)buf->base, (size_t)n) != 0)
+        pass_close(c, true);
+}
+
+static void relay_start(struct pass *c)
+{
+    uint8_t hdr[PT_PP_OUT_MAX];
+    int hn = 0;
+    c->state = PASS_RELAY;
+    uv_tcp_nodelay(&c->srv.tcp, 1);
+    if (c->be->proxy_protocol != PT_PP_NONE) {
+        hn = pt_proxyproto_encode(c->be->proxy_protocol, (struct sockaddr *)&c->peer,
+                                  (struct sockaddr *)&c->local, c->sni_len ? c->sni : NULL,
+                                  c->sni_len, hdr, sizeof(hdr));
+        if (hn < 0)
+            hn = 0;
+    }
+    /* Header and replayed hello leave in one write (one segment). */
+    size_t total = (size_t)hn + c->hlen;
+    uint8_t *first = pt_xmalloc(total);
+    memcpy(first, hdr, (size_t)hn);
+    memcpy(first + hn, c->hbuf, c->hlen);
+    PT_FREE(c->hbuf);
+    c->hlen = c->hcap = 0;
+    c->deadline_ms = pt_worker_now_ms(c->w) + c->snap->settings.idle_timeout_ms;
+    uv_timer_start(&c->timer, on_timer, c->snap->settings.idle_timeout_ms, 0);
+    int rc = relay_write(c, &c->cli, &c->srv, first, total);
+    free(first);
+    if (rc != 0) {
+        pass_close(c, true);
+        return;
+    }
+    start_reading(&c->srv);
+    if (c->srv.pending == NULL)
+        start_reading(&c->cli);
+}
+
+/* ---- accept ---------------------------------------------------------------- */
 
 void pt_pass_accept(struct pt_listener *l, int fd, const struct sockaddr_storage *peer)
 {
-    (void)l;
-    (void)peer;
-    close(fd);
+    struct pt_worker *w = l->w;
+    struct pass *c = pt_xcalloc(1, sizeof(*c));
+    c->l = l;
+    c->w = w;
+    c->snap = pt_snap_ref(w->snap);
+    c->peer = *peer;
+    socklen_t alen = sizeof(c->local);
+    if (getsockname(fd, (struct sockaddr *)&c->local, &alen) != 0)
+        c->local = l->addr;
+    /* A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d. */
+    pt_sockaddr_unmap(&c->peer);
+    pt_sockaddr_unmap(&c->local);
+    pt_worker_conn_opened(w);
+
+    c->cli.c = c;
+    c->srv.c = c;
+    uv_tcp_init(w->loop, &c->cli.tcp);
+    c->cli.tcp.data = &c->cli;
+    uv_timer_init(w->loop, &c->timer);
+    c->timer.data = c;
+    c->handles = 2;
+    if (uv_tcp_open(&c->cli.tcp, fd) != 0) {
+        close(fd);
+        c->cli.init = true;
+        pass_close(c, false);
+        return;
+    }
+    c->cli.init = true;
+    uv_tcp_nodelay(&c->cli.tcp, 1);
+    start_timer(c, c->snap->settings.hello_timeout_ms);
+    if (trusted(c)) {
+        c->state = PASS_PROXY_HDR;
+        uv_read_start((uv_stream_t *)&c->cli.tcp, alloc_hello, on_proxy_read);
+    } else {
+        c->state = PASS_HELLO;
+        uv_read_start((uv_stream_t *)&c->cli.tcp, alloc_hello, on_hello_read);
+    }
 }

@@ -161,7 +161,7 @@ note "duplicate key in a JSON object (not in the contract): $STATUS ${BODY:0:200
 expect_fail "invalid UTF-8 in the body" 400 "" PUT /api/v1/backends/bx "$(printf '{"servers":["127.0.0.1:80"],"name":"\xff"}')"
 
 # Body size: exactly 1 MiB is allowed, one byte more gets 413.
-python3 - "$T/1mib.json" "$T/big.json" <<'EOF'
+"$PY" - "$T/1mib.json" "$T/big.json" <<'EOF'
 import sys
 obj = b'{"servers":["127.0.0.1:80"]}'
 limit = 1024 * 1024
@@ -175,7 +175,7 @@ api_file PUT /api/v1/backends/toobig "$T/big.json"
 s=$STATUS b=$BODY
 after=$(cfg_version); STATUS=$s BODY=$b
 check "body of 1 MiB + 1 byte -> 413 with error shape, config_version unchanged" _fail_ok 413 "$before" "$after"
-python3 -c 'import sys; open(sys.argv[1], "wb").write(b"{\"servers\":[\"127.0.0.1:80\"],\"x\":\"" + b"a" * (8 << 20) + b"\"}")' "$T/huge.json"
+"$PY" -c 'import sys; open(sys.argv[1], "wb").write(b"{\"servers\":[\"127.0.0.1:80\"],\"x\":\"" + b"a" * (8 << 20) + b"\"}")' "$T/huge.json"
 api_file PUT /api/v1/backends/toobig "$T/huge.json"
 check "body of 8 MiB -> 413 with error shape" is_error 413
 api GET /api/v1/backends/toobig

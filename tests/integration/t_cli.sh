@@ -47,7 +47,7 @@ run_bad "--trusted-proxy 10.0.0.0/33"   "${BASE[@]}" --workers 1 --trusted-proxy
 run_bad "--config missing file"         "${BASE[@]}" --workers 1 --config "$T/no-such.conf"
 
 # ---- addresses already in use -------------------------------------------------
-python3 -c '
+"$PY" -c '
 import socket, sys, time
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
 print(s.getsockname()[1], flush=True)
