@@ -136,13 +136,13 @@ static void load_token(struct pt_daemon *d)
         s[--len] = '\0';
     if (len < 16)
         die_usage("--api-token-file %s: token too short (at least 16 characters)", path);
-    if ((size_t)n >= sizeof(d->token) - 1)
+    if ((size_t)n >= sizeof(d->token) - 1 || len >= sizeof(d->token))
         die_usage("--api-token-file %s: token too long", path);
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f)
             die_usage("--api-token-file %s: token has spaces or control characters",
                       path);
-    snprintf(d->token, sizeof(d->token), "%s", s);
+    memcpy(d->token, s, len + 1); /* len < sizeof(d->token) checked above */
 }
 
 static int bind_one(const struct pt_listen *l, bool reuseport, char *why, size_t whylen)

@@ -201,6 +201,13 @@ static void alloc_hello(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     *buf = uv_buf_init((char *)c->hbuf + c->hlen, (unsigned)(c->hcap - c->hlen));
 }
 
+static void set_sni(struct pass *c, const struct pt_clienthello *ch)
+{
+    c->sni_len = ch->sni_len;
+    if (ch->sni_len) /* ch->sni is NULL when there is none */
+        memcpy(c->sni, ch->sni, ch->sni_len);
+}
+
 static void route(struct pass *c)
 {
     const struct pt_snapshot *s = c->snap;
@@ -250,8 +257,7 @@ static void on_hello_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
             pass_close(c, false);
         return;
     }
-    c->sni_len = ch.sni_len;
-    memcpy(c->sni, ch.sni, ch.sni_len);
+    set_sni(c, &ch);
     route(c);
 }
 
@@ -274,8 +280,7 @@ static void begin_hello(struct pass *c)
         struct pt_clienthello ch;
         int rc = pt_clienthello_parse(c->hbuf, c->hlen, hello_scratch, &ch);
         if (rc > 0) {
-            c->sni_len = ch.sni_len;
-            memcpy(c->sni, ch.sni, ch.sni_len);
+            set_sni(c, &ch);
             route(c);
             return;
         }

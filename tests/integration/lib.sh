@@ -158,7 +158,10 @@ check() {
         FAILS=$((FAILS + 1))
         FAILED_LIST+=("$desc")
         [ -z "$WHY" ] || note "  $WHY"
-        [ -z "$LAST_REQ" ] || note "  last request: $LAST_REQ -> ${STATUS:-?} ${BODY:0:400}"
+        case "$1" in # the last request is evidence only for checks about a response
+            is_*|json_*|_fail_ok|_ok_mut)
+                [ -z "$LAST_REQ" ] || note "  last request: $LAST_REQ -> ${STATUS:-?} ${BODY:0:400}" ;;
+        esac
     fi
 }
 
@@ -167,7 +170,6 @@ bail() {
     echo "not ok - $1"
     FAILS=$((FAILS + 1))
     FAILED_LIST+=("$1")
-    show_log
     finish
 }
 
@@ -262,9 +264,9 @@ else:
 json_get() { _json_eval get "$@"; }
 json_true() { _json_eval true "$@"; }
 
-# is_status CODE
+# is_status CODE[|CODE...]
 is_status() {
-    [ "$STATUS" = "$1" ] && return 0
+    [[ "|$1|" == *"|$STATUS|"* ]] && return 0
     WHY="status $STATUS, expected $1"
     return 1
 }
@@ -297,8 +299,10 @@ is_json_ct() {
 # Current config_version from /api/v1/status (in a subshell: leaves STATUS/BODY alone).
 cfg_version() { ( api GET /api/v1/status; json_get 'd["config_version"]' ) || echo "?"; }
 
-# Worker pids from /api/v1/status, space separated.
-worker_pids() { ( api GET /api/v1/status; json_get '" ".join(str(w["pid"]) for w in d["workers"])' ); }
+# Worker pids from /api/v1/status, space separated (entries without an integer
+# pid, e.g. a worker being respawned, are left out: count them to notice).
+worker_pids() { ( api GET /api/v1/status
+    json_get '" ".join(str(w["pid"]) for w in d["workers"] if type(w.get("pid")) is int)' ); }
 
 # workers_at VERSION [COUNT]: status lists COUNT workers (any if omitted), all at VERSION.
 workers_at() {

@@ -38,6 +38,7 @@ note "killed portierd with SIGKILL; its workers were: $KILLED_WORKERS"
 check "workers were listed before the kill" [ -n "$KILLED_WORKERS" ]
 check "https port $HTTPS_PORT not listening within 5 s of the kill" wait_until 5 port_free "$HTTPS_PORT"
 check "http port $HTTP_PORT not listening within 5 s of the kill" wait_until 5 port_free "$HTTP_PORT"
+check "api port $API_PORT not listening within 5 s of the kill" wait_until 5 port_free "$API_PORT"
 check "workers ($KILLED_WORKERS) exit by themselves within 5 s" wait_until 5 all_gone $KILLED_WORKERS
 left=$(marked_pids | tr '\n' ' ')
 check "no portierd process left 5 s after kill -9 ($left)" [ -z "$left" ]

@@ -23,13 +23,18 @@ check "all 3 workers at config_version $CV right after the answer" workers_at "$
 VICTIM=${W0%% *}
 kill -9 "$VICTIM"
 note "killed worker $VICTIM"
+SEEN=""
 respawned() {
-    local now; now=$(worker_pids) || return 1
-    [ "$(wc -w <<<"$now")" = 3 ] && ! grep -qw "$VICTIM" <<<"$now"
+    api GET /api/v1/status
+    local now; now=$(json_get '" ".join(str(w.get("pid")) for w in d["workers"])') || return 1
+    case " $SEEN " in *" [$now] "*) ;; *) SEEN="$SEEN [$now]" ;; esac
+    [ "$(wc -w <<<"$now")" = 3 ] && ! grep -qw "$VICTIM" <<<"$now" &&
+        json_true 'all(type(w.get("pid")) is int for w in d["workers"])'
 }
 T0=$(now_ms)
 check "within 5 s status lists 3 workers again, without $VICTIM" wait_until 5 respawned
 note "respawn seen after $(( $(now_ms) - T0 )) ms; workers now: $(worker_pids)"
+note "worker pids listed by status meanwhile:$SEEN"
 W1=$(worker_pids)
 track_pid $W1
 NEW=$(for p in $W1; do grep -qw "$p" <<<"$W0" || echo "$p"; done)

@@ -1,0 +1,3 @@
+build/asan/obj/common/dname.o: common/dname.c common/dname.h common/pt.h
+common/dname.h:
+common/pt.h:

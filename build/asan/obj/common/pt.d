@@ -1,0 +1,2 @@
+build/asan/obj/common/pt.o: common/pt.c common/pt.h
+common/pt.h:

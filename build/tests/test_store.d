@@ -1,0 +1,3 @@
+build/tests/test_store: tests/unit/test_store.c db/store.h common/pt.h
+db/store.h:
+common/pt.h:

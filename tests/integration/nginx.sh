@@ -1,0 +1,64 @@
+# nginx backends for integration tests (sourced after lib.sh).
+#
+#   make_cert NAME "DNS:a.test,DNS:*.a.test"   -> $T/NAME.pem, $T/NAME.key (+ $T/ca.pem)
+#   start_nginx NAME 'server { ... }' ...       -> runs nginx with those server
+#                                                 blocks, prefix $T/nginx-NAME
+# Server blocks may use log format "pt": remote_addr, proxy_protocol_addr,
+# ssl_server_name, X-Forwarded-For, X-Real-IP, request, status, bytes.
+
+NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+[ -x "$NGINX" ] || { echo "# nginx not installed: skipping"; exit 77; }
+
+# One throwaway CA per test; leaf certificates signed by it.
+make_ca() {
+    [ -f "$T/ca.pem" ] && return 0
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$T/ca.key" -out "$T/ca.pem" -days 2 -subj "/CN=portier test CA" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+}
+
+make_cert() {
+    local name=$1 sans=$2
+    make_ca
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$T/$name.key" -out "$T/$name.csr" -subj "/CN=$name" 2>/dev/null
+    printf '%s\n' 'basicConstraints=critical,CA:FALSE' 'keyUsage=critical,digitalSignature' \
+        'extendedKeyUsage=serverAuth' "subjectAltName=$sans" >"$T/$name.ext"
+    openssl x509 -req -in "$T/$name.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" \
+        -set_serial "0x$(openssl rand -hex 8)" -days 2 -extfile "$T/$name.ext" \
+        -out "$T/$name.pem" 2>/dev/null
+}
+
+# start_nginx NAME SERVER_BLOCKS: waits until every "listen" port answers.
+start_nginx() {
+    local name=$1 servers=$2 p="$T/nginx-$1"
+    mkdir -p "$p/logs" "$p/tmp"
+    cat >"$p/nginx.conf" <<CONF
+user root;
+worker_processes 1;
+pid $p/nginx.pid;
+error_log $p/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $p/tmp/body;
+    proxy_temp_path $p/tmp/proxy;
+    fastcgi_temp_path $p/tmp/fastcgi;
+    uwsgi_temp_path $p/tmp/uwsgi;
+    scgi_temp_path $p/tmp/scgi;
+    default_type application/octet-stream;
+    log_format pt '\$remote_addr|\$proxy_protocol_addr|\$ssl_server_name|\$http_x_forwarded_for|\$http_x_real_ip|\$request|\$status|\$body_bytes_sent|\$http_x_forwarded_proto|\$http_x_forwarded_host';
+    $servers
+}
+CONF
+    env "$MARK" "$NGINX" -p "$p" -c "$p/nginx.conf" -g 'daemon off;' >"$p/logs/stderr" 2>&1 &
+    local pid=$!
+    track_pid "$pid"
+    eval "NGINX_PID_$name=$pid"
+    local port
+    for port in $(grep -oE 'listen +[^ ;]+' "$p/nginx.conf" | grep -oE '[0-9]+$'); do
+        wait_until 10 port_listening "$port" || {
+            note "nginx $name did not listen on $port"; cat "$p/logs/stderr" "$p/logs/error.log" | sed 's/^/#   /'; return 1; }
+    done
+}

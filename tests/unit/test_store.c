@@ -1,0 +1,568 @@
+#include <criterion/criterion.h>
+
+#include "db/store.h"
+
+#include <ftw.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Every test gets its own directory under /tmp, removed afterwards. */
+static char dir[64];
+static char dbpath[128];
+
+static void setup(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/pt-store-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(dbpath, sizeof(dbpath), "%s/portier.db", dir);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void teardown(void)
+{
+    if (dir[0])
+        nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(store, .init = setup, .fini = teardown);
+
+static struct pt_store *open_default(void)
+{
+    struct pt_store *s = NULL;
+    char err[256] = "";
+    int rc = pt_store_open(dbpath, &s, err, sizeof(err));
+    cr_assert_eq(rc, 0, "pt_store_open: %s (%s)", pt_strerror(rc), err);
+    cr_assert_not_null(s);
+    return s;
+}
+
+/* Reads a single integer or text with a separate SQLite connection: what a
+ * second process (or the daemon after a restart) would see. */
+static long long peek_int(const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    long long v = -1;
+    cr_assert_eq(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql,
+                 sqlite3_errmsg(db));
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static bool table_exists(const char *name)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='%s'", name);
+    return peek_int(sql) == 1;
+}
+
+static void set_user_version(unsigned v)
+{
+    sqlite3 *db = NULL;
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %u", v);
+    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static mode_t file_mode(const char *path)
+{
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0, "stat %s", path);
+    return st.st_mode & 07777;
+}
+
+/* ---- open, migrations ---------------------------------------------------- */
+
+Test(store, embedded_migrations)
+{
+    struct pt_migration m[64];
+    int n = pt_store_embedded_migrations(m, 64);
+    cr_assert_geq(n, 1);
+    for (int i = 0; i < n; i++) {
+        cr_expect_eq(m[i].number, (unsigned)i + 1);
+        cr_expect_not_null(m[i].sql);
+        cr_expect_eq(strlen(m[i].name) > 5 && m[i].name[4] == '_', true, "%s", m[i].name);
+    }
+    cr_expect_str_eq(m[0].name, "0001_init.sql");
+    /* Not enough room is a build bug, reported rather than overflowed. */
+    cr_expect_eq(pt_store_embedded_migrations(m, 0), PT_EINVAL);
+    if (n > 1)
+        cr_expect_eq(pt_store_embedded_migrations(m, (size_t)n - 1), PT_EINVAL);
+}
+
+Test(store, open_creates_private_wal_database)
+{
+    mode_t old = umask(0);
+    struct pt_store *s = open_default();
+    cr_expect_eq(file_mode(dbpath), 0600, "database mode %o", file_mode(dbpath));
+
+    struct pt_migration m[64];
+    int n = pt_store_embedded_migrations(m, 64);
+    cr_expect_eq(pt_store_schema_version(s), (unsigned)n);
+    cr_expect_eq(peek_int("PRAGMA user_version"), n);
+    cr_expect(table_exists("backends"));
+    cr_expect(table_exists("domains"));
+    cr_expect(table_exists("meta"));
+
+    /* WAL is recorded in the file header: another connection sees it. */
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    cr_expect_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+
+    /* A write goes through the -wal file, which is as private as the db. */
+    bool created;
+    cr_assert_eq(pt_store_put(s, PT_STORE_BACKEND, "b", "{}", NULL, NULL, &created), 0);
+    char wal[160], shm[160];
+    snprintf(wal, sizeof(wal), "%s-wal", dbpath);
+    snprintf(shm, sizeof(shm), "%s-shm", dbpath);
+    cr_expect_eq(access(wal, F_OK), 0, "no -wal file");
+    if (access(wal, F_OK) == 0)
+        cr_expect_eq(file_mode(wal), 0600, "-wal mode %o", file_mode(wal));
+    if (access(shm, F_OK) == 0)
+        cr_expect_eq(file_mode(shm), 0600, "-shm mode %o", file_mode(shm));
+    pt_store_close(s);
+    umask(old);
+}
+
+Test(store, open_unwritable_path)
+{
+    struct pt_store *s = (struct pt_store *)0x1;
+    char err[256] = "";
+    char bad[160];
+    snprintf(bad, sizeof(bad), "%s/missing/dir/portier.db", dir);
+    int rc = pt_store_open(bad, &s, err, sizeof(err));
+    cr_expect_lt(rc, 0);
+    cr_expect_null(s);
+    cr_expect_neq(err[0], '\0');
+    cr_expect_eq(strchr(err, '\n'), NULL, "one line: %s", err);
+}
+
+Test(store, open_twice_is_idempotent)
+{
+    struct pt_store *s = open_default();
+    pt_store_close(s);
+    s = open_default();
+    struct pt_migration m[64];
+    int n = pt_store_embedded_migrations(m, 64);
+    cr_expect_eq(pt_store_schema_version(s), (unsigned)n);
+    cr_expect_eq(pt_store_config_version(s), 1);
+    pt_store_close(s);
+    pt_store_close(NULL);
+}
+
+static const struct pt_migration test_migs[] = {
+    {1, "0001_a.sql", "CREATE TABLE a (x INTEGER); INSERT INTO a VALUES (1);"},
+    {2, "0002_b.sql", "INSERT INTO a SELECT max(x) + 1 FROM a;"},
+    {3, "0003_c.sql", "ALTER TABLE a ADD COLUMN y TEXT; UPDATE a SET y = 'v' || x;"},
+    {4, "0004_d.sql", "CREATE TABLE d (z TEXT); INSERT INTO d SELECT group_concat(y) FROM a;"},
+};
+
+static int open_with(const struct pt_migration *m, size_t n, struct pt_store **s,
+                     char *err, size_t errlen)
+{
+    *s = (struct pt_store *)0x1;
+    err[0] = '\0';
+    return pt_store_open_with(dbpath, m, n, s, err, errlen);
+}
+
+Test(store, migrations_apply_in_order_once)
+{
+    struct pt_store *s;
+    char err[256];
+    cr_assert_eq(open_with(test_migs, 2, &s, err, sizeof(err)), 0, "%s", err);
+    cr_expect_eq(pt_store_schema_version(s), 2);
+    pt_store_close(s);
+    cr_expect_eq(peek_int("SELECT count(*) FROM a"), 2);
+    cr_expect_eq(peek_int("SELECT max(x) FROM a"), 2);
+
+    /* Reopening with more migrations applies only the new ones, in order. */
+    cr_assert_eq(open_with(test_migs, 4, &s, err, sizeof(err)), 0, "%s", err);
+    cr_expect_eq(pt_store_schema_version(s), 4);
+    pt_store_close(s);
+    cr_expect_eq(peek_int("PRAGMA user_version"), 4);
+    cr_expect_eq(peek_int("SELECT count(*) FROM a"), 2);
+    cr_expect_eq(peek_int("SELECT count(*) FROM d WHERE z = 'v1,v2'"), 1);
+
+    /* And reopening with the same list runs nothing again. */
+    cr_assert_eq(open_with(test_migs, 4, &s, err, sizeof(err)), 0, "%s", err);
+    pt_store_close(s);
+    cr_expect_eq(peek_int("SELECT count(*) FROM a"), 2);
+    cr_expect_eq(peek_int("SELECT count(*) FROM d"), 1);
+}
+
+Test(store, refuses_newer_database)
+{
+    struct pt_store *s;
+    char err[256];
+    cr_assert_eq(open_with(test_migs, 3, &s, err, sizeof(err)), 0, "%s", err);
+    pt_store_close(s);
+
+    int rc = open_with(test_migs, 2, &s, err, sizeof(err));
+    cr_expect_eq(rc, PT_EVERSION);
+    cr_expect_null(s);
+    cr_expect_not_null(strstr(err, "newer"), "message: %s", err);
+    cr_expect_eq(strchr(err, '\n'), NULL);
+    /* Nothing was touched. */
+    cr_expect_eq(peek_int("PRAGMA user_version"), 3);
+
+    /* The embedded list refuses a database stamped past it. */
+    set_user_version(99);
+    s = (struct pt_store *)0x1;
+    err[0] = '\0';
+    rc = pt_store_open(dbpath, &s, err, sizeof(err));
+    cr_expect_eq(rc, PT_EVERSION);
+    cr_expect_null(s);
+    cr_expect_not_null(strstr(err, "newer"), "message: %s", err);
+    cr_expect_eq(peek_int("PRAGMA user_version"), 99);
+}
+
+Test(store, failing_migration_rolls_back)
+{
+    static const struct pt_migration bad[] = {
+        {1, "0001_a.sql", "CREATE TABLE a (x INTEGER); INSERT INTO a VALUES (1);"},
+        {2, "0002_bad.sql",
+         "CREATE TABLE half (x INTEGER); INSERT INTO a VALUES (2); "
+         "INSERT INTO no_such_table VALUES (3);"},
+        {3, "0003_c.sql", "CREATE TABLE never (x INTEGER);"},
+    };
+    struct pt_store *s;
+    char err[256];
+    int rc = open_with(bad, 3, &s, err, sizeof(err));
+    cr_expect_lt(rc, 0);
+    cr_expect_null(s);
+    cr_expect_not_null(strstr(err, "0002_bad.sql"), "message: %s", err);
+    cr_expect_eq(strchr(err, '\n'), NULL);
+    /* Migration 1 committed, migration 2 left no trace, 3 never ran. */
+    cr_expect_eq(peek_int("PRAGMA user_version"), 1);
+    cr_expect(table_exists("a"));
+    cr_expect_not(table_exists("half"));
+    cr_expect_not(table_exists("never"));
+    cr_expect_eq(peek_int("SELECT count(*) FROM a"), 1);
+
+    /* A fixed migration 2 then applies cleanly. */
+    cr_assert_eq(open_with(test_migs, 2, &s, err, sizeof(err)), 0, "%s", err);
+    pt_store_close(s);
+    cr_expect_eq(peek_int("PRAGMA user_version"), 2);
+    cr_expect_eq(peek_int("SELECT count(*) FROM a"), 2);
+}
+
+Test(store, failing_first_migration_leaves_empty_database)
+{
+    static const struct pt_migration bad[] = {
+        {1, "0001_bad.sql", "CREATE TABLE t (x INTEGER); CREATE TABLE ("},
+    };
+    struct pt_store *s;
+    char err[256];
+    cr_expect_lt(open_with(bad, 1, &s, err, sizeof(err)), 0);
+    cr_expect_null(s);
+    cr_expect_eq(peek_int("PRAGMA user_version"), 0);
+    cr_expect_not(table_exists("t"));
+}
+
+/* ---- objects ------------------------------------------------------------- */
+
+struct collected {
+    char names[16][64];
+    char docs[16][128];
+    int n;
+    int stop_at; /* return 7 from the callback at this index, -1 never */
+};
+
+static int collect(void *arg, const char *name, const char *doc)
+{
+    struct collected *c = arg;
+    cr_assert_lt(c->n, 16);
+    snprintf(c->names[c->n], sizeof(c->names[0]), "%s", name);
+    snprintf(c->docs[c->n], sizeof(c->docs[0]), "%s", doc);
+    c->n++;
+    return c->n - 1 == c->stop_at ? 7 : 0;
+}
+
+Test(store, put_get_each_delete)
+{
+    struct pt_store *s = open_default();
+    bool created = false;
+    char *doc = (char *)0x1;
+
+    cr_expect_eq(pt_store_get(s, PT_STORE_BACKEND, "b1", &doc), PT_ENOTFOUND);
+    cr_expect_null(doc);
+
+    cr_assert_eq(pt_store_put(s, PT_STORE_BACKEND, "b2", "{\"v\":2}", NULL, NULL, &created),
+                 0);
+    cr_expect(created);
+    cr_assert_eq(pt_store_put(s, PT_STORE_BACKEND, "b1", "{\"v\":1}", NULL, NULL, &created),
+                 0);
+    cr_expect(created);
+    cr_assert_eq(pt_store_put(s, PT_STORE_BACKEND, "b1", "{\"v\":11}", NULL, NULL, &created),
+                 0);
+    cr_expect_not(created, "a replace is not a create");
+
+    cr_assert_eq(pt_store_get(s, PT_STORE_BACKEND, "b1", &doc), 0);
+    cr_expect_str_eq(doc, "{\"v\":11}");
+    free(doc);
+    /* Names are exact: no case folding. */
+    cr_expect_eq(pt_store_get(s, PT_STORE_BACKEND, "B1", &doc), PT_ENOTFOUND);
+    /* Kinds are separate namespaces. */
+    cr_expect_eq(pt_store_get(s, PT_STORE_DOMAIN, "b1", &doc), PT_ENOTFOUND);
+
+    cr_assert_eq(pt_store_put(s, PT_STORE_DOMAIN, "z.example.org", "{\"d\":\"z\"}", "b1",
+                              "offload", &created),
+                 0);
+    cr_expect(created);
+    cr_assert_eq(pt_store_put(s, PT_STORE_DOMAIN, "a.example.org", "{\"d\":\"a\"}", "b2",
+                              "passthrough", &created),
+                 0);
+
+    struct collected c = {.stop_at = -1};
+    cr_assert_eq(pt_store_each(s, PT_STORE_BACKEND, collect, &c), 0);
+    cr_assert_eq(c.n, 2);
+    cr_expect_str_eq(c.names[0], "b1");
+    cr_expect_str_eq(c.docs[0], "{\"v\":11}");
+    cr_expect_str_eq(c.names[1], "b2");
+
+    memset(&c, 0, sizeof(c));
+    c.stop_at = -1;
+    cr_assert_eq(pt_store_each(s, PT_STORE_DOMAIN, collect, &c), 0);
+    cr_assert_eq(c.n, 2);
+    cr_expect_str_eq(c.names[0], "a.example.org"); /* ordered by name */
+    cr_expect_str_eq(c.names[1], "z.example.org");
+
+    /* A non-zero return stops the walk and is passed back. */
+    memset(&c, 0, sizeof(c));
+    c.stop_at = 0;
+    cr_expect_eq(pt_store_each(s, PT_STORE_BACKEND, collect, &c), 7);
+    cr_expect_eq(c.n, 1);
+
+    cr_expect_eq(pt_store_delete(s, PT_STORE_DOMAIN, "a.example.org", NULL), 0);
+    cr_expect_eq(pt_store_delete(s, PT_STORE_DOMAIN, "a.example.org", NULL), PT_ENOTFOUND);
+    cr_expect_eq(pt_store_get(s, PT_STORE_DOMAIN, "a.example.org", &doc), PT_ENOTFOUND);
+    cr_expect_eq(pt_store_delete(s, PT_STORE_BACKEND, "b2", NULL), 0);
+    cr_expect_eq(pt_store_delete(s, PT_STORE_BACKEND, "nope", NULL), PT_ENOTFOUND);
+
+    memset(&c, 0, sizeof(c));
+    c.stop_at = -1;
+    cr_assert_eq(pt_store_each(s, PT_STORE_BACKEND, collect, &c), 0);
+    cr_expect_eq(c.n, 1);
+    pt_store_close(s);
+}
+
+Test(store, each_on_empty_table)
+{
+    struct pt_store *s = open_default();
+    struct collected c = {.stop_at = -1};
+    cr_expect_eq(pt_store_each(s, PT_STORE_DOMAIN, collect, &c), 0);
+    cr_expect_eq(c.n, 0);
+    pt_store_close(s);
+}
+
+Test(store, domain_needs_existing_backend)
+{
+    struct pt_store *s = open_default();
+    bool created = true;
+    char *doc = NULL;
+    cr_expect_eq(pt_store_put(s, PT_STORE_DOMAIN, "a.example.org", "{}", "ghost",
+                              "passthrough", &created),
+                 PT_ENOTFOUND);
+    cr_expect_eq(pt_store_get(s, PT_STORE_DOMAIN, "a.example.org", &doc), PT_ENOTFOUND);
+    cr_expect_eq(peek_int("SELECT count(*) FROM domains"), 0);
+
+    /* Replacing an existing domain with a missing backend fails too and
+     * leaves the old row alone. */
+    cr_assert_eq(pt_store_put(s, PT_STORE_BACKEND, "real", "{}", NULL, NULL, &created), 0);
+    cr_assert_eq(pt_store_put(s, PT_STORE_DOMAIN, "a.example.org", "{\"v\":1}", "real",
+                              "passthrough", &created),
+                 0);
+    cr_expect_eq(pt_store_put(s, PT_STORE_DOMAIN, "a.example.org", "{\"v\":2}", "ghost",
+                              "passthrough", &created),
+                 PT_ENOTFOUND);
+    cr_assert_eq(pt_store_get(s, PT_STORE_DOMAIN, "a.example.org", &doc), 0);
+    cr_expect_str_eq(doc, "{\"v\":1}");
+    free(doc);
+    pt_store_close(s);
+}
+
+Test(store, delete_backend_in_use)
+{
+    struct pt_store *s = open_default();
+    bool created;
+    cr_assert_eq(pt_store_put(s, PT_STORE_BACKEND, "b", "{}", NULL, NULL, &created), 0);
+    cr_assert_eq(pt_store_put(s, PT_STORE_BACKEND, "other", "{}", NULL, NULL, &created), 0);
+    cr_assert_eq(pt_store_put(s, PT_STORE_DOMAIN, "m.example.org", "{}", "b", "offload",
+                              &created),
+                 0);
+    cr_assert_eq(pt_store_put(s, PT_STORE_DOMAIN, "c.example.org", "{}", "b",
+                              "passthrough", &created),
+                 0);
+
+    char *user = (char *)0x1;
+    cr_expect_eq(pt_store_delete(s, PT_STORE_BACKEND, "b", &user), PT_EINUSE);
+    cr_assert_not_null(user);
+    cr_expect_str_eq(user, "c.example.org"); /* the first by name */
+    free(user);
+    cr_expect_eq(pt_store_delete(s, PT_STORE_BACKEND, "b", NULL), PT_EINUSE);
+    char *doc = NULL;
+    cr_expect_eq(pt_store_get(s, PT_STORE_BACKEND, "b", &doc), 0);
+    free(doc);
+
+    /* Move one domain away, delete the other: then the backend can go. */
+    cr_assert_eq(pt_store_put(s, PT_STORE_DOMAIN, "c.example.org", "{}", "other",
+                              "passthrough", &created),
+                 0);
+    cr_expect_not(created);
+    user = NULL;
+    cr_expect_eq(pt_store_delete(s, PT_STORE_BACKEND, "b", &user), PT_EINUSE);
+    cr_expect_str_eq(user, "m.example.org");
+    free(user);
+    cr_assert_eq(pt_store_delete(s, PT_STORE_DOMAIN, "m.example.org", NULL), 0);
+    user = (char *)0x1;
+    cr_expect_eq(pt_store_delete(s, PT_STORE_BACKEND, "b", &user), 0);
+    cr_expect_null(user);
+    pt_store_close(s);
+}
+
+Test(store, bad_mode_refused_by_schema)
+{
+    struct pt_store *s = open_default();
+    bool created;
+    cr_assert_eq(pt_store_put(s, PT_STORE_BACKEND, "b", "{}", NULL, NULL, &created), 0);
+    cr_expect_eq(pt_store_put(s, PT_STORE_DOMAIN, "x.example.org", "{}", "b", "bogus",
+                              &created),
+                 PT_EDB);
+    cr_expect_eq(peek_int("SELECT count(*) FROM domains"), 0);
+    pt_store_close(s);
+}
+
+/* ---- transactions and config_version ------------------------------------- */
+
+Test(store, config_version_bump_commit_rollback)
+{
+    struct pt_store *s = open_default();
+    uint64_t v = 0;
+    cr_expect_eq(pt_store_config_version(s), 1);
+
+    cr_assert_eq(pt_store_begin(s), 0);
+    cr_assert_eq(pt_store_bump_version(s, &v), 0);
+    cr_expect_eq(v, 2);
+    cr_expect_eq(pt_store_config_version(s), 2); /* visible inside */
+    cr_expect_eq(peek_int("SELECT value FROM meta WHERE key='config_version'"), 1,
+                 "not visible to others before commit");
+    cr_assert_eq(pt_store_commit(s), 0);
+    cr_expect_eq(pt_store_config_version(s), 2);
+    cr_expect_eq(peek_int("SELECT value FROM meta WHERE key='config_version'"), 2);
+
+    /* A mutation that fails rolls back object and version together. */
+    bool created;
+    cr_assert_eq(pt_store_begin(s), 0);
+    cr_assert_eq(pt_store_put(s, PT_STORE_BACKEND, "b", "{}", NULL, NULL, &created), 0);
+    cr_assert_eq(pt_store_bump_version(s, &v), 0);
+    cr_expect_eq(v, 3);
+    pt_store_rollback(s);
+    cr_expect_eq(pt_store_config_version(s), 2);
+    char *doc = NULL;
+    cr_expect_eq(pt_store_get(s, PT_STORE_BACKEND, "b", &doc), PT_ENOTFOUND);
+
+    /* Two bumps in one transaction are two versions. */
+    cr_assert_eq(pt_store_begin(s), 0);
+    cr_assert_eq(pt_store_bump_version(s, &v), 0);
+    cr_assert_eq(pt_store_bump_version(s, &v), 0);
+    cr_expect_eq(v, 4);
+    cr_assert_eq(pt_store_commit(s), 0);
+    cr_expect_eq(pt_store_config_version(s), 4);
+
+    /* Rollback outside a transaction is harmless. */
+    pt_store_rollback(s);
+    cr_expect_eq(pt_store_config_version(s), 4);
+    pt_store_close(s);
+}
+
+Test(store, commit_is_visible_to_another_connection)
+{
+    struct pt_store *a = open_default();
+    struct pt_store *b = open_default();
+    bool created;
+    uint64_t v;
+    cr_assert_eq(pt_store_begin(a), 0);
+    cr_assert_eq(pt_store_put(a, PT_STORE_BACKEND, "b", "{\"x\":1}", NULL, NULL, &created),
+                 0);
+    cr_assert_eq(pt_store_bump_version(a, &v), 0);
+    cr_assert_eq(pt_store_commit(a), 0);
+    char *doc = NULL;
+    cr_assert_eq(pt_store_get(b, PT_STORE_BACKEND, "b", &doc), 0);
+    cr_expect_str_eq(doc, "{\"x\":1}");
+    free(doc);
+    cr_expect_eq(pt_store_config_version(b), v);
+    pt_store_close(a);
+    pt_store_close(b);
+}
+
+Test(store, persists_across_reopen)
+{
+    struct pt_store *s = open_default();
+    bool created;
+    uint64_t v;
+    cr_assert_eq(pt_store_begin(s), 0);
+    cr_assert_eq(pt_store_put(s, PT_STORE_BACKEND, "yunohost1",
+                              "{\"name\":\"yunohost1\",\"servers\":[\"192.168.99.11:443\"]}",
+                              NULL, NULL, &created),
+                 0);
+    cr_assert_eq(pt_store_put(s, PT_STORE_DOMAIN, "cloud.example.org", "{\"d\":1}",
+                              "yunohost1", "passthrough", &created),
+                 0);
+    cr_assert_eq(pt_store_bump_version(s, &v), 0);
+    cr_assert_eq(pt_store_commit(s), 0);
+    /* An uncommitted change at close time is lost. */
+    cr_assert_eq(pt_store_begin(s), 0);
+    cr_assert_eq(pt_store_put(s, PT_STORE_BACKEND, "lost", "{}", NULL, NULL, &created), 0);
+    pt_store_close(s);
+
+    s = open_default();
+    char *doc = NULL;
+    cr_assert_eq(pt_store_get(s, PT_STORE_BACKEND, "yunohost1", &doc), 0);
+    cr_expect_str_eq(doc, "{\"name\":\"yunohost1\",\"servers\":[\"192.168.99.11:443\"]}");
+    free(doc);
+    cr_assert_eq(pt_store_get(s, PT_STORE_DOMAIN, "cloud.example.org", &doc), 0);
+    cr_expect_str_eq(doc, "{\"d\":1}");
+    free(doc);
+    cr_expect_eq(pt_store_get(s, PT_STORE_BACKEND, "lost", &doc), PT_ENOTFOUND);
+    cr_expect_eq(pt_store_config_version(s), v);
+    /* The domain -> backend link survived too. */
+    cr_expect_eq(pt_store_delete(s, PT_STORE_BACKEND, "yunohost1", NULL), PT_EINUSE);
+    pt_store_close(s);
+}
+
+Test(store, odd_names_and_documents)
+{
+    struct pt_store *s = open_default();
+    bool created;
+    /* Quotes and percent signs go through bound parameters, not SQL text. */
+    const char *name = "x'); DROP TABLE backends; --%s";
+    const char *doc = "{\"s\":\"it's \\\"quoted\\\" %d\"}";
+    cr_assert_eq(pt_store_put(s, PT_STORE_BACKEND, name, doc, NULL, NULL, &created), 0);
+    char *got = NULL;
+    cr_assert_eq(pt_store_get(s, PT_STORE_BACKEND, name, &got), 0);
+    cr_expect_str_eq(got, doc);
+    free(got);
+    cr_expect(table_exists("backends"));
+    cr_expect_eq(pt_store_delete(s, PT_STORE_BACKEND, name, NULL), 0);
+    pt_store_close(s);
+}
