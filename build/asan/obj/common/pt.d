@@ -1,2 +1,0 @@
-build/asan/obj/common/pt.o: common/pt.c common/pt.h
-common/pt.h:

@@ -1,2 +1,0 @@
-build/obj/common/embed.o: common/embed.c common/embed.h
-common/embed.h:

@@ -1,2 +1,0 @@
-build/obj/common/pt.o: common/pt.c common/pt.h
-common/pt.h:

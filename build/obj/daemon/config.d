@@ -1,5 +1,0 @@
-build/obj/daemon/config.o: daemon/config.c daemon/config.h common/addr.h \
- common/pt.h
-daemon/config.h:
-common/addr.h:
-common/pt.h:

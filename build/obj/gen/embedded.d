@@ -1,2 +1,0 @@
-build/obj/gen/embedded.o: build/gen/embedded.c common/embed.h
-common/embed.h:

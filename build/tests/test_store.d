@@ -1,3 +1,0 @@
-build/tests/test_store: tests/unit/test_store.c db/store.h common/pt.h
-db/store.h:
-common/pt.h:
