@@ -117,11 +117,12 @@ asan:
 unit-bins: $(UNIT_BIN)
 
 # ---- fuzzing (clang libFuzzer) -------------------------------------------
-build/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) | $(BUILD)/.deps
+FUZZ_COMMON := $(filter-out common/embed.c,$(COMMON_SRC))
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_COMMON) | $(BUILD)/.deps
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)$(CLANG) -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
-	    -o $@ $< $(COMMON_SRC) $(PKG_CFLAGS) $(PKG_LIBS) $(LDLIBS_ALL)
+	    -o $@ $< $(FUZZ_COMMON) $(PKG_CFLAGS) $(PKG_LIBS) $(LDLIBS_ALL)
 
 fuzz-short: $(FUZZ_BIN)
 	$(Q)tools/fuzz.sh 15 $(FUZZ_BIN)

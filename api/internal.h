@@ -37,6 +37,12 @@ enum MHD_Result pt_api__text(struct pt_req *r, unsigned status, const char *type
 enum MHD_Result pt_api__no_content(struct pt_req *r, uint64_t version, bool applied);
 enum MHD_Result pt_api__method_not_allowed(struct pt_req *r, const char *allow);
 
+/* Percent-decodes one path segment <in> into <out> (<size> bytes). Refuses
+ * (returns -1) bad escapes, an encoded or literal NUL, and results that do
+ * not fit. libmicrohttpd is told not to decode paths, so that an encoded
+ * "/" or NUL cannot change how a path splits into segments. */
+int pt_api__unescape(const char *in, size_t len, char *out, size_t size);
+
 /* Runs the end of a mutation already written inside an open transaction:
  * bump the version, compile, commit, publish and wait. On failure the
  * transaction is rolled back and <e> set (500). */

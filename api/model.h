@@ -14,7 +14,7 @@
 struct pt_apierr {
     int status;        /* HTTP status */
     const char *code;  /* "invalid_argument", "not_found", ... */
-    char field[96];    /* "" when the error is not about one field */
+    char field[160];   /* "" when the error is not about one field */
     char message[320];
 };
 

@@ -209,12 +209,13 @@ static enum MHD_Result handle(struct pt_req *r, const struct kind *k, const char
             return do_list(r, k);
         return pt_api__method_not_allowed(r, "GET");
     }
-    const char *raw = rest + 1;
-    if (strchr(raw, '/') != NULL)
+    const char *seg = rest + 1;
+    if (strchr(seg, '/') != NULL)
         return pt_api__errorf(r, 404, "not_found", NULL, "no such endpoint");
-    char name[PT_DNAME_MAX + 1];
-    if (strlen(raw) > PT_DNAME_MAX + 1)
-        return pt_api__errorf(r, 400, "invalid_argument", "name", "name: too long");
+    char raw[PT_DNAME_MAX + 2], name[PT_DNAME_MAX + 1];
+    if (pt_api__unescape(seg, strlen(seg), raw, sizeof(raw)) < 0)
+        return pt_api__errorf(r, 400, "invalid_argument", "name",
+                              "name: bad percent-encoding, NUL byte or too long");
     if (k->norm(raw, name, sizeof(name), &e) != 0)
         return pt_api__error(r, &e);
     if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)

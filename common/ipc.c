@@ -24,6 +24,8 @@ void pt_ipc_rx_push(struct pt_ipc_rx *rx, const void *data, size_t n)
         rx->len -= rx->used;
         rx->used = 0;
     }
+    if (n == 0) /* libuv's nread == 0; also keeps memcpy away from NULL */
+        return;
     if (rx->cap - rx->len < n) {
         size_t cap = rx->cap ? rx->cap : 4096;
         while (cap - rx->len < n)

@@ -162,7 +162,7 @@ int pt_snap_decode(const uint8_t *buf, size_t len, struct pt_snapshot **out)
             goto bad;
     }
 
-    s->n_domains = rd_count(&c, 17, 1u << 24);
+    s->n_domains = rd_count(&c, 16, 1u << 24);
     s->domains = pt_xcalloc(s->n_domains, sizeof(*s->domains));
     for (size_t i = 0; i < s->n_domains && c.ok; i++) {
         struct pt_domain *d = &s->domains[i];
@@ -195,12 +195,23 @@ bad:
     return PT_EMALFORMED;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 int pt_snap_link(struct pt_snapshot *s)
 {
+    char norm[PT_DNAME_MAX + 1];
     for (size_t i = 0; i < s->n_domains; i++) {
         struct pt_domain *d = &s->domains[i];
         size_t j;
         if (d->name == NULL || d->backend == NULL)
+            return PT_EMALFORMED;
+        /* The route table trusts its keys: refuse what it would abort on. */
+        if (pt_dname_normalize(d->name, strlen(d->name), norm, PT_DNAME_ALLOW_WILDCARD,
+                               NULL) < 0 ||
+            strcmp(norm, d->name) != 0)
             return PT_EMALFORMED;
         for (j = 0; j < s->n_backends; j++)
             if (s->backends[j].name && strcmp(s->backends[j].name, d->backend) == 0)
@@ -212,6 +223,17 @@ int pt_snap_link(struct pt_snapshot *s)
     const char **names = pt_xcalloc(s->n_domains, sizeof(*names));
     for (size_t i = 0; i < s->n_domains; i++)
         names[i] = s->domains[i].name;
+    const char **sorted = pt_xcalloc(s->n_domains, sizeof(*sorted));
+    if (s->n_domains)
+        memcpy(sorted, names, s->n_domains * sizeof(*names));
+    qsort(sorted, s->n_domains, sizeof(*sorted), cmp_str);
+    for (size_t i = 1; i < s->n_domains; i++)
+        if (strcmp(sorted[i - 1], sorted[i]) == 0) {
+            free(sorted);
+            free(names);
+            return PT_EMALFORMED;
+        }
+    free(sorted);
     pt_route_free(s->routes);
     s->routes = pt_route_build(names, s->n_domains);
     free(names);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -138,8 +139,9 @@ static int apply(struct pt_config *c, const char *key, const char *v,
             return fail(err, errlen, src, key, "not an e-mail address: '%s'", v);
         set_str(&c->acme_email, v);
     } else if (strcmp(key, "acme-ca-bundle") == 0) {
-        if (access(v, R_OK) != 0)
-            return fail(err, errlen, src, key, "cannot read '%s'", v);
+        struct stat st;
+        if (access(v, R_OK) != 0 || stat(v, &st) != 0 || !S_ISREG(st.st_mode))
+            return fail(err, errlen, src, key, "cannot read '%s' as a file", v);
         set_str(&c->acme_ca_bundle, v);
     } else if (strcmp(key, "user") == 0) {
         if (getpwnam(v) == NULL)
@@ -191,6 +193,11 @@ static int load_file(struct pt_config *c, const char *path, struct resets *rs,
     while (rc == 0 && fgets(line, sizeof(line), f) != NULL) {
         lineno++;
         snprintf(where, sizeof(where), "%s:%u", path, lineno);
+        if (strchr(line, '\n') == NULL && !feof(f)) {
+            snprintf(err, errlen, "%s: line too long", where);
+            rc = -1;
+            break;
+        }
         struct source src = {where, false};
         char *s = trim(line);
         if (*s == '\0' || *s == '#')

@@ -47,7 +47,10 @@ sock.sendall(out.read())
 resp = b""
 while True:
     try:
-        resp += tls.read(65536)
+        got = tls.read(65536)
+        if not got:
+            break
+        resp += got
         continue
     except ssl.SSLWantReadError:
         pass
