@@ -13,6 +13,7 @@ struct pt_api {
     struct pt_api_config cfg;
     uint8_t token_hash[32]; /* SHA-256 of the admin token */
     time_t started;
+    int64_t last_ban_purge;
 };
 
 struct pt_req {
@@ -53,7 +54,13 @@ int pt_api__finish_mutation(struct pt_req *r, uint64_t *version, bool *applied,
  * "/NAME..."). */
 enum MHD_Result pt_api__backends(struct pt_req *r, const char *rest);
 enum MHD_Result pt_api__domains(struct pt_req *r, const char *rest);
+enum MHD_Result pt_api__bans(struct pt_req *r, const char *rest);
+enum MHD_Result pt_api__tokens(struct pt_req *r, const char *rest);
 enum MHD_Result pt_api__status(struct pt_req *r);
+
+/* "2026-11-29T10:00:00Z" */
+void pt_api__rfc3339(int64_t t, char *buf, size_t size);
+void pt_api__sha256_hex(const char *s, size_t len, char out[65]);
 enum MHD_Result pt_api__metrics(struct pt_req *r);
 
 #endif

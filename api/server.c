@@ -159,20 +159,34 @@ static size_t keep_escaped(void *cls, struct MHD_Connection *conn, char *s)
     return strlen(s);
 }
 
-/* Constant-time: both sides are hashed so neither content nor length of the
- * stored token leaks through timing. */
-static bool token_ok(struct pt_api *api, struct MHD_Connection *conn)
+/* Returns the scope of the request's bearer token ("admin", "bans") or NULL.
+ * The admin token is compared in constant time on hashes, so neither its
+ * content nor its length leaks; stored tokens are looked up by hash. */
+static const char *token_scope(struct pt_api *api, struct MHD_Connection *conn)
 {
     const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                 MHD_HTTP_HEADER_AUTHORIZATION);
     if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
-        return false;
+        return NULL;
     h += 7;
     while (*h == ' ')
         h++;
+    size_t len = strlen(h);
+    while (len && h[len - 1] == ' ')
+        len--;
+    if (len == 0 || len > 256)
+        return NULL;
     uint8_t got[32];
-    SHA256((const unsigned char *)h, strlen(h), got);
-    return CRYPTO_memcmp(got, api->token_hash, sizeof(got)) == 0;
+    SHA256((const unsigned char *)h, len, got);
+    if (CRYPTO_memcmp(got, api->token_hash, sizeof(got)) == 0)
+        return "admin";
+    char hex[65];
+    const char *scope = NULL;
+    for (size_t i = 0; i < sizeof(got); i++)
+        snprintf(hex + 2 * i, 3, "%02x", got[i]);
+    if (pt_store_token_check(api->cfg.store, hex, (int64_t)time(NULL), &scope) == 0)
+        return scope;
+    return NULL;
 }
 
 static const char *content_type(const char *path)
@@ -238,7 +252,8 @@ static enum MHD_Result dispatch(struct pt_req *r, const char *url)
             return pt_api__method_not_allowed(r, "GET");
         return serve_web(r, url);
     }
-    if (!token_ok(api, r->conn)) {
+    const char *scope = token_scope(api, r->conn);
+    if (scope == NULL) {
         struct MHD_Response *resp;
         const char *msg = "{\"error\":{\"code\":\"unauthorized\",\"message\":"
                           "\"missing or wrong bearer token\"}}\n";
@@ -250,6 +265,12 @@ static enum MHD_Result dispatch(struct pt_req *r, const char *url)
         MHD_destroy_response(resp);
         return rc;
     }
+    static const char bans_path[] = "/api/v1/bans";
+    if (strcmp(scope, "admin") != 0 &&
+        !(strncmp(url, bans_path, sizeof(bans_path) - 1) == 0 &&
+          (url[sizeof(bans_path) - 1] == '\0' || url[sizeof(bans_path) - 1] == '/')))
+        return pt_api__errorf(r, 403, "forbidden", NULL,
+                              "this token's scope (%s) does not allow %.100s", scope, url);
     if (r->too_large)
         return pt_api__errorf(r, 413, "payload_too_large", NULL,
                               "request body over %u bytes", PT_API_BODY_MAX);
@@ -265,6 +286,10 @@ static enum MHD_Result dispatch(struct pt_req *r, const char *url)
             return pt_api__backends(r, res + 8);
         if (strncmp(res, "domains", 7) == 0 && (res[7] == '\0' || res[7] == '/'))
             return pt_api__domains(r, res + 7);
+        if (strncmp(res, "bans", 4) == 0 && (res[4] == '\0' || res[4] == '/'))
+            return pt_api__bans(r, res + 4);
+        if (strncmp(res, "tokens", 6) == 0 && (res[6] == '\0' || res[6] == '/'))
+            return pt_api__tokens(r, res + 6);
         if (strcmp(res, "status") == 0) {
             if (!get)
                 return pt_api__method_not_allowed(r, "GET");

@@ -13,6 +13,8 @@
  *             u32 n, n x str server, u32 n, n x str http_server
  *   u32 n_domains, n x domain: str name, u8 mode, str backend, u8 flags,
  *             u32 n, n x (str name, str value)
+ *   u32 n_bans, n x ban: u8 family, 16 bytes addr, u8 bits, u64 expires,
+ *             str reason
  * Strings are u32 length + bytes. Servers travel as text and are parsed again
  * on decode: the parser is the one the API validated them with. */
 
@@ -73,6 +75,16 @@ void pt_snap_encode(const struct pt_snapshot *s, struct pt_wbuf *out)
             pt_wbuf_str(out, d->headers[j].name);
             pt_wbuf_str(out, d->headers[j].value);
         }
+    }
+
+    pt_wbuf_u32(out, (uint32_t)s->n_bans);
+    for (size_t i = 0; i < s->n_bans; i++) {
+        const struct pt_ban *b = &s->bans[i];
+        pt_wbuf_u8(out, b->net.family == AF_INET6 ? 6 : 4);
+        pt_wbuf_put(out, b->net.addr, 16);
+        pt_wbuf_u8(out, b->net.bits);
+        pt_wbuf_u64(out, (uint64_t)b->expires);
+        pt_wbuf_str(out, b->reason);
     }
 }
 
@@ -183,6 +195,21 @@ int pt_snap_decode(const uint8_t *buf, size_t len, struct pt_snapshot **out)
             d->headers[j].value = rd_str(&c, 8192);
         }
     }
+    s->n_bans = rd_count(&c, 30, 1u << 24);
+    s->bans = pt_xcalloc(s->n_bans, sizeof(*s->bans));
+    for (size_t i = 0; i < s->n_bans && c.ok; i++) {
+        struct pt_ban *b = &s->bans[i];
+        uint8_t fam = pt_rd_u8(&c);
+        const uint8_t *a = pt_rd_bytes(&c, 16);
+        uint8_t bits = pt_rd_u8(&c);
+        b->expires = (int64_t)pt_rd_u64(&c);
+        b->reason = rd_str(&c, 1024);
+        if (a == NULL || (fam != 4 && fam != 6) || bits > (fam == 4 ? 32 : 128))
+            goto bad;
+        b->net.family = fam == 4 ? AF_INET : AF_INET6;
+        memcpy(b->net.addr, a, 16);
+        b->net.bits = bits;
+    }
     if (!c.ok || pt_cursor_left(&c) != 0)
         goto bad;
     if (pt_snap_link(s) != 0)
@@ -237,6 +264,8 @@ int pt_snap_link(struct pt_snapshot *s)
     pt_route_free(s->routes);
     s->routes = pt_route_build(names, s->n_domains);
     free(names);
+    pt_banlist_free(s->banlist);
+    s->banlist = pt_banlist_build(s->bans, s->n_bans);
     return 0;
 }
 
@@ -323,6 +352,10 @@ void pt_snap_unref(struct pt_snapshot *s)
     free(s->domains);
     pt_settings_clear(&s->settings);
     pt_route_free(s->routes);
+    for (size_t i = 0; i < s->n_bans; i++)
+        free(s->bans[i].reason);
+    free(s->bans);
+    pt_banlist_free(s->banlist);
     free(s);
 }
 

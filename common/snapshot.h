@@ -10,6 +10,7 @@
 #define PT_SNAPSHOT_H
 
 #include "common/addr.h"
+#include "common/banlist.h"
 #include "common/proxyproto.h"
 #include "common/pt.h"
 #include "common/route.h"
@@ -70,6 +71,9 @@ struct pt_snapshot {
     struct pt_domain *domains;   /* owned */
     size_t n_domains;
     struct pt_route_table *routes; /* domains by name (built by decode/build) */
+    struct pt_ban *bans;         /* owned, with their reasons */
+    size_t n_bans;
+    struct pt_banlist *banlist;  /* built by link */
     unsigned refs;               /* owners: the worker's current pointer and
                                     each connection routed with it */
 };

@@ -4,10 +4,31 @@
 #include "common/ipc.h"
 #include "common/log.h"
 
+#include <time.h>
+
 struct collect {
     struct pt_snapshot *s;
-    size_t cap_b, cap_d;
+    size_t cap_b, cap_d, cap_bans;
 };
+
+static int on_ban(void *arg, const struct pt_store_ban *sb)
+{
+    struct collect *c = arg;
+    struct pt_cidr net;
+    if (pt_cidr_parse(sb->ip, strlen(sb->ip), &net, NULL) != 0) {
+        pt_log(PT_LOG_ERROR, "stored ban '%s' does not parse", sb->ip);
+        return PT_EDB;
+    }
+    if (c->s->n_bans == c->cap_bans) {
+        c->cap_bans = c->cap_bans ? c->cap_bans * 2 : 64;
+        c->s->bans = pt_xrealloc(c->s->bans, c->cap_bans * sizeof(*c->s->bans));
+    }
+    struct pt_ban *b = &c->s->bans[c->s->n_bans++];
+    b->net = net;
+    b->expires = sb->expires;
+    b->reason = pt_xstrdup(sb->reason ? sb->reason : "");
+    return 0;
+}
 
 static int on_backend(void *arg, const char *name, const char *doc)
 {
@@ -53,7 +74,7 @@ int pt_publish_compile(struct pt_store *store, uint64_t version,
                        const struct pt_settings *settings, struct pt_wbuf *out)
 {
     struct pt_snapshot *s = pt_xcalloc(1, sizeof(*s));
-    struct collect c = {s, 0, 0};
+    struct collect c = {s, 0, 0, 0};
     s->refs = 1;
     s->version = version;
     s->settings = *settings;
@@ -64,6 +85,8 @@ int pt_publish_compile(struct pt_store *store, uint64_t version,
     int rc = pt_store_each(store, PT_STORE_BACKEND, on_backend, &c);
     if (rc == 0)
         rc = pt_store_each(store, PT_STORE_DOMAIN, on_domain, &c);
+    if (rc == 0)
+        rc = pt_store_ban_each(store, (int64_t)time(NULL), on_ban, &c);
     if (rc == 0 && pt_snap_link(s) != 0)
         rc = PT_EDB;
     if (rc == 0) {

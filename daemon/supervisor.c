@@ -26,6 +26,11 @@ struct blob {
     unsigned refs; /* under sup->lock */
 };
 
+struct ban_count {
+    char reason[64];
+    uint64_t n;
+};
+
 struct slot {
     struct pt_supervisor *sup;
     unsigned ix;
@@ -39,6 +44,8 @@ struct slot {
     uint64_t conns;     /* under lock: from the last STATS */
     uint64_t accepted;  /* under lock */
     uint64_t refused;   /* under lock */
+    struct ban_count bans[32]; /* under lock: refusals per ban reason */
+    size_t n_bans;
     uint64_t started_ms;
     char **argv;        /* built before fork: the child may not allocate */
 };
@@ -192,9 +199,24 @@ static void handle_frame(struct slot *sl, uint32_t type, const uint8_t *p, size_
     } else if (type == PT_IPC_STATS) {
         uint64_t v = pt_rd_u64(&c), conns = pt_rd_u64(&c);
         uint64_t acc = pt_rd_u64(&c), ref = pt_rd_u64(&c);
+        uint32_t nb = pt_rd_u32(&c);
+        if (!c.ok || nb > PT_ARRAY_LEN(sl->bans))
+            goto bad;
+        struct ban_count tmp[PT_ARRAY_LEN(sl->bans)];
+        for (uint32_t i = 0; i < nb; i++) {
+            uint32_t len = pt_rd_u32(&c);
+            const uint8_t *rp = len < sizeof(tmp[i].reason) ? pt_rd_bytes(&c, len) : NULL;
+            if (rp == NULL)
+                goto bad;
+            memcpy(tmp[i].reason, rp, len);
+            tmp[i].reason[len] = '\0';
+            tmp[i].n = pt_rd_u64(&c);
+        }
         if (!c.ok)
             goto bad;
         pthread_mutex_lock(&s->lock);
+        memcpy(sl->bans, tmp, nb * sizeof(tmp[0]));
+        sl->n_bans = nb;
         if (v > sl->acked)
             sl->acked = v;
         sl->conns = conns;
@@ -550,6 +572,34 @@ char *pt_supervisor_metrics(struct pt_supervisor *s)
                                                     : sl->refused;
             n = snprintf(line, sizeof(line), "%s{worker=\"%u\"} %llu\n", names[m], i,
                          (unsigned long long)v);
+            pt_wbuf_put(&b, line, (size_t)n);
+        }
+    }
+    /* Refusals per ban reason, summed over the workers. */
+    static const char head[] = "# TYPE portier_banned_connections_total counter\n";
+    pt_wbuf_put(&b, head, sizeof(head) - 1);
+    for (unsigned i = 0; i < s->cfg.workers; i++) {
+        for (size_t k = 0; k < s->slots[i].n_bans; k++) {
+            const char *reason = s->slots[i].bans[k].reason;
+            bool seen = false;
+            for (unsigned j = 0; j < i && !seen; j++)
+                for (size_t q = 0; q < s->slots[j].n_bans; q++)
+                    if (strcmp(s->slots[j].bans[q].reason, reason) == 0)
+                        seen = true;
+            if (seen)
+                continue;
+            uint64_t total = 0;
+            for (unsigned j = i; j < s->cfg.workers; j++)
+                for (size_t q = 0; q < s->slots[j].n_bans; q++)
+                    if (strcmp(s->slots[j].bans[q].reason, reason) == 0)
+                        total += s->slots[j].bans[q].n;
+            pt_wbuf_put(&b, "portier_banned_connections_total{reason=\"", 41);
+            for (const char *p = reason; *p; p++) {
+                if (*p == '"' || *p == '\\')
+                    pt_wbuf_u8(&b, '\\');
+                pt_wbuf_u8(&b, (uint8_t)*p);
+            }
+            n = snprintf(line, sizeof(line), "\"} %llu\n", (unsigned long long)total);
             pt_wbuf_put(&b, line, (size_t)n);
         }
     }

@@ -74,4 +74,47 @@ int pt_store_each(struct pt_store *s, enum pt_store_kind k,
 int pt_store_delete(struct pt_store *s, enum pt_store_kind k, const char *name,
                     char **user);
 
+
+/* ---- bans ---------------------------------------------------------------- */
+
+struct pt_store_ban {
+    const char *ip;     /* normalised CIDR text (pt_cidr_format) */
+    const char *reason;
+    int64_t created;    /* unix seconds */
+    int64_t expires;    /* unix seconds, 0 = permanent */
+};
+
+/* Inserts or replaces the ban on <b->ip>; *created tells which. */
+int pt_store_ban_put(struct pt_store *s, const struct pt_store_ban *b, bool *created);
+/* Returns 0 or PT_ENOTFOUND. */
+int pt_store_ban_delete(struct pt_store *s, const char *ip);
+/* Calls <cb> for every ban not expired at <now> (0: all), ordered by ip; the
+ * strings are borrowed for the call. */
+int pt_store_ban_each(struct pt_store *s, int64_t now,
+                      int (*cb)(void *arg, const struct pt_store_ban *b), void *arg);
+/* Deletes bans expired at <now>; *n gets how many. */
+int pt_store_ban_purge(struct pt_store *s, int64_t now, unsigned *n);
+/* Earliest expiry in the future of <now>, 0 when none. */
+int64_t pt_store_ban_next_expiry(struct pt_store *s, int64_t now);
+
+/* ---- tokens -------------------------------------------------------------- */
+
+struct pt_store_token {
+    const char *name;
+    const char *scope;  /* "admin" | "bans" */
+    int64_t created;
+    int64_t last_used;  /* 0 = never */
+};
+
+/* Returns 0, or PT_ECONFLICT when <name> or <hash_hex> exists. */
+int pt_store_token_add(struct pt_store *s, const char *name, const char *scope,
+                       const char *hash_hex, int64_t now);
+/* Looks a token up by the hex SHA-256 of its secret; fills *scope (static
+ * string "admin" or "bans") and records last use. 0 or PT_ENOTFOUND. */
+int pt_store_token_check(struct pt_store *s, const char *hash_hex, int64_t now,
+                         const char **scope);
+int pt_store_token_delete(struct pt_store *s, const char *name);
+int pt_store_token_each(struct pt_store *s,
+                        int (*cb)(void *arg, const struct pt_store_token *t), void *arg);
+
 #endif

@@ -322,6 +322,12 @@ static void on_proxy_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     if (!pi.local) {
         c->peer = pi.src;
         c->local = pi.dst;
+        pt_sockaddr_unmap(&c->peer);
+        pt_sockaddr_unmap(&c->local);
+    }
+    if (pt_worker_banned(c->w, (struct sockaddr *)&c->peer)) {
+        pass_close(c, true);
+        return;
     }
     memmove(c->hbuf, c->hbuf + rc, c->hlen - (size_t)rc);
     c->hlen -= (size_t)rc;
@@ -619,6 +625,15 @@ void pt_pass_accept(struct pt_listener *l, int fd, const struct sockaddr_storage
     /* A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d. */
     pt_sockaddr_unmap(&c->peer);
     pt_sockaddr_unmap(&c->local);
+    bool from_trusted = trusted(c);
+    /* Refused before a single byte is read or answered. Connections from a
+     * trusted front are judged on the address its PROXY header carries. */
+    if (!from_trusted && pt_worker_banned(w, (struct sockaddr *)&c->peer)) {
+        pt_snap_unref(c->snap);
+        free(c);
+        pt_worker_reject_fd(fd);
+        return;
+    }
     pt_worker_conn_opened(w);
 
     c->cli.c = c;
@@ -637,7 +652,7 @@ void pt_pass_accept(struct pt_listener *l, int fd, const struct sockaddr_storage
     c->cli.init = true;
     uv_tcp_nodelay(&c->cli.tcp, 1);
     start_timer(c, c->snap->settings.hello_timeout_ms);
-    if (trusted(c)) {
+    if (from_trusted) {
         c->state = PASS_PROXY_HDR;
         uv_read_start((uv_stream_t *)&c->cli.tcp, alloc_hello, on_proxy_read);
     } else {

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define STATS_INTERVAL_MS 1000
@@ -126,38 +127,88 @@ void pt_worker_conn_closed(struct pt_worker *w)
 
 struct ipc_write {
     uv_write_t req;
-    uint8_t data[PT_IPC_HDR + 32];
+    struct pt_wbuf b;
 };
 
 static void on_ipc_written(uv_write_t *req, int status)
 {
+    struct ipc_write *iw = (struct ipc_write *)req;
     (void)status;
-    free(req);
+    pt_wbuf_free(&iw->b);
+    free(iw);
+}
+
+/* Sends a frame whose payload is <b> (consumed). */
+static void send_payload(struct pt_worker *w, enum pt_ipc_type type, struct pt_wbuf *b)
+{
+    if (!w->ipc_open) {
+        pt_wbuf_free(b);
+        return;
+    }
+    struct ipc_write *iw = pt_xcalloc(1, sizeof(*iw));
+    size_t off = pt_ipc_begin(&iw->b, type);
+    pt_wbuf_put(&iw->b, b->data, b->len);
+    pt_ipc_end(&iw->b, off);
+    pt_wbuf_free(b);
+    uv_buf_t buf = uv_buf_init((char *)iw->b.data, (unsigned)iw->b.len);
+    if (uv_write(&iw->req, (uv_stream_t *)&w->ipc, &buf, 1, on_ipc_written) != 0) {
+        pt_wbuf_free(&iw->b);
+        free(iw);
+    }
 }
 
 static void send_frame(struct pt_worker *w, enum pt_ipc_type type, const uint64_t *v,
                        size_t n)
 {
-    if (!w->ipc_open)
-        return;
     struct pt_wbuf b = {0};
-    size_t off = pt_ipc_begin(&b, type);
     for (size_t i = 0; i < n; i++)
         pt_wbuf_u64(&b, v[i]);
-    pt_ipc_end(&b, off);
-    struct ipc_write *iw = pt_xmalloc(sizeof(*iw));
-    PT_ASSERT(b.len <= sizeof(iw->data));
-    memcpy(iw->data, b.data, b.len);
-    uv_buf_t buf = uv_buf_init((char *)iw->data, (unsigned)b.len);
-    if (uv_write(&iw->req, (uv_stream_t *)&w->ipc, &buf, 1, on_ipc_written) != 0)
-        free(iw);
-    pt_wbuf_free(&b);
+    send_payload(w, type, &b);
 }
 
 static void send_stats(struct pt_worker *w)
 {
-    uint64_t v[4] = {w->snap ? w->snap->version : 0, w->conns, w->accepted, w->refused};
-    send_frame(w, PT_IPC_STATS, v, 4);
+    struct pt_wbuf b = {0};
+    pt_wbuf_u64(&b, w->snap ? w->snap->version : 0);
+    pt_wbuf_u64(&b, w->conns);
+    pt_wbuf_u64(&b, w->accepted);
+    pt_wbuf_u64(&b, w->refused);
+    pt_wbuf_u32(&b, (uint32_t)w->n_bans_hit);
+    for (size_t i = 0; i < w->n_bans_hit; i++) {
+        pt_wbuf_str(&b, w->bans_hit[i].reason);
+        pt_wbuf_u64(&b, w->bans_hit[i].n);
+    }
+    send_payload(w, PT_IPC_STATS, &b);
+}
+
+bool pt_worker_banned(struct pt_worker *w, const struct sockaddr *sa)
+{
+    const struct pt_snapshot *s = w->snap;
+    int ix = pt_banlist_match(s->banlist, sa, (int64_t)time(NULL));
+    if (ix < 0)
+        return false;
+    const char *reason = s->bans[ix].reason ? s->bans[ix].reason : "";
+    size_t i;
+    for (i = 0; i < w->n_bans_hit; i++)
+        if (strncmp(w->bans_hit[i].reason, reason, sizeof(w->bans_hit[i].reason) - 1) == 0)
+            break;
+    if (i == w->n_bans_hit) {
+        if (i == PT_ARRAY_LEN(w->bans_hit))
+            reason = "(other)", i--; /* bounded: the last slot collects the rest */
+        else
+            w->n_bans_hit++;
+        snprintf(w->bans_hit[i].reason, sizeof(w->bans_hit[i].reason), "%s", reason);
+    }
+    w->bans_hit[i].n++;
+    w->refused++;
+    return true;
+}
+
+void pt_worker_reject_fd(int fd)
+{
+    struct linger lg = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd);
 }
 
 static void on_stats(uv_timer_t *t)

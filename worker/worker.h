@@ -51,6 +51,11 @@ struct pt_worker {
     uint64_t accepted;
     uint64_t refused;
     struct pt_ratelimit overload_log;
+    struct {
+        char reason[64];
+        uint64_t n;
+    } bans_hit[32];             /* refusals per ban reason, for /metrics */
+    size_t n_bans_hit;
 };
 
 /* Entry point: argv = portierd --worker ID KINDS. Returns the exit status. */
@@ -68,5 +73,13 @@ void pt_pass_accept(struct pt_listener *l, int fd, const struct sockaddr_storage
 void pt_http80_accept(struct pt_listener *l, int fd, const struct sockaddr_storage *peer);
 
 uint64_t pt_worker_now_ms(struct pt_worker *w);
+
+/* True when the IP of <sa> is banned by the current snapshot; counts the
+ * refusal under the ban's reason. */
+bool pt_worker_banned(struct pt_worker *w, const struct sockaddr *sa);
+
+/* Closes <fd> with an RST: a refused client gets no byte and no FIN, and we
+ * keep no TIME_WAIT for it. */
+void pt_worker_reject_fd(int fd);
 
 #endif
