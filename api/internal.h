@@ -57,6 +57,8 @@ enum MHD_Result pt_api__domains(struct pt_req *r, const char *rest);
 enum MHD_Result pt_api__bans(struct pt_req *r, const char *rest);
 enum MHD_Result pt_api__tokens(struct pt_req *r, const char *rest);
 enum MHD_Result pt_api__status(struct pt_req *r);
+/* GET /api/v1/backends/NAME/snippet?for=nginx|apache|yunohost (api/snippet.c) */
+enum MHD_Result pt_api__snippet(struct pt_req *r, const char *backend);
 
 /* "2026-11-29T10:00:00Z" */
 void pt_api__rfc3339(int64_t t, char *buf, size_t size);

@@ -210,7 +210,17 @@ static enum MHD_Result handle(struct pt_req *r, const struct kind *k, const char
         return pt_api__method_not_allowed(r, "GET");
     }
     const char *seg = rest + 1;
-    if (strchr(seg, '/') != NULL)
+    const char *slash = strchr(seg, '/');
+    if (slash && k == &backends && strcmp(slash, "/snippet") == 0) {
+        char bname[128];
+        int n = pt_api__unescape(seg, (size_t)(slash - seg), bname, sizeof(bname));
+        if (n < 0 || !pt_model_backend_name_ok(bname))
+            return pt_api__errorf(r, 400, "invalid_argument", "name", "name: invalid");
+        if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0)
+            return pt_api__method_not_allowed(r, "GET");
+        return pt_api__snippet(r, bname);
+    }
+    if (slash != NULL)
         return pt_api__errorf(r, 404, "not_found", NULL, "no such endpoint");
     char raw[PT_DNAME_MAX + 2], name[PT_DNAME_MAX + 1];
     if (pt_api__unescape(seg, strlen(seg), raw, sizeof(raw)) < 0)
