@@ -56,9 +56,10 @@ static enum MHD_Result do_post(struct pt_req *r)
     json_t *v;
     json_object_foreach(body, key, v) {
         if (strcmp(key, "ip") && strcmp(key, "duration") && strcmp(key, "reason")) {
-            json_decref(body);
-            return pt_api__errorf(r, 400, "invalid_argument", key, "%.100s: unknown field",
-                                  key);
+            enum MHD_Result bad = pt_api__errorf(r, 400, "invalid_argument", key,
+                                                 "%.100s: unknown field", key);
+            json_decref(body); /* <key> lives in <body> */
+            return bad;
         }
     }
     json_t *jip = json_object_get(body, "ip");

@@ -1,0 +1,895 @@
+#!/usr/bin/env python3
+"""SNI passthrough benchmark: portier vs nginx stream vs HAProxy vs direct.
+
+Run by bench/run.sh (`make bench`), which installs the tools first. One run
+starts one nginx HTTPS backend and the three proxies in front of it, all on
+127.0.0.1 with free ports in a temp dir, measures every row for every target
+(rounds interleaved, so that the machine's drift hits all targets alike),
+prints the table and writes bench/README.md. Everything started here runs in
+its own session (setsid) and is killed by process group on exit, error,
+Ctrl-C, SIGTERM or the overall time limit.
+
+Environment (defaults in brackets):
+  BENCH_DURATION   seconds per wrk run [8]     BENCH_ROUNDS  rounds [3]
+  BENCH_CONNS      wrk connections [8]         BENCH_THREADS wrk threads [1]
+  BENCH_IDLE       idle connections [2000]     BENCH_BULK    64 MiB downloads per round [8]
+  BENCH_README     output file [bench/README.md], "-" for none
+  BENCH_LIMIT      hard limit for the whole run in seconds [900]
+  PORTIERD         binary [build/portierd]     KEEP=1 keeps the temp dir
+"""
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def env_int(name, default):
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        sys.exit("%s must be an integer" % name)
+
+
+DURATION = env_int("BENCH_DURATION", 8)
+ROUNDS = env_int("BENCH_ROUNDS", 3)
+CONNS = env_int("BENCH_CONNS", 8)
+THREADS = env_int("BENCH_THREADS", 1)
+IDLE = env_int("BENCH_IDLE", 2000)
+BULK_N = env_int("BENCH_BULK", 8)
+LIMIT = env_int("BENCH_LIMIT", 900)
+README = os.environ.get("BENCH_README", os.path.join(HERE, "README.md"))
+PORTIERD = os.environ.get("PORTIERD", os.path.join(ROOT, "build", "portierd"))
+PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+WRK = shutil.which("wrk") or "/usr/bin/wrk"
+STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+BIG = 64 * 1024 * 1024
+TCK = os.sysconf("SC_CLK_TCK")
+TARGETS = ["direct", "portier", "nginx", "haproxy"]
+PROXIES = ["portier", "nginx", "haproxy"]
+LABEL = {"direct": "direct (baseline)", "portier": "portier", "nginx": "nginx stream",
+         "haproxy": "HAProxy"}
+T0 = time.monotonic()
+
+
+class Abort(Exception):
+    pass
+
+
+def log(msg):
+    sys.stderr.write("[%6.1fs] %s\n" % (time.monotonic() - T0, msg))
+    sys.stderr.flush()
+
+
+# ---- processes ---------------------------------------------------------------
+
+PROCS = []        # every Popen we started, each the leader of its own session
+EXTRA_PIDS = set()  # pids seen (portier workers, nginx workers) killed one by one too
+
+
+def spawn(argv, logfile, env=None):
+    with open(logfile, "ab") as f:
+        p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+    PROCS.append(p)
+    return p
+
+
+def run(argv, timeout):
+    """Runs a bounded command in its own session; kills its group on timeout."""
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL, start_new_session=True)
+    PROCS.append(p)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        killpg(p)
+        p.communicate()
+        raise Abort("timed out after %ss: %s" % (timeout, " ".join(argv)))
+    finally:
+        if p in PROCS and p.poll() is not None:
+            PROCS.remove(p)
+    return p.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def killpg(p):
+    for fn in (lambda: os.killpg(p.pid, signal.SIGKILL), lambda: p.kill()):
+        try:
+            fn()
+        except (ProcessLookupError, PermissionError, OSError):
+            pass
+
+
+def kill_all():
+    signal.alarm(0)
+    for p in PROCS:
+        killpg(p)
+    for pid in EXTRA_PIDS:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    for p in PROCS:
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            log("WARNING: pid %d did not exit" % p.pid)
+    PROCS.clear()
+
+
+def on_signal(sig, frame):
+    raise Abort("signal %d" % sig)
+
+
+def on_alarm(sig, frame):
+    raise Abort("overall time limit of %d s reached" % LIMIT)
+
+
+# ---- /proc -------------------------------------------------------------------
+
+def children(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+HAVE_SCHEDSTAT = os.path.exists("/proc/self/schedstat")
+
+
+def cpu(pids):
+    """(total CPU s, user s, system s) of the processes, all threads.
+
+    The total comes from schedstat (ns, every thread) when the kernel has it,
+    else from utime+stime (clock ticks); user/system from /proc/PID/stat."""
+    total_ns, ut, st = 0, 0, 0
+    for pid in pids:
+        with open("/proc/%d/stat" % pid) as f:
+            s = f.read()
+        fields = s[s.rindex(")") + 2:].split()
+        ut += int(fields[11])
+        st += int(fields[12])
+        if HAVE_SCHEDSTAT:
+            for tid in os.listdir("/proc/%d/task" % pid):
+                try:
+                    with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                        total_ns += int(f.read().split()[0])
+                except OSError:
+                    pass
+    total = total_ns / 1e9 if HAVE_SCHEDSTAT else (ut + st) / TCK
+    return total, ut / TCK, st / TCK
+
+
+def cpu_delta(a, b):
+    return tuple(y - x for x, y in zip(a, b))
+
+
+# ---- network -----------------------------------------------------------------
+
+def free_ports(n):
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def wait_port(port, proc, what, timeout=15):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise Abort("%s exited with status %s (see its log)" % (what, proc.returncode))
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise Abort("%s does not listen on %d after %d s" % (what, port, timeout))
+
+
+# ---- setup ------------------------------------------------------------------
+
+def make_files(T):
+    key, crt = os.path.join(T, "tls.key"), os.path.join(T, "tls.pem")
+    rc, out, err = run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", crt,
+                        "-days", "2", "-subj", "/CN=localhost", "-addext",
+                        "subjectAltName=DNS:localhost,IP:127.0.0.1"], 30)
+    if rc != 0:
+        raise Abort("openssl: " + err)
+    www = os.path.join(T, "www")
+    os.mkdir(www)
+    with open(os.path.join(www, "index.html"), "w") as f:
+        f.write("<!doctype html><title>bench</title><p>" + "portier bench " * 40 + "</p>\n")
+    with open(os.path.join(www, "big.bin"), "wb") as f:
+        for _ in range(BIG // (1 << 20)):
+            f.write(os.urandom(1 << 20))
+    return key, crt, www
+
+
+def nginx_conf(prefix, body, modules=""):
+    os.makedirs(os.path.join(prefix, "logs"), exist_ok=True)
+    os.makedirs(os.path.join(prefix, "tmp"), exist_ok=True)
+    conf = """%suser root;
+worker_processes 1;
+worker_rlimit_nofile 16384;
+pid %s/nginx.pid;
+error_log %s/logs/error.log warn;
+events { worker_connections 8192; }
+%s
+""" % (modules, prefix, prefix, body)
+    path = os.path.join(prefix, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    return path, conf
+
+
+def start_backend(T, key, crt, www, pp_port, direct_port):
+    p = os.path.join(T, "backend")
+    body = """http {
+    access_log off;
+    client_body_temp_path %(p)s/tmp/body;
+    proxy_temp_path %(p)s/tmp/proxy;
+    fastcgi_temp_path %(p)s/tmp/fastcgi;
+    uwsgi_temp_path %(p)s/tmp/uwsgi;
+    scgi_temp_path %(p)s/tmp/scgi;
+    default_type application/octet-stream;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    server {
+        listen 127.0.0.1:%(pp)d ssl proxy_protocol;   # for the proxies
+        listen 127.0.0.1:%(direct)d ssl;              # baseline
+        ssl_certificate %(crt)s;
+        ssl_certificate_key %(key)s;
+        set_real_ip_from 127.0.0.1;
+        real_ip_header proxy_protocol;
+        root %(www)s;
+    }
+}""" % {"p": p, "pp": pp_port, "direct": direct_port, "crt": crt, "key": key, "www": www}
+    path, conf = nginx_conf(p, body)
+    proc = spawn([NGINX, "-p", p, "-c", path, "-g", "daemon off;"], os.path.join(p, "logs", "stderr"))
+    wait_port(pp_port, proc, "backend nginx")
+    wait_port(direct_port, proc, "backend nginx")
+    return proc, conf
+
+
+def start_nginx_stream(T, port, be_port):
+    p = os.path.join(T, "nginx-stream")
+    body = """stream {
+    map $ssl_preread_server_name $up {
+        localhost be;
+        default   be;
+    }
+    upstream be { server 127.0.0.1:%d; }
+    server {
+        listen 127.0.0.1:%d;
+        ssl_preread on;
+        proxy_pass $up;
+        proxy_protocol on;
+    }
+}""" % (be_port, port)
+    path, conf = nginx_conf(p, body, "load_module %s;\n" % STREAM_MODULE)
+    proc = spawn([NGINX, "-p", p, "-c", path, "-g", "daemon off;"], os.path.join(p, "logs", "stderr"))
+    wait_port(port, proc, "nginx stream")
+    return proc, conf
+
+
+def start_haproxy(T, port, be_port):
+    conf = """global
+    nbthread 1
+    maxconn 6000
+
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 600s
+    timeout server 600s
+
+frontend sni
+    bind 127.0.0.1:%d
+    tcp-request inspect-delay 5s
+    tcp-request content accept if { req.ssl_hello_type 1 }
+    use_backend be if { req.ssl_sni -i localhost }
+    default_backend be
+
+backend be
+    server s1 127.0.0.1:%d send-proxy-v2
+""" % (port, be_port)
+    path = os.path.join(T, "haproxy.cfg")
+    with open(path, "w") as f:
+        f.write(conf)
+    proc = spawn([HAPROXY, "-db", "-f", path], os.path.join(T, "haproxy.log"))
+    wait_port(port, proc, "haproxy")
+    return proc, conf
+
+
+class Portier:
+    def __init__(self, T, https, http, api, be_port):
+        self.api_port = api
+        self.state = os.path.join(T, "portier-state")
+        self.argv = [PORTIERD, "--state-dir", self.state, "--api", "127.0.0.1:%d" % api,
+                     "--https", "127.0.0.1:%d" % https, "--http", "127.0.0.1:%d" % http,
+                     "--workers", "1"]
+        self.proc = spawn(self.argv, os.path.join(T, "portierd.log"))
+        end = time.monotonic() + 20
+        while True:
+            if self.proc.poll() is not None:
+                raise Abort("portierd exited with status %s (see %s/portierd.log)"
+                            % (self.proc.returncode, T))
+            try:
+                if self.call("GET", "/healthz", auth=False)[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > end:
+                raise Abort("portierd /healthz not 200 after 20 s")
+            time.sleep(0.1)
+        with open(os.path.join(self.state, "api.token")) as f:
+            self.token = f.read().strip()
+        self.calls = [
+            ("PUT", "/api/v1/backends/be",
+             {"servers": ["127.0.0.1:%d" % be_port], "proxy_protocol": "v2"}),
+            ("PUT", "/api/v1/domains/localhost", {"mode": "passthrough", "backend": "be"}),
+            ("PUT", "/api/v1/domains/*", {"mode": "passthrough", "backend": "be"}),
+        ]
+        for method, path, body in self.calls:
+            st, doc = self.call(method, path, body)
+            if st not in (200, 201):
+                raise Abort("portier API %s %s -> %s %s" % (method, path, st, doc))
+        end = time.monotonic() + 10
+        while True:
+            st, doc = self.call("GET", "/api/v1/status")
+            ws = doc.get("workers", []) if st == 200 else []
+            if (len(ws) == 1 and isinstance(ws[0].get("pid"), int)
+                    and ws[0].get("config_version") == doc.get("config_version")):
+                self.worker = ws[0]["pid"]
+                EXTRA_PIDS.add(self.worker)
+                break
+            if time.monotonic() > end:
+                raise Abort("portier worker did not apply the routes: %s" % doc)
+            time.sleep(0.1)
+        wait_port(https, self.proc, "portierd")
+
+    def call(self, method, path, body=None, auth=True):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.api_port, path),
+                                     data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if auth:
+            req.add_header("Authorization", "Bearer " + self.token)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                raw = r.read()
+                st = r.status
+        except urllib.error.HTTPError as e:
+            raw, st = e.read(), e.code
+        try:
+            return st, json.loads(raw or b"{}")
+        except ValueError:
+            return st, {}
+
+
+# ---- measurements --------------------------------------------------------------
+
+WRK_RE = re.compile(r"(\d+) requests in ([\d.]+)(us|ms|s|m|h)")
+UNIT_S = {"us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def wrk(port, close, duration):
+    argv = [WRK, "-t%d" % THREADS, "-c%d" % CONNS, "-d%ds" % duration, "--timeout", "5s"]
+    if close:
+        argv += ["-H", "Connection: close"]
+    argv.append("https://localhost:%d/" % port)
+    rc, out, err = run(argv, duration + 30)
+    m = WRK_RE.search(out)
+    if rc != 0 or not m:
+        raise Abort("wrk failed (%s): %s %s" % (rc, out, err))
+    reqs = int(m.group(1))
+    secs = float(m.group(2)) * UNIT_S[m.group(3)]
+    errs = 0
+    e = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if e:
+        errs += sum(int(x) for x in e.groups())
+    e = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if e:
+        errs += int(e.group(1))
+    return reqs, secs, errs
+
+
+def curl_big(port):
+    argv = ["curl", "-sk", "--max-time", "120", "-o", "/dev/null", "-w",
+            "%{http_code} %{size_download} %{time_total}", "--resolve",
+            "localhost:%d:127.0.0.1" % port, "https://localhost:%d/big.bin" % port]
+    rc, out, err = run(argv, 130)
+    parts = out.split()
+    if rc != 0 or len(parts) != 3 or parts[0] != "200" or int(parts[1]) != BIG:
+        raise Abort("bulk download through port %d failed: rc=%s %s %s" % (port, rc, out, err))
+    return int(parts[1]), float(parts[2])
+
+
+def fetch_small(port):
+    argv = ["curl", "-sk", "--max-time", "10", "--resolve", "localhost:%d:127.0.0.1" % port,
+            "https://localhost:%d/" % port]
+    rc, out, err = run(argv, 20)
+    return rc == 0 and "portier bench" in out
+
+
+def idle_test(T, name, port, pids, extra_pids):
+    """Proxy RSS before/after IDLE established TLS connections through it."""
+    ready = os.path.join(T, "idle-%s.ready" % name)
+    done = os.path.join(T, "idle-%s.done" % name)
+    time.sleep(0.5)
+    before = sum(rss_kib(p) for p in pids)
+    extra_before = {p: rss_kib(p) for p in extra_pids}
+    c = spawn([PY, os.path.join(HERE, "idle_client.py"), "127.0.0.1", str(port), "localhost",
+               str(IDLE), ready, done, "120"], os.path.join(T, "idle-%s.log" % name))
+    end = time.monotonic() + 100
+    while not os.path.exists(ready):
+        if c.poll() is not None:
+            raise Abort("idle client for %s exited early (see %s)" % (name, T))
+        if time.monotonic() > end:
+            raise Abort("idle client for %s did not finish its handshakes" % name)
+        time.sleep(0.1)
+    time.sleep(1.5)
+    after = sum(rss_kib(p) for p in pids)
+    extra_after = {p: rss_kib(p) for p in extra_pids}
+    with open(ready) as f:
+        ok, failed = (int(x) for x in f.read().split())
+    open(done, "w").close()
+    try:
+        c.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        killpg(c)
+        c.wait()
+    if c in PROCS:
+        PROCS.remove(c)
+    time.sleep(1.0)  # let the proxy close its side before the next test
+    if ok == 0:
+        raise Abort("no idle connection could be established through %s" % name)
+    return {"before": before, "after": after, "ok": ok, "failed": failed,
+            "per_conn": (after - before) / ok,
+            "extra": {p: (extra_before[p], extra_after[p]) for p in extra_pids}}
+
+
+# ---- report --------------------------------------------------------------------
+
+def fmt(v, digits):
+    if v is None:
+        return "—"
+    if digits == 0:
+        return "{:,.0f}".format(v)
+    return "{:,.{d}f}".format(v, d=digits)
+
+
+def ratio(v, ref):
+    if v is None or ref in (None, 0):
+        return ""
+    return " (%.2f×)" % (v / ref)
+
+
+def build_table(R):
+    """Rows: (label, {target: value}, digits, better)."""
+    rows = []
+
+    def med(t, key):
+        v = R[t].get(key)
+        return statistics.median(v) if v else None
+
+    def per(t, key, unit):
+        c = R[t].get(key + "_cpu")
+        if not c or c["units"] == 0:
+            return None
+        return c["cpu"] / c["units"] * unit
+
+    rows.append(("1. keep-alive requests/s (wrk, %d conns)" % CONNS,
+                 {t: med(t, "ka") for t in TARGETS}, 0, "higher"))
+    rows.append(("2. new TLS connections/s (Connection: close)",
+                 {t: med(t, "close") for t in TARGETS}, 0, "higher"))
+    rows.append(("3. bulk MB/s (64 MiB file, curl)",
+                 {t: med(t, "bulk") for t in TARGETS}, 0, "higher"))
+    rows.append(("4. proxy RSS KiB per idle TLS connection (%d open)" % IDLE,
+                 {t: (R[t]["idle"]["per_conn"] if t in PROXIES else None) for t in TARGETS},
+                 2, "lower"))
+    rows.append(("5a. proxy CPU ms per 10k keep-alive requests",
+                 {t: (per(t, "ka", 1e4 * 1e3) if t in PROXIES else None) for t in TARGETS},
+                 0, "lower"))
+    rows.append(("5b. proxy CPU ms per 10k new connections",
+                 {t: (per(t, "close", 1e4 * 1e3) if t in PROXIES else None) for t in TARGETS},
+                 0, "lower"))
+    rows.append(("5c. proxy CPU ms per GiB relayed",
+                 {t: (per(t, "bulk", float(1 << 30) * 1e3) if t in PROXIES else None)
+                  for t in TARGETS}, 0, "lower"))
+    return rows
+
+
+def table_md(rows):
+    head = "| row (ratio to nginx stream in brackets) | better | " + \
+        " | ".join(LABEL[t] for t in TARGETS) + " |"
+    sep = "|---|---|" + "---:|" * len(TARGETS)
+    out = [head, sep]
+    for label, vals, digits, better in rows:
+        ref = vals.get("nginx")
+        cells = [fmt(vals[t], digits) + ratio(vals[t], ref) for t in TARGETS]
+        out.append("| %s | %s | %s |" % (label, better, " | ".join(cells)))
+    return "\n".join(out)
+
+
+def sys_share(R, t, key):
+    c = R[t].get(key + "_cpu")
+    if not c or c["user"] + c["sys"] <= 0:
+        return None
+    return c["sys"] / (c["user"] + c["sys"])
+
+
+def interpretation(R, rows):
+    v = {label.split(".")[0]: vals for label, vals, _, _ in rows}
+    lines = []
+
+    def r(row, a, b="nginx"):
+        x, y = v[row].get(a), v[row].get(b)
+        return x / y if x is not None and y else None
+
+    def cmp(row, what, higher=True):
+        rp, rh = r(row, "portier"), r(row, "haproxy")
+        if rp is None:
+            return
+        word = "higher" if (rp >= 1) == higher else "lower"
+        if abs(rp - 1) < 0.05:
+            verdict = "on par with nginx stream"
+        elif (rp > 1) == higher:
+            verdict = "better than nginx stream (%.2f×)" % rp
+        else:
+            verdict = "worse than nginx stream (%.2f×)" % rp
+        lines.append("- **%s**: portier is %s; HAProxy %.2f×, direct %s." % (
+            what, verdict, rh if rh else float("nan"),
+            ("%.2f×" % r(row, "direct")) if r(row, "direct") else "—"))
+        del word
+
+    cmp("1", "Keep-alive requests/s")
+    cmp("2", "New TLS connections/s")
+    cmp("3", "Bulk MB/s")
+    im = {t: R[t]["idle"] for t in PROXIES}
+    d = im["portier"].get("daemon")
+    lines.append(
+        "- **Memory per idle established connection** (proxy process RSS growth with %d "
+        "handshaken, idle TLS connections open through it): portier %.2f KiB (worker; the "
+        "daemon moved by %+d KiB in total), nginx stream %.2f KiB (worker), HAProxy %.2f KiB. "
+        "Kernel socket buffers are not in these figures; they are the same for every proxy."
+        % (IDLE, im["portier"]["per_conn"], d if d is not None else 0,
+           im["nginx"]["per_conn"], im["haproxy"]["per_conn"]))
+    if "backend_idle" in R["direct"]:
+        lines.append("  For scale, the TLS-terminating nginx backend itself grew by %.2f KiB per "
+                     "direct idle connection (mostly OpenSSL state)."
+                     % R["direct"]["backend_idle"]["per_conn"])
+    for row, what in (("5a", "keep-alive request"), ("5b", "new connection"),
+                      ("5c", "GiB relayed")):
+        rp, rh = r(row, "portier"), r(row, "haproxy")
+        if rp is None:
+            continue
+        lines.append("- **CPU per %s** (the fairest figure here): portier %.2f× nginx stream's, "
+                     "HAProxy %.2f×." % (what, rp, rh if rh else float("nan")))
+    shares = []
+    for t in PROXIES:
+        s = [sys_share(R, t, k) for k in ("ka", "close", "bulk")]
+        shares.append("%s %s" % (LABEL[t], "/".join("%.0f%%" % (x * 100) if x is not None
+                                                     else "?" for x in s)))
+    lines.append("- Kernel share of each proxy's CPU (keep-alive/close/bulk): " +
+                 ", ".join(shares) + ". A passthrough relay's cost is mostly system calls "
+                 "and loopback TCP; it wins by making fewer of them per byte and per request.")
+    return "\n".join(lines)
+
+
+def machine_info():
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+
+    def first(argv, stream="out"):
+        try:
+            rc, out, err = run(argv, 10)
+            text = (out if stream == "out" else err) or out or err
+            return text.strip().splitlines()[0] if text.strip() else "?"
+        except (Abort, OSError):
+            return "?"
+    mem = "?"
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem = "%.1f GiB" % (int(line.split()[1]) / 1048576)
+    rev = first(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"])
+    return {
+        "nproc": os.cpu_count(), "cpu": model, "mem": mem,
+        "kernel": platform.release(),
+        "nginx": first([NGINX, "-v"], "err"), "haproxy": first([HAPROXY, "-v"]),
+        "wrk": first([WRK, "-v"]), "openssl": first(["openssl", "version"]),
+        "curl": first(["curl", "--version"]), "portier": first([PORTIERD, "--version"]),
+        "rev": rev,
+    }
+
+
+def route_bench(T):
+    """bench/route_bench.c (route lookup cost against table size), if it builds."""
+    src = os.path.join(HERE, "route_bench.c")
+    if not os.path.exists(src):
+        return None
+    exe = os.path.join(T, "route_bench")
+    try:
+        rc, out, err = run(["gcc", "-O2", "-std=c11", "-D_GNU_SOURCE", "-I", ROOT, src] +
+                           [os.path.join(ROOT, "common", x) for x in
+                            ("route.c", "dname.c", "pt.c")] + ["-o", exe], 120)
+        if rc != 0:
+            log("route_bench does not build, skipped: %s" % err.strip()[:300])
+            return None
+        rc, out, err = run([exe], 120)
+        return out.strip() if rc == 0 else None
+    except Abort as e:
+        log("route_bench skipped: %s" % e)
+        return None
+
+
+def write_readme(path, rows, R, info, confs, portier, started, elapsed, rb):
+    md = []
+    md.append("# portier passthrough benchmark\n")
+    md.append("Generated by `bench/run.sh` (`make bench`) on %s, in %.0f s. Re-running it "
+              "rewrites this file. Profiling notes written by hand are in "
+              "[PROFILE.md](PROFILE.md).\n" % (started, elapsed))
+    md.append("## Machine\n")
+    md.append("- nproc: %s, CPU: %s, memory %s, kernel %s" % (
+        info["nproc"], info["cpu"], info["mem"], info["kernel"]))
+    md.append("- %s (git %s); %s; %s; %s; %s; %s\n" % (
+        info["portier"], info["rev"], info["nginx"], info["haproxy"], info["wrk"],
+        info["openssl"], info["curl"].split(" (")[0]))
+    md.append("## Results\n")
+    md.append("All targets in one run, same nginx backend (1 worker), each proxy with one "
+              "worker/thread, loopback only. Rates are the median of %d interleaved rounds; "
+              "CPU per unit is the proxy process's own CPU time (all its threads, from "
+              "/proc/PID/schedstat; user/system split from utime/stime in /proc/PID/stat) "
+              "summed over all rounds divided by the work done. For portier that is the one "
+              "worker process; the daemon does not touch the data path. MB = 10^6 bytes.\n"
+              % ROUNDS)
+    md.append(table_md(rows) + "\n")
+    md.append("Errors reported by wrk (socket errors + non-2xx), summed over rounds: " +
+              ", ".join("%s %d" % (LABEL[t], R[t].get("errors", 0)) for t in TARGETS) + ".\n")
+    md.append("Idle test detail (RSS KiB before → after, connections established/failed): " +
+              "; ".join("%s %d → %d (%d/%d)" % (LABEL[t], R[t]["idle"]["before"],
+                                               R[t]["idle"]["after"], R[t]["idle"]["ok"],
+                                               R[t]["idle"]["failed"]) for t in PROXIES) +
+              ". portier daemon RSS %s KiB → %s KiB (not part of row 4).\n"
+              % R["portier"]["idle"].get("daemon_rss", ("?", "?")))
+    md.append("Per-round values: " + "; ".join(
+        "%s ka %s, close %s, bulk %s" % (
+            LABEL[t], "/".join("%.0f" % x for x in R[t]["ka"]),
+            "/".join("%.0f" % x for x in R[t]["close"]),
+            "/".join("%.0f" % x for x in R[t]["bulk"])) for t in TARGETS) + ".\n")
+    md.append("## Interpretation\n")
+    md.append(interpretation(R, rows) + "\n")
+    md.append("""The machine has 2 shared cores running the load generator, the proxy and
+the backend at once, and its speed drifts during a run: only ratios taken in the same
+run mean anything. Rows 1–3 are mostly bounded by wrk/curl and the backend's TLS work
+(the direct column shows the ceiling); rows 5a–5c compare what each proxy itself spends
+and are the figures to watch when changing the relay.
+""")
+    md.append("## Exact commands\n")
+    md.append("```sh\nmake bench            # = bench/run.sh; knobs: BENCH_DURATION=%d BENCH_ROUNDS=%d "
+              "BENCH_CONNS=%d BENCH_IDLE=%d BENCH_BULK=%d\n```\n"
+              % (DURATION, ROUNDS, CONNS, IDLE, BULK_N))
+    md.append("Per target and round (PORT = the target's port; `localhost` is 127.0.0.1 and "
+              "every proxy has a catch-all route, so SNI never decides):\n")
+    md.append("```sh\n"
+              "wrk -t%d -c%d -d%ds --timeout 5s https://localhost:PORT/                         # row 1\n"
+              "wrk -t%d -c%d -d%ds --timeout 5s -H 'Connection: close' https://localhost:PORT/  # row 2\n"
+              "for i in $(seq %d); do curl -sk -o /dev/null -w '%%{size_download} %%{time_total}' \\\n"
+              "    --resolve localhost:PORT:127.0.0.1 https://localhost:PORT/big.bin; done     # row 3\n"
+              "python3 bench/idle_client.py 127.0.0.1 PORT localhost %d READY DONE 120          # row 4\n"
+              "# rows 4-5: VmRSS from /proc/PID/status and CPU from /proc/PID/{stat,schedstat} of the\n"
+              "# proxy process, read just before and just after each of the commands above\n"
+              "```\n" % (THREADS, CONNS, DURATION, THREADS, CONNS, DURATION, BULK_N, IDLE))
+    md.append("Each row first runs a %d s keep-alive warm-up per target. Ports below are "
+              "those of this run.\n" % 2)
+    md.append("### Backend (nginx, 1 worker, serves index.html (%d bytes) and big.bin (64 MiB))\n"
+              % confs["page_len"])
+    md.append("```nginx\n" + confs["backend"].strip() + "\n```\n")
+    md.append("### portier\n")
+    md.append("```sh\n" + " ".join(portier.argv).replace(ROOT + "/", "") + "\n" +
+              "\n".join("curl -X %s -H 'Authorization: Bearer TOKEN' -d '%s' http://127.0.0.1:API%s"
+                        % (m, json.dumps(b), p) for m, p, b in portier.calls) + "\n```\n")
+    md.append("### nginx stream\n")
+    md.append("```nginx\n" + confs["nginx"].strip() + "\n```\n")
+    md.append("### HAProxy (`haproxy -db -f haproxy.cfg`)\n")
+    md.append("```\n" + confs["haproxy"].strip() + "\n```\n")
+    if rb:
+        md.append("## Route lookup (bench/route_bench.c, same run)\n")
+        md.append("```\n" + rb + "\n```\n")
+    text = "\n".join(md)
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.rename(path + ".tmp", path)
+
+
+# ---- main ----------------------------------------------------------------------
+
+def main():
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, on_signal)
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(LIMIT)
+    for tool, path in (("nginx", NGINX), ("haproxy", HAPROXY), ("wrk", WRK),
+                       ("portierd", PORTIERD), ("stream module", STREAM_MODULE)):
+        if not os.path.exists(path):
+            sys.exit("bench: %s not found at %s (run bench/run.sh)" % (tool, path))
+    started = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    T = tempfile.mkdtemp(prefix="portier-bench.")
+    ok = False
+    try:
+        ok = bench(T, started)
+    except Abort as e:
+        log("ABORTED: %s" % e)
+    finally:
+        kill_all()
+        if os.environ.get("KEEP") == "1" or not ok:
+            log("temp dir kept: %s" % T)
+        else:
+            shutil.rmtree(T, ignore_errors=True)
+    return 0 if ok else 1
+
+
+def bench(T, started):
+    (be_pp, be_direct, p_https, p_http, p_api, ngx, hap) = free_ports(7)
+    log("temp dir %s; files and certificate" % T)
+    key, crt, www = make_files(T)
+    backend, be_conf = start_backend(T, key, crt, www, be_pp, be_direct)
+    ngx_proc, ngx_conf = start_nginx_stream(T, ngx, be_pp)
+    hap_proc, hap_conf = start_haproxy(T, hap, be_pp)
+    portier = Portier(T, p_https, p_http, p_api, be_pp)
+
+    def nginx_worker(master):
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            ch = children(master.pid)
+            if ch:
+                EXTRA_PIDS.update(ch)
+                return ch[0]
+            time.sleep(0.05)
+        raise Abort("nginx master %d has no worker" % master.pid)
+
+    be_worker = nginx_worker(backend)
+    port = {"direct": be_direct, "portier": p_https, "nginx": ngx, "haproxy": hap}
+    pids = {"direct": [], "portier": [portier.worker], "nginx": [nginx_worker(ngx_proc)],
+            "haproxy": [hap_proc.pid]}
+    log("backend worker %d; portier daemon %d worker %d; nginx stream worker %d; haproxy %d"
+        % (be_worker, portier.proc.pid, portier.worker, pids["nginx"][0], hap_proc.pid))
+    with open(os.path.join(www, "index.html")) as f:
+        page_len = len(f.read())
+    for t in TARGETS:
+        if not fetch_small(port[t]):
+            raise Abort("sanity check failed: GET / through %s" % t)
+    R = {t: {"ka": [], "close": [], "bulk": [], "errors": 0} for t in TARGETS}
+
+    def alive():
+        for p in (backend, ngx_proc, hap_proc, portier.proc):
+            if p.poll() is not None:
+                raise Abort("%s exited (status %s); logs in %s" % (p.args[0], p.returncode, T))
+        for pid in [be_worker] + pids["portier"] + pids["nginx"]:
+            if not os.path.exists("/proc/%d" % pid):
+                raise Abort("process %d is gone; logs in %s" % (pid, T))
+
+    # Row 4 first, on fresh processes: memory freed by earlier load would
+    # otherwise be reused and hide part of the cost.
+    for t in PROXIES:
+        log("idle: %d TLS connections through %s" % (IDLE, t))
+        extra = [portier.proc.pid] if t == "portier" else []
+        R[t]["idle"] = idle_test(T, t, port[t], pids[t], extra)
+        if t == "portier":
+            b, a = R[t]["idle"]["extra"][portier.proc.pid]
+            R[t]["idle"]["daemon"] = a - b
+            R[t]["idle"]["daemon_rss"] = (b, a)
+        log("  %.2f KiB per connection (%d ok, %d failed)" % (
+            R[t]["idle"]["per_conn"], R[t]["idle"]["ok"], R[t]["idle"]["failed"]))
+        alive()
+    log("idle: %d TLS connections direct to the backend (for scale)" % IDLE)
+    R["direct"]["backend_idle"] = idle_test(T, "direct", be_direct, [be_worker], [])
+    alive()
+
+    def measure(t, key, fn):
+        c0 = cpu(pids[t]) if pids[t] else None
+        units, value, errs = fn()
+        if c0 is not None:
+            total, user, sysc = cpu_delta(c0, cpu(pids[t]))
+            acc = R[t].setdefault(key + "_cpu", {"cpu": 0.0, "user": 0.0, "sys": 0.0,
+                                                 "units": 0})
+            acc["cpu"] += total
+            acc["user"] += user
+            acc["sys"] += sysc
+            acc["units"] += units
+        R[t][key].append(value)
+        R[t]["errors"] += errs
+        alive()
+        return value
+
+    def ka(t, close):
+        def fn():
+            reqs, secs, errs = wrk(port[t], close, DURATION)
+            return reqs, reqs / secs, errs
+        return fn
+
+    def bulk(t):
+        def fn():
+            nbytes, secs = 0, 0.0
+            for _ in range(BULK_N):
+                b, s = curl_big(port[t])
+                nbytes += b
+                secs += s
+            return nbytes, nbytes / secs / 1e6, 0
+        return fn
+
+    log("warm-up: 2 s keep-alive per target")
+    for t in TARGETS:
+        wrk(port[t], False, 2)
+    for rnd in range(ROUNDS):
+        order = TARGETS[rnd % 4:] + TARGETS[:rnd % 4]
+        for t in order:
+            v = measure(t, "ka", ka(t, False))
+            log("round %d %-8s keep-alive %10.0f req/s" % (rnd + 1, t, v))
+        for t in order:
+            v = measure(t, "close", ka(t, True))
+            log("round %d %-8s close      %10.0f conn/s" % (rnd + 1, t, v))
+        for t in order:
+            v = measure(t, "bulk", bulk(t))
+            log("round %d %-8s bulk       %10.0f MB/s" % (rnd + 1, t, v))
+
+    rb = route_bench(T)
+    rows = build_table(R)
+    elapsed = time.monotonic() - T0
+    print()
+    print("portier passthrough benchmark, %s, %d CPUs" % (started, os.cpu_count()))
+    print(table_md(rows))
+    print()
+    print(interpretation(R, rows))
+    if README != "-":
+        info = machine_info()
+        confs = {"backend": be_conf, "nginx": ngx_conf, "haproxy": hap_conf,
+                 "page_len": page_len}
+        write_readme(README, rows, R, info, confs, portier, started, elapsed, rb)
+        log("wrote %s" % README)
+    with open(os.path.join(T, "results.json"), "w") as f:
+        json.dump(R, f, indent=1, default=str)
+    return True
+
+
+if __name__ == "__main__":
+    sys.exit(main())

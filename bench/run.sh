@@ -1,0 +1,55 @@
+#!/bin/bash
+# portier SNI passthrough benchmark (`make bench`).
+#
+# Installs what it needs when missing (as root, apt-get: wrk, haproxy, nginx,
+# libnginx-mod-stream, python3, curl, openssl), builds build/portierd if it is
+# not there, then runs bench/bench.py: portier, nginx stream and HAProxy side by
+# side in front of one nginx HTTPS backend on loopback, plus direct to the
+# backend. Prints the table and rewrites bench/README.md. Bounded (BENCH_LIMIT,
+# 900 s by default); everything it starts is killed on exit, error or Ctrl-C.
+# Knobs: see the top of bench/bench.py.
+set -eu
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$HERE")
+cd "$ROOT"
+
+need=()
+have_cmd() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
+have_cmd wrk || need+=(wrk)
+have_cmd haproxy || need+=(haproxy)
+have_cmd nginx || need+=(nginx)
+[ -f /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=(libnginx-mod-stream)
+[ -x /usr/bin/python3 ] || need+=(python3)
+have_cmd curl || need+=(curl)
+have_cmd openssl || need+=(openssl)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "bench: missing ${need[*]}; run as root on Debian, or: sudo apt-get install -y ${need[*]}" >&2
+        exit 1
+    fi
+    echo "bench: installing ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # policy-rc.d 101 keeps the packaged nginx/haproxy services from starting
+    # (the benchmark runs its own instances on free ports).
+    prc=/usr/sbin/policy-rc.d
+    if [ ! -e "$prc" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$prc"
+        chmod 755 "$prc"
+        trap 'rm -f "$prc"' EXIT
+    fi
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    rm -f "$prc"
+    trap - EXIT
+fi
+
+if [ ! -x "${PORTIERD:-$ROOT/build/portierd}" ]; then
+    make -C "$ROOT" all
+fi
+
+# 2,000 idle connections need ~6,000 descriptors across client, proxy and backend.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+exec "$PY" "$HERE/bench.py" "$@"
