@@ -310,7 +310,7 @@ def garbage_cases():
         "declared_16mb": rec(b"\x01\xff\xff\xff" + b"\x03\x03" + b"\x00" * 40),
         "oversized_small_records": many_small,
         "oversized_big_record": big_record,
-        "hello_then_alert_record": hello[:5] + b"\x15\x03\x03\x00\x02\x02\x28",
+        "alert_in_handshake_record": b"\x16\x03\x03\x00\x07" + ALERT_HANDSHAKE_FAILURE,
     }
 
 
@@ -555,7 +555,6 @@ def sc_stream(a):
     try:
         rss0 = vmrss_kb(a.pid) if a.pid else -1
         c, b, res["routed"] = routed(a.port, be, hello)
-        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20) if False else None
         sent = {"n": 0, "how": "running", "sha": None}
 
         def feed():
