@@ -12,7 +12,7 @@ Ctrl-C, SIGTERM or the overall time limit.
 Environment (defaults in brackets):
   BENCH_DURATION   seconds per wrk run [8]     BENCH_ROUNDS  rounds [3]
   BENCH_CONNS      wrk connections [8]         BENCH_THREADS wrk threads [1]
-  BENCH_IDLE       idle connections [2000]     BENCH_BULK    64 MiB downloads per round [8]
+  BENCH_IDLE       idle connections [2000]     BENCH_BULK    64 MiB downloads per round [16]
   BENCH_README     output file [bench/README.md], "-" for none
   BENCH_LIMIT      hard limit for the whole run in seconds [900]
   PORTIERD         binary [build/portierd]     KEEP=1 keeps the temp dir
@@ -48,7 +48,7 @@ ROUNDS = env_int("BENCH_ROUNDS", 3)
 CONNS = env_int("BENCH_CONNS", 8)
 THREADS = env_int("BENCH_THREADS", 1)
 IDLE = env_int("BENCH_IDLE", 2000)
-BULK_N = env_int("BENCH_BULK", 8)
+BULK_N = env_int("BENCH_BULK", 16)
 LIMIT = env_int("BENCH_LIMIT", 900)
 README = os.environ.get("BENCH_README", os.path.join(HERE, "README.md"))
 PORTIERD = os.environ.get("PORTIERD", os.path.join(ROOT, "build", "portierd"))
@@ -562,7 +562,6 @@ def interpretation(R, rows):
         rp, rh = r(row, "portier"), r(row, "haproxy")
         if rp is None:
             return
-        word = "higher" if (rp >= 1) == higher else "lower"
         if abs(rp - 1) < 0.05:
             verdict = "on par with nginx stream"
         elif (rp > 1) == higher:
@@ -572,7 +571,6 @@ def interpretation(R, rows):
         lines.append("- **%s**: portier is %s; HAProxy %.2f×, direct %s." % (
             what, verdict, rh if rh else float("nan"),
             ("%.2f×" % r(row, "direct")) if r(row, "direct") else "—"))
-        del word
 
     cmp("1", "Keep-alive requests/s")
     cmp("2", "New TLS connections/s")
@@ -590,13 +588,15 @@ def interpretation(R, rows):
         lines.append("  For scale, the TLS-terminating nginx backend itself grew by %.2f KiB per "
                      "direct idle connection (mostly OpenSSL state)."
                      % R["direct"]["backend_idle"]["per_conn"])
+    cpu_parts = []
     for row, what in (("5a", "keep-alive request"), ("5b", "new connection"),
                       ("5c", "GiB relayed")):
         rp, rh = r(row, "portier"), r(row, "haproxy")
-        if rp is None:
-            continue
-        lines.append("- **CPU per %s** (the fairest figure here): portier %.2f× nginx stream's, "
-                     "HAProxy %.2f×." % (what, rp, rh if rh else float("nan")))
+        if rp is not None:
+            cpu_parts.append("per %s portier %.2f× nginx stream's (HAProxy %.2f×)"
+                             % (what, rp, rh if rh else float("nan")))
+    lines.append("- **Proxy CPU per unit of work** (the fairest figure on this machine): " +
+                 "; ".join(cpu_parts) + ".")
     shares = []
     for t in PROXIES:
         s = [sys_share(R, t, k) for k in ("ka", "close", "bulk")]
@@ -762,6 +762,11 @@ def main():
     finally:
         kill_all()
         if os.environ.get("KEEP") == "1" or not ok:
+            try:  # keep the logs and configs, not the 64 MiB file
+                if not ok:
+                    os.unlink(os.path.join(T, "www", "big.bin"))
+            except OSError:
+                pass
             log("temp dir kept: %s" % T)
         else:
             shutil.rmtree(T, ignore_errors=True)
@@ -809,7 +814,11 @@ def bench(T, started):
                 raise Abort("process %d is gone; logs in %s" % (pid, T))
 
     # Row 4 first, on fresh processes: memory freed by earlier load would
-    # otherwise be reused and hide part of the cost.
+    # otherwise be reused and hide part of the cost. The backend's own figure
+    # (direct connections) is taken first for the same reason.
+    log("idle: %d TLS connections direct to the backend (for scale)" % IDLE)
+    R["direct"]["backend_idle"] = idle_test(T, "direct", be_direct, [be_worker], [])
+    alive()
     for t in PROXIES:
         log("idle: %d TLS connections through %s" % (IDLE, t))
         extra = [portier.proc.pid] if t == "portier" else []
@@ -821,9 +830,6 @@ def bench(T, started):
         log("  %.2f KiB per connection (%d ok, %d failed)" % (
             R[t]["idle"]["per_conn"], R[t]["idle"]["ok"], R[t]["idle"]["failed"]))
         alive()
-    log("idle: %d TLS connections direct to the backend (for scale)" % IDLE)
-    R["direct"]["backend_idle"] = idle_test(T, "direct", be_direct, [be_worker], [])
-    alive()
 
     def measure(t, key, fn):
         c0 = cpu(pids[t]) if pids[t] else None

@@ -59,6 +59,7 @@ struct pt_settings {
     uint32_t idle_timeout_ms;    /* relay with no byte either way */
     uint32_t grace_ms;           /* drain time when stopping */
     uint16_t https_port;         /* port of the first --https listener */
+    bool access_log;             /* write one JSON line per connection to fd 1 */
     struct pt_cidr *trusted;     /* owned: --trusted-proxy */
     size_t n_trusted;
 };

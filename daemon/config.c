@@ -25,6 +25,7 @@ static const char usage[] =
     "  --connect-timeout SECONDS backend connect, per server (5)\n"
     "  --idle-timeout SECONDS   relay idle time (600)\n"
     "  --ack-timeout MS         wait for workers after a change (2000)\n"
+    "  --access-log FILE|-|off  one JSON line per connection (- = stdout)\n"
     "  --verbose                debug logging\n"
     "  --version, --help\n";
 
@@ -159,6 +160,10 @@ static int apply(struct pt_config *c, const char *key, const char *v,
     } else if (strcmp(key, "idle-timeout") == 0) {
         if (parse_uint(v, 1, 86400, &c->idle_timeout_s) != 0)
             return fail(err, errlen, src, key, "expected seconds 1..86400, got '%s'", v);
+    } else if (strcmp(key, "access-log") == 0) {
+        if (*v == '\0')
+            return fail(err, errlen, src, key, "empty path (use - or off)");
+        set_str(&c->access_log, v);
     } else if (strcmp(key, "ack-timeout") == 0) {
         if (parse_uint(v, 0, 60000, &c->ack_timeout_ms) != 0)
             return fail(err, errlen, src, key, "expected milliseconds 0..60000, got '%s'", v);
@@ -245,6 +250,7 @@ static void defaults(struct pt_config *c)
     c->connect_timeout_s = 5;
     c->idle_timeout_s = 600;
     c->ack_timeout_ms = 2000;
+    c->access_log = pt_xstrdup("-");
 }
 
 enum pt_config_result pt_config_parse(struct pt_config *c, int argc, char **argv,
@@ -299,7 +305,7 @@ enum pt_config_result pt_config_parse(struct pt_config *c, int argc, char **argv
             "state-dir", "api-token-file", "https", "http", "api", "workers",
             "trusted-proxy", "acme-directory", "acme-email", "acme-ca-bundle",
             "user", "config", "grace", "hello-timeout", "connect-timeout",
-            "idle-timeout", "ack-timeout"};
+            "idle-timeout", "ack-timeout", "access-log"};
         size_t k;
         for (k = 0; k < PT_ARRAY_LEN(known); k++)
             if (strcmp(key, known[k]) == 0)
@@ -341,4 +347,5 @@ void pt_config_free(struct pt_config *c)
     PT_FREE(c->acme_email);
     PT_FREE(c->acme_ca_bundle);
     PT_FREE(c->user);
+    PT_FREE(c->access_log);
 }

@@ -36,6 +36,7 @@ struct pt_config {
     unsigned connect_timeout_s;
     unsigned idle_timeout_s;
     unsigned ack_timeout_ms;   /* how long a mutation waits for workers */
+    char *access_log;          /* owned: "-" stdout (default), "off", or a file */
     bool verbose;
 };
 

@@ -336,6 +336,13 @@ static int run_daemon(int argc, char **argv)
     d.settings.grace_ms = d.cfg.grace_s * 1000;
     d.settings.https_port =
         d.cfg.n_https ? pt_sockaddr_port((struct sockaddr *)&d.cfg.https[0].sa) : 443;
+    d.settings.access_log = strcmp(d.cfg.access_log, "off") != 0;
+    int access_fd = -1;
+    if (d.settings.access_log && strcmp(d.cfg.access_log, "-") != 0) {
+        access_fd = open(d.cfg.access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        if (access_fd < 0)
+            die_usage("--access-log %s: %s", d.cfg.access_log, strerror(errno));
+    }
     d.settings.trusted = d.cfg.trusted;
     d.settings.n_trusted = d.cfg.n_trusted;
 
@@ -354,6 +361,7 @@ static int run_daemon(int argc, char **argv)
         .fds = d.fds,
         .kinds = d.kinds,
         .grace_ms = d.settings.grace_ms,
+        .access_fd = access_fd,
         .on_stopped = on_stopped,
         .arg = &d,
     };

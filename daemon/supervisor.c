@@ -302,6 +302,8 @@ static int spawn(struct slot *sl)
         /* Child. Fixed layout: fd 3 = daemon socket, 4.. = listeners. Move
          * every source out of the way first so no dup2 clobbers another. */
         int tmp[1 + 64];
+        if (s->cfg.access_fd >= 0) /* first: it may sit where a listener goes */
+            dup2(s->cfg.access_fd, STDOUT_FILENO);
         tmp[0] = fcntl(sv[1], F_DUPFD, 1024);
         for (size_t i = 0; i < nl && i < 64; i++)
             tmp[1 + i] = fcntl(lfds[i], F_DUPFD, 1024);

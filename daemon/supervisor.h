@@ -23,6 +23,7 @@ struct pt_supervisor_config {
     const int *fds;         /* workers x n_listeners, slot-major; borrowed */
     const char *kinds;      /* n_listeners chars: 's' TLS, 'h' plain HTTP */
     unsigned grace_ms;      /* how long workers may drain on stop */
+    int access_fd;          /* becomes the workers' stdout (access log), or -1 */
     /* Called on the loop once every worker has exited after pt_supervisor_stop. */
     void (*on_stopped)(void *arg);
     void *arg;

@@ -65,6 +65,9 @@ struct pass {
     char sni[256];
     size_t sni_len;
     unsigned handles; /* open handles and requests; freed at zero */
+    uint64_t start_ms;
+    const char *result; /* for the access log; set where the outcome is known */
+    bool connected;     /* c->target holds the server we relay to */
 };
 
 /* Per-worker read buffer: libuv calls alloc_cb then read_cb for one stream
@@ -82,10 +85,30 @@ static struct pass *side_conn(uv_handle_t *h)
     return ((struct side *)h->data)->c;
 }
 
+static void log_access(struct pass *c)
+{
+    struct pt_access a = {
+        .client = (struct sockaddr *)&c->peer,
+        .listener = (struct sockaddr *)&c->l->addr,
+        .sni = c->sni,
+        .sni_len = c->sni_len,
+        .route = c->dom ? c->dom->name : NULL,
+        .mode = "passthrough",
+        .backend = c->be ? c->be->name : NULL,
+        .server = c->connected ? (struct sockaddr *)&c->target : NULL,
+        .bytes_in = c->cli.bytes,
+        .bytes_out = c->srv.bytes,
+        .duration_ms = pt_worker_now_ms(c->w) - c->start_ms,
+        .result = c->result ? c->result : "client_closed",
+    };
+    pt_worker_access(c->w, &a);
+}
+
 static void release(struct pass *c)
 {
     if (--c->handles > 0)
         return;
+    log_access(c);
     pt_snap_unref(c->snap);
     free(c->hbuf);
     free(c->cli.pending);
@@ -174,7 +197,12 @@ static void on_timer(uv_timer_t *t)
         if (!uv_is_closing((uv_handle_t *)&c->srv.tcp))
             uv_close((uv_handle_t *)&c->srv.tcp, on_srv_failed_closed);
         return;
+    case PASS_RELAY:
+        c->result = "idle_timeout";
+        pass_close(c, false);
+        return;
     default:
+        c->result = "timeout";
         pass_close(c, false);
     }
 }
@@ -213,6 +241,7 @@ static void route(struct pass *c)
     const struct pt_snapshot *s = c->snap;
     int ix = pt_route_lookup(s->routes, c->sni, c->sni_len);
     if (ix < 0) {
+        c->result = "unknown_sni";
         send_alert(c, PT_TLS_ALERT_UNRECOGNIZED_NAME);
         return;
     }
@@ -220,6 +249,7 @@ static void route(struct pass *c)
     c->be = &s->backends[c->dom->backend_ix];
     if (c->dom->mode != PT_MODE_PASSTHROUGH) {
         /* TLS offload is not in this build yet: refuse cleanly. */
+        c->result = "offload_unavailable";
         send_alert(c, PT_TLS_ALERT_HANDSHAKE_FAILURE);
         return;
     }
@@ -251,6 +281,7 @@ static void on_hello_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     if (rc < 0) {
         /* Not TLS, or a broken hello: nothing sane to answer in TLS terms
          * for garbage, but a TLS client deserves to know. */
+        c->result = "bad_hello";
         if (c->hlen >= 1 && c->hbuf[0] == 22)
             send_alert(c, PT_TLS_ALERT_HANDSHAKE_FAILURE);
         else
@@ -316,6 +347,7 @@ static void on_proxy_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         return;
     if (rc < 0) {
         c->w->refused++;
+        c->result = "bad_proxy_header";
         pass_close(c, false);
         return;
     }
@@ -326,6 +358,7 @@ static void on_proxy_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         pt_sockaddr_unmap(&c->local);
     }
     if (pt_worker_banned(c->w, (struct sockaddr *)&c->peer)) {
+        c->result = "banned";
         pass_close(c, true);
         return;
     }
@@ -387,6 +420,7 @@ static void try_server(struct pass *c)
     if (c->server_ix >= c->be->n_servers) {
         pt_log(PT_LOG_WARN, "backend '%s': no server reachable for '%.*s'", c->be->name,
                (int)c->sni_len, c->sni);
+        c->result = "no_server";
         send_alert(c, PT_TLS_ALERT_INTERNAL_ERROR);
         return;
     }
@@ -567,6 +601,7 @@ static void on_relay_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         return;
     }
     if (n < 0) {
+        c->result = from == &c->cli ? "client_reset" : "server_reset";
         pass_close(c, true);
         return;
     }
@@ -581,6 +616,9 @@ static void relay_start(struct pass *c)
     uint8_t hdr[PT_PP_OUT_MAX];
     int hn = 0;
     c->state = PASS_RELAY;
+    c->result = "ok";
+    int tlen = sizeof(c->target);
+    c->connected = uv_tcp_getpeername(&c->srv.tcp, (struct sockaddr *)&c->target, &tlen) == 0;
     uv_tcp_nodelay(&c->srv.tcp, 1);
     if (c->be->proxy_protocol != PT_PP_NONE) {
         hn = pt_proxyproto_encode(c->be->proxy_protocol, (struct sockaddr *)&c->peer,
@@ -619,6 +657,7 @@ void pt_pass_accept(struct pt_listener *l, int fd, const struct sockaddr_storage
     c->w = w;
     c->snap = pt_snap_ref(w->snap);
     c->peer = *peer;
+    c->start_ms = pt_worker_now_ms(w);
     socklen_t alen = sizeof(c->local);
     if (getsockname(fd, (struct sockaddr *)&c->local, &alen) != 0)
         c->local = l->addr;
@@ -629,6 +668,11 @@ void pt_pass_accept(struct pt_listener *l, int fd, const struct sockaddr_storage
     /* Refused before a single byte is read or answered. Connections from a
      * trusted front are judged on the address its PROXY header carries. */
     if (!from_trusted && pt_worker_banned(w, (struct sockaddr *)&c->peer)) {
+        struct pt_access a = {.client = (struct sockaddr *)&c->peer,
+                              .listener = (struct sockaddr *)&l->addr,
+                              .mode = "passthrough",
+                              .result = "banned"};
+        pt_worker_access(w, &a);
         pt_snap_unref(c->snap);
         free(c);
         pt_worker_reject_fd(fd);

@@ -214,6 +214,96 @@ void pt_worker_reject_fd(int fd)
 static void on_stats(uv_timer_t *t)
 {
     send_stats(t->data);
+    pt_worker_access_flush(t->data);
+}
+
+void pt_worker_access_flush(struct pt_worker *w)
+{
+    size_t off = 0;
+    while (off < w->alog.len) {
+        ssize_t n = write(STDOUT_FILENO, w->alog.data + off, w->alog.len - off);
+        if (n <= 0)
+            break; /* a full disk or closed stdout must not stop the proxy */
+        off += (size_t)n;
+    }
+    w->alog.len = 0;
+}
+
+static void json_str(struct pt_wbuf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    pt_wbuf_u8(b, '"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            pt_wbuf_u8(b, '\\');
+            pt_wbuf_u8(b, c);
+        } else if (c < 0x20 || c >= 0x7f) {
+            uint8_t e[6] = {'\\', 'u', '0', '0', (uint8_t)hex[c >> 4], (uint8_t)hex[c & 15]};
+            pt_wbuf_put(b, e, 6);
+        } else {
+            pt_wbuf_u8(b, c);
+        }
+    }
+    pt_wbuf_u8(b, '"');
+}
+
+static void json_addr(struct pt_wbuf *b, const struct sockaddr *sa)
+{
+    char buf[PT_ADDRSTR_MAX];
+    if (sa == NULL || sa->sa_family == AF_UNSPEC) {
+        pt_wbuf_put(b, "null", 4);
+        return;
+    }
+    size_t n = pt_sockaddr_format(sa, buf, sizeof(buf));
+    json_str(b, buf, n);
+}
+
+void pt_worker_access(struct pt_worker *w, const struct pt_access *a)
+{
+    if (w->snap == NULL || !w->snap->settings.access_log)
+        return;
+    struct pt_wbuf *b = &w->alog;
+    char tmp[160];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    int n = snprintf(tmp, sizeof(tmp),
+                     "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"worker\":%u,"
+                     "\"client\":",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, ts.tv_nsec / 1000000, w->id);
+    pt_wbuf_put(b, tmp, (size_t)n);
+    json_addr(b, a->client);
+    pt_wbuf_put(b, ",\"listener\":", 12);
+    json_addr(b, a->listener);
+    pt_wbuf_put(b, ",\"sni\":", 7);
+    if (a->sni_len)
+        json_str(b, a->sni, a->sni_len);
+    else
+        pt_wbuf_put(b, "null", 4);
+    pt_wbuf_put(b, ",\"route\":", 9);
+    if (a->route)
+        json_str(b, a->route, strlen(a->route));
+    else
+        pt_wbuf_put(b, "null", 4);
+    n = snprintf(tmp, sizeof(tmp), ",\"mode\":\"%s\",\"backend\":", a->mode);
+    pt_wbuf_put(b, tmp, (size_t)n);
+    if (a->backend)
+        json_str(b, a->backend, strlen(a->backend));
+    else
+        pt_wbuf_put(b, "null", 4);
+    pt_wbuf_put(b, ",\"server\":", 10);
+    json_addr(b, a->server);
+    n = snprintf(tmp, sizeof(tmp),
+                 ",\"bytes_in\":%llu,\"bytes_out\":%llu,\"duration_ms\":%llu,"
+                 "\"result\":\"%s\"}\n",
+                 (unsigned long long)a->bytes_in, (unsigned long long)a->bytes_out,
+                 (unsigned long long)a->duration_ms, a->result);
+    pt_wbuf_put(b, tmp, (size_t)n);
+    if (b->len >= 32 * 1024)
+        pt_worker_access_flush(w);
 }
 
 static void close_cb_noop(uv_handle_t *h)
@@ -407,6 +497,8 @@ int pt_worker_main(int argc, char **argv)
     uv_run(w->loop, UV_RUN_DEFAULT);
 
     /* Drained (or the grace period is over): whatever is still open is cut. */
+    pt_worker_access_flush(w);
+    pt_wbuf_free(&w->alog);
     close_all(w);
     uv_run(w->loop, UV_RUN_NOWAIT);
     pt_snap_unref(w->snap);

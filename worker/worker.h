@@ -56,6 +56,7 @@ struct pt_worker {
         uint64_t n;
     } bans_hit[32];             /* refusals per ban reason, for /metrics */
     size_t n_bans_hit;
+    struct pt_wbuf alog;        /* access log lines not yet written to fd 1 */
 };
 
 /* Entry point: argv = portierd --worker ID KINDS. Returns the exit status. */
@@ -81,5 +82,24 @@ bool pt_worker_banned(struct pt_worker *w, const struct sockaddr *sa);
 /* Closes <fd> with an RST: a refused client gets no byte and no FIN, and we
  * keep no TIME_WAIT for it. */
 void pt_worker_reject_fd(int fd);
+
+/* Access log: one JSON object per connection, buffered and written to fd 1
+ * at most once a second or per 32 KiB, so logging costs no syscall per
+ * connection. */
+struct pt_access {
+    const struct sockaddr *client;   /* real client */
+    const struct sockaddr *listener;
+    const char *sni;                 /* as received; escaped here */
+    size_t sni_len;
+    const char *route;               /* matched domain, or NULL */
+    const char *mode;
+    const char *backend;             /* backend name, or NULL */
+    const struct sockaddr *server;   /* server connected to, or NULL */
+    uint64_t bytes_in, bytes_out;    /* from the client, to the client */
+    uint64_t duration_ms;
+    const char *result;              /* "ok", "banned", "unknown_sni", ... */
+};
+void pt_worker_access(struct pt_worker *w, const struct pt_access *a);
+void pt_worker_access_flush(struct pt_worker *w);
 
 #endif

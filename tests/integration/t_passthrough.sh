@@ -62,6 +62,8 @@ body=$(fetch a.test / --interface 127.0.0.2)
 check "a.test through portier gets backend one's page" [ "$body" = backend-one ]
 check "backend log shows the real client 127.0.0.2 (PROXY v2)" \
     grep -q '^127.0.0.2|127.0.0.2|a.test|' nginx-be/logs/p1.log
+access_line() { grep -q '"client":"127.0.0.2:[0-9]*".*"sni":"a.test","route":"a.test","mode":"passthrough","backend":"yuno","server":"127.0.0.1:'"$P1"'".*"bytes_in":[1-9][0-9]*,"bytes_out":[1-9][0-9]*,.*"result":"ok"' "$T/portierd.log"; }
+check "access log: one JSON line with client, SNI, route, backend server, bytes, result" wait_until 5 access_line
 body=$(fetch x.w.test / --interface 127.0.0.3)
 check "wildcard *.w.test routes x.w.test to backend two" [ "$body" = backend-two ]
 body=$(fetch deep.x.w.test / -k)
@@ -75,6 +77,7 @@ check "backend server given by DNS name (resolved off-loop)" [ "$body" = backend
 
 out=$(fetch nope.test / 2>&1)
 check "unknown SNI gets a fatal unrecognized_name alert" grep -qi 'unrecognized name' <<<"$out"
+check "access log records the unknown SNI" wait_until 5 grep -q '"sni":"nope.test","route":null.*"result":"unknown_sni"' "$T/portierd.log"
 out=$(openssl s_client -connect "127.0.0.1:$HTTPS_PORT" -noservername </dev/null 2>&1)
 check "absent SNI without a '*' route gets the alert" grep -qi 'unrecognized name' <<<"$out"
 api PUT '/api/v1/domains/*' '{"mode":"passthrough","backend":"other"}'
