@@ -15,6 +15,9 @@
  *             u32 n, n x (str name, str value)
  *   u32 n_bans, n x ban: u8 family, 16 bytes addr, u8 bits, u64 expires,
  *             str reason
+ *   u32 n_certs, n x cert: str id, str cert_pem, str key_pem, u64 not_after,
+ *             u32 n, n x str name
+ *   u32 n_tokens, n x (str token, str key_authorization)
  * Strings are u32 length + bytes. Servers travel as text and are parsed again
  * on decode: the parser is the one the API validated them with. */
 
@@ -86,6 +89,23 @@ void pt_snap_encode(const struct pt_snapshot *s, struct pt_wbuf *out)
         pt_wbuf_u8(out, b->net.bits);
         pt_wbuf_u64(out, (uint64_t)b->expires);
         pt_wbuf_str(out, b->reason);
+    }
+
+    pt_wbuf_u32(out, (uint32_t)s->n_certs);
+    for (size_t i = 0; i < s->n_certs; i++) {
+        const struct pt_cert *ct = &s->certs[i];
+        pt_wbuf_str(out, ct->id);
+        pt_wbuf_str(out, ct->cert_pem);
+        pt_wbuf_str(out, ct->key_pem);
+        pt_wbuf_u64(out, (uint64_t)ct->not_after);
+        pt_wbuf_u32(out, (uint32_t)ct->n_names);
+        for (size_t j = 0; j < ct->n_names; j++)
+            pt_wbuf_str(out, ct->names[j]);
+    }
+    pt_wbuf_u32(out, (uint32_t)s->n_tokens);
+    for (size_t i = 0; i < s->n_tokens; i++) {
+        pt_wbuf_str(out, s->tokens[i].token);
+        pt_wbuf_str(out, s->tokens[i].key_authorization);
     }
 }
 
@@ -213,6 +233,25 @@ int pt_snap_decode(const uint8_t *buf, size_t len, struct pt_snapshot **out)
         memcpy(b->net.addr, a, 16);
         b->net.bits = bits;
     }
+    s->n_certs = rd_count(&c, 24, 1u << 20);
+    s->certs = pt_xcalloc(s->n_certs, sizeof(*s->certs));
+    for (size_t i = 0; i < s->n_certs && c.ok; i++) {
+        struct pt_cert *ct = &s->certs[i];
+        ct->id = rd_str(&c, 128);
+        ct->cert_pem = rd_str(&c, 1u << 20);
+        ct->key_pem = rd_str(&c, 1u << 16);
+        ct->not_after = (int64_t)pt_rd_u64(&c);
+        ct->n_names = rd_count(&c, 4, 1000);
+        ct->names = pt_xcalloc(ct->n_names, sizeof(*ct->names));
+        for (size_t j = 0; j < ct->n_names && c.ok; j++)
+            ct->names[j] = rd_str(&c, PT_DNAME_MAX);
+    }
+    s->n_tokens = rd_count(&c, 8, 1u << 16);
+    s->tokens = pt_xcalloc(s->n_tokens, sizeof(*s->tokens));
+    for (size_t i = 0; i < s->n_tokens && c.ok; i++) {
+        s->tokens[i].token = rd_str(&c, 256);
+        s->tokens[i].key_authorization = rd_str(&c, 512);
+    }
     if (!c.ok || pt_cursor_left(&c) != 0)
         goto bad;
     if (pt_snap_link(s) != 0)
@@ -306,6 +345,17 @@ void pt_domain_clear(struct pt_domain *d)
     d->n_headers = 0;
 }
 
+void pt_cert_clear(struct pt_cert *ct)
+{
+    PT_FREE(ct->id);
+    PT_FREE(ct->cert_pem);
+    PT_FREE(ct->key_pem);
+    for (size_t j = 0; j < ct->n_names; j++)
+        free(ct->names[j]);
+    PT_FREE(ct->names);
+    ct->n_names = 0;
+}
+
 void pt_settings_clear(struct pt_settings *st)
 {
     PT_FREE(st->trusted);
@@ -358,6 +408,14 @@ void pt_snap_unref(struct pt_snapshot *s)
     for (size_t i = 0; i < s->n_bans; i++)
         free(s->bans[i].reason);
     free(s->bans);
+    for (size_t i = 0; i < s->n_certs; i++)
+        pt_cert_clear(&s->certs[i]);
+    free(s->certs);
+    for (size_t i = 0; i < s->n_tokens; i++) {
+        free(s->tokens[i].token);
+        free(s->tokens[i].key_authorization);
+    }
+    free(s->tokens);
     pt_banlist_free(s->banlist);
     free(s);
 }

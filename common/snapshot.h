@@ -52,6 +52,23 @@ struct pt_domain {
     size_t n_headers;
 };
 
+/* A certificate the workers may present (TLS offload). */
+struct pt_cert {
+    char *id;        /* owned */
+    char *cert_pem;  /* owned: leaf first, then the chain */
+    char *key_pem;   /* owned: private key (PEM) */
+    char **names;    /* owned: DNS names of the leaf (SANs), normalised */
+    size_t n_names;
+    int64_t not_after;
+};
+
+/* An ACME HTTP-01 answer: GET /.well-known/acme-challenge/<token> on port 80
+ * gets <key_authorization>. */
+struct pt_acme_token {
+    char *token;             /* owned */
+    char *key_authorization; /* owned */
+};
+
 /* Daemon-wide settings the data plane needs (from flags, not the API). */
 struct pt_settings {
     uint32_t hello_timeout_ms;   /* ClientHello / PROXY header read */
@@ -75,6 +92,10 @@ struct pt_snapshot {
     struct pt_ban *bans;         /* owned, with their reasons */
     size_t n_bans;
     struct pt_banlist *banlist;  /* built by link */
+    struct pt_cert *certs;       /* owned; valid ones only */
+    size_t n_certs;
+    struct pt_acme_token *tokens; /* owned */
+    size_t n_tokens;
     unsigned refs;               /* owners: the worker's current pointer and
                                     each connection routed with it */
 };
@@ -100,6 +121,7 @@ void pt_snap_unref(struct pt_snapshot *s);
 void pt_backend_clear(struct pt_backend *b);
 void pt_domain_clear(struct pt_domain *d);
 void pt_settings_clear(struct pt_settings *st);
+void pt_cert_clear(struct pt_cert *ct);
 
 /* Deep copy of <src> into <dst>. */
 void pt_backend_copy(struct pt_backend *dst, const struct pt_backend *src);

@@ -2,14 +2,68 @@
 
 #include "api/model.h"
 #include "common/ipc.h"
+#include "common/dname.h"
 #include "common/log.h"
+#include "db/certs.h"
 
 #include <time.h>
 
 struct collect {
     struct pt_snapshot *s;
-    size_t cap_b, cap_d, cap_bans;
+    size_t cap_b, cap_d, cap_bans, cap_certs, cap_tokens;
+    int64_t now;
 };
+
+/* Certificates with a key and not yet expired go to the workers: a
+ * "renewing" one is still served until its successor replaces it. */
+static int on_cert(void *arg, const struct pt_store_cert *sc)
+{
+    struct collect *c = arg;
+    if (sc->cert_pem == NULL || sc->key_pem == NULL ||
+        (strcmp(sc->status, "valid") != 0 && strcmp(sc->status, "renewing") != 0) ||
+        (sc->not_after && sc->not_after <= c->now))
+        return 0;
+    json_t *names = json_loads(sc->domains_json, 0, NULL);
+    if (!json_is_array(names)) {
+        json_decref(names);
+        pt_log(PT_LOG_ERROR, "stored certificate '%s' has no domain list", sc->id);
+        return 0;
+    }
+    if (c->s->n_certs == c->cap_certs) {
+        c->cap_certs = c->cap_certs ? c->cap_certs * 2 : 16;
+        c->s->certs = pt_xrealloc(c->s->certs, c->cap_certs * sizeof(*c->s->certs));
+    }
+    struct pt_cert *ct = &c->s->certs[c->s->n_certs++];
+    memset(ct, 0, sizeof(*ct));
+    ct->id = pt_xstrdup(sc->id);
+    ct->cert_pem = pt_xstrdup(sc->cert_pem);
+    ct->key_pem = pt_xstrdup(sc->key_pem);
+    ct->not_after = sc->not_after;
+    ct->names = pt_xcalloc(json_array_size(names), sizeof(*ct->names));
+    size_t i;
+    json_t *v;
+    json_array_foreach(names, i, v) {
+        char norm[PT_DNAME_MAX + 1];
+        const char *n = json_string_value(v);
+        if (n && pt_dname_normalize(n, strlen(n), norm, PT_DNAME_ALLOW_WILDCARD, NULL) > 0)
+            ct->names[ct->n_names++] = pt_xstrdup(norm);
+    }
+    json_decref(names);
+    return 0;
+}
+
+static int on_token(void *arg, const char *token, const char *keyauth)
+{
+    struct collect *c = arg;
+    if (c->s->n_tokens == c->cap_tokens) {
+        c->cap_tokens = c->cap_tokens ? c->cap_tokens * 2 : 8;
+        c->s->tokens = pt_xrealloc(c->s->tokens, c->cap_tokens * sizeof(*c->s->tokens));
+    }
+    struct pt_acme_token *t = &c->s->tokens[c->s->n_tokens++];
+    t->token = pt_xstrdup(token);
+    t->key_authorization = pt_xstrdup(keyauth);
+    return 0;
+}
 
 static int on_ban(void *arg, const struct pt_store_ban *sb)
 {
@@ -74,7 +128,7 @@ int pt_publish_compile(struct pt_store *store, uint64_t version,
                        const struct pt_settings *settings, struct pt_wbuf *out)
 {
     struct pt_snapshot *s = pt_xcalloc(1, sizeof(*s));
-    struct collect c = {s, 0, 0, 0};
+    struct collect c = {s, 0, 0, 0, 0, 0, (int64_t)time(NULL)};
     s->refs = 1;
     s->version = version;
     s->settings = *settings;
@@ -86,7 +140,11 @@ int pt_publish_compile(struct pt_store *store, uint64_t version,
     if (rc == 0)
         rc = pt_store_each(store, PT_STORE_DOMAIN, on_domain, &c);
     if (rc == 0)
-        rc = pt_store_ban_each(store, (int64_t)time(NULL), on_ban, &c);
+        rc = pt_store_ban_each(store, c.now, on_ban, &c);
+    if (rc == 0)
+        rc = pt_store_cert_each(store, on_cert, &c);
+    if (rc == 0)
+        rc = pt_store_acme_token_each(store, on_token, &c);
     if (rc == 0 && pt_snap_link(s) != 0)
         rc = PT_EDB;
     if (rc == 0) {

@@ -1,4 +1,4 @@
-#include "db/store.h"
+#include "db/store_internal.h"
 
 #include "common/embed.h"
 
@@ -11,9 +11,6 @@
 
 #define MIGRATIONS_MAX 64
 
-struct pt_store {
-    sqlite3 *db;
-};
 
 static const char *const tables[] = {"backends", "domains"};
 
@@ -344,7 +341,7 @@ int pt_store_delete(struct pt_store *s, enum pt_store_kind k, const char *name,
 
 /* ---- bans ------------------------------------------------------------------ */
 
-static int step_done(struct pt_store *s, sqlite3_stmt *st)
+int pt_store__done(struct pt_store *s, sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : PT_EDB;
     if (rc != 0)
@@ -353,7 +350,7 @@ static int step_done(struct pt_store *s, sqlite3_stmt *st)
     return rc;
 }
 
-static int prep(struct pt_store *s, const char *sql, sqlite3_stmt **st)
+int pt_store__prep(struct pt_store *s, const char *sql, sqlite3_stmt **st)
 {
     if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK) {
         fprintf(stderr, "portierd: sqlite: %s: %s\n", sql, sqlite3_errmsg(s->db));
@@ -365,12 +362,12 @@ static int prep(struct pt_store *s, const char *sql, sqlite3_stmt **st)
 int pt_store_ban_put(struct pt_store *s, const struct pt_store_ban *b, bool *created)
 {
     sqlite3_stmt *st;
-    if (prep(s, "SELECT 1 FROM bans WHERE ip = ?", &st) != 0)
+    if (pt_store__prep(s, "SELECT 1 FROM bans WHERE ip = ?", &st) != 0)
         return PT_EDB;
     sqlite3_bind_text(st, 1, b->ip, -1, SQLITE_STATIC);
     *created = sqlite3_step(st) != SQLITE_ROW;
     sqlite3_finalize(st);
-    if (prep(s,
+    if (pt_store__prep(s,
              "INSERT INTO bans (ip, reason, created_at, expires_at) VALUES (?1, ?2, ?3, ?4) "
              "ON CONFLICT(ip) DO UPDATE SET reason = ?2, created_at = ?3, expires_at = ?4",
              &st) != 0)
@@ -382,16 +379,16 @@ int pt_store_ban_put(struct pt_store *s, const struct pt_store_ban *b, bool *cre
         sqlite3_bind_int64(st, 4, b->expires);
     else
         sqlite3_bind_null(st, 4);
-    return step_done(s, st);
+    return pt_store__done(s, st);
 }
 
 int pt_store_ban_delete(struct pt_store *s, const char *ip)
 {
     sqlite3_stmt *st;
-    if (prep(s, "DELETE FROM bans WHERE ip = ?", &st) != 0)
+    if (pt_store__prep(s, "DELETE FROM bans WHERE ip = ?", &st) != 0)
         return PT_EDB;
     sqlite3_bind_text(st, 1, ip, -1, SQLITE_STATIC);
-    int rc = step_done(s, st);
+    int rc = pt_store__done(s, st);
     if (rc == 0 && sqlite3_changes(s->db) == 0)
         return PT_ENOTFOUND;
     return rc;
@@ -401,7 +398,7 @@ int pt_store_ban_each(struct pt_store *s, int64_t now,
                       int (*cb)(void *arg, const struct pt_store_ban *b), void *arg)
 {
     sqlite3_stmt *st;
-    if (prep(s,
+    if (pt_store__prep(s,
              "SELECT ip, reason, created_at, expires_at FROM bans "
              "WHERE ?1 = 0 OR expires_at IS NULL OR expires_at > ?1 ORDER BY ip",
              &st) != 0)
@@ -422,10 +419,10 @@ int pt_store_ban_each(struct pt_store *s, int64_t now,
 int pt_store_ban_purge(struct pt_store *s, int64_t now, unsigned *n)
 {
     sqlite3_stmt *st;
-    if (prep(s, "DELETE FROM bans WHERE expires_at IS NOT NULL AND expires_at <= ?", &st) != 0)
+    if (pt_store__prep(s, "DELETE FROM bans WHERE expires_at IS NOT NULL AND expires_at <= ?", &st) != 0)
         return PT_EDB;
     sqlite3_bind_int64(st, 1, now);
-    int rc = step_done(s, st);
+    int rc = pt_store__done(s, st);
     *n = rc == 0 ? (unsigned)sqlite3_changes(s->db) : 0;
     return rc;
 }
@@ -434,7 +431,7 @@ int64_t pt_store_ban_next_expiry(struct pt_store *s, int64_t now)
 {
     sqlite3_stmt *st;
     int64_t v = 0;
-    if (prep(s, "SELECT MIN(expires_at) FROM bans WHERE expires_at > ?", &st) != 0)
+    if (pt_store__prep(s, "SELECT MIN(expires_at) FROM bans WHERE expires_at > ?", &st) != 0)
         return 0;
     sqlite3_bind_int64(st, 1, now);
     if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
@@ -449,7 +446,7 @@ int pt_store_token_add(struct pt_store *s, const char *name, const char *scope,
                        const char *hash_hex, int64_t now)
 {
     sqlite3_stmt *st;
-    if (prep(s, "SELECT 1 FROM tokens WHERE name = ?1 OR hash = ?2", &st) != 0)
+    if (pt_store__prep(s, "SELECT 1 FROM tokens WHERE name = ?1 OR hash = ?2", &st) != 0)
         return PT_EDB;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, hash_hex, -1, SQLITE_STATIC);
@@ -457,21 +454,21 @@ int pt_store_token_add(struct pt_store *s, const char *name, const char *scope,
     sqlite3_finalize(st);
     if (exists)
         return PT_ECONFLICT;
-    if (prep(s, "INSERT INTO tokens (name, scope, hash, created_at) VALUES (?, ?, ?, ?)",
+    if (pt_store__prep(s, "INSERT INTO tokens (name, scope, hash, created_at) VALUES (?, ?, ?, ?)",
              &st) != 0)
         return PT_EDB;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, scope, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, hash_hex, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, now);
-    return step_done(s, st);
+    return pt_store__done(s, st);
 }
 
 int pt_store_token_check(struct pt_store *s, const char *hash_hex, int64_t now,
                          const char **scope)
 {
     sqlite3_stmt *st;
-    if (prep(s, "SELECT scope FROM tokens WHERE hash = ?", &st) != 0)
+    if (pt_store__prep(s, "SELECT scope FROM tokens WHERE hash = ?", &st) != 0)
         return PT_EDB;
     sqlite3_bind_text(st, 1, hash_hex, -1, SQLITE_STATIC);
     int rc = PT_ENOTFOUND;
@@ -481,10 +478,10 @@ int pt_store_token_check(struct pt_store *s, const char *hash_hex, int64_t now,
         rc = 0;
     }
     sqlite3_finalize(st);
-    if (rc == 0 && prep(s, "UPDATE tokens SET last_used = ? WHERE hash = ?", &st) == 0) {
+    if (rc == 0 && pt_store__prep(s, "UPDATE tokens SET last_used = ? WHERE hash = ?", &st) == 0) {
         sqlite3_bind_int64(st, 1, now);
         sqlite3_bind_text(st, 2, hash_hex, -1, SQLITE_STATIC);
-        step_done(s, st);
+        pt_store__done(s, st);
     }
     return rc;
 }
@@ -492,10 +489,10 @@ int pt_store_token_check(struct pt_store *s, const char *hash_hex, int64_t now,
 int pt_store_token_delete(struct pt_store *s, const char *name)
 {
     sqlite3_stmt *st;
-    if (prep(s, "DELETE FROM tokens WHERE name = ?", &st) != 0)
+    if (pt_store__prep(s, "DELETE FROM tokens WHERE name = ?", &st) != 0)
         return PT_EDB;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    int rc = step_done(s, st);
+    int rc = pt_store__done(s, st);
     if (rc == 0 && sqlite3_changes(s->db) == 0)
         return PT_ENOTFOUND;
     return rc;
@@ -505,7 +502,7 @@ int pt_store_token_each(struct pt_store *s,
                         int (*cb)(void *arg, const struct pt_store_token *t), void *arg)
 {
     sqlite3_stmt *st;
-    if (prep(s, "SELECT name, scope, created_at, last_used FROM tokens ORDER BY name", &st) != 0)
+    if (pt_store__prep(s, "SELECT name, scope, created_at, last_used FROM tokens ORDER BY name", &st) != 0)
         return PT_EDB;
     int rc = 0;
     while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {

@@ -534,6 +534,14 @@ static void hdr(struct pt_wbuf *w)
     for (int i = 0; i < 4; i++)
         pt_wbuf_u32(w, 1000);
     pt_wbuf_u16(w, 443);
+    pt_wbuf_u8(w, 1); /* access_log */
+}
+
+/* Empty trailing sections (bans, certificates, ACME tokens). */
+static void tail(struct pt_wbuf *w)
+{
+    for (int i = 0; i < 3; i++)
+        pt_wbuf_u32(w, 0);
 }
 
 /* Caps the address space of this (forked) test process at its current size
@@ -656,6 +664,7 @@ Test(snapshot, decode_handbuilt_control)
     pt_wbuf_u32(&w, 1);
     pt_wbuf_str(&w, "X-A");
     pt_wbuf_str(&w, "b");
+    tail(&w);
     struct pt_snapshot *d = NULL;
     cr_assert_eq(decode_guarded(w.data, w.len, &d), 0);
     cr_expect_eq(d->version, 9);
@@ -681,7 +690,7 @@ Test(snapshot, decode_bad_field_values)
     encode(s, &w);
 
     /* Offsets in this layout. */
-    size_t off_fam = 4 + 8 + 16 + 2 + 4;   /* first trusted family */
+    size_t off_fam = 4 + 8 + 16 + 2 + 1 + 4; /* first trusted family */
     size_t off_bits = off_fam + 1 + 16;    /* its prefix length */
     size_t off_b = off_bits + 1 + 4;       /* first backend */
     size_t off_pp = off_b + 4 + 1;         /* its proxy_protocol */

@@ -1,0 +1,19 @@
+/* Private to db/: the store's connection and statement helpers, shared by
+ * store.c and certs.c. */
+#ifndef PT_STORE_INTERNAL_H
+#define PT_STORE_INTERNAL_H
+
+#include "db/store.h"
+
+#include <sqlite3.h>
+
+struct pt_store {
+    sqlite3 *db;
+};
+
+/* Prepares <sql>; logs and returns PT_EDB on failure. */
+int pt_store__prep(struct pt_store *s, const char *sql, sqlite3_stmt **st);
+/* Steps a statement that returns no rows, finalizes it; 0 or PT_EDB. */
+int pt_store__done(struct pt_store *s, sqlite3_stmt *st);
+
+#endif
