@@ -12,6 +12,7 @@
 #include "db/store.h"
 
 #include <jansson.h>
+#include <pthread.h>
 
 #define PT_API_BODY_MAX (1u << 20)
 
@@ -39,6 +40,8 @@ struct pt_api_config {
     int listen_fd;             /* bound and listening; the API takes it */
     const char *admin_token;   /* borrowed for the server's lifetime */
     struct pt_store *store;    /* borrowed */
+    pthread_mutex_t *lock;     /* borrowed: held around every /api/ request,
+                                  since other threads write the store too */
     struct pt_api_hooks hooks;
 };
 

@@ -336,7 +336,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         *upload_size = 0;
         return MHD_YES;
     }
-    return dispatch(r, url);
+    /* Another thread (ACME) may be in a transaction on the same connection. */
+    pthread_mutex_lock(r->api->cfg.lock);
+    enum MHD_Result res = dispatch(r, url);
+    pthread_mutex_unlock(r->api->cfg.lock);
+    return res;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,

@@ -42,6 +42,8 @@ struct pt_daemon {
     char kinds[2 * PT_LISTEN_MAX + 1];
     size_t n_listeners;
     int api_fd;
+    pthread_mutex_t lock;      /* store transactions: API thread, ACME thread */
+    struct pt_publisher publisher;
 };
 
 struct pending {
@@ -368,10 +370,14 @@ static int run_daemon(int argc, char **argv)
     if (pt_supervisor_start(d.loop, &sc, &frame, version, &d.sup) != 0)
         die_usage("cannot start the workers");
 
+    pthread_mutex_init(&d.lock, NULL);
+    d.publisher = (struct pt_publisher){d.store, &d.lock, &d.settings, d.sup,
+                                        d.cfg.ack_timeout_ms};
     struct pt_api_config ac = {
         .listen_fd = d.api_fd,
         .admin_token = d.token,
         .store = d.store,
+        .lock = &d.lock,
         .hooks = {&d, hook_compile, hook_publish, hook_discard, hook_workers, hook_healthy,
                   hook_metrics},
     };

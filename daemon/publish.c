@@ -124,6 +124,25 @@ static int on_domain(void *arg, const char *name, const char *doc)
     return 0;
 }
 
+#include "daemon/supervisor.h"
+
+int pt_publish_commit(struct pt_publisher *p, bool *applied)
+{
+    uint64_t version = 0;
+    struct pt_wbuf frame = {0};
+    *applied = false;
+    if (pt_store_bump_version(p->store, &version) != 0 ||
+        pt_publish_compile(p->store, version, p->settings, &frame) != 0 ||
+        pt_store_commit(p->store) != 0) {
+        pt_wbuf_free(&frame);
+        pt_store_rollback(p->store);
+        return PT_EDB;
+    }
+    pt_supervisor_publish(p->sup, &frame, version);
+    *applied = pt_supervisor_wait(p->sup, version, p->ack_timeout_ms);
+    return 0;
+}
+
 int pt_publish_compile(struct pt_store *store, uint64_t version,
                        const struct pt_settings *settings, struct pt_wbuf *out)
 {

@@ -12,4 +12,25 @@
 int pt_publish_compile(struct pt_store *store, uint64_t version,
                        const struct pt_settings *settings, struct pt_wbuf *out);
 
+#include <pthread.h>
+
+struct pt_supervisor;
+
+/* What a writer other than the API (the ACME client) needs to change the
+ * configuration the same way the API does. */
+struct pt_publisher {
+    struct pt_store *store;
+    pthread_mutex_t *lock;     /* serialises every store transaction: the API
+                                  thread holds it per request, others per change */
+    const struct pt_settings *settings;
+    struct pt_supervisor *sup;
+    unsigned ack_timeout_ms;
+};
+
+/* With p->lock held and a transaction open (pt_store_begin): bumps the
+ * config version, compiles the snapshot, commits, sends it to the workers and
+ * waits for their acks (bounded). Returns 0 with *applied, or a negative
+ * pt_err after rolling back. */
+int pt_publish_commit(struct pt_publisher *p, bool *applied);
+
 #endif

@@ -366,12 +366,14 @@ def sc_idle(a):
             s, d = (c, b) if src == "c" else (b, c)
             sent = got = 0
             alive = True
+            t_last = t0
             while now() - t0 < keep:
                 if send_quiet(s, b".") != "sent":
                     alive = False
                     break
                 sent += 1
                 r = recv_exact(d, 1, 2)
+                t_last = now()
                 got += len(r)
                 if len(r) != 1:
                     alive = False
@@ -380,9 +382,8 @@ def sc_idle(a):
             r = res[name]
             r.update(sent=sent, got=got, alive_after=rnd(now() - t0),
                      alive=alive and is_open(c) is True and is_open(b) is True)
-            # now silent: it must go after the idle timeout
-            t1 = now()
-            r["then_silent"] = public(wait_end(c, t1, a.idle + 4))
+            # now silent: it must go idle-timeout after the last byte
+            r["then_silent"] = public(wait_end(c, t_last, a.idle + 4))
 
         ths = [threading.Thread(target=silent),
                threading.Thread(target=trickle, args=("cli_trickle", "c", "b")),
@@ -547,22 +548,25 @@ def stream_blocks(mib, seed=11):
 
 
 def sc_stream(a):
-    """Backend streams <mib> MiB as fast as it can; the client does not read
-    for <stall> s (RSS of the worker sampled meanwhile), then reads all."""
+    """One side streams <mib> MiB as fast as it can (the backend, or the
+    client with --upload); the receiver first reads at <rate> bytes/s (0: not
+    at all) for <stall> s, RSS of the worker sampled meanwhile, then reads
+    everything as fast as it can. The stream is checked with sha256."""
     be = Backend(a.backend)
     hello = curl_hello()
-    res = {"mib": a.mib, "stall": a.stall}
+    res = {"mib": a.mib, "stall": a.stall, "rate": a.rate, "upload": bool(a.upload)}
     try:
         rss0 = vmrss_kb(a.pid) if a.pid else -1
         c, b, res["routed"] = routed(a.port, be, hello)
+        src, dst = (c, b) if a.upload else (b, c)
         sent = {"n": 0, "how": "running", "sha": None}
 
         def feed():
             h = hashlib.sha256()
-            b.settimeout(a.stall + 60)
+            src.settimeout(a.stall + 60)
             try:
                 for blk in stream_blocks(a.mib):
-                    b.sendall(blk)
+                    src.sendall(blk)
                     h.update(blk)
                     sent["n"] += len(blk)
                 sent["how"] = "done"
@@ -571,43 +575,59 @@ def sc_stream(a):
                     "epipe" if isinstance(e, BrokenPipeError) else type(e).__name__
             sent["sha"] = h.hexdigest()
             try:
-                b.shutdown(socket.SHUT_WR)
+                src.shutdown(socket.SHUT_WR)
             except OSError:
                 pass
 
         th = threading.Thread(target=feed)
         th.start()
-        samples = []
-        t0 = now()
-        while now() - t0 < a.stall:
-            if a.pid:
-                samples.append(vmrss_kb(a.pid))
-            time.sleep(0.25)
-        res["sent_during_stall"] = sent["n"]
         h = hashlib.sha256()
         got = 0
         how = "open"
         buf = bytearray(1 << 20)
         mv = memoryview(buf)
-        c.settimeout(30)
-        t1 = now()
-        while True:
+
+        def read_some(limit, timeout):
+            nonlocal got, how
+            dst.settimeout(timeout)
             try:
-                n = c.recv_into(buf)
+                n = dst.recv_into(buf, limit)
             except ConnectionResetError:
                 how = "reset"
-                break
+                return False
             except socket.timeout:
-                how = "timeout"
-                break
+                return True
             if n == 0:
                 how = "eof"
-                break
+                return False
             h.update(mv[:n])
             got += n
+            return True
+
+        samples = []
+        t0 = now()
+        step = 0.1
+        while now() - t0 < a.stall and how == "open":
+            if a.pid:
+                samples.append(vmrss_kb(a.pid))
+            if a.rate > 0:
+                want = int(a.rate * step)
+                while want > 0 and how == "open":
+                    before = got
+                    if not read_some(want, step) or got == before:
+                        break
+                    want -= got - before
+            time.sleep(step)
+        res["sent_during_stall"] = sent["n"]
+        res["got_during_stall"] = got
+        res["ended_during_stall"] = None if how == "open" else rnd(now() - t0)
+        t1 = now()
+        while how == "open" and now() - t1 < 60:
+            if not read_some(len(buf), 30):
+                break
         res["read_s"] = rnd(now() - t1)
         th.join(30)
-        res.update(client_end=how, got=got, sent=sent["n"], backend_end=sent["how"],
+        res.update(end=how, got=got, sent=sent["n"], sender_end=sent["how"],
                    sha_match=(sent["sha"] == h.hexdigest() and got == sent["n"]))
         if a.pid:
             res.update(rss0_kb=rss0, rss_max_stall_kb=max(samples) if samples else -1,
@@ -655,9 +675,9 @@ def sc_connlimit(a):
         res["api_connections_while_full"] = api_connections(a.api, a.token, a.pid)
         res["idle_still_open"] = sum(1 for s in idle if is_open(s) is True)
         # free two slots: the queued connection is accepted and routed
+        t0 = now()
         for s in idle[:2]:
             s.close()
-        t0 = now()
         b, tb = be.get(5)
         if b is None:
             res["served"] = False
@@ -815,7 +835,7 @@ def main():
     sc("halfclose", sc_halfclose, ("backend", int))
     sc("rst", sc_rst, ("backend", int))
     sc("stream", sc_stream, ("backend", int), ("mib", int), ("stall", float),
-       ("pid", int, 0))
+       ("pid", int, 0), ("rate", float, 0.0), ("upload", int, 0))
     sc("connlimit", sc_connlimit, ("backend", int), ("pid", int), ("limit", int),
        ("hold", float, 3.0), ("api", int), ("token", str))
     sc("unreachable", sc_unreachable, ("backend", int), ("blackhole", int),
