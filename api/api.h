@@ -34,6 +34,10 @@ struct pt_api_hooks {
     bool (*healthy)(void *arg);
     /* Prometheus text for /metrics (malloc'ed, caller frees). */
     char *(*metrics)(void *arg);
+    /* Wakes the ACME client: a domain or certificate changed, or <cert_id>
+     * (may be NULL) should be renewed now. Never blocks. NULL when ACME is
+     * not built in. */
+    void (*acme_kick)(void *arg, const char *cert_id);
 };
 
 struct pt_api_config {

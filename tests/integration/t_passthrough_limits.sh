@@ -153,6 +153,10 @@ check "backend RST mid-transfer: client sees ECONNRESET, not a clean EOF" \
     rj 'd["backend_rst"]["routed"] and d["backend_rst"]["client"]["how"] == "reset"'
 check "backend RST while the client waits for an answer: client sees ECONNRESET" \
     rj 'd["backend_rst_idle"]["routed"] and d["backend_rst_idle"]["client"]["how"] == "reset"'
+check "backend RST while portier holds data for a stalled client: client sees ECONNRESET when it reads" \
+    rj 'd["backend_rst_backpressured"]["routed"] and d["backend_rst_backpressured"]["receiver"]["how"] == "reset"'
+check "client RST while its upload waits on a stalled backend: backend sees ECONNRESET when it reads" \
+    rj 'd["client_rst_backpressured"]["routed"] and d["client_rst_backpressured"]["receiver"]["how"] == "reset"'
 check "client RST while the backend streams: backend's send fails (RST/EPIPE) within 1 s" \
     rj 'd["client_rst_streaming"]["backend_send"] in ("reset", "epipe") and d["client_rst_streaming"]["t"] < 1'
 check "client RST while idle: backend sees a reset or EOF within 1 s" \
@@ -174,13 +178,19 @@ check "only a blackholed server: internal_error alert after connect-timeout" \
 peers many --n 300 --sni b.test --ca "$T/ca.pem" --expect tls-ok
 check "300 parallel TLS fetches through portier all succeed" rj 'd["ok"] == d["n"] == 300'
 
-# ---- a transfer cut by the idle timeout while the reader stalls --------------------------
-# The client stops reading for longer than idle-timeout while the backend
-# streams: portier holds undelivered bytes. Whatever it decides (keep going or
-# cut), a cut transfer must not look complete (a clean EOF after fewer bytes).
+# ---- the idle timeout and a receiver that stalls or reads slowly ------------------------
+# "Idle" means no byte either way. A receiver that keeps reading slowly is not
+# idle; one that stops reading longer than idle-timeout may be cut, but a cut
+# transfer must not look complete (a clean EOF after fewer bytes).
+peers stream --backend "$PRAW" --mib 64 --stall $((IDLE_T + 3)) --rate 150000
+check "client reading steadily at 150 kB/s for idle-timeout+3 s is not cut; all 64 MiB arrive" \
+    rj 'd["ended_during_stall"] is None and d["sha_match"] is True and d["got"] == 64 << 20'
 peers stream --backend "$PRAW" --mib 64 --stall $((IDLE_T + 2))
-check "stalled reader past idle-timeout: complete stream, or a reset -- never a truncated stream with a clean EOF" \
-    rj 'd["sha_match"] is True and d["got"] == a[0] << 20 or d["client_end"] == "reset"' 64
+check "client not reading for idle-timeout+2 s: complete stream or a reset, never a truncated stream with a clean EOF" \
+    rj 'd["sha_match"] is True and d["got"] == 64 << 20 or d["end"] == "reset"'
+peers stream --backend "$PRAW" --mib 64 --stall $((IDLE_T + 2)) --upload 1
+check "backend not reading an upload for idle-timeout+2 s: complete stream or a reset, never a truncated stream with a clean EOF" \
+    rj 'd["sha_match"] is True and d["got"] == 64 << 20 or d["end"] == "reset"'
 
 check "workers report 0 open connections once every test connection is gone" wait_until 5 conns_zero
 check "workers unchanged through the hostile peers ($W_START)" [ "$(worker_pids)" = "$W_START" ]
@@ -195,7 +205,7 @@ PORTIER_MAX_CONNS=$(tr '\0' '\n' </proc/"$W"/environ 2>/dev/null | sed -n 's/^PO
 
 peers stream --backend "$PRAW" --mib 200 --stall 5 --pid "$W"
 check "slow reader: all 200 MiB arrive in order (sha256 of the stream matches)" \
-    rj 'd["sha_match"] is True and d["got"] == 200 << 20 and d["client_end"] == "eof"'
+    rj 'd["sha_match"] is True and d["got"] == 200 << 20 and d["end"] == "eof"'
 check "slow reader: worker RSS grows by less than 8 MiB while the client does not read" \
     rj 'd["rss_max_stall_kb"] - d["rss0_kb"] < 8192'
 note "$(rget '"worker RSS %s kB before, at most %s kB during the stall, %s kB after the transfer; the backend got %.1f MiB out during the 5 s stall; read in %s s" % (d.get("rss0_kb"), d.get("rss_max_stall_kb"), d.get("rss_end_kb"), d.get("sent_during_stall", 0) / 1048576.0, d.get("read_s"))')"

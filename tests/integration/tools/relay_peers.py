@@ -495,6 +495,29 @@ def sc_rst(a):
         r["client"] = public(wait_end(c, now(), 5))
         c.close()
 
+        # -- backend resets while portier holds data the stalled client has
+        #    not read yet (reading from the backend is paused): the reset
+        #    must still reach the client once it reads, never a clean EOF
+        for name, snd, rcv in (("backend_rst_backpressured", "b", "c"),
+                               ("client_rst_backpressured", "c", "b")):
+            r = res[name] = {}
+            c, b, r["routed"] = routed(a.port, be, hello)
+            s, d = (b, c) if snd == "b" else (c, b)
+            s.setblocking(False)
+            chunk = pattern(64 * 1024)
+            n = 0
+            t0 = now()
+            while now() - t0 < 0.7:
+                try:
+                    n += s.send(chunk)
+                except BlockingIOError:
+                    time.sleep(0.01)
+            r["sent"] = n
+            reset_close(s)
+            time.sleep(0.5)  # still not reading; 1.2 s in all < idle-timeout
+            r["receiver"] = public(wait_end(d, now(), 5))
+            d.close()
+
         # -- client resets while the backend streams to it
         r = res["client_rst_streaming"] = {}
         c, b, r["routed"] = routed(a.port, be, hello)
