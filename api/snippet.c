@@ -1,7 +1,557 @@
-/* Backend configuration snippets (placeholder: being written). */
+/* GET /api/v1/backends/NAME/snippet?for=nginx|apache|yunohost[&from=ADDR,...]
+ *
+ * The configuration a backend server needs to see real client addresses
+ * behind portier, as text/plain to paste (nginx, apache) or to install (a
+ * YunoHost conf_regen hook). Everything comes from the backend's stored
+ * document: the addresses portier connects to (servers, http_servers) and
+ * whether it sends a PROXY header. portier's own address as the backend sees
+ * it cannot be known here (NAT, several interfaces): it is taken from the
+ * optional from= parameter, else loopback with a comment asking for the LAN
+ * address.
+ *
+ * Every value written into the text is validated first (backend names are
+ * [a-z0-9_-], hosts are IP literals or LDH names, from= entries are parsed and
+ * re-formatted as CIDR), so nothing from the request reaches the output raw. */
 #include "api/internal.h"
+
+#include "common/addr.h"
+
+#include <stdarg.h>
+
+#define FROM_MAX 16
+#define QUERY_MAX 1024
+
+enum target { T_NGINX, T_APACHE, T_YUNOHOST };
+
+struct snip {
+    struct pt_wbuf b;
+    const struct pt_backend *be;
+    char from[FROM_MAX][PT_ADDRSTR_MAX];
+    size_t n_from;
+    bool from_given;
+};
+
+static void put(struct snip *s, const char *text)
+{
+    pt_wbuf_put(&s->b, text, strlen(text));
+}
+
+__attribute__((format(printf, 2, 3))) static void out(struct snip *s, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof(buf)) {
+        pt_wbuf_put(&s->b, buf, (size_t)n);
+        return;
+    }
+    char *big = pt_xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    pt_wbuf_put(&s->b, big, (size_t)n);
+    free(big);
+}
+
+static const char *pp_label(enum pt_pp_version v)
+{
+    return v == PT_PP_V1 ? "v1" : v == PT_PP_V2 ? "v2" : "none";
+}
+
+/* "a:443, b:443" for comments. */
+static void list_servers(struct snip *s, const struct pt_hostport *hp, size_t n)
+{
+    char buf[PT_HOST_MAX + 16];
+    for (size_t i = 0; i < n; i++) {
+        pt_hostport_format(&hp[i], buf, sizeof(buf));
+        out(s, "%s%s", i ? ", " : "", buf);
+    }
+}
+
+/* The distinct nginx listen addresses for <hp>: "192.0.2.1:443",
+ * "[2001:db8::1]:443"; a DNS name becomes the bare port and its IPv6
+ * counterpart ("443", "[::]:443"), since nginx would resolve a name only once
+ * at start-up. Returns the count written into <addrs>. */
+static size_t listen_addrs(const struct pt_hostport *hp, size_t n,
+                           char addrs[][PT_HOST_MAX + 16], size_t max)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        char cand[2][PT_HOST_MAX + 16];
+        size_t nc = 1;
+        if (hp[i].kind == PT_HOST_DNS) {
+            snprintf(cand[0], sizeof(cand[0]), "%u", (unsigned)hp[i].port);
+            snprintf(cand[1], sizeof(cand[1]), "[::]:%u", (unsigned)hp[i].port);
+            nc = 2;
+        } else {
+            pt_hostport_format(&hp[i], cand[0], sizeof(cand[0]));
+        }
+        for (size_t c = 0; c < nc; c++) {
+            bool dup = false;
+            for (size_t j = 0; j < k && !dup; j++)
+                dup = strcmp(addrs[j], cand[c]) == 0;
+            if (!dup && k < max)
+                memcpy(addrs[k++], cand[c], sizeof(cand[c]));
+        }
+    }
+    return k;
+}
+
+static bool any_dns(const struct pt_hostport *hp, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (hp[i].kind == PT_HOST_DNS)
+            return true;
+    return false;
+}
+
+/* Space-separated from list, for Apache and the hook's variable. */
+static void from_list(struct snip *s, const char *sep)
+{
+    for (size_t i = 0; i < s->n_from; i++)
+        out(s, "%s%s", i ? sep : "", s->from[i]);
+}
+
+static void from_comment(struct snip *s, const char *directive)
+{
+    if (s->from_given) {
+        out(s, "# %s: portier's address as this server sees it, as given with ?from=.\n",
+            directive);
+        return;
+    }
+    out(s,
+        "# %s: portier's address as this server sees it. portier cannot know it\n"
+        "# (NAT, several interfaces): 127.0.0.1 and ::1 below only fit portier running on\n"
+        "# this same machine. Put portier's LAN address instead (e.g. 192.168.1.2), or\n"
+        "# fetch this snippet again with ?from=ADDRESS (an IP or CIDR; several separated\n"
+        "# by commas).\n",
+        directive);
+}
+
+static void no_pp_comment(struct snip *s, const char *what)
+{
+    out(s,
+        "# This backend has \"proxy_protocol\": \"none\": portier sends no PROXY header, so\n"
+        "# for passthrough domains (TLS relayed untouched) this server sees portier's\n"
+        "# address instead of the client's, and no %s setting can recover it.\n"
+        "# Recommended: set \"proxy_protocol\": \"v2\" on the backend\n"
+        "# (PUT /api/v1/backends/%s) and fetch this snippet again; apply both changes\n"
+        "# together, since a PROXY header on a listener that does not expect it (or the\n"
+        "# reverse) breaks every connection.\n",
+        what, s->be->name);
+}
+
+static void header(struct snip *s, const char *what, const char *target)
+{
+    out(s, "# portier %s: %s for backend \"%s\"\n", PT_VERSION, what,
+        s->be->name);
+    out(s, "# (GET /api/v1/backends/%s/snippet?for=%s)\n", s->be->name, target);
+    out(s, "# servers: ");
+    list_servers(s, s->be->servers, s->be->n_servers);
+    out(s, "; proxy_protocol: %s; http_servers: ", pp_label(s->be->proxy_protocol));
+    if (s->be->n_http_servers)
+        list_servers(s, s->be->http_servers, s->be->n_http_servers);
+    else
+        out(s, "none");
+    out(s, "\n#\n");
+}
+
+static void no_http_comment(struct snip *s)
+{
+    out(s,
+        "# This backend has no \"http_servers\": portier answers 404 on port 80 for its\n"
+        "# passthrough domains. A server that obtains its own certificates (ACME HTTP-01,\n"
+        "# as YunoHost does) needs port 80: add \"http_servers\": [\"HOST:80\"] to the backend.\n");
+}
+
+/* ---- nginx ---------------------------------------------------------------- */
+
+static void gen_nginx(struct snip *s)
+{
+    const struct pt_backend *be = s->be;
+    header(s, "nginx configuration (ngx_http_realip_module)", "nginx");
+    from_comment(s, "set_real_ip_from");
+    out(s, "# The lines below go inside existing server { } blocks, one section each.\n");
+
+    out(s, "\n# ---- [https] in the server { } block(s) serving TLS ----\n");
+    if (be->proxy_protocol == PT_PP_NONE) {
+        no_pp_comment(s, "nginx");
+    } else {
+        char addrs[2 * PT_SERVERS_MAX][PT_HOST_MAX + 16];
+        size_t n = listen_addrs(be->servers, be->n_servers, addrs, PT_ARRAY_LEN(addrs));
+        out(s, "# portier connects to ");
+        list_servers(s, be->servers, be->n_servers);
+        out(s, " and sends a PROXY protocol %s\n", pp_label(be->proxy_protocol));
+        out(s,
+            "# header first: the listener must expect it (then it refuses connections\n"
+            "# without one), and nginx takes the client address from it.\n");
+        if (be->n_servers > 1)
+            out(s, "# portier tries these servers in order: on each machine keep the listen\n"
+                   "# line of its own address.\n");
+        if (any_dns(be->servers, be->n_servers))
+            out(s, "# A server given by DNS name gets a listen line on the port alone.\n");
+        out(s,
+            "# nginx keeps one set of listen options per address:port, and a server { }\n"
+            "# that has only \"listen 443 ssl;\" is not used for connections to a listen\n"
+            "# line naming an address: if your blocks listen on the port alone, add\n"
+            "# proxy_protocol to those lines instead of adding this one.\n"
+            "# (For offload domains portier speaks HTTP to the servers, or TLS when the\n"
+            "# backend has \"tls\": true: drop \"ssl\" from the listen line then.)\n");
+        for (size_t i = 0; i < n; i++)
+            out(s, "listen %s ssl proxy_protocol;\n", addrs[i]);
+        for (size_t i = 0; i < s->n_from; i++)
+            out(s, "set_real_ip_from %s;\n", s->from[i]);
+        out(s, "real_ip_header proxy_protocol;\n");
+        out(s,
+            "# When this server proxies to an application, pass the client on (a location\n"
+            "# with proxy_set_header lines of its own needs these two as well):\n"
+            "proxy_set_header X-Real-IP $remote_addr;\n"
+            "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n");
+    }
+
+    out(s, "\n# ---- [http] in the server { } block serving plain HTTP (port 80) ----\n");
+    if (be->n_http_servers == 0) {
+        no_http_comment(s);
+        return;
+    }
+    out(s, "# portier proxies port 80 of passthrough domains to ");
+    list_servers(s, be->http_servers, be->n_http_servers);
+    out(s,
+        " as plain HTTP\n"
+        "# (no PROXY header) and sets X-Real-IP and X-Forwarded-For to the client's\n"
+        "# address. Keep your listen lines as they are.\n");
+    for (size_t i = 0; i < s->n_from; i++)
+        out(s, "set_real_ip_from %s;\n", s->from[i]);
+    out(s, "real_ip_header X-Real-IP;\n"
+           "proxy_set_header X-Real-IP $remote_addr;\n"
+           "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n");
+}
+
+/* ---- Apache --------------------------------------------------------------- */
+
+static void gen_apache(struct snip *s)
+{
+    const struct pt_backend *be = s->be;
+    header(s, "Apache httpd configuration (mod_remoteip, 2.4.31 or later)", "apache");
+    out(s, "# Enable the module first: a2enmod remoteip (Debian), elsewhere\n"
+           "#   LoadModule remoteip_module modules/mod_remoteip.so\n"
+           "# In LogFormat, log %%a (the client address) rather than %%h.\n");
+    from_comment(s, "RemoteIPInternalProxy");
+    out(s, "# The lines below go inside existing <VirtualHost> blocks, one section each.\n");
+
+    out(s, "\n# ---- [https] in the <VirtualHost> serving TLS ----\n");
+    if (be->proxy_protocol == PT_PP_NONE) {
+        no_pp_comment(s, "Apache");
+    } else {
+        out(s, "# portier connects to ");
+        list_servers(s, be->servers, be->n_servers);
+        out(s, " and sends a PROXY protocol %s\n", pp_label(be->proxy_protocol));
+        out(s,
+            "# header first. RemoteIPProxyProtocol works per address:port, so for every\n"
+            "# virtual host on it, and refuses connections there without the header\n"
+            "# (RemoteIPProxyProtocolExceptions lists hosts allowed to connect directly).\n"
+            "# Whoever reaches this port can claim any client address in a PROXY header:\n"
+            "# let only portier reach it (firewall).\n"
+            "RemoteIPProxyProtocol On\n"
+            "# mod_proxy (ProxyPass) adds X-Forwarded-For with the client's address itself.\n");
+    }
+
+    out(s, "\n# ---- [http] in the <VirtualHost *:80> ----\n");
+    if (be->n_http_servers == 0) {
+        no_http_comment(s);
+        return;
+    }
+    out(s, "# portier proxies port 80 of passthrough domains to ");
+    list_servers(s, be->http_servers, be->n_http_servers);
+    out(s,
+        " as plain HTTP\n"
+        "# (no PROXY header) and sets X-Real-IP to the client's address.\n"
+        "RemoteIPHeader X-Real-IP\n"
+        "RemoteIPInternalProxy ");
+    from_list(s, " ");
+    out(s, "\n");
+}
+
+/* ---- YunoHost conf_regen hook --------------------------------------------- */
+
+/* The hook's fixed part: edits the nginx files 15-nginx left in the pending
+ * directory. Two awk passes per file: the first notes the server blocks that
+ * already set real_ip_header (YunoHost's own SNI passthrough on
+ * 127.0.0.1:444), the second edits the others. */
+static const char hook_body[] =
+    "set -eu\n"
+    "\n"
+    "portier_mark='added by the portier conf_regen hook'\n"
+    "\n"
+    "portier_edit() {\n"
+    "    local f=$1 tmp\n"
+    "    tmp=$(mktemp)\n"
+    "    awk -v from=\"$PORTIER_FROM\" -v pp=\"$PORTIER_PROXY_PROTOCOL\" \\\n"
+    "        -v http=\"$PORTIER_HTTP\" -v mark=\"$portier_mark\" '\n"
+    "    function realip(l, hdr,    ind, n, a, i) {\n"
+    "        match(l, /^[ \\t]*/)\n"
+    "        ind = substr(l, 1, RLENGTH)\n"
+    "        print ind \"# \" mark\n"
+    "        n = split(from, a, /[ \\t,]+/)\n"
+    "        for (i = 1; i <= n; i++)\n"
+    "            if (a[i] != \"\")\n"
+    "                print ind \"set_real_ip_from \" a[i] \";\"\n"
+    "        print ind \"real_ip_header \" hdr \";\"\n"
+    "    }\n"
+    "    FNR == NR {\n"
+    "        if ($0 ~ /^[ \\t]*server[ \\t]*[{]/) blk++\n"
+    "        if ($0 ~ /^[ \\t]*real_ip_header[ \\t]/) has[blk] = 1\n"
+    "        next\n"
+    "    }\n"
+    "    FNR == 1 { blk = 0 }\n"
+    "    {\n"
+    "        line = $0\n"
+    "        if (line ~ /^[ \\t]*server[ \\t]*[{]/) { blk++; done = 0 }\n"
+    "        if (!has[blk] && pp == 1 && line ~ /^[ \\t]*listen[ \\t]+([^ \\t;]*:)?443[ \\t;]/) {\n"
+    "            if (line !~ /proxy_protocol/)\n"
+    "                sub(/;/, \" proxy_protocol;\", line)\n"
+    "            print line\n"
+    "            if (!done) { realip(line, \"proxy_protocol\"); done = 1 }\n"
+    "            next\n"
+    "        }\n"
+    "        if (!has[blk] && http == 1 && line ~ /^[ \\t]*listen[ \\t]+([^ \\t;]*:)?80[ \\t;]/) {\n"
+    "            print line\n"
+    "            if (!done) { realip(line, \"X-Real-IP\"); done = 1 }\n"
+    "            next\n"
+    "        }\n"
+    "        print line\n"
+    "    }' \"$f\" \"$f\" >\"$tmp\"\n"
+    "    # rewrite in place (keeps the file's mode); the temporary file lives\n"
+    "    # outside the pending directory, where any file counts as configuration\n"
+    "    cat \"$tmp\" >\"$f\"\n"
+    "    rm -f \"$tmp\"\n"
+    "}\n"
+    "\n"
+    "case \"${1:-}\" in\n"
+    "    pre)\n"
+    "        # $4 is this hook's pending directory (YunoHost 4.x and later; $3 before)\n"
+    "        pending=${4:-${3:-}}\n"
+    "        [ -n \"$pending\" ] || exit 0\n"
+    "        conf_dir=\"$(dirname \"$pending\")/nginx/etc/nginx/conf.d\"\n"
+    "        [ -d \"$conf_dir\" ] || exit 0\n"
+    "        for f in \"$conf_dir\"/*.conf; do\n"
+    "            # an empty pending file means \"remove this file\": leave it so\n"
+    "            [ -s \"$f\" ] || continue\n"
+    "            grep -qF \"$portier_mark\" \"$f\" && continue\n"
+    "            portier_edit \"$f\"\n"
+    "        done\n"
+    "        ;;\n"
+    "    post | init)\n"
+    "        # 15-nginx checks (nginx -t) and reloads nginx after the files changed\n"
+    "        ;;\n"
+    "    *)\n"
+    "        echo \"99-nginx_portier: called with unknown argument '${1:-}'\" >&2\n"
+    "        exit 1\n"
+    "        ;;\n"
+    "esac\n"
+    "exit 0\n";
+
+static void gen_yunohost(struct snip *s)
+{
+    const struct pt_backend *be = s->be;
+    bool pp = be->proxy_protocol != PT_PP_NONE;
+    bool http = be->n_http_servers > 0;
+    out(s, "#!/bin/bash\n");
+    header(s, "YunoHost conf_regen hook", "yunohost");
+    out(s,
+        "# Keeps nginx on this YunoHost server seeing the real client address behind\n"
+        "# portier, across every `yunohost tools regen-conf`.\n"
+        "#\n"
+        "# Install, as root:\n"
+        "#   install -D -m 0755 THIS_FILE /etc/yunohost/hooks.d/conf_regen/99-nginx_portier\n"
+        "#   yunohost tools regen-conf nginx\n"
+        "# (YunoHost runs hooks from /etc/yunohost/hooks.d/conf_regen/, the place for local\n"
+        "# ones, as well as from /usr/share/yunohost/hooks/conf_regen/.) If regen-conf says\n"
+        "# the nginx files were modified by hand, see the diff with\n"
+        "# `yunohost tools regen-conf nginx --dry-run --with-diff`, then use --force.\n"
+        "#\n"
+        "# How it works: YunoHost calls conf_regen hooks with \"pre\" (4th argument: the\n"
+        "# hook's pending directory under /var/cache/yunohost/regenconf/pending/) before\n"
+        "# it installs anything, and with \"post\" after. A hook named NN-nginx_SOMETHING\n"
+        "# runs whenever the nginx category does, after 15-nginx has written its files\n"
+        "# into pending/nginx/: \"pre\" edits those, YunoHost installs the edited files and\n"
+        "# 15-nginx reloads nginx (after nginx -t) in \"post\".\n"
+        "#\n"
+        "# In each server { } of /etc/nginx/conf.d/*.conf that YunoHost generates:\n");
+    if (pp)
+        out(s,
+            "#   listen 443 ssl http2;  ->  listen 443 ssl http2 proxy_protocol;  (and [::]:443)\n"
+            "#   then set_real_ip_from PORTIER_FROM; real_ip_header proxy_protocol;\n");
+    if (http)
+        out(s, "#   after listen 80:  set_real_ip_from PORTIER_FROM; real_ip_header X-Real-IP;\n");
+    out(s, "# Server blocks that already set real_ip_header are left alone.\n#\n");
+    if (pp) {
+        out(s, "# portier connects to ");
+        list_servers(s, be->servers, be->n_servers);
+        out(s, " with a PROXY protocol %s header. Once\n", pp_label(be->proxy_protocol));
+        out(s,
+            "# applied, nginx refuses connections to port 443 without that header: every\n"
+            "# client, LAN ones included, must come through portier (point local DNS at it).\n");
+        for (size_t i = 0; i < be->n_servers; i++)
+            if (be->servers[i].port != 443) {
+                out(s, "# NOTE: YunoHost's nginx listens on 443, but this backend's server ");
+                list_servers(s, &be->servers[i], 1);
+                out(s, "\n# uses port %u: this hook edits the port-443 listen lines only.\n",
+                    (unsigned)be->servers[i].port);
+                break;
+            }
+    } else {
+        no_pp_comment(s, "nginx");
+        out(s, "# Until then this hook leaves port 443 alone.\n");
+    }
+    if (http) {
+        out(s, "# Port 80 is proxied by portier to ");
+        list_servers(s, be->http_servers, be->n_http_servers);
+        out(s, " with X-Real-IP set.\n");
+    } else {
+        no_http_comment(s);
+        out(s, "# Until then this hook leaves port 80 alone.\n");
+    }
+    out(s, "\n");
+    from_comment(s, "PORTIER_FROM");
+    out(s, "PORTIER_FROM=\"");
+    from_list(s, " ");
+    out(s, "\"\n");
+    out(s, "# 1: PROXY protocol on port 443 (portier sends it to this backend)\n");
+    out(s, "PORTIER_PROXY_PROTOCOL=%d\n", pp ? 1 : 0);
+    out(s, "# 1: X-Real-IP on port 80 (portier proxies port 80 to this backend)\n");
+    out(s, "PORTIER_HTTP=%d\n\n", http ? 1 : 0);
+    put(s, hook_body);
+}
+
+/* ---- request -------------------------------------------------------------- */
+
+/* Reads query argument <key>, percent-decoded, into <buf>. Returns the length,
+ * -1 when absent, -2 when the encoding is bad or the value too long. */
+static int query_arg(struct pt_req *r, const char *key, char *buf, size_t size)
+{
+    const char *raw = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+    if (raw == NULL)
+        return -1;
+    int n = pt_api__unescape(raw, strlen(raw), buf, size);
+    return n < 0 ? -2 : n;
+}
+
+/* Parses from= ("192.0.2.1", "10.0.0.0/8,2001:db8::1", spaces or commas)
+ * into s->from. Returns 0 or -1 with a message in <why>. */
+static int parse_from(struct snip *s, char *v, char *why, size_t wlen)
+{
+    const char *sep = " ,\t";
+    char *save = NULL;
+    for (char *tok = strtok_r(v, sep, &save); tok; tok = strtok_r(NULL, sep, &save)) {
+        struct pt_cidr c;
+        const char *err = NULL;
+        if (pt_cidr_parse(tok, strlen(tok), &c, &err) != 0) {
+            snprintf(why, wlen, "from: '%.64s' is not an IP address or CIDR prefix (%s)",
+                     tok, err ? err : "invalid");
+            return -1;
+        }
+        if (s->n_from == FROM_MAX) {
+            snprintf(why, wlen, "from: at most %d addresses", FROM_MAX);
+            return -1;
+        }
+        char norm[PT_ADDRSTR_MAX];
+        pt_cidr_format(&c, norm, sizeof(norm));
+        bool dup = false;
+        for (size_t i = 0; i < s->n_from && !dup; i++)
+            dup = strcmp(s->from[i], norm) == 0;
+        if (!dup)
+            snprintf(s->from[s->n_from++], PT_ADDRSTR_MAX, "%s", norm);
+    }
+    if (s->n_from == 0) {
+        snprintf(why, wlen, "from: expected an IP address or CIDR prefix "
+                            "(several separated by commas)");
+        return -1;
+    }
+    return 0;
+}
 
 enum MHD_Result pt_api__snippet(struct pt_req *r, const char *backend)
 {
-    return pt_api__errorf(r, 404, "not_found", NULL, "no snippet for '%s' yet", backend);
+    char *text = NULL;
+    int rc = pt_store_get(r->api->cfg.store, PT_STORE_BACKEND, backend, &text);
+    if (rc == PT_ENOTFOUND)
+        return pt_api__errorf(r, 404, "not_found", NULL, "no backend named '%s'", backend);
+    if (rc != 0)
+        return pt_api__errorf(r, 500, "internal", NULL, "cannot read the store");
+
+    char buf[QUERY_MAX];
+    enum target t;
+    int n = query_arg(r, "for", buf, sizeof(buf));
+    if (n >= 0 && strcmp(buf, "nginx") == 0)
+        t = T_NGINX;
+    else if (n >= 0 && strcmp(buf, "apache") == 0)
+        t = T_APACHE;
+    else if (n >= 0 && strcmp(buf, "yunohost") == 0)
+        t = T_YUNOHOST;
+    else {
+        free(text);
+        if (n == -1)
+            return pt_api__errorf(r, 400, "invalid_argument", "for",
+                                  "for: required, one of nginx, apache, yunohost");
+        return pt_api__errorf(r, 400, "invalid_argument", "for",
+                              "for: '%.40s' is not one of nginx, apache, yunohost",
+                              n >= 0 ? buf : "(bad percent-encoding)");
+    }
+
+    struct snip s;
+    memset(&s, 0, sizeof(s));
+    n = query_arg(r, "from", buf, sizeof(buf));
+    if (n == -2) {
+        free(text);
+        return pt_api__errorf(r, 400, "invalid_argument", "from",
+                              "from: bad percent-encoding, NUL byte or too long");
+    }
+    if (n >= 0) {
+        char why[200];
+        s.from_given = true;
+        if (parse_from(&s, buf, why, sizeof(why)) != 0) {
+            free(text);
+            return pt_api__errorf(r, 400, "invalid_argument", "from", "%s", why);
+        }
+    } else {
+        snprintf(s.from[0], PT_ADDRSTR_MAX, "127.0.0.1");
+        snprintf(s.from[1], PT_ADDRSTR_MAX, "::1");
+        s.n_from = 2;
+    }
+
+    struct pt_apierr e;
+    struct pt_backend be;
+    memset(&be, 0, sizeof(be));
+    json_t *doc = json_loads(text, 0, NULL);
+    free(text);
+    if (doc == NULL || pt_model_backend_from_json(doc, backend, &be, &e) != 0) {
+        json_decref(doc);
+        pt_backend_clear(&be);
+        return pt_api__errorf(r, 500, "internal", NULL, "cannot read backend '%s'",
+                              backend);
+    }
+    json_decref(doc);
+
+    s.be = &be;
+    switch (t) {
+    case T_NGINX:
+        gen_nginx(&s);
+        break;
+    case T_APACHE:
+        gen_apache(&s);
+        break;
+    case T_YUNOHOST:
+        gen_yunohost(&s);
+        break;
+    }
+    pt_backend_clear(&be);
+    enum MHD_Result res = pt_api__text(r, 200, "text/plain; charset=utf-8", s.b.data,
+                                       s.b.len, true);
+    pt_wbuf_free(&s.b);
+    return res;
 }

@@ -1,6 +1,16 @@
-/* SNI passthrough: peek the ClientHello, route by SNI, connect to the
- * backend, write the PROXY header and replay the buffered bytes, then relay
- * both ways until both sides are done.
+/* The L4 relay: SNI passthrough on the TLS listeners and the plain-HTTP
+ * side of port 80.
+ *
+ * TLS: peek the ClientHello, route by SNI, connect to the backend, write the
+ * PROXY header and replay the buffered bytes, then relay both ways until
+ * both sides are done.
+ *
+ * Port 80: read the first request head (common/http1.c checks framing and
+ * smuggling shapes), then answer it (ACME HTTP-01, 301 to https, 404) or
+ * forward it to the backend's http_servers with X-Forwarded-For / X-Real-IP
+ * and Connection: close, and relay the rest like passthrough. One request
+ * per connection is plenty for redirects, challenges and a backend's own
+ * redirects, and keeps the relay free of HTTP parsing after the head.
  *
  * Memory: while routing, a connection holds the bytes received so far (at
  * most PT_CLIENTHELLO_MAX + one read). Once relaying, reads land in one
@@ -12,6 +22,8 @@
 
 #include "common/addr.h"
 #include "common/clienthello.h"
+#include "common/dname.h"
+#include "common/http1.h"
 #include "common/proxyproto.h"
 
 #include <errno.h>
@@ -24,6 +36,7 @@
 enum pass_state {
     PASS_PROXY_HDR = 0, /* reading a PROXY header from a trusted front */
     PASS_HELLO,         /* buffering until the ClientHello is complete */
+    PASS_HEAD,          /* port 80: buffering the first request head */
     PASS_RESOLVE,       /* backend name lookup (uv_getaddrinfo) */
     PASS_CONNECT,       /* connecting to servers[server_ix] */
     PASS_RELAY,         /* bytes both ways */
@@ -51,7 +64,11 @@ struct pass {
     struct pt_snapshot *snap; /* reference: routes and settings in force */
     const struct pt_domain *dom;
     const struct pt_backend *be;
+    const struct pt_hostport *servers; /* the list being tried (borrowed) */
+    size_t n_servers;
     size_t server_ix;
+    bool http;          /* a port-80 connection */
+    struct pt_wbuf head; /* port 80: the rewritten head to send first */
     uv_timer_t timer;
     uint64_t deadline_ms; /* state timeout, or idle deadline when relaying */
     uv_getaddrinfo_t gai;
@@ -93,7 +110,7 @@ static void log_access(struct pass *c)
         .sni = c->sni,
         .sni_len = c->sni_len,
         .route = c->dom ? c->dom->name : NULL,
-        .mode = "passthrough",
+        .mode = c->http ? "http" : "passthrough",
         .backend = c->be ? c->be->name : NULL,
         .server = c->connected ? (struct sockaddr *)&c->target : NULL,
         .bytes_in = c->cli.bytes,
@@ -110,6 +127,7 @@ static void release(struct pass *c)
         return;
     log_access(c);
     pt_snap_unref(c->snap);
+    pt_wbuf_free(&c->head);
     free(c->hbuf);
     free(c->cli.pending);
     free(c->srv.pending);
@@ -152,8 +170,9 @@ static void pass_close(struct pass *c, bool reset)
     close_side(&c->srv, reset);
 }
 
-/* Sends a fatal TLS alert, then closes once it is written. */
-static void on_alert_written(uv_write_t *req, int status)
+/* Answers the client (a TLS alert, a small HTTP response) and closes once
+ * the bytes are written. <data> must outlive the write: static or c->head. */
+static void on_answer_written(uv_write_t *req, int status)
 {
     struct pass *c = req->data;
     (void)status;
@@ -161,19 +180,47 @@ static void on_alert_written(uv_write_t *req, int status)
     release(c);
 }
 
-static void send_alert(struct pass *c, uint8_t desc)
+static void answer_and_close(struct pass *c, const void *data, size_t len)
 {
-    static uint8_t alerts[256][7];
-    uint8_t *a = alerts[desc];
-    pt_tls_alert(a, 0x0303, desc);
-    uv_buf_t b = uv_buf_init((char *)a, 7);
+    uv_buf_t b = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
     c->cli.wreq.data = c;
     uv_read_stop((uv_stream_t *)&c->cli.tcp);
+    uv_timer_stop(&c->timer);
     c->handles++;
-    if (uv_write(&c->cli.wreq, (uv_stream_t *)&c->cli.tcp, &b, 1, on_alert_written) != 0) {
+    if (uv_write(&c->cli.wreq, (uv_stream_t *)&c->cli.tcp, &b, 1, on_answer_written) != 0) {
         c->handles--;
         pass_close(c, false);
     }
+}
+
+static void send_alert(struct pass *c, uint8_t desc)
+{
+    if (c->http) {
+        /* Port 80 speaks HTTP: the same failures as a status code. */
+        static const char body[] = "<html><body><h1>502 Bad Gateway</h1></body></html>\n";
+        c->head.len = 0;
+        pt_http1_write_response(&c->head, 502, NULL, "text/html", body, sizeof(body) - 1);
+        answer_and_close(c, c->head.data, c->head.len);
+        return;
+    }
+    static uint8_t alerts[256][7];
+    uint8_t *a = alerts[desc];
+    pt_tls_alert(a, 0x0303, desc);
+    answer_and_close(c, a, 7);
+}
+
+static void http_answer(struct pass *c, int status, const char *extra, const char *type,
+                        const char *body)
+{
+    char page[256];
+    if (body == NULL) {
+        snprintf(page, sizeof(page), "<html><body><h1>%d %s</h1></body></html>\n", status,
+                 pt_http1_reason(status));
+        body = page;
+    }
+    c->head.len = 0;
+    pt_http1_write_response(&c->head, status, extra, type, body, strlen(body));
+    answer_and_close(c, c->head.data, c->head.len);
 }
 
 static void arm(struct pass *c, uint32_t ms)
@@ -201,6 +248,10 @@ static void on_timer(uv_timer_t *t)
         c->result = "idle_timeout";
         pass_close(c, false);
         return;
+    case PASS_HEAD:
+        c->result = "head_timeout";
+        http_answer(c, 408, NULL, "text/html", NULL);
+        return;
     default:
         c->result = "timeout";
         pass_close(c, false);
@@ -221,8 +272,9 @@ static void alloc_hello(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     (void)hint;
     if (c->hcap - c->hlen < 512) {
         size_t cap = c->hcap ? c->hcap * 2 : HELLO_BUF_MIN;
-        if (cap > PT_CLIENTHELLO_MAX + 512)
-            cap = PT_CLIENTHELLO_MAX + 512;
+        size_t max = (c->http ? PT_HTTP_HEAD_MAX : PT_CLIENTHELLO_MAX) + 512;
+        if (cap > max)
+            cap = max;
         c->hbuf = pt_xrealloc(c->hbuf, cap);
         c->hcap = cap;
     }
@@ -255,6 +307,8 @@ static void route(struct pass *c)
     }
     uv_read_stop((uv_stream_t *)&c->cli.tcp);
     c->cli.reading = false;
+    c->servers = c->be->servers;
+    c->n_servers = c->be->n_servers;
     c->server_ix = 0;
     try_server(c);
 }
@@ -292,6 +346,141 @@ static void on_hello_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     route(c);
 }
 
+/* ---- port 80 -------------------------------------------------------------- */
+
+static struct pt_http_req http_req; /* parsed synchronously, used at once */
+
+/* The path to put in a redirect: origin-form as is, the path of an
+ * absolute-form target, "/" otherwise. */
+static void redirect_path(const struct pt_http_req *r, const char **p, size_t *n)
+{
+    *p = r->url;
+    *n = r->url_len;
+    if (*n && **p == '/')
+        return;
+    const char *s = memmem(r->url, r->url_len, "://", 3);
+    if (s) {
+        const char *end = r->url + r->url_len;
+        const char *slash = memchr(s + 3, '/', (size_t)(end - s - 3));
+        if (slash) {
+            *p = slash;
+            *n = (size_t)(end - slash);
+            return;
+        }
+    }
+    *p = "/";
+    *n = 1;
+}
+
+static void handle_head(struct pass *c)
+{
+    struct pt_http_req *r = &http_req;
+    const struct pt_snapshot *s = c->snap;
+    int rc = pt_http1_parse_request(c->hbuf, c->hlen, r);
+    if (rc == PT_ENEEDMORE)
+        return;
+    c->state = PASS_RESOLVE; /* head done: no more reads until relaying */
+    uv_read_stop((uv_stream_t *)&c->cli.tcp);
+    if (rc < 0) {
+        c->result = "bad_request";
+        http_answer(c, r->status, NULL, "text/html", NULL);
+        return;
+    }
+    if (r->host) {
+        c->sni_len = r->host_len < sizeof(c->sni) ? r->host_len : sizeof(c->sni) - 1;
+        memcpy(c->sni, r->host, c->sni_len);
+    }
+
+    /* ACME HTTP-01 paths are reserved whatever the host. */
+    static const char acme[] = "/.well-known/acme-challenge/";
+    if (r->url_len >= sizeof(acme) - 1 && memcmp(r->url, acme, sizeof(acme) - 1) == 0) {
+        const char *tok = r->url + sizeof(acme) - 1;
+        size_t tlen = r->url_len - (sizeof(acme) - 1);
+        const char *q = memchr(tok, '?', tlen);
+        if (q)
+            tlen = (size_t)(q - tok);
+        for (size_t i = 0; i < s->n_tokens; i++)
+            if (strlen(s->tokens[i].token) == tlen &&
+                memcmp(s->tokens[i].token, tok, tlen) == 0) {
+                c->result = "acme_challenge";
+                http_answer(c, 200, NULL, "text/plain", s->tokens[i].key_authorization);
+                return;
+            }
+        c->result = "acme_unknown_token";
+        http_answer(c, 404, NULL, "text/html", NULL);
+        return;
+    }
+
+    char host[PT_DNAME_MAX + 1];
+    int hl = r->host ? pt_dname_normalize(r->host, r->host_len, host, PT_DNAME_STRIP_PORT,
+                                          NULL)
+                     : -1;
+    int ix = hl > 0 ? pt_route_lookup(s->routes, host, (size_t)hl) : -1;
+    if (ix < 0) {
+        c->result = "unknown_host";
+        http_answer(c, 404, NULL, "text/html", NULL);
+        return;
+    }
+    c->dom = &s->domains[ix];
+    c->be = &s->backends[c->dom->backend_ix];
+    if (c->dom->mode == PT_MODE_OFFLOAD && c->dom->redirect_http) {
+        char loc[PT_DNAME_MAX + 64];
+        const char *path;
+        size_t plen;
+        redirect_path(r, &path, &plen);
+        uint16_t port = s->settings.https_port;
+        if (port == 443 || port == 0)
+            snprintf(loc, sizeof(loc), "Location: https://%s", host);
+        else
+            snprintf(loc, sizeof(loc), "Location: https://%s:%u", host, port);
+        struct pt_wbuf extra = {0};
+        pt_wbuf_put(&extra, loc, strlen(loc));
+        pt_wbuf_put(&extra, path, plen);
+        pt_wbuf_put(&extra, "\r\n", 3); /* with the NUL: used as a C string */
+        c->result = "redirect";
+        http_answer(c, 301, (const char *)extra.data, "text/html", NULL);
+        pt_wbuf_free(&extra);
+        return;
+    }
+    if (c->dom->mode == PT_MODE_PASSTHROUGH) {
+        c->servers = c->be->http_servers;
+        c->n_servers = c->be->n_http_servers;
+    } else {
+        c->servers = c->be->tls ? NULL : c->be->servers;
+        c->n_servers = c->be->tls ? 0 : c->be->n_servers;
+    }
+    if (c->n_servers == 0) {
+        c->result = "no_http_servers";
+        http_answer(c, 404, NULL, "text/html", NULL);
+        return;
+    }
+    char ip[PT_ADDRSTR_MAX];
+    pt_sockaddr_ip((struct sockaddr *)&c->peer, ip, sizeof(ip));
+    struct pt_http_fwd fwd = {ip, "http", true};
+    c->head.len = 0;
+    pt_http1_write_request(r, &fwd, &c->head);
+    /* What followed the head (a body, pipelined bytes) is replayed as is. */
+    memmove(c->hbuf, c->hbuf + r->head_len, c->hlen - r->head_len);
+    c->hlen -= r->head_len;
+    c->server_ix = 0;
+    try_server(c);
+}
+
+static void on_head_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    struct pass *c = side_conn((uv_handle_t *)st);
+    (void)buf;
+    if (n == 0)
+        return;
+    if (n < 0) {
+        pass_close(c, n != UV_EOF);
+        return;
+    }
+    c->hlen += (size_t)n;
+    c->cli.bytes += (uint64_t)n;
+    handle_head(c);
+}
+
 /* ---- inbound PROXY header ------------------------------------------------ */
 
 static bool trusted(const struct pass *c)
@@ -303,8 +492,21 @@ static bool trusted(const struct pass *c)
     return false;
 }
 
+static void on_head_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf);
+static void handle_head(struct pass *c);
+
 static void begin_hello(struct pass *c)
 {
+    if (c->http) {
+        c->state = PASS_HEAD;
+        if (c->hlen > 0) {
+            handle_head(c);
+            if (c->state != PASS_HEAD)
+                return;
+        }
+        uv_read_start((uv_stream_t *)&c->cli.tcp, alloc_hello, on_head_read);
+        return;
+    }
     c->state = PASS_HELLO;
     if (c->hlen > 0) {
         /* Bytes that followed the PROXY header are the start of the hello. */
@@ -335,8 +537,9 @@ static void on_proxy_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     }
     c->hlen += (size_t)n;
     /* A trusted front may also send no header at all: a TLS record starts
-     * with 22, which no PROXY header does. */
-    if (c->hbuf[0] == 22) {
+     * with 22, an HTTP request with a letter; no PROXY header does. */
+    if (c->hbuf[0] == 22 || (c->http && c->hbuf[0] >= 'A' && c->hbuf[0] <= 'Z' &&
+                             c->hbuf[0] != 'P')) {
         uv_read_stop(st);
         begin_hello(c);
         return;
@@ -406,7 +609,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     }
     memcpy(&c->target, res->ai_addr, res->ai_addrlen);
     uv_freeaddrinfo(res);
-    const struct pt_hostport *hp = &c->be->servers[c->server_ix];
+    const struct pt_hostport *hp = &c->servers[c->server_ix];
     if (c->target.ss_family == AF_INET)
         ((struct sockaddr_in *)&c->target)->sin_port = htons(hp->port);
     else
@@ -417,14 +620,14 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 
 static void try_server(struct pass *c)
 {
-    if (c->server_ix >= c->be->n_servers) {
+    if (c->server_ix >= c->n_servers) {
         pt_log(PT_LOG_WARN, "backend '%s': no server reachable for '%.*s'", c->be->name,
                (int)c->sni_len, c->sni);
         c->result = "no_server";
         send_alert(c, PT_TLS_ALERT_INTERNAL_ERROR);
         return;
     }
-    const struct pt_hostport *hp = &c->be->servers[c->server_ix];
+    const struct pt_hostport *hp = &c->servers[c->server_ix];
     if (hp->kind != PT_HOST_DNS) {
         connect_to(c, (const struct sockaddr *)&hp->sa);
         return;
@@ -620,18 +823,23 @@ static void relay_start(struct pass *c)
     int tlen = sizeof(c->target);
     c->connected = uv_tcp_getpeername(&c->srv.tcp, (struct sockaddr *)&c->target, &tlen) == 0;
     uv_tcp_nodelay(&c->srv.tcp, 1);
-    if (c->be->proxy_protocol != PT_PP_NONE) {
+    if (!c->http && c->be->proxy_protocol != PT_PP_NONE) {
         hn = pt_proxyproto_encode(c->be->proxy_protocol, (struct sockaddr *)&c->peer,
                                   (struct sockaddr *)&c->local, c->sni_len ? c->sni : NULL,
                                   c->sni_len, hdr, sizeof(hdr));
         if (hn < 0)
             hn = 0;
     }
-    /* Header and replayed hello leave in one write (one segment). */
-    size_t total = (size_t)hn + c->hlen;
-    uint8_t *first = pt_xmalloc(total);
-    memcpy(first, hdr, (size_t)hn);
-    memcpy(first + hn, c->hbuf, c->hlen);
+    /* Header and replayed hello leave in one write (one segment). On port 80
+     * the rewritten request head replaces the one received. */
+    const uint8_t *pre = c->http ? c->head.data : hdr;
+    size_t pre_len = c->http ? c->head.len : (size_t)hn;
+    size_t total = pre_len + c->hlen;
+    uint8_t *first = pt_xmalloc(total ? total : 1);
+    if (pre_len)
+        memcpy(first, pre, pre_len);
+    if (c->hlen)
+        memcpy(first + pre_len, c->hbuf, c->hlen);
     PT_FREE(c->hbuf);
     c->hlen = c->hcap = 0;
     c->deadline_ms = pt_worker_now_ms(c->w) + c->snap->settings.idle_timeout_ms;
@@ -649,12 +857,14 @@ static void relay_start(struct pass *c)
 
 /* ---- accept ---------------------------------------------------------------- */
 
-void pt_pass_accept(struct pt_listener *l, int fd, const struct sockaddr_storage *peer)
+static void accept_conn(struct pt_listener *l, int fd, const struct sockaddr_storage *peer,
+                        bool http)
 {
     struct pt_worker *w = l->w;
     struct pass *c = pt_xcalloc(1, sizeof(*c));
     c->l = l;
     c->w = w;
+    c->http = http;
     c->snap = pt_snap_ref(w->snap);
     c->peer = *peer;
     c->start_ms = pt_worker_now_ms(w);
@@ -670,7 +880,7 @@ void pt_pass_accept(struct pt_listener *l, int fd, const struct sockaddr_storage
     if (!from_trusted && pt_worker_banned(w, (struct sockaddr *)&c->peer)) {
         struct pt_access a = {.client = (struct sockaddr *)&c->peer,
                               .listener = (struct sockaddr *)&l->addr,
-                              .mode = "passthrough",
+                              .mode = http ? "http" : "passthrough",
                               .result = "banned"};
         pt_worker_access(w, &a);
         pt_snap_unref(c->snap);
@@ -700,7 +910,16 @@ void pt_pass_accept(struct pt_listener *l, int fd, const struct sockaddr_storage
         c->state = PASS_PROXY_HDR;
         uv_read_start((uv_stream_t *)&c->cli.tcp, alloc_hello, on_proxy_read);
     } else {
-        c->state = PASS_HELLO;
-        uv_read_start((uv_stream_t *)&c->cli.tcp, alloc_hello, on_hello_read);
+        begin_hello(c);
     }
+}
+
+void pt_pass_accept(struct pt_listener *l, int fd, const struct sockaddr_storage *peer)
+{
+    accept_conn(l, fd, peer, false);
+}
+
+void pt_http80_accept(struct pt_listener *l, int fd, const struct sockaddr_storage *peer)
+{
+    accept_conn(l, fd, peer, true);
 }

@@ -109,6 +109,12 @@ for k in record_len_too_big empty_record bad_session_id not_clienthello declared
         rj 'd[a[0]]["how"] in ("eof", "reset") and d[a[0]]["t"] < 1
             and d[a[0]]["head"] in ("", HF)' $k
 done
+peers maxhello --backend "$PRAW" --max 16384
+check "hello of exactly 16384 bytes of records (2 records, padding) is routed and replayed intact" \
+    rj 'd["max"]["routed"] is True and d["max"]["reply"] == "pong"'
+check "hello of 16385 bytes of records gets a handshake_failure alert or a close, not routed" \
+    rj 'd["over"]["how"] in ("eof", "reset") and d["over"]["t"] < 1 and d["over"]["head"] in ("", HF)
+        and d["over"]["backend_accepts"] == 0'
 check "workers survive the garbage (pids unchanged: $W_START)" [ "$(worker_pids)" = "$W_START" ]
 peers probe --backend "$PRAW"
 check "relay still routes after the garbage" rj 'd.get("routed") is True and d.get("reply") == "pong"'

@@ -335,6 +335,56 @@ def sc_garbage(a):
     out(res)
 
 
+def padded_hello(sni, total):
+    """A real ClientHello for <sni> grown with a padding extension (RFC 7685)
+    and split into two TLS records so that the records take <total> bytes."""
+    h = make_hello(sni)
+    assert h[0] == 22 and 5 + int.from_bytes(h[3:5], "big") == len(h), "one record"
+    msg = bytearray(h[5:])
+    body = msg[4:]
+    p = 2 + 32
+    p += 1 + body[p]                                 # session id
+    p += 2 + int.from_bytes(body[p:p + 2], "big")    # cipher suites
+    p += 1 + body[p]                                 # compression methods
+    ext_at = p
+    grow = total - 10 - len(msg) - 4                 # 2 record headers, ext header
+    assert grow >= 0
+    body += b"\x00\x15" + grow.to_bytes(2, "big") + bytes(grow)
+    body[ext_at:ext_at + 2] = (len(body) - ext_at - 2).to_bytes(2, "big")
+    msg = bytearray(b"\x01") + len(body).to_bytes(3, "big") + body
+    half = len(msg) // 2
+    rec = lambda b: b"\x16\x03\x01" + len(b).to_bytes(2, "big") + bytes(b)
+    out = rec(msg[:half]) + rec(msg[half:])
+    assert len(out) == total
+    return out
+
+
+def sc_maxhello(a):
+    """A hello of exactly the largest accepted size (<max> bytes of records)
+    is routed and replayed byte for byte; one byte more is refused."""
+    be = Backend(a.backend)
+    res = {}
+    try:
+        hello = padded_hello("a.test", a.max)
+        c, b, ok = routed(a.port, be, hello)
+        res["max"] = {"len": len(hello), "routed": ok}
+        if b is not None:
+            b.sendall(b"pong")
+            res["max"]["reply"] = recv_exact(c, 4).decode(errors="replace")
+            b.close()
+        c.close()
+        t0 = now()
+        c = connect(a.port)
+        c.sendall(padded_hello("a.test", a.max + 1))
+        res["over"] = public(wait_end(c, t0, 3))
+        res["over"]["len"] = a.max + 1
+        res["over"]["backend_accepts"] = be.q.qsize()
+        c.close()
+    finally:
+        be.close()
+    out(res)
+
+
 def sc_idle(a):
     """A silent relayed connection is cut after the idle timeout; trickling
     ones (either direction) are not."""
@@ -854,6 +904,7 @@ def main():
     sc("probe", sc_probe, ("backend", int))
     sc("hello", sc_hello, ("timeout", float))
     sc("garbage", sc_garbage, ("limit", float, 3.0))
+    sc("maxhello", sc_maxhello, ("backend", int), ("max", int, 16384))
     sc("idle", sc_idle, ("backend", int), ("idle", float))
     sc("halfclose", sc_halfclose, ("backend", int))
     sc("rst", sc_rst, ("backend", int))
