@@ -25,6 +25,7 @@
 #include "common/dname.h"
 #include "common/http1.h"
 #include "common/proxyproto.h"
+#include "worker/offload.h"
 
 #include <errno.h>
 #include <netinet/tcp.h>
@@ -85,6 +86,7 @@ struct pass {
     uint64_t start_ms;
     const char *result; /* for the access log; set where the outcome is known */
     bool connected;     /* c->target holds the server we relay to */
+    bool handed_off;    /* offload took the socket: log nothing here */
 };
 
 /* Per-worker read buffer: libuv calls alloc_cb then read_cb for one stream
@@ -125,7 +127,8 @@ static void release(struct pass *c)
 {
     if (--c->handles > 0)
         return;
-    log_access(c);
+    if (!c->handed_off)
+        log_access(c);
     pt_snap_unref(c->snap);
     pt_wbuf_free(&c->head);
     free(c->hbuf);
@@ -299,10 +302,22 @@ static void route(struct pass *c)
     }
     c->dom = &s->domains[ix];
     c->be = &s->backends[c->dom->backend_ix];
-    if (c->dom->mode != PT_MODE_PASSTHROUGH) {
-        /* TLS offload is not in this build yet: refuse cleanly. */
-        c->result = "offload_unavailable";
-        send_alert(c, PT_TLS_ALERT_HANDSHAKE_FAILURE);
+    if (c->dom->mode == PT_MODE_OFFLOAD) {
+        /* The offload module takes the socket (a dup: this handle closes)
+         * and the bytes read so far. */
+        struct pt_offload_info info = {c->peer, c->local, c->sni, c->sni_len, c->hbuf,
+                                       c->hlen};
+        uv_os_fd_t fd;
+        int fd2 = uv_fileno((uv_handle_t *)&c->cli.tcp, &fd) == 0 ? dup(fd) : -1;
+        uv_read_stop((uv_stream_t *)&c->cli.tcp);
+        if (fd2 < 0) {
+            c->result = "internal_error";
+            send_alert(c, PT_TLS_ALERT_INTERNAL_ERROR);
+            return;
+        }
+        c->handed_off = true;
+        pt_offload_start(c->l, fd2, &info);
+        pass_close(c, false);
         return;
     }
     uv_read_stop((uv_stream_t *)&c->cli.tcp);
@@ -541,6 +556,11 @@ static void on_proxy_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     if (c->hbuf[0] == 22 || (c->http && c->hbuf[0] >= 'A' && c->hbuf[0] <= 'Z' &&
                              c->hbuf[0] != 'P')) {
         uv_read_stop(st);
+        if (pt_worker_banned(c->w, (struct sockaddr *)&c->peer)) {
+            c->result = "banned";
+            pass_close(c, true);
+            return;
+        }
         begin_hello(c);
         return;
     }

@@ -1,6 +1,7 @@
 #include "worker/worker.h"
 
 #include "common/cursor.h"
+#include "worker/tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -378,6 +379,9 @@ static void apply_snapshot(struct pt_worker *w, const uint8_t *p, size_t n)
     if (pt_snap_decode(p, n, &s) != 0)
         pt_panic(__FILE__, __LINE__, "undecodable snapshot from the daemon");
     struct pt_snapshot *old = w->snap;
+    struct pt_tls *tls = pt_tls_build(s, w->tls);
+    pt_tls_free(w->tls);
+    w->tls = tls;
     w->snap = s;
     pt_snap_unref(old); /* connections keep their own references */
     pt_log(PT_LOG_DEBUG, "applied config version %llu (%zu domains)",
@@ -502,6 +506,7 @@ int pt_worker_main(int argc, char **argv)
     close_all(w);
     uv_run(w->loop, UV_RUN_NOWAIT);
     pt_snap_unref(w->snap);
+    pt_tls_free(w->tls);
     pt_ipc_rx_free(&w->rx);
     free(w->listeners);
     return 0;

@@ -19,6 +19,7 @@
 #define PT_WORKER_FD_LISTEN0 4
 
 struct pt_worker;
+struct pt_tls;
 
 struct pt_listener {
     uv_poll_t poll;             /* readable = connections queued; we accept4()
@@ -37,6 +38,7 @@ struct pt_worker {
     bool ipc_open;
     struct pt_ipc_rx rx;
     struct pt_snapshot *snap;   /* current; one reference held here */
+    struct pt_tls *tls;         /* TLS contexts built from snap */
     struct pt_listener *listeners;
     size_t n_listeners;
     bool accepting;             /* listeners started (after the first snapshot) */

@@ -1,0 +1,1142 @@
+/* TLS offload: terminate TLS for "offload" domains and proxy HTTP/1.1 to the
+ * backend, on the same --https listeners as passthrough (the SNI decides,
+ * worker/passthrough.c peeks it and hands the connection over).
+ *
+ * OpenSSL is driven through memory BIOs, so the sockets stay non-blocking
+ * libuv streams. Request heads are checked by common/http1.c (framing and
+ * smuggling shapes) and rewritten with X-Forwarded-For / X-Real-IP /
+ * X-Forwarded-Proto / X-Forwarded-Host; response heads get the domain's
+ * response_headers and HSTS. Bodies are never buffered whole: http-parser
+ * only finds where each message ends, and the bytes are forwarded as they
+ * come (fixed length or chunked, as received). Keep-alive on both sides;
+ * the backend connection is reused by the next request of the same client
+ * connection when it goes to the same backend. Upgrade (WebSocket) turns the
+ * connection into a tunnel after the 101. */
+#include "worker/offload.h"
+
+#include "common/addr.h"
+#include "common/clienthello.h"
+#include "common/dname.h"
+#include "common/http1.h"
+
+#include <http_parser.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define RESP_HEAD_MAX (32 * 1024)
+#define QUEUE_HIGH (256 * 1024) /* stop reading the other side above this */
+#define IN_MAX (64 * 1024)      /* client bytes held while the backend connects */
+
+enum off_state {
+    OFF_HANDSHAKE = 0, /* TLS handshake with the client */
+    OFF_HEAD,          /* waiting for a request head (first, or keep-alive) */
+    OFF_REQUEST,       /* a request is in flight: body and/or response */
+    OFF_TUNNEL,        /* after 101 Switching Protocols: bytes both ways */
+    OFF_CLOSING,       /* handles closing; freed on the last callback */
+};
+
+struct stream {
+    uv_tcp_t tcp;
+    struct off *c;
+    bool init;       /* handle initialised: must be closed */
+    bool connected;
+    bool eof;        /* peer finished sending */
+    bool reading;
+    SSL *ssl;        /* NULL for a plain backend */
+    BIO *rbio, *wbio;
+    bool hs_done;
+    size_t queued;   /* bytes handed to uv_write and not yet written */
+    struct pt_wbuf pend; /* plaintext waiting for the backend's TLS handshake */
+};
+
+struct off {
+    struct pt_worker *w;
+    struct pt_listener *l;
+    struct pt_snapshot *snap; /* reference */
+    enum off_state state;
+    struct stream cli, up;
+    struct sockaddr_storage peer, local, target;
+    char sni[256];
+    size_t sni_len;
+    int sni_route;
+
+    uint8_t *in; /* client plaintext not yet consumed */
+    size_t in_len, in_cap;
+
+    /* The request in flight. */
+    const struct pt_domain *dom;
+    const struct pt_backend *be; /* backend up is connected to, if any */
+    size_t server_ix;
+    bool req_keep_alive, req_is_head, req_upgrade, req_done, req_chunked;
+    uint64_t req_left;
+    http_parser reqp;
+    bool reqp_done;
+    char host[PT_DNAME_MAX + 1];
+    char method[16];
+
+    /* Its response. */
+    http_parser resp;
+    bool resp_head_done, resp_done, resp_close, resp_skip_body, resp_msg_done;
+    int status;
+    struct pt_wbuf rin; /* backend plaintext until the response head is whole */
+    struct pt_wbuf rhead; /* the rewritten response head */
+
+    bool close_after_flush;
+    uv_timer_t timer;
+    uint64_t deadline_ms;
+    uv_connect_t creq;
+    uv_getaddrinfo_t gai;
+    bool gai_pending;
+    unsigned handles;
+    uint64_t start_ms, req_start_ms, bytes_in, bytes_out;
+    unsigned requests;
+    const char *result;
+};
+
+struct wreq {
+    uv_write_t req;
+    struct stream *s;
+    size_t len;
+    uint8_t data[];
+};
+
+static uint8_t read_buf[64 * 1024];
+
+static void off_close(struct off *c);
+static void process_client(struct off *c);
+static void feed_response(struct off *c, const uint8_t *p, size_t n);
+static void try_server(struct off *c);
+static void start_reading(struct stream *s);
+
+/* ---- lifetime ------------------------------------------------------------ */
+
+static void log_request(struct off *c, const char *result)
+{
+    char st[8];
+    if (result == NULL) {
+        snprintf(st, sizeof(st), "%d", c->status);
+        result = st;
+    }
+    struct pt_access a = {
+        .client = (struct sockaddr *)&c->peer,
+        .listener = (struct sockaddr *)&c->l->addr,
+        .sni = c->sni,
+        .sni_len = c->sni_len,
+        .route = c->dom ? c->dom->name : NULL,
+        .mode = "offload",
+        .backend = c->be ? c->be->name : NULL,
+        .server = c->up.connected ? (struct sockaddr *)&c->target : NULL,
+        .bytes_in = c->bytes_in,
+        .bytes_out = c->bytes_out,
+        .duration_ms = pt_worker_now_ms(c->w) - c->req_start_ms,
+        .result = result,
+    };
+    pt_worker_access(c->w, &a);
+}
+
+static void release(struct off *c)
+{
+    if (--c->handles > 0)
+        return;
+    if (c->result)
+        log_request(c, c->result);
+    SSL_free(c->cli.ssl);
+    SSL_free(c->up.ssl);
+    pt_wbuf_free(&c->cli.pend);
+    pt_wbuf_free(&c->up.pend);
+    pt_wbuf_free(&c->rin);
+    pt_wbuf_free(&c->rhead);
+    free(c->in);
+    pt_snap_unref(c->snap);
+    struct pt_worker *w = c->w;
+    free(c);
+    pt_worker_conn_closed(w);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    release(h->data);
+}
+
+static void on_stream_closed(uv_handle_t *h)
+{
+    struct stream *s = h->data;
+    release(s->c);
+}
+
+static void close_stream(struct stream *s)
+{
+    if (!s->init || uv_is_closing((uv_handle_t *)&s->tcp))
+        return;
+    uv_close((uv_handle_t *)&s->tcp, on_stream_closed);
+}
+
+static void off_close(struct off *c)
+{
+    if (c->state == OFF_CLOSING)
+        return;
+    c->state = OFF_CLOSING;
+    if (c->gai_pending)
+        uv_cancel((uv_req_t *)&c->gai);
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, on_closed);
+    close_stream(&c->cli);
+    close_stream(&c->up);
+}
+
+static void arm(struct off *c, uint32_t ms)
+{
+    c->deadline_ms = pt_worker_now_ms(c->w) + ms;
+}
+
+/* ---- writing ---------------------------------------------------------------- */
+
+static void on_drained(struct off *c, struct stream *s);
+
+static void on_written(uv_write_t *req, int status)
+{
+    struct wreq *wr = (struct wreq *)req;
+    struct stream *s = wr->s;
+    struct off *c = s->c;
+    s->queued -= wr->len;
+    free(wr);
+    if (c->state != OFF_CLOSING) {
+        if (status != 0)
+            off_close(c);
+        else
+            on_drained(c, s);
+    }
+    release(c);
+}
+
+/* Writes <n> raw bytes to the socket of <s>: what the kernel takes at once
+ * costs nothing more, the rest is copied and queued. */
+static void raw_write(struct stream *s, const uint8_t *p, size_t n)
+{
+    struct off *c = s->c;
+    if (n == 0 || c->state == OFF_CLOSING)
+        return;
+    uv_buf_t b = uv_buf_init((char *)(uintptr_t)p, (unsigned)n);
+    int done = s->queued ? 0 : uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
+    if (done == UV_EAGAIN || done == UV_ENOSYS)
+        done = 0;
+    if (done < 0) {
+        off_close(c);
+        return;
+    }
+    if ((size_t)done == n)
+        return;
+    size_t rest = n - (size_t)done;
+    struct wreq *wr = pt_xmalloc(sizeof(*wr) + rest);
+    wr->s = s;
+    wr->len = rest;
+    memcpy(wr->data, p + done, rest);
+    b = uv_buf_init((char *)wr->data, (unsigned)rest);
+    c->handles++;
+    if (uv_write(&wr->req, (uv_stream_t *)&s->tcp, &b, 1, on_written) != 0) {
+        c->handles--;
+        free(wr);
+        off_close(c);
+        return;
+    }
+    s->queued += rest;
+}
+
+/* Moves whatever OpenSSL produced (records, alerts) to the socket. */
+static void flush_tls(struct stream *s)
+{
+    char buf[16384];
+    int n;
+    while (s->wbio && (n = BIO_read(s->wbio, buf, sizeof(buf))) > 0)
+        raw_write(s, (const uint8_t *)buf, (size_t)n);
+}
+
+/* Sends plaintext to <s>, through TLS when it has it. */
+static void send_plain(struct stream *s, const void *p, size_t n)
+{
+    if (n == 0 || s->c->state == OFF_CLOSING)
+        return;
+    if (s == &s->c->cli)
+        s->c->bytes_out += n;
+    if (s->ssl == NULL) {
+        raw_write(s, p, n);
+        return;
+    }
+    if (!s->hs_done) {
+        pt_wbuf_put(&s->pend, p, n);
+        return;
+    }
+    size_t off = 0;
+    while (off < n) {
+        int w = SSL_write(s->ssl, (const uint8_t *)p + off, (int)(n - off));
+        if (w <= 0) {
+            off_close(s->c);
+            return;
+        }
+        off += (size_t)w;
+        flush_tls(s);
+    }
+}
+
+static void stop_reading(struct stream *s)
+{
+    if (s->reading) {
+        uv_read_stop((uv_stream_t *)&s->tcp);
+        s->reading = false;
+    }
+}
+
+static void graceful_close(struct off *c)
+{
+    if (c->cli.ssl && c->cli.hs_done && !c->cli.eof) {
+        SSL_shutdown(c->cli.ssl); /* close_notify, so the client sees a clean end */
+        flush_tls(&c->cli);
+    }
+    if (c->cli.queued == 0)
+        off_close(c);
+    else
+        c->close_after_flush = true;
+}
+
+/* A small error page, then close. */
+static void answer(struct off *c, int status)
+{
+    char page[200];
+    struct pt_wbuf b = {0};
+    snprintf(page, sizeof(page), "<html><body><h1>%d %s</h1></body></html>\n", status,
+             pt_http1_reason(status));
+    pt_http1_write_response(&b, status, NULL, "text/html", page, strlen(page));
+    c->status = status;
+    send_plain(&c->cli, b.data, b.len);
+    pt_wbuf_free(&b);
+    log_request(c, NULL);
+    c->result = NULL;
+    stop_reading(&c->cli);
+    graceful_close(c);
+}
+
+static void on_drained(struct off *c, struct stream *s)
+{
+    if (s == &c->cli) {
+        if (c->close_after_flush && s->queued == 0) {
+            off_close(c);
+            return;
+        }
+        if (s->queued < QUEUE_HIGH / 2 && c->up.connected)
+            start_reading(&c->up);
+    } else if (s->queued < QUEUE_HIGH / 2) {
+        start_reading(&c->cli);
+    }
+}
+
+/* ---- reading -------------------------------------------------------------- */
+
+static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)h;
+    (void)hint;
+    *buf = uv_buf_init((char *)read_buf, sizeof(read_buf));
+}
+
+/* Feeds network bytes to <s>'s TLS and returns plaintext through <emit>;
+ * plain streams pass the bytes straight on. Returns -1 on a TLS failure. */
+static int tls_input(struct stream *s, const uint8_t *p, size_t n,
+                     void (*emit)(struct off *c, const uint8_t *p, size_t n))
+{
+    struct off *c = s->c;
+    if (s->ssl == NULL) {
+        emit(c, p, n);
+        return 0;
+    }
+    if (n && BIO_write(s->rbio, p, (int)n) != (int)n)
+        return -1;
+    if (!s->hs_done) {
+        int r = SSL_do_handshake(s->ssl);
+        flush_tls(s);
+        if (r != 1) {
+            int e = SSL_get_error(s->ssl, r);
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+                return 0;
+            return -1;
+        }
+        s->hs_done = true;
+        if (s->pend.len) {
+            struct pt_wbuf pend = s->pend;
+            memset(&s->pend, 0, sizeof(s->pend));
+            send_plain(s, pend.data, pend.len);
+            pt_wbuf_free(&pend);
+        }
+        if (s == &c->cli) {
+            c->state = OFF_HEAD;
+            arm(c, c->snap->settings.hello_timeout_ms);
+        }
+    }
+    uint8_t plain[16384];
+    for (;;) {
+        if (c->state == OFF_CLOSING)
+            return 0;
+        int r = SSL_read(s->ssl, plain, sizeof(plain));
+        if (r > 0) {
+            emit(c, plain, (size_t)r);
+            continue;
+        }
+        int e = SSL_get_error(s->ssl, r);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+            flush_tls(s);
+            return 0;
+        }
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            s->eof = true;
+            return 0;
+        }
+        return -1;
+    }
+}
+
+static void client_plain(struct off *c, const uint8_t *p, size_t n)
+{
+    if (c->in_cap - c->in_len < n) {
+        size_t cap = c->in_cap ? c->in_cap : 4096;
+        while (cap - c->in_len < n)
+            cap *= 2;
+        c->in = pt_xrealloc(c->in, cap);
+        c->in_cap = cap;
+    }
+    memcpy(c->in + c->in_len, p, n);
+    c->in_len += n;
+    c->bytes_in += n;
+}
+
+static void client_eof(struct off *c)
+{
+    c->cli.eof = true;
+    if (c->state == OFF_TUNNEL && c->up.connected) {
+        uv_shutdown_t *sr = pt_xmalloc(sizeof(*sr));
+        (void)sr;
+        free(sr);
+    }
+    /* A client that goes away mid-request or between requests is done. */
+    if (c->state != OFF_REQUEST || !c->req_done)
+        off_close(c);
+}
+
+static void on_cli_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    struct stream *s = st->data;
+    struct off *c = s->c;
+    if (n == 0)
+        return;
+    if (n < 0) {
+        client_eof(c);
+        return;
+    }
+    c->deadline_ms = pt_worker_now_ms(c->w) + c->snap->settings.idle_timeout_ms;
+    if (c->state == OFF_HANDSHAKE)
+        arm(c, c->snap->settings.hello_timeout_ms);
+    if (tls_input(s, (const uint8_t *)buf->base, (size_t)n, client_plain) != 0) {
+        c->result = c->cli.hs_done ? "tls_error" : "handshake_failed";
+        off_close(c);
+        return;
+    }
+    if (c->state != OFF_CLOSING && c->cli.hs_done)
+        process_client(c);
+    if (c->state != OFF_CLOSING && s->eof)
+        client_eof(c);
+}
+
+static void up_plain(struct off *c, const uint8_t *p, size_t n)
+{
+    feed_response(c, p, n);
+}
+
+static void on_up_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    struct stream *s = st->data;
+    struct off *c = s->c;
+    if (n == 0)
+        return;
+    if (n < 0 || (n > 0 && tls_input(s, (const uint8_t *)buf->base, (size_t)n, up_plain) != 0)) {
+        if (n >= 0 && !s->hs_done) {
+            pt_log(PT_LOG_WARN, "backend '%s': TLS handshake failed", c->be->name);
+            answer(c, 502);
+            return;
+        }
+        s->eof = true;
+    }
+    if (c->state == OFF_CLOSING)
+        return;
+    c->deadline_ms = pt_worker_now_ms(c->w) + c->snap->settings.idle_timeout_ms;
+    if (s->eof) {
+        stop_reading(s);
+        if (c->state == OFF_TUNNEL) {
+            graceful_close(c);
+        } else if (!c->resp_head_done) {
+            if (c->state == OFF_REQUEST)
+                answer(c, 502);
+            else
+                close_stream(s), s->connected = false;
+        } else if (!c->resp_done) {
+            /* Read-until-close body: the end of the stream ends it. */
+            http_parser_settings none;
+            memset(&none, 0, sizeof(none));
+            http_parser_execute(&c->resp, &none, NULL, 0);
+            c->resp_close = true;
+            c->resp_done = true;
+            log_request(c, NULL);
+            graceful_close(c);
+        } else {
+            close_stream(s);
+            s->connected = false;
+        }
+    }
+}
+
+static void start_reading(struct stream *s)
+{
+    if (s->reading || s->eof || !s->init || uv_is_closing((uv_handle_t *)&s->tcp))
+        return;
+    uv_read_cb cb = s == &s->c->cli ? on_cli_read : on_up_read;
+    if (uv_read_start((uv_stream_t *)&s->tcp, alloc_cb, cb) == 0)
+        s->reading = true;
+}
+
+/* ---- responses ------------------------------------------------------------ */
+
+struct resp_collect {
+    struct off *c;
+    struct pt_http_hdr hdrs[PT_HTTP_HEADERS_MAX];
+    size_t n;
+    bool overflow;
+};
+
+static int r_field(http_parser *p, const char *at, size_t n)
+{
+    struct resp_collect *rc = p->data;
+    if (rc->n == PT_HTTP_HEADERS_MAX) {
+        rc->overflow = true;
+        return 1;
+    }
+    rc->hdrs[rc->n].name = at;
+    rc->hdrs[rc->n].name_len = n;
+    rc->hdrs[rc->n].value = at + n;
+    rc->hdrs[rc->n].value_len = 0;
+    rc->n++;
+    return 0;
+}
+
+static int r_value(http_parser *p, const char *at, size_t n)
+{
+    struct resp_collect *rc = p->data;
+    if (rc->n == 0)
+        return 1;
+    rc->hdrs[rc->n - 1].value = at;
+    rc->hdrs[rc->n - 1].value_len = n;
+    return 0;
+}
+
+static int r_headers_complete(http_parser *p)
+{
+    struct resp_collect *rc = p->data;
+    struct off *c = rc->c;
+    http_parser_pause(p, 1);
+    /* No body for HEAD, 1xx, 204 and 304, whatever the headers say. */
+    c->resp_skip_body = c->req_is_head || p->status_code / 100 == 1 ||
+                        p->status_code == 204 || p->status_code == 304;
+    return c->resp_skip_body ? 1 : 0;
+}
+
+static int r_message_complete(http_parser *p)
+{
+    struct off *c = p->data;
+    c->resp_msg_done = true;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static bool hname_is(const struct pt_http_hdr *h, const char *name)
+{
+    size_t n = strlen(name);
+    return h->name_len == n && strncasecmp(h->name, name, n) == 0;
+}
+
+static void put(struct pt_wbuf *b, const char *s)
+{
+    pt_wbuf_put(b, s, strlen(s));
+}
+
+static void response_done(struct off *c);
+
+/* Forwards response body bytes, stopping exactly at the message's end. */
+static void forward_body(struct off *c, const uint8_t *p, size_t n)
+{
+    static const http_parser_settings settings = {.on_message_complete = r_message_complete};
+    if (c->resp_done || n == 0)
+        return;
+    c->resp.data = c;
+    size_t used = http_parser_execute(&c->resp, &settings, (const char *)p, n);
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->resp);
+    if (e != HPE_OK && e != HPE_PAUSED) {
+        pt_log(PT_LOG_WARN, "backend '%s': malformed response body (%s)", c->be->name,
+               http_errno_name(e));
+        off_close(c);
+        return;
+    }
+    send_plain(&c->cli, p, used);
+    if (c->resp_msg_done) {
+        http_parser_pause(&c->resp, 0);
+        response_done(c);
+    }
+}
+
+static void build_response_head(struct off *c, const http_parser *p, struct resp_collect *rc,
+                                bool chunked, bool has_length)
+{
+    struct pt_wbuf *b = &c->rhead;
+    char line[128];
+    const struct pt_domain *d = c->dom;
+    b->len = 0;
+    snprintf(line, sizeof(line), "HTTP/1.1 %u %s\r\n", p->status_code,
+             http_status_str((enum http_status)p->status_code));
+    put(b, line);
+    bool tunnel = p->status_code == 101;
+    for (size_t i = 0; i < rc->n; i++) {
+        const struct pt_http_hdr *h = &rc->hdrs[i];
+        if (hname_is(h, "connection") || hname_is(h, "keep-alive") ||
+            hname_is(h, "proxy-connection") || hname_is(h, "te") || hname_is(h, "trailer") ||
+            (!tunnel && hname_is(h, "upgrade")))
+            continue;
+        bool overridden = d->hsts && hname_is(h, "strict-transport-security");
+        for (size_t k = 0; k < d->n_headers && !overridden; k++)
+            overridden = hname_is(h, d->headers[k].name);
+        if (overridden)
+            continue;
+        pt_wbuf_put(b, h->name, h->name_len);
+        put(b, ": ");
+        pt_wbuf_put(b, h->value, h->value_len);
+        put(b, "\r\n");
+    }
+    for (size_t k = 0; k < d->n_headers; k++) {
+        put(b, d->headers[k].name);
+        put(b, ": ");
+        put(b, d->headers[k].value);
+        put(b, "\r\n");
+    }
+    if (d->hsts)
+        put(b, "Strict-Transport-Security: max-age=31536000\r\n");
+    if (tunnel)
+        put(b, "Connection: upgrade\r\n\r\n");
+    else if (!c->resp_skip_body && !chunked && !has_length) {
+        c->resp_close = true; /* the body ends when the backend closes */
+        put(b, "Connection: close\r\n\r\n");
+    } else if (c->resp_close || !c->req_keep_alive)
+        put(b, "Connection: close\r\n\r\n");
+    else
+        put(b, "Connection: keep-alive\r\n\r\n");
+}
+
+static void feed_response(struct off *c, const uint8_t *p, size_t n)
+{
+    if (c->state == OFF_TUNNEL) {
+        send_plain(&c->cli, p, n);
+        goto backpressure;
+    }
+    if (c->state != OFF_REQUEST) {
+        /* Bytes from an idle backend connection: it is not usable any more. */
+        close_stream(&c->up);
+        c->up.connected = false;
+        return;
+    }
+    if (c->resp_head_done) {
+        forward_body(c, p, n);
+        goto backpressure;
+    }
+    pt_wbuf_put(&c->rin, p, n);
+    for (;;) {
+        uint8_t *end = memmem(c->rin.data, c->rin.len, "\r\n\r\n", 4);
+        if (end == NULL) {
+            if (c->rin.len > RESP_HEAD_MAX) {
+                pt_log(PT_LOG_WARN, "backend '%s': response head too large", c->be->name);
+                answer(c, 502);
+            }
+            return;
+        }
+        size_t head_len = (size_t)(end - c->rin.data) + 4;
+        struct resp_collect rc = {.c = c};
+        http_parser_settings cb;
+        memset(&cb, 0, sizeof(cb));
+        cb.on_header_field = r_field;
+        cb.on_header_value = r_value;
+        cb.on_headers_complete = r_headers_complete;
+        http_parser_init(&c->resp, HTTP_RESPONSE);
+        c->resp.data = &rc;
+        size_t used = http_parser_execute(&c->resp, &cb, (const char *)c->rin.data, head_len);
+        if (HTTP_PARSER_ERRNO(&c->resp) != HPE_PAUSED || rc.overflow) {
+            pt_log(PT_LOG_WARN, "backend '%s': malformed response head (%s)", c->be->name,
+                   http_errno_name(HTTP_PARSER_ERRNO(&c->resp)));
+            answer(c, 502);
+            return;
+        }
+        unsigned code = c->resp.status_code;
+        bool chunked = false, has_length = false;
+        for (size_t i = 0; i < rc.n; i++) {
+            if (hname_is(&rc.hdrs[i], "transfer-encoding"))
+                chunked = true;
+            if (hname_is(&rc.hdrs[i], "content-length"))
+                has_length = true;
+            if (hname_is(&rc.hdrs[i], "connection") && rc.hdrs[i].value_len == 5 &&
+                strncasecmp(rc.hdrs[i].value, "close", 5) == 0)
+                c->resp_close = true;
+        }
+        if (c->resp.http_minor == 0 && c->resp.http_major == 1)
+            c->resp_close = true;
+        if (code / 100 == 1 && code != 101) {
+            /* 100 Continue and friends: pass on, then wait for the real one. */
+            build_response_head(c, &c->resp, &rc, false, true);
+            c->rhead.len -= 4 + strlen(c->resp_close ? "Connection: close" : "Connection: keep-alive");
+            put(&c->rhead, "\r\n");
+            send_plain(&c->cli, c->rhead.data, c->rhead.len);
+            memmove(c->rin.data, c->rin.data + head_len, c->rin.len - head_len);
+            c->rin.len -= head_len;
+            continue;
+        }
+        c->status = (int)code;
+        build_response_head(c, &c->resp, &rc, chunked, has_length);
+        send_plain(&c->cli, c->rhead.data, c->rhead.len);
+        c->resp_head_done = true;
+        (void)used;
+        size_t rest_len = c->rin.len - head_len;
+        uint8_t *rest = rest_len ? pt_xmalloc(rest_len) : NULL;
+        if (rest_len)
+            memcpy(rest, c->rin.data + head_len, rest_len);
+        c->rin.len = 0;
+        if (code == 101 && c->req_upgrade) {
+            c->state = OFF_TUNNEL;
+            log_request(c, NULL);
+            send_plain(&c->cli, rest, rest_len);
+            free(rest);
+            /* Bytes the client sent after its request belong to the tunnel. */
+            if (c->in_len) {
+                send_plain(&c->up, c->in, c->in_len);
+                c->in_len = 0;
+            }
+            start_reading(&c->cli);
+            return;
+        }
+        http_parser_pause(&c->resp, 0);
+        if (c->resp_skip_body) {
+            free(rest);
+            response_done(c);
+            return;
+        }
+        forward_body(c, rest, rest_len);
+        free(rest);
+        goto backpressure;
+    }
+backpressure:
+    if (c->state != OFF_CLOSING && c->cli.queued > QUEUE_HIGH)
+        stop_reading(&c->up);
+}
+
+static void response_done(struct off *c)
+{
+    if (c->state == OFF_CLOSING)
+        return;
+    c->resp_done = true;
+    log_request(c, NULL);
+    if (c->resp_close || !c->req_keep_alive || !c->req_done) {
+        graceful_close(c);
+        return;
+    }
+    /* Ready for the next request on this connection. */
+    c->state = OFF_HEAD;
+    c->dom = NULL;
+    arm(c, c->snap->settings.idle_timeout_ms);
+    start_reading(&c->cli);
+    if (c->in_len)
+        process_client(c);
+}
+
+/* ---- backend connection ------------------------------------------------------ */
+
+static void up_connected(struct off *c)
+{
+    struct stream *s = &c->up;
+    s->connected = true;
+    uv_tcp_nodelay(&s->tcp, 1);
+    int tlen = sizeof(c->target);
+    uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&c->target, &tlen);
+    if (c->be->tls) {
+        SSL_CTX *ctx = pt_tls_client_ctx(c->w->tls, c->be->tls_verify);
+        s->ssl = SSL_new(ctx);
+        s->rbio = BIO_new(BIO_s_mem());
+        s->wbio = BIO_new(BIO_s_mem());
+        SSL_set_bio(s->ssl, s->rbio, s->wbio);
+        SSL_set_connect_state(s->ssl);
+        const struct pt_hostport *hp = &c->be->servers[c->server_ix];
+        const char *name = hp->kind == PT_HOST_DNS ? hp->host : c->host;
+        if (name[0] && hp->kind == PT_HOST_DNS)
+            SSL_set_tlsext_host_name(s->ssl, name);
+        else if (c->host[0])
+            SSL_set_tlsext_host_name(s->ssl, c->host);
+        if (c->be->tls_verify)
+            SSL_set1_host(s->ssl, name[0] ? name : c->host);
+        SSL_do_handshake(s->ssl);
+        flush_tls(s);
+    }
+    start_reading(s);
+    /* Whatever waited (head, body bytes) goes now. */
+    process_client(c);
+}
+
+static void on_up_failed_closed(uv_handle_t *h)
+{
+    struct stream *s = h->data;
+    struct off *c = s->c;
+    s->init = false;
+    if (c->state == OFF_REQUEST) {
+        c->server_ix++;
+        try_server(c);
+    }
+    release(c);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    struct off *c = req->data;
+    if (status == UV_ECANCELED || c->state == OFF_CLOSING)
+        return;
+    if (status != 0) {
+        if (!uv_is_closing((uv_handle_t *)&c->up.tcp))
+            uv_close((uv_handle_t *)&c->up.tcp, on_up_failed_closed);
+        return;
+    }
+    up_connected(c);
+}
+
+static void connect_to(struct off *c, const struct sockaddr *sa)
+{
+    struct stream *s = &c->up;
+    SSL_free(s->ssl);
+    pt_wbuf_free(&s->pend);
+    memset(s, 0, sizeof(*s));
+    s->c = c;
+    uv_tcp_init(c->w->loop, &s->tcp);
+    s->tcp.data = s;
+    s->init = true;
+    c->handles++;
+    arm(c, c->snap->settings.connect_timeout_ms);
+    c->creq.data = c;
+    if (uv_tcp_connect(&c->creq, &s->tcp, sa, on_connect) != 0)
+        uv_close((uv_handle_t *)&s->tcp, on_up_failed_closed);
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct off *c = req->data;
+    c->gai_pending = false;
+    if (c->state != OFF_REQUEST) {
+        uv_freeaddrinfo(res);
+        release(c);
+        return;
+    }
+    if (status != 0 || res == NULL) {
+        uv_freeaddrinfo(res);
+        c->server_ix++;
+        try_server(c);
+        release(c);
+        return;
+    }
+    struct sockaddr_storage sa;
+    memcpy(&sa, res->ai_addr, res->ai_addrlen);
+    uv_freeaddrinfo(res);
+    uint16_t port = c->be->servers[c->server_ix].port;
+    if (sa.ss_family == AF_INET)
+        ((struct sockaddr_in *)&sa)->sin_port = htons(port);
+    else
+        ((struct sockaddr_in6 *)&sa)->sin6_port = htons(port);
+    connect_to(c, (struct sockaddr *)&sa);
+    release(c);
+}
+
+static void try_server(struct off *c)
+{
+    if (c->server_ix >= c->be->n_servers) {
+        pt_log(PT_LOG_WARN, "backend '%s': no server reachable for '%s'", c->be->name,
+               c->host);
+        answer(c, 502);
+        return;
+    }
+    const struct pt_hostport *hp = &c->be->servers[c->server_ix];
+    if (hp->kind != PT_HOST_DNS) {
+        connect_to(c, (const struct sockaddr *)&hp->sa);
+        return;
+    }
+    char port[8];
+    snprintf(port, sizeof(port), "%u", hp->port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    c->gai.data = c;
+    c->handles++;
+    c->gai_pending = true;
+    arm(c, c->snap->settings.connect_timeout_ms);
+    if (uv_getaddrinfo(c->w->loop, &c->gai, on_resolved, hp->host, port, &hints) != 0) {
+        c->gai_pending = false;
+        c->handles--;
+        c->server_ix++;
+        try_server(c);
+    }
+}
+
+/* ---- requests ---------------------------------------------------------------- */
+
+static int q_message_complete(http_parser *p)
+{
+    struct off *c = p->data;
+    c->reqp_done = true;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static int q_headers_complete(http_parser *p)
+{
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+/* Sends what belongs to the request body from c->in to the backend. */
+static void forward_request_body(struct off *c)
+{
+    if (c->req_done || !c->up.connected || c->in_len == 0)
+        return;
+    size_t take = 0;
+    if (c->req_chunked) {
+        static const http_parser_settings settings = {.on_message_complete =
+                                                          q_message_complete};
+        c->reqp.data = c;
+        take = http_parser_execute(&c->reqp, &settings, (const char *)c->in, c->in_len);
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->reqp);
+        if (e != HPE_OK && e != HPE_PAUSED) {
+            c->result = "bad_chunk";
+            answer(c, 400);
+            return;
+        }
+        if (c->reqp_done)
+            c->req_done = true;
+    } else {
+        take = c->in_len < c->req_left ? c->in_len : (size_t)c->req_left;
+        c->req_left -= take;
+        if (c->req_left == 0)
+            c->req_done = true;
+    }
+    send_plain(&c->up, c->in, take);
+    memmove(c->in, c->in + take, c->in_len - take);
+    c->in_len -= take;
+    if (c->up.queued > QUEUE_HIGH)
+        stop_reading(&c->cli);
+}
+
+static void start_request(struct off *c)
+{
+    struct pt_http_req req;
+    const struct pt_snapshot *s = c->snap;
+    int rc = pt_http1_parse_request(c->in, c->in_len, &req);
+    if (rc == PT_ENEEDMORE)
+        return;
+    c->req_start_ms = pt_worker_now_ms(c->w);
+    c->bytes_in = c->bytes_out = 0;
+    c->requests++;
+    if (rc < 0) {
+        c->result = NULL;
+        answer(c, req.status);
+        return;
+    }
+    /* The Host must belong to the route the SNI chose (RFC 9110 421). */
+    int hl = pt_dname_normalize(req.host ? req.host : "", req.host ? req.host_len : 0,
+                                c->host, PT_DNAME_STRIP_PORT, NULL);
+    int ix = hl > 0 ? pt_route_lookup(s->routes, c->host, (size_t)hl) : -1;
+    if (ix < 0 || ix != c->sni_route) {
+        answer(c, 421);
+        return;
+    }
+    const struct pt_domain *d = &s->domains[ix];
+    const struct pt_backend *be = &s->backends[d->backend_ix];
+    c->dom = d;
+    c->req_keep_alive = req.keep_alive;
+    c->req_is_head = req.is_head;
+    c->req_upgrade = req.upgrade;
+    c->req_chunked = req.chunked;
+    c->req_left = req.has_content_length ? req.content_length : 0;
+    c->req_done = !req.chunked && c->req_left == 0;
+    c->reqp_done = false;
+    c->resp_head_done = c->resp_done = c->resp_close = c->resp_msg_done = false;
+    c->rin.len = 0;
+    c->state = OFF_REQUEST;
+    arm(c, s->settings.idle_timeout_ms);
+
+    struct pt_wbuf head = {0};
+    char ip[PT_ADDRSTR_MAX];
+    pt_sockaddr_ip((struct sockaddr *)&c->peer, ip, sizeof(ip));
+    struct pt_http_fwd fwd = {ip, "https", false};
+    pt_http1_write_request(&req, &fwd, &head);
+    if (req.chunked) {
+        /* Bring a parser to the start of the body to find the last chunk. */
+        static const http_parser_settings hs = {.on_headers_complete = q_headers_complete};
+        http_parser_init(&c->reqp, HTTP_REQUEST);
+        http_parser_execute(&c->reqp, &hs, (const char *)c->in, req.head_len);
+        http_parser_pause(&c->reqp, 0);
+    }
+    memmove(c->in, c->in + req.head_len, c->in_len - req.head_len);
+    c->in_len -= req.head_len;
+
+    /* Reuse the backend connection of the previous request when it is to the
+     * same backend and still open. */
+    bool reuse = c->up.connected && !c->up.eof && c->be == be &&
+                 !uv_is_closing((uv_handle_t *)&c->up.tcp);
+    if (!reuse && c->up.init) {
+        close_stream(&c->up);
+        c->up.connected = false;
+    }
+    c->be = be;
+    if (reuse) {
+        send_plain(&c->up, head.data, head.len);
+        pt_wbuf_free(&head);
+        forward_request_body(c);
+        return;
+    }
+    /* Held until connected; up.pend carries it through the TLS handshake. */
+    pt_wbuf_free(&c->up.pend);
+    c->rhead = head; /* borrowed slot until connect: see process_client */
+    c->server_ix = 0;
+    try_server(c);
+}
+
+static void process_client(struct off *c)
+{
+    switch (c->state) {
+    case OFF_HEAD:
+        if (c->in_len)
+            start_request(c);
+        break;
+    case OFF_REQUEST:
+        if (c->up.connected && c->rhead.len && !c->resp_head_done) {
+            /* First use of a fresh backend connection: the head waited here. */
+            struct pt_wbuf head = c->rhead;
+            memset(&c->rhead, 0, sizeof(c->rhead));
+            send_plain(&c->up, head.data, head.len);
+            pt_wbuf_free(&head);
+        }
+        if (!c->up.connected && c->in_len > IN_MAX)
+            stop_reading(&c->cli);
+        forward_request_body(c);
+        break;
+    case OFF_TUNNEL:
+        if (c->in_len) {
+            send_plain(&c->up, c->in, c->in_len);
+            c->in_len = 0;
+        }
+        if (c->up.queued > QUEUE_HIGH)
+            stop_reading(&c->cli);
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- timer ---------------------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *t)
+{
+    struct off *c = t->data;
+    uint64_t now = pt_worker_now_ms(c->w);
+    if (now < c->deadline_ms) {
+        uv_timer_start(&c->timer, on_timer, c->deadline_ms - now, 0);
+        return;
+    }
+    switch (c->state) {
+    case OFF_HANDSHAKE:
+        c->result = "handshake_timeout";
+        off_close(c);
+        break;
+    case OFF_HEAD:
+        if (c->requests == 0 && c->in_len > 0)
+            answer(c, 408);
+        else
+            graceful_close(c); /* idle keep-alive connection */
+        break;
+    case OFF_REQUEST:
+        if (!c->up.connected && c->up.init) {
+            /* This server did not answer in time: the next one. */
+            if (!uv_is_closing((uv_handle_t *)&c->up.tcp))
+                uv_close((uv_handle_t *)&c->up.tcp, on_up_failed_closed);
+            uv_timer_start(&c->timer, on_timer, 1000, 0);
+            return;
+        }
+        if (!c->resp_head_done)
+            answer(c, 504);
+        else
+            off_close(c);
+        break;
+    default:
+        off_close(c);
+    }
+    if (c->state != OFF_CLOSING && !uv_is_closing((uv_handle_t *)&c->timer))
+        uv_timer_start(&c->timer, on_timer, 1000, 0);
+}
+
+/* ---- entry -------------------------------------------------------------------- */
+
+void pt_offload_start(struct pt_listener *l, int fd, const struct pt_offload_info *info)
+{
+    struct pt_worker *w = l->w;
+    struct off *c = pt_xcalloc(1, sizeof(*c));
+    c->w = w;
+    c->l = l;
+    c->snap = pt_snap_ref(w->snap);
+    c->peer = info->peer;
+    c->local = info->local;
+    c->sni_len = info->sni_len < sizeof(c->sni) ? info->sni_len : sizeof(c->sni) - 1;
+    memcpy(c->sni, info->sni, c->sni_len);
+    c->sni_route = pt_route_lookup(c->snap->routes, c->sni, c->sni_len);
+    c->start_ms = c->req_start_ms = pt_worker_now_ms(w);
+    c->cli.c = c;
+    c->up.c = c;
+    pt_worker_conn_opened(w);
+    uv_timer_init(w->loop, &c->timer);
+    c->timer.data = c;
+    uv_tcp_init(w->loop, &c->cli.tcp);
+    c->cli.tcp.data = &c->cli;
+    c->cli.init = true;
+    c->handles = 2;
+    if (uv_tcp_open(&c->cli.tcp, fd) != 0) {
+        close(fd);
+        off_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->cli.tcp, 1);
+    arm(c, c->snap->settings.hello_timeout_ms);
+    uv_timer_start(&c->timer, on_timer, c->snap->settings.hello_timeout_ms, 0);
+
+    SSL_CTX *ctx = pt_tls_server_ctx(w->tls, c->sni, c->sni_len);
+    if (ctx == NULL) {
+        /* An offload domain without a usable certificate: a clean failure. */
+        uint8_t alert[7];
+        pt_tls_alert(alert, 0x0303, PT_TLS_ALERT_UNRECOGNIZED_NAME);
+        c->result = "no_certificate";
+        raw_write(&c->cli, alert, 7); /* copied if the socket does not take it */
+        graceful_close(c);
+        return;
+    }
+    c->cli.ssl = SSL_new(ctx);
+    c->cli.rbio = BIO_new(BIO_s_mem());
+    c->cli.wbio = BIO_new(BIO_s_mem());
+    SSL_set_bio(c->cli.ssl, c->cli.rbio, c->cli.wbio);
+    SSL_set_accept_state(c->cli.ssl);
+    c->state = OFF_HANDSHAKE;
+    if (tls_input(&c->cli, info->hello, info->hello_len, client_plain) != 0) {
+        c->result = "handshake_failed";
+        off_close(c);
+        return;
+    }
+    start_reading(&c->cli);
+}

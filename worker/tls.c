@@ -1,0 +1,202 @@
+#include "worker/tls.h"
+
+#include "common/log.h"
+#include "common/route.h"
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+/* Mozilla "intermediate" (v5.7) without the DHE suites: finite-field DH costs
+ * far more CPU than ECDHE for no client that still needs it. */
+#define CIPHERS_TLS12                                                           \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"              \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"              \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define GROUPS "X25519:P-256:P-384"
+
+struct cert_ctx {
+    char *id;
+    char *pem;       /* cert_pem it was built from, to detect changes */
+    SSL_CTX *ctx;
+};
+
+struct pt_tls {
+    struct cert_ctx *certs;
+    size_t n_certs;
+    struct pt_route_table *names; /* SAN -> index into name_cert */
+    size_t *name_cert;
+    SSL_CTX *client_verify, *client_noverify;
+};
+
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+    (void)ssl;
+    (void)arg;
+    static const unsigned char h11[] = "\x08http/1.1";
+    unsigned char *sel = NULL;
+    if (SSL_select_next_proto(&sel, outlen, h11, sizeof(h11) - 1, in, inlen) ==
+        OPENSSL_NPN_NEGOTIATED) {
+        *out = sel;
+        return SSL_TLSEXT_ERR_OK;
+    }
+    /* A client that offers only h2 still gets HTTP/1.1 without ALPN rather
+     * than a failed handshake. */
+    return SSL_TLSEXT_ERR_NOACK;
+}
+
+static SSL_CTX *server_ctx(const struct pt_cert *c)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    BIO *bio = NULL;
+    X509 *x = NULL;
+    EVP_PKEY *key = NULL;
+    if (ctx == NULL)
+        return NULL;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_cipher_list(ctx, CIPHERS_TLS12);
+    SSL_CTX_set1_groups_list(ctx, GROUPS);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_clear_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_ENABLE_PARTIAL_WRITE);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+
+    bio = BIO_new_mem_buf(c->cert_pem, -1);
+    x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    if (x == NULL || SSL_CTX_use_certificate(ctx, x) != 1)
+        goto fail;
+    X509 *extra;
+    while ((extra = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+        if (SSL_CTX_add0_chain_cert(ctx, extra) != 1) {
+            X509_free(extra);
+            goto fail;
+        }
+    ERR_clear_error(); /* the loop ends on "no start line" */
+    BIO_free(bio);
+    bio = BIO_new_mem_buf(c->key_pem, -1);
+    key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    if (key == NULL || SSL_CTX_use_PrivateKey(ctx, key) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1)
+        goto fail;
+    X509_free(x);
+    EVP_PKEY_free(key);
+    BIO_free(bio);
+    return ctx;
+fail:
+    pt_log(PT_LOG_ERROR, "certificate %s does not load: %s", c->id,
+           ERR_reason_error_string(ERR_peek_last_error()) ? ERR_reason_error_string(ERR_peek_last_error()) : "?");
+    ERR_clear_error();
+    X509_free(x);
+    EVP_PKEY_free(key);
+    BIO_free(bio);
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+static SSL_CTX *client_ctx(bool verify)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL)
+        return NULL;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_ENABLE_PARTIAL_WRITE);
+    if (verify) {
+        SSL_CTX_set_default_verify_paths(ctx);
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    }
+    return ctx;
+}
+
+struct pt_tls *pt_tls_build(const struct pt_snapshot *s, const struct pt_tls *prev)
+{
+    struct pt_tls *t = pt_xcalloc(1, sizeof(*t));
+    t->certs = pt_xcalloc(s->n_certs, sizeof(*t->certs));
+    t->n_certs = s->n_certs;
+    size_t n_names = 0;
+    for (size_t i = 0; i < s->n_certs; i++) {
+        const struct pt_cert *c = &s->certs[i];
+        SSL_CTX *ctx = NULL;
+        for (size_t j = 0; prev && j < prev->n_certs && ctx == NULL; j++)
+            if (strcmp(prev->certs[j].id, c->id) == 0 &&
+                strcmp(prev->certs[j].pem, c->cert_pem) == 0 && prev->certs[j].ctx) {
+                ctx = prev->certs[j].ctx;
+                SSL_CTX_up_ref(ctx);
+            }
+        if (ctx == NULL)
+            ctx = server_ctx(c);
+        t->certs[i].id = pt_xstrdup(c->id);
+        t->certs[i].pem = pt_xstrdup(c->cert_pem);
+        t->certs[i].ctx = ctx;
+        n_names += c->n_names;
+    }
+    /* One name may appear on several certificates: the one expiring last
+     * wins, so a renewed certificate takes over from the old one. */
+    const char **names = pt_xcalloc(n_names, sizeof(*names));
+    t->name_cert = pt_xcalloc(n_names, sizeof(*t->name_cert));
+    size_t k = 0;
+    for (size_t i = 0; i < s->n_certs; i++) {
+        if (t->certs[i].ctx == NULL)
+            continue;
+        for (size_t j = 0; j < s->certs[i].n_names; j++) {
+            const char *n = s->certs[i].names[j];
+            size_t q;
+            for (q = 0; q < k; q++)
+                if (strcmp(names[q], n) == 0)
+                    break;
+            if (q < k) {
+                if (s->certs[i].not_after > s->certs[t->name_cert[q]].not_after)
+                    t->name_cert[q] = i;
+                continue;
+            }
+            names[k] = n;
+            t->name_cert[k++] = i;
+        }
+    }
+    t->names = pt_route_build(names, k);
+    free(names);
+    t->client_verify = prev && prev->client_verify ? prev->client_verify : client_ctx(true);
+    t->client_noverify =
+        prev && prev->client_noverify ? prev->client_noverify : client_ctx(false);
+    if (prev) {
+        SSL_CTX_up_ref(t->client_verify);
+        SSL_CTX_up_ref(t->client_noverify);
+    }
+    return t;
+}
+
+void pt_tls_free(struct pt_tls *t)
+{
+    if (t == NULL)
+        return;
+    for (size_t i = 0; i < t->n_certs; i++) {
+        free(t->certs[i].id);
+        free(t->certs[i].pem);
+        SSL_CTX_free(t->certs[i].ctx);
+    }
+    free(t->certs);
+    pt_route_free(t->names);
+    free(t->name_cert);
+    SSL_CTX_free(t->client_verify);
+    SSL_CTX_free(t->client_noverify);
+    free(t);
+}
+
+SSL_CTX *pt_tls_server_ctx(const struct pt_tls *t, const char *sni, size_t len)
+{
+    if (t == NULL || len == 0)
+        return NULL;
+    int ix = pt_route_lookup(t->names, sni, len);
+    if (ix < 0)
+        return NULL;
+    return t->certs[t->name_cert[ix]].ctx;
+}
+
+SSL_CTX *pt_tls_client_ctx(const struct pt_tls *t, bool verify)
+{
+    return verify ? t->client_verify : t->client_noverify;
+}
