@@ -8,6 +8,7 @@
 #include "api/api.h"
 #include "common/addr.h"
 #include "common/log.h"
+#include "daemon/acme.h"
 #include "daemon/config.h"
 #include "daemon/publish.h"
 #include "daemon/supervisor.h"
@@ -44,6 +45,7 @@ struct pt_daemon {
     int api_fd;
     pthread_mutex_t lock;      /* store transactions: API thread, ACME thread */
     struct pt_publisher publisher;
+    struct pt_acme *acme;      /* NULL: ACME off (no --acme-directory) */
 };
 
 struct pending {
@@ -282,6 +284,12 @@ static char *hook_metrics(void *arg)
     return pt_supervisor_metrics(d->sup);
 }
 
+static void hook_acme_kick(void *arg, const char *cert_id)
+{
+    struct pt_daemon *d = arg;
+    pt_acme_kick(d->acme, cert_id);
+}
+
 /* ---- lifecycle ---------------------------------------------------------- */
 
 static void on_stopped(void *arg)
@@ -304,7 +312,15 @@ static void on_signal(uv_signal_t *h, int sig)
     /* No more changes: stop the API before the workers. */
     pt_api_stop(d->api);
     d->api = NULL;
+    pt_acme_stop(d->acme); /* its publishes need the workers: before them */
+    d->acme = NULL;
     pt_supervisor_stop(d->sup);
+    /* The workers close theirs on STOP; once ours are gone too, new clients
+     * are refused at once instead of waiting in a queue nobody accepts. */
+    for (size_t i = 0; i < (size_t)d->cfg.workers * d->n_listeners; i++) {
+        close(d->fds[i]);
+        d->fds[i] = -1;
+    }
 }
 
 static int run_daemon(int argc, char **argv)
@@ -373,13 +389,25 @@ static int run_daemon(int argc, char **argv)
     pthread_mutex_init(&d.lock, NULL);
     d.publisher = (struct pt_publisher){d.store, &d.lock, &d.settings, d.sup,
                                         d.cfg.ack_timeout_ms};
+    if (d.cfg.acme_directory) {
+        /* Before the API, so the API thread only ever sees d.acme set. */
+        struct pt_acme_config acme = {
+            .directory_url = d.cfg.acme_directory,
+            .email = d.cfg.acme_email,
+            .ca_bundle = d.cfg.acme_ca_bundle,
+            .state_dir = d.cfg.state_dir,
+            .publisher = &d.publisher,
+        };
+        if (pt_acme_start(&acme, &d.acme, err, sizeof(err)) != 0)
+            die_usage("%s", err);
+    }
     struct pt_api_config ac = {
         .listen_fd = d.api_fd,
         .admin_token = d.token,
         .store = d.store,
         .lock = &d.lock,
         .hooks = {&d, hook_compile, hook_publish, hook_discard, hook_workers, hook_healthy,
-                  hook_metrics},
+                  hook_metrics, d.acme ? hook_acme_kick : NULL},
     };
     if (pt_api_start(&ac, &d.api, err, sizeof(err)) != 0)
         die_usage("%s", err);
@@ -398,7 +426,8 @@ static int run_daemon(int argc, char **argv)
 
     pt_supervisor_free(d.sup);
     for (size_t i = 0; i < (size_t)d.cfg.workers * d.n_listeners; i++)
-        close(d.fds[i]);
+        if (d.fds[i] >= 0)
+            close(d.fds[i]);
     free(d.fds);
     pt_store_close(d.store);
     uv_loop_close(d.loop);

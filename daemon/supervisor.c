@@ -63,6 +63,9 @@ struct pt_supervisor {
     int *fds;           /* owned copy */
     char *kinds;
     char exe[4096];
+    int exe_fd;         /* our own binary, opened at start: a respawned worker
+                           runs this daemon's code even after an upgrade
+                           replaced the file on disk */
     struct slot *slots;
     uv_async_t wake;
     uv_signal_t sigchld;
@@ -304,16 +307,23 @@ static int spawn(struct slot *sl)
         int tmp[1 + 64];
         if (s->cfg.access_fd >= 0) /* first: it may sit where a listener goes */
             dup2(s->cfg.access_fd, STDOUT_FILENO);
+        int exe = fcntl(s->exe_fd, F_DUPFD_CLOEXEC, 1024);
         tmp[0] = fcntl(sv[1], F_DUPFD, 1024);
         for (size_t i = 0; i < nl && i < 64; i++)
             tmp[1 + i] = fcntl(lfds[i], F_DUPFD, 1024);
         for (size_t i = 0; i <= nl && i <= 64; i++)
             if (tmp[i] < 0 || dup2(tmp[i], 3 + (int)i) < 0)
                 _exit(127);
-        close_range(4 + (unsigned)nl, ~0U, 0);
+        /* Our binary stays reachable until exec, then closes itself. */
+        if (exe >= 0)
+            exe = dup3(exe, 4 + (int)nl, O_CLOEXEC);
+        close_range(5 + (unsigned)nl, ~0U, 0);
         sigset_t all;
         sigemptyset(&all);
         sigprocmask(SIG_SETMASK, &all, NULL);
+        extern char **environ;
+        if (exe >= 0)
+            fexecve(exe, sl->argv, environ);
         execv(sl->argv[0], sl->argv);
         _exit(127);
     }
@@ -435,6 +445,7 @@ int pt_supervisor_start(uv_loop_t *loop, const struct pt_supervisor_config *cfg,
         return PT_EIO;
     }
     s->exe[n] = '\0';
+    s->exe_fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
     pthread_mutex_init(&s->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -648,6 +659,8 @@ void pt_supervisor_free(struct pt_supervisor *s)
     blob_unref(s, s->current);
     pthread_cond_destroy(&s->acked_cv);
     pthread_mutex_destroy(&s->lock);
+    if (s->exe_fd >= 0)
+        close(s->exe_fd);
     free(s->slots);
     free(s->fds);
     free(s->kinds);

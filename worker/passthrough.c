@@ -249,7 +249,8 @@ static void on_timer(uv_timer_t *t)
         return;
     case PASS_RELAY:
         c->result = "idle_timeout";
-        pass_close(c, false);
+        /* Cutting with data still queued must not look like a clean end. */
+        pass_close(c, c->cli.pending != NULL || c->srv.pending != NULL);
         return;
     case PASS_HEAD:
         c->result = "head_timeout";
@@ -704,6 +705,16 @@ static void alloc_relay(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 
 static void on_relay_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf);
 
+static bool socket_error(uv_tcp_t *t)
+{
+    uv_os_fd_t fd;
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (uv_fileno((uv_handle_t *)t, &fd) != 0)
+        return false;
+    return getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0;
+}
+
 static struct side *peer_of(struct pass *c, struct side *s)
 {
     return s == &c->cli ? &c->srv : &c->cli;
@@ -769,6 +780,8 @@ static void on_relay_written(uv_write_t *req, int status)
     PT_FREE(to->pending);
     if (c->state != PASS_CLOSING) {
         struct side *from = peer_of(c, to);
+        /* Bytes drained to a slow reader are activity too. */
+        c->deadline_ms = pt_worker_now_ms(c->w) + c->snap->settings.idle_timeout_ms;
         if (status != 0)
             pass_close(c, true);
         else if (from->eof)
@@ -816,6 +829,11 @@ static void on_relay_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     struct side *to = peer_of(c, from);
     if (n == 0)
         return;
+    if (n == UV_EOF && socket_error(&from->tcp)) {
+        /* libuv 1.44 reports EOF on a hang-up after a partial read without
+         * reading again, so a pending reset would pass on as a clean FIN. */
+        n = UV_ECONNRESET;
+    }
     if (n == UV_EOF) {
         from->eof = true;
         stop_reading(from);
