@@ -56,9 +56,26 @@ enum MHD_Result pt_api__backends(struct pt_req *r, const char *rest);
 enum MHD_Result pt_api__domains(struct pt_req *r, const char *rest);
 enum MHD_Result pt_api__bans(struct pt_req *r, const char *rest);
 enum MHD_Result pt_api__tokens(struct pt_req *r, const char *rest);
+enum MHD_Result pt_api__certificates(struct pt_req *r, const char *rest);
 enum MHD_Result pt_api__status(struct pt_req *r);
 /* GET /api/v1/backends/NAME/snippet?for=nginx|apache|yunohost (api/snippet.c) */
 enum MHD_Result pt_api__snippet(struct pt_req *r, const char *backend);
+
+/* The certificates table reduced to what offload domains show
+ * (certificate_id, certificate_status), loaded once per request (api/certs.c). */
+struct pt_certidx {
+    struct pt_certidx_ent *v; /* owned */
+    size_t n;
+};
+/* 0 or PT_EDB; <ix> is then valid (empty on failure). */
+int pt_api__certidx_load(struct pt_store *store, struct pt_certidx *ix);
+/* The certificate for domain <name> (normalised): exact SAN, or a "*.x.y"
+ * SAN covering one label; best status first (valid, renewing, pending,
+ * failed, expired), then the latest not_after. False when none matches;
+ * *id and *status are borrowed from <ix>. */
+bool pt_api__certidx_match(const struct pt_certidx *ix, const char *name, const char **id,
+                           const char **status);
+void pt_api__certidx_free(struct pt_certidx *ix);
 
 /* "2026-11-29T10:00:00Z" */
 void pt_api__rfc3339(int64_t t, char *buf, size_t size);

@@ -14,8 +14,9 @@ struct kind {
      * domains, the backend and mode columns. */
     json_t *(*validate)(const json_t *body, const char *name, const char **backend,
                         const char **mode, struct pt_apierr *e);
-    /* Adds read-only members to a stored document before it is shown. */
-    void (*decorate)(json_t *doc);
+    /* Adds read-only members to a stored document before it is shown;
+     * <certs> is the certificates table as loaded for this request. */
+    void (*decorate)(json_t *doc, const struct pt_certidx *certs);
 };
 
 static int norm_backend(const char *in, char *out, size_t size, struct pt_apierr *e)
@@ -68,12 +69,21 @@ static json_t *validate_domain(const json_t *body, const char *name,
     return doc;
 }
 
-static void decorate_domain(json_t *doc)
+/* Offload domains show the best certificate covering their name
+ * (pt_api__certidx_match says which). */
+static void decorate_domain(json_t *doc, const struct pt_certidx *certs)
 {
     const char *mode = json_string_value(json_object_get(doc, "mode"));
+    const char *name = json_string_value(json_object_get(doc, "name"));
+    const char *id = NULL, *status = NULL;
     if (mode && strcmp(mode, "offload") == 0) {
-        json_object_set_new(doc, "certificate_id", json_null());
-        json_object_set_new(doc, "certificate_status", json_string("none"));
+        if (name && pt_api__certidx_match(certs, name, &id, &status)) {
+            json_object_set_new(doc, "certificate_id", json_string(id));
+            json_object_set_new(doc, "certificate_status", json_string(status));
+        } else {
+            json_object_set_new(doc, "certificate_id", json_null());
+            json_object_set_new(doc, "certificate_status", json_string("none"));
+        }
     }
 }
 
@@ -82,11 +92,19 @@ static const struct kind backends = {"backends", "backend", PT_STORE_BACKEND,
 static const struct kind domains = {"domains", "domain", PT_STORE_DOMAIN, norm_domain,
                                     validate_domain, decorate_domain};
 
-static json_t *load_doc(const struct kind *k, const char *text)
+/* Loads what k->decorate needs (nothing for backends). */
+static int load_certs(struct pt_req *r, const struct kind *k, struct pt_certidx *certs)
+{
+    memset(certs, 0, sizeof(*certs));
+    return k->decorate ? pt_api__certidx_load(r->api->cfg.store, certs) : 0;
+}
+
+static json_t *load_doc(const struct kind *k, const char *text,
+                        const struct pt_certidx *certs)
 {
     json_t *doc = json_loads(text, 0, NULL);
     if (doc && k->decorate)
-        k->decorate(doc);
+        k->decorate(doc, certs);
     return doc;
 }
 
@@ -94,7 +112,7 @@ static int list_cb(void *arg, const char *name, const char *doc)
 {
     void **a = arg;
     (void)name;
-    json_t *j = load_doc(a[1], doc);
+    json_t *j = load_doc(a[1], doc, a[2]);
     if (j == NULL)
         return PT_EDB;
     json_array_append_new(a[0], j);
@@ -103,9 +121,14 @@ static int list_cb(void *arg, const char *name, const char *doc)
 
 static enum MHD_Result do_list(struct pt_req *r, const struct kind *k)
 {
+    struct pt_certidx certs;
+    if (load_certs(r, k, &certs) != 0)
+        return pt_api__errorf(r, 500, "internal", NULL, "cannot read the store");
     json_t *arr = json_array();
-    void *a[2] = {arr, (void *)(uintptr_t)k};
-    if (pt_store_each(r->api->cfg.store, k->store, list_cb, a) != 0) {
+    void *a[3] = {arr, (void *)(uintptr_t)k, &certs};
+    int rc = pt_store_each(r->api->cfg.store, k->store, list_cb, a);
+    pt_api__certidx_free(&certs);
+    if (rc != 0) {
         json_decref(arr);
         return pt_api__errorf(r, 500, "internal", NULL, "cannot read the store");
     }
@@ -115,11 +138,16 @@ static enum MHD_Result do_list(struct pt_req *r, const struct kind *k)
 static enum MHD_Result do_get(struct pt_req *r, const struct kind *k, const char *name)
 {
     char *text = NULL;
+    struct pt_certidx certs;
     int rc = pt_store_get(r->api->cfg.store, k->store, name, &text);
     if (rc == PT_ENOTFOUND)
         return pt_api__errorf(r, 404, "not_found", NULL, "no %s named '%s'",
                               k->singular, name);
-    json_t *doc = rc == 0 ? load_doc(k, text) : NULL;
+    json_t *doc = NULL;
+    if (rc == 0 && load_certs(r, k, &certs) == 0) {
+        doc = load_doc(k, text, &certs);
+        pt_api__certidx_free(&certs);
+    }
     free(text);
     if (doc == NULL)
         return pt_api__errorf(r, 500, "internal", NULL, "cannot read the store");
@@ -162,8 +190,12 @@ static enum MHD_Result do_put(struct pt_req *r, const struct kind *k, const char
         json_decref(doc);
         return pt_api__error(r, &e);
     }
-    if (k->decorate)
-        k->decorate(doc);
+    if (k->decorate) {
+        struct pt_certidx certs;
+        if (load_certs(r, k, &certs) == 0) /* without it the answer lacks two members */
+            k->decorate(doc, &certs);
+        pt_api__certidx_free(&certs);
+    }
     json_object_set_new(doc, "config_version", json_integer((json_int_t)version));
     json_object_set_new(doc, "applied", json_boolean(applied));
     return pt_api__json(r, created ? 201 : 200, doc);

@@ -27,10 +27,13 @@ enum MHD_Result pt_api__text(struct pt_req *r, unsigned status, const char *type
 
 enum MHD_Result pt_api__json(struct pt_req *r, unsigned status, json_t *body)
 {
-    char *s = json_dumps(body, JSON_COMPACT);
+    char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
-    if (s == NULL)
-        return MHD_NO;
+    if (s == NULL) {
+        static const char fail[] =
+            "{\"error\":{\"code\":\"internal\",\"message\":\"cannot encode the answer\"}}\n";
+        return pt_api__text(r, 500, "application/json", fail, sizeof(fail) - 1, false);
+    }
     size_t n = strlen(s);
     s = pt_xrealloc(s, n + 2);
     s[n++] = '\n';
@@ -48,11 +51,23 @@ enum MHD_Result pt_api__json(struct pt_req *r, unsigned status, json_t *body)
     return rc;
 }
 
+/* Error texts echo what the client sent; JSON needs valid UTF-8, so anything
+ * but printable ASCII becomes '?' (a dropped response would be worse). */
+static void ascii_only(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+            *s = '?';
+}
+
 enum MHD_Result pt_api__error(struct pt_req *r, const struct pt_apierr *e)
 {
-    json_t *err = json_pack("{s:s, s:s}", "code", e->code, "message", e->message);
-    if (e->field[0])
-        json_object_set_new(err, "field", json_string(e->field));
+    struct pt_apierr c = *e;
+    ascii_only(c.message);
+    ascii_only(c.field);
+    json_t *err = json_pack("{s:s, s:s}", "code", c.code, "message", c.message);
+    if (c.field[0])
+        json_object_set_new(err, "field", json_string(c.field));
     return pt_api__json(r, (unsigned)e->status, json_pack("{s:o}", "error", err));
 }
 
@@ -290,6 +305,8 @@ static enum MHD_Result dispatch(struct pt_req *r, const char *url)
             return pt_api__bans(r, res + 4);
         if (strncmp(res, "tokens", 6) == 0 && (res[6] == '\0' || res[6] == '/'))
             return pt_api__tokens(r, res + 6);
+        if (strncmp(res, "certificates", 12) == 0 && (res[12] == '\0' || res[12] == '/'))
+            return pt_api__certificates(r, res + 12);
         if (strcmp(res, "status") == 0) {
             if (!get)
                 return pt_api__method_not_allowed(r, "GET");

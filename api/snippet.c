@@ -430,6 +430,16 @@ static void gen_yunohost(struct snip *s)
 
 /* ---- request -------------------------------------------------------------- */
 
+/* <v> when it is printable ASCII (safe to echo in an error message, which
+ * must be valid UTF-8 JSON), else a placeholder. */
+static const char *echoable(const char *v)
+{
+    for (const char *p = v; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+            return "(not printable ASCII)";
+    return v;
+}
+
 /* Reads query argument <key>, percent-decoded, into <buf>. Returns the length,
  * -1 when absent, -2 when the encoding is bad or the value too long. */
 static int query_arg(struct pt_req *r, const char *key, char *buf, size_t size)
@@ -452,7 +462,7 @@ static int parse_from(struct snip *s, char *v, char *why, size_t wlen)
         const char *err = NULL;
         if (pt_cidr_parse(tok, strlen(tok), &c, &err) != 0) {
             snprintf(why, wlen, "from: '%.64s' is not an IP address or CIDR prefix (%s)",
-                     tok, err ? err : "invalid");
+                     echoable(tok), err ? err : "invalid");
             return -1;
         }
         if (s->n_from == FROM_MAX) {
@@ -500,7 +510,7 @@ enum MHD_Result pt_api__snippet(struct pt_req *r, const char *backend)
                                   "for: required, one of nginx, apache, yunohost");
         return pt_api__errorf(r, 400, "invalid_argument", "for",
                               "for: '%.40s' is not one of nginx, apache, yunohost",
-                              n >= 0 ? buf : "(bad percent-encoding)");
+                              n >= 0 ? echoable(buf) : "(bad percent-encoding)");
     }
 
     struct snip s;

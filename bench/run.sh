@@ -22,6 +22,7 @@ have_cmd nginx || need+=(nginx)
 [ -x /usr/bin/python3 ] || need+=(python3)
 have_cmd curl || need+=(curl)
 have_cmd openssl || need+=(openssl)
+have_cmd strace || need+=(strace)   # syscall counts (BENCH_SYSCALLS=0 skips them)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
         echo "bench: missing ${need[*]}; run as root on Debian, or: sudo apt-get install -y ${need[*]}" >&2

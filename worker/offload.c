@@ -79,6 +79,7 @@ struct off {
     /* Its response. */
     http_parser resp;
     bool resp_head_done, resp_done, resp_close, resp_skip_body, resp_msg_done;
+    size_t resp_head_tail; /* head bytes the body parser still has to eat */
     int status;
     struct pt_wbuf rin; /* backend plaintext until the response head is whole */
     struct pt_wbuf rhead; /* the rewritten response head */
@@ -583,7 +584,9 @@ static void forward_body(struct off *c, const uint8_t *p, size_t n)
         off_close(c);
         return;
     }
-    send_plain(&c->cli, p, used);
+    size_t skip = c->resp_head_tail < used ? c->resp_head_tail : used;
+    c->resp_head_tail -= skip;
+    send_plain(&c->cli, p + skip, used - skip);
     if (c->resp_msg_done) {
         http_parser_pause(&c->resp, 0);
         response_done(c);
@@ -705,16 +708,19 @@ static void feed_response(struct off *c, const uint8_t *p, size_t n)
         build_response_head(c, &c->resp, &rc, chunked, has_length);
         send_plain(&c->cli, c->rhead.data, c->rhead.len);
         c->resp_head_done = true;
-        (void)used;
-        size_t rest_len = c->rin.len - head_len;
+        /* http-parser pauses before consuming the head's last LF: the body
+         * parse resumes from there, not from head_len. */
+        size_t rest_len = c->rin.len - used;
         uint8_t *rest = rest_len ? pt_xmalloc(rest_len) : NULL;
         if (rest_len)
-            memcpy(rest, c->rin.data + head_len, rest_len);
+            memcpy(rest, c->rin.data + used, rest_len);
         c->rin.len = 0;
         if (code == 101 && c->req_upgrade) {
             c->state = OFF_TUNNEL;
             log_request(c, NULL);
-            send_plain(&c->cli, rest, rest_len);
+            /* Skip what is left of the head (its last LF). */
+            size_t skip = head_len - used;
+            send_plain(&c->cli, rest + skip, rest_len - skip);
             free(rest);
             /* Bytes the client sent after its request belong to the tunnel. */
             if (c->in_len) {
@@ -730,6 +736,7 @@ static void feed_response(struct off *c, const uint8_t *p, size_t n)
             response_done(c);
             return;
         }
+        c->resp_head_tail = head_len - used; /* parsed but not sent on */
         forward_body(c, rest, rest_len);
         free(rest);
         goto backpressure;
@@ -983,8 +990,11 @@ static void start_request(struct off *c)
         /* Bring a parser to the start of the body to find the last chunk. */
         static const http_parser_settings hs = {.on_headers_complete = q_headers_complete};
         http_parser_init(&c->reqp, HTTP_REQUEST);
-        http_parser_execute(&c->reqp, &hs, (const char *)c->in, req.head_len);
+        size_t used = http_parser_execute(&c->reqp, &hs, (const char *)c->in, req.head_len);
         http_parser_pause(&c->reqp, 0);
+        /* It pauses before the head's last LF; feed that now. */
+        if (used < req.head_len)
+            http_parser_execute(&c->reqp, &hs, (const char *)c->in + used, req.head_len - used);
     }
     memmove(c->in, c->in + req.head_len, c->in_len - req.head_len);
     c->in_len -= req.head_len;

@@ -40,14 +40,18 @@ def num(x):
     return x
 HF, IE = "15030300020228", "15030300020250"
 a = [num(x) for x in sys.argv[2:]]
+d = {}
 try:
     d = json.loads(sys.stdin.read())
     ok = eval("(" + sys.argv[1] + "\n)")
 except Exception as e:
-    print("%s: %s" % (type(e).__name__, e))
+    print("%s: %s;" % (type(e).__name__, e))
     ok = False
+if not ok and isinstance(d, dict):  # evidence: the parts the expression looks at
+    part = {k: v for k, v in d.items() if chr(34) + k + chr(34) in sys.argv[1] or k in a}
+    print("result: " + json.dumps(part or d, sort_keys=True)[:900])
 sys.exit(0 if ok else 1)' "$@") && return 0
-    WHY="${err:+$err; }result: ${RES:0:700}"
+    WHY=$err
     return 1
 }
 rget() { local BODY=$RES; json_get "$@"; }
@@ -201,13 +205,23 @@ check "backend not reading an upload for idle-timeout+2 s: complete stream or a 
 check "workers report 0 open connections once every test connection is gone" wait_until 5 conns_zero
 check "workers unchanged through the hostile peers ($W_START)" [ "$(worker_pids)" = "$W_START" ]
 stop_portierd
+note "access log, connections of more than 1 MB (time bytes_in bytes_out duration_ms result):
+$(grep '^{' "$T/portierd.log" | "$PY" -c '
+import json, sys
+for l in sys.stdin:
+    try:
+        d = json.loads(l)
+        if max(d["bytes_in"], d["bytes_out"]) > 1 << 20:
+            print("  %s %s %s %s %s" % (d["time"][11:23], d["bytes_in"], d["bytes_out"], d["duration_ms"], d["result"]))
+    except (ValueError, KeyError, TypeError):
+        pass')"
 
 # ---- 6/7. one worker, PORTIER_MAX_CONNS=5: backpressure, then the connection limit -----
 PORTIER_MAX_CONNS=5 start_portierd --workers 1 --hello-timeout 30 --idle-timeout 30 \
     --connect-timeout $CONN_T || bail "portierd restarts with one worker and PORTIER_MAX_CONNS=5"
 W=$(worker_pids)
-note "worker: $W ($(grep -c . /proc/"$W"/environ 2>/dev/null) env entries, \
-PORTIER_MAX_CONNS=$(tr '\0' '\n' </proc/"$W"/environ 2>/dev/null | sed -n 's/^PORTIER_MAX_CONNS=//p'))"
+check "the single worker ($W) inherited PORTIER_MAX_CONNS=5" \
+    grep -qx 'PORTIER_MAX_CONNS=5' <(tr '\0' '\n' <"/proc/$W/environ" 2>/dev/null)
 
 peers stream --backend "$PRAW" --mib 200 --stall 5 --pid "$W"
 check "slow reader: all 200 MiB arrive in order (sha256 of the stream matches)" \

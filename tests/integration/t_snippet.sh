@@ -336,6 +336,10 @@ api GET "/api/v1/backends/yuno/snippet?for="
 check "empty for -> 400 field for" is_error 400 for
 api GET "/api/v1/backends/yuno/snippet?for=%zz"
 check "badly encoded for -> 400 field for" is_error 400 for
+api GET "/api/v1/backends/yuno/snippet?for=%FF%C3"
+check "for= that is not UTF-8 -> 400 field for (not an empty reply)" is_error 400 for
+api GET "/api/v1/backends/yuno/snippet?for=nginx&from=%FF"
+check "from= that is not UTF-8 -> 400 field from (not an empty reply)" is_error 400 from
 api GET "/api/v1/backends/yuno/snippet?for=ngin%78"
 check "percent-encoded for=ngin%78 is decoded (nginx)" is_text
 api GET "/api/v1/backends/Bad!/snippet?for=nginx"

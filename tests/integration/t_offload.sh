@@ -1,0 +1,109 @@
+#!/bin/bash
+# TLS offload with real peers: portier terminates TLS with an uploaded
+# certificate and proxies HTTP/1.1 to nginx (plain and https), on the same
+# port as a passthrough domain.
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+. "$HERE/nginx.sh"
+cd "$T"
+
+read -r PB PS PP <<<"$(free_ports 3)"
+make_cert front "DNS:app.test,DNS:*.app.test"
+make_cert back "DNS:backend.internal,IP:127.0.0.1"
+make_cert pass "DNS:pass.test"
+mkdir -p www
+echo "offload-backend" >www/index.html
+head -c $((64 * 1024 * 1024)) /dev/urandom >www/big.bin
+start_nginx be "
+server {
+    listen 127.0.0.1:$PB;
+    access_log $T/nginx-be/logs/plain.log pt; root $T/www;
+    client_max_body_size 100m;
+    location = /upload { proxy_pass http://127.0.0.1:$PB/sink; }
+    location = /sink { return 200 \"got \$content_length\n\"; }
+    location = /echo-headers { return 200 \"xff=\$http_x_forwarded_for real=\$http_x_real_ip proto=\$http_x_forwarded_proto host=\$http_x_forwarded_host\n\"; }
+}
+server {
+    listen 127.0.0.1:$PS ssl;
+    ssl_certificate $T/back.pem; ssl_certificate_key $T/back.key;
+    access_log $T/nginx-be/logs/tls.log pt; root $T/www;
+}
+server {
+    listen 127.0.0.1:$PP ssl proxy_protocol;
+    ssl_certificate $T/pass.pem; ssl_certificate_key $T/pass.key;
+    set_real_ip_from 127.0.0.1; real_ip_header proxy_protocol;
+    access_log $T/nginx-be/logs/pass.log pt; root $T/www;
+}" || bail "nginx backends start"
+start_portierd || bail "portierd starts"
+
+api PUT /api/v1/backends/web "{\"servers\":[\"127.0.0.1:$PB\"]}"
+api PUT /api/v1/backends/webtls "{\"servers\":[\"127.0.0.1:$PS\"],\"tls\":true,\"tls_verify\":false}"
+api PUT /api/v1/backends/yuno "{\"servers\":[\"127.0.0.1:$PP\"],\"proxy_protocol\":\"v2\"}"
+api PUT /api/v1/domains/app.test '{"mode":"offload","backend":"web","certificate":"manual","response_headers":{"Content-Security-Policy":"object-src '"'"'self'"'"'"},"hsts":true}'
+check "offload domain created" is_status 201
+api PUT /api/v1/domains/tls.app.test '{"mode":"offload","backend":"webtls","certificate":"manual"}'
+api PUT /api/v1/domains/pass.test '{"mode":"passthrough","backend":"yuno"}'
+check "passthrough domain on the same port" is_status 201
+
+get() { # NAME PATH [curl args]
+    local n=$1 p=$2; shift 2
+    curl -sS --max-time 60 --cacert "$T/ca.pem" --resolve "$n:$HTTPS_PORT:127.0.0.1" "$@" "https://$n:$HTTPS_PORT$p"
+}
+out=$(get app.test / 2>&1)
+check "before a certificate exists the handshake fails cleanly" grep -qiE 'alert|handshake|unrecognized' <<<"$out"
+
+"$PY" - "$T/front.pem" "$T/front.key" >cert.json <<'PYEOF'
+import json, sys
+print(json.dumps({"cert_pem": open(sys.argv[1]).read() + open(sys.argv[1].replace("front.pem", "ca.pem")).read(),
+                  "key_pem": open(sys.argv[2]).read()}))
+PYEOF
+api_file POST /api/v1/certificates cert.json
+check "certificate upload -> 201" is_status 201
+
+body=$(get app.test / --interface 127.0.0.2 -D hdrs.txt)
+check "offload: curl gets the page over TLS terminated by portier" [ "$body" = offload-backend ]
+check "the configured CSP header is in the response" grep -qi "^Content-Security-Policy: object-src 'self'" hdrs.txt
+check "HSTS is added" grep -qi '^Strict-Transport-Security: max-age=' hdrs.txt
+check "backend logs the client 127.0.0.2 in X-Forwarded-For and X-Real-IP" \
+    grep -q '^127.0.0.1|-|-|127.0.0.2|127.0.0.2|GET / HTTP/1.1|200|.*|https|app.test' nginx-be/logs/plain.log
+body=$(get app.test /echo-headers --interface 127.0.0.3 -H 'X-Forwarded-For: 198.51.100.1' -H 'X-Real-IP: 6.6.6.6')
+check "X-Forwarded-For appended, X-Real-IP replaced, proto https, host forwarded" \
+    [ "$body" = "xff=198.51.100.1, 127.0.0.3 real=127.0.0.3 proto=https host=app.test:$HTTPS_PORT" ]
+
+body=$(get pass.test / --interface 127.0.0.4)
+check "passthrough domain still works on the same port" [ "$body" = offload-backend ]
+check "passthrough backend sees the real client" grep -q '^127.0.0.4|127.0.0.4|pass.test|' nginx-be/logs/pass.log
+
+body=$(get tls.app.test /)
+check "offload to an https backend (tls: true)" [ "$body" = offload-backend ]
+
+get app.test /big.bin -o big.out
+check "64 MiB download through offload is byte-identical" cmp -s big.out www/big.bin
+rm -f big.out
+body=$(get app.test /upload --data-binary @www/big.bin -H 'Content-Type: application/octet-stream')
+check "64 MiB upload through offload arrives whole (Content-Length)" [ "$body" = "got 67108864" ]
+body=$(get app.test /upload -H 'Transfer-Encoding: chunked' --data-binary @www/index.html)
+check "chunked upload is forwarded" grep -q '^got' <<<"$body"
+
+n=$(curl -sS --max-time 30 --cacert "$T/ca.pem" --resolve "app.test:$HTTPS_PORT:127.0.0.1" \
+    -w '%{num_connects}\n' -o /dev/null -o /dev/null -o /dev/null -o /dev/null -o /dev/null \
+    "https://app.test:$HTTPS_PORT/" "https://app.test:$HTTPS_PORT/" "https://app.test:$HTTPS_PORT/" \
+    "https://app.test:$HTTPS_PORT/" "https://app.test:$HTTPS_PORT/" | paste -sd+ | bc)
+check "keep-alive: five requests over one client connection (connects: $n)" [ "$n" = 1 ]
+
+code=$(get app.test / -o /dev/null -w '%{http_code}' -H 'Host: pass.test')
+check "Host of another route than the SNI -> 421" [ "$code" = 421 ]
+code=$(get app.test / -o /dev/null -w '%{http_code}' -H 'Content-Length: 1' -H 'Transfer-Encoding: chunked' -d x)
+check "smuggling shape (CL + TE) -> 400" [ "$code" = 400 ]
+
+out=$(openssl s_client -connect "127.0.0.1:$HTTPS_PORT" -servername app.test -tls1_1 \
+    -cipher 'DEFAULT:@SECLEVEL=0' </dev/null 2>&1)
+check "TLS 1.1 is refused" grep -q 'Cipher is (NONE)\|no protocols available\|alert protocol version\|unsupported protocol' <<<"$out"
+out=$(openssl s_client -connect "127.0.0.1:$HTTPS_PORT" -servername app.test -alpn h2,http/1.1 </dev/null 2>&1)
+check "ALPN negotiates http/1.1" grep -q 'ALPN protocol: http/1.1' <<<"$out"
+
+api PUT /api/v1/backends/web '{"servers":["127.0.0.1:1"]}'
+code=$(get app.test / -o /dev/null -w '%{http_code}')
+check "unreachable backend -> 502" [ "$code" = 502 ]
+
+finish
