@@ -39,6 +39,7 @@ void pt_snap_encode(const struct pt_snapshot *s, struct pt_wbuf *out)
     pt_wbuf_u32(out, st->grace_ms);
     pt_wbuf_u16(out, st->https_port);
     pt_wbuf_u8(out, st->access_log);
+    pt_wbuf_put(out, st->ticket_key, sizeof(st->ticket_key));
     pt_wbuf_u32(out, (uint32_t)st->n_trusted);
     for (size_t i = 0; i < st->n_trusted; i++) {
         pt_wbuf_u8(out, st->trusted[i].family == AF_INET6 ? 6 : 4);
@@ -167,6 +168,9 @@ int pt_snap_decode(const uint8_t *buf, size_t len, struct pt_snapshot **out)
     st->grace_ms = pt_rd_u32(&c);
     st->https_port = pt_rd_u16(&c);
     st->access_log = pt_rd_u8(&c) != 0;
+    const uint8_t *tk = pt_rd_bytes(&c, sizeof(st->ticket_key));
+    if (tk)
+        memcpy(st->ticket_key, tk, sizeof(st->ticket_key));
     st->n_trusted = rd_count(&c, 18, 4096);
 
     st->trusted = pt_xcalloc(st->n_trusted, sizeof(*st->trusted));

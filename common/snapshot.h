@@ -77,6 +77,8 @@ struct pt_settings {
     uint32_t grace_ms;           /* drain time when stopping */
     uint16_t https_port;         /* port of the first --https listener */
     bool access_log;             /* write one JSON line per connection to fd 1 */
+    uint8_t ticket_key[80];      /* TLS session tickets: name, HMAC and AES keys,
+                                    shared by every worker, rotated by the daemon */
     struct pt_cidr *trusted;     /* owned: --trusted-proxy */
     size_t n_trusted;
 };

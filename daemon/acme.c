@@ -828,8 +828,9 @@ static int do_authz(struct pt_acme *a, struct order *o, const char *url, const c
     const char *st = json_string_value(json_object_get(authz, "status"));
     const char *ident =
         json_string_value(json_object_get(json_object_get(authz, "identifier"), "value"));
-    if (ident)
-        name = ident;
+    /* a copy: <authz> is replaced by every poll */
+    char *who = pt_xstrdup(ident ? ident : name);
+    name = who;
     if (st && strcmp(st, "valid") == 0) { /* reused by the CA */
         rc = 0;
         goto out;
@@ -886,6 +887,7 @@ static int do_authz(struct pt_acme *a, struct order *o, const char *url, const c
     }
 out:
     json_decref(authz);
+    free(who);
     return rc;
 }
 

@@ -26,6 +26,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EXIT_USAGE 2
@@ -46,7 +47,33 @@ struct pt_daemon {
     pthread_mutex_t lock;      /* store transactions: API thread, ACME thread */
     struct pt_publisher publisher;
     struct pt_acme *acme;      /* NULL: ACME off (no --acme-directory) */
+    pthread_t rotator;         /* session ticket key rotation */
+    pthread_cond_t rotator_cv;
+    bool stopping;             /* under lock */
 };
+
+#define TICKET_KEY_LIFETIME_S (12 * 3600)
+
+/* Rotates the session ticket key shared by the workers. Tickets issued with
+ * the old key stop resuming: clients then do one full handshake. */
+static void *rotate_tickets(void *arg)
+{
+    struct pt_daemon *d = arg;
+    pthread_mutex_lock(&d->lock);
+    while (!d->stopping) {
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_sec += TICKET_KEY_LIFETIME_S;
+        if (pthread_cond_timedwait(&d->rotator_cv, &d->lock, &dl) != ETIMEDOUT || d->stopping)
+            continue;
+        bool applied;
+        RAND_bytes(d->settings.ticket_key, sizeof(d->settings.ticket_key));
+        if (pt_store_begin(d->store) == 0 && pt_publish_commit(&d->publisher, &applied) == 0)
+            pt_log(PT_LOG_INFO, "session ticket key rotated");
+    }
+    pthread_mutex_unlock(&d->lock);
+    return NULL;
+}
 
 struct pending {
     struct pt_wbuf frame;
@@ -309,9 +336,14 @@ static void on_signal(uv_signal_t *h, int sig)
     }
     pt_log(PT_LOG_INFO, "%s: stopping (grace %us)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
            d->cfg.grace_s);
-    /* No more changes: stop the API before the workers. */
+    /* No more changes: stop the API and the key rotation before the workers. */
     pt_api_stop(d->api);
     d->api = NULL;
+    pthread_mutex_lock(&d->lock);
+    d->stopping = true;
+    pthread_cond_signal(&d->rotator_cv);
+    pthread_mutex_unlock(&d->lock);
+    pthread_join(d->rotator, NULL);
     pt_acme_stop(d->acme); /* its publishes need the workers: before them */
     d->acme = NULL;
     pt_supervisor_stop(d->sup);
@@ -361,6 +393,8 @@ static int run_daemon(int argc, char **argv)
         if (access_fd < 0)
             die_usage("--access-log %s: %s", d.cfg.access_log, strerror(errno));
     }
+    if (RAND_bytes(d.settings.ticket_key, sizeof(d.settings.ticket_key)) != 1)
+        die_usage("cannot get random bytes for the session ticket key");
     d.settings.trusted = d.cfg.trusted;
     d.settings.n_trusted = d.cfg.n_trusted;
 
@@ -387,6 +421,7 @@ static int run_daemon(int argc, char **argv)
         die_usage("cannot start the workers");
 
     pthread_mutex_init(&d.lock, NULL);
+    pthread_cond_init(&d.rotator_cv, NULL);
     d.publisher = (struct pt_publisher){d.store, &d.lock, &d.settings, d.sup,
                                         d.cfg.ack_timeout_ms};
     if (d.cfg.acme_directory) {
@@ -412,6 +447,7 @@ static int run_daemon(int argc, char **argv)
     if (pt_api_start(&ac, &d.api, err, sizeof(err)) != 0)
         die_usage("%s", err);
 
+    pthread_create(&d.rotator, NULL, rotate_tickets, &d);
     uv_signal_init(d.loop, &d.sigterm);
     uv_signal_init(d.loop, &d.sigint);
     uv_signal_init(d.loop, &d.sighup);

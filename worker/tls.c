@@ -21,10 +21,14 @@ struct cert_ctx {
 };
 
 struct pt_tls {
+    uint8_t ticket_key[80];
     struct cert_ctx *certs;
     size_t n_certs;
-    struct pt_route_table *names; /* SAN -> index into name_cert */
-    size_t *name_cert;
+    /* Certificate names follow RFC 6125, not routes: "*.example.org"
+     * covers exactly one label. Exact SANs and the suffixes of wildcard SANs
+     * go to two tables, each looked up by exact name only. */
+    struct pt_route_table *exact, *wild;
+    size_t *exact_cert, *wild_cert;
     SSL_CTX *client_verify, *client_noverify;
 };
 
@@ -45,7 +49,7 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
     return SSL_TLSEXT_ERR_NOACK;
 }
 
-static SSL_CTX *server_ctx(const struct pt_cert *c)
+static SSL_CTX *server_ctx(const struct pt_cert *c, const uint8_t *ticket_key)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     BIO *bio = NULL;
@@ -61,7 +65,10 @@ static SSL_CTX *server_ctx(const struct pt_cert *c)
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_ENABLE_PARTIAL_WRITE);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+    /* Resumption by tickets only: the key is the same in every worker, so a
+     * client resumes whichever worker the kernel hands it to. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_tlsext_ticket_keys(ctx, (void *)(uintptr_t)ticket_key, 80);
 
     bio = BIO_new_mem_buf(c->cert_pem, -1);
     x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
@@ -115,6 +122,9 @@ static SSL_CTX *client_ctx(bool verify)
 struct pt_tls *pt_tls_build(const struct pt_snapshot *s, const struct pt_tls *prev)
 {
     struct pt_tls *t = pt_xcalloc(1, sizeof(*t));
+    memcpy(t->ticket_key, s->settings.ticket_key, sizeof(t->ticket_key));
+    if (prev && memcmp(prev->ticket_key, t->ticket_key, sizeof(t->ticket_key)) != 0)
+        prev = NULL; /* a rotated ticket key: contexts are rebuilt */
     t->certs = pt_xcalloc(s->n_certs, sizeof(*t->certs));
     t->n_certs = s->n_certs;
     size_t n_names = 0;
@@ -128,7 +138,7 @@ struct pt_tls *pt_tls_build(const struct pt_snapshot *s, const struct pt_tls *pr
                 SSL_CTX_up_ref(ctx);
             }
         if (ctx == NULL)
-            ctx = server_ctx(c);
+            ctx = server_ctx(c, t->ticket_key);
         t->certs[i].id = pt_xstrdup(c->id);
         t->certs[i].pem = pt_xstrdup(c->cert_pem);
         t->certs[i].ctx = ctx;
@@ -136,29 +146,38 @@ struct pt_tls *pt_tls_build(const struct pt_snapshot *s, const struct pt_tls *pr
     }
     /* One name may appear on several certificates: the one expiring last
      * wins, so a renewed certificate takes over from the old one. */
-    const char **names = pt_xcalloc(n_names, sizeof(*names));
-    t->name_cert = pt_xcalloc(n_names, sizeof(*t->name_cert));
-    size_t k = 0;
+    const char **ex = pt_xcalloc(n_names, sizeof(*ex)), **wi = pt_xcalloc(n_names, sizeof(*wi));
+    t->exact_cert = pt_xcalloc(n_names, sizeof(*t->exact_cert));
+    t->wild_cert = pt_xcalloc(n_names, sizeof(*t->wild_cert));
+    size_t ne = 0, nw = 0;
     for (size_t i = 0; i < s->n_certs; i++) {
         if (t->certs[i].ctx == NULL)
             continue;
         for (size_t j = 0; j < s->certs[i].n_names; j++) {
             const char *n = s->certs[i].names[j];
+            bool w = n[0] == '*';
+            if (w && (n[1] != '.' || n[2] == '\0'))
+                continue; /* a lone "*" covers nothing */
+            const char *key = w ? n + 2 : n;
+            const char **arr = w ? wi : ex;
+            size_t *cnt = w ? &nw : &ne, *map = w ? t->wild_cert : t->exact_cert;
             size_t q;
-            for (q = 0; q < k; q++)
-                if (strcmp(names[q], n) == 0)
+            for (q = 0; q < *cnt; q++)
+                if (strcmp(arr[q], key) == 0)
                     break;
-            if (q < k) {
-                if (s->certs[i].not_after > s->certs[t->name_cert[q]].not_after)
-                    t->name_cert[q] = i;
+            if (q < *cnt) {
+                if (s->certs[i].not_after > s->certs[map[q]].not_after)
+                    map[q] = i;
                 continue;
             }
-            names[k] = n;
-            t->name_cert[k++] = i;
+            arr[*cnt] = key;
+            map[(*cnt)++] = i;
         }
     }
-    t->names = pt_route_build(names, k);
-    free(names);
+    t->exact = pt_route_build(ex, ne);
+    t->wild = pt_route_build(wi, nw);
+    free(ex);
+    free(wi);
     t->client_verify = prev && prev->client_verify ? prev->client_verify : client_ctx(true);
     t->client_noverify =
         prev && prev->client_noverify ? prev->client_noverify : client_ctx(false);
@@ -179,8 +198,10 @@ void pt_tls_free(struct pt_tls *t)
         SSL_CTX_free(t->certs[i].ctx);
     }
     free(t->certs);
-    pt_route_free(t->names);
-    free(t->name_cert);
+    pt_route_free(t->exact);
+    pt_route_free(t->wild);
+    free(t->exact_cert);
+    free(t->wild_cert);
     SSL_CTX_free(t->client_verify);
     SSL_CTX_free(t->client_noverify);
     free(t);
@@ -190,10 +211,14 @@ SSL_CTX *pt_tls_server_ctx(const struct pt_tls *t, const char *sni, size_t len)
 {
     if (t == NULL || len == 0)
         return NULL;
-    int ix = pt_route_lookup(t->names, sni, len);
-    if (ix < 0)
+    int ix = pt_route_lookup(t->exact, sni, len);
+    if (ix >= 0)
+        return t->certs[t->exact_cert[ix]].ctx;
+    const char *dot = memchr(sni, '.', len);
+    if (dot == NULL || dot == sni)
         return NULL;
-    return t->certs[t->name_cert[ix]].ctx;
+    ix = pt_route_lookup(t->wild, dot + 1, len - (size_t)(dot + 1 - sni));
+    return ix >= 0 ? t->certs[t->wild_cert[ix]].ctx : NULL;
 }
 
 SSL_CTX *pt_tls_client_ctx(const struct pt_tls *t, bool verify)

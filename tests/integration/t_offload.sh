@@ -88,7 +88,7 @@ check "chunked upload is forwarded" grep -q '^got' <<<"$body"
 n=$(curl -sS --max-time 30 --cacert "$T/ca.pem" --resolve "app.test:$HTTPS_PORT:127.0.0.1" \
     -w '%{num_connects}\n' -o /dev/null -o /dev/null -o /dev/null -o /dev/null -o /dev/null \
     "https://app.test:$HTTPS_PORT/" "https://app.test:$HTTPS_PORT/" "https://app.test:$HTTPS_PORT/" \
-    "https://app.test:$HTTPS_PORT/" "https://app.test:$HTTPS_PORT/" | paste -sd+ | bc)
+    "https://app.test:$HTTPS_PORT/" "https://app.test:$HTTPS_PORT/" | awk "{s+=\$1} END {print s}")
 check "keep-alive: five requests over one client connection (connects: $n)" [ "$n" = 1 ]
 
 code=$(get app.test / -o /dev/null -w '%{http_code}' -H 'Host: pass.test')

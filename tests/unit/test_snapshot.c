@@ -535,6 +535,8 @@ static void hdr(struct pt_wbuf *w)
         pt_wbuf_u32(w, 1000);
     pt_wbuf_u16(w, 443);
     pt_wbuf_u8(w, 1); /* access_log */
+    for (int i = 0; i < 80; i++)
+        pt_wbuf_u8(w, 0); /* ticket key */
 }
 
 /* Empty trailing sections (bans, certificates, ACME tokens). */
@@ -690,7 +692,7 @@ Test(snapshot, decode_bad_field_values)
     encode(s, &w);
 
     /* Offsets in this layout. */
-    size_t off_fam = 4 + 8 + 16 + 2 + 1 + 4; /* first trusted family */
+    size_t off_fam = 4 + 8 + 16 + 2 + 1 + 80 + 4; /* first trusted family */
     size_t off_bits = off_fam + 1 + 16;    /* its prefix length */
     size_t off_b = off_bits + 1 + 4;       /* first backend */
     size_t off_pp = off_b + 4 + 1;         /* its proxy_protocol */
