@@ -10,7 +10,7 @@ its own session (setsid) and is killed by process group on exit, error,
 Ctrl-C, SIGTERM or the overall time limit.
 
 Environment (defaults in brackets):
-  BENCH_DURATION   seconds per wrk run [8]     BENCH_ROUNDS  rounds [3]
+  BENCH_DURATION   seconds per wrk run [6]     BENCH_ROUNDS  rounds [5]
   BENCH_CONNS      wrk connections [8]         BENCH_THREADS wrk threads [1]
   BENCH_IDLE       idle connections [2000]     BENCH_BULK    64 MiB downloads per round [16]
   BENCH_README     output file [bench/README.md], "-" for none
@@ -45,8 +45,8 @@ def env_int(name, default):
         sys.exit("%s must be an integer" % name)
 
 
-DURATION = env_int("BENCH_DURATION", 8)
-ROUNDS = env_int("BENCH_ROUNDS", 3)
+DURATION = env_int("BENCH_DURATION", 6)
+ROUNDS = env_int("BENCH_ROUNDS", 5)
 CONNS = env_int("BENCH_CONNS", 8)
 THREADS = env_int("BENCH_THREADS", 1)
 IDLE = env_int("BENCH_IDLE", 2000)
@@ -650,23 +650,28 @@ def interpretation(R, rows):
         x, y = v[row].get(a), v[row].get(b)
         return x / y if x is not None and y else None
 
-    def cmp(row, what, higher=True):
+    def cmp(row, key, what, higher=True):
         rp, rh = r(row, "portier"), r(row, "haproxy")
         if rp is None:
             return
-        if abs(rp - 1) < 0.05:
-            verdict = "on par with nginx stream"
+        # Same-round ratios: their spread shows what this run's noise is.
+        pr = [a / b for a, b in zip(R["portier"][key], R["nginx"][key]) if b]
+        spread = " (per-round ratios %.2f–%.2f×)" % (min(pr), max(pr)) if len(pr) > 1 else ""
+        if len(pr) > 1 and min(pr) < 1 < max(pr):
+            verdict = "within this run's noise of nginx stream: median %.2f×%s" % (rp, spread)
+        elif abs(rp - 1) < 0.05:
+            verdict = "on par with nginx stream (%.2f×)%s" % (rp, spread)
         elif (rp > 1) == higher:
-            verdict = "better than nginx stream (%.2f×)" % rp
+            verdict = "ahead of nginx stream (%.2f×)%s" % (rp, spread)
         else:
-            verdict = "worse than nginx stream (%.2f×)" % rp
+            verdict = "behind nginx stream (%.2f×)%s" % (rp, spread)
         lines.append("- **%s**: portier is %s; HAProxy %.2f×, direct %s." % (
             what, verdict, rh if rh else float("nan"),
             ("%.2f×" % r(row, "direct")) if r(row, "direct") else "—"))
 
-    cmp("1", "Keep-alive requests/s")
-    cmp("2", "New TLS connections/s")
-    cmp("3", "Bulk MB/s")
+    cmp("1", "ka", "Keep-alive requests/s")
+    cmp("2", "close", "New TLS connections/s")
+    cmp("3", "bulk", "Bulk MB/s")
     im = {t: R[t]["idle"] for t in PROXIES}
     d = im["portier"].get("daemon")
     lines.append(

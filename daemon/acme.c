@@ -1175,11 +1175,14 @@ static void issue(struct pt_acme *a, struct row *r)
     pt_log(PT_LOG_INFO, "acme: %s certificate %s for %s", renewal ? "renewing" : "ordering",
            r->id, r->name);
 
+    struct fail f = {0};
+    if (renewal)
+        ensure_directory(a, &f); /* for "replaces"; run_order reports a failure */
     char *replaces = renewal && a->dir && dir_url(a, "renewalInfo")
                          ? pt_jws_ari_cert_id(r->cert_pem)
                          : NULL;
     struct order o = {0};
-    struct fail f = {0};
+    memset(&f, 0, sizeof(f));
     int rc = run_order(a, r->id, r->name, replaces, &o, &f);
     if (rc != 0 && f.account_gone && !stopping(a)) {
         /* The CA forgot us (a test CA restarted, a staging reset): register
@@ -1218,6 +1221,8 @@ static void issue(struct pt_acme *a, struct row *r)
                r->name, (long long)(r->failures + 1), f.msg);
         /* A transport failure may mean a stale directory or nonce. */
         PT_FREE(a->nonce);
+        json_decref(a->dir);
+        a->dir = NULL;
     }
     order_clear(&o);
 }
@@ -1338,6 +1343,23 @@ static int load_view(struct pt_acme *a, struct view *v)
         rc = pt_store_cert_each(a->pub->store, on_cert, v);
     db_unlock(a);
     return rc;
+}
+
+/* The view is read once per pass and orders take seconds each: the domain
+ * may have gone (or turned manual) since. */
+static bool domain_still_acme(struct pt_acme *a, const char *name)
+{
+    char *doc = NULL;
+    struct view v = {0};
+    db_lock(a);
+    int rc = pt_store_get(a->pub->store, PT_STORE_DOMAIN, name, &doc);
+    db_unlock(a);
+    if (rc == 0)
+        on_domain(&v, name, doc);
+    bool ok = v.n_names == 1;
+    view_clear(&v);
+    free(doc);
+    return ok;
 }
 
 static bool is_wildcard(const char *name)
@@ -1530,7 +1552,7 @@ static void tick(struct pt_acme *a)
         } else {
             due = r->retry_at <= now; /* pending, failed, expired */
         }
-        if (due)
+        if (due && domain_still_acme(a, r->name))
             issue(a, r);
     }
 

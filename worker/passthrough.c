@@ -28,6 +28,8 @@
 #include "worker/offload.h"
 
 #include <errno.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <netinet/tcp.h>
 #include <unistd.h>
 
@@ -55,6 +57,7 @@ struct side {
     uv_write_t wreq;
     uv_shutdown_t sreq;
     uint64_t bytes;   /* bytes received from this side */
+    int outq;         /* kernel send queue seen at the last idle check */
 };
 
 struct pass {
@@ -231,6 +234,22 @@ static void arm(struct pass *c, uint32_t ms)
     c->deadline_ms = pt_worker_now_ms(c->w) + ms;
 }
 
+/* True when <s> has bytes queued towards it and its kernel send queue
+ * shrank since the last look. The kernel wakes a writer only once a third
+ * of a (possibly multi-megabyte) buffer is free, so a reader draining it
+ * slowly can go longer than the idle timeout without a write callback. */
+static bool draining(struct side *s)
+{
+    uv_os_fd_t fd;
+    int q = 0;
+    if (s->pending == NULL || uv_fileno((uv_handle_t *)&s->tcp, &fd) != 0 ||
+        ioctl(fd, SIOCOUTQ, &q) != 0)
+        return false;
+    bool moved = q != s->outq;
+    s->outq = q;
+    return moved;
+}
+
 static void on_timer(uv_timer_t *t)
 {
     struct pass *c = t->data;
@@ -248,6 +267,13 @@ static void on_timer(uv_timer_t *t)
             uv_close((uv_handle_t *)&c->srv.tcp, on_srv_failed_closed);
         return;
     case PASS_RELAY:
+        if (draining(&c->cli) | draining(&c->srv)) {
+            /* A slow reader is still taking bytes out of the kernel's
+             * queue: that is progress even though no wakeup told us. */
+            c->deadline_ms = now + c->snap->settings.idle_timeout_ms;
+            uv_timer_start(&c->timer, on_timer, c->snap->settings.idle_timeout_ms, 0);
+            return;
+        }
         c->result = "idle_timeout";
         /* Cutting with data still queued must not look like a clean end. */
         pass_close(c, c->cli.pending != NULL || c->srv.pending != NULL);

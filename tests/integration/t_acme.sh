@@ -32,8 +32,8 @@ if [ -z "${ACME_RESPONDER:-}" ]; then
     if grep -qs 'acme-challenge' "$REPO"/worker/*.c; then ACME_RESPONDER=worker; else ACME_RESPONDER=sidecar; fi
 fi
 if [ "$ACME_RESPONDER" = sidecar ]; then
-    note "HTTP-01 answers come from a sidecar reading the store (worker/*.c does not serve" \
-         "/.well-known/acme-challenge/ yet): the worker's port-80 path is NOT tested here"
+    note "ACME_RESPONDER=sidecar: HTTP-01 answers come from a sidecar reading the store," \
+         "so the worker's port-80 path is NOT tested in this run"
     VA_PORT=$SIDE_PORT
 else
     VA_PORT=$HTTP_PORT

@@ -1,0 +1,230 @@
+/* libFuzzer target for common/http1.c.
+ *
+ * On any input pt_http1_parse_request answers NEEDMORE (only below the head
+ * limit), a refusal with 400/414/431 and a reason, or the head's length.
+ * An accepted head satisfies what the parser promises and what the proxy
+ * relies on: it ends in CRLF CRLF within the input; every slice (target,
+ * field names and values, Host) lies inside it; at most one Content-Length,
+ * at most one Transfer-Encoding, never both, chunked only on HTTP/1.1, Host
+ * present on HTTP/1.1 and unique; field names are tokens, values and target
+ * carry no control bytes. The head alone, on an exact-size heap block, gives
+ * the same answer and its proper prefixes ask for more (all of them for
+ * short heads, a sample for long ones). Then pt_http1_write_request runs on
+ * it and the forwarded head must parse again, whole, with the same method,
+ * target, version class, Host and framing (Content-Length / chunked), so
+ * the backend frames the body exactly as portier does.
+ *
+ *   make build/fuzz/fuzz_http1
+ *   build/fuzz/fuzz_http1 -max_total_time=60 /tmp/http1corpus tests/fuzz/corpus/http1
+ *
+ * Some checks fail on bugs reported in test_http1.c (SP in field names,
+ * control bytes opening a value or inside the target, framing fields named
+ * in Connection dropped by the writer). Build with -DFUZZ_HTTP1_SKIP_KNOWN
+ * to look past them:
+ *
+ *   clang -std=c11 -D_GNU_SOURCE -DFUZZ_HTTP1_SKIP_KNOWN -I. -g -O1 \
+ *       -fsanitize=fuzzer,address,undefined -o /tmp/fuzz_http1_lax \
+ *       tests/fuzz/fuzz_http1.c common/http1.c common/wbuf.c common/pt.c -lhttp_parser
+ */
+#include "common/http1.h"
+
+#include <strings.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "fuzz_http1: %s:%d: %s\n", __FILE__, __LINE__,     \
+                    #cond);                                                    \
+            abort();                                                           \
+        }                                                                      \
+    } while (0)
+
+#ifdef FUZZ_HTTP1_SKIP_KNOWN
+#define KNOWN_BUG 1
+#else
+#define KNOWN_BUG 0
+#endif
+
+static bool inside(const uint8_t *buf, size_t lim, const char *p, size_t n)
+{
+    const char *b = (const char *)buf;
+    return p != NULL && p >= b && p <= b + lim && n <= (size_t)(b + lim - p);
+}
+
+/* RFC 9110 5.6.2 tchar. */
+static bool is_tchar(uint8_t c)
+{
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return true;
+    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static size_t count(const struct pt_http_req *r, const char *name)
+{
+    size_t c = 0, n = strlen(name);
+    for (size_t i = 0; i < r->n_hdrs; i++)
+        if (r->hdrs[i].name_len == n && strncasecmp(r->hdrs[i].name, name, n) == 0)
+            c++;
+    return c;
+}
+
+static bool same(const char *a, size_t an, const char *b, size_t bn)
+{
+    return an == bn && (an == 0 || memcmp(a, b, an) == 0);
+}
+
+static void check_accepted(const uint8_t *buf, size_t size, int rc, const struct pt_http_req *r)
+{
+    size_t hl = (size_t)rc;
+    CHECK(hl == r->head_len);
+    CHECK(hl >= 4 && hl <= size && hl <= PT_HTTP_HEAD_MAX);
+    CHECK(memcmp(buf + hl - 4, "\r\n\r\n", 4) == 0);
+    CHECK(memchr(buf, '\0', hl) == NULL);
+    CHECK(r->status == 0 && r->why == NULL);
+    CHECK(r->method != NULL && r->major == 1);
+    CHECK(r->is_head == (strcmp(r->method, "HEAD") == 0));
+
+    /* The request line. */
+    const uint8_t *eol = memchr(buf, '\n', hl);
+    CHECK(eol != NULL && (size_t)(eol - buf) + 1 <= PT_HTTP_LINE_MAX);
+    CHECK(inside(buf, (size_t)(eol - buf), r->url, r->url_len) && r->url_len > 0);
+    for (size_t i = 0; i < r->url_len && !KNOWN_BUG; i++) {
+        uint8_t c = (uint8_t)r->url[i];
+        CHECK(c > 0x20 && c != 0x7f);
+    }
+
+    CHECK(r->n_hdrs <= PT_HTTP_HEADERS_MAX);
+    for (size_t i = 0; i < r->n_hdrs; i++) {
+        const struct pt_http_hdr *h = &r->hdrs[i];
+        CHECK(inside(buf, hl, h->name, h->name_len) && h->name_len > 0);
+        CHECK(inside(buf, hl, h->value, h->value_len));
+        CHECK(h->value >= h->name + h->name_len);
+        for (size_t k = 0; k < h->name_len && !KNOWN_BUG; k++)
+            CHECK(is_tchar((uint8_t)h->name[k]));
+        for (size_t k = 0; k < h->value_len; k++) {
+            uint8_t c = (uint8_t)h->value[k];
+            CHECK(c != '\r' && c != '\n' && c != '\0');
+            if (!KNOWN_BUG)
+                CHECK(c == '\t' || (c >= 0x20 && c != 0x7f));
+        }
+    }
+
+    /* Framing and Host: the smuggling shapes. */
+    size_t n_cl = count(r, "content-length"), n_te = count(r, "transfer-encoding");
+    size_t n_host = count(r, "host");
+    CHECK(n_cl <= 1 && n_te <= 1 && !(n_cl && n_te));
+    CHECK(r->has_content_length == (n_cl == 1));
+    CHECK(r->chunked == (n_te == 1));
+    CHECK(!(r->has_content_length && r->chunked));
+    CHECK(!r->chunked || r->minor >= 1);
+    if (!r->has_content_length)
+        CHECK(r->content_length == 0);
+    CHECK(n_host <= 1);
+    if (r->minor >= 1)
+        CHECK(n_host == 1);
+    if (n_host == 1) {
+        const struct pt_http_hdr *h = pt_http1_header(r, "host");
+        CHECK(h != NULL && r->host == h->value && r->host_len == h->value_len);
+        CHECK(inside(buf, hl, r->host, r->host_len));
+    } else {
+        CHECK(r->host == NULL && r->host_len == 0);
+    }
+    if (r->upgrade)
+        CHECK(count(r, "upgrade") >= 1 && count(r, "connection") >= 1);
+}
+
+/* The head alone decides the same, and its proper prefixes ask for more.
+ * Each copy ends its heap block exactly, so ASan sees any overread. */
+static void check_exact(const uint8_t *data, size_t hl, int rc)
+{
+    uint8_t *copy = malloc(hl);
+    CHECK(copy != NULL);
+    struct pt_http_req *again = malloc(sizeof(*again));
+    CHECK(again != NULL);
+    memcpy(copy, data, hl);
+    CHECK(pt_http1_parse_request(copy, hl, again) == rc);
+    size_t step = hl <= 256 ? 1 : hl / 61 + 1;
+    for (size_t k = 0; k < hl; k += (k + 4 >= hl ? 1 : step)) {
+        memcpy(copy + hl - k, data, k);
+        CHECK(pt_http1_parse_request(copy + hl - k, k, again) == PT_ENEEDMORE);
+    }
+    free(again);
+    free(copy);
+}
+
+/* Forwards <r> and parses the result: what the backend will read. */
+static void check_forward(const struct pt_http_req *r, bool close)
+{
+    struct pt_wbuf out = {0};
+    struct pt_http_fwd f = {"2001:db8::7", close ? "http" : "https", close};
+    pt_http1_write_request(r, &f, &out);
+    CHECK(out.len > 0);
+    uint8_t *copy = malloc(out.len);
+    CHECK(copy != NULL);
+    memcpy(copy, out.data, out.len);
+    struct pt_http_req *b = malloc(sizeof(*b));
+    CHECK(b != NULL);
+    int rc = pt_http1_parse_request(copy, out.len, b);
+    if (rc < 0 && out.len > PT_HTTP_HEAD_MAX) {
+        /* Our own fields pushed a head near the limit over it: the backend
+         * may refuse it too, but it cannot read it differently. */
+        CHECK(rc == PT_EMALFORMED && b->status == 431);
+        goto out;
+    }
+    if (rc < 0 && KNOWN_BUG && r->minor >= 1 && r->host) {
+        /* "Connection: host" removes Host (reported). */
+        CHECK(rc == PT_EMALFORMED);
+        goto out;
+    }
+    CHECK(rc == (int)out.len);
+    CHECK(strcmp(b->method, r->method) == 0);
+    CHECK(same(b->url, b->url_len, r->url, r->url_len));
+    CHECK(b->minor == (r->minor ? 1 : 0));
+    CHECK((b->host == NULL) == (r->host == NULL));
+    if (r->host)
+        CHECK(same(b->host, b->host_len, r->host, r->host_len));
+    if (!KNOWN_BUG) {
+        CHECK(b->has_content_length == r->has_content_length);
+        CHECK(b->content_length == r->content_length);
+        CHECK(b->chunked == r->chunked);
+    }
+    CHECK(b->upgrade == r->upgrade);
+    CHECK(b->keep_alive == (r->upgrade || !close));
+    CHECK(count(b, "x-forwarded-for") == 1 && count(b, "x-real-ip") == 1);
+    CHECK(count(b, "x-forwarded-proto") == 1 && count(b, "connection") == 1);
+    CHECK(count(b, "x-forwarded-host") == (r->host ? 1u : 0u));
+    CHECK(count(b, "keep-alive") == 0 && count(b, "proxy-connection") == 0);
+    CHECK(count(b, "te") == 0 && count(b, "trailer") == 0);
+    if (!r->upgrade)
+        CHECK(count(b, "upgrade") == 0);
+out:
+    free(b);
+    free(copy);
+    pt_wbuf_free(&out);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct pt_http_req *r = malloc(sizeof(*r));
+    CHECK(r != NULL);
+    int rc = pt_http1_parse_request(data, size, r);
+    if (rc == PT_ENEEDMORE) {
+        CHECK(size < PT_HTTP_HEAD_MAX);
+        const uint8_t *lf = memchr(data, '\n', size);
+        CHECK(lf != NULL || size < PT_HTTP_LINE_MAX);
+        CHECK(memchr(data, '\0', size) == NULL);
+    } else if (rc == PT_EMALFORMED) {
+        CHECK(r->status == 400 || r->status == 414 || r->status == 431);
+        CHECK(r->why != NULL && r->why[0] != '\0');
+    } else {
+        CHECK(rc > 0);
+        check_accepted(data, size, rc, r);
+        check_exact(data, (size_t)rc, rc);
+        check_forward(r, false);
+        check_forward(r, true);
+    }
+    free(r);
+    return 0;
+}

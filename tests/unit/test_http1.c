@@ -1,0 +1,1348 @@
+/* Unit tests for common/http1.c.
+ *
+ * Every parse runs on a copy that ends at a PROT_NONE page (guard.h), so a
+ * read one byte past <len> crashes the test. Accepted heads are checked for
+ * the parser's promises (head_len, every slice inside the head, status left
+ * alone) and all their proper prefixes must ask for more; refused heads must
+ * give the documented status (400, 414, 431), and none of their prefixes may
+ * be accepted. The writer tests parse what pt_http1_write_request produced
+ * again, so they check what a backend would read, not only bytes.
+ *
+ * Known-failing tests are grouped at the end of each section under a
+ * "BUG:" comment that says the input, what is expected and what happens. */
+#include "common/http1.h"
+
+#include "tests/unit/guard.h"
+
+#include <criterion/criterion.h>
+#include <http_parser.h>
+#include <strings.h>
+
+#define LIT(s) (s), (sizeof(s) - 1)
+
+/* ---- helpers ------------------------------------------------------------- */
+
+/* Printable form of <s>[0..n) for messages (\r, \n, \0, \xNN), truncated. */
+static const char *esc(const void *s, size_t n)
+{
+    static char out[4][600];
+    static unsigned turn;
+    char *o = out[turn++ % 4];
+    size_t k = 0;
+    const uint8_t *p = s;
+    for (size_t i = 0; i < n && k < sizeof(out[0]) - 8; i++) {
+        uint8_t c = p[i];
+        if (c == '\r')
+            k += (size_t)snprintf(o + k, 8, "\\r");
+        else if (c == '\n')
+            k += (size_t)snprintf(o + k, 8, "\\n");
+        else if (c == '\t')
+            k += (size_t)snprintf(o + k, 8, "\\t");
+        else if (c < 0x20 || c >= 0x7f)
+            k += (size_t)snprintf(o + k, 8, "\\x%02x", c);
+        else
+            o[k++] = (char)c;
+    }
+    if (k >= sizeof(out[0]) - 8)
+        k += (size_t)snprintf(o + k, 8, "...");
+    o[k] = '\0';
+    return o;
+}
+
+static bool slice_eq(const char *p, size_t n, const char *want)
+{
+    return p != NULL && n == strlen(want) && memcmp(p, want, n) == 0;
+}
+
+/* A parse whose guarded input stays mapped (the result points into it). */
+struct parsed {
+    struct pt_guard g;
+    const uint8_t *p;
+    size_t len;
+    struct pt_http_req r;
+    int rc;
+};
+
+static bool inside(const struct parsed *x, const char *s, size_t n, size_t lim)
+{
+    const char *b = (const char *)x->p;
+    return s != NULL && s >= b && s <= b + lim && n <= (size_t)(b + lim - s);
+}
+
+/* What every answer must satisfy, whatever the input. */
+static void check_answer(const struct parsed *x)
+{
+    const struct pt_http_req *r = &x->r;
+    if (x->rc > 0) {
+        size_t hl = (size_t)x->rc;
+        cr_assert_eq(hl, r->head_len, "rc %d but head_len %zu", x->rc, r->head_len);
+        cr_assert(hl <= x->len);
+        cr_assert(hl >= 4 && memcmp(x->p + hl - 4, "\r\n\r\n", 4) == 0,
+                  "head does not end in CRLFCRLF: %s", esc(x->p, hl));
+        cr_assert_eq(r->status, 0);
+        cr_assert_null(r->why);
+        cr_assert_not_null(r->method);
+        cr_assert(inside(x, r->url, r->url_len, hl), "url outside the head");
+        cr_assert_gt(r->url_len, 0);
+        cr_assert_eq(r->major, 1);
+        cr_assert_leq(r->n_hdrs, PT_HTTP_HEADERS_MAX);
+        for (size_t i = 0; i < r->n_hdrs; i++) {
+            cr_assert(inside(x, r->hdrs[i].name, r->hdrs[i].name_len, hl), "name %zu", i);
+            cr_assert(inside(x, r->hdrs[i].value, r->hdrs[i].value_len, hl), "value %zu", i);
+            cr_assert_gt(r->hdrs[i].name_len, 0);
+        }
+        if (r->host) {
+            cr_assert(inside(x, r->host, r->host_len, hl), "host outside the head");
+            const struct pt_http_hdr *h = pt_http1_header(r, "host");
+            cr_assert(h && h->value == r->host && h->value_len == r->host_len);
+        } else {
+            cr_assert_null(pt_http1_header(r, "host"));
+            cr_assert_eq(r->minor, 0, "HTTP/1.%u accepted without Host", r->minor);
+        }
+        cr_assert(!(r->has_content_length && r->chunked));
+        cr_assert(!r->chunked || r->minor >= 1);
+        cr_assert_eq(r->is_head, strcmp(r->method, "HEAD") == 0);
+    } else if (x->rc == PT_EMALFORMED) {
+        cr_assert(r->status == 400 || r->status == 414 || r->status == 431,
+                  "status %d for %s", r->status, esc(x->p, x->len));
+        cr_assert(r->why != NULL && r->why[0] != '\0');
+    } else {
+        cr_assert_eq(x->rc, PT_ENEEDMORE, "rc %d for %s", x->rc, esc(x->p, x->len));
+    }
+}
+
+static int parse_keep(struct parsed *x, const void *in, size_t len)
+{
+    x->p = pt_guard_copy(&x->g, in, len);
+    x->len = len;
+    memset(&x->r, 0xa5, sizeof(x->r)); /* the parser must set every field */
+    x->rc = pt_http1_parse_request(x->p, len, &x->r);
+    check_answer(x);
+    return x->rc;
+}
+
+static void parsed_release(struct parsed *x)
+{
+    pt_guard_release(&x->g);
+}
+
+static int parse_rc(const void *in, size_t len)
+{
+    struct parsed x;
+    int rc = parse_keep(&x, in, len);
+    parsed_release(&x);
+    return rc;
+}
+
+/* The status of a refusal, 0 when accepted, -1 when more is needed. */
+static int parse_status(const void *in, size_t len)
+{
+    struct parsed x;
+    int rc = parse_keep(&x, in, len);
+    int st = rc > 0 ? 0 : rc == PT_ENEEDMORE ? -1 : x.r.status;
+    parsed_release(&x);
+    return st;
+}
+
+/* A valid head of <head_len> bytes (then maybe a body) in <in>[0..len):
+ * every proper prefix of the head asks for more, the rest gives head_len.
+ * <x> keeps the whole input parsed. */
+static void expect_valid(struct parsed *x, const void *in, size_t len, size_t head_len)
+{
+    for (size_t k = 0; k < head_len; k++) {
+        int rc = parse_rc(in, k);
+        cr_assert_eq(rc, PT_ENEEDMORE, "prefix %zu/%zu of %s: rc %d", k, head_len,
+                     esc(in, len), rc);
+    }
+    for (size_t k = head_len; k < len; k++)
+        cr_assert_eq(parse_rc(in, k), (int)head_len, "with %zu body bytes", k - head_len);
+    int rc = parse_keep(x, in, len);
+    cr_assert_eq(rc, (int)head_len, "rc %d (%s) for %s", rc, rc < 0 ? x->r.why : "",
+                 esc(in, len));
+}
+
+static void expect_valid_str(struct parsed *x, const char *s)
+{
+    expect_valid(x, s, strlen(s), strlen(s));
+}
+
+/* A refused input: no prefix is accepted; the whole is refused with <status>. */
+static void expect_refused(const char *what, const void *in, size_t len, int status)
+{
+    for (size_t k = 0; k < len; k++) {
+        int rc = parse_rc(in, k);
+        cr_expect(rc == PT_ENEEDMORE || rc == PT_EMALFORMED,
+                  "%s: prefix %zu of %s accepted (rc %d)", what, k, esc(in, len), rc);
+    }
+    struct parsed x;
+    int rc = parse_keep(&x, in, len);
+    cr_expect_eq(rc, PT_EMALFORMED, "%s: %s: rc %d, want refused with %d", what,
+                 esc(in, len), rc, status);
+    if (rc == PT_EMALFORMED)
+        cr_expect_eq(x.r.status, status, "%s: %s: status %d (%s), want %d", what,
+                     esc(in, len), x.r.status, x.r.why, status);
+    parsed_release(&x);
+}
+
+struct bad {
+    const char *what;
+    const char *in;
+    size_t len;
+    int status;
+};
+#define BAD(what, lit, st) {what, lit, sizeof(lit) - 1, st}
+
+static void expect_refused_table(const struct bad *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        expect_refused(rows[i].what, rows[i].in, rows[i].len, rows[i].status);
+}
+
+static const char *hdr_value(const struct pt_http_req *r, const char *name, size_t *len)
+{
+    const struct pt_http_hdr *h = pt_http1_header(r, name);
+    if (h == NULL)
+        return NULL;
+    *len = h->value_len;
+    return h->value;
+}
+
+static bool hdr_is(const struct pt_http_req *r, const char *name, const char *want)
+{
+    size_t n = 0;
+    const char *v = hdr_value(r, name, &n);
+    return v != NULL && slice_eq(v, n, want);
+}
+
+static size_t hdr_count(const struct pt_http_req *r, const char *name)
+{
+    size_t c = 0, n = strlen(name);
+    for (size_t i = 0; i < r->n_hdrs; i++)
+        if (r->hdrs[i].name_len == n && strncasecmp(r->hdrs[i].name, name, n) == 0)
+            c++;
+    return c;
+}
+
+/* "GET /aaaa... HTTP/1.1\r\n" of exactly <total> bytes, CRLF included. */
+static char *request_line(size_t total)
+{
+    static const char pre[] = "GET /", post[] = " HTTP/1.1\r\n";
+    size_t fixed = sizeof(pre) - 1 + sizeof(post) - 1;
+    cr_assert(total >= fixed);
+    char *s = malloc(total + 1);
+    cr_assert_not_null(s);
+    memcpy(s, pre, sizeof(pre) - 1);
+    memset(s + sizeof(pre) - 1, 'a', total - fixed);
+    memcpy(s + total - (sizeof(post) - 1), post, sizeof(post) - 1);
+    s[total] = '\0';
+    return s;
+}
+
+/* A GET head of exactly <total> bytes: request line, Host, one X-Pad. */
+static char *head_of_size(size_t total)
+{
+    static const char pre[] = "GET / HTTP/1.1\r\nHost: a.test\r\nX-Pad: ";
+    static const char post[] = "\r\n\r\n";
+    size_t fixed = sizeof(pre) - 1 + sizeof(post) - 1;
+    cr_assert(total > fixed);
+    char *s = malloc(total + 1);
+    cr_assert_not_null(s);
+    memcpy(s, pre, sizeof(pre) - 1);
+    memset(s + sizeof(pre) - 1, 'p', total - fixed);
+    memcpy(s + total - (sizeof(post) - 1), post, sizeof(post) - 1);
+    s[total] = '\0';
+    return s;
+}
+
+/* A GET head with Host plus <extra> more "X-Hn: v" fields. */
+static char *head_with_fields(size_t extra)
+{
+    size_t cap = 64 + extra * 24;
+    char *s = malloc(cap);
+    cr_assert_not_null(s);
+    size_t n = (size_t)snprintf(s, cap, "GET / HTTP/1.1\r\nHost: a.test\r\n");
+    for (size_t i = 0; i < extra; i++)
+        n += (size_t)snprintf(s + n, cap - n, "X-H%zu: v%zu\r\n", i, i);
+    n += (size_t)snprintf(s + n, cap - n, "\r\n");
+    cr_assert(n < cap);
+    return s;
+}
+
+/* ---- valid requests ------------------------------------------------------- */
+
+Test(http1, get_with_host)
+{
+    struct parsed x;
+    expect_valid_str(&x, "GET /index.html?q=1 HTTP/1.1\r\nHost: a.test\r\n"
+                         "User-Agent: t\r\nAccept: */*\r\n\r\n");
+    const struct pt_http_req *r = &x.r;
+    cr_assert_str_eq(r->method, "GET");
+    cr_assert(!r->is_head);
+    cr_assert(slice_eq(r->url, r->url_len, "/index.html?q=1"));
+    cr_assert_eq(r->major, 1);
+    cr_assert_eq(r->minor, 1);
+    cr_assert(slice_eq(r->host, r->host_len, "a.test"));
+    cr_assert_eq(r->n_hdrs, 3);
+    cr_assert(slice_eq(r->hdrs[0].name, r->hdrs[0].name_len, "Host"));
+    cr_assert(slice_eq(r->hdrs[1].name, r->hdrs[1].name_len, "User-Agent"));
+    cr_assert(slice_eq(r->hdrs[2].value, r->hdrs[2].value_len, "*/*"));
+    cr_assert(!r->has_content_length && !r->chunked && !r->upgrade);
+    cr_assert(r->keep_alive, "HTTP/1.1 defaults to keep-alive");
+    parsed_release(&x);
+}
+
+Test(http1, header_lookup_is_case_insensitive)
+{
+    struct parsed x;
+    expect_valid_str(&x, "GET / HTTP/1.1\r\nhOsT: a.test\r\nX-Thing: 1\r\n\r\n");
+    cr_assert(slice_eq(x.r.host, x.r.host_len, "a.test"));
+    cr_assert(hdr_is(&x.r, "x-thing", "1"));
+    cr_assert(hdr_is(&x.r, "X-THING", "1"));
+    cr_assert_null(pt_http1_header(&x.r, "x-thin"));
+    cr_assert_null(pt_http1_header(&x.r, "x-things"));
+    parsed_release(&x);
+}
+
+Test(http1, head_method)
+{
+    struct parsed x;
+    expect_valid_str(&x, "HEAD / HTTP/1.1\r\nHost: a.test\r\n\r\n");
+    cr_assert_str_eq(x.r.method, "HEAD");
+    cr_assert(x.r.is_head);
+    parsed_release(&x);
+}
+
+Test(http1, methods)
+{
+    static const char *const m[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS",
+                                    "PATCH", "PROPFIND", "MKCOL"};
+    for (size_t i = 0; i < PT_ARRAY_LEN(m); i++) {
+        char buf[128];
+        snprintf(buf, sizeof(buf), "%s /x HTTP/1.1\r\nHost: a.test\r\n\r\n", m[i]);
+        struct parsed x;
+        expect_valid_str(&x, buf);
+        cr_expect_str_eq(x.r.method, m[i]);
+        parsed_release(&x);
+    }
+}
+
+Test(http1, post_with_content_length)
+{
+    static const char in[] = "POST /submit HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n"
+                             "\r\nhello";
+    struct parsed x;
+    expect_valid(&x, LIT(in), sizeof(in) - 1 - 5);
+    cr_assert_str_eq(x.r.method, "POST");
+    cr_assert(x.r.has_content_length);
+    cr_assert_eq(x.r.content_length, 5);
+    cr_assert(!x.r.chunked);
+    cr_assert_eq(x.r.head_len, sizeof(in) - 1 - 5, "the body is not part of the head");
+    parsed_release(&x);
+}
+
+Test(http1, content_length_values)
+{
+    static const struct {
+        const char *v;
+        uint64_t n;
+    } ok[] = {{"0", 0}, {"1", 1}, {"007", 7}, {"  42", 42},
+              {"999999999999999999", 999999999999999999ull}};
+    for (size_t i = 0; i < PT_ARRAY_LEN(ok); i++) {
+        char buf[160];
+        snprintf(buf, sizeof(buf), "POST / HTTP/1.1\r\nHost: a\r\nContent-Length:%s%s\r\n\r\n",
+                 ok[i].v[0] == ' ' ? "" : " ", ok[i].v);
+        struct parsed x;
+        expect_valid_str(&x, buf);
+        cr_expect(x.r.has_content_length, "%s", ok[i].v);
+        cr_expect_eq(x.r.content_length, ok[i].n, "%s", ok[i].v);
+        parsed_release(&x);
+    }
+}
+
+Test(http1, chunked_post)
+{
+    static const char in[] = "POST /up HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n"
+                             "\r\n5\r\nhello\r\n0\r\n\r\n";
+    struct parsed x;
+    size_t hl = (size_t)(strstr(in, "\r\n\r\n") - in) + 4;
+    expect_valid(&x, LIT(in), hl);
+    cr_assert(x.r.chunked);
+    cr_assert(!x.r.has_content_length);
+    parsed_release(&x);
+
+    /* The coding name is case-insensitive. */
+    expect_valid_str(&x, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n");
+    cr_assert(x.r.chunked);
+    parsed_release(&x);
+}
+
+Test(http1, http10_without_host)
+{
+    struct parsed x;
+    expect_valid_str(&x, "GET /old HTTP/1.0\r\nUser-Agent: t\r\n\r\n");
+    cr_assert_eq(x.r.minor, 0);
+    cr_assert_null(x.r.host);
+    cr_assert_eq(x.r.host_len, 0);
+    cr_assert(!x.r.keep_alive, "HTTP/1.0 defaults to close");
+    parsed_release(&x);
+
+    expect_valid_str(&x, "GET / HTTP/1.0\r\n\r\n");
+    cr_assert_eq(x.r.n_hdrs, 0);
+    parsed_release(&x);
+
+    expect_valid_str(&x, "GET / HTTP/1.0\r\nHost: a.test\r\n\r\n");
+    cr_assert(slice_eq(x.r.host, x.r.host_len, "a.test"));
+    parsed_release(&x);
+}
+
+Test(http1, absolute_form_target)
+{
+    struct parsed x;
+    expect_valid_str(&x, "GET http://a.test:8080/p/q?x=1 HTTP/1.1\r\nHost: a.test:8080\r\n\r\n");
+    cr_assert(slice_eq(x.r.url, x.r.url_len, "http://a.test:8080/p/q?x=1"));
+    cr_assert(slice_eq(x.r.host, x.r.host_len, "a.test:8080"));
+    parsed_release(&x);
+
+    expect_valid_str(&x, "OPTIONS * HTTP/1.1\r\nHost: a.test\r\n\r\n");
+    cr_assert(slice_eq(x.r.url, x.r.url_len, "*"));
+    parsed_release(&x);
+}
+
+Test(http1, empty_host_value_is_a_host)
+{
+    /* RFC 9112 3.2: an empty Host is allowed when the target has no authority. */
+    struct parsed x;
+    expect_valid_str(&x, "GET / HTTP/1.1\r\nHost:\r\n\r\n");
+    cr_assert_not_null(x.r.host);
+    cr_assert_eq(x.r.host_len, 0);
+    parsed_release(&x);
+}
+
+Test(http1, connection_semantics)
+{
+    static const struct {
+        const char *in;
+        bool keep_alive;
+    } rows[] = {
+        {"GET / HTTP/1.1\r\nHost: a\r\n\r\n", true},
+        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n\r\n", true},
+        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", false},
+        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: Close\r\n\r\n", false},
+        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: x-foo, close\r\n\r\n", false},
+        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n",
+         false},
+        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: closed\r\n\r\n", true},
+        {"GET / HTTP/1.0\r\n\r\n", false},
+        {"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", true},
+        {"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", true},
+        {"GET / HTTP/1.0\r\nConnection: close\r\n\r\n", false},
+        {"GET / HTTP/1.0\r\nConnection: keep-alived\r\n\r\n", false},
+        {"GET / HTTP/1.0\r\nKeep-Alive: timeout=5\r\n\r\n", false},
+    };
+    for (size_t i = 0; i < PT_ARRAY_LEN(rows); i++) {
+        struct parsed x;
+        expect_valid_str(&x, rows[i].in);
+        cr_expect_eq(x.r.keep_alive, rows[i].keep_alive, "keep_alive %d for %s",
+                     x.r.keep_alive, esc(rows[i].in, strlen(rows[i].in)));
+        parsed_release(&x);
+    }
+}
+
+Test(http1, upgrade_websocket)
+{
+    static const struct {
+        const char *in;
+        bool upgrade;
+    } rows[] = {
+        {"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         true},
+        {"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n"
+         "\r\n",
+         true},
+        {"GET /ws HTTP/1.1\r\nHost: a\r\nconnection: upgrade\r\nupgrade: WebSocket\r\n\r\n", true},
+        /* Either half alone is no upgrade. */
+        {"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n", false},
+        {"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n\r\n", false},
+        {"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgraded\r\nUpgrade: websocket\r\n\r\n",
+         false},
+    };
+    for (size_t i = 0; i < PT_ARRAY_LEN(rows); i++) {
+        struct parsed x;
+        expect_valid_str(&x, rows[i].in);
+        cr_expect_eq(x.r.upgrade, rows[i].upgrade, "upgrade %d for %s", x.r.upgrade,
+                     esc(rows[i].in, strlen(rows[i].in)));
+        cr_expect(x.r.keep_alive);
+        parsed_release(&x);
+    }
+}
+
+Test(http1, header_count_at_limit)
+{
+    char *s = head_with_fields(PT_HTTP_HEADERS_MAX - 1); /* + Host = the limit */
+    struct parsed x;
+    expect_valid_str(&x, s);
+    cr_assert_eq(x.r.n_hdrs, PT_HTTP_HEADERS_MAX);
+    cr_assert(hdr_is(&x.r, "X-H98", "v98"));
+    parsed_release(&x);
+    free(s);
+}
+
+Test(http1, request_line_at_limit)
+{
+    char *line = request_line(PT_HTTP_LINE_MAX);
+    size_t n = strlen(line);
+    char *s = malloc(n + 32);
+    cr_assert_not_null(s);
+    snprintf(s, n + 32, "%sHost: a\r\n\r\n", line);
+    struct parsed x;
+    expect_valid_str(&x, s);
+    cr_assert_eq(x.r.url_len, PT_HTTP_LINE_MAX - strlen("GET  HTTP/1.1\r\n"));
+    parsed_release(&x);
+    free(s);
+    free(line);
+}
+
+Test(http1, head_at_limit)
+{
+    char *s = head_of_size(PT_HTTP_HEAD_MAX);
+    cr_assert_eq(strlen(s), PT_HTTP_HEAD_MAX);
+    struct parsed x;
+    expect_valid_str(&x, s);
+    cr_assert_eq(x.r.head_len, PT_HTTP_HEAD_MAX);
+    parsed_release(&x);
+    free(s);
+}
+
+Test(http1, many_fields_near_both_limits)
+{
+    /* 100 fields whose head is just under 16 KiB. */
+    char *s = malloc(PT_HTTP_HEAD_MAX + 1);
+    cr_assert_not_null(s);
+    size_t n = (size_t)snprintf(s, PT_HTTP_HEAD_MAX, "GET / HTTP/1.1\r\nHost: a.test\r\n");
+    for (int i = 0; i < PT_HTTP_HEADERS_MAX - 1; i++) {
+        char v[160];
+        memset(v, 'v', 150);
+        v[150] = '\0';
+        n += (size_t)snprintf(s + n, PT_HTTP_HEAD_MAX + 1 - n, "X-%02d: %s\r\n", i, v);
+    }
+    n += (size_t)snprintf(s + n, PT_HTTP_HEAD_MAX + 1 - n, "\r\n");
+    cr_assert(n <= PT_HTTP_HEAD_MAX, "%zu", n);
+    struct parsed x;
+    expect_valid(&x, s, n, n);
+    cr_assert_eq(x.r.n_hdrs, PT_HTTP_HEADERS_MAX);
+    parsed_release(&x);
+    free(s);
+}
+
+Test(http1, body_bytes_after_the_head_are_not_read_as_head)
+{
+    /* Pipelined requests: only the first head is returned. */
+    static const char in[] = "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: b\r\n\r\n";
+    struct parsed x;
+    cr_assert_eq(parse_keep(&x, LIT(in)), (int)strlen("GET /1 HTTP/1.1\r\nHost: a\r\n\r\n"));
+    cr_assert(slice_eq(x.r.url, x.r.url_len, "/1"));
+    cr_assert(slice_eq(x.r.host, x.r.host_len, "a"));
+    parsed_release(&x);
+    /* A body that looks malformed as a head does not matter. */
+    static const char body[] = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n\0\n\r ";
+    cr_assert_eq(parse_rc(LIT(body)), (int)(sizeof(body) - 1 - 4));
+}
+
+/* ---- prefixes ---------------------------------------------------------------- */
+
+Test(http1, every_prefix_needs_more)
+{
+    static const char *const heads[] = {
+        "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n",
+        "GET / HTTP/1.0\r\n\r\n",
+        "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\nContent-Type: text/plain\r\n\r\n",
+        "PUT /u HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        "GET http://a.test/ HTTP/1.1\r\nHost: a.test\r\nX-Empty:\r\nX-Sp:   v  v\r\n\r\n",
+    };
+    for (size_t i = 0; i < PT_ARRAY_LEN(heads); i++) {
+        struct parsed x;
+        expect_valid_str(&x, heads[i]);
+        parsed_release(&x);
+    }
+}
+
+/* ---- refusals ------------------------------------------------------------------ */
+
+Test(http1, refuse_framing)
+{
+    static const struct bad rows[] = {
+        BAD("CL+TE", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n", 400),
+        BAD("TE+CL", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+                     "Content-Length: 5\r\n\r\n", 400),
+        BAD("CL+TE gzip", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+                          "Transfer-Encoding: gzip\r\n\r\n", 400),
+        BAD("duplicate CL, equal", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+                                   "Content-Length: 5\r\n\r\n", 400),
+        BAD("duplicate CL, different", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+                                       "Content-Length: 6\r\n\r\n", 400),
+        BAD("duplicate CL, other case", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+                                        "content-length: 5\r\n\r\n", 400),
+        BAD("CL list", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", 400),
+        BAD("CL +", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", 400),
+        BAD("CL -", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -5\r\n\r\n", 400),
+        BAD("CL inner space", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 2\r\n\r\n", 400),
+        BAD("CL hex", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n", 400),
+        BAD("CL hex digits", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5a\r\n\r\n", 400),
+        BAD("CL empty", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n", 400),
+        BAD("CL blank", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length:   \r\n\r\n", 400),
+        BAD("CL decimal", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5.0\r\n\r\n", 400),
+        BAD("CL 19 digits", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000000000000000\r\n"
+                            "\r\n", 400),
+        BAD("CL 2^64", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551616\r\n"
+                       "\r\n", 400),
+        BAD("CL overflow", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: "
+                           "99999999999999999999999999\r\n\r\n", 400),
+        BAD("TE gzip", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+        BAD("TE identity", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n",
+            400),
+        BAD("TE gzip, chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n"
+                                "\r\n", 400),
+        BAD("TE chunked, chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, "
+                                   "chunked\r\n\r\n", 400),
+        BAD("TE chunked, gzip", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n"
+                                "\r\n", 400),
+        BAD("TE xchunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n", 400),
+        BAD("TE params", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;q=1\r\n\r\n",
+            400),
+        BAD("TE empty", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n", 400),
+        BAD("duplicate TE", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+                            "Transfer-Encoding: chunked\r\n\r\n", 400),
+        BAD("TE chunked then gzip", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+                                    "transfer-encoding: gzip\r\n\r\n", 400),
+        BAD("TE on HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        BAD("TE+CL on HTTP/1.0", "POST / HTTP/1.0\r\nContent-Length: 3\r\n"
+                                 "Transfer-Encoding: chunked\r\n\r\n", 400),
+    };
+    expect_refused_table(rows, PT_ARRAY_LEN(rows));
+}
+
+Test(http1, refuse_line_endings)
+{
+    static const struct bad rows[] = {
+        BAD("bare LF first byte", "\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        BAD("bare LF after request line", "GET / HTTP/1.1\nHost: a\r\n\r\n", 400),
+        BAD("bare LF after field", "GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n", 400),
+        BAD("bare LF in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\nb\r\n\r\n", 400),
+        BAD("bare LF blank line", "GET / HTTP/1.1\r\nHost: a\r\n\n", 400),
+        BAD("bare LF only", "GET / HTTP/1.1\nHost: a\n\n", 400),
+        BAD("bare LF in target", "GET /a\nb HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        BAD("bare CR in request line", "GET / HTTP/1.1\rX\r\nHost: a\r\n\r\n", 400),
+        BAD("bare CR in target", "GET /a\rb HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        BAD("bare CR in field name", "GET / HTTP/1.1\r\nHo\rst: a\r\n\r\n", 400),
+        BAD("bare CR in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\rContent-Length: 5\r\n\r\n",
+            400),
+        BAD("bare CR ends a field", "GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n", 400),
+        BAD("CR CR LF after a field", "GET / HTTP/1.1\r\nHost: a\r\r\n\r\n", 400),
+        BAD("CR CR LF after a value", "GET / HTTP/1.1\r\nHost: a\r\nX: b\r\r\n\r\n", 400),
+        BAD("obs-fold SP", "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", 400),
+        BAD("obs-fold HT", "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n\tb\r\n\r\n", 400),
+        BAD("obs-fold of Host", "GET / HTTP/1.1\r\nHost: a\r\n .test\r\nX: b\r\n\r\n", 400),
+        BAD("SP before first field", "GET / HTTP/1.1\r\n Host: a\r\n\r\n", 400),
+        BAD("NUL in method", "G\0T / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        BAD("NUL in target", "GET /\0 HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        BAD("NUL in field name", "GET / HTTP/1.1\r\nHost: a\r\nX\0: b\r\n\r\n", 400),
+        BAD("NUL in value", "GET / HTTP/1.1\r\nHost: a\r\nX: \0\r\n\r\n", 400),
+        BAD("NUL in Host", "GET / HTTP/1.1\r\nHost: a\0.b\r\n\r\n", 400),
+        BAD("NUL first byte", "\0", 400),
+        BAD("empty request line", "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        BAD("nothing but CRLF", "\r\n", 400),
+        BAD("nothing but CRLFCRLF", "\r\n\r\n", 400),
+        BAD("blank request line", " \r\n\r\n", 400),
+    };
+    expect_refused_table(rows, PT_ARRAY_LEN(rows));
+}
+
+Test(http1, refuse_nul_and_bare_lf_before_the_head_is_whole)
+{
+    /* These are known at once, without waiting for the blank line. */
+    cr_assert_eq(parse_status(LIT("GET /\0")), 400);
+    cr_assert_eq(parse_status(LIT("GET / HTTP/1.1\n")), 400);
+    cr_assert_eq(parse_status(LIT("GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b")), 400);
+    /* A CRLF at the very end may still be followed by anything. */
+    cr_assert_eq(parse_status(LIT("GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n")), -1);
+}
+
+Test(http1, refuse_host)
+{
+    static const struct bad rows[] = {
+        BAD("missing Host on 1.1", "GET / HTTP/1.1\r\nUser-Agent: t\r\n\r\n", 400),
+        BAD("no fields on 1.1", "GET / HTTP/1.1\r\n\r\n", 400),
+        BAD("missing Host on 1.2", "GET / HTTP/1.2\r\n\r\n", 400),
+        BAD("two Hosts", "GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n", 400),
+        BAD("two equal Hosts", "GET / HTTP/1.1\r\nHost: a.test\r\nHost: a.test\r\n\r\n", 400),
+        BAD("two Hosts, other case", "GET / HTTP/1.1\r\nHost: a.test\r\nhost: b.test\r\n\r\n",
+            400),
+        BAD("two Hosts on 1.0", "GET / HTTP/1.0\r\nHost: a.test\r\nHost: b.test\r\n\r\n", 400),
+        BAD("Host with space before colon", "GET / HTTP/1.1\r\nHost : a.test\r\n\r\n", 400),
+    };
+    expect_refused_table(rows, PT_ARRAY_LEN(rows));
+}
+
+Test(http1, refuse_tokens)
+{
+    static const struct bad rows[] = {
+        BAD("lowercase method", "get / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        BAD("unknown method", "FOO / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        BAD("method with @", "G@T / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        BAD("no method", " / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        BAD("HT after method", "GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        BAD("no target", "GET HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        BAD("SP in target", "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        BAD("DEL in target", "GET /a\x7f HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        BAD("CTL in target", "GET /a\x01 HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        BAD("@ in field name", "GET / HTTP/1.1\r\nHost: a\r\nX@Y: b\r\n\r\n", 400),
+        BAD("() in field name", "GET / HTTP/1.1\r\nHost: a\r\nX(Y): b\r\n\r\n", 400),
+        BAD("[] in field name", "GET / HTTP/1.1\r\nHost: a\r\n[X]: b\r\n\r\n", 400),
+        BAD("/ in field name", "GET / HTTP/1.1\r\nHost: a\r\nX/Y: b\r\n\r\n", 400),
+        BAD("\" in field name", "GET / HTTP/1.1\r\nHost: a\r\nX\"Y: b\r\n\r\n", 400),
+        BAD("HT in field name", "GET / HTTP/1.1\r\nHost: a\r\nX\tY: b\r\n\r\n", 400),
+        BAD("HT before colon", "GET / HTTP/1.1\r\nHost: a\r\nX\t: b\r\n\r\n", 400),
+        BAD("UTF-8 in field name", "GET / HTTP/1.1\r\nHost: a\r\nX\xc3\xa9: b\r\n\r\n", 400),
+        BAD("empty field name", "GET / HTTP/1.1\r\nHost: a\r\n: b\r\n\r\n", 400),
+        BAD("field without colon", "GET / HTTP/1.1\r\nHost: a\r\nFoo\r\n\r\n", 400),
+        BAD("DEL in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\x7f\r\n\r\n", 400),
+        BAD("CTL in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\x01\r\n\r\n", 400),
+        BAD("ESC in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\x1b[31m\r\n\r\n", 400),
+    };
+    expect_refused_table(rows, PT_ARRAY_LEN(rows));
+}
+
+Test(http1, refuse_versions)
+{
+    static const struct bad rows[] = {
+        BAD("HTTP/2.0", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", 400),
+        BAD("HTTP/0.9 explicit", "GET / HTTP/0.9\r\nHost: a\r\n\r\n", 400),
+        BAD("HTTP/0.9 simple request", "GET /\r\n\r\n", 400),
+        BAD("HTTP/0.9 with fields", "GET /\r\nHost: a\r\n\r\n", 400),
+        BAD("HTTP/3.0", "GET / HTTP/3.0\r\nHost: a\r\n\r\n", 400),
+        BAD("HTTP/9.9", "GET / HTTP/9.9\r\nHost: a\r\n\r\n", 400),
+        BAD("HTTP/1.10", "GET / HTTP/1.10\r\nHost: a\r\n\r\n", 400),
+        BAD("HTTP/11", "GET / HTTP/11\r\nHost: a\r\n\r\n", 400),
+        BAD("HTTP/1.", "GET / HTTP/1.\r\nHost: a\r\n\r\n", 400),
+        BAD("lowercase http", "GET / http/1.1\r\nHost: a\r\n\r\n", 400),
+        BAD("SP after version", "GET / HTTP/1.1 \r\nHost: a\r\n\r\n", 400),
+        BAD("junk after version", "GET / HTTP/1.1x\r\nHost: a\r\n\r\n", 400),
+        BAD("h2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400),
+    };
+    expect_refused_table(rows, PT_ARRAY_LEN(rows));
+}
+
+Test(http1, refuse_long_request_line)
+{
+    /* One byte over: 414 once the line is complete... */
+    char *line = request_line(PT_HTTP_LINE_MAX + 1);
+    size_t n = strlen(line);
+    char *s = malloc(n + 32);
+    cr_assert_not_null(s);
+    snprintf(s, n + 32, "%sHost: a\r\n\r\n", line);
+    cr_assert_eq(parse_status(s, strlen(s)), 414);
+    cr_assert_eq(parse_status(line, n), 414);
+    /* ...and as soon as 8 KiB have come without the end of the line. */
+    cr_assert_eq(parse_status(line, PT_HTTP_LINE_MAX), 414);
+    /* One byte less can still end at the limit. */
+    cr_assert_eq(parse_status(line, PT_HTTP_LINE_MAX - 1), -1);
+    free(s);
+    free(line);
+
+    /* A far longer line is 414 too, not 431, whether complete or not. */
+    line = request_line(PT_HTTP_HEAD_MAX + 4096);
+    n = strlen(line);
+    cr_assert_eq(parse_status(line, n), 414);
+    cr_assert_eq(parse_status(line, PT_HTTP_HEAD_MAX), 414);
+    cr_assert_eq(parse_status(line, PT_HTTP_HEAD_MAX + 1), 414);
+    cr_assert_eq(parse_status(line, n - 2), 414, "without its CRLF");
+    free(line);
+
+    /* Long fields are not a long request line. */
+    char *h = head_of_size(PT_HTTP_LINE_MAX * 3 / 2);
+    cr_assert_eq(parse_status(h, strlen(h)), 0);
+    free(h);
+}
+
+Test(http1, refuse_large_head)
+{
+    char *s = head_of_size(PT_HTTP_HEAD_MAX + 1);
+    size_t n = strlen(s);
+    cr_assert_eq(parse_status(s, n), 431);
+    /* Decided once 16 KiB have come without the blank line. */
+    cr_assert_eq(parse_status(s, PT_HTTP_HEAD_MAX), 431);
+    cr_assert_eq(parse_status(s, PT_HTTP_HEAD_MAX - 1), -1);
+    free(s);
+
+    s = head_of_size(64 * 1024);
+    n = strlen(s);
+    cr_assert_eq(parse_status(s, n), 431);
+    cr_assert_eq(parse_status(s, PT_HTTP_HEAD_MAX + 100), 431);
+    free(s);
+}
+
+Test(http1, refuse_too_many_fields)
+{
+    char *s = head_with_fields(PT_HTTP_HEADERS_MAX); /* + Host = one too many */
+    cr_assert_lt(strlen(s), PT_HTTP_HEAD_MAX);
+    cr_assert_eq(parse_status(s, strlen(s)), 431);
+    free(s);
+    s = head_with_fields(500);
+    cr_assert_eq(parse_status(s, strlen(s)), 431);
+    free(s);
+}
+
+/* BUG: Debian's libhttp-parser is built with HTTP_PARSER_STRICT=0, whose
+ * token table lets SP into field names. "Content-Length : 5" and
+ * "Transfer-Encoding : chunked" are then accepted as fields named
+ * "Content-Length " / "Transfer-Encoding " that portier does not treat as
+ * framing (it frames the body as empty) but forwards verbatim to the
+ * backend, where a lenient parser may honour them: a request smuggling
+ * shape. Expected 400; actual: accepted. */
+Test(http1, refuse_space_in_field_name)
+{
+    static const struct bad rows[] = {
+        BAD("SP before colon of CL", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length : 5\r\n\r\n",
+            400),
+        BAD("SP before colon of TE", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n"
+                                     "\r\n", 400),
+        BAD("SP inside a name", "GET / HTTP/1.1\r\nHost: a\r\nX Y: b\r\n\r\n", 400),
+        BAD("SP ends a name", "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For : 1.2.3.4\r\n\r\n",
+            400),
+    };
+    expect_refused_table(rows, PT_ARRAY_LEN(rows));
+}
+
+/* BUG: with the same non-strict build, a CR that opens the blank line may be
+ * followed by any byte: http-parser ends the head there ("\r" + any byte),
+ * while the pre-scan in http1.c ends it at the next CRLF CRLF. The bytes in
+ * between are part of head_len but never seen by the checks (and offload's
+ * chunk parser is fed them as body). Expected 400; actual: accepted with
+ * head_len covering the hidden bytes. */
+Test(http1, refuse_bare_cr_opening_the_blank_line)
+{
+    static const struct bad rows[] = {
+        BAD("CR CR LF as blank line", "GET / HTTP/1.1\r\nHost: a\r\n\r\r\n\r\n", 400),
+        BAD("fields hidden after CR", "GET / HTTP/1.1\r\nHost: a\r\n\rTransfer-Encoding: chunked\r\n"
+                                      "\r\n", 400),
+        BAD("hidden chunk after CR", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+                                     "\rx0\r\n\r\n", 400),
+    };
+    expect_refused_table(rows, PT_ARRAY_LEN(rows));
+}
+
+/* BUG: http-parser checks the bytes of a field value except the first one
+ * (s_header_value_start takes it unchecked), so a control byte opening a
+ * value is accepted and forwarded: "X: \x1b[31m", "X: \x01", even
+ * "Host: \x7fa". Expected 400 like "X: a\x01"; actual: accepted. */
+Test(http1, refuse_control_byte_opening_a_value)
+{
+    static const struct bad rows[] = {
+        BAD("ESC opening a value", "GET / HTTP/1.1\r\nHost: a\r\nX: \x1b[31m\r\n\r\n", 400),
+        BAD("SOH as a value", "GET / HTTP/1.1\r\nHost: a\r\nX: \x01\r\n\r\n", 400),
+        BAD("DEL opening Host", "GET / HTTP/1.1\r\nHost: \x7f" "a\r\n\r\n", 400),
+    };
+    expect_refused_table(rows, PT_ARRAY_LEN(rows));
+}
+
+/* BUG (same cause): HT and FF inside the request target are accepted and
+ * forwarded verbatim in the request line; RFC 9112 3.2 allows neither and a
+ * backend may split the line there. Expected 400; actual: accepted. */
+Test(http1, refuse_whitespace_in_target)
+{
+    static const struct bad rows[] = {
+        BAD("HT in target", "GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        BAD("FF in target", "GET /a\fb HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    };
+    expect_refused_table(rows, PT_ARRAY_LEN(rows));
+}
+
+/* BUG: field values keep their trailing whitespace (http-parser reports it,
+ * http1.c does not trim it). RFC 9110 5.5: "a field value does not include
+ * leading or trailing whitespace". So "Host: a.test " yields host
+ * "a.test " (offload then answers 421: not a valid name) and
+ * "Content-Length: 5 " is refused as invalid. Expected host "a.test" and
+ * content_length 5; actual: host "a.test " and a 400. */
+Test(http1, field_values_exclude_trailing_whitespace)
+{
+    struct parsed x;
+    int rc = parse_keep(&x, LIT("GET / HTTP/1.1\r\nHost: a.test \t\r\nX: v  \r\n\r\n"));
+    cr_expect_gt(rc, 0);
+    if (rc > 0) {
+        cr_expect(slice_eq(x.r.host, x.r.host_len, "a.test"), "host is '%s'",
+                  esc(x.r.host, x.r.host_len));
+        cr_expect(hdr_is(&x.r, "x", "v"));
+    }
+    parsed_release(&x);
+    rc = parse_keep(&x, LIT("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5 \r\n\r\n"));
+    cr_expect_gt(rc, 0, "'Content-Length: 5 ' refused: %s", rc < 0 ? x.r.why : "");
+    if (rc > 0)
+        cr_expect_eq(x.r.content_length, 5);
+    parsed_release(&x);
+}
+
+/* ---- pt_http1_write_request ------------------------------------------------------ */
+
+/* A request parsed from a guarded copy, forwarded, and the forwarded head
+ * parsed again from its own guarded copy. */
+struct fwd {
+    struct parsed in;
+    struct pt_wbuf out;
+    struct parsed back;
+};
+
+static void forward_ip(struct fwd *f, const char *req, bool close, const char *ip)
+{
+    int rc = parse_keep(&f->in, req, strlen(req));
+    cr_assert_gt(rc, 0, "input refused (%s): %s", rc < 0 ? f->in.r.why : "",
+                 esc(req, strlen(req)));
+    memset(&f->out, 0, sizeof(f->out));
+    struct pt_http_fwd fw = {ip, "https", close};
+    pt_http1_write_request(&f->in.r, &fw, &f->out);
+    rc = parse_keep(&f->back, f->out.data, f->out.len);
+    cr_assert_eq(rc, (int)f->out.len, "forwarded head does not parse whole (rc %d, %s): %s", rc,
+                 rc < 0 ? f->back.r.why : "", esc(f->out.data, f->out.len));
+}
+
+static void forward(struct fwd *f, const char *req, bool close)
+{
+    forward_ip(f, req, close, "192.0.2.7");
+}
+
+static void fwd_release(struct fwd *f)
+{
+    parsed_release(&f->back);
+    parsed_release(&f->in);
+    pt_wbuf_free(&f->out);
+}
+
+static bool out_starts(const struct fwd *f, const char *s)
+{
+    return f->out.len >= strlen(s) && memcmp(f->out.data, s, strlen(s)) == 0;
+}
+
+Test(http1, write_request_line_preserved)
+{
+    static const struct {
+        const char *in, *line;
+    } rows[] = {
+        {"GET /a/b?c=d&e=%20f HTTP/1.1\r\nHost: a\r\n\r\n", "GET /a/b?c=d&e=%20f HTTP/1.1\r\n"},
+        {"GET http://a.test:8080/x?y HTTP/1.1\r\nHost: a.test:8080\r\n\r\n",
+         "GET http://a.test:8080/x?y HTTP/1.1\r\n"},
+        {"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", "OPTIONS * HTTP/1.1\r\n"},
+        {"DELETE /r/1 HTTP/1.1\r\nHost: a\r\n\r\n", "DELETE /r/1 HTTP/1.1\r\n"},
+        {"GET /old HTTP/1.0\r\n\r\n", "GET /old HTTP/1.0\r\n"},
+        {"HEAD / HTTP/1.0\r\nHost: a\r\n\r\n", "HEAD / HTTP/1.0\r\n"},
+    };
+    for (size_t i = 0; i < PT_ARRAY_LEN(rows); i++) {
+        struct fwd f;
+        forward(&f, rows[i].in, false);
+        cr_expect(out_starts(&f, rows[i].line), "got %s", esc(f.out.data, f.out.len));
+        cr_expect_str_eq(f.back.r.method, f.in.r.method);
+        cr_expect(f.back.r.url_len == f.in.r.url_len &&
+                  memcmp(f.back.r.url, f.in.r.url, f.in.r.url_len) == 0);
+        cr_expect_eq(f.back.r.minor, f.in.r.minor);
+        fwd_release(&f);
+    }
+}
+
+Test(http1, write_removes_hop_by_hop)
+{
+    struct fwd f;
+    forward(&f,
+            "GET / HTTP/1.1\r\nHost: a.test\r\nConnection: keep-alive, X-Hop, x-other-hop\r\n"
+            "Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\n"
+            "Trailer: X-Sum\r\nUpgrade: h2c\r\nX-Hop: secret\r\nX-Other-Hop: 2\r\n"
+            "User-Agent: t/1\r\nCookie: a=b; c=d\r\nAccept: */*\r\n\r\n",
+            false);
+    const struct pt_http_req *b = &f.back.r;
+    static const char *const gone[] = {"keep-alive", "proxy-connection", "te", "trailer",
+                                       "upgrade", "x-hop", "x-other-hop"};
+    for (size_t i = 0; i < PT_ARRAY_LEN(gone); i++)
+        cr_expect_eq(hdr_count(b, gone[i]), 0, "%s forwarded: %s", gone[i],
+                     esc(f.out.data, f.out.len));
+    cr_expect_eq(hdr_count(b, "connection"), 1);
+    cr_expect(hdr_is(b, "connection", "keep-alive"));
+    cr_expect(!b->upgrade);
+    /* End-to-end fields stay, in order, with their values. */
+    cr_expect(slice_eq(b->hdrs[0].name, b->hdrs[0].name_len, "Host"));
+    cr_expect(slice_eq(b->hdrs[1].name, b->hdrs[1].name_len, "User-Agent"));
+    cr_expect(slice_eq(b->hdrs[2].name, b->hdrs[2].name_len, "Cookie"));
+    cr_expect(slice_eq(b->hdrs[3].name, b->hdrs[3].name_len, "Accept"));
+    cr_expect(hdr_is(b, "cookie", "a=b; c=d"));
+    cr_expect(hdr_is(b, "host", "a.test"));
+    fwd_release(&f);
+}
+
+Test(http1, write_forwarded_fields)
+{
+    struct fwd f;
+    forward(&f,
+            "GET / HTTP/1.1\r\nHost: app.test:8443\r\nX-Real-IP: 6.6.6.6\r\n"
+            "X-Forwarded-Proto: http\r\nX-Forwarded-Host: evil.test\r\n"
+            "X-Forwarded-For: 198.51.100.1\r\nx-real-ip: 6.6.6.7\r\n\r\n",
+            false);
+    const struct pt_http_req *b = &f.back.r;
+    cr_expect_eq(hdr_count(b, "x-real-ip"), 1);
+    cr_expect_eq(hdr_count(b, "x-forwarded-proto"), 1);
+    cr_expect_eq(hdr_count(b, "x-forwarded-host"), 1);
+    cr_expect_eq(hdr_count(b, "x-forwarded-for"), 1);
+    cr_expect(hdr_is(b, "x-real-ip", "192.0.2.7"));
+    cr_expect(hdr_is(b, "x-forwarded-proto", "https"));
+    cr_expect(hdr_is(b, "x-forwarded-host", "app.test:8443"));
+    cr_expect(hdr_is(b, "x-forwarded-for", "198.51.100.1, 192.0.2.7"),
+              "%s", esc(f.out.data, f.out.len));
+    fwd_release(&f);
+
+    /* Proto is what the caller says. */
+    cr_assert_gt(parse_keep(&f.in, LIT("GET / HTTP/1.1\r\nHost: a\r\n\r\n")), 0);
+    memset(&f.out, 0, sizeof(f.out));
+    struct pt_http_fwd fw = {"203.0.113.9", "http", true};
+    pt_http1_write_request(&f.in.r, &fw, &f.out);
+    cr_assert_eq(parse_keep(&f.back, f.out.data, f.out.len), (int)f.out.len);
+    cr_expect(hdr_is(&f.back.r, "x-forwarded-proto", "http"));
+    cr_expect(hdr_is(&f.back.r, "x-real-ip", "203.0.113.9"));
+    fwd_release(&f);
+}
+
+Test(http1, write_x_forwarded_for)
+{
+    static const struct {
+        const char *in, *ip, *want;
+    } rows[] = {
+        {"GET / HTTP/1.1\r\nHost: a\r\n\r\n", "192.0.2.7", "192.0.2.7"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 198.51.100.1\r\n\r\n", "192.0.2.7",
+         "198.51.100.1, 192.0.2.7"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 198.51.100.1, 10.0.0.1\r\n\r\n",
+         "192.0.2.7", "198.51.100.1, 10.0.0.1, 192.0.2.7"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nx-forwarded-for: 198.51.100.1\r\n\r\n", "2001:db8::1",
+         "198.51.100.1, 2001:db8::1"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For:\r\n\r\n", "192.0.2.7", "192.0.2.7"},
+        {"GET / HTTP/1.0\r\n\r\n", "192.0.2.7", "192.0.2.7"},
+    };
+    for (size_t i = 0; i < PT_ARRAY_LEN(rows); i++) {
+        struct fwd f;
+        forward_ip(&f, rows[i].in, false, rows[i].ip);
+        cr_expect_eq(hdr_count(&f.back.r, "x-forwarded-for"), 1);
+        cr_expect(hdr_is(&f.back.r, "x-forwarded-for", rows[i].want), "row %zu: %s", i,
+                  esc(f.out.data, f.out.len));
+        cr_expect(hdr_is(&f.back.r, "x-real-ip", rows[i].ip));
+        fwd_release(&f);
+    }
+}
+
+Test(http1, write_no_forwarded_host_without_host)
+{
+    struct fwd f;
+    forward(&f, "GET / HTTP/1.0\r\nUser-Agent: t\r\n\r\n", true);
+    cr_expect_eq(hdr_count(&f.back.r, "x-forwarded-host"), 0);
+    cr_expect_eq(hdr_count(&f.back.r, "host"), 0);
+    cr_expect(hdr_is(&f.back.r, "connection", "close"));
+    cr_expect(hdr_is(&f.back.r, "user-agent", "t"));
+    fwd_release(&f);
+}
+
+Test(http1, write_connection_modes)
+{
+    struct fwd f;
+    forward(&f, "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n\r\n", true);
+    cr_expect_eq(hdr_count(&f.back.r, "connection"), 1);
+    cr_expect(hdr_is(&f.back.r, "connection", "close"));
+    cr_expect(!f.back.r.keep_alive);
+    fwd_release(&f);
+
+    forward(&f, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", false);
+    cr_expect_eq(hdr_count(&f.back.r, "connection"), 1);
+    cr_expect(hdr_is(&f.back.r, "connection", "keep-alive"));
+    cr_expect(f.back.r.keep_alive);
+    fwd_release(&f);
+
+    /* HTTP/1.0 to the backend asks for keep-alive explicitly. */
+    forward(&f, "GET / HTTP/1.0\r\n\r\n", false);
+    cr_expect(f.back.r.keep_alive);
+    fwd_release(&f);
+
+    /* Upgrading: Upgrade stays, Connection says upgrade whatever <close>. */
+    static const char ws[] = "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\n"
+                             "Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                             "Sec-WebSocket-Version: 13\r\nOrigin: https://a\r\n\r\n";
+    for (int close = 0; close < 2; close++) {
+        forward(&f, ws, close);
+        const struct pt_http_req *b = &f.back.r;
+        cr_expect(b->upgrade);
+        cr_expect_eq(hdr_count(b, "connection"), 1);
+        cr_expect(hdr_is(b, "connection", "upgrade"), "%s", esc(f.out.data, f.out.len));
+        cr_expect(hdr_is(b, "upgrade", "websocket"));
+        cr_expect(hdr_is(b, "sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="));
+        cr_expect(hdr_is(b, "sec-websocket-version", "13"));
+        cr_expect(hdr_is(b, "origin", "https://a"));
+        fwd_release(&f);
+    }
+
+    /* Upgrade without Connection: upgrade is not upgrading: dropped. */
+    forward(&f, "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n", false);
+    cr_expect_eq(hdr_count(&f.back.r, "upgrade"), 0);
+    cr_expect(hdr_is(&f.back.r, "connection", "keep-alive"));
+    fwd_release(&f);
+}
+
+Test(http1, write_keeps_framing)
+{
+    struct fwd f;
+    forward(&f, "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 30\r\n\r\n", false);
+    cr_expect(f.back.r.has_content_length);
+    cr_expect_eq(f.back.r.content_length, 30);
+    fwd_release(&f);
+    forward(&f, "POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", false);
+    cr_expect(f.back.r.chunked);
+    fwd_release(&f);
+    forward(&f, "POST /p HTTP/1.0\r\nContent-Length: 0\r\n\r\n", true);
+    cr_expect(f.back.r.has_content_length);
+    cr_expect_eq(f.back.r.content_length, 0);
+    fwd_release(&f);
+}
+
+Test(http1, write_round_trip)
+{
+    static const char *const reqs[] = {
+        "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n",
+        "GET /old HTTP/1.0\r\n\r\n",
+        "HEAD /h HTTP/1.1\r\nHost: a.test:443\r\nAccept: */*\r\n\r\n",
+        "POST /p?x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\nContent-Type: text/plain\r\n\r\n",
+        "PUT /u HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n",
+        "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        "GET http://a.test/x HTTP/1.1\r\nHost: a.test\r\nX-Empty:\r\n\r\n",
+        "OPTIONS * HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    };
+    for (size_t i = 0; i < PT_ARRAY_LEN(reqs); i++) {
+        for (int close = 0; close < 2; close++) {
+            struct fwd f;
+            forward(&f, reqs[i], close);
+            const struct pt_http_req *a = &f.in.r, *b = &f.back.r;
+            cr_expect_str_eq(b->method, a->method);
+            cr_expect(b->url_len == a->url_len && memcmp(b->url, a->url, a->url_len) == 0);
+            cr_expect_eq(b->minor, a->minor);
+            cr_expect_eq(b->host == NULL, a->host == NULL);
+            if (a->host)
+                cr_expect(b->host_len == a->host_len &&
+                          memcmp(b->host, a->host, a->host_len) == 0);
+            cr_expect_eq(b->has_content_length, a->has_content_length);
+            cr_expect_eq(b->content_length, a->content_length);
+            cr_expect_eq(b->chunked, a->chunked);
+            cr_expect_eq(b->upgrade, a->upgrade);
+            cr_expect_eq(b->keep_alive, a->upgrade || !close, "row %zu close %d", i, close);
+
+            /* Forwarding the forwarded head changes nothing but XFF. */
+            struct pt_wbuf again = {0};
+            struct pt_http_fwd fw = {"192.0.2.7", "https", close};
+            pt_http1_write_request(b, &fw, &again);
+            const uint8_t *x1 = memmem(f.out.data, f.out.len, "X-Forwarded-For: ", 17);
+            cr_assert_not_null(x1);
+            size_t pre = (size_t)(x1 - f.out.data);
+            cr_expect(again.len == f.out.len + strlen(", 192.0.2.7") &&
+                          memcmp(again.data, f.out.data, pre) == 0,
+                      "row %zu: %s", i, esc(again.data, again.len));
+            pt_wbuf_free(&again);
+            fwd_release(&f);
+        }
+    }
+}
+
+/* BUG: fields named in Connection are removed without exception, so a client
+ * can have portier drop Content-Length, Transfer-Encoding or Host from the
+ * forwarded head while it still forwards the body it framed with them:
+ *   "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 30\r\nConnection: content-length\r\n\r\n"
+ *   + 30 bytes that are a second request
+ * reaches the backend as a POST without a body followed by that request
+ * (smuggled past the Host/SNI check and with a forged X-Forwarded-For).
+ * Expected: the framing and Host fields survive (or the request is refused);
+ * actual: they are removed. */
+Test(http1, write_keeps_framing_named_in_connection)
+{
+    struct fwd f;
+    forward(&f, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 30\r\nConnection: content-length\r\n"
+                "\r\n", false);
+    cr_expect(f.back.r.has_content_length && f.back.r.content_length == 30,
+              "Content-Length dropped: %s", esc(f.out.data, f.out.len));
+    fwd_release(&f);
+
+    forward(&f, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+                "Connection: Transfer-Encoding\r\n\r\n", false);
+    cr_expect(f.back.r.chunked, "Transfer-Encoding dropped: %s", esc(f.out.data, f.out.len));
+    fwd_release(&f);
+
+    /* Host: forward() itself fails when the forwarded head has no Host. */
+    struct parsed in, back;
+    cr_assert_gt(parse_keep(&in, LIT("GET / HTTP/1.1\r\nHost: a\r\nConnection: host\r\n\r\n")), 0);
+    struct pt_wbuf out = {0};
+    struct pt_http_fwd fw = {"192.0.2.7", "https", false};
+    pt_http1_write_request(&in.r, &fw, &out);
+    int rc = parse_keep(&back, out.data, out.len);
+    cr_expect_eq(rc, (int)out.len, "Host dropped (%s): %s", rc < 0 ? back.r.why : "",
+                 esc(out.data, out.len));
+    parsed_release(&back);
+    parsed_release(&in);
+    pt_wbuf_free(&out);
+}
+
+/* BUG: only the first Connection field is read for the names it lists:
+ *   "Connection: keep-alive\r\nConnection: X-Secret\r\nX-Secret: 1"
+ * forwards X-Secret. Expected: removed; actual: forwarded. */
+Test(http1, write_strips_fields_named_in_any_connection_field)
+{
+    struct fwd f;
+    forward(&f, "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nConnection: X-Secret\r\n"
+                "X-Secret: 1\r\n\r\n", false);
+    cr_expect_eq(hdr_count(&f.back.r, "x-secret"), 0, "%s", esc(f.out.data, f.out.len));
+    fwd_release(&f);
+}
+
+/* BUG: a field named in Connection is kept when its name has 64 bytes or
+ * more (the name is copied to a 64-byte buffer to look it up). Expected:
+ * removed; actual: forwarded. */
+Test(http1, write_strips_long_fields_named_in_connection)
+{
+    char name[81];
+    memset(name, 'A', 80);
+    memcpy(name, "X-", 2);
+    name[80] = '\0';
+    char req[400];
+    snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: a\r\nConnection: %s\r\n%s: 1\r\n\r\n",
+             name, name);
+    struct fwd f;
+    forward(&f, req, false);
+    cr_expect_eq(hdr_count(&f.back.r, name), 0, "%s", esc(f.out.data, f.out.len));
+    fwd_release(&f);
+}
+
+/* BUG: with several X-Forwarded-For fields, only the last one is kept;
+ * RFC 9110 5.3: they are one list. "X-Forwarded-For: 198.51.100.1" +
+ * "X-Forwarded-For: 198.51.100.2" from 192.0.2.7: expected
+ * "198.51.100.1, 198.51.100.2, 192.0.2.7"; actual "198.51.100.2, 192.0.2.7". */
+Test(http1, write_x_forwarded_for_several_fields)
+{
+    struct fwd f;
+    forward(&f, "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 198.51.100.1\r\n"
+                "X-Forwarded-For: 198.51.100.2\r\n\r\n", false);
+    cr_expect_eq(hdr_count(&f.back.r, "x-forwarded-for"), 1);
+    cr_expect(hdr_is(&f.back.r, "x-forwarded-for", "198.51.100.1, 198.51.100.2, 192.0.2.7"),
+              "%s", esc(f.out.data, f.out.len));
+    fwd_release(&f);
+}
+
+/* ---- pt_http1_write_response ------------------------------------------------------ */
+
+struct resp_check {
+    bool complete;
+    size_t body;
+};
+
+static int rc_body(http_parser *p, const char *at, size_t n)
+{
+    (void)at;
+    ((struct resp_check *)p->data)->body += n;
+    return 0;
+}
+
+static int rc_complete(http_parser *p)
+{
+    ((struct resp_check *)p->data)->complete = true;
+    return 0;
+}
+
+/* Parses <b> as one whole response with http-parser (strictness aside). */
+static void check_response(const struct pt_wbuf *b, unsigned status, size_t body_len)
+{
+    http_parser p;
+    http_parser_settings cb;
+    struct resp_check rc = {false, 0};
+    memset(&cb, 0, sizeof(cb));
+    cb.on_body = rc_body;
+    cb.on_message_complete = rc_complete;
+    http_parser_init(&p, HTTP_RESPONSE);
+    p.data = &rc;
+    size_t used = http_parser_execute(&p, &cb, (const char *)b->data, b->len);
+    cr_assert_eq(HTTP_PARSER_ERRNO(&p), HPE_OK, "%s: %s",
+                 http_errno_name(HTTP_PARSER_ERRNO(&p)), esc(b->data, b->len));
+    cr_assert_eq(used, b->len);
+    cr_assert(rc.complete, "response not complete: %s", esc(b->data, b->len));
+    cr_assert_eq(p.status_code, status);
+    cr_assert_eq(rc.body, body_len);
+    cr_assert_eq(http_should_keep_alive(&p), 0, "Connection: close expected");
+}
+
+Test(http1, write_response_exact)
+{
+    struct pt_wbuf b = {0};
+    pt_http1_write_response(&b, 404, NULL, "text/html", "gone\n", 5);
+    static const char want[] = "HTTP/1.1 404 Not Found\r\nServer: portier\r\n"
+                               "Content-Type: text/html\r\nContent-Length: 5\r\n"
+                               "Connection: close\r\n\r\ngone\n";
+    cr_assert_eq(b.len, sizeof(want) - 1, "%s", esc(b.data, b.len));
+    cr_assert_eq(memcmp(b.data, want, b.len), 0, "%s", esc(b.data, b.len));
+    check_response(&b, 404, 5);
+    pt_wbuf_free(&b);
+}
+
+Test(http1, write_response_extra_and_empty_body)
+{
+    struct pt_wbuf b = {0};
+    pt_http1_write_response(&b, 301, "Location: https://a.test/x?y\r\nX-A: 1\r\n", "text/html",
+                            "", 0);
+    static const char want[] = "HTTP/1.1 301 Moved Permanently\r\nServer: portier\r\n"
+                               "Content-Type: text/html\r\nContent-Length: 0\r\n"
+                               "Connection: close\r\nLocation: https://a.test/x?y\r\nX-A: 1\r\n"
+                               "\r\n";
+    cr_assert_eq(b.len, sizeof(want) - 1, "%s", esc(b.data, b.len));
+    cr_assert_eq(memcmp(b.data, want, b.len), 0, "%s", esc(b.data, b.len));
+    check_response(&b, 301, 0);
+    pt_wbuf_free(&b);
+
+    /* Appends: what was in the buffer stays. */
+    pt_wbuf_put(&b, "xx", 2);
+    pt_http1_write_response(&b, 200, NULL, "text/plain", "ok", 2);
+    cr_assert(b.len > 2 && memcmp(b.data, "xxHTTP/1.1 200 OK\r\n", 19) == 0);
+    pt_wbuf_free(&b);
+}
+
+Test(http1, write_response_binary_and_large_body)
+{
+    static char body[70000];
+    for (size_t i = 0; i < sizeof(body); i++)
+        body[i] = (char)(i * 7);
+    struct pt_wbuf b = {0};
+    pt_http1_write_response(&b, 200, NULL, "text/plain", body, sizeof(body));
+    cr_assert(b.len > sizeof(body));
+    cr_assert_eq(memcmp(b.data + b.len - sizeof(body), body, sizeof(body)), 0);
+    cr_assert_not_null(memmem(b.data, b.len - sizeof(body), "Content-Length: 70000\r\n", 23));
+    check_response(&b, 200, sizeof(body));
+    pt_wbuf_free(&b);
+}
+
+Test(http1, write_response_every_status)
+{
+    static const int known[] = {200, 301, 308, 400, 403, 404, 408, 414,
+                                421, 431, 500, 502, 503, 504};
+    for (size_t i = 0; i < PT_ARRAY_LEN(known); i++) {
+        const char *reason = pt_http1_reason(known[i]);
+        cr_expect(reason[0] != '\0', "no reason for %d", known[i]);
+        struct pt_wbuf b = {0};
+        pt_http1_write_response(&b, known[i], NULL, "text/html", "x", 1);
+        char line[64];
+        snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", known[i], reason);
+        cr_expect(b.len > strlen(line) && memcmp(b.data, line, strlen(line)) == 0, "%s",
+                  esc(b.data, b.len));
+        check_response(&b, (unsigned)known[i], 1);
+        pt_wbuf_free(&b);
+    }
+    cr_assert_str_eq(pt_http1_reason(599), "");
+    cr_assert_str_eq(pt_http1_reason(0), "");
+    struct pt_wbuf b = {0};
+    pt_http1_write_response(&b, 599, NULL, "text/plain", "", 0);
+    cr_assert(memcmp(b.data, "HTTP/1.1 599 \r\n", 15) == 0, "%s", esc(b.data, b.len));
+    check_response(&b, 599, 0);
+    pt_wbuf_free(&b);
+}
