@@ -81,8 +81,8 @@ static double ns_per_lookup(const struct pt_banlist *l, int rounds)
     clock_gettime(CLOCK_MONOTONIC, &a);
     for (int i = 0; i < rounds; i++) {
         struct sockaddr_in sin = {.sin_family = AF_INET};
-        sin.sin_addr.s_addr = htonl(0xC6000000u + (uint32_t)(i * 7919) % 200000u);
-        sink += pt_banlist_match(l, (struct sockaddr *)&sin, 1);
+        sin.sin_addr.s_addr = htonl(0xC6000000u + ((uint32_t)i * 7919u) % 200000u);
+        sink ^= pt_banlist_match(l, (struct sockaddr *)&sin, 1);
     }
     clock_gettime(CLOCK_MONOTONIC, &b);
     (void)sink;
