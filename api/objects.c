@@ -154,6 +154,15 @@ static enum MHD_Result do_get(struct pt_req *r, const struct kind *k, const char
     return pt_api__json(r, 200, doc);
 }
 
+/* A domain change may need a certificate ordered (or no longer renewed):
+ * wake the ACME client now rather than at its next pass. */
+static void kick_acme(struct pt_req *r, const struct kind *k)
+{
+    const struct pt_api_hooks *h = &r->api->cfg.hooks;
+    if (k->store == PT_STORE_DOMAIN && h->acme_kick)
+        h->acme_kick(h->arg, NULL);
+}
+
 static enum MHD_Result do_put(struct pt_req *r, const struct kind *k, const char *name)
 {
     struct pt_apierr e;
@@ -190,6 +199,7 @@ static enum MHD_Result do_put(struct pt_req *r, const struct kind *k, const char
         json_decref(doc);
         return pt_api__error(r, &e);
     }
+    kick_acme(r, k);
     if (k->decorate) {
         struct pt_certidx certs;
         if (load_certs(r, k, &certs) == 0) /* without it the answer lacks two members */
@@ -229,6 +239,7 @@ static enum MHD_Result do_delete(struct pt_req *r, const struct kind *k,
     }
     if (pt_api__finish_mutation(r, &version, &applied, &e) != 0)
         return pt_api__error(r, &e);
+    kick_acme(r, k);
     return pt_api__no_content(r, version, applied);
 }
 
