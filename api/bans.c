@@ -14,7 +14,7 @@ void pt_api__rfc3339(int64_t t, char *buf, size_t size)
     strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static json_t *time_json(int64_t t)
+json_t *pt_api__time_json(int64_t t)
 {
     char buf[32];
     if (t == 0)
@@ -26,7 +26,7 @@ static json_t *time_json(int64_t t)
 static json_t *ban_json(const struct pt_store_ban *b)
 {
     return json_pack("{s:s, s:s, s:o, s:o}", "ip", b->ip, "reason", b->reason ? b->reason : "",
-                     "created", time_json(b->created), "expires", time_json(b->expires));
+                     "created", pt_api__time_json(b->created), "expires", pt_api__time_json(b->expires));
 }
 
 static int list_cb(void *arg, const struct pt_store_ban *b)

@@ -144,15 +144,6 @@ void pt_api__certidx_free(struct pt_certidx *ix)
 
 /* ---- the resource --------------------------------------------------------- */
 
-static json_t *time_json(int64_t t)
-{
-    char buf[32];
-    if (t == 0)
-        return json_null();
-    pt_api__rfc3339(t, buf, sizeof(buf));
-    return json_string(buf);
-}
-
 /* The public view of a row: no PEM at all (the chain is public, but the
  * answer stays small and nobody has to check that no key slipped in). */
 static json_t *cert_json(const struct pt_store_cert *c, int64_t now)
@@ -166,8 +157,8 @@ static json_t *cert_json(const struct pt_store_cert *c, int64_t now)
     return json_pack("{s:s, s:o, s:s?, s:s, s:o, s:o, s:o, s:o?}", "id", c->id, "domains",
                      names, "source", c->source, "status",
                      shown_status(c->status, c->not_after, now, NULL), "not_before",
-                     time_json(c->not_before), "not_after", time_json(c->not_after),
-                     "renew_after", manual ? json_null() : time_json(c->renew_after),
+                     pt_api__time_json(c->not_before), "not_after", pt_api__time_json(c->not_after),
+                     "renew_after", manual ? json_null() : pt_api__time_json(c->renew_after),
                      "last_error", c->last_error ? json_string(c->last_error) : NULL);
 }
 

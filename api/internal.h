@@ -79,6 +79,8 @@ void pt_api__certidx_free(struct pt_certidx *ix);
 
 /* "2026-11-29T10:00:00Z" */
 void pt_api__rfc3339(int64_t t, char *buf, size_t size);
+/* The same as a JSON string; 0 (unknown, never) becomes null. */
+json_t *pt_api__time_json(int64_t t);
 void pt_api__sha256_hex(const char *s, size_t len, char out[65]);
 enum MHD_Result pt_api__metrics(struct pt_req *r);
 

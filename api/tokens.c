@@ -13,20 +13,11 @@ void pt_api__sha256_hex(const char *s, size_t len, char out[65])
         snprintf(out + 2 * i, 3, "%02x", h[i]);
 }
 
-static json_t *time_or_null(int64_t t)
-{
-    char buf[32];
-    if (t == 0)
-        return json_null();
-    pt_api__rfc3339(t, buf, sizeof(buf));
-    return json_string(buf);
-}
-
 static int list_cb(void *arg, const struct pt_store_token *t)
 {
     json_array_append_new(arg, json_pack("{s:s, s:s, s:o, s:o}", "name", t->name, "scope",
-                                         t->scope, "created", time_or_null(t->created),
-                                         "last_used", time_or_null(t->last_used)));
+                                         t->scope, "created", pt_api__time_json(t->created),
+                                         "last_used", pt_api__time_json(t->last_used)));
     return 0;
 }
 

@@ -341,6 +341,11 @@ class Portier:
         self.argv = [PORTIERD, "--state-dir", self.state, "--api", "127.0.0.1:%d" % api,
                      "--https", "127.0.0.1:%d" % https, "--http", "127.0.0.1:%d" % http,
                      "--workers", "1"]
+        # nginx stream and HAProxy log nothing here (no access_log / log lines):
+        # portier's per-connection JSON access log is turned off to match.
+        rc, out, err = run([PORTIERD, "--help"], 10)
+        if "--access-log" in out + err:
+            self.argv += ["--access-log", "off"]
         self.proc = spawn(self.argv, os.path.join(T, "portierd.log"))
         end = time.monotonic() + 20
         while True:
@@ -768,7 +773,8 @@ def write_readme(path, rows, R, info, confs, portier, started, elapsed, rb, S):
     md.append("## Machine\n")
     md.append("- nproc: %s, CPU: %s, memory %s, kernel %s" % (
         info["nproc"], info["cpu"], info["mem"], info["kernel"]))
-    md.append("- %s (git %s); %s; %s; %s; %s; %s\n" % (
+    md.append("- %s (built from the work tree at git %s, uncommitted edits included); "
+              "%s; %s; %s; %s; %s\n" % (
         info["portier"], info["rev"], info["nginx"], info["haproxy"], info["wrk"],
         info["openssl"], info["curl"].split(" (")[0]))
     md.append("## Results\n")
@@ -805,6 +811,8 @@ proxies, so read 5b for it. wrk resumes TLS sessions (TLS 1.3 PSK: the server's 
 flight is ~245 bytes instead of ~800 with the certificate), which changes nothing for a
 passthrough proxy but makes row 2 cheaper for the backend than cold handshakes.
 nginx 1.22's stream module can only send PROXY v1 (text); portier and HAProxy send v2.
+No proxy writes an access log (portier runs with `--access-log off`; nginx stream and
+HAProxy have none configured).
 Row 4 is measured first, on freshly started proxies, so that memory freed by earlier
 load cannot hide the cost; the proxies then keep running for rows 1–3.
 """)
