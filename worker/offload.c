@@ -18,6 +18,7 @@
 #include "common/clienthello.h"
 #include "common/dname.h"
 #include "common/http1.h"
+#include "worker/upstream.h"
 
 #include <http_parser.h>
 #include <openssl/err.h>
@@ -842,28 +843,19 @@ static void connect_to(struct off *c, const struct sockaddr *sa)
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
     struct off *c = req->data;
+    struct sockaddr_storage sa;
     c->gai_pending = false;
+    bool ok = pt_upstream_take(status, res, c->be->servers[c->server_ix].port, &sa);
     if (c->state != OFF_REQUEST) {
-        uv_freeaddrinfo(res);
         release(c);
         return;
     }
-    if (status != 0 || res == NULL) {
-        uv_freeaddrinfo(res);
+    if (ok) {
+        connect_to(c, (struct sockaddr *)&sa);
+    } else {
         c->server_ix++;
         try_server(c);
-        release(c);
-        return;
     }
-    struct sockaddr_storage sa;
-    memcpy(&sa, res->ai_addr, res->ai_addrlen);
-    uv_freeaddrinfo(res);
-    uint16_t port = c->be->servers[c->server_ix].port;
-    if (sa.ss_family == AF_INET)
-        ((struct sockaddr_in *)&sa)->sin_port = htons(port);
-    else
-        ((struct sockaddr_in6 *)&sa)->sin6_port = htons(port);
-    connect_to(c, (struct sockaddr *)&sa);
     release(c);
 }
 
@@ -880,14 +872,11 @@ static void try_server(struct off *c)
         connect_to(c, (const struct sockaddr *)&hp->sa);
         return;
     }
-    char port[8];
-    snprintf(port, sizeof(port), "%u", hp->port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     c->gai.data = c;
     c->handles++;
     c->gai_pending = true;
     arm(c, c->snap->settings.connect_timeout_ms);
-    if (uv_getaddrinfo(c->w->loop, &c->gai, on_resolved, hp->host, port, &hints) != 0) {
+    if (pt_upstream_lookup(c->w->loop, &c->gai, on_resolved, hp) != 0) {
         c->gai_pending = false;
         c->handles--;
         c->server_ix++;

@@ -26,6 +26,7 @@
 #include "common/http1.h"
 #include "common/proxyproto.h"
 #include "worker/offload.h"
+#include "worker/upstream.h"
 
 #include <errno.h>
 #include <linux/sockios.h>
@@ -642,26 +643,17 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
     struct pass *c = req->data;
     c->gai_pending = false;
+    bool ok = pt_upstream_take(status, res, c->servers[c->server_ix].port, &c->target);
     if (c->state == PASS_CLOSING) {
-        uv_freeaddrinfo(res);
         release(c);
         return;
     }
-    if (status != 0 || res == NULL) {
-        uv_freeaddrinfo(res);
+    if (ok) {
+        connect_to(c, (struct sockaddr *)&c->target);
+    } else {
         c->server_ix++;
         try_server(c);
-        release(c);
-        return;
     }
-    memcpy(&c->target, res->ai_addr, res->ai_addrlen);
-    uv_freeaddrinfo(res);
-    const struct pt_hostport *hp = &c->servers[c->server_ix];
-    if (c->target.ss_family == AF_INET)
-        ((struct sockaddr_in *)&c->target)->sin_port = htons(hp->port);
-    else
-        ((struct sockaddr_in6 *)&c->target)->sin6_port = htons(hp->port);
-    connect_to(c, (struct sockaddr *)&c->target);
     release(c);
 }
 
@@ -679,15 +671,12 @@ static void try_server(struct pass *c)
         connect_to(c, (const struct sockaddr *)&hp->sa);
         return;
     }
-    char port[8];
-    snprintf(port, sizeof(port), "%u", hp->port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     c->state = PASS_RESOLVE;
     c->gai.data = c;
     c->handles++;
     c->gai_pending = true;
     start_timer(c, c->snap->settings.connect_timeout_ms);
-    if (uv_getaddrinfo(c->w->loop, &c->gai, on_resolved, hp->host, port, &hints) != 0) {
+    if (pt_upstream_lookup(c->w->loop, &c->gai, on_resolved, hp) != 0) {
         c->gai_pending = false;
         c->handles--;
         c->server_ix++;
