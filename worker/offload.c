@@ -414,13 +414,13 @@ static void client_plain(struct off *c, const uint8_t *p, size_t n)
 static void client_eof(struct off *c)
 {
     c->cli.eof = true;
-    if (c->state == OFF_TUNNEL && c->up.connected) {
-        uv_shutdown_t *sr = pt_xmalloc(sizeof(*sr));
-        (void)sr;
-        free(sr);
-    }
-    /* A client that goes away mid-request or between requests is done. */
-    if (c->state != OFF_REQUEST || !c->req_done)
+    /* A tunnel (WebSocket) ends with its own close frames before the TCP
+     * close, so the first side to finish ends it. A client that goes away
+     * mid-request or between requests is done too; one that half-closes
+     * after a complete request still gets its response. */
+    if (c->state == OFF_TUNNEL)
+        graceful_close(c);
+    else if (c->state != OFF_REQUEST || !c->req_done)
         off_close(c);
 }
 
