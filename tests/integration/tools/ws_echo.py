@@ -14,7 +14,7 @@ Server (plain HTTP/1.1 with keep-alive, one thread per connection):
   GET other       200, JSON body: the request as received (path, headers).
   POST/PUT        reads the body (Content-Length or chunked; answers
                   Expect: 100-continue as http.server does), 200 with JSON
-                  {"len": n, "sha256": hex}.
+                  {"len": n, "sha256": hex, "start": first 60 bytes}.
   Every request is appended to LOGFILE as one JSON line: conn (backend-side
   peer "ip:port"), n (request number on that connection), method, path,
   headers, body_len.
@@ -171,7 +171,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.read_body()
         self.log_request_json(len(body))
-        self.send_json({"len": len(body), "sha256": hashlib.sha256(body).hexdigest()})
+        self.send_json({"len": len(body), "sha256": hashlib.sha256(body).hexdigest(),
+                        "start": body[:60].decode("latin-1")})
 
     do_PUT = do_POST
 
@@ -449,8 +450,9 @@ def sc_keepalive_post(args):
     expect(code == 200, "POST: %d %r" % (code, rbody[:200]))
     j = json.loads(rbody)
     expect(j["len"] == len(body) and j["sha256"] == hashlib.sha256(body).hexdigest(),
-           "backend got %d bytes (sha %s...), sent %d (sha %s...)"
-           % (j["len"], j["sha256"][:12], len(body), hashlib.sha256(body).hexdigest()[:12]))
+           "backend got %d bytes (sha %s..., starting %r), sent %d (sha %s..., starting %r)"
+           % (j["len"], j["sha256"][:12], j["start"][:60], len(body),
+              hashlib.sha256(body).hexdigest()[:12], body[:20]))
     say("POST body arrived intact on the reused connection")
     get_json(c, "/after")
     say("GET /after ok")
