@@ -39,6 +39,9 @@ static int on_value(http_parser *p, const char *at, size_t n)
     struct pt_http_req *r = c->r;
     if (r->n_hdrs == 0)
         return 1;
+    /* Optional whitespace around a value is not part of it (RFC 9112 5). */
+    while (n && (at[n - 1] == ' ' || at[n - 1] == '\t'))
+        n--;
     r->hdrs[r->n_hdrs - 1].value = at;
     r->hdrs[r->n_hdrs - 1].value_len = n;
     return 0;
@@ -62,10 +65,17 @@ static bool value_is(const struct pt_http_hdr *h, const char *v)
     return h->value_len == n && strncasecmp(h->value, v, n) == 0;
 }
 
+static bool lists_token_n(const struct pt_http_hdr *h, const char *tok, size_t tl);
+
 /* Does comma-separated header value <h> list token <tok>? */
 static bool lists_token(const struct pt_http_hdr *h, const char *tok)
 {
-    size_t tl = strlen(tok), i = 0;
+    return lists_token_n(h, tok, strlen(tok));
+}
+
+static bool lists_token_n(const struct pt_http_hdr *h, const char *tok, size_t tl)
+{
+    size_t i = 0;
     while (i < h->value_len) {
         while (i < h->value_len && (h->value[i] == ' ' || h->value[i] == '\t' ||
                                     h->value[i] == ','))
@@ -90,6 +100,12 @@ const struct pt_http_hdr *pt_http1_header(const struct pt_http_req *r, const cha
     return NULL;
 }
 
+static bool token_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
 static int refuse(struct pt_http_req *r, int status, const char *why)
 {
     r->status = status;
@@ -108,6 +124,8 @@ int pt_http1_parse_request(const uint8_t *buf, size_t len, struct pt_http_req *o
     for (size_t i = 0; i < lim; i++) {
         if (buf[i] == '\0')
             return refuse(out, 400, "NUL byte in head");
+        if (buf[i] == '\r' && i + 1 < len && buf[i + 1] != '\n')
+            return refuse(out, 400, "bare CR");
         if (buf[i] != '\n')
             continue;
         if (i == 0 || buf[i - 1] != '\r')
@@ -158,6 +176,25 @@ int pt_http1_parse_request(const uint8_t *buf, size_t len, struct pt_http_req *o
     out->head_len = end;
     if (out->major != 1)
         return refuse(out, 400, "unsupported HTTP version");
+
+    /* What http-parser lets through but a backend may read differently:
+     * control bytes or whitespace in the target, anything but token
+     * characters in a field name (a space before the colon), control bytes
+     * in a value. */
+    for (size_t i = 0; i < out->url_len; i++)
+        if ((unsigned char)out->url[i] <= 0x20 || out->url[i] == 0x7f)
+            return refuse(out, 400, "control byte or space in the request target");
+    for (size_t i = 0; i < out->n_hdrs; i++) {
+        const struct pt_http_hdr *h = &out->hdrs[i];
+        for (size_t k = 0; k < h->name_len; k++)
+            if (!token_char((unsigned char)h->name[k]))
+                return refuse(out, 400, "invalid character in a header name");
+        for (size_t k = 0; k < h->value_len; k++) {
+            unsigned char ch = (unsigned char)h->value[k];
+            if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+                return refuse(out, 400, "control byte in a header value");
+        }
+    }
 
     size_t n_cl = 0, n_te = 0, n_host = 0;
     bool conn_upgrade = false, conn_close = false, conn_keep = false;
@@ -222,17 +259,16 @@ static bool hop_by_hop(const struct pt_http_req *r, const struct pt_http_hdr *h)
             return true;
     if (name_is(h, "upgrade"))
         return !r->upgrade;
-    /* Fields the client listed in Connection are for this hop only. */
-    const struct pt_http_hdr *conn = pt_http1_header(r, "connection");
-    if (conn) {
-        char name[64];
-        if (h->name_len < sizeof(name)) {
-            memcpy(name, h->name, h->name_len);
-            name[h->name_len] = '\0';
-            if (lists_token(conn, name))
-                return !(r->upgrade && name_is(h, "upgrade"));
-        }
-    }
+    /* Fields the client listed in Connection (any Connection field) are for
+     * this hop only; the ones that frame the message or route it stay,
+     * whatever Connection says, or the backend would read another request. */
+    if (name_is(h, "host") || name_is(h, "content-length") ||
+        name_is(h, "transfer-encoding"))
+        return false;
+    for (size_t i = 0; i < r->n_hdrs; i++)
+        if (name_is(&r->hdrs[i], "connection") &&
+            lists_token_n(&r->hdrs[i], h->name, h->name_len))
+            return true;
     return false;
 }
 
@@ -250,11 +286,8 @@ void pt_http1_write_request(const struct pt_http_req *r, const struct pt_http_fw
     pt_wbuf_put(out, r->url, r->url_len);
     snprintf(line, sizeof(line), " HTTP/1.%u\r\n", r->minor ? 1u : 0u);
     put(out, line);
-    const struct pt_http_hdr *xff = NULL;
     for (size_t i = 0; i < r->n_hdrs; i++) {
         const struct pt_http_hdr *h = &r->hdrs[i];
-        if (name_is(h, "x-forwarded-for"))
-            xff = h;
         if (hop_by_hop(r, h))
             continue;
         pt_wbuf_put(out, h->name, h->name_len);
@@ -262,10 +295,14 @@ void pt_http1_write_request(const struct pt_http_req *r, const struct pt_http_fw
         pt_wbuf_put(out, h->value, h->value_len);
         put(out, "\r\n");
     }
+    /* Several X-Forwarded-For fields are one list (RFC 9110 5.3). */
     put(out, "X-Forwarded-For: ");
-    if (xff && xff->value_len) {
-        pt_wbuf_put(out, xff->value, xff->value_len);
-        put(out, ", ");
+    for (size_t i = 0; i < r->n_hdrs; i++) {
+        const struct pt_http_hdr *h = &r->hdrs[i];
+        if (name_is(h, "x-forwarded-for") && h->value_len) {
+            pt_wbuf_put(out, h->value, h->value_len);
+            put(out, ", ");
+        }
     }
     put(out, f->client_ip);
     put(out, "\r\nX-Real-IP: ");
