@@ -921,8 +921,10 @@ static void accept_conn(struct pt_listener *l, int fd, const struct sockaddr_sto
     c->snap = pt_snap_ref(w->snap);
     c->peer = *peer;
     c->start_ms = pt_worker_now_ms(w);
+    /* Only a wildcard listener needs to ask which address was reached. */
     socklen_t alen = sizeof(c->local);
-    if (getsockname(fd, (struct sockaddr *)&c->local, &alen) != 0)
+    c->local = l->addr;
+    if (l->wildcard && getsockname(fd, (struct sockaddr *)&c->local, &alen) != 0)
         c->local = l->addr;
     /* A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d. */
     pt_sockaddr_unmap(&c->peer);

@@ -480,6 +480,12 @@ int pt_worker_main(int argc, char **argv)
         l->fd = PT_WORKER_FD_LISTEN0 + (int)i;
         socklen_t alen = sizeof(l->addr);
         getsockname(l->fd, (struct sockaddr *)&l->addr, &alen);
+        static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
+        l->wildcard =
+            (l->addr.ss_family == AF_INET &&
+             ((struct sockaddr_in *)&l->addr)->sin_addr.s_addr == htonl(INADDR_ANY)) ||
+            (l->addr.ss_family == AF_INET6 &&
+             memcmp(&((struct sockaddr_in6 *)&l->addr)->sin6_addr, &any6, sizeof(any6)) == 0);
         fcntl(l->fd, F_SETFD, FD_CLOEXEC);
         if (uv_poll_init(w->loop, &l->poll, l->fd) != 0)
             pt_panic(__FILE__, __LINE__, "inherited listener is not pollable");

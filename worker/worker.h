@@ -29,6 +29,7 @@ struct pt_listener {
     char kind;                  /* 's' TLS (passthrough/offload), 'h' plain HTTP */
     bool open;
     struct sockaddr_storage addr; /* local address, for logs and PROXY headers */
+    bool wildcard;              /* bound to 0.0.0.0 or [::]: ask per connection */
 };
 
 struct pt_worker {
