@@ -84,6 +84,8 @@ struct off {
     int status;
     struct pt_wbuf rin; /* backend plaintext until the response head is whole */
     struct pt_wbuf rhead; /* the rewritten response head */
+    struct pt_wbuf qhead; /* the rewritten request head, until the backend
+                             connection it waits for is up */
 
     bool close_after_flush;
     uv_timer_t timer;
@@ -150,6 +152,7 @@ static void release(struct off *c)
     pt_wbuf_free(&c->up.pend);
     pt_wbuf_free(&c->rin);
     pt_wbuf_free(&c->rhead);
+    pt_wbuf_free(&c->qhead);
     free(c->in);
     pt_snap_unref(c->snap);
     struct pt_worker *w = c->w;
@@ -594,8 +597,9 @@ static void forward_body(struct off *c, const uint8_t *p, size_t n)
     }
 }
 
+/* <interim>: a 1xx other than 101, passed on without a Connection field. */
 static void build_response_head(struct off *c, const http_parser *p, struct resp_collect *rc,
-                                bool chunked, bool has_length)
+                                bool chunked, bool has_length, bool interim)
 {
     struct pt_wbuf *b = &c->rhead;
     char line[128];
@@ -629,7 +633,9 @@ static void build_response_head(struct off *c, const http_parser *p, struct resp
     }
     if (d->hsts)
         put(b, "Strict-Transport-Security: max-age=31536000\r\n");
-    if (tunnel)
+    if (interim)
+        put(b, "\r\n");
+    else if (tunnel)
         put(b, "Connection: upgrade\r\n\r\n");
     else if (!c->resp_skip_body && !chunked && !has_length) {
         c->resp_close = true; /* the body ends when the backend closes */
@@ -697,16 +703,14 @@ static void feed_response(struct off *c, const uint8_t *p, size_t n)
             c->resp_close = true;
         if (code / 100 == 1 && code != 101) {
             /* 100 Continue and friends: pass on, then wait for the real one. */
-            build_response_head(c, &c->resp, &rc, false, true);
-            c->rhead.len -= 4 + strlen(c->resp_close ? "Connection: close" : "Connection: keep-alive");
-            put(&c->rhead, "\r\n");
+            build_response_head(c, &c->resp, &rc, false, true, true);
             send_plain(&c->cli, c->rhead.data, c->rhead.len);
             memmove(c->rin.data, c->rin.data + head_len, c->rin.len - head_len);
             c->rin.len -= head_len;
             continue;
         }
         c->status = (int)code;
-        build_response_head(c, &c->resp, &rc, chunked, has_length);
+        build_response_head(c, &c->resp, &rc, chunked, has_length, false);
         send_plain(&c->cli, c->rhead.data, c->rhead.len);
         c->resp_head_done = true;
         /* http-parser pauses before consuming the head's last LF: the body
@@ -1005,7 +1009,8 @@ static void start_request(struct off *c)
     }
     /* Held until connected; up.pend carries it through the TLS handshake. */
     pt_wbuf_free(&c->up.pend);
-    c->rhead = head; /* borrowed slot until connect: see process_client */
+    pt_wbuf_free(&c->qhead);
+    c->qhead = head; /* sent by process_client once connected */
     c->server_ix = 0;
     try_server(c);
 }
@@ -1018,10 +1023,10 @@ static void process_client(struct off *c)
             start_request(c);
         break;
     case OFF_REQUEST:
-        if (c->up.connected && c->rhead.len && !c->resp_head_done) {
+        if (c->up.connected && c->qhead.len) {
             /* First use of a fresh backend connection: the head waited here. */
-            struct pt_wbuf head = c->rhead;
-            memset(&c->rhead, 0, sizeof(c->rhead));
+            struct pt_wbuf head = c->qhead;
+            memset(&c->qhead, 0, sizeof(c->qhead));
             send_plain(&c->up, head.data, head.len);
             pt_wbuf_free(&head);
         }
