@@ -91,6 +91,17 @@ n=$(curl -sS --max-time 30 --cacert "$T/ca.pem" --resolve "app.test:$HTTPS_PORT:
     "https://app.test:$HTTPS_PORT/" "https://app.test:$HTTPS_PORT/" | awk "{s+=\$1} END {print s}")
 check "keep-alive: five requests over one client connection (connects: $n)" [ "$n" = 1 ]
 
+# Session resumption: a ticket from one connection resumes on the next ones,
+# whichever of the two workers the kernel hands them to (shared ticket key).
+openssl s_client -connect "127.0.0.1:$HTTPS_PORT" -servername app.test -tls1_3 \
+    -sess_out sess.pem </dev/null >/dev/null 2>&1
+resumed=0
+for i in 1 2 3 4 5 6; do
+    openssl s_client -connect "127.0.0.1:$HTTPS_PORT" -servername app.test -tls1_3 \
+        -sess_in sess.pem </dev/null 2>/dev/null | grep -q '^Reused, TLSv1.3' && resumed=$((resumed + 1))
+done
+check "TLS session tickets resume across workers ($resumed of 6 resumed)" [ "$resumed" = 6 ]
+
 code=$(get app.test / -o /dev/null -w '%{http_code}' -H 'Host: pass.test')
 check "Host of another route than the SNI -> 421" [ "$code" = 421 ]
 code=$(get app.test / -o /dev/null -w '%{http_code}' -H 'Content-Length: 1' -H 'Transfer-Encoding: chunked' -d x)
