@@ -100,6 +100,8 @@ static uint8_t hello_scratch[PT_CLIENTHELLO_MAX];
 
 static void relay_start(struct pass *c);
 static void on_srv_failed_closed(uv_handle_t *h);
+static void start_reading(struct side *s);
+static void stop_reading(struct side *s);
 static void try_server(struct pass *c);
 static void pass_close(struct pass *c, bool reset);
 
@@ -191,7 +193,7 @@ static void answer_and_close(struct pass *c, const void *data, size_t len)
 {
     uv_buf_t b = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
     c->cli.wreq.data = c;
-    uv_read_stop((uv_stream_t *)&c->cli.tcp);
+    stop_reading(&c->cli);
     uv_timer_stop(&c->timer);
     c->handles++;
     if (uv_write(&c->cli.wreq, (uv_stream_t *)&c->cli.tcp, &b, 1, on_answer_written) != 0) {
@@ -337,7 +339,7 @@ static void route(struct pass *c)
                                        c->hlen};
         uv_os_fd_t fd;
         int fd2 = uv_fileno((uv_handle_t *)&c->cli.tcp, &fd) == 0 ? dup(fd) : -1;
-        uv_read_stop((uv_stream_t *)&c->cli.tcp);
+        stop_reading(&c->cli);
         if (fd2 < 0) {
             c->result = "internal_error";
             send_alert(c, PT_TLS_ALERT_INTERNAL_ERROR);
@@ -348,8 +350,9 @@ static void route(struct pass *c)
         pass_close(c, false);
         return;
     }
-    uv_read_stop((uv_stream_t *)&c->cli.tcp);
-    c->cli.reading = false;
+    /* The client keeps being read while the backend connects (what comes is
+     * buffered and replayed): stopping and restarting costs epoll_ctl calls
+     * on every connection. */
     c->servers = c->be->servers;
     c->n_servers = c->be->n_servers;
     c->server_ix = 0;
@@ -422,8 +425,7 @@ static void handle_head(struct pass *c)
     int rc = pt_http1_parse_request(c->hbuf, c->hlen, r);
     if (rc == PT_ENEEDMORE)
         return;
-    c->state = PASS_RESOLVE; /* head done: no more reads until relaying */
-    uv_read_stop((uv_stream_t *)&c->cli.tcp);
+    c->state = PASS_RESOLVE; /* head done: later bytes are buffered and replayed */
     if (rc < 0) {
         c->result = "bad_request";
         http_answer(c, r->status, NULL, "text/html", NULL);
@@ -547,7 +549,7 @@ static void begin_hello(struct pass *c)
             if (c->state != PASS_HEAD)
                 return;
         }
-        uv_read_start((uv_stream_t *)&c->cli.tcp, alloc_hello, on_head_read);
+        start_reading(&c->cli);
         return;
     }
     c->state = PASS_HELLO;
@@ -565,7 +567,7 @@ static void begin_hello(struct pass *c)
             return;
         }
     }
-    uv_read_start((uv_stream_t *)&c->cli.tcp, alloc_hello, on_hello_read);
+    start_reading(&c->cli);
 }
 
 static void on_proxy_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
@@ -583,7 +585,6 @@ static void on_proxy_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
      * with 22, an HTTP request with a letter; no PROXY header does. */
     if (c->hbuf[0] == 22 || (c->http && c->hbuf[0] >= 'A' && c->hbuf[0] <= 'Z' &&
                              c->hbuf[0] != 'P')) {
-        uv_read_stop(st);
         if (pt_worker_banned(c->w, (struct sockaddr *)&c->peer)) {
             c->result = "banned";
             pass_close(c, true);
@@ -615,7 +616,6 @@ static void on_proxy_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     }
     memmove(c->hbuf, c->hbuf + rc, c->hlen - (size_t)rc);
     c->hlen -= (size_t)rc;
-    uv_read_stop(st);
     begin_hello(c);
 }
 
@@ -735,11 +735,68 @@ static struct side *peer_of(struct pass *c, struct side *s)
     return s == &c->cli ? &c->srv : &c->cli;
 }
 
+/* The client is read through one pair of callbacks whatever the state, so
+ * it is started once and stopped only for backpressure or an answer. */
+static void alloc_client(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    if (side_conn(h)->state == PASS_RELAY)
+        alloc_relay(h, hint, buf);
+    else
+        alloc_hello(h, hint, buf);
+}
+
+/* Bytes that come while the backend connects: kept for the replay. */
+static void on_early_read(struct pass *c, ssize_t n)
+{
+    if (n == UV_EOF) {
+        c->cli.eof = true; /* passed on once the buffered bytes are out */
+        stop_reading(&c->cli);
+        return;
+    }
+    if (n < 0) {
+        pass_close(c, true);
+        return;
+    }
+    c->hlen += (size_t)n;
+    c->cli.bytes += (uint64_t)n;
+    if (c->hcap - c->hlen < 512)
+        stop_reading(&c->cli); /* full: the kernel holds the rest for now */
+}
+
+static void on_client_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    struct pass *c = side_conn((uv_handle_t *)st);
+    if (n == 0)
+        return;
+    switch (c->state) {
+    case PASS_PROXY_HDR:
+        on_proxy_read(st, n, buf);
+        break;
+    case PASS_HELLO:
+        on_hello_read(st, n, buf);
+        break;
+    case PASS_HEAD:
+        on_head_read(st, n, buf);
+        break;
+    case PASS_RESOLVE:
+    case PASS_CONNECT:
+        on_early_read(c, n);
+        break;
+    case PASS_RELAY:
+        on_relay_read(st, n, buf);
+        break;
+    case PASS_CLOSING:
+        break;
+    }
+}
+
 static void start_reading(struct side *s)
 {
-    if (s->reading || s->eof)
+    if (s->reading || s->eof || !s->init || uv_is_closing((uv_handle_t *)&s->tcp))
         return;
-    if (uv_read_start((uv_stream_t *)&s->tcp, alloc_relay, on_relay_read) == 0)
+    bool cli = s == &s->c->cli;
+    if (uv_read_start((uv_stream_t *)&s->tcp, cli ? alloc_client : alloc_relay,
+                      cli ? on_client_read : on_relay_read) == 0)
         s->reading = true;
 }
 
@@ -903,6 +960,8 @@ static void relay_start(struct pass *c)
         pass_close(c, true);
         return;
     }
+    if (c->cli.eof)
+        forward_eof(c, &c->srv); /* the client finished while we connected */
     start_reading(&c->srv);
     if (c->srv.pending == NULL)
         start_reading(&c->cli);
@@ -963,7 +1022,7 @@ static void accept_conn(struct pt_listener *l, int fd, const struct sockaddr_sto
     start_timer(c, c->snap->settings.hello_timeout_ms);
     if (from_trusted) {
         c->state = PASS_PROXY_HDR;
-        uv_read_start((uv_stream_t *)&c->cli.tcp, alloc_hello, on_proxy_read);
+        start_reading(&c->cli);
     } else {
         begin_hello(c);
     }
