@@ -1,18 +1,33 @@
 #!/usr/bin/env python3
-"""SNI passthrough benchmark: portier vs nginx stream vs HAProxy vs direct.
+"""portier benchmark: SNI passthrough and TLS offload, against nginx and HAProxy.
 
 Run by bench/run.sh (`make bench`), which installs the tools first. One run
-starts one nginx HTTPS backend and the three proxies in front of it, all on
-127.0.0.1 with free ports in a temp dir, measures every row for every target
-(rounds interleaved, so that the machine's drift hits all targets alike),
-prints the table and writes bench/README.md. Everything started here runs in
-its own session (setsid) and is killed by process group on exit, error,
-Ctrl-C, SIGTERM or the overall time limit.
+starts one nginx backend (HTTPS for passthrough, plain HTTP for offload, one
+worker) and, part after part, the proxies in front of it, all on 127.0.0.1
+with free ports in a temp dir:
+
+  passthrough  portier, nginx stream and HAProxy (mode tcp) relaying TLS to
+               the backend's HTTPS listener, plus direct to the backend
+  offload      portier (an offload domain with an uploaded certificate),
+               nginx (http, ssl) and HAProxy (mode http, bind ssl)
+               terminating TLS and proxying HTTP/1.1 with keep-alive to the
+               backend's plain listener
+
+It measures every row for every target (rounds interleaved, so that the
+machine's drift hits all targets alike), prints the tables and writes
+bench/README.md. Everything started here runs in its own session (setsid)
+and is killed by process group on exit, error, Ctrl-C, SIGTERM or the
+overall time limit.
 
 Environment (defaults in brackets):
   BENCH_DURATION   seconds per wrk run [6]     BENCH_ROUNDS  rounds [5]
   BENCH_CONNS      wrk connections [8]         BENCH_THREADS wrk threads [1]
   BENCH_IDLE       idle connections [2000]     BENCH_BULK    64 MiB downloads per round [16]
+  BENCH_OFFLOAD_DURATION  seconds per offload load run [5]
+  BENCH_OFFLOAD_ROUNDS    offload rounds [4]
+  BENCH_OFFLOAD_BULK      64 MiB downloads per offload round [8]
+  BENCH_PARTS      "passthrough,offload" [both]; with one part only, README
+                   defaults to "-" (the file holds both)
   BENCH_README     output file [bench/README.md], "-" for none
   BENCH_LIMIT      hard limit for the whole run in seconds [900]
   BENCH_SYSCALLS   1: count each proxy's system calls per unit with strace -c
@@ -53,7 +68,14 @@ IDLE = env_int("BENCH_IDLE", 2000)
 BULK_N = env_int("BENCH_BULK", 16)
 LIMIT = env_int("BENCH_LIMIT", 900)
 SYSCALLS = env_int("BENCH_SYSCALLS", 1)
-README = os.environ.get("BENCH_README", os.path.join(HERE, "README.md"))
+O_DURATION = env_int("BENCH_OFFLOAD_DURATION", 5)
+O_ROUNDS = env_int("BENCH_OFFLOAD_ROUNDS", 4)
+O_BULK_N = env_int("BENCH_OFFLOAD_BULK", 8)
+PARTS = [x for x in os.environ.get("BENCH_PARTS", "passthrough,offload").split(",") if x]
+if not PARTS or any(x not in ("passthrough", "offload") for x in PARTS):
+    sys.exit("BENCH_PARTS: a comma-separated list of passthrough and offload")
+README = os.environ.get("BENCH_README", os.path.join(HERE, "README.md")
+                        if len(set(PARTS)) == 2 else "-")
 PORTIERD = os.environ.get("PORTIERD", os.path.join(ROOT, "build", "portierd"))
 PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -66,6 +88,10 @@ TARGETS = ["direct", "portier", "nginx", "haproxy"]
 PROXIES = ["portier", "nginx", "haproxy"]
 LABEL = {"direct": "direct (baseline)", "portier": "portier", "nginx": "nginx stream",
          "haproxy": "HAProxy"}
+# Offload: the same three proxies terminating TLS (nginx's http module, HAProxy
+# in mode http); no direct column (the backend speaks plain HTTP).
+O_TARGETS = ["portier", "nginx", "haproxy"]
+O_LABEL = {"portier": "portier", "nginx": "nginx", "haproxy": "HAProxy"}
 T0 = time.monotonic()
 
 
@@ -254,7 +280,7 @@ events { worker_connections 8192; }
     return path, conf
 
 
-def start_backend(T, key, crt, www, pp_port, direct_port):
+def start_backend(T, key, crt, www, pp_port, direct_port, plain_port):
     p = os.path.join(T, "backend")
     body = """http {
     access_log off;
@@ -276,11 +302,17 @@ def start_backend(T, key, crt, www, pp_port, direct_port):
         real_ip_header proxy_protocol;
         root %(www)s;
     }
-}""" % {"p": p, "pp": pp_port, "direct": direct_port, "crt": crt, "key": key, "www": www}
+    server {
+        listen 127.0.0.1:%(plain)d;                    # plain HTTP, for the offload proxies
+        root %(www)s;
+    }
+}""" % {"p": p, "pp": pp_port, "direct": direct_port, "plain": plain_port, "crt": crt,
+       "key": key, "www": www}
     path, conf = nginx_conf(p, body)
     proc = spawn([NGINX, "-p", p, "-c", path, "-g", "daemon off;"], os.path.join(p, "logs", "stderr"))
     wait_port(pp_port, proc, "backend nginx")
     wait_port(direct_port, proc, "backend nginx")
+    wait_port(plain_port, proc, "backend nginx")
     return proc, conf
 
 
@@ -334,24 +366,128 @@ backend be
     return proc, conf
 
 
+def start_nginx_offload(T, port, plain_port, key, crt):
+    p = os.path.join(T, "nginx-offload")
+    body = """http {
+    access_log off;
+    client_body_temp_path %(p)s/tmp/body;
+    proxy_temp_path %(p)s/tmp/proxy;
+    fastcgi_temp_path %(p)s/tmp/fastcgi;
+    uwsgi_temp_path %(p)s/tmp/uwsgi;
+    scgi_temp_path %(p)s/tmp/scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    upstream backend {
+        server 127.0.0.1:%(plain)d;
+        keepalive 32;
+    }
+    server {
+        listen 127.0.0.1:%(port)d ssl;
+        ssl_certificate %(crt)s;
+        ssl_certificate_key %(key)s;
+        ssl_protocols TLSv1.2 TLSv1.3;   # 1.22's default lacks TLSv1.3
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            # the same request rewriting as portier's offload
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $http_host;
+            # buffer in memory only (the default spills a 64 MiB body to disk)
+            proxy_max_temp_file_size 0;
+        }
+    }
+}""" % {"p": p, "plain": plain_port, "port": port, "crt": crt, "key": key}
+    path, conf = nginx_conf(p, body)
+    proc = spawn([NGINX, "-p", p, "-c", path, "-g", "daemon off;"], os.path.join(p, "logs", "stderr"))
+    wait_port(port, proc, "nginx offload")
+    return proc, conf
+
+
+def start_haproxy_offload(T, port, plain_port, key, crt):
+    pem = os.path.join(T, "tls-haproxy.pem")  # HAProxy wants certificate and key in one file
+    with open(pem, "w") as f, open(crt) as c, open(key) as k:
+        f.write(c.read() + k.read())
+    conf = """global
+    nbthread 1
+    maxconn 6000
+
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 600s
+    timeout server 600s
+    timeout http-request 60s
+    timeout http-keep-alive 300s
+
+frontend fe
+    bind 127.0.0.1:%d ssl crt %s alpn http/1.1
+    # the same request rewriting as portier's offload
+    option forwardfor
+    http-request set-header X-Real-IP %%[src]
+    http-request set-header X-Forwarded-Proto https
+    http-request set-header X-Forwarded-Host %%[req.hdr(host)]
+    default_backend be
+
+backend be
+    http-reuse safe
+    server s1 127.0.0.1:%d
+""" % (port, pem, plain_port)
+    path = os.path.join(T, "haproxy-offload.cfg")
+    with open(path, "w") as f:
+        f.write(conf)
+    proc = spawn([HAPROXY, "-db", "-f", path], os.path.join(T, "haproxy-offload.log"))
+    wait_port(port, proc, "haproxy offload")
+    return proc, conf
+
+
+def passthrough_calls(be_port):
+    """portier's API calls for the passthrough part: (method, path, body, shown body)."""
+    return [
+        ("PUT", "/api/v1/backends/be",
+         {"servers": ["127.0.0.1:%d" % be_port], "proxy_protocol": "v2"}, None),
+        ("PUT", "/api/v1/domains/localhost", {"mode": "passthrough", "backend": "be"}, None),
+        ("PUT", "/api/v1/domains/*", {"mode": "passthrough", "backend": "be"}, None),
+    ]
+
+
+def offload_calls(plain_port, key, crt):
+    """The offload part: one offload domain, its certificate uploaded."""
+    with open(crt) as f:
+        cert_pem = f.read()
+    with open(key) as f:
+        key_pem = f.read()
+    return [
+        ("PUT", "/api/v1/backends/b", {"servers": ["127.0.0.1:%d" % plain_port]}, None),
+        ("POST", "/api/v1/certificates", {"cert_pem": cert_pem, "key_pem": key_pem},
+         {"cert_pem": "<tls.pem>", "key_pem": "<tls.key>"}),
+        ("PUT", "/api/v1/domains/localhost",
+         {"mode": "offload", "backend": "b", "certificate": "manual"}, None),
+    ]
+
+
 class Portier:
-    def __init__(self, T, https, http, api, be_port):
+    def __init__(self, T, name, https, http, api, calls, extra_args=()):
         self.api_port = api
-        self.state = os.path.join(T, "portier-state")
+        self.state = os.path.join(T, name + "-state")
         self.argv = [PORTIERD, "--state-dir", self.state, "--api", "127.0.0.1:%d" % api,
                      "--https", "127.0.0.1:%d" % https, "--http", "127.0.0.1:%d" % http,
-                     "--workers", "1"]
-        # nginx stream and HAProxy log nothing here (no access_log / log lines):
+                     "--workers", "1"] + list(extra_args)
+        # nginx and HAProxy log nothing here (no access_log / log lines):
         # portier's per-connection JSON access log is turned off to match.
         rc, out, err = run([PORTIERD, "--help"], 10)
         if "--access-log" in out + err:
             self.argv += ["--access-log", "off"]
-        self.proc = spawn(self.argv, os.path.join(T, "portierd.log"))
+        log_path = os.path.join(T, name + ".log")
+        self.proc = spawn(self.argv, log_path)
         end = time.monotonic() + 20
         while True:
             if self.proc.poll() is not None:
-                raise Abort("portierd exited with status %s (see %s/portierd.log)"
-                            % (self.proc.returncode, T))
+                raise Abort("portierd exited with status %s (see %s)"
+                            % (self.proc.returncode, log_path))
             try:
                 if self.call("GET", "/healthz", auth=False)[0] == 200:
                     break
@@ -362,13 +498,8 @@ class Portier:
             time.sleep(0.1)
         with open(os.path.join(self.state, "api.token")) as f:
             self.token = f.read().strip()
-        self.calls = [
-            ("PUT", "/api/v1/backends/be",
-             {"servers": ["127.0.0.1:%d" % be_port], "proxy_protocol": "v2"}),
-            ("PUT", "/api/v1/domains/localhost", {"mode": "passthrough", "backend": "be"}),
-            ("PUT", "/api/v1/domains/*", {"mode": "passthrough", "backend": "be"}),
-        ]
-        for method, path, body in self.calls:
+        self.calls = [(m, p, shown if shown is not None else b) for m, p, b, shown in calls]
+        for method, path, body, _ in calls:
             st, doc = self.call(method, path, body)
             if st not in (200, 201):
                 raise Abort("portier API %s %s -> %s %s" % (method, path, st, doc))
@@ -385,6 +516,13 @@ class Portier:
                 raise Abort("portier worker did not apply the routes: %s" % doc)
             time.sleep(0.1)
         wait_port(https, self.proc, "portierd")
+
+    def shown_argv(self):
+        return " ".join(self.argv).replace(ROOT + "/", "")
+
+    def shown_calls(self):
+        return "\n".join("curl -X %s -H 'Authorization: Bearer TOKEN' -d '%s' http://127.0.0.1:API%s"
+                         % (m, json.dumps(b), p) for m, p, b in self.calls)
 
     def call(self, method, path, body=None, auth=True):
         data = json.dumps(body).encode() if body is not None else None
@@ -444,6 +582,65 @@ def curl_big(port):
     return int(parts[1]), float(parts[2])
 
 
+def build_hs_client(T):
+    """bench/hs_client.c (full handshakes, no resumption); None if it does not build."""
+    exe = os.path.join(T, "hs_client")
+    try:
+        rc, out, err = run(["gcc", "-O2", "-Wall", os.path.join(HERE, "hs_client.c"), "-o", exe,
+                            "-lssl", "-lcrypto"], 120)
+    except Abort as e:
+        log("hs_client skipped: %s" % e)
+        return None
+    if rc != 0:
+        log("hs_client does not build, full-handshake row skipped: %s" % err.strip()[:300])
+        return None
+    return exe
+
+
+HS_RE = re.compile(r"done=(\d+) errors=(\d+) resumed=(\d+) not200=(\d+) seconds=([\d.]+) "
+                   r"proto=(\S+) cipher=(\S+) group=(\S+)")
+
+
+def hs_client(exe, port, duration, path="/"):
+    """Full handshakes, CONNS at a time: (requests, seconds, errors, details)."""
+    rc, out, err = run([exe, "127.0.0.1", str(port), "localhost", str(CONNS), str(duration),
+                        path], duration + 30)
+    m = HS_RE.search(out)
+    if rc != 0 or not m:
+        raise Abort("hs_client failed (%s): %s %s" % (rc, out, err))
+    done, errs, resumed, not200 = (int(m.group(i)) for i in range(1, 5))
+    if resumed:
+        raise Abort("hs_client: %d of %d handshakes were resumed" % (resumed, done))
+    return done, float(m.group(5)), errs + not200, {
+        "proto": m.group(6), "cipher": m.group(7), "group": m.group(8)}
+
+
+def resumes(port):
+    """True when a TLS 1.3 session ticket from one connection resumes the next."""
+    T = tempfile.mkdtemp(prefix="portier-bench-sess.")
+    sess = os.path.join(T, "sess.pem")
+    base = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-servername",
+            "localhost", "-tls1_3", "-ign_eof"]
+    try:
+        # A request makes the client read the tickets sent after the handshake.
+        req = "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        for argv in (base + ["-sess_out", sess], base + ["-sess_in", sess]):
+            p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+            PROCS.append(p)
+            try:
+                out, _ = p.communicate(req.encode(), timeout=10)
+            except subprocess.TimeoutExpired:
+                killpg(p)
+                p.communicate()
+                return None
+            finally:
+                PROCS.remove(p)
+        return b"Reused, TLSv1.3" in out
+    finally:
+        shutil.rmtree(T, ignore_errors=True)
+
+
 def fetch_small(port):
     argv = ["curl", "-sk", "--max-time", "10", "--resolve", "localhost:%d:127.0.0.1" % port,
             "https://localhost:%d/" % port]
@@ -451,27 +648,65 @@ def fetch_small(port):
     return rc == 0 and "portier bench" in out
 
 
-def idle_test(T, name, port, pids, extra_pids):
-    """Proxy RSS before/after IDLE established TLS connections through it."""
+def established_to(port):
+    """Established TCP connections to 127.0.0.1:<port> (from /proc/net/tcp)."""
+    n = 0
+    try:
+        with open("/proc/net/tcp") as f:
+            next(f)
+            for line in f:
+                parts = line.split()
+                if parts[3] == "01" and parts[2] == "0100007F:%04X" % port:
+                    n += 1
+    except (OSError, StopIteration, IndexError):
+        pass
+    return n
+
+
+def idle_test(T, name, port, pids, extra_pids, path=None, count_port=None):
+    """Proxy RSS before/after IDLE established TLS connections through it.
+
+    With <path>, a second reading follows once each connection has had one
+    keep-alive request answered ("req_*" keys); <count_port>: also count the
+    connections established to that port (the backend) at each reading."""
     ready = os.path.join(T, "idle-%s.ready" % name)
     done = os.path.join(T, "idle-%s.done" % name)
     time.sleep(0.5)
     before = sum(rss_kib(p) for p in pids)
     extra_before = {p: rss_kib(p) for p in extra_pids}
     c = spawn([PY, os.path.join(HERE, "idle_client.py"), "127.0.0.1", str(port), "localhost",
-               str(IDLE), ready, done, "120"], os.path.join(T, "idle-%s.log" % name))
-    end = time.monotonic() + 100
-    while not os.path.exists(ready):
-        if c.poll() is not None:
-            raise Abort("idle client for %s exited early (see %s)" % (name, T))
-        if time.monotonic() > end:
-            raise Abort("idle client for %s did not finish its handshakes" % name)
-        time.sleep(0.1)
-    time.sleep(1.5)
+               str(IDLE), ready, done, "150"] + ([path] if path else []),
+              os.path.join(T, "idle-%s.log" % name))
+
+    def wait_file(f, what):
+        end = time.monotonic() + 100
+        while not os.path.exists(f):
+            if c.poll() is not None:
+                raise Abort("idle client for %s exited early (see %s)" % (name, T))
+            if time.monotonic() > end:
+                raise Abort("idle client for %s did not finish %s" % (name, what))
+            time.sleep(0.1)
+        time.sleep(1.5)
+        with open(f) as fh:
+            return [int(x) for x in fh.read().split()]
+
+    ok, failed = wait_file(ready, "its handshakes")
     after = sum(rss_kib(p) for p in pids)
     extra_after = {p: rss_kib(p) for p in extra_pids}
-    with open(ready) as f:
-        ok, failed = (int(x) for x in f.read().split())
+    res = {"before": before, "after": after, "ok": ok, "failed": failed,
+           "per_conn": (after - before) / ok if ok else None,
+           "extra": {p: (extra_before[p], extra_after[p]) for p in extra_pids}}
+    if count_port:
+        res["backend_conns"] = established_to(count_port)
+    if path and ok:
+        open(ready + ".go", "w").close()
+        answered, bad = wait_file(ready + ".2", "its requests")
+        after2 = sum(rss_kib(p) for p in pids)
+        res.update({"req_after": after2, "req_ok": answered, "req_failed": bad,
+                    "req_per_conn": (after2 - before) / ok,
+                    "req_extra": {p: rss_kib(p) for p in extra_pids}})
+        if count_port:
+            res["req_backend_conns"] = established_to(count_port)
     open(done, "w").close()
     try:
         c.wait(timeout=30)
@@ -480,12 +715,15 @@ def idle_test(T, name, port, pids, extra_pids):
         c.wait()
     if c in PROCS:
         PROCS.remove(c)
+    try:  # connections the proxy still held open after the readings
+        with open(done + ".alive") as f:
+            res["open"] = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        res["open"] = None
     time.sleep(1.0)  # let the proxy close its side before the next test
     if ok == 0:
         raise Abort("no idle connection could be established through %s" % name)
-    return {"before": before, "after": after, "ok": ok, "failed": failed,
-            "per_conn": (after - before) / ok,
-            "extra": {p: (extra_before[p], extra_after[p]) for p in extra_pids}}
+    return res
 
 
 # ---- system calls per unit (strace -c, outside the timed runs) --------------------
@@ -527,22 +765,12 @@ def strace_counts(pids, fn, T, tag):
     return counts, units
 
 
-def syscall_profile(T, port, pids):
-    """System calls per keep-alive request, per new connection and per MiB."""
+def syscall_profile(T, pids, targets, plan):
+    """System calls per unit of work: plan is [(mode, fn(t) -> units)]."""
     res = {}
-    for t in PROXIES:
-        def ka():
-            return wrk(port[t], False, 3)[0]
-
-        def close():
-            return wrk(port[t], True, 3)[0]
-
-        def bulk():
-            for _ in range(2):
-                curl_big(port[t])
-            return 2 * BIG / (1 << 20)
-        for mode, fn in (("ka", ka), ("close", close), ("bulk", bulk)):
-            counts, units = strace_counts(pids[t], fn, T, "%s-%s" % (t, mode))
+    for t in targets:
+        for mode, fn in plan:
+            counts, units = strace_counts(pids[t], lambda: fn(t), T, "%s-%s" % (t, mode))
             if not counts or not units:
                 log("strace gave nothing for %s %s: skipped" % (t, mode))
                 return None
@@ -553,26 +781,44 @@ def syscall_profile(T, port, pids):
     return res
 
 
-def syscall_tables(S):
-    titles = {"ka": "per keep-alive request", "close": "per new connection",
+def passthrough_syscalls(T, port, pids):
+    def bulk(t):
+        for _ in range(2):
+            curl_big(port[t])
+        return 2 * BIG / (1 << 20)
+    return syscall_profile(T, pids, PROXIES, [
+        ("ka", lambda t: wrk(port[t], False, 3)[0]),
+        ("close", lambda t: wrk(port[t], True, 3)[0]),
+        ("bulk", bulk)])
+
+
+SYS_TITLES = {"ka": "per keep-alive request", "close": "per new connection",
               "bulk": "per MiB relayed"}
+O_SYS_TITLES = {"ka": "per keep-alive request", "full": "per request with a full handshake",
+                "bulk": "per MiB relayed"}
+
+
+def syscall_tables(S, targets=None, labels=None, titles=None):
+    targets, labels, titles = targets or PROXIES, labels or LABEL, titles or SYS_TITLES
     out = []
-    for mode in ("ka", "close", "bulk"):
+    for mode in titles:
+        if mode not in S:
+            continue
         per = S[mode]
-        names = sorted({n for t in PROXIES for n in per[t]},
-                       key=lambda n: -max(per[t].get(n, (0, 0))[0] for t in PROXIES))
-        names = [n for n in names if max(per[t].get(n, (0, 0))[0] for t in PROXIES) >= 0.05]
+        names = sorted({n for t in targets for n in per[t]},
+                       key=lambda n: -max(per[t].get(n, (0, 0))[0] for t in targets))
+        names = [n for n in names if max(per[t].get(n, (0, 0))[0] for t in targets) >= 0.05]
         out.append("System calls %s (errors in brackets):\n" % titles[mode])
-        out.append("| syscall | " + " | ".join(LABEL[t] for t in PROXIES) + " |")
-        out.append("|---|" + "---:|" * len(PROXIES))
+        out.append("| syscall | " + " | ".join(labels[t] for t in targets) + " |")
+        out.append("|---|" + "---:|" * len(targets))
         for n in names:
             cells = []
-            for t in PROXIES:
+            for t in targets:
                 c, e = per[t].get(n, (0, 0))
                 cells.append("—" if c == 0 else ("%.2f" % c) + (" (%.2f)" % e if e >= 0.005 else ""))
             out.append("| %s | %s |" % (n, " | ".join(cells)))
         out.append("| **total** | " + " | ".join(
-            "**%.2f**" % sum(c for c, _ in per[t].values()) for t in PROXIES) + " |")
+            "**%.2f**" % sum(c for c, _ in per[t].values()) for t in targets) + " |")
         out.append("")
     return "\n".join(out)
 
@@ -892,52 +1138,159 @@ def main():
     return 0 if ok else 1
 
 
+def nginx_worker(master):
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        ch = children(master.pid)
+        if ch:
+            EXTRA_PIDS.update(ch)
+            return ch[0]
+        time.sleep(0.05)
+    raise Abort("nginx master %d has no worker" % master.pid)
+
+
+def stop(procs, pids=()):
+    """Ends proxies of a finished part (their sessions) so that the next part
+    runs on a quiet machine; kill_all() still covers anything left."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    for p in procs:
+        killpg(p)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            log("WARNING: pid %d did not exit" % p.pid)
+        if p in PROCS:
+            PROCS.remove(p)
+
+
+class Runner:
+    """Per-target results of one part: rates per round, proxy CPU summed
+    over rounds, errors; checks after each run that nothing died."""
+
+    def __init__(self, T, targets, pids, procs, watch_pids):
+        self.T, self.pids, self.procs, self.watch = T, pids, procs, watch_pids
+        self.R = {t: {"errors": 0} for t in targets}
+
+    def alive(self):
+        for p in self.procs:
+            if p.poll() is not None:
+                raise Abort("%s exited (status %s); logs in %s"
+                            % (p.args[0], p.returncode, self.T))
+        for pid in self.watch:
+            if not os.path.exists("/proc/%d" % pid):
+                raise Abort("process %d is gone; logs in %s" % (pid, self.T))
+
+    def measure(self, t, key, fn):
+        pids = self.pids[t]
+        c0 = cpu(pids) if pids else None
+        units, value, errs = fn()
+        if c0 is not None:
+            total, user, sysc = cpu_delta(c0, cpu(pids))
+            acc = self.R[t].setdefault(key + "_cpu", {"cpu": 0.0, "user": 0.0, "sys": 0.0,
+                                                      "units": 0})
+            acc["cpu"] += total
+            acc["user"] += user
+            acc["sys"] += sysc
+            acc["units"] += units
+        self.R[t].setdefault(key, []).append(value)
+        self.R[t]["errors"] += errs
+        self.alive()
+        return value
+
+
+def wrk_fn(port, close, duration):
+    def fn():
+        reqs, secs, errs = wrk(port, close, duration)
+        return reqs, reqs / secs, errs
+    return fn
+
+
+def bulk_fn(port, n):
+    def fn():
+        nbytes, secs = 0, 0.0
+        for _ in range(n):
+            b, s = curl_big(port)
+            nbytes += b
+            secs += s
+        return nbytes, nbytes / secs / 1e6, 0
+    return fn
+
+
 def bench(T, started):
-    (be_pp, be_direct, p_https, p_http, p_api, ngx, hap) = free_ports(7)
+    (be_pp, be_direct, be_plain) = free_ports(3)
     log("temp dir %s; files and certificate" % T)
     key, crt, www = make_files(T)
-    backend, be_conf = start_backend(T, key, crt, www, be_pp, be_direct)
+    backend, be_conf = start_backend(T, key, crt, www, be_pp, be_direct, be_plain)
+    be_worker = nginx_worker(backend)
+    with open(os.path.join(www, "index.html")) as f:
+        page_len = len(f.read())
+    env = {"T": T, "key": key, "crt": crt, "backend": backend, "be_worker": be_worker,
+           "be_pp": be_pp, "be_direct": be_direct, "be_plain": be_plain}
+    P = passthrough_part(env) if "passthrough" in PARTS else None
+    O = offload_part(env) if "offload" in PARTS else None
+    rb = route_bench(T)
+    elapsed = time.monotonic() - T0
+    if P:
+        print()
+        print("portier passthrough benchmark, %s, %d CPUs" % (started, os.cpu_count()))
+        print(table_md(P["rows"]))
+        print()
+        print(interpretation(P["R"], P["rows"]))
+        if P["S"]:
+            print()
+            print(syscall_tables(P["S"]))
+    if O:
+        print()
+        print("portier offload benchmark, %s, %d CPUs" % (started, os.cpu_count()))
+        print(o_table_md(O["rows"]))
+        print()
+        print(o_interpretation(O))
+        if O["S"]:
+            print()
+            print(syscall_tables(O["S"], O_TARGETS, O_LABEL, O_SYS_TITLES))
+    if README != "-":
+        info = machine_info()
+        write_readme(README, P, O, info, be_conf, page_len, started, elapsed, rb)
+        log("wrote %s" % README)
+    with open(os.path.join(T, "results.json"), "w") as f:
+        json.dump({"passthrough": P and P["R"], "offload": O and O["R"]}, f, indent=1,
+                  default=str)
+    return True
+
+
+def passthrough_part(env):
+    T, backend, be_worker = env["T"], env["backend"], env["be_worker"]
+    be_pp, be_direct = env["be_pp"], env["be_direct"]
+    (p_https, p_http, p_api, ngx, hap) = free_ports(5)
+    log("passthrough: starting nginx stream, HAProxy (mode tcp), portier")
     ngx_proc, ngx_conf = start_nginx_stream(T, ngx, be_pp)
     hap_proc, hap_conf = start_haproxy(T, hap, be_pp)
-    portier = Portier(T, p_https, p_http, p_api, be_pp)
+    portier = Portier(T, "portier", p_https, p_http, p_api, passthrough_calls(be_pp))
 
-    def nginx_worker(master):
-        end = time.monotonic() + 10
-        while time.monotonic() < end:
-            ch = children(master.pid)
-            if ch:
-                EXTRA_PIDS.update(ch)
-                return ch[0]
-            time.sleep(0.05)
-        raise Abort("nginx master %d has no worker" % master.pid)
-
-    be_worker = nginx_worker(backend)
     port = {"direct": be_direct, "portier": p_https, "nginx": ngx, "haproxy": hap}
     pids = {"direct": [], "portier": [portier.worker], "nginx": [nginx_worker(ngx_proc)],
             "haproxy": [hap_proc.pid]}
     log("backend worker %d; portier daemon %d worker %d; nginx stream worker %d; haproxy %d"
         % (be_worker, portier.proc.pid, portier.worker, pids["nginx"][0], hap_proc.pid))
-    with open(os.path.join(www, "index.html")) as f:
-        page_len = len(f.read())
     for t in TARGETS:
         if not fetch_small(port[t]):
             raise Abort("sanity check failed: GET / through %s" % t)
-    R = {t: {"ka": [], "close": [], "bulk": [], "errors": 0} for t in TARGETS}
-
-    def alive():
-        for p in (backend, ngx_proc, hap_proc, portier.proc):
-            if p.poll() is not None:
-                raise Abort("%s exited (status %s); logs in %s" % (p.args[0], p.returncode, T))
-        for pid in [be_worker] + pids["portier"] + pids["nginx"]:
-            if not os.path.exists("/proc/%d" % pid):
-                raise Abort("process %d is gone; logs in %s" % (pid, T))
+    run_ = Runner(T, TARGETS, pids, [backend, ngx_proc, hap_proc, portier.proc],
+                  [be_worker] + pids["portier"] + pids["nginx"])
+    R = run_.R
+    for t in TARGETS:
+        R[t].update({"ka": [], "close": [], "bulk": []})
 
     # Row 4 first, on fresh processes: memory freed by earlier load would
     # otherwise be reused and hide part of the cost. The backend's own figure
     # (direct connections) is taken first for the same reason.
     log("idle: %d TLS connections direct to the backend (for scale)" % IDLE)
     R["direct"]["backend_idle"] = idle_test(T, "direct", be_direct, [be_worker], [])
-    alive()
+    run_.alive()
     for t in PROXIES:
         log("idle: %d TLS connections through %s" % (IDLE, t))
         extra = [portier.proc.pid] if t == "portier" else []
@@ -948,39 +1301,7 @@ def bench(T, started):
             R[t]["idle"]["daemon_rss"] = (b, a)
         log("  %.2f KiB per connection (%d ok, %d failed)" % (
             R[t]["idle"]["per_conn"], R[t]["idle"]["ok"], R[t]["idle"]["failed"]))
-        alive()
-
-    def measure(t, key, fn):
-        c0 = cpu(pids[t]) if pids[t] else None
-        units, value, errs = fn()
-        if c0 is not None:
-            total, user, sysc = cpu_delta(c0, cpu(pids[t]))
-            acc = R[t].setdefault(key + "_cpu", {"cpu": 0.0, "user": 0.0, "sys": 0.0,
-                                                 "units": 0})
-            acc["cpu"] += total
-            acc["user"] += user
-            acc["sys"] += sysc
-            acc["units"] += units
-        R[t][key].append(value)
-        R[t]["errors"] += errs
-        alive()
-        return value
-
-    def ka(t, close):
-        def fn():
-            reqs, secs, errs = wrk(port[t], close, DURATION)
-            return reqs, reqs / secs, errs
-        return fn
-
-    def bulk(t):
-        def fn():
-            nbytes, secs = 0, 0.0
-            for _ in range(BULK_N):
-                b, s = curl_big(port[t])
-                nbytes += b
-                secs += s
-            return nbytes, nbytes / secs / 1e6, 0
-        return fn
+        run_.alive()
 
     log("warm-up: 2 s keep-alive per target")
     for t in TARGETS:
@@ -988,39 +1309,22 @@ def bench(T, started):
     for rnd in range(ROUNDS):
         order = TARGETS[rnd % 4:] + TARGETS[:rnd % 4]
         for t in order:
-            v = measure(t, "ka", ka(t, False))
+            v = run_.measure(t, "ka", wrk_fn(port[t], False, DURATION))
             log("round %d %-8s keep-alive %10.0f req/s" % (rnd + 1, t, v))
         for t in order:
-            v = measure(t, "close", ka(t, True))
+            v = run_.measure(t, "close", wrk_fn(port[t], True, DURATION))
             log("round %d %-8s close      %10.0f conn/s" % (rnd + 1, t, v))
         for t in order:
-            v = measure(t, "bulk", bulk(t))
+            v = run_.measure(t, "bulk", bulk_fn(port[t], BULK_N))
             log("round %d %-8s bulk       %10.0f MB/s" % (rnd + 1, t, v))
 
     S = None
     if SYSCALLS and shutil.which("strace"):
         log("system calls per unit: strace -c on each proxy (short untimed runs)")
-        S = syscall_profile(T, port, pids)
-    rb = route_bench(T)
-    rows = build_table(R)
-    elapsed = time.monotonic() - T0
-    print()
-    print("portier passthrough benchmark, %s, %d CPUs" % (started, os.cpu_count()))
-    print(table_md(rows))
-    print()
-    print(interpretation(R, rows))
-    if S:
-        print()
-        print(syscall_tables(S))
-    if README != "-":
-        info = machine_info()
-        confs = {"backend": be_conf, "nginx": ngx_conf, "haproxy": hap_conf,
-                 "page_len": page_len}
-        write_readme(README, rows, R, info, confs, portier, started, elapsed, rb, S)
-        log("wrote %s" % README)
-    with open(os.path.join(T, "results.json"), "w") as f:
-        json.dump(R, f, indent=1, default=str)
-    return True
+        S = passthrough_syscalls(T, port, pids)
+    stop([ngx_proc, hap_proc, portier.proc], [portier.worker])
+    return {"R": R, "rows": build_table(R), "S": S, "portier": portier,
+            "confs": {"nginx": ngx_conf, "haproxy": hap_conf}}
 
 
 if __name__ == "__main__":

@@ -170,6 +170,8 @@ int pt_http1_parse_request(const uint8_t *buf, size_t len, struct pt_http_req *o
         return refuse(out, 400, http_errno_name(HTTP_PARSER_ERRNO(&p)));
     }
     out->method = http_method_str((enum http_method)p.method);
+    if (p.method == HTTP_CONNECT)
+        return refuse(out, 400, "CONNECT is not proxied");
     out->is_head = p.method == HTTP_HEAD;
     out->major = p.http_major;
     out->minor = p.http_minor;
@@ -350,6 +352,8 @@ void pt_http1_write_response(struct pt_wbuf *out, int status, const char *extra,
                      "HTTP/1.1 %d %s\r\nServer: portier\r\nContent-Type: %s\r\n"
                      "Content-Length: %zu\r\nConnection: close\r\n",
                      status, pt_http1_reason(status), type, body_len);
+    if (n < 0 || (size_t)n >= sizeof(line))
+        n = (int)sizeof(line) - 1; /* only ever reached with a bogus type */
     pt_wbuf_put(out, line, (size_t)n);
     if (extra)
         put(out, extra);
