@@ -8,10 +8,11 @@
  * X-Forwarded-Proto / X-Forwarded-Host; response heads get the domain's
  * response_headers and HSTS. Bodies are never buffered whole: http-parser
  * only finds where each message ends, and the bytes are forwarded as they
- * come (fixed length or chunked, as received). Keep-alive on both sides;
+ * come (fixed length or chunked, as received). Keep-alive on both sides:
  * the backend connection is reused by the next request of the same client
- * connection when it goes to the same backend. Upgrade (WebSocket) turns the
- * connection into a tunnel after the 101. */
+ * connection when it goes to the same backend, and parked in a per-worker
+ * pool for other client connections when this one ends. Upgrade (WebSocket)
+ * turns the connection into a tunnel after the 101. */
 #include "worker/offload.h"
 
 #include "common/addr.h"
@@ -23,6 +24,8 @@
 #include <http_parser.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <strings.h>
 #include <unistd.h>
 
@@ -88,6 +91,9 @@ struct off {
                              connection it waits for is up */
 
     bool close_after_flush;
+    bool up_idle;       /* the backend connection finished its last exchange
+                           cleanly and may serve another request */
+    bool up_wanted;     /* connect once the old backend connection is closed */
     uv_timer_t timer;
     uint64_t deadline_ms;
     uv_connect_t creq;
@@ -165,10 +171,22 @@ static void on_closed(uv_handle_t *h)
     release(h->data);
 }
 
+static void start_upstream(struct off *c);
+
 static void on_stream_closed(uv_handle_t *h)
 {
     struct stream *s = h->data;
-    release(s->c);
+    struct off *c = s->c;
+    if (s == &c->up) {
+        /* Only now may the stream's memory hold a new connection. */
+        s->init = false;
+        s->connected = false;
+        if (c->up_wanted && c->state == OFF_REQUEST) {
+            c->up_wanted = false;
+            start_upstream(c);
+        }
+    }
+    release(c);
 }
 
 static void close_stream(struct stream *s)
@@ -178,10 +196,87 @@ static void close_stream(struct stream *s)
     uv_close((uv_handle_t *)&s->tcp, on_stream_closed);
 }
 
+/* ---- backend connection pool ---------------------------------------------
+ * Idle plain backend connections of this worker, by address. A parked
+ * connection is a duplicated descriptor, not a libuv handle: handles live
+ * inside their client connection and cannot move. Before reuse a peek tells
+ * whether the backend closed it meanwhile. */
+#define POOL_MAX 64
+#define POOL_IDLE_MS 30000 /* below common backend keep-alive timeouts (75 s) */
+
+struct pooled {
+    int fd;
+    struct sockaddr_storage addr;
+    uint64_t since_ms;
+};
+static struct pooled pool[POOL_MAX];
+static size_t pool_n;
+
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+    return x->sin6_port == y->sin6_port &&
+           memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+}
+
+static void pool_drop(size_t i)
+{
+    close(pool[i].fd);
+    memmove(&pool[i], &pool[i + 1], (pool_n - i - 1) * sizeof(pool[0]));
+    pool_n--;
+}
+
+static void pool_put(struct off *c)
+{
+    struct stream *s = &c->up;
+    uv_os_fd_t fd;
+    uint64_t now = pt_worker_now_ms(c->w);
+    if (!c->up_idle || s->ssl || !s->connected || s->eof || s->queued || !s->init ||
+        uv_is_closing((uv_handle_t *)&s->tcp) || uv_fileno((uv_handle_t *)&s->tcp, &fd) != 0)
+        return;
+    while (pool_n && now - pool[0].since_ms > POOL_IDLE_MS)
+        pool_drop(0);
+    if (pool_n == POOL_MAX)
+        pool_drop(0);
+    int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (d < 0)
+        return;
+    pool[pool_n].fd = d;
+    pool[pool_n].addr = c->target;
+    pool[pool_n].since_ms = now;
+    pool_n++;
+}
+
+/* A parked connection to <sa> that is still open, or -1. */
+static int pool_take(const struct sockaddr_storage *sa, uint64_t now)
+{
+    for (size_t i = pool_n; i-- > 0;) {
+        if (!same_addr(&pool[i].addr, sa))
+            continue;
+        int fd = pool[i].fd;
+        bool fresh = now - pool[i].since_ms <= POOL_IDLE_MS;
+        memmove(&pool[i], &pool[i + 1], (pool_n - i - 1) * sizeof(pool[0]));
+        pool_n--;
+        char b;
+        if (fresh && recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+            (errno == EAGAIN || errno == EWOULDBLOCK))
+            return fd;
+        close(fd); /* closed by the backend, unexpected bytes, or too old */
+    }
+    return -1;
+}
+
 static void off_close(struct off *c)
 {
     if (c->state == OFF_CLOSING)
         return;
+    pool_put(c);
     c->state = OFF_CLOSING;
     if (c->gai_pending)
         uv_cancel((uv_req_t *)&c->gai);
@@ -756,6 +851,7 @@ static void response_done(struct off *c)
     if (c->state == OFF_CLOSING)
         return;
     c->resp_done = true;
+    c->up_idle = !c->resp_close && c->req_done && c->up.queued == 0;
     log_request(c, NULL);
     if (c->resp_close || !c->req_keep_alive || !c->req_done) {
         graceful_close(c);
@@ -800,6 +896,40 @@ static void up_connected(struct off *c)
     start_reading(s);
     /* Whatever waited (head, body bytes) goes now. */
     process_client(c);
+}
+
+/* Starts the request on a parked connection to one of the backend's servers
+ * (in their order), if there is one. */
+static bool take_pooled(struct off *c)
+{
+    uint64_t now = pt_worker_now_ms(c->w);
+    for (size_t i = 0; i < c->be->n_servers; i++) {
+        const struct pt_hostport *hp = &c->be->servers[i];
+        if (hp->kind == PT_HOST_DNS)
+            continue;
+        int fd = pool_take(&hp->sa, now);
+        if (fd < 0)
+            continue;
+        struct stream *s = &c->up;
+        SSL_free(s->ssl);
+        pt_wbuf_free(&s->pend);
+        memset(s, 0, sizeof(*s));
+        s->c = c;
+        uv_tcp_init(c->w->loop, &s->tcp);
+        s->tcp.data = s;
+        s->init = true;
+        c->handles++;
+        c->server_ix = i;
+        if (uv_tcp_open(&s->tcp, fd) != 0) {
+            close(fd);
+            close_stream(s);
+            answer(c, 502);
+            return true;
+        }
+        up_connected(c);
+        return true;
+    }
+    return false;
 }
 
 static void on_up_failed_closed(uv_handle_t *h)
@@ -994,13 +1124,10 @@ static void start_request(struct off *c)
 
     /* Reuse the backend connection of the previous request when it is to the
      * same backend and still open. */
-    bool reuse = c->up.connected && !c->up.eof && c->be == be &&
+    bool reuse = c->up.init && c->up.connected && !c->up.eof && c->be == be &&
                  !uv_is_closing((uv_handle_t *)&c->up.tcp);
-    if (!reuse && c->up.init) {
-        close_stream(&c->up);
-        c->up.connected = false;
-    }
     c->be = be;
+    c->up_idle = false;
     if (reuse) {
         send_plain(&c->up, head.data, head.len);
         pt_wbuf_free(&head);
@@ -1011,6 +1138,20 @@ static void start_request(struct off *c)
     pt_wbuf_free(&c->up.pend);
     pt_wbuf_free(&c->qhead);
     c->qhead = head; /* sent by process_client once connected */
+    if (c->up.init) {
+        /* The previous backend connection is closing: connect after it. */
+        close_stream(&c->up);
+        c->up.connected = false;
+        c->up_wanted = true;
+        return;
+    }
+    start_upstream(c);
+}
+
+static void start_upstream(struct off *c)
+{
+    if (!c->be->tls && take_pooled(c))
+        return;
     c->server_ix = 0;
     try_server(c);
 }

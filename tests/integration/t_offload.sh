@@ -15,9 +15,12 @@ mkdir -p www
 echo "offload-backend" >www/index.html
 head -c $((64 * 1024 * 1024)) /dev/urandom >www/big.bin
 start_nginx be "
+log_format conn '\$connection \$request';
 server {
     listen 127.0.0.1:$PB;
     access_log $T/nginx-be/logs/plain.log pt; root $T/www;
+    access_log $T/nginx-be/logs/conn.log conn;
+    keepalive_timeout 75s;
     client_max_body_size 100m;
     location = /upload { proxy_pass http://127.0.0.1:$PB/sink; }
     location = /sink { return 200 \"got \$content_length\n\"; }
@@ -102,6 +105,13 @@ for i in 1 2 3 4 5 6; do
         -sess_in sess.pem 2>/dev/null | grep -q '^Reused, TLSv1.3' && resumed=$((resumed + 1))
 done
 check "TLS session tickets resume across workers ($resumed of 6 resumed)" [ "$resumed" = 6 ]
+
+get app.test /pool-1 -o /dev/null
+get app.test /pool-2 -o /dev/null
+c1=$(awk '$3 == "/pool-1" {print $1}' nginx-be/logs/conn.log)
+c2=$(awk '$3 == "/pool-2" {print $1}' nginx-be/logs/conn.log)
+check "two client connections share one pooled backend connection ($c1, $c2)" \
+    [ -n "$c1" -a "$c1" = "$c2" ]
 
 code=$(get app.test / -o /dev/null -w '%{http_code}' -H 'Host: pass.test')
 check "Host of another route than the SNI -> 421" [ "$code" = 421 ]
