@@ -648,15 +648,29 @@ def fetch_small(port):
     return rc == 0 and "portier bench" in out
 
 
-def established_to(port):
-    """Established TCP connections to 127.0.0.1:<port> (from /proc/net/tcp)."""
+def established_to(port, pids):
+    """TCP connections of <pids> established to 127.0.0.1:<port>: their socket
+    inodes (/proc/PID/fd) matched against /proc/net/tcp."""
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in os.listdir("/proc/%d/fd" % pid):
+                try:
+                    link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+                except OSError:
+                    continue
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+        except OSError:
+            pass
     n = 0
     try:
         with open("/proc/net/tcp") as f:
             next(f)
             for line in f:
                 parts = line.split()
-                if parts[3] == "01" and parts[2] == "0100007F:%04X" % port:
+                if (parts[3] == "01" and parts[2] == "0100007F:%04X" % port
+                        and parts[9] in inodes):
                     n += 1
     except (OSError, StopIteration, IndexError):
         pass
@@ -697,7 +711,7 @@ def idle_test(T, name, port, pids, extra_pids, path=None, count_port=None):
            "per_conn": (after - before) / ok if ok else None,
            "extra": {p: (extra_before[p], extra_after[p]) for p in extra_pids}}
     if count_port:
-        res["backend_conns"] = established_to(count_port)
+        res["backend_conns"] = established_to(count_port, pids)
     if path and ok:
         open(ready + ".go", "w").close()
         answered, bad = wait_file(ready + ".2", "its requests")
@@ -706,7 +720,7 @@ def idle_test(T, name, port, pids, extra_pids, path=None, count_port=None):
                     "req_per_conn": (after2 - before) / ok,
                     "req_extra": {p: rss_kib(p) for p in extra_pids}})
         if count_port:
-            res["req_backend_conns"] = established_to(count_port)
+            res["req_backend_conns"] = established_to(count_port, pids)
     open(done, "w").close()
     try:
         c.wait(timeout=30)
@@ -721,6 +735,8 @@ def idle_test(T, name, port, pids, extra_pids, path=None, count_port=None):
     except (OSError, ValueError, IndexError):
         res["open"] = None
     time.sleep(1.0)  # let the proxy close its side before the next test
+    if count_port:  # backend connections kept once the clients are gone
+        res["end_backend_conns"] = established_to(count_port, pids)
     if ok == 0:
         raise Abort("no idle connection could be established through %s" % name)
     return res
@@ -1533,12 +1549,13 @@ def o_interpretation(O):
         "; ".join("%s %.2f → %s KiB" % (O_LABEL[t], im[t]["per_conn"],
                                         fmt(im[t].get("req_per_conn"), 2))
                   for t in O_TARGETS) + ". "
-        "Backend connections held open by the proxy after those requests: " +
-        ", ".join("%s %s" % (O_LABEL[t], im[t].get("req_backend_conns", "?"))
-                  for t in O_TARGETS) +
-        " (portier keeps one backend connection per client connection; nginx shares an "
-        "upstream keepalive pool of 32; HAProxy with `http-reuse safe` keeps idle server "
-        "connections for reuse). Kernel socket buffers are not in these figures.")
+        "Backend connections the proxy held open with those %d idle keep-alive client "
+        "connections, and 1 s after the clients closed: " % IDLE +
+        ", ".join("%s %s, %s" % (O_LABEL[t], im[t].get("req_backend_conns", "?"),
+                                im[t].get("end_backend_conns", "?")) for t in O_TARGETS) +
+        " (nginx: upstream `keepalive 32`; HAProxy: `http-reuse safe`). The requests are "
+        "sent one after the other, so one backend connection could serve them all. Kernel "
+        "socket buffers are not in these figures.")
     shares = []
     for t in O_TARGETS:
         sv = [sys_share(R, t, k) for k in ("ka", "close", "full", "bulk")]

@@ -497,6 +497,8 @@ static int tls_input(struct stream *s, const uint8_t *p, size_t n,
 
 static void client_plain(struct off *c, const uint8_t *p, size_t n)
 {
+    if (c->state == OFF_HEAD && c->in_len == 0 && n > 0)
+        arm(c, c->snap->settings.hello_timeout_ms); /* a new head starts */
     if (c->in_cap - c->in_len < n) {
         size_t cap = c->in_cap ? c->in_cap : 4096;
         while (cap - c->in_len < n)
@@ -532,9 +534,11 @@ static void on_cli_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         client_eof(c);
         return;
     }
-    c->deadline_ms = pt_worker_now_ms(c->w) + c->snap->settings.idle_timeout_ms;
-    if (c->state == OFF_HANDSHAKE)
-        arm(c, c->snap->settings.hello_timeout_ms);
+    /* The handshake and each request head must complete within the hello
+     * timeout (client_plain arms it at a head's first byte); a request in
+     * flight or a tunnel only needs to keep moving. */
+    if (c->state == OFF_REQUEST || c->state == OFF_TUNNEL)
+        arm(c, c->snap->settings.idle_timeout_ms);
     if (tls_input(s, (const uint8_t *)buf->base, (size_t)n, client_plain) != 0) {
         c->result = c->cli.hs_done ? "tls_error" : "handshake_failed";
         off_close(c);
@@ -872,6 +876,8 @@ static void up_connected(struct off *c)
 {
     struct stream *s = &c->up;
     s->connected = true;
+    /* Connected: from now on the backend has the idle timeout to answer. */
+    arm(c, c->snap->settings.idle_timeout_ms);
     uv_tcp_nodelay(&s->tcp, 1);
     int tlen = sizeof(c->target);
     uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&c->target, &tlen);
@@ -1204,8 +1210,8 @@ static void on_timer(uv_timer_t *t)
         off_close(c);
         break;
     case OFF_HEAD:
-        if (c->requests == 0 && c->in_len > 0)
-            answer(c, 408);
+        if (c->in_len > 0)
+            answer(c, 408); /* a head started and did not finish in time */
         else
             graceful_close(c); /* idle keep-alive connection */
         break;

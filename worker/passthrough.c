@@ -418,6 +418,20 @@ static void redirect_path(const struct pt_http_req *r, const char **p, size_t *n
     *n = 1;
 }
 
+/* Whether an ACME path we have no answer for belongs to a passthrough
+ * domain that forwards port 80 (its backend obtains its own certificates). */
+static bool acme_for_backend(const struct pt_snapshot *s, const struct pt_http_req *r)
+{
+    char host[PT_DNAME_MAX + 1];
+    int hl = r->host ? pt_dname_normalize(r->host, r->host_len, host, PT_DNAME_STRIP_PORT,
+                                          NULL)
+                     : -1;
+    int ix = hl > 0 ? pt_route_lookup(s->routes, host, (size_t)hl) : -1;
+    if (ix < 0 || s->domains[ix].mode != PT_MODE_PASSTHROUGH)
+        return false;
+    return s->backends[s->domains[ix].backend_ix].n_http_servers > 0;
+}
+
 static void handle_head(struct pass *c)
 {
     struct pt_http_req *r = &http_req;
@@ -451,9 +465,13 @@ static void handle_head(struct pass *c)
                 http_answer(c, 200, NULL, "text/plain", s->tokens[i].key_authorization);
                 return;
             }
-        c->result = "acme_unknown_token";
-        http_answer(c, 404, NULL, "text/html", NULL);
-        return;
+        /* Not one of ours: a passthrough backend (a YunoHost server) gets
+         * its own HTTP-01 challenges; everything else is a 404. */
+        if (!acme_for_backend(s, r)) {
+            c->result = "acme_unknown_token";
+            http_answer(c, 404, NULL, "text/html", NULL);
+            return;
+        }
     }
 
     char host[PT_DNAME_MAX + 1];

@@ -45,6 +45,13 @@ check "offload domain redirects: 301 to https://host:port/path?query" \
     [ "$loc" = "301 https://shop.test:$HTTPS_PORT/a/b?c=d" ]
 loc=$(h80 SHOP.test. '/' -o /dev/null -w '%{http_code} %{redirect_url}' -H "Host: SHOP.test:$HTTP_PORT")
 check "Host matching ignores case, port and a trailing dot" [ "$loc" = "301 https://shop.test:$HTTPS_PORT/" ]
+mkdir -p www/.well-known/acme-challenge
+echo "backend-own-challenge" >www/.well-known/acme-challenge/tok123
+body=$(h80 yuno.test /.well-known/acme-challenge/tok123)
+check "ACME path of a passthrough domain with http_servers reaches its backend (its own HTTP-01)" \
+    [ "$body" = backend-own-challenge ]
+code=$(h80 bare.test /.well-known/acme-challenge/tok123 -o /dev/null -w '%{http_code}')
+check "ACME path of a passthrough domain without http_servers -> 404" [ "$code" = 404 ]
 code=$(h80 shop.test /.well-known/acme-challenge/unknowntoken -o /dev/null -w '%{http_code}')
 check "ACME path is reserved even on a redirecting domain: unknown token -> 404" [ "$code" = 404 ]
 api PUT /api/v1/domains/shop.test '{"mode":"offload","backend":"nohttp","redirect_http":false}'
