@@ -199,8 +199,10 @@ static void gen_nginx(struct snip *s)
             "# that has only \"listen 443 ssl;\" is not used for connections to a listen\n"
             "# line naming an address: if your blocks listen on the port alone, add\n"
             "# proxy_protocol to those lines instead of adding this one.\n"
-            "# (For offload domains portier speaks HTTP to the servers, or TLS when the\n"
-            "# backend has \"tls\": true: drop \"ssl\" from the listen line then.)\n");
+            "# (Offload domains send no PROXY header: portier speaks HTTP to the servers,\n"
+            "# or TLS with \"tls\": true, and passes the client in X-Real-IP and\n"
+            "# X-Forwarded-For: use the real_ip_header X-Real-IP lines of the [http]\n"
+            "# section for those servers, without proxy_protocol.)\n");
         for (size_t i = 0; i < n; i++)
             out(s, "listen %s ssl proxy_protocol;\n", addrs[i]);
         for (size_t i = 0; i < s->n_from; i++)
