@@ -94,6 +94,10 @@ struct off {
     bool up_idle;       /* the backend connection finished its last exchange
                            cleanly and may serve another request */
     bool up_wanted;     /* connect once the old backend connection is closed */
+    bool up_reused;     /* the backend connection served an earlier request */
+    bool req_retryable; /* idempotent and bodiless: may be sent again */
+    struct pt_wbuf retry_head; /* the head sent on a reused connection, kept
+                                  until the response starts */
     uv_timer_t timer;
     uint64_t deadline_ms;
     uv_connect_t creq;
@@ -119,6 +123,7 @@ static void process_client(struct off *c);
 static void feed_response(struct off *c, const uint8_t *p, size_t n);
 static void try_server(struct off *c);
 static void start_reading(struct stream *s);
+static void send_plain(struct stream *s, const void *p, size_t n);
 
 /* ---- lifetime ------------------------------------------------------------ */
 
@@ -159,6 +164,7 @@ static void release(struct off *c)
     pt_wbuf_free(&c->rin);
     pt_wbuf_free(&c->rhead);
     pt_wbuf_free(&c->qhead);
+    pt_wbuf_free(&c->retry_head);
     free(c->in);
     pt_snap_unref(c->snap);
     struct pt_worker *w = c->w;
@@ -194,6 +200,22 @@ static void close_stream(struct stream *s)
     if (!s->init || uv_is_closing((uv_handle_t *)&s->tcp))
         return;
     uv_close((uv_handle_t *)&s->tcp, on_stream_closed);
+}
+
+/* Sends a request head to the backend. On a reused connection an
+ * idempotent, bodiless request keeps a copy: the backend may have closed
+ * that connection just as we sent (the keep-alive race), and the request
+ * then goes once more on another connection instead of failing with 502. */
+static void send_head(struct off *c, struct pt_wbuf *head)
+{
+    send_plain(&c->up, head->data, head->len);
+    pt_wbuf_free(&c->retry_head);
+    if (c->up_reused && c->req_retryable) {
+        c->retry_head = *head;
+        memset(head, 0, sizeof(*head));
+    } else {
+        pt_wbuf_free(head);
+    }
 }
 
 /* ---- backend connection pool ---------------------------------------------
@@ -577,7 +599,15 @@ static void on_up_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         if (c->state == OFF_TUNNEL) {
             graceful_close(c);
         } else if (!c->resp_head_done) {
-            if (c->state == OFF_REQUEST)
+            if (c->state == OFF_REQUEST && c->retry_head.len && c->rin.len == 0) {
+                /* Closed under us before answering: once more, elsewhere. */
+                close_stream(s);
+                s->connected = false;
+                pt_wbuf_free(&c->qhead);
+                c->qhead = c->retry_head;
+                memset(&c->retry_head, 0, sizeof(c->retry_head));
+                c->up_wanted = true;
+            } else if (c->state == OFF_REQUEST)
                 answer(c, 502);
             else
                 close_stream(s), s->connected = false;
@@ -812,6 +842,7 @@ static void feed_response(struct off *c, const uint8_t *p, size_t n)
         build_response_head(c, &c->resp, &rc, chunked, has_length, false);
         send_plain(&c->cli, c->rhead.data, c->rhead.len);
         c->resp_head_done = true;
+        pt_wbuf_free(&c->retry_head);
         /* http-parser pauses before consuming the head's last LF: the body
          * parse resumes from there, not from head_len. */
         size_t rest_len = c->rin.len - used;
@@ -926,6 +957,7 @@ static bool take_pooled(struct off *c)
         s->init = true;
         c->handles++;
         c->server_ix = i;
+        c->up_reused = true;
         if (uv_tcp_open(&s->tcp, fd) != 0) {
             close(fd);
             close_stream(s);
@@ -965,6 +997,7 @@ static void on_connect(uv_connect_t *req, int status)
 
 static void connect_to(struct off *c, const struct sockaddr *sa)
 {
+    c->up_reused = false;
     struct stream *s = &c->up;
     SSL_free(s->ssl);
     pt_wbuf_free(&s->pend);
@@ -1104,6 +1137,9 @@ static void start_request(struct off *c)
     c->req_chunked = req.chunked;
     c->req_left = req.has_content_length ? req.content_length : 0;
     c->req_done = !req.chunked && c->req_left == 0;
+    c->req_retryable = c->req_done && (strcmp(req.method, "GET") == 0 ||
+                                       strcmp(req.method, "HEAD") == 0 ||
+                                       strcmp(req.method, "OPTIONS") == 0);
     c->reqp_done = false;
     c->resp_head_done = c->resp_done = c->resp_close = c->resp_msg_done = false;
     c->rin.len = 0;
@@ -1135,8 +1171,8 @@ static void start_request(struct off *c)
     c->be = be;
     c->up_idle = false;
     if (reuse) {
-        send_plain(&c->up, head.data, head.len);
-        pt_wbuf_free(&head);
+        c->up_reused = true;
+        send_head(c, &head);
         forward_request_body(c);
         return;
     }
@@ -1174,8 +1210,7 @@ static void process_client(struct off *c)
             /* First use of a fresh backend connection: the head waited here. */
             struct pt_wbuf head = c->qhead;
             memset(&c->qhead, 0, sizeof(c->qhead));
-            send_plain(&c->up, head.data, head.len);
-            pt_wbuf_free(&head);
+            send_head(c, &head);
         }
         if (!c->up.connected && c->in_len > IN_MAX)
             stop_reading(&c->cli);

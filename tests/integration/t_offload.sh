@@ -122,6 +122,51 @@ check "TLS 1.1 is refused" grep -q 'Cipher is (NONE)\|no protocols available\|al
 out=$(openssl s_client -connect "127.0.0.1:$HTTPS_PORT" -servername app.test -alpn h2,http/1.1 </dev/null 2>&1)
 check "ALPN negotiates http/1.1" grep -q 'ALPN protocol: http/1.1' <<<"$out"
 
+# The keep-alive race: a backend that closes a kept-alive connection when the
+# next request arrives. An idempotent request is sent once more on a new
+# connection instead of failing with 502.
+read -r ONESHOT <<<"$(free_ports 1)"
+"$PY" - "$ONESHOT" <<'PYEOF' &
+import socket, sys, threading, time
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1])))
+srv.listen(16)
+srv.settimeout(1)
+def serve(conn):
+    data, served = b"", 0
+    while True:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+        while b"\r\n\r\n" in data:
+            head, _, data = data.partition(b"\r\n\r\n")
+            if served:
+                conn.close()  # promised keep-alive, then drops the next request
+                return
+            body = b"oneshot-ok"
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            served = 1
+    conn.close()
+end = time.time() + 60
+while time.time() < end:
+    try:
+        c, _ = srv.accept()
+    except OSError:
+        continue
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PYEOF
+track_pid $!
+wait_until 5 port_listening "$ONESHOT"
+api PUT /api/v1/backends/oneshot "{\"servers\":[\"127.0.0.1:$ONESHOT\"]}"
+api PUT /api/v1/domains/one.app.test '{"mode":"offload","backend":"oneshot","certificate":"manual"}'
+out=$(curl -sS --max-time 20 --cacert "$T/ca.pem" --resolve "one.app.test:$HTTPS_PORT:127.0.0.1" \
+    -w ' %{http_code}\n' "https://one.app.test:$HTTPS_PORT/a" "https://one.app.test:$HTTPS_PORT/b" 2>&1)
+check "a GET on a kept-alive backend connection that the backend drops is retried once, not 502" \
+    [ "$out" = "oneshot-ok 200
+oneshot-ok 200" ]
+
 # Slow heads get 408 after --hello-timeout; a backend that accepts but never
 # answers gets 504 after --idle-timeout.
 start=$(now_ms)
