@@ -369,14 +369,20 @@ static void raw_write(struct stream *s, const uint8_t *p, size_t n)
 /* Moves whatever OpenSSL produced (records, alerts) to the socket. */
 static void flush_tls(struct stream *s)
 {
-    char buf[16384];
-    int n;
-    while (s->wbio && (n = BIO_read(s->wbio, buf, sizeof(buf))) > 0)
-        raw_write(s, (const uint8_t *)buf, (size_t)n);
+    char *p = NULL;
+    long n = s->wbio ? BIO_get_mem_data(s->wbio, &p) : 0;
+    if (n <= 0)
+        return;
+    /* All pending records in one write, straight from the BIO's memory;
+     * raw_write copies whatever the socket does not take at once. */
+    raw_write(s, (const uint8_t *)p, (size_t)n);
+    BIO_reset(s->wbio);
 }
 
-/* Sends plaintext to <s>, through TLS when it has it. */
-static void send_plain(struct stream *s, const void *p, size_t n)
+/* Queues plaintext for <s>, through TLS when it has it; TLS records stay in
+ * the BIO until flush_tls, so a response head and its first body bytes
+ * leave in one write. */
+static void send_plain_nf(struct stream *s, const void *p, size_t n)
 {
     if (n == 0 || s->c->state == OFF_CLOSING)
         return;
@@ -398,8 +404,15 @@ static void send_plain(struct stream *s, const void *p, size_t n)
             return;
         }
         off += (size_t)w;
-        flush_tls(s);
     }
+}
+
+/* Sends plaintext to <s> now, with anything queued before it. */
+static void send_plain(struct stream *s, const void *p, size_t n)
+{
+    send_plain_nf(s, p, n);
+    if (s->ssl && s->hs_done && s->c->state != OFF_CLOSING)
+        flush_tls(s);
 }
 
 static void stop_reading(struct stream *s)
@@ -840,7 +853,7 @@ static void feed_response(struct off *c, const uint8_t *p, size_t n)
         }
         c->status = (int)code;
         build_response_head(c, &c->resp, &rc, chunked, has_length, false);
-        send_plain(&c->cli, c->rhead.data, c->rhead.len);
+        send_plain_nf(&c->cli, c->rhead.data, c->rhead.len); /* flushed with the body */
         c->resp_head_done = true;
         pt_wbuf_free(&c->retry_head);
         /* http-parser pauses before consuming the head's last LF: the body
@@ -868,6 +881,7 @@ static void feed_response(struct off *c, const uint8_t *p, size_t n)
         http_parser_pause(&c->resp, 0);
         if (c->resp_skip_body) {
             free(rest);
+            flush_tls(&c->cli);
             response_done(c);
             return;
         }
