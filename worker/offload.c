@@ -858,10 +858,10 @@ static void feed_response(struct off *c, const uint8_t *p, size_t n)
         pt_wbuf_free(&c->retry_head);
         /* http-parser pauses before consuming the head's last LF: the body
          * parse resumes from there, not from head_len. */
+        /* The bytes after the head stay where they are: rin is only written
+         * by the next read from the backend, after this returns. */
         size_t rest_len = c->rin.len - used;
-        uint8_t *rest = rest_len ? pt_xmalloc(rest_len) : NULL;
-        if (rest_len)
-            memcpy(rest, c->rin.data + used, rest_len);
+        const uint8_t *rest = c->rin.data + used;
         c->rin.len = 0;
         if (code == 101 && c->req_upgrade) {
             c->state = OFF_TUNNEL;
@@ -869,7 +869,6 @@ static void feed_response(struct off *c, const uint8_t *p, size_t n)
             /* Skip what is left of the head (its last LF). */
             size_t skip = head_len - used;
             send_plain(&c->cli, rest + skip, rest_len - skip);
-            free(rest);
             /* Bytes the client sent after its request belong to the tunnel. */
             if (c->in_len) {
                 send_plain(&c->up, c->in, c->in_len);
@@ -880,14 +879,12 @@ static void feed_response(struct off *c, const uint8_t *p, size_t n)
         }
         http_parser_pause(&c->resp, 0);
         if (c->resp_skip_body) {
-            free(rest);
             flush_tls(&c->cli);
             response_done(c);
             return;
         }
         c->resp_head_tail = head_len - used; /* parsed but not sent on */
         forward_body(c, rest, rest_len);
-        free(rest);
         goto backpressure;
     }
 backpressure:
