@@ -1,12 +1,14 @@
 #!/bin/bash
-# portier SNI passthrough benchmark (`make bench`).
+# portier benchmark (`make bench`): SNI passthrough and TLS offload.
 #
 # Installs what it needs when missing (as root, apt-get: wrk, haproxy, nginx,
-# libnginx-mod-stream, python3, curl, openssl), builds build/portierd if it is
-# not there, then runs bench/bench.py: portier, nginx stream and HAProxy side by
-# side in front of one nginx HTTPS backend on loopback, plus direct to the
-# backend. Prints the table and rewrites bench/README.md. Bounded (BENCH_LIMIT,
-# 900 s by default); everything it starts is killed on exit, error or Ctrl-C.
+# libnginx-mod-stream, python3, curl, openssl, strace, gcc and libssl-dev for
+# bench/hs_client.c), builds build/portierd if it is not there, then runs
+# bench/bench.py: portier, nginx and HAProxy side by side in front of one
+# nginx backend on loopback, first relaying TLS (passthrough, plus direct to
+# the backend), then terminating it (offload). Prints the tables and rewrites
+# bench/README.md in about 10 minutes. Bounded (BENCH_LIMIT, 900 s by
+# default); everything it starts is killed on exit, error or Ctrl-C.
 # Knobs: see the top of bench/bench.py.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -23,6 +25,8 @@ have_cmd nginx || need+=(nginx)
 have_cmd curl || need+=(curl)
 have_cmd openssl || need+=(openssl)
 have_cmd strace || need+=(strace)   # syscall counts (BENCH_SYSCALLS=0 skips them)
+have_cmd gcc || need+=(gcc)         # bench/hs_client.c (full TLS handshakes)
+[ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
         echo "bench: missing ${need[*]}; run as root on Debian, or: sudo apt-get install -y ${need[*]}" >&2

@@ -87,6 +87,8 @@ struct off {
     int status;
     struct pt_wbuf rin; /* backend plaintext until the response head is whole */
     struct pt_wbuf rhead; /* the rewritten response head */
+    bool rhead_pending;   /* rhead not sent yet: it leaves in one TLS record
+                             with the first body bytes */
     struct pt_wbuf qhead; /* the rewritten request head, until the backend
                              connection it waits for is up */
 
@@ -124,6 +126,7 @@ static void feed_response(struct off *c, const uint8_t *p, size_t n);
 static void try_server(struct off *c);
 static void start_reading(struct stream *s);
 static void send_plain(struct stream *s, const void *p, size_t n);
+static void send_head_now(struct off *c);
 
 /* ---- lifetime ------------------------------------------------------------ */
 
@@ -626,6 +629,7 @@ static void on_up_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
                 close_stream(s), s->connected = false;
         } else if (!c->resp_done) {
             /* Read-until-close body: the end of the stream ends it. */
+            send_head_now(c);
             http_parser_settings none;
             memset(&none, 0, sizeof(none));
             http_parser_execute(&c->resp, &none, NULL, 0);
@@ -715,6 +719,15 @@ static void put(struct pt_wbuf *b, const char *s)
 
 static void response_done(struct off *c);
 
+static void send_head_now(struct off *c)
+{
+    if (!c->rhead_pending)
+        return;
+    c->rhead_pending = false;
+    send_plain(&c->cli, c->rhead.data, c->rhead.len);
+    pt_wbuf_free(&c->rhead);
+}
+
 /* Forwards response body bytes, stopping exactly at the message's end. */
 static void forward_body(struct off *c, const uint8_t *p, size_t n)
 {
@@ -732,7 +745,16 @@ static void forward_body(struct off *c, const uint8_t *p, size_t n)
     }
     size_t skip = c->resp_head_tail < used ? c->resp_head_tail : used;
     c->resp_head_tail -= skip;
-    send_plain(&c->cli, p + skip, used - skip);
+    if (c->rhead_pending) {
+        /* One record for head and first body bytes: a client reads a small
+         * response with one read, not two. */
+        c->rhead_pending = false;
+        pt_wbuf_put(&c->rhead, p + skip, used - skip);
+        send_plain(&c->cli, c->rhead.data, c->rhead.len);
+        pt_wbuf_free(&c->rhead);
+    } else {
+        send_plain(&c->cli, p + skip, used - skip);
+    }
     if (c->resp_msg_done) {
         http_parser_pause(&c->resp, 0);
         response_done(c);
@@ -853,7 +875,7 @@ static void feed_response(struct off *c, const uint8_t *p, size_t n)
         }
         c->status = (int)code;
         build_response_head(c, &c->resp, &rc, chunked, has_length, false);
-        send_plain_nf(&c->cli, c->rhead.data, c->rhead.len); /* flushed with the body */
+        c->rhead_pending = true; /* sent with the body (forward_body) */
         c->resp_head_done = true;
         pt_wbuf_free(&c->retry_head);
         /* http-parser pauses before consuming the head's last LF: the body
@@ -868,6 +890,7 @@ static void feed_response(struct off *c, const uint8_t *p, size_t n)
             log_request(c, NULL);
             /* Skip what is left of the head (its last LF). */
             size_t skip = head_len - used;
+            send_head_now(c);
             send_plain(&c->cli, rest + skip, rest_len - skip);
             /* Bytes the client sent after its request belong to the tunnel. */
             if (c->in_len) {
@@ -879,7 +902,7 @@ static void feed_response(struct off *c, const uint8_t *p, size_t n)
         }
         http_parser_pause(&c->resp, 0);
         if (c->resp_skip_body) {
-            flush_tls(&c->cli);
+            send_head_now(c);
             response_done(c);
             return;
         }
@@ -903,7 +926,13 @@ static void response_done(struct off *c)
         graceful_close(c);
         return;
     }
-    /* Ready for the next request on this connection. */
+    /* Ready for the next request on this connection. An idle connection
+     * keeps no buffer: they come back with the next request. */
+    if (c->in_len == 0) {
+        PT_FREE(c->in);
+        c->in_cap = 0;
+    }
+    pt_wbuf_free(&c->rin);
     c->state = OFF_HEAD;
     c->dom = NULL;
     arm(c, c->snap->settings.idle_timeout_ms);
