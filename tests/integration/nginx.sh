@@ -52,7 +52,10 @@ http {
     $servers
 }
 CONF
-    env "$MARK" "$NGINX" -p "$p" -c "$p/nginx.conf" -g 'daemon off;' >"$p/logs/stderr" 2>&1 &
+    # Its own process group: nginx rewrites its process title over the
+    # environment, so the cleanup cannot find its workers by the test's mark;
+    # it kills the group instead.
+    env "$MARK" setsid "$NGINX" -p "$p" -c "$p/nginx.conf" -g 'daemon off;' >"$p/logs/stderr" 2>&1 &
     local pid=$!
     track_pid "$pid"
     eval "NGINX_PID_$name=$pid"
