@@ -359,18 +359,9 @@ static void route(struct pass *c)
     try_server(c);
 }
 
-static void on_hello_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+/* The buffered bytes so far (on_client_read added the last read). */
+static void handle_hello(struct pass *c)
 {
-    struct pass *c = side_conn((uv_handle_t *)st);
-    (void)buf;
-    if (n == 0)
-        return;
-    if (n < 0) {
-        pass_close(c, n != UV_EOF);
-        return;
-    }
-    c->hlen += (size_t)n;
-    c->cli.bytes += (uint64_t)n;
     struct pt_clienthello ch;
     int rc = pt_clienthello_parse(c->hbuf, c->hlen, hello_scratch, &ch);
     if (rc == PT_ENEEDMORE) {
@@ -529,20 +520,6 @@ static void handle_head(struct pass *c)
     try_server(c);
 }
 
-static void on_head_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
-{
-    struct pass *c = side_conn((uv_handle_t *)st);
-    (void)buf;
-    if (n == 0)
-        return;
-    if (n < 0) {
-        pass_close(c, n != UV_EOF);
-        return;
-    }
-    c->hlen += (size_t)n;
-    c->cli.bytes += (uint64_t)n;
-    handle_head(c);
-}
 
 /* ---- inbound PROXY header ------------------------------------------------ */
 
@@ -555,7 +532,6 @@ static bool trusted(const struct pass *c)
     return false;
 }
 
-static void on_head_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf);
 static void handle_head(struct pass *c);
 
 static void begin_hello(struct pass *c)
@@ -791,10 +767,17 @@ static void on_client_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         on_proxy_read(st, n, buf);
         break;
     case PASS_HELLO:
-        on_hello_read(st, n, buf);
-        break;
     case PASS_HEAD:
-        on_head_read(st, n, buf);
+        if (n < 0) {
+            pass_close(c, n != UV_EOF);
+            break;
+        }
+        c->hlen += (size_t)n;
+        c->cli.bytes += (uint64_t)n;
+        if (c->state == PASS_HELLO)
+            handle_hello(c);
+        else
+            handle_head(c);
         break;
     case PASS_RESOLVE:
     case PASS_CONNECT:
