@@ -9,6 +9,7 @@
 #define PT_API_H
 
 #include "common/pt.h"
+#include "common/snapshot.h"
 #include "db/store.h"
 
 #include <jansson.h>
@@ -22,6 +23,10 @@ struct pt_api_hooks {
      * snapshot for <version> from <store>. Returns an opaque handle or NULL
      * (the mutation is then rolled back with a 500). */
     void *(*compile)(void *arg, struct pt_store *store, uint64_t version);
+    /* The same for a ban write: compiles the delta <ch>[0..n) for <version>
+     * (or a whole snapshot when deltas piled up); same handle as compile. */
+    void *(*compile_bans)(void *arg, struct pt_store *store, uint64_t version,
+                          const struct pt_ban_change *ch, size_t n);
     /* After commit: sends the compiled snapshot (ownership passes) to every
      * worker and waits for their acks, bounded. Returns true when all live
      * workers applied it. */

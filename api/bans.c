@@ -1,4 +1,10 @@
-/* /api/v1/bans: addresses and prefixes refused at accept by every worker. */
+/* /api/v1/bans: addresses and prefixes every worker refuses at accept and
+ * cuts when already connected.
+ *
+ * A "bans" token (r->limited) works in its own space: it bans nothing wider
+ * than its max_prefix, sees and deletes only the bans it made, holds at most
+ * its quota of live bans, and cannot replace a ban somebody else made. A ban
+ * write publishes a delta (pt_api__finish_bans), not a whole snapshot. */
 #include "api/internal.h"
 
 #include "common/addr.h"
@@ -25,8 +31,10 @@ json_t *pt_api__time_json(int64_t t)
 
 static json_t *ban_json(const struct pt_store_ban *b)
 {
-    return json_pack("{s:s, s:s, s:o, s:o}", "ip", b->ip, "reason", b->reason ? b->reason : "",
-                     "created", pt_api__time_json(b->created), "expires", pt_api__time_json(b->expires));
+    return json_pack("{s:s, s:s, s:o, s:o, s:s}", "ip", b->ip, "reason",
+                     b->reason ? b->reason : "", "created", pt_api__time_json(b->created),
+                     "expires", pt_api__time_json(b->expires), "created_by",
+                     b->created_by ? b->created_by : "admin");
 }
 
 static int list_cb(void *arg, const struct pt_store_ban *b)
@@ -99,21 +107,54 @@ static enum MHD_Result do_post(struct pt_req *r)
         }
         reason = json_string_value(jreason);
     }
+    if (pt_model_ban_allowed(&net, r->limited ? r->lim.max_prefix4 : 0,
+                             r->limited ? r->lim.max_prefix6 : 0, &e) != 0) {
+        json_decref(body);
+        return pt_api__error(r, &e);
+    }
     char ip[PT_ADDRSTR_MAX];
     pt_cidr_format(&net, ip, sizeof(ip));
     int64_t now = (int64_t)time(NULL);
-    struct pt_store_ban b = {ip, reason, now, dur ? now + dur : 0};
+    struct pt_store_ban b = {ip, reason, now, dur ? now + dur : 0, r->caller};
     bool created = false, applied = false;
     uint64_t version = 0;
     int rc = pt_store_begin(store);
-    if (rc == 0)
-        rc = pt_store_ban_put(store, &b, &created);
-    if (rc != 0) {
+    if (rc != 0)
+        goto fail;
+    char owner[64];
+    int orc = pt_store_ban_owner(store, ip, owner, sizeof(owner));
+    if (orc != 0 && orc != PT_ENOTFOUND) {
+        rc = orc;
+        goto fail;
+    }
+    bool mine = orc == 0 && strcmp(owner, r->caller) == 0;
+    if (r->limited && orc == 0 && !mine) {
         pt_store_rollback(store);
         json_decref(body);
-        return pt_api__errorf(r, 500, "internal", NULL, "cannot write the store");
+        return pt_api__errorf(r, 409, "conflict", "ip",
+                              "%s is already banned by another token or the admin; "
+                              "this token can neither replace nor lift that ban",
+                              ip);
     }
-    if (pt_api__finish_mutation(r, &version, &applied, &e) != 0) {
+    uint64_t live = 0;
+    if (r->limited && !mine) {
+        rc = pt_store_ban_count(store, r->caller, now, &live);
+        if (rc != 0)
+            goto fail;
+        if (live >= r->lim.quota) {
+            pt_store_rollback(store);
+            json_decref(body);
+            return pt_api__errorf(r, 429, "quota_exceeded", NULL,
+                                  "this token holds %llu live bans, its quota is %u: "
+                                  "lift some or ask for a token with a larger quota",
+                                  (unsigned long long)live, r->lim.quota);
+        }
+    }
+    rc = pt_store_ban_put(store, &b, &created);
+    if (rc != 0)
+        goto fail;
+    struct pt_ban_change ch = {false, {net, b.expires, (char *)reason}};
+    if (pt_api__finish_bans(r, &ch, 1, &version, &applied, &e) != 0) {
         json_decref(body);
         return pt_api__error(r, &e);
     }
@@ -122,6 +163,10 @@ static enum MHD_Result do_post(struct pt_req *r)
     json_object_set_new(out, "config_version", json_integer((json_int_t)version));
     json_object_set_new(out, "applied", json_boolean(applied));
     return pt_api__json(r, created ? 201 : 200, out);
+fail:
+    pt_store_rollback(store);
+    json_decref(body);
+    return pt_api__errorf(r, 500, "internal", NULL, "cannot write the store");
 }
 
 static enum MHD_Result do_delete(struct pt_req *r, const char *seg)
@@ -138,16 +183,25 @@ static enum MHD_Result do_delete(struct pt_req *r, const char *seg)
     pt_cidr_format(&net, ip, sizeof(ip));
     uint64_t version = 0;
     bool applied = false;
+    char owner[64];
     int rc = pt_store_begin(store);
+    if (rc == 0)
+        rc = pt_store_ban_owner(store, ip, owner, sizeof(owner));
+    /* A "bans" token is told the same for a ban it did not make as for no
+     * ban at all: it has no business knowing about the others. */
+    if (rc == 0 && r->limited && strcmp(owner, r->caller) != 0)
+        rc = PT_ENOTFOUND;
     if (rc == 0)
         rc = pt_store_ban_delete(store, ip);
     if (rc != 0) {
         pt_store_rollback(store);
         if (rc == PT_ENOTFOUND)
-            return pt_api__errorf(r, 404, "not_found", NULL, "%s is not banned", ip);
+            return pt_api__errorf(r, 404, "not_found", NULL, "%s is not banned%s", ip,
+                                  r->limited ? " by this token" : "");
         return pt_api__errorf(r, 500, "internal", NULL, "cannot write the store");
     }
-    if (pt_api__finish_mutation(r, &version, &applied, &e) != 0)
+    struct pt_ban_change ch = {true, {net, 0, NULL}};
+    if (pt_api__finish_bans(r, &ch, 1, &version, &applied, &e) != 0)
         return pt_api__error(r, &e);
     return pt_api__no_content(r, version, applied);
 }
@@ -166,7 +220,8 @@ enum MHD_Result pt_api__bans(struct pt_req *r, const char *rest)
     if (rest[0] == '\0' || strcmp(rest, "/") == 0) {
         if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) {
             json_t *arr = json_array();
-            if (pt_store_ban_each(r->api->cfg.store, now, list_cb, arr) != 0) {
+            if (pt_store_ban_each(r->api->cfg.store, now, r->limited ? r->caller : NULL,
+                                  list_cb, arr) != 0) {
                 json_decref(arr);
                 return pt_api__errorf(r, 500, "internal", NULL, "cannot read the store");
             }

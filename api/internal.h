@@ -24,6 +24,12 @@ struct pt_req {
     size_t len;
     size_t cap;
     bool too_large; /* body went over PT_API_BODY_MAX: answer 413 */
+    /* Who asks: "admin" for the admin token, else the stored token's name
+     * (what bans record as created_by), and for a "bans" token (limited) the
+     * limits api/bans.c enforces. */
+    char caller[64];
+    bool limited;
+    struct pt_store_token_limits lim;
 };
 
 /* Replies. Each queues a response and returns MHD's result. */
@@ -49,6 +55,11 @@ int pt_api__unescape(const char *in, size_t len, char *out, size_t size);
  * transaction is rolled back and <e> set (500). */
 int pt_api__finish_mutation(struct pt_req *r, uint64_t *version, bool *applied,
                             struct pt_apierr *e);
+
+/* The same for a ban write: publishes the delta <ch>[0..n) instead of a
+ * whole snapshot (see docs/operations.md, "Bans"). */
+int pt_api__finish_bans(struct pt_req *r, const struct pt_ban_change *ch, size_t n,
+                        uint64_t *version, bool *applied, struct pt_apierr *e);
 
 /* Resource handlers: <rest> is the path after "/api/v1/<resource>" ("" or
  * "/NAME..."). */

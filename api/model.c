@@ -379,3 +379,21 @@ json_t *pt_model_domain_to_json(const struct pt_domain *d)
                      d->cert_manual ? "manual" : "acme", "redirect_http", d->redirect_http,
                      "response_headers", h, "hsts", d->hsts);
 }
+
+int pt_model_ban_allowed(const struct pt_cidr *net, unsigned max4, unsigned max6,
+                         struct pt_apierr *e)
+{
+    bool v4 = net->family == AF_INET;
+    if (net->bits == 0)
+        return BAD(e, "ip",
+                   "ip: %s bans every %s client and would take the whole proxy down; "
+                   "refused for every token",
+                   v4 ? "0.0.0.0/0" : "::/0", v4 ? "IPv4" : "IPv6");
+    unsigned max = v4 ? max4 : max6;
+    if (max && net->bits < max)
+        return pt_apierr_set(e, 403, "forbidden", "ip",
+                             "ip: this token may ban %s prefixes of /%u or narrower, not /%u "
+                             "(create it with a wider \"max_prefix\")",
+                             v4 ? "IPv4" : "IPv6", max, (unsigned)net->bits);
+    return 0;
+}

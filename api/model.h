@@ -24,6 +24,13 @@ __attribute__((format(printf, 5, 6))) int pt_apierr_set(struct pt_apierr *e, int
                                                         const char *field,
                                                         const char *fmt, ...);
 
+/* Who may ban what. A /0 (every address of a family) is refused for every
+ * caller, admin included (400). A caller limited to prefixes of <max4> (IPv4)
+ * or <max6> (IPv6) bits or longer, as a "bans" token is, may not ban a wider
+ * prefix (403); 0 means no such limit. Returns 0 or -1 with <e> set. */
+int pt_model_ban_allowed(const struct pt_cidr *net, unsigned max4, unsigned max6,
+                         struct pt_apierr *e);
+
 /* True for [a-z0-9][a-z0-9_-]{0,62}. */
 bool pt_model_backend_name_ok(const char *s);
 

@@ -111,14 +111,17 @@ enum MHD_Result pt_api__no_content(struct pt_req *r, uint64_t version, bool appl
     return rc;
 }
 
-int pt_api__finish_mutation(struct pt_req *r, uint64_t *version, bool *applied,
-                            struct pt_apierr *e)
+/* <ch> NULL: a configuration change (whole snapshot); else a ban delta. */
+static int finish(struct pt_req *r, const struct pt_ban_change *ch, size_t n,
+                  uint64_t *version, bool *applied, struct pt_apierr *e)
 {
     struct pt_api *api = r->api;
     void *snap = NULL;
     if (pt_store_bump_version(api->cfg.store, version) != 0)
         goto fail;
-    snap = api->cfg.hooks.compile(api->cfg.hooks.arg, api->cfg.store, *version);
+    snap = ch ? api->cfg.hooks.compile_bans(api->cfg.hooks.arg, api->cfg.store, *version,
+                                            ch, n)
+              : api->cfg.hooks.compile(api->cfg.hooks.arg, api->cfg.store, *version);
     if (snap == NULL)
         goto fail;
     if (pt_store_commit(api->cfg.store) != 0)
@@ -131,6 +134,18 @@ fail:
     pt_store_rollback(api->cfg.store);
     return pt_apierr_set(e, 500, "internal", NULL,
                          "could not commit the change (see the daemon's log)");
+}
+
+int pt_api__finish_mutation(struct pt_req *r, uint64_t *version, bool *applied,
+                            struct pt_apierr *e)
+{
+    return finish(r, NULL, 0, version, applied, e);
+}
+
+int pt_api__finish_bans(struct pt_req *r, const struct pt_ban_change *ch, size_t n,
+                        uint64_t *version, bool *applied, struct pt_apierr *e)
+{
+    return finish(r, ch, n, version, applied, e);
 }
 
 static int hexval(char c)
@@ -177,9 +192,9 @@ static size_t keep_escaped(void *cls, struct MHD_Connection *conn, char *s)
 /* Returns the scope of the request's bearer token ("admin", "bans") or NULL.
  * The admin token is compared in constant time on hashes, so neither its
  * content nor its length leaks; stored tokens are looked up by hash. */
-static const char *token_scope(struct pt_api *api, struct MHD_Connection *conn)
+static const char *token_scope(struct pt_api *api, struct pt_req *r)
 {
-    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+    const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                 MHD_HTTP_HEADER_AUTHORIZATION);
     if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
         return NULL;
@@ -193,13 +208,16 @@ static const char *token_scope(struct pt_api *api, struct MHD_Connection *conn)
         return NULL;
     uint8_t got[32];
     SHA256((const unsigned char *)h, len, got);
-    if (CRYPTO_memcmp(got, api->token_hash, sizeof(got)) == 0)
+    if (CRYPTO_memcmp(got, api->token_hash, sizeof(got)) == 0) {
+        snprintf(r->caller, sizeof(r->caller), "admin");
         return "admin";
+    }
     char hex[65];
     const char *scope = NULL;
     for (size_t i = 0; i < sizeof(got); i++)
         snprintf(hex + 2 * i, 3, "%02x", got[i]);
-    if (pt_store_token_check(api->cfg.store, hex, (int64_t)time(NULL), &scope) == 0)
+    if (pt_store_token_check(api->cfg.store, hex, (int64_t)time(NULL), &scope) == 0 &&
+        pt_store_token_limits(api->cfg.store, hex, r->caller, sizeof(r->caller), &r->lim) == 0)
         return scope;
     return NULL;
 }
@@ -267,7 +285,7 @@ static enum MHD_Result dispatch(struct pt_req *r, const char *url)
             return pt_api__method_not_allowed(r, "GET");
         return serve_web(r, url);
     }
-    const char *scope = token_scope(api, r->conn);
+    const char *scope = token_scope(api, r);
     if (scope == NULL) {
         struct MHD_Response *resp;
         const char *msg = "{\"error\":{\"code\":\"unauthorized\",\"message\":"
@@ -286,6 +304,7 @@ static enum MHD_Result dispatch(struct pt_req *r, const char *url)
           (url[sizeof(bans_path) - 1] == '\0' || url[sizeof(bans_path) - 1] == '/')))
         return pt_api__errorf(r, 403, "forbidden", NULL,
                               "this token's scope (%s) does not allow %.100s", scope, url);
+    r->limited = strcmp(scope, "bans") == 0;
     if (r->too_large)
         return pt_api__errorf(r, 413, "payload_too_large", NULL,
                               "request body over %u bytes", PT_API_BODY_MAX);

@@ -13,11 +13,57 @@ void pt_api__sha256_hex(const char *s, size_t len, char out[65])
         snprintf(out + 2 * i, 3, "%02x", h[i]);
 }
 
+static json_t *limits_json(const struct pt_store_token_limits *lim)
+{
+    return json_pack("{s:{s:i, s:i}, s:I}", "max_prefix", "ipv4", (int)lim->max_prefix4,
+                     "ipv6", (int)lim->max_prefix6, "quota", (json_int_t)lim->quota);
+}
+
+/* A "bans" token's optional "max_prefix" {"ipv4": 1..32, "ipv6": 1..128}
+ * (the widest prefix it may ban) and "quota" (live bans it may hold). */
+static int parse_limits(const json_t *body, struct pt_store_token_limits *lim,
+                        struct pt_apierr *e)
+{
+    *lim = PT_TOKEN_LIMITS_DEFAULT;
+    const json_t *mp = json_object_get(body, "max_prefix");
+    const json_t *q = json_object_get(body, "quota");
+    if (mp) {
+        const char *k;
+        const json_t *v;
+        if (!json_is_object(mp))
+            return pt_apierr_set(e, 400, "invalid_argument", "max_prefix",
+                                 "max_prefix: expected {\"ipv4\": 1..32, \"ipv6\": 1..128}");
+        json_object_foreach((json_t *)mp, k, v) {
+            bool v4 = strcmp(k, "ipv4") == 0;
+            json_int_t n = json_is_integer(v) ? json_integer_value(v) : -1;
+            if ((!v4 && strcmp(k, "ipv6") != 0) || n < 1 || n > (v4 ? 32 : 128))
+                return pt_apierr_set(e, 400, "invalid_argument", "max_prefix",
+                                     "max_prefix: expected {\"ipv4\": 1..32, \"ipv6\": "
+                                     "1..128} (a /0 is refused anyway)");
+            if (v4)
+                lim->max_prefix4 = (uint8_t)n;
+            else
+                lim->max_prefix6 = (uint8_t)n;
+        }
+    }
+    if (q) {
+        json_int_t n = json_is_integer(q) ? json_integer_value(q) : 0;
+        if (n < 1 || n > 10000000)
+            return pt_apierr_set(e, 400, "invalid_argument", "quota",
+                                 "quota: expected 1..10000000 live bans");
+        lim->quota = (uint32_t)n;
+    }
+    return 0;
+}
+
 static int list_cb(void *arg, const struct pt_store_token *t)
 {
-    json_array_append_new(arg, json_pack("{s:s, s:s, s:o, s:o}", "name", t->name, "scope",
-                                         t->scope, "created", pt_api__time_json(t->created),
-                                         "last_used", pt_api__time_json(t->last_used)));
+    json_t *j = json_pack("{s:s, s:s, s:o, s:o}", "name", t->name, "scope", t->scope,
+                          "created", pt_api__time_json(t->created), "last_used",
+                          pt_api__time_json(t->last_used));
+    if (strcmp(t->scope, "bans") == 0)
+        json_object_update_new(j, limits_json(&t->lim));
+    json_array_append_new(arg, j);
     return 0;
 }
 
@@ -31,7 +77,8 @@ static enum MHD_Result do_post(struct pt_req *r)
     json_t *v;
     enum MHD_Result res;
     json_object_foreach(body, key, v) {
-        if (strcmp(key, "name") && strcmp(key, "scope")) {
+        if (strcmp(key, "name") && strcmp(key, "scope") && strcmp(key, "max_prefix") &&
+            strcmp(key, "quota")) {
             res = pt_api__errorf(r, 400, "invalid_argument", key, "%.100s: unknown field",
                                  key);
             json_decref(body);
@@ -50,6 +97,23 @@ static enum MHD_Result do_post(struct pt_req *r)
         return pt_api__errorf(r, 400, "invalid_argument", "scope",
                               "scope: expected \"admin\" or \"bans\"");
     }
+    /* "admin" is what bans made with the admin token record as created_by. */
+    if (strcmp(name, "admin") == 0) {
+        json_decref(body);
+        return pt_api__errorf(r, 400, "invalid_argument", "name",
+                              "name: \"admin\" is reserved for the admin token");
+    }
+    struct pt_store_token_limits lim;
+    if ((json_object_get(body, "max_prefix") || json_object_get(body, "quota")) &&
+        strcmp(scope, "bans") != 0) {
+        json_decref(body);
+        return pt_api__errorf(r, 400, "invalid_argument", "scope",
+                              "max_prefix and quota apply to \"bans\" tokens only");
+    }
+    if (parse_limits(body, &lim, &e) != 0) {
+        json_decref(body);
+        return pt_api__error(r, &e);
+    }
     uint8_t raw[32];
     char secret[65], hash[65];
     if (RAND_bytes(raw, sizeof(raw)) != 1) {
@@ -59,14 +123,20 @@ static enum MHD_Result do_post(struct pt_req *r)
     for (size_t i = 0; i < sizeof(raw); i++)
         snprintf(secret + 2 * i, 3, "%02x", raw[i]);
     pt_api__sha256_hex(secret, 64, hash);
-    int rc = pt_store_token_add(r->api->cfg.store, name, scope, hash, (int64_t)time(NULL));
+    int rc = pt_store_token_add(r->api->cfg.store, name, scope, hash, (int64_t)time(NULL),
+                                &lim);
     if (rc == PT_ECONFLICT)
         res = pt_api__errorf(r, 409, "conflict", "name", "a token named '%s' exists", name);
     else if (rc != 0)
         res = pt_api__errorf(r, 500, "internal", NULL, "cannot write the store");
     else
-        res = pt_api__json(r, 201, json_pack("{s:s, s:s, s:s}", "name", name, "scope",
-                                             scope, "token", secret));
+    {
+        json_t *out = json_pack("{s:s, s:s, s:s}", "name", name, "scope", scope, "token",
+                                secret);
+        if (strcmp(scope, "bans") == 0)
+            json_object_update_new(out, limits_json(&lim));
+        res = pt_api__json(r, 201, out);
+    }
     json_decref(body);
     return res;
 }

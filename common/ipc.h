@@ -17,8 +17,12 @@ enum pt_ipc_type {
     PT_IPC_SNAPSHOT = 1, /* daemon -> worker: pt_snap_encode bytes */
     PT_IPC_ACK = 2,      /* worker -> daemon: u64 applied version */
     PT_IPC_STATS = 3,    /* worker -> daemon: u64 version, u64 connections,
-                            u64 accepted, u64 refused (overload/bans) */
+                            u64 accepted, u64 refused (overload/bans),
+                            u32 n, n x (str ban reason, u64 refused at
+                            accept, u64 open connections cut) */
     PT_IPC_STOP = 4,     /* daemon -> worker: stop accepting and drain */
+    PT_IPC_BANS = 5,     /* daemon -> worker: pt_snap_bans_encode bytes, a ban
+                            delta on top of the last snapshot; acked like one */
 };
 
 /* Starts a frame of <type> in <b>; returns the offset to pass to end. */

@@ -26,6 +26,15 @@
 #define FLAG_REDIRECT 2
 #define FLAG_HSTS 4
 
+static void put_ban(struct pt_wbuf *out, const struct pt_ban *b)
+{
+    pt_wbuf_u8(out, b->net.family == AF_INET6 ? 6 : 4);
+    pt_wbuf_put(out, b->net.addr, 16);
+    pt_wbuf_u8(out, b->net.bits);
+    pt_wbuf_u64(out, (uint64_t)b->expires);
+    pt_wbuf_str(out, b->reason ? b->reason : "");
+}
+
 void pt_snap_encode(const struct pt_snapshot *s, struct pt_wbuf *out)
 {
     char tmp[PT_HOST_MAX + 16];
@@ -83,14 +92,8 @@ void pt_snap_encode(const struct pt_snapshot *s, struct pt_wbuf *out)
     }
 
     pt_wbuf_u32(out, (uint32_t)s->n_bans);
-    for (size_t i = 0; i < s->n_bans; i++) {
-        const struct pt_ban *b = &s->bans[i];
-        pt_wbuf_u8(out, b->net.family == AF_INET6 ? 6 : 4);
-        pt_wbuf_put(out, b->net.addr, 16);
-        pt_wbuf_u8(out, b->net.bits);
-        pt_wbuf_u64(out, (uint64_t)b->expires);
-        pt_wbuf_str(out, b->reason);
-    }
+    for (size_t i = 0; i < s->n_bans; i++)
+        put_ban(out, &s->bans[i]);
 
     pt_wbuf_u32(out, (uint32_t)s->n_certs);
     for (size_t i = 0; i < s->n_certs; i++) {
@@ -135,6 +138,23 @@ static size_t rd_count(struct pt_cursor *c, size_t min_item, size_t max)
         return 0;
     }
     return n;
+}
+
+static int rd_ban(struct pt_cursor *c, struct pt_ban *b)
+{
+    uint8_t fam = pt_rd_u8(c);
+    const uint8_t *a = pt_rd_bytes(c, 16);
+    uint8_t bits = pt_rd_u8(c);
+    b->expires = (int64_t)pt_rd_u64(c);
+    b->reason = rd_str(c, 1024);
+    if (a == NULL || (fam != 4 && fam != 6) || bits > (fam == 4 ? 32 : 128)) {
+        c->ok = false;
+        return PT_EMALFORMED;
+    }
+    b->net.family = fam == 4 ? AF_INET : AF_INET6;
+    memcpy(b->net.addr, a, 16);
+    b->net.bits = bits;
+    return c->ok ? 0 : PT_EMALFORMED;
 }
 
 static int rd_servers(struct pt_cursor *c, struct pt_hostport **out, size_t *n)
@@ -224,19 +244,9 @@ int pt_snap_decode(const uint8_t *buf, size_t len, struct pt_snapshot **out)
     }
     s->n_bans = rd_count(&c, 30, 1u << 24);
     s->bans = pt_xcalloc(s->n_bans, sizeof(*s->bans));
-    for (size_t i = 0; i < s->n_bans && c.ok; i++) {
-        struct pt_ban *b = &s->bans[i];
-        uint8_t fam = pt_rd_u8(&c);
-        const uint8_t *a = pt_rd_bytes(&c, 16);
-        uint8_t bits = pt_rd_u8(&c);
-        b->expires = (int64_t)pt_rd_u64(&c);
-        b->reason = rd_str(&c, 1024);
-        if (a == NULL || (fam != 4 && fam != 6) || bits > (fam == 4 ? 32 : 128))
+    for (size_t i = 0; i < s->n_bans && c.ok; i++)
+        if (rd_ban(&c, &s->bans[i]) != 0)
             goto bad;
-        b->net.family = fam == 4 ? AF_INET : AF_INET6;
-        memcpy(b->net.addr, a, 16);
-        b->net.bits = bits;
-    }
     s->n_certs = rd_count(&c, 24, 1u << 20);
     s->certs = pt_xcalloc(s->n_certs, sizeof(*s->certs));
     for (size_t i = 0; i < s->n_certs && c.ok; i++) {
@@ -439,4 +449,52 @@ const char *pt_pp_name(enum pt_pp_version v)
     default:
         return "none";
     }
+}
+
+/* Ban delta wire format: "PTB1" u64 version, u32 n, n x (u8 op, ban as in a
+ * snapshot); op 1 adds or replaces, 0 removes. */
+#define BANS_MAGIC "PTB1"
+
+void pt_snap_bans_encode(uint64_t version, const struct pt_ban_change *ch, size_t n,
+                         struct pt_wbuf *out)
+{
+    pt_wbuf_put(out, BANS_MAGIC, 4);
+    pt_wbuf_u64(out, version);
+    pt_wbuf_u32(out, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        pt_wbuf_u8(out, ch[i].remove ? 0 : 1);
+        put_ban(out, &ch[i].ban);
+    }
+}
+
+int pt_snap_bans_decode(const uint8_t *buf, size_t len, uint64_t *version,
+                        struct pt_ban_change **out, size_t *n)
+{
+    struct pt_cursor c = pt_cursor_make(buf, len);
+    const uint8_t *magic = pt_rd_bytes(&c, 4);
+    *version = pt_rd_u64(&c);
+    *n = rd_count(&c, 31, 1u << 24);
+    *out = pt_xcalloc(*n, sizeof(**out));
+    if (magic == NULL || memcmp(magic, BANS_MAGIC, 4) != 0)
+        c.ok = false;
+    for (size_t i = 0; i < *n && c.ok; i++) {
+        uint8_t op = pt_rd_u8(&c);
+        if (rd_ban(&c, &(*out)[i].ban) != 0 || op > 1)
+            c.ok = false;
+        (*out)[i].remove = op == 0;
+    }
+    if (!c.ok || pt_cursor_left(&c) != 0) {
+        pt_snap_bans_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return PT_EMALFORMED;
+    }
+    return 0;
+}
+
+void pt_snap_bans_free(struct pt_ban_change *ch, size_t n)
+{
+    for (size_t i = 0; ch && i < n; i++)
+        free(ch[i].ban.reason);
+    free(ch);
 }

@@ -133,6 +133,23 @@ void pt_domain_copy(struct pt_domain *dst, const struct pt_domain *src);
  * routing goes through routes. Returns NULL when absent. */
 const struct pt_domain *pt_snap_domain(const struct pt_snapshot *s, const char *name);
 
+/* A ban delta: what one committed ban write changed. The daemon sends it
+ * instead of a whole snapshot (PT_IPC_BANS), so a ban costs neither the
+ * daemon nor the workers a re-encode of domains and certificates. */
+struct pt_ban_change {
+    bool remove;       /* drop the ban on ban.net (expires, reason unused) */
+    struct pt_ban ban; /* reason owned by the array's owner */
+};
+
+/* Appends the delta for config <version> to <out>. */
+void pt_snap_bans_encode(uint64_t version, const struct pt_ban_change *ch, size_t n,
+                         struct pt_wbuf *out);
+/* Decodes a delta. Returns 0 with *out (caller frees with pt_snap_bans_free)
+ * or PT_EMALFORMED. */
+int pt_snap_bans_decode(const uint8_t *buf, size_t len, uint64_t *version,
+                        struct pt_ban_change **out, size_t *n);
+void pt_snap_bans_free(struct pt_ban_change *ch, size_t n); /* NULL is fine */
+
 const char *pt_mode_name(enum pt_mode m);
 const char *pt_pp_name(enum pt_pp_version v);
 

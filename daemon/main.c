@@ -78,6 +78,7 @@ static void *rotate_tickets(void *arg)
 struct pending {
     struct pt_wbuf frame;
     uint64_t version;
+    bool bans;          /* a PT_IPC_BANS delta, not a snapshot */
 };
 
 static __attribute__((format(printf, 1, 2))) _Noreturn void die_usage(const char *fmt, ...)
@@ -275,12 +276,32 @@ static void *hook_compile(void *arg, struct pt_store *store, uint64_t version)
     return p;
 }
 
+/* A ban write sends only what changed; once the deltas kept for starting
+ * workers outweigh the snapshot, one whole snapshot replaces them. */
+static void *hook_compile_bans(void *arg, struct pt_store *store, uint64_t version,
+                               const struct pt_ban_change *ch, size_t n)
+{
+    struct pt_daemon *d = arg;
+    if (pt_supervisor_deltas_due(d->sup))
+        return hook_compile(arg, store, version);
+    struct pending *p = pt_xcalloc(1, sizeof(*p));
+    p->version = version;
+    p->bans = true;
+    size_t off = pt_ipc_begin(&p->frame, PT_IPC_BANS);
+    pt_snap_bans_encode(version, ch, n, &p->frame);
+    pt_ipc_end(&p->frame, off);
+    return p;
+}
+
 static bool hook_publish(void *arg, void *snap)
 {
     struct pt_daemon *d = arg;
     struct pending *p = snap;
     uint64_t v = p->version;
-    pt_supervisor_publish(d->sup, &p->frame, v);
+    if (p->bans)
+        pt_supervisor_publish_bans(d->sup, &p->frame, v);
+    else
+        pt_supervisor_publish(d->sup, &p->frame, v);
     free(p);
     return pt_supervisor_wait(d->sup, v, d->cfg.ack_timeout_ms);
 }
@@ -441,7 +462,7 @@ static int run_daemon(int argc, char **argv)
         .admin_token = d.token,
         .store = d.store,
         .lock = &d.lock,
-        .hooks = {&d, hook_compile, hook_publish, hook_discard, hook_workers, hook_healthy,
+        .hooks = {&d, hook_compile, hook_compile_bans, hook_publish, hook_discard, hook_workers, hook_healthy,
                   hook_metrics, d.acme ? hook_acme_kick : NULL},
     };
     if (pt_api_start(&ac, &d.api, err, sizeof(err)) != 0)

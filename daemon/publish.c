@@ -159,7 +159,7 @@ int pt_publish_compile(struct pt_store *store, uint64_t version,
     if (rc == 0)
         rc = pt_store_each(store, PT_STORE_DOMAIN, on_domain, &c);
     if (rc == 0)
-        rc = pt_store_ban_each(store, c.now, on_ban, &c);
+        rc = pt_store_ban_each(store, c.now, NULL, on_ban, &c);
     if (rc == 0)
         rc = pt_store_cert_each(store, on_cert, &c);
     if (rc == 0)

@@ -28,7 +28,8 @@ struct blob {
 
 struct ban_count {
     char reason[64];
-    uint64_t n;
+    uint64_t n;   /* refused */
+    uint64_t cut; /* open connections cut */
 };
 
 struct slot {
@@ -77,7 +78,11 @@ struct pt_supervisor {
 
     pthread_mutex_t lock;
     pthread_cond_t acked_cv;
-    struct blob *current; /* under lock */
+    struct blob *current; /* under lock: the last full snapshot */
+    struct blob **deltas; /* under lock: ban deltas published since, in
+                             version order; a worker gets current + these */
+    size_t n_deltas, cap_deltas;
+    size_t delta_bytes;
 };
 
 static uint64_t now_ms(void)
@@ -128,19 +133,9 @@ static void on_written(uv_write_t *req, int status)
     free(w);
 }
 
-static void send_snapshot(struct slot *sl)
+static void send_blob(struct slot *sl, struct blob *b)
 {
     struct pt_supervisor *s = sl->sup;
-    if (!sl->pipe_open)
-        return;
-    pthread_mutex_lock(&s->lock);
-    struct blob *b = s->current;
-    b->refs++;
-    pthread_mutex_unlock(&s->lock);
-    if (b->version <= sl->sent) {
-        blob_unref(s, b);
-        return;
-    }
     struct write_req *w = pt_xcalloc(1, sizeof(*w));
     w->sup = s;
     w->blob = b;
@@ -151,6 +146,29 @@ static void send_snapshot(struct slot *sl)
         return;
     }
     sl->sent = b->version;
+}
+
+/* Brings worker <sl> up to date: the snapshot if it has not got it, then
+ * every ban delta newer than what it got. */
+static void send_snapshot(struct slot *sl)
+{
+    struct pt_supervisor *s = sl->sup;
+    if (!sl->pipe_open)
+        return;
+    pthread_mutex_lock(&s->lock);
+    size_t n = 0;
+    struct blob **todo = pt_xcalloc(s->n_deltas + 1, sizeof(*todo));
+    if (s->current->version > sl->sent)
+        todo[n++] = s->current;
+    for (size_t i = 0; i < s->n_deltas; i++)
+        if (s->deltas[i]->version > sl->sent)
+            todo[n++] = s->deltas[i];
+    for (size_t i = 0; i < n; i++)
+        todo[i]->refs++;
+    pthread_mutex_unlock(&s->lock);
+    for (size_t i = 0; i < n; i++)
+        send_blob(sl, todo[i]);
+    free(todo);
 }
 
 static void send_stop(struct slot *sl)
@@ -214,6 +232,7 @@ static void handle_frame(struct slot *sl, uint32_t type, const uint8_t *p, size_
             memcpy(tmp[i].reason, rp, len);
             tmp[i].reason[len] = '\0';
             tmp[i].n = pt_rd_u64(&c);
+            tmp[i].cut = pt_rd_u64(&c);
         }
         if (!c.ok)
             goto bad;
@@ -493,10 +512,44 @@ void pt_supervisor_publish(struct pt_supervisor *s, struct pt_wbuf *frame,
     memset(frame, 0, sizeof(*frame));
     pthread_mutex_lock(&s->lock);
     struct blob *old = s->current;
+    struct blob **deltas = s->deltas;
+    size_t n = s->n_deltas;
     s->current = b;
+    s->deltas = NULL; /* the snapshot holds every ban: deltas are history */
+    s->n_deltas = s->cap_deltas = s->delta_bytes = 0;
     pthread_mutex_unlock(&s->lock);
     blob_unref(s, old);
+    for (size_t i = 0; i < n; i++)
+        blob_unref(s, deltas[i]);
+    free(deltas);
     uv_async_send(&s->wake);
+}
+
+void pt_supervisor_publish_bans(struct pt_supervisor *s, struct pt_wbuf *frame,
+                                uint64_t version)
+{
+    struct blob *b = pt_xcalloc(1, sizeof(*b));
+    b->frame = *frame;
+    b->version = version;
+    b->refs = 1;
+    memset(frame, 0, sizeof(*frame));
+    pthread_mutex_lock(&s->lock);
+    if (s->n_deltas == s->cap_deltas) {
+        s->cap_deltas = s->cap_deltas ? s->cap_deltas * 2 : 64;
+        s->deltas = pt_xrealloc(s->deltas, s->cap_deltas * sizeof(*s->deltas));
+    }
+    s->deltas[s->n_deltas++] = b;
+    s->delta_bytes += b->frame.len;
+    pthread_mutex_unlock(&s->lock);
+    uv_async_send(&s->wake);
+}
+
+bool pt_supervisor_deltas_due(struct pt_supervisor *s)
+{
+    pthread_mutex_lock(&s->lock);
+    bool due = s->delta_bytes > s->current->frame.len + PT_SUPERVISOR_DELTA_SLACK;
+    pthread_mutex_unlock(&s->lock);
+    return due;
 }
 
 bool pt_supervisor_wait(struct pt_supervisor *s, uint64_t version, unsigned timeout_ms)
@@ -556,6 +609,46 @@ bool pt_supervisor_healthy(struct pt_supervisor *s)
     return ok && !s->stopping;
 }
 
+static uint64_t ban_value(const struct ban_count *bc, bool cut)
+{
+    return cut ? bc->cut : bc->n;
+}
+
+/* One Prometheus counter family over the workers' per-reason ban counts. */
+static void ban_family(struct pt_supervisor *s, struct pt_wbuf *b, const char *name,
+                       bool cut)
+{
+    char line[256];
+    int n = snprintf(line, sizeof(line), "# TYPE %s counter\n", name);
+    pt_wbuf_put(b, line, (size_t)n);
+    for (unsigned i = 0; i < s->cfg.workers; i++) {
+        for (size_t k = 0; k < s->slots[i].n_bans; k++) {
+            const char *reason = s->slots[i].bans[k].reason;
+            bool seen = false;
+            for (unsigned j = 0; j < i && !seen; j++)
+                for (size_t q = 0; q < s->slots[j].n_bans; q++)
+                    if (strcmp(s->slots[j].bans[q].reason, reason) == 0)
+                        seen = true;
+            if (seen)
+                continue;
+            uint64_t total = 0;
+            for (unsigned j = i; j < s->cfg.workers; j++)
+                for (size_t q = 0; q < s->slots[j].n_bans; q++)
+                    if (strcmp(s->slots[j].bans[q].reason, reason) == 0)
+                        total += ban_value(&s->slots[j].bans[q], cut);
+            n = snprintf(line, sizeof(line), "%s{reason=\"", name);
+            pt_wbuf_put(b, line, (size_t)n);
+            for (const char *p = reason; *p; p++) {
+                if (*p == '"' || *p == '\\')
+                    pt_wbuf_u8(b, '\\');
+                pt_wbuf_u8(b, (uint8_t)*p);
+            }
+            n = snprintf(line, sizeof(line), "\"} %llu\n", (unsigned long long)total);
+            pt_wbuf_put(b, line, (size_t)n);
+        }
+    }
+}
+
 char *pt_supervisor_metrics(struct pt_supervisor *s)
 {
     struct pt_wbuf b = {0};
@@ -588,34 +681,10 @@ char *pt_supervisor_metrics(struct pt_supervisor *s)
             pt_wbuf_put(&b, line, (size_t)n);
         }
     }
-    /* Refusals per ban reason, summed over the workers. */
-    static const char head[] = "# TYPE portier_banned_connections_total counter\n";
-    pt_wbuf_put(&b, head, sizeof(head) - 1);
-    for (unsigned i = 0; i < s->cfg.workers; i++) {
-        for (size_t k = 0; k < s->slots[i].n_bans; k++) {
-            const char *reason = s->slots[i].bans[k].reason;
-            bool seen = false;
-            for (unsigned j = 0; j < i && !seen; j++)
-                for (size_t q = 0; q < s->slots[j].n_bans; q++)
-                    if (strcmp(s->slots[j].bans[q].reason, reason) == 0)
-                        seen = true;
-            if (seen)
-                continue;
-            uint64_t total = 0;
-            for (unsigned j = i; j < s->cfg.workers; j++)
-                for (size_t q = 0; q < s->slots[j].n_bans; q++)
-                    if (strcmp(s->slots[j].bans[q].reason, reason) == 0)
-                        total += s->slots[j].bans[q].n;
-            pt_wbuf_put(&b, "portier_banned_connections_total{reason=\"", 41);
-            for (const char *p = reason; *p; p++) {
-                if (*p == '"' || *p == '\\')
-                    pt_wbuf_u8(&b, '\\');
-                pt_wbuf_u8(&b, (uint8_t)*p);
-            }
-            n = snprintf(line, sizeof(line), "\"} %llu\n", (unsigned long long)total);
-            pt_wbuf_put(&b, line, (size_t)n);
-        }
-    }
+    /* Per ban reason, summed over the workers: connections refused, and
+     * open connections cut when the ban arrived. */
+    ban_family(s, &b, "portier_banned_connections_total", false);
+    ban_family(s, &b, "portier_ban_cut_connections_total", true);
     pthread_mutex_unlock(&s->lock);
     pt_wbuf_u8(&b, 0);
     return (char *)b.data;
@@ -657,6 +726,9 @@ void pt_supervisor_free(struct pt_supervisor *s)
         pt_ipc_rx_free(&s->slots[i].rx);
     }
     blob_unref(s, s->current);
+    for (size_t i = 0; i < s->n_deltas; i++)
+        blob_unref(s, s->deltas[i]);
+    free(s->deltas);
     pthread_cond_destroy(&s->acked_cv);
     pthread_mutex_destroy(&s->lock);
     if (s->exe_fd >= 0)

@@ -40,6 +40,19 @@ int pt_supervisor_start(uv_loop_t *loop, const struct pt_supervisor_config *cfg,
 void pt_supervisor_publish(struct pt_supervisor *s, struct pt_wbuf *frame,
                            uint64_t version);
 
+/* Thread-safe. Sends the ban delta <frame> (a PT_IPC_BANS frame for
+ * <version>, ownership passes) to every worker, and keeps it for workers
+ * that start later: they get the last snapshot, then each delta since. */
+void pt_supervisor_publish_bans(struct pt_supervisor *s, struct pt_wbuf *frame,
+                                uint64_t version);
+
+/* Thread-safe. True when the deltas kept since the last snapshot outweigh it
+ * by more than PT_SUPERVISOR_DELTA_SLACK bytes: the next ban write should
+ * publish a full snapshot instead, so a (re)starting worker never replays
+ * more than about one snapshot's worth of deltas. */
+#define PT_SUPERVISOR_DELTA_SLACK (1u << 20)
+bool pt_supervisor_deltas_due(struct pt_supervisor *s);
+
 /* Thread-safe. Waits until every live worker acked >= <version>, at most
  * <timeout_ms>. Returns true when they all did. */
 bool pt_supervisor_wait(struct pt_supervisor *s, uint64_t version, unsigned timeout_ms);

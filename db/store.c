@@ -368,10 +368,12 @@ int pt_store_ban_put(struct pt_store *s, const struct pt_store_ban *b, bool *cre
     *created = sqlite3_step(st) != SQLITE_ROW;
     sqlite3_finalize(st);
     if (pt_store__prep(s,
-             "INSERT INTO bans (ip, reason, created_at, expires_at) VALUES (?1, ?2, ?3, ?4) "
-             "ON CONFLICT(ip) DO UPDATE SET reason = ?2, created_at = ?3, expires_at = ?4",
+             "INSERT INTO bans (ip, reason, created_at, expires_at, created_by) "
+             "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(ip) DO UPDATE SET reason = ?2, "
+             "created_at = ?3, expires_at = ?4, created_by = ?5",
              &st) != 0)
         return PT_EDB;
+    sqlite3_bind_text(st, 5, b->created_by ? b->created_by : "admin", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 1, b->ip, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, b->reason ? b->reason : "", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, b->created);
@@ -394,22 +396,63 @@ int pt_store_ban_delete(struct pt_store *s, const char *ip)
     return rc;
 }
 
-int pt_store_ban_each(struct pt_store *s, int64_t now,
+int pt_store_ban_owner(struct pt_store *s, const char *ip, char *owner, size_t size)
+{
+    sqlite3_stmt *st;
+    if (pt_store__prep(s, "SELECT created_by FROM bans WHERE ip = ?", &st) != 0)
+        return PT_EDB;
+    sqlite3_bind_text(st, 1, ip, -1, SQLITE_STATIC);
+    int rc = PT_ENOTFOUND;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        snprintf(owner, size, "%s", (const char *)sqlite3_column_text(st, 0));
+        rc = 0;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int pt_store_ban_count(struct pt_store *s, const char *created_by, int64_t now,
+                       uint64_t *n)
+{
+    sqlite3_stmt *st;
+    if (pt_store__prep(s,
+             "SELECT COUNT(*) FROM bans WHERE created_by = ?1 AND "
+             "(expires_at IS NULL OR expires_at > ?2)",
+             &st) != 0)
+        return PT_EDB;
+    sqlite3_bind_text(st, 1, created_by, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
+    int rc = PT_EDB;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *n = (uint64_t)sqlite3_column_int64(st, 0);
+        rc = 0;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int pt_store_ban_each(struct pt_store *s, int64_t now, const char *created_by,
                       int (*cb)(void *arg, const struct pt_store_ban *b), void *arg)
 {
     sqlite3_stmt *st;
     if (pt_store__prep(s,
-             "SELECT ip, reason, created_at, expires_at FROM bans "
-             "WHERE ?1 = 0 OR expires_at IS NULL OR expires_at > ?1 ORDER BY ip",
+             "SELECT ip, reason, created_at, expires_at, created_by FROM bans "
+             "WHERE (?1 = 0 OR expires_at IS NULL OR expires_at > ?1) "
+             "AND (?2 IS NULL OR created_by = ?2) ORDER BY ip",
              &st) != 0)
         return PT_EDB;
     sqlite3_bind_int64(st, 1, now);
+    if (created_by)
+        sqlite3_bind_text(st, 2, created_by, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 2);
     int rc = 0;
     while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
         struct pt_store_ban b = {
             (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
             sqlite3_column_int64(st, 2),
-            sqlite3_column_type(st, 3) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 3)};
+            sqlite3_column_type(st, 3) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 3),
+            (const char *)sqlite3_column_text(st, 4)};
         rc = cb(arg, &b);
     }
     sqlite3_finalize(st);
@@ -443,8 +486,12 @@ int64_t pt_store_ban_next_expiry(struct pt_store *s, int64_t now)
 /* ---- tokens ---------------------------------------------------------------- */
 
 int pt_store_token_add(struct pt_store *s, const char *name, const char *scope,
-                       const char *hash_hex, int64_t now)
+                       const char *hash_hex, int64_t now,
+                       const struct pt_store_token_limits *lim)
 {
+    struct pt_store_token_limits def = PT_TOKEN_LIMITS_DEFAULT;
+    if (lim == NULL)
+        lim = &def;
     sqlite3_stmt *st;
     if (pt_store__prep(s, "SELECT 1 FROM tokens WHERE name = ?1 OR hash = ?2", &st) != 0)
         return PT_EDB;
@@ -454,14 +501,44 @@ int pt_store_token_add(struct pt_store *s, const char *name, const char *scope,
     sqlite3_finalize(st);
     if (exists)
         return PT_ECONFLICT;
-    if (pt_store__prep(s, "INSERT INTO tokens (name, scope, hash, created_at) VALUES (?, ?, ?, ?)",
+    if (pt_store__prep(s, "INSERT INTO tokens (name, scope, hash, created_at, max_prefix4, "
+                          "max_prefix6, quota) VALUES (?, ?, ?, ?, ?, ?, ?)",
              &st) != 0)
         return PT_EDB;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, scope, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, hash_hex, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, now);
+    sqlite3_bind_int(st, 5, lim->max_prefix4);
+    sqlite3_bind_int(st, 6, lim->max_prefix6);
+    sqlite3_bind_int64(st, 7, lim->quota);
     return pt_store__done(s, st);
+}
+
+static struct pt_store_token_limits limits_at(sqlite3_stmt *st, int col)
+{
+    return (struct pt_store_token_limits){(uint8_t)sqlite3_column_int(st, col),
+                                          (uint8_t)sqlite3_column_int(st, col + 1),
+                                          (uint32_t)sqlite3_column_int64(st, col + 2)};
+}
+
+int pt_store_token_limits(struct pt_store *s, const char *hash_hex, char *name,
+                          size_t size, struct pt_store_token_limits *lim)
+{
+    sqlite3_stmt *st;
+    if (pt_store__prep(s, "SELECT name, max_prefix4, max_prefix6, quota FROM tokens "
+                          "WHERE hash = ?",
+                       &st) != 0)
+        return PT_EDB;
+    sqlite3_bind_text(st, 1, hash_hex, -1, SQLITE_STATIC);
+    int rc = PT_ENOTFOUND;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        snprintf(name, size, "%s", (const char *)sqlite3_column_text(st, 0));
+        *lim = limits_at(st, 1);
+        rc = 0;
+    }
+    sqlite3_finalize(st);
+    return rc;
 }
 
 int pt_store_token_check(struct pt_store *s, const char *hash_hex, int64_t now,
@@ -502,14 +579,17 @@ int pt_store_token_each(struct pt_store *s,
                         int (*cb)(void *arg, const struct pt_store_token *t), void *arg)
 {
     sqlite3_stmt *st;
-    if (pt_store__prep(s, "SELECT name, scope, created_at, last_used FROM tokens ORDER BY name", &st) != 0)
+    if (pt_store__prep(s, "SELECT name, scope, created_at, last_used, max_prefix4, "
+                          "max_prefix6, quota FROM tokens ORDER BY name",
+                       &st) != 0)
         return PT_EDB;
     int rc = 0;
     while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
         struct pt_store_token t = {
             (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
             sqlite3_column_int64(st, 2),
-            sqlite3_column_type(st, 3) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 3)};
+            sqlite3_column_type(st, 3) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 3),
+            limits_at(st, 4)};
         rc = cb(arg, &t);
     }
     sqlite3_finalize(st);

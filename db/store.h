@@ -82,15 +82,22 @@ struct pt_store_ban {
     const char *reason;
     int64_t created;    /* unix seconds */
     int64_t expires;    /* unix seconds, 0 = permanent */
+    const char *created_by; /* token name, or "admin"; NULL reads as "admin" */
 };
 
 /* Inserts or replaces the ban on <b->ip>; *created tells which. */
 int pt_store_ban_put(struct pt_store *s, const struct pt_store_ban *b, bool *created);
 /* Returns 0 or PT_ENOTFOUND. */
 int pt_store_ban_delete(struct pt_store *s, const char *ip);
-/* Calls <cb> for every ban not expired at <now> (0: all), ordered by ip; the
- * strings are borrowed for the call. */
-int pt_store_ban_each(struct pt_store *s, int64_t now,
+/* Copies into <owner> (<size> bytes) who made the ban on <ip>. 0 or
+ * PT_ENOTFOUND. */
+int pt_store_ban_owner(struct pt_store *s, const char *ip, char *owner, size_t size);
+/* Live bans (not expired at <now>) made by <created_by>, in *n. */
+int pt_store_ban_count(struct pt_store *s, const char *created_by, int64_t now,
+                       uint64_t *n);
+/* Calls <cb> for every ban not expired at <now> (0: all) made by <created_by>
+ * (NULL: anyone), ordered by ip; the strings are borrowed for the call. */
+int pt_store_ban_each(struct pt_store *s, int64_t now, const char *created_by,
                       int (*cb)(void *arg, const struct pt_store_ban *b), void *arg);
 /* Deletes bans expired at <now>; *n gets how many. */
 int pt_store_ban_purge(struct pt_store *s, int64_t now, unsigned *n);
@@ -99,16 +106,31 @@ int64_t pt_store_ban_next_expiry(struct pt_store *s, int64_t now);
 
 /* ---- tokens -------------------------------------------------------------- */
 
+/* What a token may do with bans (a "bans" token; admin tokens ignore it). */
+struct pt_store_token_limits {
+    uint8_t max_prefix4; /* widest IPv4 prefix it may ban: 24 = /24../32 */
+    uint8_t max_prefix6; /* the same for IPv6 */
+    uint32_t quota;      /* live bans it may hold */
+};
+#define PT_TOKEN_LIMITS_DEFAULT ((struct pt_store_token_limits){24, 64, 100000})
+
 struct pt_store_token {
     const char *name;
     const char *scope;  /* "admin" | "bans" */
     int64_t created;
     int64_t last_used;  /* 0 = never */
+    struct pt_store_token_limits lim;
 };
 
-/* Returns 0, or PT_ECONFLICT when <name> or <hash_hex> exists. */
+/* Returns 0, or PT_ECONFLICT when <name> or <hash_hex> exists. <lim> NULL:
+ * the defaults. */
 int pt_store_token_add(struct pt_store *s, const char *name, const char *scope,
-                       const char *hash_hex, int64_t now);
+                       const char *hash_hex, int64_t now,
+                       const struct pt_store_token_limits *lim);
+/* The name (copied into <name>, <size> bytes) and ban limits of the token
+ * whose secret hashes to <hash_hex>. 0 or PT_ENOTFOUND. */
+int pt_store_token_limits(struct pt_store *s, const char *hash_hex, char *name,
+                          size_t size, struct pt_store_token_limits *lim);
 /* Looks a token up by the hex SHA-256 of its secret; fills *scope (static
  * string "admin" or "bans") and records last use. 0 or PT_ENOTFOUND. */
 int pt_store_token_check(struct pt_store *s, const char *hash_hex, int64_t now,

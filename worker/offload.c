@@ -109,6 +109,7 @@ struct off {
     uint64_t start_ms, req_start_ms, bytes_in, bytes_out;
     unsigned requests;
     const char *result;
+    struct pt_conntrack ct; /* in the worker's registry: bans cut it */
 };
 
 struct wreq {
@@ -169,6 +170,7 @@ static void release(struct off *c)
     pt_wbuf_free(&c->qhead);
     pt_wbuf_free(&c->retry_head);
     free(c->in);
+    pt_conntrack_remove(&c->w->tracked, &c->ct);
     pt_snap_unref(c->snap);
     struct pt_worker *w = c->w;
     free(c);
@@ -309,6 +311,19 @@ static void off_close(struct off *c)
     uv_close((uv_handle_t *)&c->timer, on_closed);
     close_stream(&c->cli);
     close_stream(&c->up);
+}
+
+/* A ban came for the client: an RST, not a TLS close_notify, as a firewall
+ * would do it. */
+static void off_kill(struct pt_conntrack *ct)
+{
+    struct off *c = PT_CONNTRACK_OWNER(ct, struct off, ct);
+    if (c->state == OFF_CLOSING)
+        return;
+    c->result = "banned";
+    if (c->cli.init && !uv_is_closing((uv_handle_t *)&c->cli.tcp))
+        uv_tcp_close_reset(&c->cli.tcp, on_stream_closed);
+    off_close(c);
 }
 
 static void arm(struct off *c, uint32_t ms)
@@ -1160,6 +1175,10 @@ static void start_request(struct off *c)
         answer(c, req.status);
         return;
     }
+    if (pt_worker_banned(c->w, (struct sockaddr *)&c->peer)) {
+        off_kill(&c->ct);
+        return;
+    }
     /* The Host must belong to the route the SNI chose (RFC 9110 421). */
     int hl = pt_dname_normalize(req.host ? req.host : "", req.host ? req.host_len : 0,
                                 c->host, PT_DNAME_STRIP_PORT, NULL);
@@ -1328,6 +1347,7 @@ void pt_offload_start(struct pt_listener *l, int fd, const struct pt_offload_inf
     c->cli.c = c;
     c->up.c = c;
     pt_worker_conn_opened(w);
+    pt_conntrack_add(&w->tracked, &c->ct, &c->peer, off_kill);
     uv_timer_init(w->loop, &c->timer);
     c->timer.data = c;
     uv_tcp_init(w->loop, &c->cli.tcp);

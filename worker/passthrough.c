@@ -91,6 +91,7 @@ struct pass {
     const char *result; /* for the access log; set where the outcome is known */
     bool connected;     /* c->target holds the server we relay to */
     bool handed_off;    /* offload took the socket: log nothing here */
+    struct pt_conntrack ct; /* in the worker's registry: bans cut it */
 };
 
 /* Per-worker read buffer: libuv calls alloc_cb then read_cb for one stream
@@ -135,6 +136,7 @@ static void release(struct pass *c)
         return;
     if (!c->handed_off)
         log_access(c);
+    pt_conntrack_remove(&c->w->tracked, &c->ct);
     pt_snap_unref(c->snap);
     pt_wbuf_free(&c->head);
     free(c->hbuf);
@@ -177,6 +179,16 @@ static void pass_close(struct pass *c, bool reset)
     uv_close((uv_handle_t *)&c->timer, on_timer_closed);
     close_side(&c->cli, reset);
     close_side(&c->srv, reset);
+}
+
+/* A ban came for the client: cut both sides at once. */
+static void pass_kill(struct pt_conntrack *ct)
+{
+    struct pass *c = PT_CONNTRACK_OWNER(ct, struct pass, ct);
+    if (c->state == PASS_CLOSING)
+        return;
+    c->result = "banned";
+    pass_close(c, true);
 }
 
 /* Answers the client (a TLS alert, a small HTTP response) and closes once
@@ -579,6 +591,7 @@ static void on_proxy_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
      * with 22, an HTTP request with a letter; no PROXY header does. */
     if (c->hbuf[0] == 22 || (c->http && c->hbuf[0] >= 'A' && c->hbuf[0] <= 'Z' &&
                              c->hbuf[0] != 'P')) {
+        c->ct.addr = &c->peer;
         if (pt_worker_banned(c->w, (struct sockaddr *)&c->peer)) {
             c->result = "banned";
             pass_close(c, true);
@@ -603,6 +616,7 @@ static void on_proxy_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         pt_sockaddr_unmap(&c->peer);
         pt_sockaddr_unmap(&c->local);
     }
+    c->ct.addr = &c->peer; /* now the real client: bans judge this one */
     if (pt_worker_banned(c->w, (struct sockaddr *)&c->peer)) {
         c->result = "banned";
         pass_close(c, true);
@@ -1004,6 +1018,7 @@ static void accept_conn(struct pt_listener *l, int fd, const struct sockaddr_sto
         return;
     }
     pt_worker_conn_opened(w);
+    pt_conntrack_add(&w->tracked, &c->ct, from_trusted ? NULL : &c->peer, pass_kill);
 
     c->cli.c = c;
     c->srv.c = c;

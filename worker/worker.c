@@ -170,7 +170,7 @@ static void send_frame(struct pt_worker *w, enum pt_ipc_type type, const uint64_
 static void send_stats(struct pt_worker *w)
 {
     struct pt_wbuf b = {0};
-    pt_wbuf_u64(&b, w->snap ? w->snap->version : 0);
+    pt_wbuf_u64(&b, w->version);
     pt_wbuf_u64(&b, w->conns);
     pt_wbuf_u64(&b, w->accepted);
     pt_wbuf_u64(&b, w->refused);
@@ -178,17 +178,18 @@ static void send_stats(struct pt_worker *w)
     for (size_t i = 0; i < w->n_bans_hit; i++) {
         pt_wbuf_str(&b, w->bans_hit[i].reason);
         pt_wbuf_u64(&b, w->bans_hit[i].n);
+        pt_wbuf_u64(&b, w->bans_hit[i].cut);
     }
     send_payload(w, PT_IPC_STATS, &b);
 }
 
-bool pt_worker_banned(struct pt_worker *w, const struct sockaddr *sa)
+/* Looks <sa> up in the bans and counts a hit under the ban's reason, as a
+ * refusal or as a cut of an open connection. */
+static bool ban_hit(struct pt_worker *w, const struct sockaddr *sa, bool cut)
 {
-    const struct pt_snapshot *s = w->snap;
-    int ix = pt_banlist_match(s->banlist, sa, (int64_t)time(NULL));
-    if (ix < 0)
+    const char *reason = pt_banlist_match(w->bans, sa, (int64_t)time(NULL));
+    if (reason == NULL)
         return false;
-    const char *reason = s->bans[ix].reason ? s->bans[ix].reason : "";
     size_t i;
     for (i = 0; i < w->n_bans_hit; i++)
         if (strncmp(w->bans_hit[i].reason, reason, sizeof(w->bans_hit[i].reason) - 1) == 0)
@@ -200,9 +201,23 @@ bool pt_worker_banned(struct pt_worker *w, const struct sockaddr *sa)
             w->n_bans_hit++;
         snprintf(w->bans_hit[i].reason, sizeof(w->bans_hit[i].reason), "%s", reason);
     }
-    w->bans_hit[i].n++;
-    w->refused++;
+    if (cut) {
+        w->bans_hit[i].cut++;
+    } else {
+        w->bans_hit[i].n++;
+        w->refused++;
+    }
     return true;
+}
+
+bool pt_worker_banned(struct pt_worker *w, const struct sockaddr *sa)
+{
+    return ban_hit(w, sa, false);
+}
+
+static bool banned_open(void *arg, const struct sockaddr *sa)
+{
+    return ban_hit(arg, sa, true);
 }
 
 void pt_worker_reject_fd(int fd)
@@ -383,15 +398,42 @@ static void apply_snapshot(struct pt_worker *w, const uint8_t *p, size_t n)
     pt_tls_free(w->tls);
     w->tls = tls;
     w->snap = s;
+    /* The ban table leaves the (otherwise immutable) snapshot: deltas change
+     * it in place until the next snapshot replaces it. */
+    pt_banlist_free(w->bans);
+    w->bans = s->banlist;
+    s->banlist = NULL;
+    w->version = s->version;
     pt_snap_unref(old); /* connections keep their own references */
     pt_log(PT_LOG_DEBUG, "applied config version %llu (%zu domains)",
            (unsigned long long)s->version, s->n_domains);
-    uint64_t v = s->version;
-    send_frame(w, PT_IPC_ACK, &v, 1);
     if (!w->accepting) {
         w->accepting = true;
         start_polling(w);
     }
+}
+
+/* Returns true when the delta added a ban (open connections to check). */
+static bool apply_bans(struct pt_worker *w, const uint8_t *p, size_t n)
+{
+    struct pt_ban_change *ch;
+    size_t nch;
+    uint64_t version;
+    if (pt_snap_bans_decode(p, n, &version, &ch, &nch) != 0 || w->bans == NULL)
+        pt_panic(__FILE__, __LINE__, "bad ban delta from the daemon");
+    bool added = false;
+    for (size_t i = 0; i < nch; i++) {
+        if (ch[i].remove) {
+            pt_banlist_remove(w->bans, &ch[i].ban.net);
+        } else {
+            pt_banlist_add(w->bans, &ch[i].ban);
+            added = true;
+        }
+    }
+    pt_snap_bans_free(ch, nch);
+    if (version > w->version)
+        w->version = version;
+    return added;
 }
 
 static void ipc_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -416,15 +458,33 @@ static void on_ipc_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     const uint8_t *p;
     size_t plen;
     int rc;
+    uint64_t before = w->version;
+    bool sweep = false;
     while ((rc = pt_ipc_rx_next(&w->rx, &type, &p, &plen)) != 0) {
         if (rc < 0)
             pt_panic(__FILE__, __LINE__, "malformed frame from the daemon");
-        if (type == PT_IPC_SNAPSHOT)
+        if (type == PT_IPC_SNAPSHOT) {
             apply_snapshot(w, p, plen);
-        else if (type == PT_IPC_STOP)
+            sweep = true;
+        } else if (type == PT_IPC_BANS) {
+            sweep |= apply_bans(w, p, plen);
+        } else if (type == PT_IPC_STOP) {
             begin_drain(w, "stop requested");
-        else
+        } else {
             pt_panic(__FILE__, __LINE__, "unexpected frame type from the daemon");
+        }
+    }
+    /* Bans reach connections already open (as a firewall's would): one walk
+     * for every frame this read brought, before the version is acked, so
+     * "applied" means the banned clients are gone. */
+    if (sweep && w->tracked.n) {
+        size_t cut = pt_conntrack_sweep(&w->tracked, banned_open, w);
+        if (cut)
+            pt_log(PT_LOG_INFO, "bans: cut %zu open connections", cut);
+    }
+    if (w->version != before) {
+        uint64_t v = w->version;
+        send_frame(w, PT_IPC_ACK, &v, 1);
     }
 }
 
@@ -464,6 +524,7 @@ int pt_worker_main(int argc, char **argv)
     set_limits(w);
 
     w->loop = uv_default_loop();
+    pt_conntrack_init(&w->tracked);
     uv_pipe_init(w->loop, &w->ipc, 0);
     w->ipc.data = w;
     if (uv_pipe_open(&w->ipc, PT_WORKER_FD_IPC) != 0)
@@ -512,6 +573,7 @@ int pt_worker_main(int argc, char **argv)
     close_all(w);
     uv_run(w->loop, UV_RUN_NOWAIT);
     pt_snap_unref(w->snap);
+    pt_banlist_free(w->bans);
     pt_tls_free(w->tls);
     pt_ipc_rx_free(&w->rx);
     free(w->listeners);

@@ -12,6 +12,7 @@
 #include "common/ipc.h"
 #include "common/log.h"
 #include "common/snapshot.h"
+#include "worker/conntrack.h"
 
 #include <uv.h>
 
@@ -39,6 +40,10 @@ struct pt_worker {
     bool ipc_open;
     struct pt_ipc_rx rx;
     struct pt_snapshot *snap;   /* current; one reference held here */
+    struct pt_banlist *bans;    /* owned: the bans of snap with the deltas
+                                   received since applied in place */
+    uint64_t version;           /* config version applied (snapshot or delta) */
+    struct pt_conntrack_list tracked; /* open client connections, for bans */
     struct pt_tls *tls;         /* TLS contexts built from snap */
     struct pt_listener *listeners;
     size_t n_listeners;
@@ -56,8 +61,9 @@ struct pt_worker {
     struct pt_ratelimit overload_log;
     struct {
         char reason[64];
-        uint64_t n;
-    } bans_hit[32];             /* refusals per ban reason, for /metrics */
+        uint64_t n;             /* refused at accept (or before a request) */
+        uint64_t cut;           /* open connections cut when the ban came */
+    } bans_hit[32];             /* per ban reason, for /metrics */
     size_t n_bans_hit;
     struct pt_wbuf alog;        /* access log lines not yet written to fd 1 */
 };
@@ -78,8 +84,8 @@ void pt_http80_accept(struct pt_listener *l, int fd, const struct sockaddr_stora
 
 uint64_t pt_worker_now_ms(struct pt_worker *w);
 
-/* True when the IP of <sa> is banned by the current snapshot; counts the
- * refusal under the ban's reason. */
+/* True when the IP of <sa> is banned now; counts the refusal under the ban's
+ * reason. */
 bool pt_worker_banned(struct pt_worker *w, const struct sockaddr *sa);
 
 /* Closes <fd> with an RST: a refused client gets no byte and no FIN, and we

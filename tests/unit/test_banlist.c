@@ -19,6 +19,14 @@ static struct sockaddr_storage ip(const char *s)
     return ss;
 }
 
+/* Each ban's reason becomes its index, so a match tells which ban answered. */
+static void number(struct pt_ban *bans, size_t n)
+{
+    static const char *const ixs[] = {"0", "1", "2", "3", "4", "5", "6", "7"};
+    for (size_t i = 0; i < n; i++)
+        bans[i].reason = (char *)ixs[i];
+}
+
 static struct pt_ban ban(const char *cidr, int64_t expires)
 {
     struct pt_ban b = {0};
@@ -30,13 +38,15 @@ static struct pt_ban ban(const char *cidr, int64_t expires)
 static int match(const struct pt_banlist *l, const char *addr, int64_t now)
 {
     struct sockaddr_storage ss = ip(addr);
-    return pt_banlist_match(l, (struct sockaddr *)&ss, now);
+    const char *r = pt_banlist_match(l, (struct sockaddr *)&ss, now);
+    return r ? atoi(r) : -1;
 }
 
 Test(banlist, addresses_prefixes_and_families)
 {
     struct pt_ban bans[] = {ban("203.0.113.7", 0), ban("10.0.0.0/8", 0),
                             ban("2001:db8::/64", 0), ban("::1", 0), ban("0.0.0.0/0", 50)};
+    number(bans, 5);
     struct pt_banlist *l = pt_banlist_build(bans, 5);
     cr_expect_eq(match(l, "203.0.113.7", 100), 0);
     cr_expect_eq(match(l, "203.0.113.8", 100), -1);
@@ -58,6 +68,7 @@ Test(banlist, addresses_prefixes_and_families)
 Test(banlist, longest_live_prefix_wins_over_expired_one)
 {
     struct pt_ban bans[] = {ban("192.0.2.1", 10), ban("192.0.2.0/24", 0)};
+    number(bans, 2);
     struct pt_banlist *l = pt_banlist_build(bans, 2);
     cr_expect_eq(match(l, "192.0.2.1", 5), 0);
     cr_expect_eq(match(l, "192.0.2.1", 11), 1, "expired /32 must fall through to the /24");
@@ -71,7 +82,7 @@ Test(banlist, empty_and_null)
     pt_banlist_free(l);
     pt_banlist_free(NULL);
     struct sockaddr_storage ss = ip("192.0.2.1");
-    cr_expect_eq(pt_banlist_match(NULL, (struct sockaddr *)&ss, 0), -1);
+    cr_expect_null(pt_banlist_match(NULL, (struct sockaddr *)&ss, 0));
 }
 
 static double ns_per_lookup(const struct pt_banlist *l, int rounds)
@@ -82,7 +93,7 @@ static double ns_per_lookup(const struct pt_banlist *l, int rounds)
     for (int i = 0; i < rounds; i++) {
         struct sockaddr_in sin = {.sin_family = AF_INET};
         sin.sin_addr.s_addr = htonl(0xC6000000u + ((uint32_t)i * 7919u) % 200000u);
-        sink ^= pt_banlist_match(l, (struct sockaddr *)&sin, 1);
+        sink ^= pt_banlist_match(l, (struct sockaddr *)&sin, 1) != NULL;
     }
     clock_gettime(CLOCK_MONOTONIC, &b);
     (void)sink;
@@ -105,9 +116,9 @@ Test(banlist, hundred_thousand_bans)
     for (uint32_t i = 0; i < N; i++) {
         struct sockaddr_in sin = {.sin_family = AF_INET};
         sin.sin_addr.s_addr = htonl(0xC6000000u + 2 * i);
-        cr_assert_eq(pt_banlist_match(l, (struct sockaddr *)&sin, 1), (int)i);
+        cr_assert_not_null(pt_banlist_match(l, (struct sockaddr *)&sin, 1));
         sin.sin_addr.s_addr = htonl(0xC6000000u + 2 * i + 1);
-        cr_assert_eq(pt_banlist_match(l, (struct sockaddr *)&sin, 1), -1);
+        cr_assert_null(pt_banlist_match(l, (struct sockaddr *)&sin, 1));
     }
     struct pt_banlist *one = pt_banlist_build(bans, 1);
     double big = ns_per_lookup(l, 200000), small = ns_per_lookup(one, 200000);
@@ -115,4 +126,50 @@ Test(banlist, hundred_thousand_bans)
     pt_banlist_free(one);
     pt_banlist_free(l);
     free(bans);
+}
+
+/* Deltas: bans added and removed one by one behave like a list built from
+ * the result, including removals in the middle of probe runs. */
+Test(banlist, add_and_remove_in_place)
+{
+    enum { N = 5000 };
+    struct pt_banlist *l = pt_banlist_build(NULL, 0);
+    struct pt_ban b = {.net = {.family = AF_INET, .bits = 32}, .reason = "r"};
+    for (uint32_t i = 0; i < N; i++) {
+        uint32_t a = htonl(0xC0000200u + i);
+        memcpy(b.net.addr, &a, 4);
+        pt_banlist_add(l, &b);
+    }
+    cr_expect_eq(pt_banlist_count(l), N);
+    for (uint32_t i = 0; i < N; i += 2) {
+        uint32_t a = htonl(0xC0000200u + i);
+        memcpy(b.net.addr, &a, 4);
+        cr_assert(pt_banlist_remove(l, &b.net));
+        cr_assert(!pt_banlist_remove(l, &b.net), "removed twice");
+    }
+    cr_expect_eq(pt_banlist_count(l), N / 2);
+    for (uint32_t i = 0; i < N; i++) {
+        struct sockaddr_in sin = {.sin_family = AF_INET};
+        sin.sin_addr.s_addr = htonl(0xC0000200u + i);
+        const char *r = pt_banlist_match(l, (struct sockaddr *)&sin, 1);
+        if (i % 2)
+            cr_assert_str_eq(r, "r", "odd %u must stay banned", i);
+        else
+            cr_assert_null(r, "even %u was removed", i);
+    }
+    /* Replacing keeps one entry and takes the new reason and expiry. */
+    struct pt_ban net = ban("198.51.100.0/24", 0);
+    net.reason = "first";
+    pt_banlist_add(l, &net);
+    net.reason = "again";
+    net.expires = 10;
+    pt_banlist_add(l, &net);
+    cr_expect_eq(pt_banlist_count(l), N / 2 + 1);
+    struct sockaddr_storage ss = ip("198.51.100.9");
+    cr_expect_str_eq(pt_banlist_match(l, (struct sockaddr *)&ss, 5), "again");
+    cr_expect_null(pt_banlist_match(l, (struct sockaddr *)&ss, 10));
+    /* The last /24 gone: its prefix length is no longer probed. */
+    cr_assert(pt_banlist_remove(l, &net.net));
+    cr_expect_null(pt_banlist_match(l, (struct sockaddr *)&ss, 5));
+    pt_banlist_free(l);
 }

@@ -864,3 +864,41 @@ Test(model, apierr_set)
     cr_expect_str_eq(e.field, "");
     cr_expect_str_eq(e.message, "plain");
 }
+
+static int ban_rule(const char *cidr, unsigned max4, unsigned max6, struct pt_apierr *e)
+{
+    struct pt_cidr net;
+    cr_assert_eq(pt_cidr_parse(cidr, strlen(cidr), &net, NULL), 0, "%s", cidr);
+    memset(e, 0, sizeof(*e));
+    return pt_model_ban_allowed(&net, max4, max6, e);
+}
+
+/* /0 never, for anyone; a limited caller nothing wider than its max prefix,
+ * per family; an unlimited one (admin) anything else. */
+Test(model, ban_prefix_rules)
+{
+    struct pt_apierr e;
+    cr_expect_eq(ban_rule("0.0.0.0/0", 0, 0, &e), -1);
+    cr_expect_eq(e.status, 400);
+    cr_expect(strstr(e.message, "0.0.0.0/0") && strstr(e.message, "every"), "%s", e.message);
+    cr_expect_eq(ban_rule("::/0", 0, 0, &e), -1);
+    cr_expect(strstr(e.message, "::/0") != NULL, "%s", e.message);
+    cr_expect_eq(ban_rule("::/0", 1, 1, &e), -1);
+    cr_expect_eq(ban_rule("0.0.0.0/1", 0, 0, &e), 0, "admin may ban /1");
+    cr_expect_eq(ban_rule("10.0.0.0/8", 0, 0, &e), 0);
+    /* the default bans token: /24 and /64 */
+    cr_expect_eq(ban_rule("192.0.2.7", 24, 64, &e), 0);
+    cr_expect_eq(ban_rule("192.0.2.0/24", 24, 64, &e), 0);
+    cr_expect_eq(ban_rule("192.0.2.0/23", 24, 64, &e), -1);
+    cr_expect_eq(e.status, 403);
+    cr_expect(strstr(e.message, "/24") && strstr(e.message, "/23"), "%s", e.message);
+    cr_expect_str_eq(e.field, "ip");
+    cr_expect_eq(ban_rule("2001:db8::/64", 24, 64, &e), 0);
+    cr_expect_eq(ban_rule("2001:db8::1", 24, 64, &e), 0);
+    cr_expect_eq(ban_rule("2001:db8::/63", 24, 64, &e), -1);
+    cr_expect_eq(e.status, 403);
+    /* families are judged apart: a wide IPv6 limit does not widen IPv4 */
+    cr_expect_eq(ban_rule("2001:db8::/32", 24, 32, &e), 0);
+    cr_expect_eq(ban_rule("10.0.0.0/16", 24, 32, &e), -1);
+    cr_expect_eq(ban_rule("10.0.0.0/16", 16, 64, &e), 0);
+}

@@ -893,3 +893,45 @@ Test(snapshot, names)
     cr_expect_str_eq(pt_pp_name(PT_PP_V1), "v1");
     cr_expect_str_eq(pt_pp_name(PT_PP_V2), "v2");
 }
+
+/* Ban deltas: add and remove records round-trip; every truncation, a bad
+ * magic, a bad op and trailing bytes are refused. */
+Test(snapshot, ban_delta_roundtrip_and_refusals)
+{
+    struct pt_ban_change ch[2] = {{false, {{0}, 1234, (char *)"fail2ban sshd"}},
+                                  {true, {{0}, 0, NULL}}};
+    cr_assert_eq(pt_cidr_parse("192.0.2.0/24", 12, &ch[0].ban.net, NULL), 0);
+    cr_assert_eq(pt_cidr_parse("2001:db8::7", 11, &ch[1].ban.net, NULL), 0);
+    struct pt_wbuf w = {0};
+    pt_snap_bans_encode(42, ch, 2, &w);
+    uint64_t v = 0;
+    struct pt_ban_change *out = NULL;
+    size_t n = 0;
+    cr_assert_eq(pt_snap_bans_decode(w.data, w.len, &v, &out, &n), 0);
+    cr_expect_eq(v, 42);
+    cr_assert_eq(n, 2);
+    cr_expect(!out[0].remove);
+    cr_expect(out[1].remove);
+    cr_expect_eq(out[0].ban.expires, 1234);
+    cr_expect_str_eq(out[0].ban.reason, "fail2ban sshd");
+    cr_expect_eq(memcmp(&out[0].ban.net, &ch[0].ban.net, sizeof(ch[0].ban.net)), 0);
+    cr_expect_eq(out[1].ban.net.family, AF_INET6);
+    cr_expect_eq(out[1].ban.net.bits, 128);
+    pt_snap_bans_free(out, n);
+    for (size_t cut = 0; cut < w.len; cut++) {
+        cr_expect_eq(pt_snap_bans_decode(w.data, cut, &v, &out, &n), PT_EMALFORMED,
+                     "truncated at %zu", cut);
+        cr_expect_null(out);
+    }
+    uint8_t *bad = malloc(w.len + 1);
+    memcpy(bad, w.data, w.len);
+    bad[w.len] = 0;
+    cr_expect_eq(pt_snap_bans_decode(bad, w.len + 1, &v, &out, &n), PT_EMALFORMED,
+                 "trailing byte");
+    bad[4 + 8 + 4] = 2; /* op of the first record */
+    cr_expect_eq(pt_snap_bans_decode(bad, w.len, &v, &out, &n), PT_EMALFORMED, "bad op");
+    memcpy(bad, "PTS1", 4);
+    cr_expect_eq(pt_snap_bans_decode(bad, w.len, &v, &out, &n), PT_EMALFORMED, "magic");
+    free(bad);
+    pt_wbuf_free(&w);
+}
