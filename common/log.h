@@ -1,5 +1,10 @@
 /* Logging to stderr, one line per event, prefixed with the process role.
- * Workers and the daemon share stderr (systemd's journal adds timestamps). */
+ * Workers and the daemon share stderr (systemd's journal adds timestamps).
+ *
+ * Log lines carry bytes from the network (SNI, Host, paths, header values,
+ * PROXY addresses). So that none of them can end a line early and forge the
+ * next one, every writer passes them through pt_log_escape: pt_log escapes
+ * the whole message, the JSON access log each string it writes. */
 #ifndef PT_LOG_H
 #define PT_LOG_H
 
@@ -20,6 +25,13 @@ void pt_log_level_set(enum pt_log_level max);
 
 __attribute__((format(printf, 2, 3))) void pt_log(enum pt_log_level lvl,
                                                   const char *fmt, ...);
+
+/* Writes <in>[0..n) to <out> (<size> bytes, NUL-terminated) with control
+ * bytes, DEL, backslash and every byte that is not part of a valid UTF-8
+ * sequence (overlong forms and surrogates included) as \xHH; valid UTF-8
+ * passes as is. Stops before an item that would not fit. Returns the length
+ * written. */
+size_t pt_log_escape(char *out, size_t size, const void *in, size_t n);
 
 /* A token bucket for messages that a flood could repeat (overload, bad
  * clients): at most <burst> lines, refilled at one per <interval_ms>. */

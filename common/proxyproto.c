@@ -660,3 +660,16 @@ int pt_proxyproto_parse(const uint8_t *buf, size_t len,
         *out = info; /* <out> is left alone unless a header was found */
     return rc;
 }
+
+int pt_proxyproto_detect(const uint8_t *buf, size_t len)
+{
+    static const char v1_sig[6] = {'P', 'R', 'O', 'X', 'Y', ' '};
+    if (len == 0)
+        return PT_ENEEDMORE;
+    const uint8_t *sig = buf[0] == v2_sig[0] ? v2_sig : (const uint8_t *)v1_sig;
+    size_t n = sig == v2_sig ? sizeof(v2_sig) : sizeof(v1_sig);
+    size_t have = len < n ? len : n;
+    if (memcmp(buf, sig, have) != 0)
+        return 0;
+    return have == n ? 1 : PT_ENEEDMORE;
+}

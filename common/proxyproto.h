@@ -89,4 +89,12 @@ struct pt_proxyproto_info {
 int pt_proxyproto_parse(const uint8_t *buf, size_t len,
                         struct pt_proxyproto_info *out);
 
+/* Whether the bytes a trusted front sent start a PROXY header at all: only
+ * "PROXY " (v1) or the 12-byte v2 signature does. A front may also send no
+ * header; then the bytes are the client's own (a TLS record, or an HTTP
+ * request, including one starting "POST", "PUT" or "PATCH"). Returns 1 (a
+ * header: parse it), 0 (no header), or PT_ENEEDMORE (<buf>[0..len) is a
+ * proper prefix of a signature). */
+int pt_proxyproto_detect(const uint8_t *buf, size_t len);
+
 #endif

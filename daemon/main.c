@@ -227,22 +227,45 @@ static void bind_all(struct pt_daemon *d)
         die_usage("%s (--api)", why);
 }
 
+/* Refuses <path> (relative to <dirfd>) when it is a symbolic link. */
+static void refuse_link(int dirfd, const char *name, const char *shown)
+{
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        die_usage("--user: cannot stat %s: %s", shown, strerror(errno));
+    if (S_ISLNK(st.st_mode))
+        die_usage("--user: %s is a symbolic link; refusing to hand it over (root would "
+                  "chown its target): remove it",
+                  shown);
+}
+
+/* Hands <dir> and its entries to uid:gid. Nothing is followed: a link
+ * planted in the state directory would otherwise make root chown any file
+ * on the next start. The directory is opened with O_NOFOLLOW and its entries
+ * are changed through that descriptor with AT_SYMLINK_NOFOLLOW, so a link
+ * swapped in after the check changes only itself. */
 static void chown_tree(const char *dir, uid_t uid, gid_t gid)
 {
-    if (chown(dir, uid, gid) != 0)
+    refuse_link(AT_FDCWD, dir, dir);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0 || fchown(dfd, uid, gid) != 0)
         die_usage("--user: cannot chown %s: %s", dir, strerror(errno));
-    DIR *dh = opendir(dir);
+    int lfd = dup(dfd);
+    DIR *dh = lfd >= 0 ? fdopendir(lfd) : NULL;
+    if (dh == NULL)
+        die_usage("--user: cannot read %s: %s", dir, strerror(errno));
     struct dirent *e;
-    while (dh && (e = readdir(dh)) != NULL) {
+    while ((e = readdir(dh)) != NULL) {
         char p[4400];
         if (e->d_name[0] == '.' && (e->d_name[1] == '\0' || e->d_name[1] == '.'))
             continue;
         snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        if (chown(p, uid, gid) != 0)
+        refuse_link(dfd, e->d_name, p);
+        if (fchownat(dfd, e->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
             die_usage("--user: cannot chown %s: %s", p, strerror(errno));
     }
-    if (dh)
-        closedir(dh);
+    closedir(dh);
+    close(dfd);
 }
 
 static void drop_privileges(struct pt_daemon *d)
@@ -255,7 +278,9 @@ static void drop_privileges(struct pt_daemon *d)
     if (getuid() == pw->pw_uid)
         return;
     chown_tree(d->cfg.state_dir, pw->pw_uid, pw->pw_gid);
-    if (chown(d->cfg.token_file, pw->pw_uid, pw->pw_gid) != 0)
+    refuse_link(AT_FDCWD, d->cfg.token_file, d->cfg.token_file);
+    if (fchownat(AT_FDCWD, d->cfg.token_file, pw->pw_uid, pw->pw_gid,
+                 AT_SYMLINK_NOFOLLOW) != 0)
         die_usage("--user: cannot chown %s: %s", d->cfg.token_file, strerror(errno));
     if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
         die_usage("--user %s: cannot switch: %s", d->cfg.user, strerror(errno));

@@ -587,10 +587,12 @@ static void on_proxy_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         return;
     }
     c->hlen += (size_t)n;
-    /* A trusted front may also send no header at all: a TLS record starts
-     * with 22, an HTTP request with a letter; no PROXY header does. */
-    if (c->hbuf[0] == 22 || (c->http && c->hbuf[0] >= 'A' && c->hbuf[0] <= 'Z' &&
-                             c->hbuf[0] != 'P')) {
+    /* A trusted front may also send no header at all: then the bytes are the
+     * client's own (a TLS record, a "POST ..." request). */
+    int has = pt_proxyproto_detect(c->hbuf, c->hlen);
+    if (has == PT_ENEEDMORE)
+        return;
+    if (has == 0) {
         c->ct.addr = &c->peer;
         if (pt_worker_banned(c->w, (struct sockaddr *)&c->peer)) {
             c->result = "banned";

@@ -245,21 +245,18 @@ void pt_worker_access_flush(struct pt_worker *w)
     w->alog.len = 0;
 }
 
+/* A JSON string holding <s> escaped as in every log (pt_log_escape): the
+ * same bytes read the same in the access log as in stderr. Inputs are at
+ * most an SNI or a Host (255 bytes), 4 output bytes each at worst. */
 static void json_str(struct pt_wbuf *b, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
+    char esc[1024 + 8];
+    size_t len = pt_log_escape(esc, sizeof(esc), s, n);
     pt_wbuf_u8(b, '"');
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
+    for (size_t i = 0; i < len; i++) {
+        if (esc[i] == '"' || esc[i] == '\\')
             pt_wbuf_u8(b, '\\');
-            pt_wbuf_u8(b, c);
-        } else if (c < 0x20 || c >= 0x7f) {
-            uint8_t e[6] = {'\\', 'u', '0', '0', (uint8_t)hex[c >> 4], (uint8_t)hex[c & 15]};
-            pt_wbuf_put(b, e, 6);
-        } else {
-            pt_wbuf_u8(b, c);
-        }
+        pt_wbuf_u8(b, (uint8_t)esc[i]);
     }
     pt_wbuf_u8(b, '"');
 }

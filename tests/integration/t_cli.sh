@@ -182,6 +182,36 @@ api GET /api/v1/status
 check "--api-token-file missing: the new token works (200)" is_status 200
 stop_portierd
 
+# ---- --user: the state directory is handed over without following links ------
+# A link planted in the state dir (or the state dir itself a link) would make
+# root chown its target on the next start.
+touch "$T/victim"
+mkdir -p "$T/planted"
+ln -s "$T/victim" "$T/planted/evil"
+base "$T/planted"
+run_bad "--user with a symlink planted in the state dir" "${BASE[@]}" --workers 1 --user nobody
+check "--user refusal names the link" grep -q "planted/evil is a symbolic link" "$T/bad.err"
+check "--user did not chown the link's target" [ "$(stat -c %U "$T/victim")" = root ]
+check "--user did not chown the link itself" [ "$(stat -c %U "$T/planted/evil")" = root ]
+mkdir -p "$T/real-state"
+ln -s "$T/real-state" "$T/linked-state"
+base "$T/linked-state"
+run_bad "--user with the state dir itself a symlink" "${BASE[@]}" --workers 1 --user nobody
+check "--user refusal names the state dir link" grep -q "linked-state is a symbolic link" "$T/bad.err"
+check "the linked directory was not handed over" [ "$(stat -c %U "$T/real-state")" = root ]
+# Without links the hand-over still works (in a directory nobody may enter).
+mkdir -p "$T/pub" && chmod 755 "$T" "$T/pub"
+base "$T/pub/state"
+timeout -k 2 15 env "$MARK" "$PORTIERD" "${BASE[@]}" --workers 1 --user nobody \
+    >"$T/user.out" 2>"$T/user.err" &
+upid=$!
+user_up() { [ "$(stat -c %U "$T/pub/state/portier.db" 2>/dev/null)" = nobody ]; }
+check "--user without links: the state files go to the user" wait_until 10 user_up
+check "--user without links: the token file too" \
+    [ "$(stat -c %U "$T/pub/state/api.token" 2>/dev/null)" = nobody ]
+kill "$upid" 2>/dev/null; wait "$upid" 2>/dev/null
+base "$T/bad-state"
+
 # ---- SIGTERM with workers -------------------------------------------------------
 start_portierd --workers 3 || bail "portierd starts with --workers 3"
 W=$(worker_pids)

@@ -984,3 +984,35 @@ Test(proxyproto, encode_roundtrip)
                     }
                 }
 }
+
+/* Only "PROXY " or the v2 signature starts a header from a trusted front;
+ * requests that begin with P (POST, PUT, PATCH) and TLS records do not. */
+Test(proxyproto, detect_only_real_signatures)
+{
+    static const struct {
+        const char *in;
+        size_t len;
+        int want;
+    } cases[] = {
+        {"PROXY TCP4 192.0.2.1 192.0.2.2 1 2\r\n", 36, 1},
+        {"PROXY ", 6, 1},
+        {"PROXY", 5, PT_ENEEDMORE},
+        {"P", 1, PT_ENEEDMORE},
+        {"", 0, PT_ENEEDMORE},
+        {"POST / HTTP/1.1\r\n", 17, 0},
+        {"PUT /x HTTP/1.1\r\n", 17, 0},
+        {"PATCH /x HTTP/1.1\r\n", 19, 0},
+        {"PRI * HTTP/2.0\r\n", 16, 0},
+        {"PROXYX", 6, 0},
+        {"GET / HTTP/1.1\r\n", 16, 0},
+        {"\x16\x03\x01\x02\x00", 5, 0},
+        {"\r\n\r\n\0\r\nQUIT\n", 12, 1},
+        {"\r\n\r\n\0\r\nQUIT\n\x21\x11", 14, 1},
+        {"\r\n\r\n\0\r\nQU", 9, PT_ENEEDMORE},
+        {"\r\n\r\nX", 5, 0},
+        {"\r", 1, PT_ENEEDMORE},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        cr_expect_eq(pt_proxyproto_detect((const uint8_t *)cases[i].in, cases[i].len),
+                     cases[i].want, "case %zu", i);
+}
