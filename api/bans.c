@@ -138,7 +138,12 @@ static enum MHD_Result do_post(struct pt_req *r)
     }
     uint64_t live = 0;
     if (r->limited && !mine) {
-        rc = pt_store_ban_count(store, r->caller, now, &live);
+        rc = pt_store_ban_count(store, r->caller, &live);
+        /* Expired bans count until purged: purge before refusing. */
+        unsigned purged = 0;
+        if (rc == 0 && live >= r->lim.quota &&
+            (rc = pt_store_ban_purge(store, now, &purged)) == 0 && purged)
+            rc = pt_store_ban_count(store, r->caller, &live);
         if (rc != 0)
             goto fail;
         if (live >= r->lim.quota) {

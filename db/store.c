@@ -411,24 +411,16 @@ int pt_store_ban_owner(struct pt_store *s, const char *ip, char *owner, size_t s
     return rc;
 }
 
-int pt_store_ban_count(struct pt_store *s, const char *created_by, int64_t now,
-                       uint64_t *n)
+int pt_store_ban_count(struct pt_store *s, const char *created_by, uint64_t *n)
 {
     sqlite3_stmt *st;
-    if (pt_store__prep(s,
-             "SELECT COUNT(*) FROM bans WHERE created_by = ?1 AND "
-             "(expires_at IS NULL OR expires_at > ?2)",
-             &st) != 0)
+    if (pt_store__prep(s, "SELECT n FROM ban_counts WHERE created_by = ?", &st) != 0)
         return PT_EDB;
     sqlite3_bind_text(st, 1, created_by, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now);
-    int rc = PT_EDB;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        *n = (uint64_t)sqlite3_column_int64(st, 0);
-        rc = 0;
-    }
+    int rc = sqlite3_step(st);
+    *n = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
     sqlite3_finalize(st);
-    return rc;
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : PT_EDB;
 }
 
 int pt_store_ban_each(struct pt_store *s, int64_t now, const char *created_by,
@@ -555,7 +547,11 @@ int pt_store_token_check(struct pt_store *s, const char *hash_hex, int64_t now,
         rc = 0;
     }
     sqlite3_finalize(st);
-    if (rc == 0 && pt_store__prep(s, "UPDATE tokens SET last_used = ? WHERE hash = ?", &st) == 0) {
+    /* At most one write a minute per token: a commit (and its fsync) per
+     * request would double the cost of a ban burst from fail2ban. */
+    if (rc == 0 && pt_store__prep(s, "UPDATE tokens SET last_used = ?1 WHERE hash = ?2 AND "
+                                     "(last_used IS NULL OR last_used < ?1 - 60)",
+                                  &st) == 0) {
         sqlite3_bind_int64(st, 1, now);
         sqlite3_bind_text(st, 2, hash_hex, -1, SQLITE_STATIC);
         pt_store__done(s, st);

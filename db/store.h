@@ -92,9 +92,9 @@ int pt_store_ban_delete(struct pt_store *s, const char *ip);
 /* Copies into <owner> (<size> bytes) who made the ban on <ip>. 0 or
  * PT_ENOTFOUND. */
 int pt_store_ban_owner(struct pt_store *s, const char *ip, char *owner, size_t size);
-/* Live bans (not expired at <now>) made by <created_by>, in *n. */
-int pt_store_ban_count(struct pt_store *s, const char *created_by, int64_t now,
-                       uint64_t *n);
+/* Bans held by <created_by> (expired ones included until purged), in *n;
+ * a counter kept by triggers, so it costs the same at 100,000 bans. */
+int pt_store_ban_count(struct pt_store *s, const char *created_by, uint64_t *n);
 /* Calls <cb> for every ban not expired at <now> (0: all) made by <created_by>
  * (NULL: anyone), ordered by ip; the strings are borrowed for the call. */
 int pt_store_ban_each(struct pt_store *s, int64_t now, const char *created_by,
