@@ -300,6 +300,87 @@ expect_ok "DELETE wildcard via %2A.wild.example.org" 204 DELETE '/api/v1/domains
 api GET '/api/v1/domains/*.wild.example.org'
 check "*.wild.example.org is gone" is_error 404
 
+# ---- bans tokens: what they may ban, whose bans they see, how many -------------
+api POST /api/v1/tokens '{"name":"f2b-a","scope":"bans"}'
+check "bans token f2b-a -> 201 with the default limits" \
+    json_true 'd["max_prefix"] == {"ipv4": 24, "ipv6": 64} and d["quota"] == 100000'
+TA=$(json_get 'd["token"]')
+api POST /api/v1/tokens '{"name":"f2b-wide","scope":"bans","max_prefix":{"ipv4":16,"ipv6":48},"quota":2}'
+check "bans token with max_prefix and quota -> 201" \
+    json_true 'd["max_prefix"] == {"ipv4": 16, "ipv6": 48} and d["quota"] == 2'
+TW=$(json_get 'd["token"]')
+for bad in '{"name":"x1","scope":"bans","max_prefix":{"ipv4":0}}' \
+           '{"name":"x2","scope":"bans","max_prefix":{"ipv4":33}}' \
+           '{"name":"x3","scope":"bans","max_prefix":{"ipv7":8}}' \
+           '{"name":"x4","scope":"bans","max_prefix":24}' \
+           '{"name":"x5","scope":"bans","quota":0}' \
+           '{"name":"x6","scope":"admin","quota":5}' \
+           '{"name":"admin","scope":"bans"}'; do
+    api POST /api/v1/tokens "$bad"
+    check "token $bad -> 400" is_error 400
+done
+api GET /api/v1/tokens
+check "GET /api/v1/tokens shows the bans tokens' limits" \
+    json_true 'any(t["name"] == "f2b-wide" and t["quota"] == 2 for t in d["tokens"])'
+
+for who in "admin:$TOKEN" "f2b-a:$TA"; do
+    n=${who%%:*} tok=${who#*:}
+    api_as "$tok" POST /api/v1/bans '{"ip":"0.0.0.0/0"}'
+    check "$n: POST 0.0.0.0/0 -> 400 with a clear error" \
+        eval 'is_error 400 ip && json_true "\"every IPv4 client\" in d[\"error\"][\"message\"]"'
+    api_as "$tok" POST /api/v1/bans '{"ip":"::/0"}'
+    check "$n: POST ::/0 -> 400" is_error 400 ip
+done
+api_as "$TA" POST /api/v1/bans '{"ip":"198.51.100.0/23"}'
+check "f2b-a: a /23 is wider than its /24 -> 403 naming the limit" \
+    eval 'is_error 403 ip && json_true "\"/24\" in d[\"error\"][\"message\"]"'
+api_as "$TA" POST /api/v1/bans '{"ip":"2001:db8::/63"}'
+check "f2b-a: an IPv6 /63 -> 403" is_error 403 ip
+api_as "$TA" POST /api/v1/bans '{"ip":"198.51.100.0/24","reason":"a"}'
+check "f2b-a: a /24 -> 201, created_by f2b-a" \
+    eval 'is_status 201 && json_true "d[\"created_by\"] == \"f2b-a\""'
+api_as "$TA" POST /api/v1/bans '{"ip":"2001:db8:1::/64"}'
+check "f2b-a: an IPv6 /64 -> 201" is_status 201
+api_as "$TW" POST /api/v1/bans '{"ip":"203.0.0.0/16"}'
+check "f2b-wide (max_prefix 16): a /16 -> 201" is_status 201
+api POST /api/v1/bans '{"ip":"192.0.2.9","reason":"by hand"}'
+check "admin: ban 192.0.2.9 -> 201, created_by admin" \
+    eval 'is_status 201 && json_true "d[\"created_by\"] == \"admin\""'
+
+api_as "$TA" GET /api/v1/bans
+check "f2b-a lists only its own bans" \
+    json_true 'sorted(b["ip"] for b in d["bans"]) == ["198.51.100.0/24", "2001:db8:1::/64"]'
+api GET /api/v1/bans
+check "admin lists every ban with created_by" \
+    json_true '{b["ip"]: b["created_by"] for b in d["bans"]} == {"198.51.100.0/24": "f2b-a", "2001:db8:1::/64": "f2b-a", "203.0.0.0/16": "f2b-wide", "192.0.2.9": "admin"}'
+api_as "$TA" DELETE /api/v1/bans/192.0.2.9
+check "f2b-a: DELETE the admin's ban -> 404" is_error 404
+api_as "$TA" DELETE /api/v1/bans/203.0.0.0%2F16
+check "f2b-a: DELETE f2b-wide's ban -> 404" is_error 404
+api_as "$TA" POST /api/v1/bans '{"ip":"192.0.2.9","duration":1}'
+check "f2b-a: replacing the admin's ban -> 409" is_error 409 ip
+api GET /api/v1/bans
+check "the admin's ban is untouched (permanent, by admin)" \
+    json_true 'any(b["ip"] == "192.0.2.9" and b["expires"] is None and b["created_by"] == "admin" for b in d["bans"])'
+api_as "$TA" POST /api/v1/bans '{"ip":"198.51.100.0/24","reason":"again","duration":60}'
+check "f2b-a: re-ban of its own -> 200" is_status 200
+
+api_as "$TW" POST /api/v1/bans '{"ip":"203.1.0.0/16"}'
+check "f2b-wide: second ban -> 201 (quota 2)" is_status 201
+api_as "$TW" POST /api/v1/bans '{"ip":"203.2.0.0/16"}'
+check "f2b-wide: third ban -> 429 with the limit in the error" \
+    eval 'is_error 429 && json_true "\"quota is 2\" in d[\"error\"][\"message\"]"'
+api_as "$TW" POST /api/v1/bans '{"ip":"203.1.0.0/16","reason":"renew"}'
+check "f2b-wide: re-ban of one it holds at quota -> 200" is_status 200
+api_as "$TW" DELETE /api/v1/bans/203.1.0.0%2F16
+check "f2b-wide: its own unban -> 204" is_status 204
+api_as "$TW" POST /api/v1/bans '{"ip":"203.2.0.0/16"}'
+check "f2b-wide: below quota again -> 201" is_status 201
+api_as "$TA" DELETE /api/v1/bans/198.51.100.0%2F24
+check "f2b-a: DELETE its own ban -> 204" is_status 204
+api DELETE /api/v1/bans/203.0.0.0%2F16
+check "admin: DELETE any ban -> 204" is_status 204
+
 # Everything applied everywhere.
 CV=$(cfg_version)
 check "all workers at config_version $CV" wait_until 5 workers_at "$CV" 2

@@ -11,57 +11,11 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/nginx.sh"
 cd "$T"
 
-HELD="$HERE/tools/held_conn.py"
-read -r P1 P2 PB <<<"$(free_ports 3)"
-make_cert a "DNS:a.test"
-make_cert front "DNS:b.test"
-mkdir -p www
-echo "backend-one" >www/index.html
-head -c $((8 * 1024 * 1024)) /dev/urandom >www/slow.bin
-start_nginx be "
-server {
-    listen 127.0.0.1:$P1 ssl;
-    ssl_certificate $T/a.pem; ssl_certificate_key $T/a.key;
-    root $T/www;
-}
-server {
-    listen 127.0.0.1:$P2;
-    root $T/www;
-    location /slow.bin { limit_rate 64k; }
-}" || bail "nginx backend starts"
-env "$MARK" "$PY" "$HERE/tools/ws_echo.py" serve 127.0.0.1 "$PB" "$T/ws-backend.log" \
-    >"$T/ws-backend.err" 2>&1 &
-track_pid $!
-wait_until 10 port_listening "$PB" || bail "ws_echo backend listens on $PB"
-
+. "$HERE/bans_fixture.sh"
+bans_backends
 start_portierd --workers 2 --trusted-proxy 127.0.0.30/32 || bail "portierd starts"
-api PUT /api/v1/backends/yuno "{\"servers\":[\"127.0.0.1:$P1\"],\"http_servers\":[\"127.0.0.1:$P2\"]}"
-check "passthrough backend (with a port-80 server)" is_status 201
-api PUT /api/v1/domains/a.test '{"mode":"passthrough","backend":"yuno"}'
-check "passthrough domain a.test" is_status 201
-api PUT /api/v1/backends/app "{\"servers\":[\"127.0.0.1:$PB\"]}"
-api PUT /api/v1/domains/b.test '{"mode":"offload","backend":"app","certificate":"manual"}'
-check "offload domain b.test" is_status 201
-"$PY" - "$T/front.pem" "$T/front.key" "$T/ca.pem" >cert.json <<'PYEOF'
-import json, sys
-print(json.dumps({"cert_pem": open(sys.argv[1]).read() + open(sys.argv[3]).read(),
-                  "key_pem": open(sys.argv[2]).read()}))
-PYEOF
-api_file POST /api/v1/certificates cert.json
-check "certificate for b.test uploaded" is_status 201
+bans_routes
 
-# hold NAME KIND FROM ARGS...: starts a held connection from FROM in the
-# background; its verdict lands in held-NAME.out.
-TRIGGER="$T/ban-sent"
-HELD_PIDS=()
-hold() {
-    local name=$1 kind=$2 from=$3; shift 3
-    "$PY" "$HELD" "$kind" --bind "$from" --trigger "$TRIGGER" "$@" >"$T/held-$name.out" 2>&1 &
-    HELD_PIDS+=($!)
-}
-tls_a=(--connect "127.0.0.1:$HTTPS_PORT" --host a.test --sni a.test --ca "$T/ca.pem")
-tls_b=(--connect "127.0.0.1:$HTTPS_PORT" --host b.test --sni b.test --ca "$T/ca.pem")
-http_a=(--connect "127.0.0.1:$HTTP_PORT" --host a.test --path /slow.bin)
 for who in bad:127.0.0.21 good:127.0.0.22; do
     n=${who%%:*} ip=${who#*:}
     hold "$n-pass" keepalive "$ip" "${tls_a[@]}"
@@ -73,22 +27,12 @@ done
 hold front-bad keepalive 127.0.0.30 "${tls_a[@]}" --proxy-from 127.0.0.21
 hold front-good keepalive 127.0.0.30 "${tls_a[@]}" --proxy-from 127.0.0.23
 NAMES="bad-pass bad-offload bad-http80 bad-ws good-pass good-offload good-http80 good-ws front-bad front-good"
-all_ready() {
-    local n
-    for n in $NAMES; do
-        grep -q READY "$T/held-$n.out" 2>/dev/null || { WHY="$n: $(cat "$T/held-$n.out")"; return 1; }
-    done
-}
-check "ten connections open and working before the ban" wait_until 20 all_ready
+check "ten connections open and working before the ban" wait_until 20 all_ready $NAMES
 
 api POST /api/v1/bans '{"ip":"127.0.0.21","reason":"open-test"}'
 check "ban 127.0.0.21 -> 201, applied by every worker" json_true 'd["applied"] is True'
 touch "$TRIGGER"
 for p in "${HELD_PIDS[@]}"; do wait "$p"; done
-verdict() { # NAME WANT
-    local got; got=$(grep -v READY "$T/held-$1.out" | tail -n 1)
-    [ "$got" = "$2" ] || { WHY="$1: $got"; return 1; }
-}
 check "passthrough connection of the banned client: cut with an RST" verdict bad-pass RESET
 check "offload keep-alive connection of the banned client: cut with an RST" verdict bad-offload RESET
 check "port-80 transfer of the banned client: cut with an RST" verdict bad-http80 RESET

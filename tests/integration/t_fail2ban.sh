@@ -2,10 +2,12 @@
 # contrib/fail2ban/action.d/portier.conf against the daemon: the actionban /
 # actionunban commands are read the way fail2ban reads them (configparser with
 # %-interpolation and ";" inline comments), their <tags> substituted, and run
-# with /bin/sh like fail2ban does, using a token of scope "bans". When
-# fail2ban is installed, a real fail2ban-server also bans and unbans through it.
+# with /bin/sh like fail2ban does, using a token of scope "bans". Then a real
+# fail2ban-server bans through it from a real log file, and the ban cuts the
+# offender's open connections.
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
+. "$HERE/nginx.sh"
 ACTION="$HERE/../../contrib/fail2ban/action.d/portier.conf"
 cd "$T"
 
@@ -148,13 +150,20 @@ check "bans token: GET /api/v1/tokens -> 403" is_error 403
 api_as "$BANS_TOKEN" GET /api/v1/bans
 check "bans token: GET /api/v1/bans -> 200" is_status 200
 
-# ---- a real fail2ban, when installed -------------------------------------------------
-if command -v fail2ban-client >/dev/null 2>&1; then
-    F="$T/f2b"
-    mkdir -p "$F/action.d" "$F/filter.d"
-    cp "$ACTION" "$F/action.d/portier.conf"
-    : >"$F/test.log"
-    cat >"$F/fail2ban.conf" <<EOF
+# ---- a real fail2ban-server -----------------------------------------------------------
+# A real jail reads a real log file and bans through the action with the bans
+# token: portier refuses the address and cuts its open connections (passthrough
+# and offload keep-alive), another client keeps its own; the unban lifts it.
+command -v fail2ban-server >/dev/null 2>&1 ||
+    bail "fail2ban-server is installed (make deps installs Debian's fail2ban)"
+. "$HERE/bans_fixture.sh"
+bans_backends
+bans_routes
+F="$T/f2b"
+mkdir -p "$F/action.d" "$F/filter.d"
+cp "$ACTION" "$F/action.d/portier.conf"
+: >"$F/test.log"
+cat >"$F/fail2ban.conf" <<EOF
 [Definition]
 loglevel = INFO
 logtarget = $F/fail2ban.log
@@ -163,12 +172,12 @@ pidfile = $F/fail2ban.pid
 dbfile = :memory:
 syslogsocket = auto
 EOF
-    cat >"$F/filter.d/portier-test.conf" <<'EOF'
+cat >"$F/filter.d/portier-test.conf" <<'EOF'
 [Definition]
 failregex = ^auth failure from <HOST>$
 datepattern = {NONE}
 EOF
-    cat >"$F/jail.conf" <<EOF
+cat >"$F/jail.conf" <<EOF
 [DEFAULT]
 backend = polling
 bantime = 900
@@ -181,29 +190,50 @@ maxretry = 3
 findtime = 600
 action = portier[portier_url="$URL", portier_token_file="$T/portier.token"]
 EOF
-    f2b() { env "$MARK" fail2ban-client -c "$F" -s "$F/fail2ban.sock" -p "$F/fail2ban.pid" "$@"; }
-    f2b_up() { f2b ping >/dev/null 2>&1; }
-    out=$(f2b -x start 2>&1)
-    check "fail2ban starts with the portier action" wait_until 15 f2b_up
-    f2b_up || note "fail2ban-client start: $out"
-    [ -f "$F/fail2ban.pid" ] && track_pid "$(cat "$F/fail2ban.pid")"
-    f2b set portier-test banip 192.0.2.55 >/dev/null 2>&1
-    check "fail2ban banip: 192.0.2.55 banned at portier for the jail's bantime (900 s)" \
-        wait_until 10 ban_lasts 192.0.2.55 900
-    check "fail2ban's reason names the jail" reason_is 192.0.2.55 "fail2ban portier-test"
-    for i in 1 2 3; do echo "auth failure from 192.0.2.66" >>"$F/test.log"; done
-    check "fail2ban bans from the log (3 failures of 192.0.2.66) at portier" \
-        wait_until 15 ban_lasts 192.0.2.66 900
-    f2b set portier-test unbanip 192.0.2.55 >/dev/null 2>&1
-    check "fail2ban unbanip: 192.0.2.55 lifted at portier" wait_until 10 not_banned 192.0.2.55
-    f2b stop >/dev/null 2>&1
-    check "fail2ban stop unbans the rest at portier" wait_until 15 not_banned 192.0.2.66
-    if grep -q 'ERROR' "$F/fail2ban.log" 2>/dev/null; then
-        note "fail2ban.log errors: $(grep ERROR "$F/fail2ban.log" | head -n 5)"
-    fi
-    check "fail2ban logged no action error" eval '! grep -q "ERROR" "$F/fail2ban.log"'
-else
-    note "fail2ban-client not installed: real fail2ban run skipped"
+env "$MARK" fail2ban-server -f -x -s "$F/fail2ban.sock" -p "$F/fail2ban.pid" -c "$F" \
+    >"$F/server.out" 2>&1 &
+track_pid $!
+f2b() { fail2ban-client -c "$F" -s "$F/fail2ban.sock" -p "$F/fail2ban.pid" "$@"; }
+f2b_up() { f2b status portier-test >/dev/null 2>&1; }
+check "fail2ban-server runs the jail with the portier action" wait_until 20 f2b_up
+f2b_up || note "fail2ban-server: $(tail -n 5 "$F/server.out" "$F/fail2ban.log" 2>/dev/null)"
+f2b set portier-test banip 192.0.2.55 >/dev/null 2>&1
+check "fail2ban banip: 192.0.2.55 banned at portier for the jail's bantime (900 s)" \
+    wait_until 10 ban_lasts 192.0.2.55 900
+check "fail2ban's reason names the jail" reason_is 192.0.2.55 "fail2ban portier-test"
+
+hold f2b-pass keepalive 127.0.0.41 "${tls_a[@]}"
+hold f2b-offload keepalive 127.0.0.41 "${tls_b[@]}"
+hold f2b-other keepalive 127.0.0.42 "${tls_b[@]}"
+check "127.0.0.41 (passthrough, offload) and 127.0.0.42 connected before any failure" \
+    wait_until 20 all_ready f2b-pass f2b-offload f2b-other
+for i in 1 2 3; do echo "auth failure from 127.0.0.41" >>"$F/test.log"; done
+check "fail2ban bans from the log (3 failures of 127.0.0.41) at portier" \
+    wait_until 15 ban_lasts 127.0.0.41 900
+touch "$TRIGGER"
+for p in "${HELD_PIDS[@]}"; do wait "$p"; done
+check "the open passthrough connection of 127.0.0.41 is cut (RST)" verdict f2b-pass RESET
+check "the open offload keep-alive connection of 127.0.0.41 is cut (RST)" verdict f2b-offload RESET
+check "127.0.0.42's keep-alive connection keeps working" verdict f2b-other OK
+get_as() { curl -sS --max-time 10 --cacert "$T/ca.pem" --resolve "a.test:$HTTPS_PORT:127.0.0.1" \
+    --interface "$1" "https://a.test:$HTTPS_PORT/" 2>/dev/null || echo REFUSED; }
+check "a new connection from 127.0.0.41 is refused" [ "$(get_as 127.0.0.41)" = REFUSED ]
+f2b set portier-test unbanip 127.0.0.41 >/dev/null 2>&1
+check "fail2ban unbanip: 127.0.0.41 lifted at portier" wait_until 10 not_banned 127.0.0.41
+check "127.0.0.41 is served again" [ "$(get_as 127.0.0.41)" = backend-one ]
+
+# An address the admin banned by hand: the action's ban leaves it as it is
+# (409, counted as done) and its unban does not lift it (404, counted as done).
+api POST /api/v1/bans '{"ip":"192.0.2.77","reason":"by hand"}'
+f2b set portier-test banip 192.0.2.77 >/dev/null 2>&1
+f2b set portier-test unbanip 192.0.2.77 >/dev/null 2>&1
+sleep 1
+check "the admin's ban of 192.0.2.77 survives fail2ban's ban and unban" reason_is 192.0.2.77 "by hand"
+f2b stop >/dev/null 2>&1
+check "fail2ban stop unbans the rest at portier" wait_until 15 not_banned 192.0.2.55
+if grep -q 'ERROR' "$F/fail2ban.log" 2>/dev/null; then
+    note "fail2ban.log errors: $(grep ERROR "$F/fail2ban.log" | head -n 5)"
 fi
+check "fail2ban logged no action error" eval '! grep -q "ERROR" "$F/fail2ban.log"'
 
 finish
