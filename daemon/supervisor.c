@@ -502,14 +502,21 @@ int pt_supervisor_start(uv_loop_t *loop, const struct pt_supervisor_config *cfg,
     return 0;
 }
 
-void pt_supervisor_publish(struct pt_supervisor *s, struct pt_wbuf *frame,
-                           uint64_t version)
+/* Takes <frame> over into a new blob with one reference. */
+static struct blob *blob_new(struct pt_wbuf *frame, uint64_t version)
 {
     struct blob *b = pt_xcalloc(1, sizeof(*b));
     b->frame = *frame;
     b->version = version;
     b->refs = 1;
     memset(frame, 0, sizeof(*frame));
+    return b;
+}
+
+void pt_supervisor_publish(struct pt_supervisor *s, struct pt_wbuf *frame,
+                           uint64_t version)
+{
+    struct blob *b = blob_new(frame, version);
     pthread_mutex_lock(&s->lock);
     struct blob *old = s->current;
     struct blob **deltas = s->deltas;
@@ -528,11 +535,7 @@ void pt_supervisor_publish(struct pt_supervisor *s, struct pt_wbuf *frame,
 void pt_supervisor_publish_bans(struct pt_supervisor *s, struct pt_wbuf *frame,
                                 uint64_t version)
 {
-    struct blob *b = pt_xcalloc(1, sizeof(*b));
-    b->frame = *frame;
-    b->version = version;
-    b->refs = 1;
-    memset(frame, 0, sizeof(*frame));
+    struct blob *b = blob_new(frame, version);
     pthread_mutex_lock(&s->lock);
     if (s->n_deltas == s->cap_deltas) {
         s->cap_deltas = s->cap_deltas ? s->cap_deltas * 2 : 64;

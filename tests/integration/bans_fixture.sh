@@ -51,11 +51,7 @@ bans_routes() {
     api PUT /api/v1/backends/app "{\"servers\":[\"127.0.0.1:$PB\"]}"
     api PUT /api/v1/domains/b.test '{"mode":"offload","backend":"app","certificate":"manual"}'
     check "offload domain b.test" is_status 201
-    "$PY" - "$T/front.pem" "$T/front.key" "$T/ca.pem" >cert.json <<'PYEOF'
-import json, sys
-print(json.dumps({"cert_pem": open(sys.argv[1]).read() + open(sys.argv[3]).read(),
-                  "key_pem": open(sys.argv[2]).read()}))
-PYEOF
+    cert_json front >cert.json
     api_file POST /api/v1/certificates cert.json
     check "certificate for b.test uploaded" is_status 201
     tls_a=(--connect "127.0.0.1:$HTTPS_PORT" --host a.test --sni a.test --ca "$T/ca.pem")

@@ -30,6 +30,16 @@ make_cert() {
         -out "$T/$name.pem" 2>/dev/null
 }
 
+# cert_json NAME: the POST /api/v1/certificates body for NAME.pem (chained
+# with the test CA) and NAME.key, from make_cert.
+cert_json() {
+    "$PY" - "$T/$1.pem" "$T/$1.key" "$T/ca.pem" <<'PYEOF'
+import json, sys
+print(json.dumps({"cert_pem": open(sys.argv[1]).read() + open(sys.argv[3]).read(),
+                  "key_pem": open(sys.argv[2]).read()}))
+PYEOF
+}
+
 # start_nginx NAME SERVER_BLOCKS: waits until every "listen" port answers.
 start_nginx() {
     local name=$1 servers=$2 p="$T/nginx-$1"

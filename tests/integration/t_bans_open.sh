@@ -66,24 +66,8 @@ check "127.0.0.21 is served again" [ "$(get_a 127.0.0.21)" = backend-one ]
 # Only "PROXY " or the v2 signature starts a header: a request starting with
 # P (POST, PUT, PATCH) is a request.
 front80() { # METHOD: the status line the trusted front gets back, or CLOSED
-    "$PY" - "$HTTP_PORT" "$1" <<'PYEOF'
-import socket, sys
-s = socket.socket()
-s.bind(("127.0.0.30", 0))
-s.settimeout(10)
-s.connect(("127.0.0.1", int(sys.argv[1])))
-s.sendall(("%s / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 2\r\n\r\nhi" % sys.argv[2]).encode())
-data = b""
-try:
-    while b"\r\n" not in data:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-except OSError:
-    pass
-print(data.split(b"\r\n")[0].decode() if data else "CLOSED")
-PYEOF
+    RAWHTTP_FROM=127.0.0.30 "$PY" "$HERE/tools/rawhttp.py" 127.0.0.1 "$HTTP_PORT" \
+        "$1 / HTTP/1.1\\r\\nHost: a.test\\r\\nContent-Length: 2\\r\\n\\r\\nhi"
 }
 for m in POST PUT PATCH GET; do
     line=$(front80 $m)

@@ -51,9 +51,12 @@ def connect(a):
     return ctx.wrap_socket(raw, server_hostname=a.sni)
 
 
-class Reader:
-    def __init__(self, s):
-        self.s, self.buf = s, b""
+class Reader(ws_echo.Conn):
+    """ws_echo's buffered reader over our own socket, telling an RST from a
+    clean close."""
+
+    def __init__(self, s, host):
+        self.s, self.host, self.buf = s, host, b""
 
     def ended(self):
         """RESET or EOF, from the kernel's view of the TCP connection: TLS
@@ -72,37 +75,18 @@ class Reader:
         self.buf += chunk
         return len(chunk)
 
-    def exact(self, n):
-        while len(self.buf) < n:
-            self.fill()
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def head(self):
-        while b"\r\n\r\n" not in self.buf:
-            self.fill()
-        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
-        return head.decode("latin-1")
-
 
 def request(s, r, a):
     s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (a.path, a.host)).encode())
-    head = r.head()
-    status = head.split(" ", 2)[1]
-    cl = 0
-    for line in head.split("\r\n")[1:]:
-        k, _, v = line.partition(":")
-        if k.strip().lower() == "content-length":
-            cl = int(v)
-    r.exact(cl)
-    if status != "200":
-        raise RuntimeError("status %s" % status)
+    code, _, _ = r.read_response()
+    if code != 200:
+        raise RuntimeError("status %d" % code)
 
 
 def ws_echo_once(s, r, text):
     payload = text.encode()
     s.sendall(ws_echo.encode_frame(ws_echo.OP_TEXT, payload, mask=True))
-    fin, op, masked, got = ws_echo.decode_frame(r.exact)
+    fin, op, masked, got = ws_echo.decode_frame(r.read_exact)
     if got != payload:
         raise RuntimeError("echo differs: %r" % got[:50])
 
@@ -120,19 +104,19 @@ def main():
     p.add_argument("--proxy-from", help="send a PROXY v1 header with this client first")
     a = p.parse_args()
     s = connect(a)
-    r = Reader(s)
+    r = Reader(s, a.host)
     if a.kind == "keepalive":
         request(s, r, a)
     elif a.kind == "stream":
         s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (a.path, a.host)).encode())
-        r.head()
+        r.read_head()
         r.fill()
     else:
         key = "dGhlIHNhbXBsZSBub25jZQ=="
         s.sendall(("GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                    "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
                    % (a.host, key)).encode())
-        if " 101 " not in r.head():
+        if r.read_head()[0] != 101:
             raise RuntimeError("no 101")
         ws_echo_once(s, r, "before the ban")
     print("READY", flush=True)

@@ -3,14 +3,17 @@
 
 usage: rawhttp.py HOST PORT 'escaped bytes' [pause_s]
 The bytes use Python escapes (\\r, \\n, \\x00). With pause_s, the connection
-stays silent after sending, to observe timeouts.
+stays silent after sending, to observe timeouts. RAWHTTP_FROM=IP connects from
+that local address (a distinct loopback client).
 """
+import os
 import socket
 import sys
 
 host, port, data = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 raw = data.encode().decode("unicode_escape").encode("latin-1")
-s = socket.create_connection((host, port), timeout=15)
+src = os.environ.get("RAWHTTP_FROM")
+s = socket.create_connection((host, port), timeout=15, source_address=(src, 0) if src else None)
 s.sendall(raw)
 buf = b""
 try:
