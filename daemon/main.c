@@ -307,8 +307,12 @@ static void *hook_compile_bans(void *arg, struct pt_store *store, uint64_t versi
                                const struct pt_ban_change *ch, size_t n)
 {
     struct pt_daemon *d = arg;
-    if (pt_supervisor_deltas_due(d->sup))
+    if (pt_supervisor_deltas_due(d->sup)) {
+        pt_log(PT_LOG_INFO, "bans: the deltas since the last snapshot outweigh it: "
+                            "publishing a whole snapshot (version %llu)",
+               (unsigned long long)version);
         return hook_compile(arg, store, version);
+    }
     struct pending *p = pt_xcalloc(1, sizeof(*p));
     p->version = version;
     p->bans = true;
@@ -460,6 +464,10 @@ static int run_daemon(int argc, char **argv)
         .kinds = d.kinds,
         .grace_ms = d.settings.grace_ms,
         .access_fd = access_fd,
+        /* Tests of the switch from deltas to a whole snapshot. */
+        .delta_limit = getenv("PORTIER_BAN_DELTA_LIMIT")
+                           ? (size_t)strtoull(getenv("PORTIER_BAN_DELTA_LIMIT"), NULL, 10)
+                           : 0,
         .on_stopped = on_stopped,
         .arg = &d,
     };

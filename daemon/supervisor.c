@@ -550,7 +550,9 @@ void pt_supervisor_publish_bans(struct pt_supervisor *s, struct pt_wbuf *frame,
 bool pt_supervisor_deltas_due(struct pt_supervisor *s)
 {
     pthread_mutex_lock(&s->lock);
-    bool due = s->delta_bytes > s->current->frame.len + PT_SUPERVISOR_DELTA_SLACK;
+    size_t limit = s->cfg.delta_limit ? s->cfg.delta_limit
+                                      : s->current->frame.len + PT_SUPERVISOR_DELTA_SLACK;
+    bool due = s->delta_bytes > limit;
     pthread_mutex_unlock(&s->lock);
     return due;
 }

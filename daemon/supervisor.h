@@ -24,6 +24,7 @@ struct pt_supervisor_config {
     const char *kinds;      /* n_listeners chars: 's' TLS, 'h' plain HTTP */
     unsigned grace_ms;      /* how long workers may drain on stop */
     int access_fd;          /* becomes the workers' stdout (access log), or -1 */
+    size_t delta_limit;     /* see pt_supervisor_deltas_due; 0: the default */
     /* Called on the loop once every worker has exited after pt_supervisor_stop. */
     void (*on_stopped)(void *arg);
     void *arg;
@@ -47,9 +48,10 @@ void pt_supervisor_publish_bans(struct pt_supervisor *s, struct pt_wbuf *frame,
                                 uint64_t version);
 
 /* Thread-safe. True when the deltas kept since the last snapshot outweigh it
- * by more than PT_SUPERVISOR_DELTA_SLACK bytes: the next ban write should
- * publish a full snapshot instead, so a (re)starting worker never replays
- * more than about one snapshot's worth of deltas. */
+ * by more than PT_SUPERVISOR_DELTA_SLACK bytes (or, when set, pass
+ * cfg.delta_limit bytes): the next ban write should publish a full snapshot
+ * instead, so a (re)starting worker never replays more than about one
+ * snapshot's worth of deltas. */
 #define PT_SUPERVISOR_DELTA_SLACK (1u << 20)
 bool pt_supervisor_deltas_due(struct pt_supervisor *s);
 

@@ -5,7 +5,8 @@
 # another client keep working. Behind a trusted front the address judged is
 # the one its PROXY header carries. /metrics counts the cuts by reason. And
 # port 80 from a trusted front that sends no PROXY header takes "POST ..." for
-# the request it is.
+# the request it is. Workers that (re)start get the snapshot and every ban
+# delta since, and ban writes switch to whole snapshots when deltas pile up.
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 . "$HERE/nginx.sh"
@@ -58,9 +59,46 @@ check "the access log says why" eval 'grep -q "cut 1 open\|cut [0-9]* open" "$T/
 get_a() { curl -sS --max-time 10 --cacert "$T/ca.pem" --resolve "a.test:$HTTPS_PORT:127.0.0.1" \
     --interface "$1" "https://a.test:$HTTPS_PORT/" 2>/dev/null || echo REFUSED; }
 check "a new connection from 127.0.0.21 is refused" [ "$(get_a 127.0.0.21)" = REFUSED ]
+
+# Workers that start later get the last snapshot, then every ban delta since.
+worker_pids() { api GET /api/v1/status; json_get '" ".join(str(w["pid"]) for w in d["workers"])'; }
+respawned() { # OLD_PIDS: every worker up, current, with a new pid
+    api GET /api/v1/status
+    json_true 'len(d["workers"]) == 2 and all(w["up"] and w["pid"] and str(w["pid"]) not in a[0].split() and w["config_version"] == d["config_version"] for w in d["workers"])' "$1"
+}
+refused_5() { local i; for i in 1 2 3 4 5; do [ "$(get_a "$1")" = REFUSED ] || return 1; done; }
+old_pids=$(worker_pids)
+for p in $old_pids; do kill -9 "$p"; done
+check "both workers killed and respawned at the current version" wait_until 15 respawned "$old_pids"
+check "respawned workers still refuse 127.0.0.21 (snapshot + the ban delta)" refused_5 127.0.0.21
 api DELETE /api/v1/bans/127.0.0.21
 check "unban -> 204" is_status 204
 check "127.0.0.21 is served again" [ "$(get_a 127.0.0.21)" = backend-one ]
+
+# ---- deltas give way to a whole snapshot -----------------------------------------
+# Once the deltas kept for starting workers outweigh the snapshot (by 1 MiB;
+# here: past 200 bytes), the next ban write publishes a whole snapshot instead.
+stop_portierd
+export PORTIER_BAN_DELTA_LIMIT=200
+start_portierd --workers 2 --trusted-proxy 127.0.0.30/32 || bail "portierd restarts"
+for i in 51 52 53 54 55 56; do
+    api POST /api/v1/bans "{\"ip\":\"127.0.0.$i\",\"reason\":\"mixed\"}"
+done
+api DELETE /api/v1/bans/127.0.0.52
+api DELETE /api/v1/bans/127.0.0.55
+check "ban writes switched to whole snapshots when the deltas outweighed it" \
+    grep -q "publishing a whole snapshot" "$T/portierd.log"
+mixed_ok() {
+    local i
+    for i in 51 53 54 56; do refused_5 127.0.0.$i || { WHY="127.0.0.$i served"; return 1; }; done
+    for i in 52 55; do [ "$(get_a 127.0.0.$i)" = backend-one ] || { WHY="127.0.0.$i refused"; return 1; }; done
+}
+check "deltas and snapshots mixed: 4 bans in force, 2 lifted" mixed_ok
+old_pids=$(worker_pids)
+for p in $old_pids; do kill -9 "$p"; done
+check "workers respawned" wait_until 15 respawned "$old_pids"
+check "after the respawn: the same 4 bans in force, 2 lifted" mixed_ok
+unset PORTIER_BAN_DELTA_LIMIT
 
 # ---- port 80 from the trusted front without a PROXY header ---------------------
 # Only "PROXY " or the v2 signature starts a header: a request starting with
