@@ -432,10 +432,11 @@
       const left = banLeft(b);
       return {
         key: b.ip,
-        sig: [b.reason, b.created, b.expires, left],
+        sig: [b.reason, b.created_by, b.created, b.expires, left],
         cells: [
           { label: 'Address', value: b.ip, cls: 'name' },
           { label: 'Reason', value: b.reason ? b.reason : '—', cls: 'reason' },
+          { label: 'By', value: b.created_by || 'admin' },
           { label: 'Since', value: fmtTime(b.created) },
           { label: 'Time left', value: left },
         ],
