@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define EXIT_USAGE 2
@@ -355,6 +356,21 @@ static void on_signal(uv_signal_t *h, int sig)
     }
 }
 
+/* A user's shell on Debian starts us with a soft open-file limit of 1024:
+ * every proxied connection costs two descriptors, so take what the hard
+ * limit allows (the workers inherit it) and say so. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rlim_t old = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        pt_log(PT_LOG_INFO, "open-file limit raised from %llu to %llu (the hard limit)",
+               (unsigned long long)old, (unsigned long long)rl.rlim_max);
+}
+
 static int run_daemon(int argc, char **argv)
 {
     struct pt_daemon d;
@@ -372,6 +388,7 @@ static int run_daemon(int argc, char **argv)
         pt_log_level_set(PT_LOG_DEBUG);
     umask(077);
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
 
     check_state_dir(d.cfg.state_dir);
     load_token(&d);

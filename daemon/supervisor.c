@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,6 +18,8 @@
  * pause, so a crash loop cannot spin the CPU. */
 #define FAST_DEATH_MS 1000
 #define RESPAWN_PAUSE_MS 1000
+#define RESPAWN_PAUSE_MAX_MS 30000
+#define WORKER_EXIT_START 127 /* the child could not become a worker */
 #define KILL_MARGIN_MS 5000
 
 /* Encoded snapshot frame shared by the writes in flight to every worker. */
@@ -47,6 +50,8 @@ struct slot {
     struct ban_count bans[32]; /* under lock: refusals per ban reason */
     size_t n_bans;
     uint64_t started_ms;
+    unsigned fast_deaths; /* deaths in a row within FAST_DEATH_MS of the
+                             start: the respawn pause doubles with each */
     char **argv;        /* built before fork: the child may not allocate */
 };
 
@@ -284,6 +289,32 @@ static char **worker_argv(struct pt_supervisor *s, unsigned ix)
     return argv;
 }
 
+/* In the forked child before exec: no allocation, no stdio; says why on
+ * stderr with the errno value and exits with WORKER_EXIT_START, which the
+ * daemon reports and answers with a growing backoff. */
+static _Noreturn void child_fail(const char *why)
+{
+    int e = errno;
+    char num[16];
+    size_t n = sizeof(num);
+    num[--n] = '\0';
+    do {
+        num[--n] = (char)('0' + e % 10);
+        e /= 10;
+    } while (e > 0 && n > 0);
+    static const char head[] = "portierd: worker: ";
+    static const char mid[] = " (errno ";
+    static const char tail[] = ")\n";
+    struct iovec v[] = {
+        {(void *)head, sizeof(head) - 1}, {(void *)why, strlen(why)},
+        {(void *)mid, sizeof(mid) - 1},   {num + n, sizeof(num) - 1 - n},
+        {(void *)tail, sizeof(tail) - 1},
+    };
+    ssize_t rc = writev(STDERR_FILENO, v, 5);
+    (void)rc;
+    _exit(WORKER_EXIT_START);
+}
+
 static int spawn(struct slot *sl)
 {
     struct pt_supervisor *s = sl->sup;
@@ -302,22 +333,25 @@ static int spawn(struct slot *sl)
         return PT_EIO;
     }
     if (pid == 0) {
-        /* Child. Fixed layout: fd 3 = daemon socket, 4.. = listeners. Move
-         * every source out of the way first so no dup2 clobbers another. */
+        /* Child. Fixed layout: fd 3 = daemon socket, 4.. = listeners, then
+         * our binary. Every source first moves just above that range (the
+         * lowest free descriptors there: a fixed high base such as 1024 is
+         * past a user's soft limit), so no dup2 clobbers another source. */
         int tmp[1 + 64];
-        if (s->cfg.access_fd >= 0) /* first: it may sit where a listener goes */
-            dup2(s->cfg.access_fd, STDOUT_FILENO);
-        int exe = fcntl(s->exe_fd, F_DUPFD_CLOEXEC, 1024);
-        tmp[0] = fcntl(sv[1], F_DUPFD, 1024);
+        int base = 5 + (int)nl;
+        if (s->cfg.access_fd >= 0 && dup2(s->cfg.access_fd, STDOUT_FILENO) < 0)
+            child_fail("cannot set up the access log descriptor");
+        int exe = s->exe_fd >= 0 ? fcntl(s->exe_fd, F_DUPFD_CLOEXEC, base) : -1;
+        tmp[0] = fcntl(sv[1], F_DUPFD, base);
         for (size_t i = 0; i < nl && i < 64; i++)
-            tmp[1 + i] = fcntl(lfds[i], F_DUPFD, 1024);
+            tmp[1 + i] = fcntl(lfds[i], F_DUPFD, base);
         for (size_t i = 0; i <= nl && i <= 64; i++)
             if (tmp[i] < 0 || dup2(tmp[i], 3 + (int)i) < 0)
-                _exit(127);
+                child_fail("cannot arrange its descriptors (open-file limit too low?)");
         /* Our binary stays reachable until exec, then closes itself. */
         if (exe >= 0)
             exe = dup3(exe, 4 + (int)nl, O_CLOEXEC);
-        close_range(5 + (unsigned)nl, ~0U, 0);
+        close_range((unsigned)base, ~0U, 0);
         sigset_t all;
         sigemptyset(&all);
         sigprocmask(SIG_SETMASK, &all, NULL);
@@ -325,7 +359,7 @@ static int spawn(struct slot *sl)
         if (exe >= 0)
             fexecve(exe, sl->argv, environ);
         execv(sl->argv[0], sl->argv);
-        _exit(127);
+        child_fail("cannot execute the worker binary");
     }
     close(sv[1]);
     sl->pid = pid;
@@ -399,17 +433,28 @@ static void on_sigchld(uv_signal_t *h, int sig)
         pthread_mutex_unlock(&s->lock);
         if (s->stopping)
             continue;
+        bool fast = now_ms() - sl->started_ms < FAST_DEATH_MS;
+        sl->fast_deaths = fast ? sl->fast_deaths + 1 : 0;
+        unsigned pause = 0;
+        if (fast) {
+            unsigned shift = sl->fast_deaths - 1 < 5 ? sl->fast_deaths - 1 : 5;
+            pause = RESPAWN_PAUSE_MS << shift;
+            if (pause > RESPAWN_PAUSE_MAX_MS)
+                pause = RESPAWN_PAUSE_MAX_MS;
+        }
+        char why[96];
         if (WIFSIGNALED(status))
-            pt_log(PT_LOG_WARN, "worker %u (pid %d) killed by signal %d: respawning",
-                   sl->ix, (int)pid, WTERMSIG(status));
+            snprintf(why, sizeof(why), "killed by signal %d", WTERMSIG(status));
+        else if (WEXITSTATUS(status) == WORKER_EXIT_START)
+            snprintf(why, sizeof(why), "could not start (reason above)");
         else
-            pt_log(PT_LOG_WARN, "worker %u (pid %d) exited with status %d: respawning",
-                   sl->ix, (int)pid, WEXITSTATUS(status));
+            snprintf(why, sizeof(why), "exited with status %d", WEXITSTATUS(status));
+        pt_log(PT_LOG_WARN, "worker %u (pid %d) %s: respawning in %u ms", sl->ix, (int)pid,
+               why, pause);
         pthread_mutex_lock(&s->lock);
         s->restarts++;
         pthread_mutex_unlock(&s->lock);
-        bool fast = now_ms() - sl->started_ms < FAST_DEATH_MS;
-        uv_timer_start(&sl->respawn, on_respawn, fast ? RESPAWN_PAUSE_MS : 0, 0);
+        uv_timer_start(&sl->respawn, on_respawn, pause, 0);
     }
     if (s->stopping && all_gone(s))
         finish_stop(s);
@@ -535,9 +580,11 @@ json_t *pt_supervisor_workers_json(struct pt_supervisor *s)
     pthread_mutex_lock(&s->lock);
     for (unsigned i = 0; i < s->cfg.workers; i++) {
         struct slot *sl = &s->slots[i];
-        json_t *w = json_pack("{s:i, s:I, s:I, s:b}", "id", (int)i, "config_version",
+        /* A worker accepts once it has applied a snapshot. */
+        bool serving = sl->pid != 0 && sl->acked > 0;
+        json_t *w = json_pack("{s:i, s:I, s:I, s:b, s:b}", "id", (int)i, "config_version",
                               (json_int_t)sl->acked, "connections",
-                              (json_int_t)sl->conns, "up", sl->pid != 0);
+                              (json_int_t)sl->conns, "up", sl->pid != 0, "serving", serving);
         json_object_set_new(w, "pid", sl->pid ? json_integer(sl->pid) : json_null());
         json_array_append_new(a, w);
     }

@@ -88,6 +88,7 @@ static void on_accept(uv_poll_t *p, int status, int events)
                 return;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
                 errno == ENOMEM) {
+                w->refused++;
                 stop_polling(w);
                 uv_timer_start(&w->resume_timer, on_resume, EMFILE_PAUSE_MS, 0);
                 overload(w, strerror(errno));
