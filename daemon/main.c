@@ -7,10 +7,12 @@
  * snapshot, and only then does the API accept changes. */
 #include "api/api.h"
 #include "common/addr.h"
+#include "common/handover.h"
 #include "common/log.h"
 #include "daemon/acme.h"
 #include "daemon/config.h"
 #include "daemon/publish.h"
+#include "daemon/sdnotify.h"
 #include "daemon/supervisor.h"
 #include "db/store.h"
 #include "worker/worker.h"
@@ -45,12 +47,14 @@ struct pt_daemon {
     char kinds[2 * PT_LISTEN_MAX + 1];
     size_t n_listeners;
     int api_fd;
+    char *state_real;          /* canonical --state-dir: names the hand-over */
     pthread_mutex_t lock;      /* store transactions: API thread, ACME thread */
     struct pt_publisher publisher;
     struct pt_acme *acme;      /* NULL: ACME off (no --acme-directory) */
     pthread_t rotator;         /* session ticket key rotation */
     pthread_cond_t rotator_cv;
     bool stopping;             /* under lock */
+    struct pt_sdnotify sd;     /* READY=1 / WATCHDOG=1 to systemd */
 };
 
 #define TICKET_KEY_LIFETIME_S (12 * 3600)
@@ -204,21 +208,71 @@ fail:
 /* One socket per worker and listener, all SO_REUSEPORT: the kernel spreads
  * connections over the workers, and no worker wakes for another's. The
  * first bind of each address also proves that nobody else holds it. */
+/* Takes the listening sockets that orphaned workers of a previous daemon on
+ * this state directory offer (common/handover.h) before binding anything:
+ * the same kernel sockets, so connections waiting in their accept queues are
+ * served by our workers and no client is refused while daemons change. A
+ * socket that matches no configured listener is closed. */
+static void adopt_listeners(struct pt_daemon *d)
+{
+    size_t nl = d->n_listeners;
+    for (unsigned k = 0; k < d->cfg.workers; k++) {
+        struct sockaddr_un sa;
+        socklen_t salen;
+        pt_handover_addr(d->state_real, k, &sa, &salen);
+        int got[PT_HANDOVER_MAX_FDS];
+        size_t n = pt_handover_take(&sa, salen, got, PT_HANDOVER_MAX_FDS, 2000);
+        size_t used = 0;
+        for (size_t j = 0; j < n; j++) {
+            struct sockaddr_storage have;
+            socklen_t hl = sizeof(have);
+            int *slot = NULL;
+            if (getsockname(got[j], (struct sockaddr *)&have, &hl) == 0)
+                for (size_t i = 0; i < nl && slot == NULL; i++) {
+                    bool tls = i < d->cfg.n_https;
+                    const struct pt_listen *l =
+                        tls ? &d->cfg.https[i] : &d->cfg.http[i - d->cfg.n_https];
+                    int *cell = &d->fds[(size_t)k * nl + i];
+                    if (*cell < 0 && pt_sockaddr_same((struct sockaddr *)&have,
+                                                      (const struct sockaddr *)&l->sa))
+                        slot = cell;
+                }
+            if (slot == NULL) {
+                close(got[j]);
+                continue;
+            }
+            *slot = got[j];
+            used++;
+        }
+        if (n > 0)
+            pt_log(PT_LOG_INFO,
+                   "took over %zu of %zu listening sockets from worker %u of the previous "
+                   "daemon",
+                   used, n, k);
+    }
+}
+
 static void bind_all(struct pt_daemon *d)
 {
     char why[512];
     unsigned w = d->cfg.workers;
     d->n_listeners = d->cfg.n_https + d->cfg.n_http;
     d->fds = pt_xcalloc((size_t)w * d->n_listeners, sizeof(int));
+    for (size_t j = 0; j < (size_t)w * d->n_listeners; j++)
+        d->fds[j] = -1;
+    adopt_listeners(d);
     for (size_t i = 0; i < d->n_listeners; i++) {
         bool tls = i < d->cfg.n_https;
         const struct pt_listen *l = tls ? &d->cfg.https[i] : &d->cfg.http[i - d->cfg.n_https];
         d->kinds[i] = tls ? 's' : 'h';
         for (unsigned k = 0; k < w; k++) {
+            int *cell = &d->fds[(size_t)k * d->n_listeners + i];
+            if (*cell >= 0)
+                continue;
             int fd = bind_one(l, true, why, sizeof(why));
             if (fd < 0)
                 die_usage("%s", why);
-            d->fds[(size_t)k * d->n_listeners + i] = fd;
+            *cell = fd;
         }
     }
     d->kinds[d->n_listeners] = '\0';
@@ -347,6 +401,7 @@ static void on_signal(uv_signal_t *h, int sig)
     pthread_join(d->rotator, NULL);
     pt_acme_stop(d->acme); /* its publishes need the workers: before them */
     d->acme = NULL;
+    pt_sdnotify_stop(&d->sd);
     pt_supervisor_stop(d->sup);
     /* The workers close theirs on STOP; once ours are gone too, new clients
      * are refused at once instead of waiting in a queue nobody accepts. */
@@ -391,6 +446,9 @@ static int run_daemon(int argc, char **argv)
     raise_fd_limit();
 
     check_state_dir(d.cfg.state_dir);
+    d.state_real = realpath(d.cfg.state_dir, NULL);
+    if (d.state_real == NULL)
+        die_usage("--state-dir %s: %s", d.cfg.state_dir, strerror(errno));
     load_token(&d);
     char dbpath[4200];
     snprintf(dbpath, sizeof(dbpath), "%s/portier.db", d.cfg.state_dir);
@@ -431,6 +489,7 @@ static int run_daemon(int argc, char **argv)
         .kinds = d.kinds,
         .grace_ms = d.settings.grace_ms,
         .access_fd = access_fd,
+        .state_dir = d.state_real,
         .on_stopped = on_stopped,
         .arg = &d,
     };
@@ -475,6 +534,7 @@ static int run_daemon(int argc, char **argv)
 
     pt_log(PT_LOG_INFO, "portier %s: API on http://%s/ (admin token in %s), %u workers",
            PT_VERSION, d.cfg.api.text, d.cfg.token_file, d.cfg.workers);
+    pt_sdnotify_start(&d.sd, d.loop, hook_healthy, &d);
     uv_run(d.loop, UV_RUN_DEFAULT);
 
     pt_supervisor_free(d.sup);
@@ -485,6 +545,7 @@ static int run_daemon(int argc, char **argv)
     pt_store_close(d.store);
     uv_loop_close(d.loop);
     pt_config_free(&d.cfg);
+    free(d.state_real);
     pt_log(PT_LOG_INFO, "stopped");
     return 0;
 }

@@ -279,13 +279,15 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
  * or OpenSSL's locks at that moment. */
 static char **worker_argv(struct pt_supervisor *s, unsigned ix)
 {
-    char **argv = pt_xcalloc(5, sizeof(*argv));
+    char **argv = pt_xcalloc(6, sizeof(*argv));
     char num[16];
     snprintf(num, sizeof(num), "%u", ix);
     argv[0] = pt_xstrdup(s->exe);
     argv[1] = pt_xstrdup("--worker");
     argv[2] = pt_xstrdup(num);
     argv[3] = pt_xstrdup(s->kinds[0] ? s->kinds : "-");
+    if (s->cfg.state_dir)
+        argv[4] = pt_xstrdup(s->cfg.state_dir);
     return argv;
 }
 

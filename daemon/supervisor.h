@@ -24,6 +24,8 @@ struct pt_supervisor_config {
     const char *kinds;      /* n_listeners chars: 's' TLS, 'h' plain HTTP */
     unsigned grace_ms;      /* how long workers may drain on stop */
     int access_fd;          /* becomes the workers' stdout (access log), or -1 */
+    const char *state_dir;  /* canonical; names the workers' listener hand-over
+                               should this daemon die (common/handover.h) */
     /* Called on the loop once every worker has exited after pt_supervisor_stop. */
     void (*on_stopped)(void *arg);
     void *arg;
