@@ -74,7 +74,7 @@ help:
 DEB_BUILD_PKGS := build-essential pkg-config libuv1-dev libssl-dev libmicrohttpd-dev \
                   libsqlite3-dev libjansson-dev libcurl4-openssl-dev libhttp-parser-dev
 DEB_TEST_PKGS  := libcriterion-dev curl openssl nginx libnginx-mod-stream python3 \
-                  clang libclang-rt-14-dev iproute2 procps pebble util-linux systemd
+                  clang libclang-rt-14-dev iproute2 procps pebble util-linux systemd prometheus
 
 deps:
 	@tools/deps.sh $(DEB_BUILD_PKGS) $(DEB_TEST_PKGS)

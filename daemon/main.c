@@ -360,10 +360,10 @@ static bool hook_healthy(void *arg)
     return pt_supervisor_healthy(d->sup);
 }
 
-static char *hook_metrics(void *arg)
+static void hook_metrics(void *arg, struct pt_wbuf *out)
 {
     struct pt_daemon *d = arg;
-    return pt_supervisor_metrics(d->sup);
+    pt_supervisor_metrics(d->sup, out);
 }
 
 static void hook_acme_kick(void *arg, const char *cert_id)

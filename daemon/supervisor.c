@@ -3,6 +3,7 @@
 #include "common/cursor.h"
 #include "common/ipc.h"
 #include "common/log.h"
+#include "common/metrics.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -79,11 +80,37 @@ struct pt_supervisor {
     bool stopping;
     bool finishing;     /* every handle is being closed: on_stopped next */
     uint64_t restarts;  /* under lock */
+    uint64_t pending_version;  /* under lock: published, not yet applied by all */
+    uint64_t published_us;     /* under lock: when pending_version was published */
+    struct pt_histo apply;     /* under lock: publish -> every live worker acked */
+    double last_apply_s;       /* under lock */
 
     pthread_mutex_t lock;
     pthread_cond_t acked_cv;
     struct blob *current; /* under lock */
 };
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Under lock: once every live worker applied the pending version, records
+ * how long that took. */
+static void note_applied(struct pt_supervisor *s)
+{
+    if (s->pending_version == 0)
+        return;
+    for (unsigned i = 0; i < s->cfg.workers; i++)
+        if (s->slots[i].pid != 0 && s->slots[i].acked < s->pending_version)
+            return;
+    uint64_t us = now_us() - s->published_us;
+    pt_histo_add(&s->apply, us);
+    s->last_apply_s = (double)us / 1e6;
+    s->pending_version = 0;
+}
 
 static uint64_t now_ms(void)
 {
@@ -202,6 +229,7 @@ static void handle_frame(struct slot *sl, uint32_t type, const uint8_t *p, size_
         pthread_mutex_lock(&s->lock);
         if (v > sl->acked)
             sl->acked = v;
+        note_applied(s);
         pthread_cond_broadcast(&s->acked_cv);
         pthread_mutex_unlock(&s->lock);
     } else if (type == PT_IPC_STATS) {
@@ -541,6 +569,8 @@ void pt_supervisor_publish(struct pt_supervisor *s, struct pt_wbuf *frame,
     pthread_mutex_lock(&s->lock);
     struct blob *old = s->current;
     s->current = b;
+    s->pending_version = version;
+    s->published_us = now_us();
     pthread_mutex_unlock(&s->lock);
     blob_unref(s, old);
     uv_async_send(&s->wake);
@@ -605,41 +635,55 @@ bool pt_supervisor_healthy(struct pt_supervisor *s)
     return ok && !s->stopping;
 }
 
-char *pt_supervisor_metrics(struct pt_supervisor *s)
+void pt_supervisor_metrics(struct pt_supervisor *s, struct pt_wbuf *b)
 {
-    struct pt_wbuf b = {0};
-    char line[256];
     pthread_mutex_lock(&s->lock);
-    int n = snprintf(line, sizeof(line),
-                     "# TYPE portier_config_version gauge\nportier_config_version %llu\n"
-                     "# TYPE portier_worker_restarts_total counter\n"
-                     "portier_worker_restarts_total %llu\n",
-                     (unsigned long long)s->current->version,
-                     (unsigned long long)s->restarts);
-    pt_wbuf_put(&b, line, (size_t)n);
-    static const char *const heads[] = {
-        "# TYPE portier_worker_config_version gauge\n",
-        "# TYPE portier_worker_connections gauge\n",
-        "# TYPE portier_worker_accepted_total counter\n",
-        "# TYPE portier_worker_refused_total counter\n"};
-    static const char *const names[] = {
-        "portier_worker_config_version", "portier_worker_connections",
-        "portier_worker_accepted_total", "portier_worker_refused_total"};
-    for (size_t m = 0; m < 4; m++) {
-        pt_wbuf_put(&b, heads[m], strlen(heads[m]));
+    pt_metrics_family(b, "portier_config_version", PT_METRIC_GAUGE,
+                      "The current configuration version.");
+    pt_metrics_u64(b, "portier_config_version", NULL, 0, s->current->version);
+    pt_metrics_family(b, "portier_config_apply_seconds", PT_METRIC_HISTOGRAM,
+                      "Time from a configuration change to every live worker applying it.");
+    pt_metrics_histo(b, "portier_config_apply_seconds", NULL, 0, &s->apply);
+    pt_metrics_family(b, "portier_config_last_apply_seconds", PT_METRIC_GAUGE,
+                      "How long the last configuration change took to reach every worker.");
+    pt_metrics_f64(b, "portier_config_last_apply_seconds", NULL, 0, s->last_apply_s);
+    pt_metrics_family(b, "portier_worker_restarts_total", PT_METRIC_COUNTER,
+                      "Workers respawned after an unexpected exit.");
+    pt_metrics_u64(b, "portier_worker_restarts_total", NULL, 0, s->restarts);
+
+    static const struct {
+        const char *name;
+        enum pt_metric_type type;
+        const char *help;
+    } fams[] = {
+        {"portier_worker_up", PT_METRIC_GAUGE,
+         "1 when the worker runs and has applied a configuration (it accepts)."},
+        {"portier_worker_config_version", PT_METRIC_GAUGE,
+         "Configuration version the worker last applied."},
+        {"portier_worker_connections", PT_METRIC_GAUGE, "Client connections open in the worker."},
+        {"portier_worker_accepted_total", PT_METRIC_COUNTER, "Client connections accepted."},
+        {"portier_worker_refused_total", PT_METRIC_COUNTER,
+         "Connections refused at accept (bans, bad PROXY headers from trusted fronts) plus "
+         "each time the worker paused accepting at its connection or descriptor limit."},
+    };
+    for (size_t m = 0; m < PT_ARRAY_LEN(fams); m++) {
+        pt_metrics_family(b, fams[m].name, fams[m].type, fams[m].help);
         for (unsigned i = 0; i < s->cfg.workers; i++) {
             struct slot *sl = &s->slots[i];
-            uint64_t v = m == 0 ? sl->acked : m == 1 ? sl->conns
-                                           : m == 2 ? sl->accepted
-                                                    : sl->refused;
-            n = snprintf(line, sizeof(line), "%s{worker=\"%u\"} %llu\n", names[m], i,
-                         (unsigned long long)v);
-            pt_wbuf_put(&b, line, (size_t)n);
+            uint64_t v = m == 0   ? (sl->pid != 0 && sl->acked > 0)
+                         : m == 1 ? sl->acked
+                         : m == 2 ? sl->conns
+                         : m == 3 ? sl->accepted
+                                  : sl->refused;
+            char id[16];
+            snprintf(id, sizeof(id), "%u", i);
+            const char *labels[] = {"worker", id};
+            pt_metrics_u64(b, fams[m].name, labels, 1, v);
         }
     }
     /* Refusals per ban reason, summed over the workers. */
-    static const char head[] = "# TYPE portier_banned_connections_total counter\n";
-    pt_wbuf_put(&b, head, sizeof(head) - 1);
+    pt_metrics_family(b, "portier_banned_connections_total", PT_METRIC_COUNTER,
+                      "Connections refused by a ban, by the ban's reason.");
     for (unsigned i = 0; i < s->cfg.workers; i++) {
         for (size_t k = 0; k < s->slots[i].n_bans; k++) {
             const char *reason = s->slots[i].bans[k].reason;
@@ -655,19 +699,11 @@ char *pt_supervisor_metrics(struct pt_supervisor *s)
                 for (size_t q = 0; q < s->slots[j].n_bans; q++)
                     if (strcmp(s->slots[j].bans[q].reason, reason) == 0)
                         total += s->slots[j].bans[q].n;
-            pt_wbuf_put(&b, "portier_banned_connections_total{reason=\"", 41);
-            for (const char *p = reason; *p; p++) {
-                if (*p == '"' || *p == '\\')
-                    pt_wbuf_u8(&b, '\\');
-                pt_wbuf_u8(&b, (uint8_t)*p);
-            }
-            n = snprintf(line, sizeof(line), "\"} %llu\n", (unsigned long long)total);
-            pt_wbuf_put(&b, line, (size_t)n);
+            const char *labels[] = {"reason", reason};
+            pt_metrics_u64(b, "portier_banned_connections_total", labels, 1, total);
         }
     }
     pthread_mutex_unlock(&s->lock);
-    pt_wbuf_u8(&b, 0);
-    return (char *)b.data;
 }
 
 static void on_kill_timer(uv_timer_t *t)

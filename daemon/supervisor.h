@@ -49,7 +49,8 @@ bool pt_supervisor_wait(struct pt_supervisor *s, uint64_t version, unsigned time
 /* Thread-safe views for the API. */
 json_t *pt_supervisor_workers_json(struct pt_supervisor *s);
 bool pt_supervisor_healthy(struct pt_supervisor *s);
-char *pt_supervisor_metrics(struct pt_supervisor *s);
+/* Appends the supervisor's metric families (Prometheus text) to <out>. */
+void pt_supervisor_metrics(struct pt_supervisor *s, struct pt_wbuf *out);
 
 /* Loop thread. Asks every worker to stop accepting and drain; on_stopped runs
  * once all have exited (those still running after grace + 5 s are killed). */
