@@ -77,10 +77,13 @@ s = open(sys.argv[1]).read()
 print(re.search(r"```yaml\n(.*?)```", s[s.index("### Alerts"):], re.S).group(1))
 PYEOF
 check "promtool check rules accepts the alert rules of docs/operations.md" \
-    promtool check rules rules.yml
-check "every metric the rules use is exposed" eval '
+    eval 'promtool check rules rules.yml >rules.out 2>&1'
+rules_exposed() {
+    local m
     for m in $(grep -o "portier_[a-z_]*" rules.yml | sort -u); do
-        grep -q "^$m" metrics.txt || { WHY="$m not exposed"; exit 1; }
-    done'
+        grep -q "^$m" metrics.txt || { WHY="$m not exposed"; return 1; }
+    done
+}
+check "every metric the rules use is exposed" rules_exposed
 
 finish
