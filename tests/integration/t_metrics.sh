@@ -81,7 +81,7 @@ check "promtool check rules accepts the alert rules of docs/operations.md" \
 rules_exposed() {
     local m
     for m in $(grep -o "portier_[a-z_]*" rules.yml | sort -u); do
-        grep -q "^$m" metrics.txt || { WHY="$m not exposed"; return 1; }
+        grep -q "^# TYPE $m " metrics.txt || { WHY="$m not exposed"; return 1; }
     done
 }
 check "every metric the rules use is exposed" rules_exposed
