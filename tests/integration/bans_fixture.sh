@@ -51,8 +51,7 @@ bans_routes() {
     api PUT /api/v1/backends/app "{\"servers\":[\"127.0.0.1:$PB\"]}"
     api PUT /api/v1/domains/b.test '{"mode":"offload","backend":"app","certificate":"manual"}'
     check "offload domain b.test" is_status 201
-    cert_json front >cert.json
-    api_file POST /api/v1/certificates cert.json
+    upload_cert front
     check "certificate for b.test uploaded" is_status 201
     tls_a=(--connect "127.0.0.1:$HTTPS_PORT" --host a.test --sni a.test --ca "$T/ca.pem")
     tls_b=(--connect "127.0.0.1:$HTTPS_PORT" --host b.test --sni b.test --ca "$T/ca.pem")
