@@ -305,6 +305,7 @@ static void off_close(struct off *c)
         return;
     pool_put(c);
     c->state = OFF_CLOSING;
+    c->ct.addr = NULL; /* going away: a ban has nothing left to cut */
     if (c->gai_pending)
         uv_cancel((uv_req_t *)&c->gai);
     uv_timer_stop(&c->timer);

@@ -173,6 +173,7 @@ static void pass_close(struct pass *c, bool reset)
     if (c->state == PASS_CLOSING)
         return;
     c->state = PASS_CLOSING;
+    c->ct.addr = NULL; /* going away: a ban has nothing left to cut */
     if (c->gai_pending)
         uv_cancel((uv_req_t *)&c->gai);
     uv_timer_stop(&c->timer);
