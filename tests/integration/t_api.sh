@@ -376,6 +376,11 @@ api_as "$TW" DELETE /api/v1/bans/203.1.0.0%2F16
 check "f2b-wide: its own unban -> 204" is_status 204
 api_as "$TW" POST /api/v1/bans '{"ip":"203.2.0.0/16"}'
 check "f2b-wide: below quota again -> 201" is_status 201
+api POST /api/v1/bans '{"ip":"2001:db8:1::/64","reason":"taken over"}'
+check "admin replaces f2b-a's ban -> 200, created_by admin" \
+    eval 'is_status 200 && json_true "d[\"created_by\"] == \"admin\""'
+api_as "$TA" GET /api/v1/bans
+check "f2b-a no longer lists it" json_true '[b["ip"] for b in d["bans"]] == ["198.51.100.0/24"]'
 api_as "$TA" DELETE /api/v1/bans/198.51.100.0%2F24
 check "f2b-a: DELETE its own ban -> 204" is_status 204
 api DELETE /api/v1/bans/203.0.0.0%2F16

@@ -566,3 +566,61 @@ Test(store, odd_names_and_documents)
     cr_expect_eq(pt_store_delete(s, PT_STORE_BACKEND, name, NULL), 0);
     pt_store_close(s);
 }
+
+static uint64_t held_by(struct pt_store *s, const char *who)
+{
+    uint64_t n = 99;
+    cr_assert_eq(pt_store_ban_count(s, who, &n), 0);
+    return n;
+}
+
+static int count_cb(void *arg, const struct pt_store_ban *b)
+{
+    (void)b;
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* The per-creator count the quota reads is kept by triggers: inserts,
+ * deletes, purges of expired bans and a change of owner all move it; the
+ * list filters by creator. */
+Test(store, ban_owners_and_counts)
+{
+    struct pt_store *s = open_default();
+    bool created;
+    struct pt_store_ban a1 = {"192.0.2.1", "x", 10, 0, "f2b"};
+    struct pt_store_ban a2 = {"192.0.2.2", "x", 10, 50, "f2b"};
+    struct pt_store_ban b1 = {"192.0.2.3", "x", 10, 0, NULL};
+    cr_assert_eq(pt_store_ban_put(s, &a1, &created), 0);
+    cr_assert_eq(pt_store_ban_put(s, &a2, &created), 0);
+    cr_assert_eq(pt_store_ban_put(s, &b1, &created), 0);
+    cr_expect_eq(held_by(s, "f2b"), 2);
+    cr_expect_eq(held_by(s, "admin"), 1, "no creator reads as admin");
+    cr_expect_eq(held_by(s, "nobody"), 0);
+    char owner[64];
+    cr_assert_eq(pt_store_ban_owner(s, "192.0.2.3", owner, sizeof(owner)), 0);
+    cr_expect_str_eq(owner, "admin");
+    cr_expect_eq(pt_store_ban_owner(s, "192.0.2.9", owner, sizeof(owner)), PT_ENOTFOUND);
+    /* a re-ban by the same creator changes nothing; by the admin, the owner */
+    cr_assert_eq(pt_store_ban_put(s, &a1, &created), 0);
+    cr_expect(!created);
+    cr_expect_eq(held_by(s, "f2b"), 2);
+    a1.created_by = "admin";
+    cr_assert_eq(pt_store_ban_put(s, &a1, &created), 0);
+    cr_expect_eq(held_by(s, "f2b"), 1);
+    cr_expect_eq(held_by(s, "admin"), 2);
+    int n = 0;
+    cr_assert_eq(pt_store_ban_each(s, 0, "f2b", count_cb, &n), 0);
+    cr_expect_eq(n, 1);
+    n = 0;
+    cr_assert_eq(pt_store_ban_each(s, 0, NULL, count_cb, &n), 0);
+    cr_expect_eq(n, 3);
+    /* the expired one is purged and stops counting */
+    unsigned purged = 0;
+    cr_assert_eq(pt_store_ban_purge(s, 60, &purged), 0);
+    cr_expect_eq(purged, 1);
+    cr_expect_eq(held_by(s, "f2b"), 0);
+    cr_assert_eq(pt_store_ban_delete(s, "192.0.2.3"), 0);
+    cr_expect_eq(held_by(s, "admin"), 1);
+    pt_store_close(s);
+}
