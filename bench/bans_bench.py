@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """fail2ban at full tilt: 1,000 ban POSTs in about one second, what it costs.
 
-usage: bench/bans_bench.py [PORTIERD] [N] [RATE]   (defaults: build/portierd 1000 1000)
+usage: bench/bans_bench.py [PORTIERD] [N] [RATE] [PRELOAD]
+       (defaults: build/portierd 1000 1000 0)
 
 Starts its own portierd (2 workers, loopback, a temporary state dir) with 200
 domains and 20 certificates configured, so a whole snapshot is not trivial,
@@ -15,7 +16,8 @@ http.client), paced at RATE per second, as a "bans" token. It prints:
   - the time from the last answer until /metrics shows every worker at the
     last ban's config version;
   - the same daemon CPU for 20 configuration writes (whole snapshots), for
-    scale.
+    scale, measured after the burst (so with N + PRELOAD bans in the
+    snapshot: PRELOAD admin bans are made first, as fast as they go).
 Exit status 1 when the burst took 500 ms of daemon CPU or more, or a worker
 lagged an answer by 100 ms or more."""
 import http.client
@@ -33,6 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PORTIERD = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "build", "portierd")
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
 RATE = float(sys.argv[3]) if len(sys.argv) > 3 else 1000.0
+PRELOAD = int(sys.argv[4]) if len(sys.argv) > 4 else 0
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -105,12 +108,10 @@ def main():
         assert st == 201, (st, tok)
         bans = tok["token"]
 
-        # Whole snapshots, for scale.
-        c0 = cpu_ms(d.pid)
-        for i in range(20):
-            call(conn, admin, "PUT", "/api/v1/backends/be",
-                 {"servers": ["127.0.0.1:%d" % (10 + i)]})
-        snap_ms = (cpu_ms(d.pid) - c0) / 20
+        for i in range(PRELOAD):
+            st, _ = call(conn, admin, "POST", "/api/v1/bans",
+                         {"ip": "10.%d.%d.%d" % (i // 65536, (i // 256) % 256, i % 256)})
+            assert st == 201, st
 
         if os.environ.get("BANS_BENCH_PAUSE"):  # time to attach a profiler
             print("daemon pid %d; burst in 2 s" % d.pid, flush=True)
@@ -146,12 +147,19 @@ def main():
             if vs and min(vs) >= last:
                 lag = (time.monotonic() - t_last) * 1000
                 break
+        # Whole snapshots (every ban included), for scale.
+        c0 = cpu_ms(d.pid)
+        for i in range(20):
+            call(conn, admin, "PUT", "/api/v1/backends/be",
+                 {"servers": ["127.0.0.1:%d" % (10 + i)]})
+        snap_ms = (cpu_ms(d.pid) - c0) / 20
         lat.sort()
-        print("portierd %s, 2 workers, 200 domains, 20 certificates" % PORTIERD)
+        print("portierd %s, 2 workers, 200 domains, 20 certificates, %d bans made before"
+              % (PORTIERD, PRELOAD))
         print("%d bans in %.2f s (%.0f/s) on one keep-alive connection, bans token"
               % (N, wall, N / wall))
-        print("daemon CPU for the burst: %.0f ms (%.3f ms per ban); a whole-snapshot write: "
-              "%.2f ms" % (burst_ms, burst_ms / N, snap_ms))
+        print("daemon CPU for the burst: %.0f ms (%.3f ms per ban); a whole-snapshot write "
+              "(with %d bans): %.2f ms" % (burst_ms, burst_ms / N, N + PRELOAD, snap_ms))
         print("answer latency: median %.2f ms, p99 %.2f ms, max %.2f ms"
               % (lat[len(lat) // 2], lat[int(len(lat) * 0.99)], lat[-1]))
         print("answers with \"applied\": true (every worker acked before the answer): %d of %d"
