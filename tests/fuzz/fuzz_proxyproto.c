@@ -161,6 +161,14 @@ static void fuzz_parser(const uint8_t *data, size_t size)
     struct pt_proxyproto_info info;
     int rc = pt_proxyproto_parse(data, size, &info);
 
+    /* What a trusted front's bytes are taken for: no signature means no
+     * header (the parser agrees), and a header starts with a signature. */
+    int det = pt_proxyproto_detect(data, size);
+    CHECK(det == 0 || det == 1 || det == PT_ENEEDMORE);
+    if (det == 0)
+        CHECK(rc == PT_EMALFORMED);
+    if (rc > 0)
+        CHECK(det == 1);
     if (rc == PT_EMALFORMED)
         return;
     if (rc == PT_ENEEDMORE) {
