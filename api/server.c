@@ -174,7 +174,8 @@ static size_t keep_escaped(void *cls, struct MHD_Connection *conn, char *s)
     return strlen(s);
 }
 
-/* Returns the scope of the request's bearer token ("admin", "bans") or NULL.
+/* Returns the scope of the request's bearer token ("admin", "bans",
+ * "backend:NAME"; borrowed until the next store call) or NULL.
  * The admin token is compared in constant time on hashes, so neither its
  * content nor its length leaks; stored tokens are looked up by hash. */
 static const char *token_scope(struct pt_api *api, struct MHD_Connection *conn)
@@ -249,6 +250,42 @@ static enum MHD_Result serve_web(struct pt_req *r, const char *url)
     return rc;
 }
 
+/* True when <url> is <prefix> or below it ("/api/v1/bans", "/api/v1/bans/x"). */
+static bool under(const char *url, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return strncmp(url, prefix, n) == 0 && (url[n] == '\0' || url[n] == '/');
+}
+
+/* The coarse part of authorization, by path. A "backend:NAME" token (a
+ * YunoHost server onboarding its own domains) reaches the domains (whose
+ * handlers then keep it to passthrough domains of NAME), reads backend NAME,
+ * its snippet and the status; it never changes a backend, since a backend's
+ * servers decide where portier connects, which would let one server point
+ * its domains' traffic at any host portier can reach. */
+static bool scope_allows(const char *scope, bool get, const char *url)
+{
+    if (strcmp(scope, "admin") == 0)
+        return true;
+    if (strcmp(scope, "bans") == 0)
+        return under(url, "/api/v1/bans");
+    if (strncmp(scope, "backend:", 8) != 0)
+        return false;
+    if (under(url, "/api/v1/domains"))
+        return true;
+    if (!get)
+        return false;
+    static const char be[] = "/api/v1/backends/";
+    const char *name = scope + 8;
+    size_t n = strlen(name);
+    if (strncmp(url, be, sizeof(be) - 1) == 0 && strncmp(url + sizeof(be) - 1, name, n) == 0) {
+        const char *tail = url + sizeof(be) - 1 + n;
+        if (tail[0] == '\0' || strcmp(tail, "/snippet") == 0)
+            return true;
+    }
+    return strcmp(url, "/api/v1/status") == 0;
+}
+
 static enum MHD_Result dispatch(struct pt_req *r, const char *url)
 {
     struct pt_api *api = r->api;
@@ -280,12 +317,12 @@ static enum MHD_Result dispatch(struct pt_req *r, const char *url)
         MHD_destroy_response(resp);
         return rc;
     }
-    static const char bans_path[] = "/api/v1/bans";
-    if (strcmp(scope, "admin") != 0 &&
-        !(strncmp(url, bans_path, sizeof(bans_path) - 1) == 0 &&
-          (url[sizeof(bans_path) - 1] == '\0' || url[sizeof(bans_path) - 1] == '/')))
+    if (!scope_allows(scope, get, url))
         return pt_api__errorf(r, 403, "forbidden", NULL,
-                              "this token's scope (%s) does not allow %.100s", scope, url);
+                              "this token's scope (%s) does not allow %s %.100s", scope,
+                              r->method, url);
+    if (strncmp(scope, "backend:", 8) == 0)
+        r->only_backend = scope + 8;
     if (r->too_large)
         return pt_api__errorf(r, 413, "payload_too_large", NULL,
                               "request body over %u bytes", PT_API_BODY_MAX);

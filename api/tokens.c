@@ -45,10 +45,13 @@ static enum MHD_Result do_post(struct pt_req *r)
         return pt_api__errorf(r, 400, "invalid_argument", "name",
                               "name: required, [a-z0-9][a-z0-9_-]{0,62}");
     }
-    if (scope == NULL || (strcmp(scope, "admin") != 0 && strcmp(scope, "bans") != 0)) {
+    if (scope == NULL ||
+        (strcmp(scope, "admin") != 0 && strcmp(scope, "bans") != 0 &&
+         !(strncmp(scope, "backend:", 8) == 0 && pt_model_backend_name_ok(scope + 8)))) {
         json_decref(body);
         return pt_api__errorf(r, 400, "invalid_argument", "scope",
-                              "scope: expected \"admin\" or \"bans\"");
+                              "scope: expected \"admin\", \"bans\" or \"backend:NAME\" "
+                              "(NAME a backend name)");
     }
     uint8_t raw[32];
     char secret[65], hash[65];

@@ -101,7 +101,7 @@ int64_t pt_store_ban_next_expiry(struct pt_store *s, int64_t now);
 
 struct pt_store_token {
     const char *name;
-    const char *scope;  /* "admin" | "bans" */
+    const char *scope;  /* "admin" | "bans" | "backend:NAME" */
     int64_t created;
     int64_t last_used;  /* 0 = never */
 };
@@ -109,8 +109,9 @@ struct pt_store_token {
 /* Returns 0, or PT_ECONFLICT when <name> or <hash_hex> exists. */
 int pt_store_token_add(struct pt_store *s, const char *name, const char *scope,
                        const char *hash_hex, int64_t now);
-/* Looks a token up by the hex SHA-256 of its secret; fills *scope (static
- * string "admin" or "bans") and records last use. 0 or PT_ENOTFOUND. */
+/* Looks a token up by the hex SHA-256 of its secret; fills *scope ("admin",
+ * "bans" or "backend:NAME", owned by <s> and valid until the next call) and
+ * records last use. 0 or PT_ENOTFOUND. */
 int pt_store_token_check(struct pt_store *s, const char *hash_hex, int64_t now,
                          const char **scope);
 int pt_store_token_delete(struct pt_store *s, const char *name);
