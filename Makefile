@@ -71,7 +71,8 @@ help:
 DEB_PKGS := build-essential pkg-config libuv1-dev libssl-dev libmicrohttpd-dev \
             libsqlite3-dev libjansson-dev libcriterion-dev libcurl4-openssl-dev \
             libhttp-parser-dev curl openssl nginx libnginx-mod-stream python3 \
-            clang libclang-rt-14-dev iproute2 procps pebble
+            clang libclang-rt-14-dev iproute2 procps pebble \
+            python3-jinja2 libnginx-mod-http-lua libnginx-mod-http-headers-more-filter
 
 deps:
 	@tools/deps.sh $(DEB_PKGS)
