@@ -419,13 +419,21 @@ int pt_api_start(const struct pt_api_config *cfg, struct pt_api **out, char *err
     api->started = time(NULL);
     SHA256((const unsigned char *)cfg->admin_token, strlen(cfg->admin_token),
            api->token_hash);
+    bool tls = cfg->tls_cert_pem != NULL && cfg->tls_key_pem != NULL;
+    /* TLS 1.2 or later only: the priority string is GnuTLS's (Debian builds
+     * libmicrohttpd on GnuTLS). Without TLS the two options are skipped by
+     * ending the list early. */
     api->mhd = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL,
-        NULL, on_request, api, MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+            (tls ? MHD_USE_TLS : 0),
+        0, NULL, NULL, on_request, api, MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_UNESCAPE_CALLBACK,
         keep_escaped, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+        tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cfg->tls_cert_pem,
+        MHD_OPTION_HTTPS_MEM_KEY, cfg->tls_key_pem, MHD_OPTION_HTTPS_PRIORITIES,
+        "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", MHD_OPTION_END);
     if (api->mhd == NULL) {
         snprintf(err, errlen, "cannot start the API server");
         free(api);
