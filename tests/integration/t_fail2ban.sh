@@ -6,6 +6,7 @@
 # fail2ban is installed, a real fail2ban-server also bans and unbans through it.
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
+. "$HERE/fail2ban.sh"
 ACTION="$HERE/../../contrib/fail2ban/action.d/portier.conf"
 cd "$T"
 
@@ -154,15 +155,6 @@ if command -v fail2ban-client >/dev/null 2>&1; then
     mkdir -p "$F/action.d" "$F/filter.d"
     cp "$ACTION" "$F/action.d/portier.conf"
     : >"$F/test.log"
-    cat >"$F/fail2ban.conf" <<EOF
-[Definition]
-loglevel = INFO
-logtarget = $F/fail2ban.log
-socket = $F/fail2ban.sock
-pidfile = $F/fail2ban.pid
-dbfile = :memory:
-syslogsocket = auto
-EOF
     cat >"$F/filter.d/portier-test.conf" <<'EOF'
 [Definition]
 failregex = ^auth failure from <HOST>$
@@ -181,12 +173,7 @@ maxretry = 3
 findtime = 600
 action = portier[portier_url="$URL", portier_token_file="$T/portier.token"]
 EOF
-    f2b() { env "$MARK" fail2ban-client -c "$F" -s "$F/fail2ban.sock" -p "$F/fail2ban.pid" "$@"; }
-    f2b_up() { f2b ping >/dev/null 2>&1; }
-    out=$(f2b -x start 2>&1)
-    check "fail2ban starts with the portier action" wait_until 15 f2b_up
-    f2b_up || note "fail2ban-client start: $out"
-    [ -f "$F/fail2ban.pid" ] && track_pid "$(cat "$F/fail2ban.pid")"
+    check "fail2ban starts with the portier action" f2b_start "$F"
     f2b set portier-test banip 192.0.2.55 >/dev/null 2>&1
     check "fail2ban banip: 192.0.2.55 banned at portier for the jail's bantime (900 s)" \
         wait_until 10 ban_lasts 192.0.2.55 900

@@ -130,7 +130,7 @@ check "hook: real_ip_header proxy_protocol and X-Real-IP, trusted from portier o
 # ---- run that nginx --------------------------------------------------------------------
 R="$T/root"
 mkdir -p "$R/certs/yunohost.org" "$R/logs" "$R/ssowat" "$R/share/admin" "$R/share/html" \
-    "$R/www/.well-known/acme-challenge-public" "$R/tmp"
+    "$R/www/.well-known/acme-challenge-public"
 for d in a b; do mkdir -p "$R/certs/$d.test"; cp "$d.pem" "$R/certs/$d.test/crt.pem"; cp "$d.key" "$R/certs/$d.test/key.pem"; done
 cp admin.pem "$R/certs/yunohost.org/crt.pem"; cp admin.key "$R/certs/yunohost.org/key.pem"
 : >"$R/ssowat/init.lua"; : >"$R/ssowat/access.lua"
@@ -159,33 +159,16 @@ localize() { # the rendered+hooked files, pointed at the test's ports and direct
         -e "s#/usr/share/ssowat/#$R/ssowat/#g"
 }
 localize
-cat >"$R/nginx.conf" <<CONF
-load_module $MODS/ndk_http_module.so;
+NGINX_MAIN="load_module $MODS/ndk_http_module.so;
 load_module $MODS/ngx_http_lua_module.so;
-load_module $MODS/ngx_http_headers_more_filter_module.so;
-user root;
-worker_processes 1;
-pid $R/nginx.pid;
-error_log $R/logs/error.log warn;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path $R/tmp/body;
-    proxy_temp_path $R/tmp/proxy;
-    fastcgi_temp_path $R/tmp/fastcgi;
-    uwsgi_temp_path $R/tmp/uwsgi;
-    scgi_temp_path $R/tmp/scgi;
-    default_type application/octet-stream;
-    include $CONFD/*.conf;
-}
-CONF
-out=$("$NGINX" -t -p "$R" -c "$R/nginx.conf" 2>&1)
+load_module $MODS/ngx_http_headers_more_filter_module.so;"
+nginx_conf yh "include $CONFD/*.conf;"
+out=$("$NGINX" -t -p "$T/nginx-yh" -c "$T/nginx-yh/nginx.conf" 2>&1)
 check "nginx -t accepts YunoHost's configuration after the hook" eval 'grep -q "test is successful" <<<"$out"'
 grep -q "test is successful" <<<"$out" || bail "nginx -t: $out"
-env "$MARK" setsid "$NGINX" -p "$R" -c "$R/nginx.conf" -g 'daemon off;' >"$R/logs/stderr" 2>&1 &
-track_pid $!
+start_nginx yh "include $CONFD/*.conf;" || bail "nginx starts"
 for p in $P443 $P80 $PPX; do
-    wait_until 10 port_listening "$p" || bail "nginx listens on $p: $(cat "$R/logs/stderr" "$R/logs/error.log")"
+    wait_until 10 port_listening "$p" || bail "nginx listens on $p: $(cat "$T/nginx-yh/logs/"*)"
 done
 
 CURL=(curl -sS --max-time 10 --cacert "$T/ca.pem")

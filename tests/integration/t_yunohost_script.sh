@@ -20,6 +20,7 @@
 #   tools regen-conf nginx -> recorded (the hook itself runs in t_yunohost_nginx.sh).
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
+. "$HERE/fail2ban.sh"
 SCRIPT="$HERE/../../contrib/yunohost/portier-domain"
 F2B_ACTION="$HERE/../../contrib/fail2ban/action.d/portier.conf"
 YH=${YUNOHOST_DATA:-$(cd "$HERE/../.." && pwd)/../shared/data/yunohost-12.1.25}
@@ -202,14 +203,6 @@ if command -v fail2ban-client >/dev/null 2>&1; then
     F="$T/f2b"
     mkdir -p "$F/filter.d"
     : >"$T/portal-access.log"
-    cat >"$F/fail2ban.conf" <<EOF
-[Definition]
-loglevel = INFO
-logtarget = $F/fail2ban.log
-socket = $F/fail2ban.sock
-pidfile = $F/fail2ban.pid
-dbfile = :memory:
-EOF
     # YunoHost's jail names (52-fail2ban copies filter.d/yunohost.conf and
     # yunohost-portal.conf and renders jail.d/yunohost-jails.conf); the filter
     # here is a stand-in for the portal's failed logins in nginx's access log
@@ -235,12 +228,7 @@ EOF
     # the local ban (iptables on a real server) does nothing here
     mkdir -p "$F/action.d"
     printf '[Definition]\nactionban = true\nactionunban = true\n' >"$F/action.d/noop.conf"
-    f2b() { env "$MARK" fail2ban-client -c "$F" -s "$F/fail2ban.sock" -p "$F/fail2ban.pid" "$@"; }
-    f2b_up() { f2b ping >/dev/null 2>&1; }
-    out=$(f2b -x start 2>&1)
-    check "fail2ban starts with jail.d/portier.local" wait_until 15 f2b_up
-    f2b_up || note "fail2ban-client start: $out"
-    [ -f "$F/fail2ban.pid" ] && track_pid "$(cat "$F/fail2ban.pid")"
+    check "fail2ban starts with jail.d/portier.local" f2b_start "$F"
     line() { echo "$1 - - [05/Dec/2026:10:00:00 +0000] \"POST /yunohost/portalapi/login HTTP/1.1\" 401 12 \"-\" \"curl\""; }
     # documentation addresses: fail2ban ignores all of 127.0.0.0/8 (YunoHost too)
     for i in 1 2 3 4; do line 192.0.2.2; line 203.0.113.5; done >>"$T/portal-access.log"
