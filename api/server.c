@@ -420,6 +420,11 @@ int pt_api_start(const struct pt_api_config *cfg, struct pt_api **out, char *err
     SHA256((const unsigned char *)cfg->admin_token, strlen(cfg->admin_token),
            api->token_hash);
     bool tls = cfg->tls_cert_pem != NULL && cfg->tls_key_pem != NULL;
+    if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        snprintf(err, errlen, "--api-tls-cert: this libmicrohttpd is built without TLS");
+        free(api);
+        return PT_EINVAL;
+    }
     /* TLS 1.2 or later only: the priority string is GnuTLS's (Debian builds
      * libmicrohttpd on GnuTLS). Without TLS the two options are skipped by
      * ending the list early. */
