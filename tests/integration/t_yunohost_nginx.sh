@@ -237,4 +237,25 @@ rc=$?
 check "PROXY traffic on port 443: the hook refuses and edits nothing" \
     eval '[ "$rc" = 1 ] && grep -q "a port YunoHost" hook.443 && diff -r confd.443 "$CONFD" >/dev/null'
 
+# ---- a backend listing another machine's server too: only this machine's listener ----
+render_all False
+api PUT /api/v1/backends/yuno2m "{\"servers\":[\"192.0.2.99:$PPX\",\"127.0.0.1:$PPX\"],\"proxy_protocol\":\"v2\"}"
+api GET "/api/v1/backends/yuno2m/snippet?for=yunohost&from=127.0.0.1"
+printf '%s\n' "$BODY" >hook2m
+bash hook2m pre "" "" "$PEND/nginx_portier" >hook.2m 2>&1
+rc=$?
+check "servers of two machines: only the local address gets a listen line (nginx could not bind the other)" \
+    eval '[ "$rc" = 0 ] && grep -q "192.0.2.99:$PPX is not an address of this machine" hook.2m &&
+          grep -qxF "    listen 127.0.0.1:$PPX ssl http2 proxy_protocol;" "$CONFD/a.test.conf" &&
+          ! grep -q "192.0.2.99" "$CONFD/a.test.conf"'
+render_all False
+api PUT /api/v1/backends/yunofar "{\"servers\":[\"192.0.2.99:$PPX\"],\"proxy_protocol\":\"v2\"}"
+api GET "/api/v1/backends/yunofar/snippet?for=yunohost&from=127.0.0.1"
+printf '%s\n' "$BODY" >hookfar
+cp -r "$CONFD" confd.far
+bash hookfar pre "" "" "$PEND/nginx_portier" >hook.far 2>&1
+rc=$?
+check "no server of the backend is this machine's: the hook refuses and edits nothing" \
+    eval '[ "$rc" = 1 ] && grep -q "none of it is an address of this" hook.far && diff -r confd.far "$CONFD" >/dev/null'
+
 finish
