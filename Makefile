@@ -7,7 +7,8 @@
 #   make fuzz       longer libFuzzer runs (FUZZ_SECONDS=300)
 #   make asan       build build/asan/portierd with ASan/UBSan
 #   make install    install to $(DESTDIR)$(PREFIX)
-#   make deps       install missing Debian packages (as root) or print the command
+#   make deps       install missing Debian packages (build and test; as root)
+#                   or print the command
 #
 #   V=1 shows commands, WERROR=0 drops -Werror.
 
@@ -65,20 +66,26 @@ FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 all: $(BUILD)/.deps $(BUILD)/portierd
 
 help:
-	@sed -n '3,14p' Makefile
+	@sed -n '3,13p' Makefile
 
 # ---- dependencies ---------------------------------------------------------
-DEB_PKGS := build-essential pkg-config libuv1-dev libssl-dev libmicrohttpd-dev \
-            libsqlite3-dev libjansson-dev libcriterion-dev libcurl4-openssl-dev \
-            libhttp-parser-dev curl openssl nginx libnginx-mod-stream python3 \
-            clang libclang-rt-14-dev iproute2 procps pebble \
-            python3-jinja2 libnginx-mod-http-lua libnginx-mod-http-headers-more-filter
+# `make` needs only what builds portierd, so a newcomer without the test peers
+# (nginx, pebble, clang...) can build and `make run`; `make test` adds the rest.
+DEB_BUILD_PKGS := build-essential pkg-config libuv1-dev libssl-dev libmicrohttpd-dev \
+                  libsqlite3-dev libjansson-dev libcurl4-openssl-dev libhttp-parser-dev
+DEB_TEST_PKGS  := libcriterion-dev curl openssl nginx libnginx-mod-stream python3 \
+                  clang libclang-rt-14-dev iproute2 procps pebble util-linux systemd prometheus \
+                  python3-jinja2 libnginx-mod-http-lua libnginx-mod-http-headers-more-filter
 
 deps:
-	@tools/deps.sh $(DEB_PKGS)
+	@tools/deps.sh $(DEB_BUILD_PKGS) $(DEB_TEST_PKGS)
 
 $(BUILD)/.deps: tools/deps.sh
-	$(Q)tools/deps.sh $(DEB_PKGS)
+	$(Q)tools/deps.sh $(DEB_BUILD_PKGS)
+	$(Q)mkdir -p $(BUILD) && touch $@
+
+$(BUILD)/.test-deps: tools/deps.sh Makefile
+	$(Q)tools/deps.sh $(DEB_BUILD_PKGS) $(DEB_TEST_PKGS)
 	$(Q)mkdir -p $(BUILD) && touch $@
 
 # ---- build ----------------------------------------------------------------
@@ -106,7 +113,7 @@ $(BUILD)/portierd: $(BUILD)/obj/daemon/main.o $(BUILD)/libportier.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS_ALL)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libportier.a
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libportier.a | $(BUILD)/.test-deps
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  TEST    $@")
 	$(Q)$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libportier.a \
@@ -119,7 +126,7 @@ unit-bins: $(UNIT_BIN)
 
 # ---- fuzzing (clang libFuzzer) -------------------------------------------
 FUZZ_COMMON := $(filter-out common/embed.c,$(COMMON_SRC))
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_COMMON) | $(BUILD)/.deps
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_COMMON) | $(BUILD)/.test-deps
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)$(CLANG) -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
@@ -132,16 +139,16 @@ fuzz: $(FUZZ_BIN)
 	$(Q)tools/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 # ---- tests ----------------------------------------------------------------
-test: $(BUILD)/.deps check-layout
+test: $(BUILD)/.test-deps check-layout
 	$(Q)$(MAKE) --no-print-directory all unit-bins
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SAN=1 build/asan/portierd unit-bins
 	$(Q)$(MAKE) --no-print-directory $(FUZZ_BIN)
 	$(Q)tools/run-tests.sh
 
-unit: all unit-bins
+unit: $(BUILD)/.test-deps all unit-bins
 	$(Q)tools/run-tests.sh unit
 
-integration: asan
+integration: $(BUILD)/.test-deps asan
 	$(Q)tools/run-tests.sh integration
 
 # worker/ sees only common/; nothing includes daemon/.

@@ -11,6 +11,8 @@
 #include "common/pt.h"
 #include "db/store.h"
 
+#include "common/wbuf.h"
+
 #include <jansson.h>
 #include <pthread.h>
 
@@ -32,8 +34,8 @@ struct pt_api_hooks {
     json_t *(*workers)(void *arg);
     /* True when the daemon and every worker are up and current. */
     bool (*healthy)(void *arg);
-    /* Prometheus text for /metrics (malloc'ed, caller frees). */
-    char *(*metrics)(void *arg);
+    /* Appends the daemon's and workers' Prometheus families for /metrics. */
+    void (*metrics)(void *arg, struct pt_wbuf *out);
     /* Wakes the ACME client: a domain or certificate changed, or <cert_id>
      * (may be NULL) should be renewed now. Never blocks. NULL when ACME is
      * not built in. */

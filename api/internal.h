@@ -62,6 +62,8 @@ enum MHD_Result pt_api__bans(struct pt_req *r, const char *rest);
 enum MHD_Result pt_api__tokens(struct pt_req *r, const char *rest);
 enum MHD_Result pt_api__certificates(struct pt_req *r, const char *rest);
 enum MHD_Result pt_api__status(struct pt_req *r);
+/* Workers in all, and those that applied a snapshot and accept (for /healthz). */
+void pt_api__count_serving(struct pt_api *api, size_t *serving, size_t *total);
 /* GET /api/v1/backends/NAME/snippet?for=nginx|apache|yunohost (api/snippet.c) */
 enum MHD_Result pt_api__snippet(struct pt_req *r, const char *backend);
 

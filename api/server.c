@@ -295,7 +295,11 @@ static enum MHD_Result dispatch(struct pt_req *r, const char *url)
         if (!get)
             return pt_api__method_not_allowed(r, "GET");
         bool ok = api->cfg.hooks.healthy(api->cfg.hooks.arg);
-        return pt_api__json(r, ok ? 200 : 503, json_pack("{s:b}", "ok", ok));
+        size_t serving = 0, total = 0;
+        pt_api__count_serving(api, &serving, &total);
+        return pt_api__json(r, ok ? 200 : 503,
+                            json_pack("{s:b, s:I, s:I}", "ok", ok, "workers", (json_int_t)total,
+                                      "serving", (json_int_t)serving));
     }
     bool is_api = strncmp(url, "/api/", 5) == 0 || strcmp(url, "/api") == 0;
     bool is_metrics = strcmp(url, "/metrics") == 0;

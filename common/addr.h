@@ -86,4 +86,7 @@ size_t pt_sockaddr_format(const struct sockaddr *sa, char *buf, size_t size);
 /* Port of an AF_INET/AF_INET6 address in host order, 0 otherwise. */
 uint16_t pt_sockaddr_port(const struct sockaddr *sa);
 
+/* True when <a> and <b> are the same IPv4 or IPv6 address and port. */
+bool pt_sockaddr_same(const struct sockaddr *a, const struct sockaddr *b);
+
 #endif

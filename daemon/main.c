@@ -7,11 +7,13 @@
  * snapshot, and only then does the API accept changes. */
 #include "api/api.h"
 #include "common/addr.h"
+#include "common/handover.h"
 #include "common/log.h"
 #include "daemon/acme.h"
 #include "daemon/apitls.h"
 #include "daemon/config.h"
 #include "daemon/publish.h"
+#include "daemon/sdnotify.h"
 #include "daemon/supervisor.h"
 #include "db/store.h"
 #include "worker/worker.h"
@@ -28,6 +30,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define EXIT_USAGE 2
@@ -46,12 +49,14 @@ struct pt_daemon {
     size_t n_listeners;
     int api_fd;
     struct pt_apitls api_tls;  /* cert_pem NULL: the API speaks plain HTTP */
+    char *state_real;          /* canonical --state-dir: names the hand-over */
     pthread_mutex_t lock;      /* store transactions: API thread, ACME thread */
     struct pt_publisher publisher;
     struct pt_acme *acme;      /* NULL: ACME off (no --acme-directory) */
     pthread_t rotator;         /* session ticket key rotation */
     pthread_cond_t rotator_cv;
     bool stopping;             /* under lock */
+    struct pt_sdnotify sd;     /* READY=1 / WATCHDOG=1 to systemd */
 };
 
 #define TICKET_KEY_LIFETIME_S (12 * 3600)
@@ -221,21 +226,71 @@ fail:
 /* One socket per worker and listener, all SO_REUSEPORT: the kernel spreads
  * connections over the workers, and no worker wakes for another's. The
  * first bind of each address also proves that nobody else holds it. */
+/* Takes the listening sockets that orphaned workers of a previous daemon on
+ * this state directory offer (common/handover.h) before binding anything:
+ * the same kernel sockets, so connections waiting in their accept queues are
+ * served by our workers and no client is refused while daemons change. A
+ * socket that matches no configured listener is closed. */
+static void adopt_listeners(struct pt_daemon *d)
+{
+    size_t nl = d->n_listeners;
+    for (unsigned k = 0; k < d->cfg.workers; k++) {
+        struct sockaddr_un sa;
+        socklen_t salen;
+        pt_handover_addr(d->state_real, k, &sa, &salen);
+        int got[PT_HANDOVER_MAX_FDS];
+        size_t n = pt_handover_take(&sa, salen, got, PT_HANDOVER_MAX_FDS, 2000);
+        size_t used = 0;
+        for (size_t j = 0; j < n; j++) {
+            struct sockaddr_storage have;
+            socklen_t hl = sizeof(have);
+            int *slot = NULL;
+            if (getsockname(got[j], (struct sockaddr *)&have, &hl) == 0)
+                for (size_t i = 0; i < nl && slot == NULL; i++) {
+                    bool tls = i < d->cfg.n_https;
+                    const struct pt_listen *l =
+                        tls ? &d->cfg.https[i] : &d->cfg.http[i - d->cfg.n_https];
+                    int *cell = &d->fds[(size_t)k * nl + i];
+                    if (*cell < 0 && pt_sockaddr_same((struct sockaddr *)&have,
+                                                      (const struct sockaddr *)&l->sa))
+                        slot = cell;
+                }
+            if (slot == NULL) {
+                close(got[j]);
+                continue;
+            }
+            *slot = got[j];
+            used++;
+        }
+        if (n > 0)
+            pt_log(PT_LOG_INFO,
+                   "took over %zu of %zu listening sockets from worker %u of the previous "
+                   "daemon",
+                   used, n, k);
+    }
+}
+
 static void bind_all(struct pt_daemon *d)
 {
     char why[512];
     unsigned w = d->cfg.workers;
     d->n_listeners = d->cfg.n_https + d->cfg.n_http;
     d->fds = pt_xcalloc((size_t)w * d->n_listeners, sizeof(int));
+    for (size_t j = 0; j < (size_t)w * d->n_listeners; j++)
+        d->fds[j] = -1;
+    adopt_listeners(d);
     for (size_t i = 0; i < d->n_listeners; i++) {
         bool tls = i < d->cfg.n_https;
         const struct pt_listen *l = tls ? &d->cfg.https[i] : &d->cfg.http[i - d->cfg.n_https];
         d->kinds[i] = tls ? 's' : 'h';
         for (unsigned k = 0; k < w; k++) {
+            int *cell = &d->fds[(size_t)k * d->n_listeners + i];
+            if (*cell >= 0)
+                continue;
             int fd = bind_one(l, true, why, sizeof(why));
             if (fd < 0)
                 die_usage("%s", why);
-            d->fds[(size_t)k * d->n_listeners + i] = fd;
+            *cell = fd;
         }
     }
     d->kinds[d->n_listeners] = '\0';
@@ -323,10 +378,10 @@ static bool hook_healthy(void *arg)
     return pt_supervisor_healthy(d->sup);
 }
 
-static char *hook_metrics(void *arg)
+static void hook_metrics(void *arg, struct pt_wbuf *out)
 {
     struct pt_daemon *d = arg;
-    return pt_supervisor_metrics(d->sup);
+    pt_supervisor_metrics(d->sup, out);
 }
 
 static void hook_acme_kick(void *arg, const char *cert_id)
@@ -364,6 +419,7 @@ static void on_signal(uv_signal_t *h, int sig)
     pthread_join(d->rotator, NULL);
     pt_acme_stop(d->acme); /* its publishes need the workers: before them */
     d->acme = NULL;
+    pt_sdnotify_stop(&d->sd);
     pt_supervisor_stop(d->sup);
     /* The workers close theirs on STOP; once ours are gone too, new clients
      * are refused at once instead of waiting in a queue nobody accepts. */
@@ -371,6 +427,21 @@ static void on_signal(uv_signal_t *h, int sig)
         close(d->fds[i]);
         d->fds[i] = -1;
     }
+}
+
+/* A user's shell on Debian starts us with a soft open-file limit of 1024:
+ * every proxied connection costs two descriptors, so take what the hard
+ * limit allows (the workers inherit it) and say so. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rlim_t old = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        pt_log(PT_LOG_INFO, "open-file limit raised from %llu to %llu (the hard limit)",
+               (unsigned long long)old, (unsigned long long)rl.rlim_max);
 }
 
 static int run_daemon(int argc, char **argv)
@@ -390,8 +461,12 @@ static int run_daemon(int argc, char **argv)
         pt_log_level_set(PT_LOG_DEBUG);
     umask(077);
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
 
     check_state_dir(d.cfg.state_dir);
+    d.state_real = realpath(d.cfg.state_dir, NULL);
+    if (d.state_real == NULL)
+        die_usage("--state-dir %s: %s", d.cfg.state_dir, strerror(errno));
     load_token(&d);
     if (d.cfg.api_tls_cert) {
         /* Before privileges drop: the key may be readable by root only. */
@@ -443,6 +518,7 @@ static int run_daemon(int argc, char **argv)
         .kinds = d.kinds,
         .grace_ms = d.settings.grace_ms,
         .access_fd = access_fd,
+        .state_dir = d.state_real,
         .on_stopped = on_stopped,
         .arg = &d,
     };
@@ -493,6 +569,7 @@ static int run_daemon(int argc, char **argv)
     if (d.api_tls.cert_pem)
         pt_log(PT_LOG_INFO, "API certificate %s: SHA-256 fingerprint %s, public key pin %s",
                d.cfg.api_tls_cert, d.api_tls.fingerprint, d.api_tls.pin);
+    pt_sdnotify_start(&d.sd, d.loop, hook_healthy, &d);
     uv_run(d.loop, UV_RUN_DEFAULT);
 
     pt_supervisor_free(d.sup);
@@ -504,6 +581,7 @@ static int run_daemon(int argc, char **argv)
     pt_apitls_free(&d.api_tls);
     uv_loop_close(d.loop);
     pt_config_free(&d.cfg);
+    free(d.state_real);
     pt_log(PT_LOG_INFO, "stopped");
     return 0;
 }

@@ -3,12 +3,14 @@
 #include "common/cursor.h"
 #include "common/ipc.h"
 #include "common/log.h"
+#include "common/metrics.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,6 +19,8 @@
  * pause, so a crash loop cannot spin the CPU. */
 #define FAST_DEATH_MS 1000
 #define RESPAWN_PAUSE_MS 1000
+#define RESPAWN_PAUSE_MAX_MS 30000
+#define WORKER_EXIT_START 127 /* the child could not become a worker */
 #define KILL_MARGIN_MS 5000
 
 /* Encoded snapshot frame shared by the writes in flight to every worker. */
@@ -47,6 +51,8 @@ struct slot {
     struct ban_count bans[32]; /* under lock: refusals per ban reason */
     size_t n_bans;
     uint64_t started_ms;
+    unsigned fast_deaths; /* deaths in a row within FAST_DEATH_MS of the
+                             start: the respawn pause doubles with each */
     char **argv;        /* built before fork: the child may not allocate */
 };
 
@@ -74,11 +80,37 @@ struct pt_supervisor {
     bool stopping;
     bool finishing;     /* every handle is being closed: on_stopped next */
     uint64_t restarts;  /* under lock */
+    uint64_t pending_version;  /* under lock: published, not yet applied by all */
+    uint64_t published_us;     /* under lock: when pending_version was published */
+    struct pt_histo apply;     /* under lock: publish -> every live worker acked */
+    double last_apply_s;       /* under lock */
 
     pthread_mutex_t lock;
     pthread_cond_t acked_cv;
     struct blob *current; /* under lock */
 };
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Under lock: once every live worker applied the pending version, records
+ * how long that took. */
+static void note_applied(struct pt_supervisor *s)
+{
+    if (s->pending_version == 0)
+        return;
+    for (unsigned i = 0; i < s->cfg.workers; i++)
+        if (s->slots[i].pid != 0 && s->slots[i].acked < s->pending_version)
+            return;
+    uint64_t us = now_us() - s->published_us;
+    pt_histo_add(&s->apply, us);
+    s->last_apply_s = (double)us / 1e6;
+    s->pending_version = 0;
+}
 
 static uint64_t now_ms(void)
 {
@@ -197,6 +229,7 @@ static void handle_frame(struct slot *sl, uint32_t type, const uint8_t *p, size_
         pthread_mutex_lock(&s->lock);
         if (v > sl->acked)
             sl->acked = v;
+        note_applied(s);
         pthread_cond_broadcast(&s->acked_cv);
         pthread_mutex_unlock(&s->lock);
     } else if (type == PT_IPC_STATS) {
@@ -274,14 +307,42 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
  * or OpenSSL's locks at that moment. */
 static char **worker_argv(struct pt_supervisor *s, unsigned ix)
 {
-    char **argv = pt_xcalloc(5, sizeof(*argv));
+    char **argv = pt_xcalloc(6, sizeof(*argv));
     char num[16];
     snprintf(num, sizeof(num), "%u", ix);
     argv[0] = pt_xstrdup(s->exe);
     argv[1] = pt_xstrdup("--worker");
     argv[2] = pt_xstrdup(num);
     argv[3] = pt_xstrdup(s->kinds[0] ? s->kinds : "-");
+    if (s->cfg.state_dir)
+        argv[4] = pt_xstrdup(s->cfg.state_dir);
     return argv;
+}
+
+/* In the forked child before exec: no allocation, no stdio; says why on
+ * stderr with the errno value and exits with WORKER_EXIT_START, which the
+ * daemon reports and answers with a growing backoff. */
+static _Noreturn void child_fail(const char *why)
+{
+    int e = errno;
+    char num[16];
+    size_t n = sizeof(num);
+    num[--n] = '\0';
+    do {
+        num[--n] = (char)('0' + e % 10);
+        e /= 10;
+    } while (e > 0 && n > 0);
+    static const char head[] = "portierd: worker: ";
+    static const char mid[] = " (errno ";
+    static const char tail[] = ")\n";
+    struct iovec v[] = {
+        {(void *)head, sizeof(head) - 1}, {(void *)why, strlen(why)},
+        {(void *)mid, sizeof(mid) - 1},   {num + n, sizeof(num) - 1 - n},
+        {(void *)tail, sizeof(tail) - 1},
+    };
+    ssize_t rc = writev(STDERR_FILENO, v, 5);
+    (void)rc;
+    _exit(WORKER_EXIT_START);
 }
 
 static int spawn(struct slot *sl)
@@ -302,22 +363,25 @@ static int spawn(struct slot *sl)
         return PT_EIO;
     }
     if (pid == 0) {
-        /* Child. Fixed layout: fd 3 = daemon socket, 4.. = listeners. Move
-         * every source out of the way first so no dup2 clobbers another. */
+        /* Child. Fixed layout: fd 3 = daemon socket, 4.. = listeners, then
+         * our binary. Every source first moves just above that range (the
+         * lowest free descriptors there: a fixed high base such as 1024 is
+         * past a user's soft limit), so no dup2 clobbers another source. */
         int tmp[1 + 64];
-        if (s->cfg.access_fd >= 0) /* first: it may sit where a listener goes */
-            dup2(s->cfg.access_fd, STDOUT_FILENO);
-        int exe = fcntl(s->exe_fd, F_DUPFD_CLOEXEC, 1024);
-        tmp[0] = fcntl(sv[1], F_DUPFD, 1024);
+        int base = 5 + (int)nl;
+        if (s->cfg.access_fd >= 0 && dup2(s->cfg.access_fd, STDOUT_FILENO) < 0)
+            child_fail("cannot set up the access log descriptor");
+        int exe = s->exe_fd >= 0 ? fcntl(s->exe_fd, F_DUPFD_CLOEXEC, base) : -1;
+        tmp[0] = fcntl(sv[1], F_DUPFD, base);
         for (size_t i = 0; i < nl && i < 64; i++)
-            tmp[1 + i] = fcntl(lfds[i], F_DUPFD, 1024);
+            tmp[1 + i] = fcntl(lfds[i], F_DUPFD, base);
         for (size_t i = 0; i <= nl && i <= 64; i++)
             if (tmp[i] < 0 || dup2(tmp[i], 3 + (int)i) < 0)
-                _exit(127);
+                child_fail("cannot arrange its descriptors (open-file limit too low?)");
         /* Our binary stays reachable until exec, then closes itself. */
         if (exe >= 0)
             exe = dup3(exe, 4 + (int)nl, O_CLOEXEC);
-        close_range(5 + (unsigned)nl, ~0U, 0);
+        close_range((unsigned)base, ~0U, 0);
         sigset_t all;
         sigemptyset(&all);
         sigprocmask(SIG_SETMASK, &all, NULL);
@@ -325,7 +389,7 @@ static int spawn(struct slot *sl)
         if (exe >= 0)
             fexecve(exe, sl->argv, environ);
         execv(sl->argv[0], sl->argv);
-        _exit(127);
+        child_fail("cannot execute the worker binary");
     }
     close(sv[1]);
     sl->pid = pid;
@@ -399,17 +463,28 @@ static void on_sigchld(uv_signal_t *h, int sig)
         pthread_mutex_unlock(&s->lock);
         if (s->stopping)
             continue;
+        bool fast = now_ms() - sl->started_ms < FAST_DEATH_MS;
+        sl->fast_deaths = fast ? sl->fast_deaths + 1 : 0;
+        unsigned pause = 0;
+        if (fast) {
+            unsigned shift = sl->fast_deaths - 1 < 5 ? sl->fast_deaths - 1 : 5;
+            pause = RESPAWN_PAUSE_MS << shift;
+            if (pause > RESPAWN_PAUSE_MAX_MS)
+                pause = RESPAWN_PAUSE_MAX_MS;
+        }
+        char why[96];
         if (WIFSIGNALED(status))
-            pt_log(PT_LOG_WARN, "worker %u (pid %d) killed by signal %d: respawning",
-                   sl->ix, (int)pid, WTERMSIG(status));
+            snprintf(why, sizeof(why), "killed by signal %d", WTERMSIG(status));
+        else if (WEXITSTATUS(status) == WORKER_EXIT_START)
+            snprintf(why, sizeof(why), "could not start (reason above)");
         else
-            pt_log(PT_LOG_WARN, "worker %u (pid %d) exited with status %d: respawning",
-                   sl->ix, (int)pid, WEXITSTATUS(status));
+            snprintf(why, sizeof(why), "exited with status %d", WEXITSTATUS(status));
+        pt_log(PT_LOG_WARN, "worker %u (pid %d) %s: respawning in %u ms", sl->ix, (int)pid,
+               why, pause);
         pthread_mutex_lock(&s->lock);
         s->restarts++;
         pthread_mutex_unlock(&s->lock);
-        bool fast = now_ms() - sl->started_ms < FAST_DEATH_MS;
-        uv_timer_start(&sl->respawn, on_respawn, fast ? RESPAWN_PAUSE_MS : 0, 0);
+        uv_timer_start(&sl->respawn, on_respawn, pause, 0);
     }
     if (s->stopping && all_gone(s))
         finish_stop(s);
@@ -494,6 +569,8 @@ void pt_supervisor_publish(struct pt_supervisor *s, struct pt_wbuf *frame,
     pthread_mutex_lock(&s->lock);
     struct blob *old = s->current;
     s->current = b;
+    s->pending_version = version;
+    s->published_us = now_us();
     pthread_mutex_unlock(&s->lock);
     blob_unref(s, old);
     uv_async_send(&s->wake);
@@ -535,9 +612,11 @@ json_t *pt_supervisor_workers_json(struct pt_supervisor *s)
     pthread_mutex_lock(&s->lock);
     for (unsigned i = 0; i < s->cfg.workers; i++) {
         struct slot *sl = &s->slots[i];
-        json_t *w = json_pack("{s:i, s:I, s:I, s:b}", "id", (int)i, "config_version",
+        /* A worker accepts once it has applied a snapshot. */
+        bool serving = sl->pid != 0 && sl->acked > 0;
+        json_t *w = json_pack("{s:i, s:I, s:I, s:b, s:b}", "id", (int)i, "config_version",
                               (json_int_t)sl->acked, "connections",
-                              (json_int_t)sl->conns, "up", sl->pid != 0);
+                              (json_int_t)sl->conns, "up", sl->pid != 0, "serving", serving);
         json_object_set_new(w, "pid", sl->pid ? json_integer(sl->pid) : json_null());
         json_array_append_new(a, w);
     }
@@ -556,41 +635,55 @@ bool pt_supervisor_healthy(struct pt_supervisor *s)
     return ok && !s->stopping;
 }
 
-char *pt_supervisor_metrics(struct pt_supervisor *s)
+void pt_supervisor_metrics(struct pt_supervisor *s, struct pt_wbuf *b)
 {
-    struct pt_wbuf b = {0};
-    char line[256];
     pthread_mutex_lock(&s->lock);
-    int n = snprintf(line, sizeof(line),
-                     "# TYPE portier_config_version gauge\nportier_config_version %llu\n"
-                     "# TYPE portier_worker_restarts_total counter\n"
-                     "portier_worker_restarts_total %llu\n",
-                     (unsigned long long)s->current->version,
-                     (unsigned long long)s->restarts);
-    pt_wbuf_put(&b, line, (size_t)n);
-    static const char *const heads[] = {
-        "# TYPE portier_worker_config_version gauge\n",
-        "# TYPE portier_worker_connections gauge\n",
-        "# TYPE portier_worker_accepted_total counter\n",
-        "# TYPE portier_worker_refused_total counter\n"};
-    static const char *const names[] = {
-        "portier_worker_config_version", "portier_worker_connections",
-        "portier_worker_accepted_total", "portier_worker_refused_total"};
-    for (size_t m = 0; m < 4; m++) {
-        pt_wbuf_put(&b, heads[m], strlen(heads[m]));
+    pt_metrics_family(b, "portier_config_version", PT_METRIC_GAUGE,
+                      "The current configuration version.");
+    pt_metrics_u64(b, "portier_config_version", NULL, 0, s->current->version);
+    pt_metrics_family(b, "portier_config_apply_seconds", PT_METRIC_HISTOGRAM,
+                      "Time from a configuration change to every live worker applying it.");
+    pt_metrics_histo(b, "portier_config_apply_seconds", NULL, 0, &s->apply);
+    pt_metrics_family(b, "portier_config_last_apply_seconds", PT_METRIC_GAUGE,
+                      "How long the last configuration change took to reach every worker.");
+    pt_metrics_f64(b, "portier_config_last_apply_seconds", NULL, 0, s->last_apply_s);
+    pt_metrics_family(b, "portier_worker_restarts_total", PT_METRIC_COUNTER,
+                      "Workers respawned after an unexpected exit.");
+    pt_metrics_u64(b, "portier_worker_restarts_total", NULL, 0, s->restarts);
+
+    static const struct {
+        const char *name;
+        enum pt_metric_type type;
+        const char *help;
+    } fams[] = {
+        {"portier_worker_up", PT_METRIC_GAUGE,
+         "1 when the worker runs and has applied a configuration (it accepts)."},
+        {"portier_worker_config_version", PT_METRIC_GAUGE,
+         "Configuration version the worker last applied."},
+        {"portier_worker_connections", PT_METRIC_GAUGE, "Client connections open in the worker."},
+        {"portier_worker_accepted_total", PT_METRIC_COUNTER, "Client connections accepted."},
+        {"portier_worker_refused_total", PT_METRIC_COUNTER,
+         "Connections refused at accept (bans, bad PROXY headers from trusted fronts) plus "
+         "each time the worker paused accepting at its connection or descriptor limit."},
+    };
+    for (size_t m = 0; m < PT_ARRAY_LEN(fams); m++) {
+        pt_metrics_family(b, fams[m].name, fams[m].type, fams[m].help);
         for (unsigned i = 0; i < s->cfg.workers; i++) {
             struct slot *sl = &s->slots[i];
-            uint64_t v = m == 0 ? sl->acked : m == 1 ? sl->conns
-                                           : m == 2 ? sl->accepted
-                                                    : sl->refused;
-            n = snprintf(line, sizeof(line), "%s{worker=\"%u\"} %llu\n", names[m], i,
-                         (unsigned long long)v);
-            pt_wbuf_put(&b, line, (size_t)n);
+            uint64_t v = m == 0   ? (sl->pid != 0 && sl->acked > 0)
+                         : m == 1 ? sl->acked
+                         : m == 2 ? sl->conns
+                         : m == 3 ? sl->accepted
+                                  : sl->refused;
+            char id[16];
+            snprintf(id, sizeof(id), "%u", i);
+            const char *labels[] = {"worker", id};
+            pt_metrics_u64(b, fams[m].name, labels, 1, v);
         }
     }
     /* Refusals per ban reason, summed over the workers. */
-    static const char head[] = "# TYPE portier_banned_connections_total counter\n";
-    pt_wbuf_put(&b, head, sizeof(head) - 1);
+    pt_metrics_family(b, "portier_banned_connections_total", PT_METRIC_COUNTER,
+                      "Connections refused by a ban, by the ban's reason.");
     for (unsigned i = 0; i < s->cfg.workers; i++) {
         for (size_t k = 0; k < s->slots[i].n_bans; k++) {
             const char *reason = s->slots[i].bans[k].reason;
@@ -606,19 +699,11 @@ char *pt_supervisor_metrics(struct pt_supervisor *s)
                 for (size_t q = 0; q < s->slots[j].n_bans; q++)
                     if (strcmp(s->slots[j].bans[q].reason, reason) == 0)
                         total += s->slots[j].bans[q].n;
-            pt_wbuf_put(&b, "portier_banned_connections_total{reason=\"", 41);
-            for (const char *p = reason; *p; p++) {
-                if (*p == '"' || *p == '\\')
-                    pt_wbuf_u8(&b, '\\');
-                pt_wbuf_u8(&b, (uint8_t)*p);
-            }
-            n = snprintf(line, sizeof(line), "\"} %llu\n", (unsigned long long)total);
-            pt_wbuf_put(&b, line, (size_t)n);
+            const char *labels[] = {"reason", reason};
+            pt_metrics_u64(b, "portier_banned_connections_total", labels, 1, total);
         }
     }
     pthread_mutex_unlock(&s->lock);
-    pt_wbuf_u8(&b, 0);
-    return (char *)b.data;
 }
 
 static void on_kill_timer(uv_timer_t *t)

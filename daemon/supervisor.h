@@ -24,6 +24,8 @@ struct pt_supervisor_config {
     const char *kinds;      /* n_listeners chars: 's' TLS, 'h' plain HTTP */
     unsigned grace_ms;      /* how long workers may drain on stop */
     int access_fd;          /* becomes the workers' stdout (access log), or -1 */
+    const char *state_dir;  /* canonical; names the workers' listener hand-over
+                               should this daemon die (common/handover.h) */
     /* Called on the loop once every worker has exited after pt_supervisor_stop. */
     void (*on_stopped)(void *arg);
     void *arg;
@@ -47,7 +49,8 @@ bool pt_supervisor_wait(struct pt_supervisor *s, uint64_t version, unsigned time
 /* Thread-safe views for the API. */
 json_t *pt_supervisor_workers_json(struct pt_supervisor *s);
 bool pt_supervisor_healthy(struct pt_supervisor *s);
-char *pt_supervisor_metrics(struct pt_supervisor *s);
+/* Appends the supervisor's metric families (Prometheus text) to <out>. */
+void pt_supervisor_metrics(struct pt_supervisor *s, struct pt_wbuf *out);
 
 /* Loop thread. Asks every worker to stop accepting and drain; on_stopped runs
  * once all have exited (those still running after grace + 5 s are killed). */

@@ -1,5 +1,7 @@
 #include "worker/worker.h"
 
+#include "common/handover.h"
+
 #include "common/cursor.h"
 #include "worker/tls.h"
 
@@ -88,6 +90,7 @@ static void on_accept(uv_poll_t *p, int status, int events)
                 return;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
                 errno == ENOMEM) {
+                w->refused++;
                 stop_polling(w);
                 uv_timer_start(&w->resume_timer, on_resume, EMFILE_PAUSE_MS, 0);
                 overload(w, strerror(errno));
@@ -325,9 +328,12 @@ static void close_listeners(struct pt_worker *w)
     }
 }
 
+static void stop_offering(struct pt_worker *w);
+
 static void close_all(struct pt_worker *w)
 {
     close_listeners(w);
+    stop_offering(w);
     uv_timer_stop(&w->stats_timer);
     uv_timer_stop(&w->drain_timer);
     uv_timer_stop(&w->resume_timer);
@@ -402,13 +408,82 @@ static void ipc_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     *buf = uv_buf_init(space, sizeof(space));
 }
 
+static void stop_offering(struct pt_worker *w)
+{
+    if (w->handover_fd < 0)
+        return;
+    uv_close((uv_handle_t *)&w->handover, close_cb_noop);
+    close(w->handover_fd); /* uv_poll does not own the fd */
+    w->handover_fd = -1;
+}
+
+static void on_orphan_timeout(uv_timer_t *t)
+{
+    struct pt_worker *w = t->data;
+    stop_offering(w);
+    begin_drain(w, "no new daemon took the listeners");
+}
+
+static void on_handover(uv_poll_t *p, int status, int events)
+{
+    struct pt_worker *w = p->data;
+    (void)events;
+    if (status < 0)
+        return;
+    int fds[PT_HANDOVER_MAX_FDS];
+    size_t n = 0;
+    for (size_t i = 0; i < w->n_listeners && n < PT_HANDOVER_MAX_FDS; i++)
+        if (w->listeners[i].open)
+            fds[n++] = w->listeners[i].fd;
+    int rc = pt_handover_give(w->handover_fd, fds, n);
+    if (rc == PT_EINVAL) {
+        pt_log(PT_LOG_WARN, "refused to hand the listeners to a process of another user");
+        return;
+    }
+    if (rc != 0)
+        return;
+    /* The new daemon holds the sockets now: connections that arrive from here
+     * on wait in the same accept queues for its workers. */
+    stop_offering(w);
+    begin_drain(w, "listeners handed to a new daemon");
+}
+
+/* The daemon died: keep serving, and offer the listening sockets to the next
+ * daemon for up to the grace period, so a restart refuses nobody. */
+static void orphaned(struct pt_worker *w)
+{
+    if (w->draining)
+        return;
+    int fd = PT_EINVAL;
+    if (w->state_dir && w->accepting) {
+        struct sockaddr_un sa;
+        socklen_t len;
+        pt_handover_addr(w->state_dir, w->id, &sa, &len);
+        fd = pt_handover_listen(&sa, len);
+    }
+    if (fd < 0 || uv_poll_init(w->loop, &w->handover, fd) != 0) {
+        if (fd >= 0)
+            close(fd);
+        begin_drain(w, "daemon gone");
+        return;
+    }
+    w->handover_fd = fd;
+    w->handover.data = w;
+    uv_poll_start(&w->handover, UV_READABLE, on_handover);
+    uint64_t grace = w->snap ? w->snap->settings.grace_ms : 0;
+    pt_log(PT_LOG_WARN,
+           "daemon gone: still accepting; the listeners wait %llu ms for a new daemon",
+           (unsigned long long)grace);
+    uv_timer_start(&w->drain_timer, on_orphan_timeout, grace, 0);
+}
+
 static void on_ipc_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 {
     struct pt_worker *w = st->data;
     if (n < 0) {
         w->ipc_open = false;
         uv_close((uv_handle_t *)&w->ipc, close_cb_noop);
-        begin_drain(w, "daemon gone");
+        orphaned(w);
         return;
     }
     pt_ipc_rx_push(&w->rx, buf->base, (size_t)n);
@@ -431,6 +506,7 @@ static void on_ipc_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 static void on_signal(uv_signal_t *h, int sig)
 {
     struct pt_worker *w = h->data;
+    stop_offering(w);
     begin_drain(w, sig == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
@@ -457,6 +533,8 @@ int pt_worker_main(int argc, char **argv)
         pt_panic(__FILE__, __LINE__, "worker started without its arguments");
     w->id = (unsigned)atoi(argv[2]);
     const char *kinds = strcmp(argv[3], "-") == 0 ? "" : argv[3];
+    w->state_dir = argc > 4 ? argv[4] : NULL;
+    w->handover_fd = -1;
     char role[32];
     snprintf(role, sizeof(role), "worker %u", w->id);
     pt_log_role(role);

@@ -45,6 +45,9 @@ struct pt_worker {
     bool accepting;             /* listeners started (after the first snapshot) */
     bool paused;                /* at the connection limit: not accepting */
     bool draining;              /* stop requested: listeners closed */
+    const char *state_dir;      /* argv: names the hand-over, NULL for none */
+    int handover_fd;            /* while orphaned: offers the listeners, or -1 */
+    uv_poll_t handover;
     uv_timer_t stats_timer;
     uv_timer_t drain_timer;
     uv_timer_t resume_timer;    /* retry accepting after EMFILE/ENFILE */
@@ -62,7 +65,10 @@ struct pt_worker {
     struct pt_wbuf alog;        /* access log lines not yet written to fd 1 */
 };
 
-/* Entry point: argv = portierd --worker ID KINDS. Returns the exit status. */
+/* Entry point: argv = portierd --worker ID KINDS [STATE_DIR]. Returns the
+ * exit status. With STATE_DIR, a worker whose daemon dies keeps accepting and
+ * offers its listening sockets to the next daemon (common/handover.h) for up
+ * to the grace period, then drains. */
 int pt_worker_main(int argc, char **argv);
 
 /* Connection bookkeeping for the protocol modules: a connection counts from

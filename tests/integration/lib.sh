@@ -345,7 +345,9 @@ start_portierd() {
     CUR_STATE_DIR=$sd
     [ -n "$TOKEN_FILE" ] || TOKEN_FILE="$sd/api.token"
     echo "=== start $(date +%T.%N) ${args[*]}" >>"$T/portierd.log"
-    env "$MARK" setsid "$PORTIERD" "${args[@]}" >>"$T/portierd.log" 2>&1 &
+    # PORTIERD_WRAP: a command the daemon runs under (prlimit ...); it execs,
+    # so $! stays the daemon's pid.
+    env "$MARK" setsid ${PORTIERD_WRAP:-} "$PORTIERD" "${args[@]}" >>"$T/portierd.log" 2>&1 &
     PID=$!
     track_pid "$PID"
     if ! wait_until 20 _started; then

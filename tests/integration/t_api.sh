@@ -58,7 +58,7 @@ check "no token on /api/v1/status -> 401" is_error 401
 LAST_REQ="GET /healthz (no token)"
 _req "" GET /healthz
 check "/healthz without token -> 200" is_status 200
-check '/healthz body is {"ok":true}' json_true 'd == {"ok": True}'
+check '/healthz body: ok, every worker serving' json_true 'd["ok"] is True and d["serving"] == d["workers"] > 0'
 LAST_REQ="GET /api/v1/status with 'Authorization: Basic'"
 STATUS=$(curl -s -o "$T/.resp" -w '%{http_code}' -H "Authorization: Basic $TOKEN" \
     "http://127.0.0.1:$API_PORT/api/v1/status"); BODY=$(cat "$T/.resp")

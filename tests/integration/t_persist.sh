@@ -1,8 +1,9 @@
 #!/bin/bash
 # Persistence: objects survive SIGTERM + restart with the same config_version;
 # a 201 answered just before kill -9 survives too; after kill -9 of the daemon the
-# workers release the listening ports at once and exit by themselves, so a new
-# daemon can bind the same ports.
+# workers keep the listening ports for --grace (for a new daemon to take over,
+# see t_daemon_crash.sh), then release them and exit by themselves, so a new
+# daemon started later binds the same ports.
 . "$(dirname "$0")/lib.sh"
 
 start_portierd || bail "portierd starts"
@@ -16,7 +17,7 @@ CV1=$(cfg_version)
 TOKEN1=$TOKEN
 stop_portierd
 
-start_portierd || bail "portierd restarts after SIGTERM"
+start_portierd --grace 2 || bail "portierd restarts after SIGTERM"
 check "token unchanged across restart" [ "$TOKEN" = "$TOKEN1" ]
 api GET /api/v1/backends/keep
 check "backend keep survives a restart with its fields" \
@@ -36,7 +37,9 @@ CV3=$(json_get 'd["config_version"]')
 kill9_portierd
 note "killed portierd with SIGKILL; its workers were: $KILLED_WORKERS"
 check "workers were listed before the kill" [ -n "$KILLED_WORKERS" ]
-check "https port $HTTPS_PORT not listening within 5 s of the kill" wait_until 5 port_free "$HTTPS_PORT"
+check "https port $HTTPS_PORT still listening right after the kill (orphans wait for a new daemon)" \
+    port_listening "$HTTPS_PORT"
+check "https port $HTTPS_PORT not listening within 5 s of the kill (--grace 2)" wait_until 5 port_free "$HTTPS_PORT"
 check "http port $HTTP_PORT not listening within 5 s of the kill" wait_until 5 port_free "$HTTP_PORT"
 check "api port $API_PORT not listening within 5 s of the kill" wait_until 5 port_free "$API_PORT"
 check "workers ($KILLED_WORKERS) exit by themselves within 5 s" wait_until 5 all_gone $KILLED_WORKERS
@@ -47,7 +50,7 @@ if [ -n "$left" ]; then
     for p in $left; do kill -9 "$p" 2>/dev/null; done
 fi
 
-start_portierd || bail "portierd restarts on the same ports after kill -9"
+start_portierd --grace 2 || bail "portierd restarts on the same ports after kill -9"
 api GET /api/v1/domains/lastgasp.example.org
 check "domain PUT just before kill -9 is there after restart" json_true 'd["backend"] == "keep"'
 CV4=$(cfg_version)
