@@ -88,11 +88,8 @@ static int make(const char *host, char **cert_pem, char **key_pem)
     int rc = -1;
     if (key == NULL || x == NULL)
         goto out;
-    /* "IP:" for a literal, "DNS:" otherwise; X509V3 parses both forms. */
-    bool ip = host && host[0] && strspn(host, "0123456789abcdefABCDEF.:") == strlen(host) &&
-              strpbrk(host, ".:") != NULL;
     if (host && host[0])
-        snprintf(san, sizeof(san), "%s:%s,DNS:localhost", ip ? "IP" : "DNS", host);
+        snprintf(san, sizeof(san), "IP:%s,DNS:localhost", host);
     else
         snprintf(san, sizeof(san), "DNS:localhost");
     if (RAND_bytes(serial, sizeof(serial)) != 1)

@@ -17,8 +17,8 @@ struct pt_apitls {
 };
 
 /* Loads <cert_path> and <key_path>, or, when neither exists, makes a
- * self-signed certificate whose subjectAltNames are <host> (an IP literal
- * or a DNS name; NULL or "" for none) and "localhost", and writes both files
+ * self-signed certificate whose subjectAltNames are <host> (an IP literal, as
+ * --api addresses are; NULL or "" for none) and "localhost", and writes both files
  * (the key with mode 0600, created exclusively). Refuses one file without
  * the other, unreadable or non-PEM contents, a key that does not match the
  * certificate. Returns 0, or PT_EIO / PT_EINVAL with <err> set. */
