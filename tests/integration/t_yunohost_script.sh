@@ -181,6 +181,12 @@ check "no temporary file left in the hooks directory" [ "$(cat tmpcount)" = 0 ]
 pd --config "$T/pd.conf" --install sync
 check "--install again: every file up to date" \
     eval 'ran_ok && [ "$(grep -c "is up to date" <<<"$ERR")" = 6 ] && ! err_has "wrote"'
+sed -i 's/^PORTIER_FROM=192.0.2.2$/PORTIER_FROM=192.0.2.3/' pd.conf
+pd --config "$T/pd.conf" --install --no-regen sync
+check "--install with a changed hook: the change is shown as a diff" \
+    eval 'ran_ok && err_has "99-nginx_portier changes:" && err_has "^-PORTIER_FROM=\"192.0.2.2\"" && err_has "^\+PORTIER_FROM=\"192.0.2.3\""'
+sed -i 's/^PORTIER_FROM=192.0.2.3$/PORTIER_FROM=192.0.2.2/' pd.conf
+pd --config "$T/pd.conf" --install --no-regen sync
 # YunoHost runs the hooks as "hook_exec(path, args=[domain])"
 domains cloud.example.org chat.example.org new.example.org
 PATH="$T/bin:$PATH" bash hooks/post_domain_add/50-portier new.example.org >hook.out 2>&1
