@@ -469,6 +469,9 @@ static void gen_yunohost(struct snip *s)
         out(s, "# portier connects to ");
         list_servers(s, be->servers, be->n_servers);
         out(s, " with a PROXY protocol %s header.\n", pp_label(be->proxy_protocol));
+        out(s, "# YunoHost's firewall must let portier in there, e.g.\n"
+               "#   yunohost firewall allow TCP %u --no-upnp\n",
+            (unsigned)be->servers[0].port);
         if (any_dns(be->servers, be->n_servers))
             out(s, "# A server given by DNS name gets a listen line on the port alone.\n");
     } else {
