@@ -1,6 +1,8 @@
 # nginx backends for integration tests (sourced after lib.sh).
 #
 #   make_cert NAME "DNS:a.test,DNS:*.a.test"   -> $T/NAME.pem, $T/NAME.key (+ $T/ca.pem)
+#   upload_cert NAME                             -> POST it (chain with the CA) to the
+#                                                 API as a manual certificate (sets STATUS)
 #   start_nginx NAME 'server { ... }' ...       -> runs nginx with those server
 #                                                 blocks, prefix $T/nginx-NAME
 # Server blocks may use log format "pt": remote_addr, proxy_protocol_addr,
@@ -28,6 +30,15 @@ make_cert() {
     openssl x509 -req -in "$T/$name.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" \
         -set_serial "0x$(openssl rand -hex 8)" -days 2 -extfile "$T/$name.ext" \
         -out "$T/$name.pem" 2>/dev/null
+}
+
+upload_cert() {
+    "$PY" - "$T/$1.pem" "$T/$1.key" "$T/ca.pem" >"$T/$1.cert.json" <<'PYEOF'
+import json, sys
+print(json.dumps({"cert_pem": open(sys.argv[1]).read() + open(sys.argv[3]).read(),
+                  "key_pem": open(sys.argv[2]).read()}))
+PYEOF
+    api_file POST /api/v1/certificates "$T/$1.cert.json"
 }
 
 # start_nginx NAME SERVER_BLOCKS: waits until every "listen" port answers.
