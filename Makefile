@@ -75,6 +75,7 @@ DEB_BUILD_PKGS := build-essential pkg-config libuv1-dev libssl-dev libmicrohttpd
                   libsqlite3-dev libjansson-dev libcurl4-openssl-dev libhttp-parser-dev
 DEB_TEST_PKGS  := libcriterion-dev curl openssl nginx libnginx-mod-stream python3 \
                   clang libclang-rt-14-dev iproute2 procps pebble util-linux systemd prometheus \
+                  python3-jinja2 libnginx-mod-http-lua libnginx-mod-http-headers-more-filter \
                   fail2ban
 
 deps:

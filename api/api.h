@@ -54,6 +54,10 @@ struct pt_api_config {
     pthread_mutex_t *lock;     /* borrowed: held around every /api/ request,
                                   since other threads write the store too */
     struct pt_api_hooks hooks;
+    /* Borrowed for the server's lifetime, NUL-terminated PEM; both NULL: plain
+     * HTTP. Served by libmicrohttpd's own TLS. */
+    const char *tls_cert_pem;
+    const char *tls_key_pem;
 };
 
 struct pt_api;

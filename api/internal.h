@@ -24,6 +24,10 @@ struct pt_req {
     size_t len;
     size_t cap;
     bool too_large; /* body went over PT_API_BODY_MAX: answer 413 */
+    /* A "backend:NAME" token's NAME (borrowed from the store, valid for the
+     * request): domain handlers then only show and change passthrough
+     * domains routed to that backend. NULL for every other scope. */
+    const char *only_backend;
     /* Who asks: "admin" for the admin token, else the stored token's name
      * (what bans record as created_by), and for a "bans" token (limited) the
      * limits api/bans.c enforces. */

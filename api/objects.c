@@ -108,6 +108,17 @@ static json_t *load_doc(const struct kind *k, const char *text,
     return doc;
 }
 
+/* Whether a backend-scoped token sees stored object <doc>: a domain routed
+ * to its backend (server.c lets it reach its own backend only). Every other
+ * token sees everything. */
+static bool visible(const struct pt_req *r, const struct kind *k, const json_t *doc)
+{
+    if (r->only_backend == NULL || k->store != PT_STORE_DOMAIN)
+        return true;
+    const char *b = json_string_value(json_object_get(doc, "backend"));
+    return b && strcmp(b, r->only_backend) == 0;
+}
+
 static int list_cb(void *arg, const char *name, const char *doc)
 {
     void **a = arg;
@@ -115,7 +126,58 @@ static int list_cb(void *arg, const char *name, const char *doc)
     json_t *j = load_doc(a[1], doc, a[2]);
     if (j == NULL)
         return PT_EDB;
-    json_array_append_new(a[0], j);
+    if (visible(a[3], a[1], j))
+        json_array_append_new(a[0], j);
+    else
+        json_decref(j);
+    return 0;
+}
+
+/* For a backend-scoped token: may it replace or delete stored domain <name>
+ * (absent is fine)? 0, or -1 with <e> set (403, or 500 on a store error). */
+static int may_change(struct pt_req *r, const struct kind *k, const char *name,
+                      struct pt_apierr *e)
+{
+    if (r->only_backend == NULL || k->store != PT_STORE_DOMAIN)
+        return 0;
+    char *text = NULL;
+    int rc = pt_store_get(r->api->cfg.store, PT_STORE_DOMAIN, name, &text);
+    if (rc == PT_ENOTFOUND)
+        return 0;
+    json_t *doc = rc == 0 ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    if (doc == NULL)
+        return pt_apierr_set(e, 500, "internal", NULL, "cannot read the store");
+    bool mine = visible(r, k, doc);
+    json_decref(doc);
+    if (mine)
+        return 0;
+    return pt_apierr_set(e, 403, "forbidden", "backend",
+                         "domain '%s' is routed to another backend: only an admin token "
+                         "can change it",
+                         name);
+}
+
+/* For a backend-scoped token: the new domain <doc> must be a passthrough
+ * domain of its backend, named exactly. Offload would have portier order
+ * certificates, a wildcard would catch names other servers may add later. */
+static int may_create(struct pt_req *r, const struct kind *k, const json_t *doc,
+                      struct pt_apierr *e)
+{
+    if (r->only_backend == NULL || k->store != PT_STORE_DOMAIN)
+        return 0;
+    const char *mode = json_string_value(json_object_get(doc, "mode"));
+    const char *name = json_string_value(json_object_get(doc, "name"));
+    if (!visible(r, k, doc))
+        return pt_apierr_set(e, 403, "forbidden", "backend",
+                             "backend: this token may only route domains to backend '%s'",
+                             r->only_backend);
+    if (mode == NULL || strcmp(mode, "passthrough") != 0)
+        return pt_apierr_set(e, 403, "forbidden", "mode",
+                             "mode: this token may only create passthrough domains");
+    if (name && name[0] == '*')
+        return pt_apierr_set(e, 403, "forbidden", "name",
+                             "name: this token may not create wildcard domains");
     return 0;
 }
 
@@ -125,7 +187,7 @@ static enum MHD_Result do_list(struct pt_req *r, const struct kind *k)
     if (load_certs(r, k, &certs) != 0)
         return pt_api__errorf(r, 500, "internal", NULL, "cannot read the store");
     json_t *arr = json_array();
-    void *a[3] = {arr, (void *)(uintptr_t)k, &certs};
+    void *a[4] = {arr, (void *)(uintptr_t)k, &certs, r};
     int rc = pt_store_each(r->api->cfg.store, k->store, list_cb, a);
     pt_api__certidx_free(&certs);
     if (rc != 0) {
@@ -151,6 +213,11 @@ static enum MHD_Result do_get(struct pt_req *r, const struct kind *k, const char
     free(text);
     if (doc == NULL)
         return pt_api__errorf(r, 500, "internal", NULL, "cannot read the store");
+    if (!visible(r, k, doc)) {
+        json_decref(doc);
+        return pt_api__errorf(r, 403, "forbidden", NULL,
+                              "%s '%s' is routed to another backend", k->singular, name);
+    }
     return pt_api__json(r, 200, doc);
 }
 
@@ -175,6 +242,10 @@ static enum MHD_Result do_put(struct pt_req *r, const struct kind *k, const char
     json_decref(body);
     if (doc == NULL)
         return pt_api__error(r, &e);
+    if (may_create(r, k, doc, &e) != 0 || may_change(r, k, name, &e) != 0) {
+        json_decref(doc);
+        return pt_api__error(r, &e);
+    }
 
     char *text = json_dumps(doc, JSON_COMPACT);
     bool created = false, applied = false;
@@ -219,6 +290,8 @@ static enum MHD_Result do_delete(struct pt_req *r, const struct kind *k,
     char *user = NULL;
     uint64_t version = 0;
     bool applied = false;
+    if (may_change(r, k, name, &e) != 0)
+        return pt_api__error(r, &e);
     int rc = pt_store_begin(store);
     if (rc == 0)
         rc = pt_store_delete(store, k->store, name, &user);

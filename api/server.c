@@ -148,17 +148,6 @@ int pt_api__finish_bans(struct pt_req *r, const struct pt_ban_change *ch, size_t
     return finish(r, ch, n, version, applied, e);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int pt_api__unescape(const char *in, size_t len, char *out, size_t size)
 {
     size_t o = 0;
@@ -167,7 +156,7 @@ int pt_api__unescape(const char *in, size_t len, char *out, size_t size)
         if (c == '%') {
             if (len - i < 3)
                 return -1;
-            int hi = hexval(in[i + 1]), lo = hexval(in[i + 2]);
+            int hi = pt_hexval(in[i + 1]), lo = pt_hexval(in[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             c = hi * 16 + lo;
@@ -189,7 +178,8 @@ static size_t keep_escaped(void *cls, struct MHD_Connection *conn, char *s)
     return strlen(s);
 }
 
-/* Returns the scope of the request's bearer token ("admin", "bans") or NULL.
+/* Returns the scope of the request's bearer token ("admin", "bans",
+ * "backend:NAME"; borrowed until the next store call) or NULL.
  * The admin token is compared in constant time on hashes, so neither its
  * content nor its length leaks; stored tokens are looked up by hash. */
 static const char *token_scope(struct pt_api *api, struct pt_req *r)
@@ -267,6 +257,42 @@ static enum MHD_Result serve_web(struct pt_req *r, const char *url)
     return rc;
 }
 
+/* True when <url> is <prefix> or below it ("/api/v1/bans", "/api/v1/bans/x"). */
+static bool under(const char *url, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return strncmp(url, prefix, n) == 0 && (url[n] == '\0' || url[n] == '/');
+}
+
+/* The coarse part of authorization, by path. A "backend:NAME" token (a
+ * YunoHost server onboarding its own domains) reaches the domains (whose
+ * handlers then keep it to passthrough domains of NAME), reads backend NAME,
+ * its snippet and the status; it never changes a backend, since a backend's
+ * servers decide where portier connects, which would let one server point
+ * its domains' traffic at any host portier can reach. */
+static bool scope_allows(const char *scope, bool get, const char *url)
+{
+    if (strcmp(scope, "admin") == 0)
+        return true;
+    if (strcmp(scope, "bans") == 0)
+        return under(url, "/api/v1/bans");
+    if (strncmp(scope, "backend:", 8) != 0)
+        return false;
+    if (under(url, "/api/v1/domains"))
+        return true;
+    if (!get)
+        return false;
+    static const char be[] = "/api/v1/backends/";
+    const char *name = scope + 8;
+    size_t n = strlen(name);
+    if (strncmp(url, be, sizeof(be) - 1) == 0 && strncmp(url + sizeof(be) - 1, name, n) == 0) {
+        const char *tail = url + sizeof(be) - 1 + n;
+        if (tail[0] == '\0' || strcmp(tail, "/snippet") == 0)
+            return true;
+    }
+    return strcmp(url, "/api/v1/status") == 0;
+}
+
 static enum MHD_Result dispatch(struct pt_req *r, const char *url)
 {
     struct pt_api *api = r->api;
@@ -302,12 +328,12 @@ static enum MHD_Result dispatch(struct pt_req *r, const char *url)
         MHD_destroy_response(resp);
         return rc;
     }
-    static const char bans_path[] = "/api/v1/bans";
-    if (strcmp(scope, "admin") != 0 &&
-        !(strncmp(url, bans_path, sizeof(bans_path) - 1) == 0 &&
-          (url[sizeof(bans_path) - 1] == '\0' || url[sizeof(bans_path) - 1] == '/')))
+    if (!scope_allows(scope, get, url))
         return pt_api__errorf(r, 403, "forbidden", NULL,
-                              "this token's scope (%s) does not allow %.100s", scope, url);
+                              "this token's scope (%s) does not allow %s %.100s", scope,
+                              r->method, url);
+    if (strncmp(scope, "backend:", 8) == 0)
+        r->only_backend = scope + 8;
     r->limited = strcmp(scope, "bans") == 0;
     if (r->too_large)
         return pt_api__errorf(r, 413, "payload_too_large", NULL,
@@ -405,13 +431,26 @@ int pt_api_start(const struct pt_api_config *cfg, struct pt_api **out, char *err
     api->started = time(NULL);
     SHA256((const unsigned char *)cfg->admin_token, strlen(cfg->admin_token),
            api->token_hash);
+    bool tls = cfg->tls_cert_pem != NULL && cfg->tls_key_pem != NULL;
+    if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        snprintf(err, errlen, "--api-tls-cert: this libmicrohttpd is built without TLS");
+        free(api);
+        return PT_EINVAL;
+    }
+    /* TLS 1.2 or later only: the priority string is GnuTLS's (Debian builds
+     * libmicrohttpd on GnuTLS). Without TLS the two options are skipped by
+     * ending the list early. */
     api->mhd = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL,
-        NULL, on_request, api, MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+            (tls ? MHD_USE_TLS : 0),
+        0, NULL, NULL, on_request, api, MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_UNESCAPE_CALLBACK,
         keep_escaped, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)30, MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+        tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cfg->tls_cert_pem,
+        MHD_OPTION_HTTPS_MEM_KEY, cfg->tls_key_pem, MHD_OPTION_HTTPS_PRIORITIES,
+        "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", MHD_OPTION_END);
     if (api->mhd == NULL) {
         snprintf(err, errlen, "cannot start the API server");
         free(api);

@@ -281,23 +281,47 @@ static void gen_apache(struct snip *s)
 /* ---- YunoHost conf_regen hook --------------------------------------------- */
 
 /* The hook's fixed part: edits the nginx files 15-nginx left in the pending
- * directory. Two awk passes per file: the first notes the server blocks that
- * already set real_ip_header (YunoHost's own SNI passthrough on
- * 127.0.0.1:444), the second edits the others. */
+ * directory. YunoHost's own listen lines stay as they are, because its
+ * dnsmasq answers the server's own names with its LAN and loopback
+ * addresses (apps calling their public URL), IPv6 clients may arrive
+ * directly, and the admin is reached at https://LAN-IP/: all of them connect
+ * to 443 without a PROXY header. portier's PROXY traffic gets listen lines of
+ * its own (the backend's servers), in every block that serves 443, so SNI
+ * picks the same server { } on both. Two awk passes per file: the first
+ * notes the server blocks that already set real_ip_header, the second edits
+ * the others. */
 static const char hook_body[] =
     "set -eu\n"
     "\n"
     "portier_mark='added by the portier conf_regen hook'\n"
     "\n"
+    "portier_refuse() {\n"
+    "    printf '99-nginx_portier: %s\\n' \"$@\" \\\n"
+    "        'The nginx files are left as YunoHost wrote them.' >&2\n"
+    "    exit 1\n"
+    "}\n"
+    "\n"
+    "# portier_local LISTEN: true when nginx can listen there on this machine (a\n"
+    "# port alone, a wildcard, or one of its addresses): a backend may list the\n"
+    "# servers of several machines, and a listen line on an address this machine\n"
+    "# lacks passes nginx -t but stops nginx at its next start\n"
+    "portier_local() {\n"
+    "    local a\n"
+    "    case \"$1\" in *:*) ;; *) return 0 ;; esac\n"
+    "    a=${1%:*}\n"
+    "    a=${a#[}\n"
+    "    a=${a%]}\n"
+    "    case \"$a\" in :: | 0.0.0.0) return 0 ;; esac\n"
+    "    command -v ip >/dev/null 2>&1 || return 0\n"
+    "    ip -o addr show | awk '{ sub(/\\/.*/, \"\", $4); print $4 }' | grep -qixF -- \"$a\"\n"
+    "}\n"
+    "\n"
     "portier_edit() {\n"
     "    local f=$1 tmp\n"
     "    tmp=$(mktemp)\n"
-    "    awk -v from=\"$PORTIER_FROM\" -v pp=\"$PORTIER_PROXY_PROTOCOL\" \\\n"
+    "    awk -v from=\"$PORTIER_FROM\" -v listen=\"$PORTIER_LISTEN\" \\\n"
     "        -v http=\"$PORTIER_HTTP\" -v mark=\"$portier_mark\" '\n"
-    "    function realip(l, hdr,    ind, n, a, i) {\n"
-    "        match(l, /^[ \\t]*/)\n"
-    "        ind = substr(l, 1, RLENGTH)\n"
-    "        print ind \"# \" mark\n"
+    "    function realip(ind, hdr,    n, a, i) {\n"
     "        n = split(from, a, /[ \\t,]+/)\n"
     "        for (i = 1; i <= n; i++)\n"
     "            if (a[i] != \"\")\n"
@@ -312,20 +336,28 @@ static const char hook_body[] =
     "    FNR == 1 { blk = 0 }\n"
     "    {\n"
     "        line = $0\n"
-    "        if (line ~ /^[ \\t]*server[ \\t]*[{]/) { blk++; done = 0 }\n"
-    "        if (!has[blk] && pp == 1 && line ~ /^[ \\t]*listen[ \\t]+([^ \\t;]*:)?443[ \\t;]/) {\n"
-    "            if (line !~ /proxy_protocol/)\n"
-    "                sub(/;/, \" proxy_protocol;\", line)\n"
-    "            print line\n"
-    "            if (!done) { realip(line, \"proxy_protocol\"); done = 1 }\n"
-    "            next\n"
-    "        }\n"
-    "        if (!has[blk] && http == 1 && line ~ /^[ \\t]*listen[ \\t]+([^ \\t;]*:)?80[ \\t;]/) {\n"
-    "            print line\n"
-    "            if (!done) { realip(line, \"X-Real-IP\"); done = 1 }\n"
-    "            next\n"
-    "        }\n"
     "        print line\n"
+    "        if (line ~ /^[ \\t]*server[ \\t]*[{]/) { blk++; done = 0 }\n"
+    "        if (has[blk] || done)\n"
+    "            next\n"
+    "        match(line, /^[ \\t]*/)\n"
+    "        ind = substr(line, 1, RLENGTH)\n"
+    "        if (listen != \"\" && line ~ /^[ \\t]*listen[ \\t]+([^ \\t;]*:)?443[ \\t;]/) {\n"
+    "            opts = \"\"\n"
+    "            if (line ~ /[ \\t]http2[ \\t;]/) opts = opts \" http2\"\n"
+    "            if (line ~ /[ \\t]default_server[ \\t;]/) opts = opts \" default_server\"\n"
+    "            print ind \"# \" mark \": portier connects here with a PROXY header\"\n"
+    "            n = split(listen, l, /[ \\t]+/)\n"
+    "            for (i = 1; i <= n; i++)\n"
+    "                if (l[i] != \"\")\n"
+    "                    print ind \"listen \" l[i] \" ssl\" opts \" proxy_protocol;\"\n"
+    "            realip(ind, \"proxy_protocol\")\n"
+    "            done = 1\n"
+    "        } else if (http == 1 && line ~ /^[ \\t]*listen[ \\t]+([^ \\t;]*:)?80[ \\t;]/) {\n"
+    "            print ind \"# \" mark \": X-Real-IP counts only from portier\"\n"
+    "            realip(ind, \"X-Real-IP\")\n"
+    "            done = 1\n"
+    "        }\n"
     "    }' \"$f\" \"$f\" >\"$tmp\"\n"
     "    # rewrite in place (keeps the file's mode); the temporary file lives\n"
     "    # outside the pending directory, where any file counts as configuration\n"
@@ -338,9 +370,43 @@ static const char hook_body[] =
     "        # $4 is this hook's pending directory (YunoHost 4.x and later; $3 before)\n"
     "        pending=${4:-${3:-}}\n"
     "        [ -n \"$pending\" ] || exit 0\n"
-    "        conf_dir=\"$(dirname \"$pending\")/nginx/etc/nginx/conf.d\"\n"
-    "        [ -d \"$conf_dir\" ] || exit 0\n"
-    "        for f in \"$conf_dir\"/*.conf; do\n"
+    "        nginx_dir=\"$(dirname \"$pending\")/nginx/etc/nginx\"\n"
+    "        [ -d \"$nginx_dir/conf.d\" ] || exit 0\n"
+    "        if grep -qs '^[[:space:]]*stream[[:space:]]*{' \"$nginx_dir/modules-enabled/tls_passthrough.conf\"; then\n"
+    "            portier_refuse \\\n"
+    "                \"YunoHost's own TLS passthrough is on (setting tls_passthrough_enabled): its\" \\\n"
+    "                'stream block takes port 443 and relays to 127.0.0.1:444 with its own PROXY' \\\n"
+    "                'header, and its server blocks already set real_ip_header. Two SNI routers in' \\\n"
+    "                'a row cannot both own this server: turn that setting off and let portier' \\\n"
+    "                'route the other servers (each one its own backend), then run' \\\n"
+    "                '\"yunohost tools regen-conf nginx\" again.'\n"
+    "        fi\n"
+    "        here=\"\"\n"
+    "        for l in $PORTIER_LISTEN; do\n"
+    "            case \"$l\" in\n"
+    "                443 | *:443 | 80 | *:80)\n"
+    "                    portier_refuse \\\n"
+    "                        \"portier sends its PROXY connections to $l, a port YunoHost's nginx\" \\\n"
+    "                        'serves directly (apps calling their own URL, LAN and IPv6 clients, the' \\\n"
+    "                        'admin on https://LAN-IP/): they would all break. Give the backend a port' \\\n"
+    "                        'of its own (servers [\"LAN-IP:4443\"], PUT /api/v1/backends/NAME with an' \\\n"
+    "                        'admin token) and install this hook again.'\n"
+    "                    ;;\n"
+    "            esac\n"
+    "            if portier_local \"$l\"; then\n"
+    "                here=\"$here $l\"\n"
+    "            else\n"
+    "                echo \"99-nginx_portier: $l is not an address of this machine: no listen line for it\" >&2\n"
+    "            fi\n"
+    "        done\n"
+    "        if [ -n \"$PORTIER_LISTEN\" ] && [ -z \"$here\" ]; then\n"
+    "            portier_refuse \\\n"
+    "                \"portier connects to $PORTIER_LISTEN, and none of it is an address of this\" \\\n"
+    "                'machine: nginx could not listen there. Fix the backend'\"'\"'s servers (an admin:' \\\n"
+    "                'PUT /api/v1/backends/NAME) and install this hook again.'\n"
+    "        fi\n"
+    "        PORTIER_LISTEN=${here# }\n"
+    "        for f in \"$nginx_dir\"/conf.d/*.conf; do\n"
     "            # an empty pending file means \"remove this file\": leave it so\n"
     "            [ -s \"$f\" ] || continue\n"
     "            grep -qF \"$portier_mark\" \"$f\" && continue\n"
@@ -383,29 +449,31 @@ static void gen_yunohost(struct snip *s)
         "# into pending/nginx/: \"pre\" edits those, YunoHost installs the edited files and\n"
         "# 15-nginx reloads nginx (after nginx -t) in \"post\".\n"
         "#\n"
+        "# YunoHost's own listen lines are never changed: direct clients (the server's\n"
+        "# own apps, LAN and IPv6 clients, the admin on https://LAN-IP/) keep working.\n"
         "# In each server { } of /etc/nginx/conf.d/*.conf that YunoHost generates:\n");
     if (pp)
         out(s,
-            "#   listen 443 ssl http2;  ->  listen 443 ssl http2 proxy_protocol;  (and [::]:443)\n"
-            "#   then set_real_ip_from PORTIER_FROM; real_ip_header proxy_protocol;\n");
+            "#   after its first listen 443 line: a listen line of its own for portier's\n"
+            "#   PROXY connections (PORTIER_LISTEN below), set_real_ip_from PORTIER_FROM and\n"
+            "#   real_ip_header proxy_protocol (only connections with a PROXY header from\n"
+            "#   portier change the client address);\n");
     if (http)
-        out(s, "#   after listen 80:  set_real_ip_from PORTIER_FROM; real_ip_header X-Real-IP;\n");
-    out(s, "# Server blocks that already set real_ip_header are left alone.\n#\n");
+        out(s, "#   after its first listen 80 line: set_real_ip_from PORTIER_FROM;\n"
+               "#   real_ip_header X-Real-IP (X-Real-IP counts only when portier sent it).\n");
+    out(s,
+        "# Server blocks that already set real_ip_header are left alone. The hook refuses\n"
+        "# (exit 1, files untouched) when YunoHost's own TLS passthrough is on, or when\n"
+        "# portier's PROXY connections would land on port 443 or 80.\n#\n");
     if (pp) {
         out(s, "# portier connects to ");
         list_servers(s, be->servers, be->n_servers);
-        out(s, " with a PROXY protocol %s header. Once\n", pp_label(be->proxy_protocol));
-        out(s,
-            "# applied, nginx refuses connections to port 443 without that header: every\n"
-            "# client, LAN ones included, must come through portier (point local DNS at it).\n");
-        for (size_t i = 0; i < be->n_servers; i++)
-            if (be->servers[i].port != 443) {
-                out(s, "# NOTE: YunoHost's nginx listens on 443, but this backend's server ");
-                list_servers(s, &be->servers[i], 1);
-                out(s, "\n# uses port %u: this hook edits the port-443 listen lines only.\n",
-                    (unsigned)be->servers[i].port);
-                break;
-            }
+        out(s, " with a PROXY protocol %s header.\n", pp_label(be->proxy_protocol));
+        out(s, "# YunoHost's firewall must let portier in there, e.g.\n"
+               "#   yunohost firewall allow TCP %u --no-upnp\n",
+            (unsigned)be->servers[0].port);
+        if (any_dns(be->servers, be->n_servers))
+            out(s, "# A server given by DNS name gets a listen line on the port alone.\n");
     } else {
         no_pp_comment(s, "nginx");
         out(s, "# Until then this hook leaves port 443 alone.\n");
@@ -423,8 +491,15 @@ static void gen_yunohost(struct snip *s)
     out(s, "PORTIER_FROM=\"");
     from_list(s, " ");
     out(s, "\"\n");
-    out(s, "# 1: PROXY protocol on port 443 (portier sends it to this backend)\n");
-    out(s, "PORTIER_PROXY_PROTOCOL=%d\n", pp ? 1 : 0);
+    out(s, "# where portier's PROXY connections arrive (empty: portier sends no PROXY header)\n");
+    out(s, "PORTIER_LISTEN=\"");
+    if (pp) {
+        char addrs[2 * PT_SERVERS_MAX][PT_HOST_MAX + 16];
+        size_t n = listen_addrs(be->servers, be->n_servers, addrs, PT_ARRAY_LEN(addrs));
+        for (size_t i = 0; i < n; i++)
+            out(s, "%s%s", i ? " " : "", addrs[i]);
+    }
+    out(s, "\"\n");
     out(s, "# 1: X-Real-IP on port 80 (portier proxies port 80 to this backend)\n");
     out(s, "PORTIER_HTTP=%d\n\n", http ? 1 : 0);
     put(s, hook_body);

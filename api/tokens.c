@@ -92,10 +92,13 @@ static enum MHD_Result do_post(struct pt_req *r)
         return pt_api__errorf(r, 400, "invalid_argument", "name",
                               "name: required, [a-z0-9][a-z0-9_-]{0,62}");
     }
-    if (scope == NULL || (strcmp(scope, "admin") != 0 && strcmp(scope, "bans") != 0)) {
+    if (scope == NULL ||
+        (strcmp(scope, "admin") != 0 && strcmp(scope, "bans") != 0 &&
+         !(strncmp(scope, "backend:", 8) == 0 && pt_model_backend_name_ok(scope + 8)))) {
         json_decref(body);
         return pt_api__errorf(r, 400, "invalid_argument", "scope",
-                              "scope: expected \"admin\" or \"bans\"");
+                              "scope: expected \"admin\", \"bans\" or \"backend:NAME\" "
+                              "(NAME a backend name)");
     }
     /* "admin" is what bans made with the admin token record as created_by. */
     if (strcmp(name, "admin") == 0) {
@@ -129,8 +132,7 @@ static enum MHD_Result do_post(struct pt_req *r)
         res = pt_api__errorf(r, 409, "conflict", "name", "a token named '%s' exists", name);
     else if (rc != 0)
         res = pt_api__errorf(r, 500, "internal", NULL, "cannot write the store");
-    else
-    {
+    else {
         json_t *out = json_pack("{s:s, s:s, s:s}", "name", name, "scope", scope, "token",
                                 secret);
         if (strcmp(scope, "bans") == 0)

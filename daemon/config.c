@@ -13,6 +13,8 @@ static const char usage[] =
     "  --http ADDR:PORT         plain HTTP listener, repeatable (127.0.0.1:8080, [::1]:8080)\n"
     "  --api ADDR:PORT          REST API and web page (127.0.0.1:9180)\n"
     "  --api-token-file FILE    admin token (STATE_DIR/api.token, created if missing)\n"
+    "  --api-tls-cert FILE      serve the API over TLS with this certificate (PEM) ...\n"
+    "  --api-tls-key FILE       ... and key; both missing: made once, self-signed\n"
     "  --workers N              worker processes (number of CPUs)\n"
     "  --trusted-proxy CIDR     may send a PROXY header, repeatable (none)\n"
     "  --acme-directory URL     ACME directory (none: ACME off)\n"
@@ -108,6 +110,10 @@ static int apply(struct pt_config *c, const char *key, const char *v,
         if (*v == '\0')
             return fail(err, errlen, src, key, "empty path");
         set_str(&c->token_file, v);
+    } else if (strcmp(key, "api-tls-cert") == 0 || strcmp(key, "api-tls-key") == 0) {
+        if (*v == '\0')
+            return fail(err, errlen, src, key, "empty path");
+        set_str(key[8] == 'c' ? &c->api_tls_cert : &c->api_tls_key, v);
     } else if (strcmp(key, "https") == 0) {
         return add_listen(c->https, &c->n_https, &rs->https, v, err, errlen, src, key);
     } else if (strcmp(key, "http") == 0) {
@@ -302,7 +308,7 @@ enum pt_config_result pt_config_parse(struct pt_config *c, int argc, char **argv
         memcpy(key, a + 2, klen);
         key[klen] = '\0';
         static const char *const known[] = {
-            "state-dir", "api-token-file", "https", "http", "api", "workers",
+            "state-dir", "api-token-file", "api-tls-cert", "api-tls-key", "https", "http", "api", "workers",
             "trusted-proxy", "acme-directory", "acme-email", "acme-ca-bundle",
             "user", "config", "grace", "hello-timeout", "connect-timeout",
             "idle-timeout", "ack-timeout", "access-log"};
@@ -331,6 +337,10 @@ enum pt_config_result pt_config_parse(struct pt_config *c, int argc, char **argv
         snprintf(err, errlen, "no --https or --http listener");
         return PT_CONFIG_ERROR;
     }
+    if ((c->api_tls_cert == NULL) != (c->api_tls_key == NULL)) {
+        snprintf(err, errlen, "--api-tls-cert and --api-tls-key go together");
+        return PT_CONFIG_ERROR;
+    }
     if (c->token_file == NULL) {
         size_t n = strlen(c->state_dir) + sizeof("/api.token");
         c->token_file = pt_xmalloc(n);
@@ -343,6 +353,8 @@ void pt_config_free(struct pt_config *c)
 {
     PT_FREE(c->state_dir);
     PT_FREE(c->token_file);
+    PT_FREE(c->api_tls_cert);
+    PT_FREE(c->api_tls_key);
     PT_FREE(c->acme_directory);
     PT_FREE(c->acme_email);
     PT_FREE(c->acme_ca_bundle);

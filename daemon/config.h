@@ -24,6 +24,8 @@ struct pt_config {
     struct pt_listen http[PT_LISTEN_MAX];
     size_t n_http;
     struct pt_listen api;
+    char *api_tls_cert;    /* owned or NULL: the API speaks plain HTTP */
+    char *api_tls_key;     /* owned; set exactly when api_tls_cert is */
     unsigned workers;      /* 1..256; default: number of CPUs */
     struct pt_cidr trusted[PT_TRUSTED_MAX];
     size_t n_trusted;

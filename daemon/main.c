@@ -10,6 +10,7 @@
 #include "common/handover.h"
 #include "common/log.h"
 #include "daemon/acme.h"
+#include "daemon/apitls.h"
 #include "daemon/config.h"
 #include "daemon/publish.h"
 #include "daemon/sdnotify.h"
@@ -47,6 +48,7 @@ struct pt_daemon {
     char kinds[2 * PT_LISTEN_MAX + 1];
     size_t n_listeners;
     int api_fd;
+    struct pt_apitls api_tls;  /* cert_pem NULL: the API speaks plain HTTP */
     char *state_real;          /* canonical --state-dir: names the hand-over */
     pthread_mutex_t lock;      /* store transactions: API thread, ACME thread */
     struct pt_publisher publisher;
@@ -134,6 +136,22 @@ static void check_state_dir(const char *dir)
         die_usage("--state-dir %s: not writable: %s", dir, strerror(errno));
     close(fd);
     unlink(probe);
+}
+
+/* The API's address without port or brackets, "" for a wildcard: what a
+ * self-made certificate names. */
+static void api_host(const struct pt_listen *l, char *out, size_t size)
+{
+    const char *t = l->text;
+    const char *colon = strrchr(t, ':');
+    size_t n = colon ? (size_t)(colon - t) : strlen(t);
+    if (n >= 2 && t[0] == '[' && t[n - 1] == ']') {
+        t++;
+        n -= 2;
+    }
+    snprintf(out, size, "%.*s", (int)n, t);
+    if (strcmp(out, "0.0.0.0") == 0 || strcmp(out, "::") == 0)
+        out[0] = '\0';
 }
 
 static void load_token(struct pt_daemon *d)
@@ -500,6 +518,17 @@ static int run_daemon(int argc, char **argv)
     if (d.state_real == NULL)
         die_usage("--state-dir %s: %s", d.cfg.state_dir, strerror(errno));
     load_token(&d);
+    if (d.cfg.api_tls_cert) {
+        /* Before privileges drop: the key may be readable by root only. */
+        char host[PT_ADDRSTR_MAX];
+        api_host(&d.cfg.api, host, sizeof(host));
+        if (pt_apitls_load(d.cfg.api_tls_cert, d.cfg.api_tls_key, host, &d.api_tls, err,
+                           sizeof(err)) != 0)
+            die_usage("%s", err);
+        if (d.api_tls.made)
+            pt_log(PT_LOG_INFO, "made the API's TLS certificate %s (key %s)",
+                   d.cfg.api_tls_cert, d.cfg.api_tls_key);
+    }
     char dbpath[4200];
     snprintf(dbpath, sizeof(dbpath), "%s/portier.db", d.cfg.state_dir);
     if (pt_store_open(dbpath, &d.store, err, sizeof(err)) != 0)
@@ -573,6 +602,8 @@ static int run_daemon(int argc, char **argv)
         .lock = &d.lock,
         .hooks = {&d, hook_compile, hook_compile_bans, hook_publish, hook_discard, hook_workers, hook_healthy,
                   hook_metrics, d.acme ? hook_acme_kick : NULL},
+        .tls_cert_pem = d.api_tls.cert_pem,
+        .tls_key_pem = d.api_tls.key_pem,
     };
     if (pt_api_start(&ac, &d.api, err, sizeof(err)) != 0)
         die_usage("%s", err);
@@ -586,8 +617,12 @@ static int run_daemon(int argc, char **argv)
     uv_signal_start(&d.sigint, on_signal, SIGINT);
     uv_signal_start(&d.sighup, on_signal, SIGHUP);
 
-    pt_log(PT_LOG_INFO, "portier %s: API on http://%s/ (admin token in %s), %u workers",
-           PT_VERSION, d.cfg.api.text, d.cfg.token_file, d.cfg.workers);
+    pt_log(PT_LOG_INFO, "portier %s: API on %s://%s/ (admin token in %s), %u workers",
+           PT_VERSION, d.api_tls.cert_pem ? "https" : "http", d.cfg.api.text,
+           d.cfg.token_file, d.cfg.workers);
+    if (d.api_tls.cert_pem)
+        pt_log(PT_LOG_INFO, "API certificate %s: SHA-256 fingerprint %s, public key pin %s",
+               d.cfg.api_tls_cert, d.api_tls.fingerprint, d.api_tls.pin);
     pt_sdnotify_start(&d.sd, d.loop, hook_healthy, &d);
     uv_run(d.loop, UV_RUN_DEFAULT);
 
@@ -597,6 +632,7 @@ static int run_daemon(int argc, char **argv)
             close(d.fds[i]);
     free(d.fds);
     pt_store_close(d.store);
+    pt_apitls_free(&d.api_tls);
     uv_loop_close(d.loop);
     pt_config_free(&d.cfg);
     free(d.state_real);

@@ -543,7 +543,9 @@ int pt_store_token_check(struct pt_store *s, const char *hash_hex, int64_t now,
     int rc = PT_ENOTFOUND;
     if (sqlite3_step(st) == SQLITE_ROW) {
         const char *sc = (const char *)sqlite3_column_text(st, 0);
-        *scope = sc && strcmp(sc, "admin") == 0 ? "admin" : "bans";
+        /* the API allows nothing to a scope it does not know */
+        snprintf(s->token_scope, sizeof(s->token_scope), "%s", sc ? sc : "");
+        *scope = s->token_scope;
         rc = 0;
     }
     sqlite3_finalize(st);

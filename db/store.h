@@ -116,7 +116,7 @@ struct pt_store_token_limits {
 
 struct pt_store_token {
     const char *name;
-    const char *scope;  /* "admin" | "bans" */
+    const char *scope;  /* "admin" | "bans" | "backend:NAME" */
     int64_t created;
     int64_t last_used;  /* 0 = never */
     struct pt_store_token_limits lim;
@@ -131,8 +131,9 @@ int pt_store_token_add(struct pt_store *s, const char *name, const char *scope,
  * whose secret hashes to <hash_hex>. 0 or PT_ENOTFOUND. */
 int pt_store_token_limits(struct pt_store *s, const char *hash_hex, char *name,
                           size_t size, struct pt_store_token_limits *lim);
-/* Looks a token up by the hex SHA-256 of its secret; fills *scope (static
- * string "admin" or "bans") and records last use. 0 or PT_ENOTFOUND. */
+/* Looks a token up by the hex SHA-256 of its secret; fills *scope ("admin",
+ * "bans" or "backend:NAME", owned by <s> and valid until the next call of
+ * this function) and records last use. 0 or PT_ENOTFOUND. */
 int pt_store_token_check(struct pt_store *s, const char *hash_hex, int64_t now,
                          const char **scope);
 int pt_store_token_delete(struct pt_store *s, const char *name);

@@ -9,6 +9,9 @@
 
 struct pt_store {
     sqlite3 *db;
+    /* The scope pt_store_token_check found last ("backend:NAME" is not a
+     * static string); the API reads it under its lock, before the next call. */
+    char token_scope[80];
 };
 
 /* Prepares <sql>; logs and returns PT_EDB on failure. */

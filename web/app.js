@@ -601,11 +601,12 @@
     if (!value) { fieldError(form, 'token', 'Enter the token.'); return; }
     token = value;
     try {
-      await api('GET', '/status', undefined, true);
+      // listing backends takes an admin token: bans and backend:NAME tokens get 403
+      await api('GET', '/backends', undefined, true);
     } catch (err) {
       token = '';
       if (err.status === 401) return fieldError(form, 'token', 'The API refused this token (401).');
-      if (err.status === 403) return fieldError(form, 'token', 'This token may only manage bans (403): use the admin token.');
+      if (err.status === 403) return fieldError(form, 'token', 'This token is limited to bans or to one backend (403): use the admin token.');
       throw err;
     }
     try { sessionStorage.setItem(TOKEN_KEY, token); } catch (e) { /* kept in memory only */ }

@@ -140,6 +140,8 @@ port_listening() { [ -n "$(ss -Hltn "( sport = :$1 )" 2>/dev/null)" ]; }
 port_free() { ! port_listening "$1"; }
 
 read -r API_PORT HTTPS_PORT HTTP_PORT <<<"$(free_ports 3)"
+# a test that starts the API over TLS sets API_SCHEME=https and API_CACERT=FILE
+API_SCHEME=http API_CACERT=""
 STATE_DIR="$T/state"
 TOKEN_FILE=""
 
@@ -209,7 +211,8 @@ _req() {
     [ -z "$tok" ] || args+=(-H "Authorization: Bearer $tok")
     [ -z "$file" ] || args+=(-H 'Content-Type: application/json' --data-binary "@$file")
     rm -f "$T/.resp" "$T/.hdrs"
-    STATUS=$(curl "${args[@]}" "http://127.0.0.1:$API_PORT$path" 2>"$T/.curlerr")
+    [ -z "$API_CACERT" ] || args+=(--cacert "$API_CACERT")
+    STATUS=$(curl "${args[@]}" "$API_SCHEME://127.0.0.1:$API_PORT$path" 2>"$T/.curlerr")
     [ -n "$STATUS" ] || STATUS=000
     BODY=$(cat "$T/.resp" 2>/dev/null)
     HEADERS=$(tr -d '\r' <"$T/.hdrs" 2>/dev/null)
@@ -314,7 +317,8 @@ workers_at() {
 }
 
 healthz_ok() {
-    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$API_PORT/healthz")" = 200 ]
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 ${API_CACERT:+--cacert "$API_CACERT"} \
+        "$API_SCHEME://127.0.0.1:$API_PORT/healthz")" = 200 ]
 }
 
 # start_portierd [extra flags]: returns 1 (after printing the log) if the daemon

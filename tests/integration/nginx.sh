@@ -42,11 +42,13 @@ PYEOF
     api_file POST /api/v1/certificates "$T/$1.cert.json"
 }
 
-# start_nginx NAME SERVER_BLOCKS: waits until every "listen" port answers.
-start_nginx() {
+# nginx_conf NAME SERVER_BLOCKS: writes $T/nginx-NAME/nginx.conf (prefix
+# $T/nginx-NAME); NGINX_MAIN holds main-context lines to put first (load_module).
+nginx_conf() {
     local name=$1 servers=$2 p="$T/nginx-$1"
     mkdir -p "$p/logs" "$p/tmp"
     cat >"$p/nginx.conf" <<CONF
+${NGINX_MAIN:-}
 user root;
 worker_processes 1;
 pid $p/nginx.pid;
@@ -64,6 +66,13 @@ http {
     $servers
 }
 CONF
+}
+
+# start_nginx NAME SERVER_BLOCKS: waits until every "listen" port of nginx.conf
+# answers (ports in included files are the caller's to wait for).
+start_nginx() {
+    local name=$1 servers=$2 p="$T/nginx-$1"
+    nginx_conf "$name" "$servers"
     # Its own process group: nginx rewrites its process title over the
     # environment, so the cleanup cannot find its workers by the test's mark;
     # it kills the group instead.

@@ -8,6 +8,7 @@
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 . "$HERE/nginx.sh"
+. "$HERE/fail2ban.sh"
 ACTION="$HERE/../../contrib/fail2ban/action.d/portier.conf"
 cd "$T"
 
@@ -163,15 +164,6 @@ F="$T/f2b"
 mkdir -p "$F/action.d" "$F/filter.d"
 cp "$ACTION" "$F/action.d/portier.conf"
 : >"$F/test.log"
-cat >"$F/fail2ban.conf" <<EOF
-[Definition]
-loglevel = INFO
-logtarget = $F/fail2ban.log
-socket = $F/fail2ban.sock
-pidfile = $F/fail2ban.pid
-dbfile = :memory:
-syslogsocket = auto
-EOF
 cat >"$F/filter.d/portier-test.conf" <<'EOF'
 [Definition]
 failregex = ^auth failure from <HOST>$
@@ -190,14 +182,7 @@ maxretry = 3
 findtime = 600
 action = portier[portier_url="$URL", portier_token_file="$T/portier.token"]
 EOF
-env "$MARK" fail2ban-server -f -x -s "$F/fail2ban.sock" -p "$F/fail2ban.pid" -c "$F" \
-    >"$F/server.out" 2>&1 &
-track_pid $!
-f2b() { fail2ban-client -c "$F" -s "$F/fail2ban.sock" -p "$F/fail2ban.pid" "$@"; }
-# (the global status: asking for a jail not loaded yet would log an ERROR)
-f2b_up() { f2b status 2>/dev/null | grep -q "Jail list:.*portier-test"; }
-check "fail2ban-server runs the jail with the portier action" wait_until 20 f2b_up
-f2b_up || note "fail2ban-server: $(tail -n 5 "$F/server.out" "$F/fail2ban.log" 2>/dev/null)"
+check "fail2ban-server runs the jail with the portier action" f2b_start "$F"
 f2b set portier-test banip 192.0.2.55 >/dev/null 2>&1
 check "fail2ban banip: 192.0.2.55 banned at portier for the jail's bantime (900 s)" \
     wait_until 10 ban_lasts 192.0.2.55 900

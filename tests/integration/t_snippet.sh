@@ -172,9 +172,9 @@ snippet yunohost "from=127.0.0.1"
 check "for=yunohost -> 200 text/plain" is_text
 printf '%s\n' "$BODY" >hook.sh
 check "yunohost: a bash script" eval '[ "$(head -n1 hook.sh)" = "#!/bin/bash" ] && bash -n hook.sh'
-check "yunohost: conf_regen hook with pre/post, PORTIER_FROM from from=" \
+check "yunohost: conf_regen hook with pre/post, PORTIER_FROM from from=, PORTIER_LISTEN = servers" \
     eval 'grep -q conf_regen hook.sh && grep -q "^    pre)" hook.sh && grep -qxF "PORTIER_FROM=\"127.0.0.1\"" hook.sh &&
-          grep -qxF "PORTIER_PROXY_PROTOCOL=1" hook.sh && grep -qxF "PORTIER_HTTP=1" hook.sh'
+          grep -qxF "PORTIER_LISTEN=\"127.0.0.1:$P1\"" hook.sh && grep -qxF "PORTIER_HTTP=1" hook.sh'
 if command -v shellcheck >/dev/null 2>&1; then
     out=$(shellcheck -s bash hook.sh 2>&1)
     check "yunohost: shellcheck finds nothing" [ -z "$out" ]
@@ -270,18 +270,20 @@ check "hook pre exits 0" [ "$rc" = 0 ]
 [ "$rc" = 0 ] || note "$(cat hook.out)"
 count() { grep -cxF -- "$1" "$2"; }
 A="$CONFD/a.test.conf"
-check "hook: listen 443 ssl http2 gains proxy_protocol (v4 and v6)" \
-    eval '[ "$(count "    listen 443 ssl http2 proxy_protocol;" "$A")" = 1 ] &&
-          [ "$(count "    listen [::]:443 ssl http2 proxy_protocol;" "$A")" = 1 ] &&
-          ! grep -q "listen 443 ssl http2;" "$A"'
+check "hook: YunoHost's listen 443 lines stay as they are (v4 and v6)" \
+    eval '[ "$(count "    listen 443 ssl http2;" "$A")" = 1 ] &&
+          [ "$(count "    listen [::]:443 ssl http2;" "$A")" = 1 ] && ! grep -q "443.*proxy_protocol" "$A"'
+check "hook: portier's own listener (the backend's server) with proxy_protocol, once per block" \
+    eval '[ "$(count "    listen 127.0.0.1:$P1 ssl http2 proxy_protocol;" "$A")" = 1 ]'
 check "hook: port-443 block gets set_real_ip_from + real_ip_header proxy_protocol once" \
     eval '[ "$(count "    real_ip_header proxy_protocol;" "$A")" = 1 ] &&
           [ "$(count "    set_real_ip_from 127.0.0.1;" "$A")" = 2 ]'
 check "hook: port-80 block gets real_ip_header X-Real-IP once, port 80 without proxy_protocol" \
     eval '[ "$(count "    real_ip_header X-Real-IP;" "$A")" = 1 ] &&
           [ "$(count "    listen 80;" "$A")" = 1 ] && [ "$(count "    listen [::]:80;" "$A")" = 1 ]'
-check "hook: the admin configuration (default_server) is edited too" \
-    eval '[ "$(count "    listen 443 ssl http2 default_server proxy_protocol;" "$CONFD/yunohost_admin.conf")" = 1 ] &&
+check "hook: the admin configuration (default_server) gets the listener as default_server" \
+    eval '[ "$(count "    listen 127.0.0.1:$P1 ssl http2 default_server proxy_protocol;" "$CONFD/yunohost_admin.conf")" = 1 ] &&
+          [ "$(count "    listen 443 ssl http2 default_server;" "$CONFD/yunohost_admin.conf")" = 1 ] &&
           [ "$(count "    real_ip_header X-Real-IP;" "$CONFD/yunohost_admin.conf")" = 1 ]'
 check "hook: a block that already sets real_ip_header is left alone" cmp -s c.orig "$CONFD/c.test.conf"
 check "hook: an empty pending file (removal) stays empty" [ ! -s "$CONFD/removed.test.conf" ]
@@ -319,7 +321,7 @@ grep -q "test is successful" <<<"$out" || note "$out"
 
 SNIP_BACKEND=plain snippet yunohost
 check "yunohost, proxy_protocol none: port 443 left alone, port 80 too (no http_servers), v2 recommended" \
-    eval 'grep -qxF "PORTIER_PROXY_PROTOCOL=0" <<<"$BODY" && grep -qxF "PORTIER_HTTP=0" <<<"$BODY" &&
+    eval 'grep -qxF "PORTIER_LISTEN=\"\"" <<<"$BODY" && grep -qxF "PORTIER_HTTP=0" <<<"$BODY" &&
           grep -q "\"proxy_protocol\": \"v2\"" <<<"$BODY"'
 snippet yunohost
 check "yunohost without from=: PORTIER_FROM defaults to loopback, with the LAN comment" \

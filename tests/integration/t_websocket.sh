@@ -8,7 +8,7 @@
 # later request intact.
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
-. "$HERE/nginx.sh" # make_cert
+. "$HERE/nginx.sh" # make_cert, upload_cert
 cd "$T"
 
 WS_TOOL="$HERE/tools/ws_echo.py"

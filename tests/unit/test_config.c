@@ -557,3 +557,28 @@ Test(config, file_long_comment_line_is_not_split)
     }
     pt_config_free(&c);
 }
+
+Test(config, api_tls_pair)
+{
+    struct pt_config c;
+    cr_assert_eq(parse(&c, "--api-tls-cert", "/etc/p/api.crt", "--api-tls-key=/etc/p/api.key",
+                       NULL),
+                 PT_CONFIG_RUN, "%s", errbuf);
+    cr_expect_str_eq(c.api_tls_cert, "/etc/p/api.crt");
+    cr_expect_str_eq(c.api_tls_key, "/etc/p/api.key");
+    pt_config_free(&c);
+    cr_assert_eq(parse(&c, NULL), PT_CONFIG_RUN);
+    cr_expect_null(c.api_tls_cert, "no TLS by default");
+    cr_expect_null(c.api_tls_key);
+    pt_config_free(&c);
+    expect_error(parse(&c, "--api-tls-cert", "/etc/p/api.crt", NULL), &c, "--api-tls-key",
+                 "cert without key");
+    expect_error(parse(&c, "--api-tls-key", "/etc/p/api.key", NULL), &c, "--api-tls-cert",
+                 "key without cert");
+    expect_error(parse(&c, "--api-tls-cert=", "--api-tls-key=k", NULL), &c, "--api-tls-cert",
+                 "empty cert path");
+    const char *conf = write_file("tls.conf", "api-tls-cert = /a.crt\napi-tls-key = /a.key\n");
+    cr_assert_eq(parse(&c, "--config", conf, NULL), PT_CONFIG_RUN, "%s", errbuf);
+    cr_expect_str_eq(c.api_tls_key, "/a.key");
+    pt_config_free(&c);
+}

@@ -567,6 +567,62 @@ Test(store, odd_names_and_documents)
     pt_store_close(s);
 }
 
+/* ---- token scopes (migration 0005) ----------------------------------------- */
+
+Test(store, token_scopes)
+{
+    struct pt_store *s = open_default();
+    const char *scope = NULL;
+    cr_assert_eq(pt_store_token_add(s, "a", "admin", "11", 1, NULL), 0);
+    cr_assert_eq(pt_store_token_add(s, "b", "bans", "22", 1, NULL), 0);
+    cr_assert_eq(pt_store_token_add(s, "y", "backend:yuno1", "33", 1, NULL), 0);
+    /* The schema refuses what the API would not mint either. */
+    cr_expect_neq(pt_store_token_add(s, "e", "backend:", "44", 1, NULL), 0);
+    cr_expect_neq(pt_store_token_add(s, "r", "root", "55", 1, NULL), 0);
+    cr_expect_neq(pt_store_token_add(s, "u", "backend:Yuno", "66", 1, NULL), 0);
+    cr_assert_eq(pt_store_token_check(s, "33", 2, &scope), 0);
+    cr_expect_str_eq(scope, "backend:yuno1");
+    cr_assert_eq(pt_store_token_check(s, "22", 2, &scope), 0);
+    cr_expect_str_eq(scope, "bans");
+    cr_assert_eq(pt_store_token_check(s, "11", 2, &scope), 0);
+    cr_expect_str_eq(scope, "admin");
+    cr_expect_eq(pt_store_token_check(s, "99", 2, &scope), PT_ENOTFOUND);
+    pt_store_close(s);
+}
+
+/* 0005 edits the CHECK constraint in place: the columns 0004 added to
+ * tokens (max_prefix4, max_prefix6, quota) and their rows survive. */
+Test(store, backend_scope_migration_keeps_columns)
+{
+    struct pt_migration m[64];
+    int n = pt_store_embedded_migrations(m, 64);
+    cr_assert_geq(n, 5);
+    struct pt_store *s;
+    char err[256];
+    cr_assert_eq(pt_store_open_with(dbpath, m, 4, &s, err, sizeof(err)), 0, "%s", err);
+    pt_store_close(s);
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db,
+                              "INSERT INTO tokens(name, scope, hash, created_at, quota) "
+                              "VALUES ('old', 'bans', 'aa', 1, 7);",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
+    cr_expect_neq(sqlite3_exec(db,
+                               "INSERT INTO tokens(name, scope, hash, created_at) "
+                               "VALUES ('early', 'backend:x', 'bb', 1)",
+                               NULL, NULL, NULL),
+                  SQLITE_OK, "before 0005 the scope is refused");
+    sqlite3_close(db);
+    s = open_default();
+    cr_expect_eq(pt_store_token_add(s, "y", "backend:yuno1", "33", 1, NULL), 0);
+    pt_store_close(s);
+    cr_expect_eq(peek_int("SELECT quota FROM tokens WHERE name = 'old'"), 7);
+    cr_expect_eq(peek_int("SELECT count(*) FROM pragma_integrity_check "
+                          "WHERE integrity_check = 'ok'"),
+                 1);
+}
+
 static uint64_t held_by(struct pt_store *s, const char *who)
 {
     uint64_t n = 99;
