@@ -1,16 +1,11 @@
-/* The L4 relay: SNI passthrough on the TLS listeners and the plain-HTTP
- * side of port 80.
+/* The front stage and the L4 relay.
  *
- * TLS: peek the ClientHello, route by SNI, connect to the backend, write the
- * PROXY header and replay the buffered bytes, then relay both ways until
- * both sides are done.
- *
- * Port 80: read the first request head (common/http1.c checks framing and
- * smuggling shapes), then answer it (ACME HTTP-01, 301 to https, 404) or
- * forward it to the backend's http_servers with X-Forwarded-For / X-Real-IP
- * and Connection: close, and relay the rest like passthrough. One request
- * per connection is plenty for redirects, challenges and a backend's own
- * redirects, and keeps the relay free of HTTP parsing after the head.
+ * Every accepted connection starts here: ban check, inbound PROXY header
+ * from a trusted front. On the TLS listeners: peek the ClientHello, route by
+ * SNI; passthrough domains are relayed here (connect to the backend, write
+ * the PROXY header and replay the buffered bytes, then relay both ways until
+ * both sides are done); offload domains go to the HTTP engine
+ * (worker/httpproxy.c). Port 80 connections go to the HTTP engine at once.
  *
  * Memory: while routing, a connection holds the bytes received so far (at
  * most PT_CLIENTHELLO_MAX + one read). Once relaying, reads land in one
@@ -22,10 +17,8 @@
 
 #include "common/addr.h"
 #include "common/clienthello.h"
-#include "common/dname.h"
-#include "common/http1.h"
 #include "common/proxyproto.h"
-#include "worker/offload.h"
+#include "worker/httpproxy.h"
 #include "worker/upstream.h"
 
 #include <errno.h>
@@ -40,7 +33,6 @@
 enum pass_state {
     PASS_PROXY_HDR = 0, /* reading a PROXY header from a trusted front */
     PASS_HELLO,         /* buffering until the ClientHello is complete */
-    PASS_HEAD,          /* port 80: buffering the first request head */
     PASS_RESOLVE,       /* backend name lookup (uv_getaddrinfo) */
     PASS_CONNECT,       /* connecting to servers[server_ix] */
     PASS_RELAY,         /* bytes both ways */
@@ -72,8 +64,8 @@ struct pass {
     const struct pt_hostport *servers; /* the list being tried (borrowed) */
     size_t n_servers;
     size_t server_ix;
-    bool http;          /* a port-80 connection */
-    struct pt_wbuf head; /* port 80: the rewritten head to send first */
+    bool http;          /* a port-80 connection (handed to the HTTP engine) */
+    bool from_trusted;  /* the socket's peer is a --trusted-proxy */
     uv_timer_t timer;
     uint64_t deadline_ms; /* state timeout, or idle deadline when relaying */
     uv_getaddrinfo_t gai;
@@ -136,7 +128,6 @@ static void release(struct pass *c)
     if (!c->handed_off)
         log_access(c);
     pt_snap_unref(c->snap);
-    pt_wbuf_free(&c->head);
     free(c->hbuf);
     free(c->cli.pending);
     free(c->srv.pending);
@@ -180,7 +171,7 @@ static void pass_close(struct pass *c, bool reset)
 }
 
 /* Answers the client (a TLS alert, a small HTTP response) and closes once
- * the bytes are written. <data> must outlive the write: static or c->head. */
+ * the bytes are written. <data> must outlive the write (static). */
 static void on_answer_written(uv_write_t *req, int status)
 {
     struct pass *c = req->data;
@@ -204,32 +195,10 @@ static void answer_and_close(struct pass *c, const void *data, size_t len)
 
 static void send_alert(struct pass *c, uint8_t desc)
 {
-    if (c->http) {
-        /* Port 80 speaks HTTP: the same failures as a status code. */
-        static const char body[] = "<html><body><h1>502 Bad Gateway</h1></body></html>\n";
-        c->head.len = 0;
-        pt_http1_write_response(&c->head, 502, NULL, "text/html", body, sizeof(body) - 1);
-        answer_and_close(c, c->head.data, c->head.len);
-        return;
-    }
     static uint8_t alerts[256][7];
     uint8_t *a = alerts[desc];
     pt_tls_alert(a, 0x0303, desc);
     answer_and_close(c, a, 7);
-}
-
-static void http_answer(struct pass *c, int status, const char *extra, const char *type,
-                        const char *body)
-{
-    char page[256];
-    if (body == NULL) {
-        snprintf(page, sizeof(page), "<html><body><h1>%d %s</h1></body></html>\n", status,
-                 pt_http1_reason(status));
-        body = page;
-    }
-    c->head.len = 0;
-    pt_http1_write_response(&c->head, status, extra, type, body, strlen(body));
-    answer_and_close(c, c->head.data, c->head.len);
 }
 
 static void arm(struct pass *c, uint32_t ms)
@@ -281,10 +250,6 @@ static void on_timer(uv_timer_t *t)
         /* Cutting with data still queued must not look like a clean end. */
         pass_close(c, c->cli.pending != NULL || c->srv.pending != NULL);
         return;
-    case PASS_HEAD:
-        c->result = "head_timeout";
-        http_answer(c, 408, NULL, "text/html", NULL);
-        return;
     default:
         c->result = "timeout";
         pass_close(c, false);
@@ -305,13 +270,44 @@ static void alloc_hello(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     (void)hint;
     if (c->hcap - c->hlen < 512) {
         size_t cap = c->hcap ? c->hcap * 2 : HELLO_BUF_MIN;
-        size_t max = (c->http ? PT_HTTP_HEAD_MAX : PT_CLIENTHELLO_MAX) + 512;
+        size_t max = PT_CLIENTHELLO_MAX + 512;
         if (cap > max)
             cap = max;
         c->hbuf = pt_xrealloc(c->hbuf, cap);
         c->hcap = cap;
     }
     *buf = uv_buf_init((char *)c->hbuf + c->hlen, (unsigned)(c->hcap - c->hlen));
+}
+
+/* Gives the connection to the HTTP engine (offload, or any port-80
+ * connection) with the bytes read so far. The socket travels as a dup: a
+ * libuv handle cannot move, this one closes. */
+static void hand_off(struct pass *c)
+{
+    struct pt_httpproxy_info info = {
+        .peer = c->peer,
+        .local = c->local,
+        .tls = !c->http,
+        .trusted = c->from_trusted,
+        .sni = c->sni,
+        .sni_len = c->sni_len,
+        .pre = c->hbuf,
+        .pre_len = c->hlen,
+    };
+    uv_os_fd_t fd;
+    int fd2 = uv_fileno((uv_handle_t *)&c->cli.tcp, &fd) == 0 ? dup(fd) : -1;
+    stop_reading(&c->cli);
+    if (fd2 < 0) {
+        c->result = "internal_error";
+        if (c->http)
+            pass_close(c, false);
+        else
+            send_alert(c, PT_TLS_ALERT_INTERNAL_ERROR);
+        return;
+    }
+    c->handed_off = true;
+    pt_httpproxy_start(c->l, fd2, &info);
+    pass_close(c, false);
 }
 
 static void set_sni(struct pass *c, const struct pt_clienthello *ch)
@@ -333,21 +329,7 @@ static void route(struct pass *c)
     c->dom = &s->domains[ix];
     c->be = &s->backends[c->dom->backend_ix];
     if (c->dom->mode == PT_MODE_OFFLOAD) {
-        /* The offload module takes the socket (a dup: this handle closes)
-         * and the bytes read so far. */
-        struct pt_offload_info info = {c->peer, c->local, c->sni, c->sni_len, c->hbuf,
-                                       c->hlen};
-        uv_os_fd_t fd;
-        int fd2 = uv_fileno((uv_handle_t *)&c->cli.tcp, &fd) == 0 ? dup(fd) : -1;
-        stop_reading(&c->cli);
-        if (fd2 < 0) {
-            c->result = "internal_error";
-            send_alert(c, PT_TLS_ALERT_INTERNAL_ERROR);
-            return;
-        }
-        c->handed_off = true;
-        pt_offload_start(c->l, fd2, &info);
-        pass_close(c, false);
+        hand_off(c);
         return;
     }
     /* The client keeps being read while the backend connects (what comes is
@@ -383,144 +365,6 @@ static void handle_hello(struct pass *c)
     route(c);
 }
 
-/* ---- port 80 -------------------------------------------------------------- */
-
-static struct pt_http_req http_req; /* parsed synchronously, used at once */
-
-/* The path to put in a redirect: origin-form as is, the path of an
- * absolute-form target, "/" otherwise. */
-static void redirect_path(const struct pt_http_req *r, const char **p, size_t *n)
-{
-    *p = r->url;
-    *n = r->url_len;
-    if (*n && **p == '/')
-        return;
-    const char *s = memmem(r->url, r->url_len, "://", 3);
-    if (s) {
-        const char *end = r->url + r->url_len;
-        const char *slash = memchr(s + 3, '/', (size_t)(end - s - 3));
-        if (slash) {
-            *p = slash;
-            *n = (size_t)(end - slash);
-            return;
-        }
-    }
-    *p = "/";
-    *n = 1;
-}
-
-/* Whether an ACME path we have no answer for belongs to a passthrough
- * domain that forwards port 80 (its backend obtains its own certificates). */
-static bool acme_for_backend(const struct pt_snapshot *s, const struct pt_http_req *r)
-{
-    char host[PT_DNAME_MAX + 1];
-    int hl = r->host ? pt_dname_normalize(r->host, r->host_len, host, PT_DNAME_STRIP_PORT,
-                                          NULL)
-                     : -1;
-    int ix = hl > 0 ? pt_route_lookup(s->routes, host, (size_t)hl) : -1;
-    if (ix < 0 || s->domains[ix].mode != PT_MODE_PASSTHROUGH)
-        return false;
-    return s->backends[s->domains[ix].backend_ix].n_http_servers > 0;
-}
-
-static void handle_head(struct pass *c)
-{
-    struct pt_http_req *r = &http_req;
-    const struct pt_snapshot *s = c->snap;
-    int rc = pt_http1_parse_request(c->hbuf, c->hlen, r);
-    if (rc == PT_ENEEDMORE)
-        return;
-    c->state = PASS_RESOLVE; /* head done: later bytes are buffered and replayed */
-    if (rc < 0) {
-        c->result = "bad_request";
-        http_answer(c, r->status, NULL, "text/html", NULL);
-        return;
-    }
-    if (r->host) {
-        c->sni_len = r->host_len < sizeof(c->sni) ? r->host_len : sizeof(c->sni) - 1;
-        memcpy(c->sni, r->host, c->sni_len);
-    }
-
-    /* ACME HTTP-01 paths are reserved whatever the host. */
-    static const char acme[] = "/.well-known/acme-challenge/";
-    if (r->url_len >= sizeof(acme) - 1 && memcmp(r->url, acme, sizeof(acme) - 1) == 0) {
-        const char *tok = r->url + sizeof(acme) - 1;
-        size_t tlen = r->url_len - (sizeof(acme) - 1);
-        const char *q = memchr(tok, '?', tlen);
-        if (q)
-            tlen = (size_t)(q - tok);
-        for (size_t i = 0; i < s->n_tokens; i++)
-            if (strlen(s->tokens[i].token) == tlen &&
-                memcmp(s->tokens[i].token, tok, tlen) == 0) {
-                c->result = "acme_challenge";
-                http_answer(c, 200, NULL, "text/plain", s->tokens[i].key_authorization);
-                return;
-            }
-        /* Not one of ours: a passthrough backend (a YunoHost server) gets
-         * its own HTTP-01 challenges; everything else is a 404. */
-        if (!acme_for_backend(s, r)) {
-            c->result = "acme_unknown_token";
-            http_answer(c, 404, NULL, "text/html", NULL);
-            return;
-        }
-    }
-
-    char host[PT_DNAME_MAX + 1];
-    int hl = r->host ? pt_dname_normalize(r->host, r->host_len, host, PT_DNAME_STRIP_PORT,
-                                          NULL)
-                     : -1;
-    int ix = hl > 0 ? pt_route_lookup(s->routes, host, (size_t)hl) : -1;
-    if (ix < 0) {
-        c->result = "unknown_host";
-        http_answer(c, 404, NULL, "text/html", NULL);
-        return;
-    }
-    c->dom = &s->domains[ix];
-    c->be = &s->backends[c->dom->backend_ix];
-    if (c->dom->mode == PT_MODE_OFFLOAD && c->dom->redirect_http) {
-        char loc[PT_DNAME_MAX + 64];
-        const char *path;
-        size_t plen;
-        redirect_path(r, &path, &plen);
-        uint16_t port = s->settings.https_port;
-        if (port == 443 || port == 0)
-            snprintf(loc, sizeof(loc), "Location: https://%s", host);
-        else
-            snprintf(loc, sizeof(loc), "Location: https://%s:%u", host, port);
-        struct pt_wbuf extra = {0};
-        pt_wbuf_put(&extra, loc, strlen(loc));
-        pt_wbuf_put(&extra, path, plen);
-        pt_wbuf_put(&extra, "\r\n", 3); /* with the NUL: used as a C string */
-        c->result = "redirect";
-        http_answer(c, 301, (const char *)extra.data, "text/html", NULL);
-        pt_wbuf_free(&extra);
-        return;
-    }
-    if (c->dom->mode == PT_MODE_PASSTHROUGH) {
-        c->servers = c->be->http_servers;
-        c->n_servers = c->be->n_http_servers;
-    } else {
-        c->servers = c->be->tls ? NULL : c->be->servers;
-        c->n_servers = c->be->tls ? 0 : c->be->n_servers;
-    }
-    if (c->n_servers == 0) {
-        c->result = "no_http_servers";
-        http_answer(c, 404, NULL, "text/html", NULL);
-        return;
-    }
-    char ip[PT_ADDRSTR_MAX];
-    pt_sockaddr_ip((struct sockaddr *)&c->peer, ip, sizeof(ip));
-    struct pt_http_fwd fwd = {ip, "http", true};
-    c->head.len = 0;
-    pt_http1_write_request(r, &fwd, &c->head);
-    /* What followed the head (a body, pipelined bytes) is replayed as is. */
-    memmove(c->hbuf, c->hbuf + r->head_len, c->hlen - r->head_len);
-    c->hlen -= r->head_len;
-    c->server_ix = 0;
-    try_server(c);
-}
-
-
 /* ---- inbound PROXY header ------------------------------------------------ */
 
 static bool trusted(const struct pass *c)
@@ -532,18 +376,11 @@ static bool trusted(const struct pass *c)
     return false;
 }
 
-static void handle_head(struct pass *c);
-
 static void begin_hello(struct pass *c)
 {
     if (c->http) {
-        c->state = PASS_HEAD;
-        if (c->hlen > 0) {
-            handle_head(c);
-            if (c->state != PASS_HEAD)
-                return;
-        }
-        start_reading(&c->cli);
+        /* Port 80 speaks HTTP from the first byte: all of it is the engine's. */
+        hand_off(c);
         return;
     }
     c->state = PASS_HELLO;
@@ -767,17 +604,13 @@ static void on_client_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         on_proxy_read(st, n, buf);
         break;
     case PASS_HELLO:
-    case PASS_HEAD:
         if (n < 0) {
             pass_close(c, n != UV_EOF);
             break;
         }
         c->hlen += (size_t)n;
         c->cli.bytes += (uint64_t)n;
-        if (c->state == PASS_HELLO)
-            handle_hello(c);
-        else
-            handle_head(c);
+        handle_hello(c);
         break;
     case PASS_RESOLVE:
     case PASS_CONNECT:
@@ -934,17 +767,16 @@ static void relay_start(struct pass *c)
     int tlen = sizeof(c->target);
     c->connected = uv_tcp_getpeername(&c->srv.tcp, (struct sockaddr *)&c->target, &tlen) == 0;
     uv_tcp_nodelay(&c->srv.tcp, 1);
-    if (!c->http && c->be->proxy_protocol != PT_PP_NONE) {
+    if (c->be->proxy_protocol != PT_PP_NONE) {
         hn = pt_proxyproto_encode(c->be->proxy_protocol, (struct sockaddr *)&c->peer,
                                   (struct sockaddr *)&c->local, c->sni_len ? c->sni : NULL,
                                   c->sni_len, hdr, sizeof(hdr));
         if (hn < 0)
             hn = 0;
     }
-    /* Header and replayed hello leave in one write (one segment). On port 80
-     * the rewritten request head replaces the one received. */
-    const uint8_t *pre = c->http ? c->head.data : hdr;
-    size_t pre_len = c->http ? c->head.len : (size_t)hn;
+    /* Header and replayed hello leave in one write (one segment). */
+    const uint8_t *pre = hdr;
+    size_t pre_len = (size_t)hn;
     size_t total = pre_len + c->hlen;
     uint8_t *first = pt_xmalloc(total ? total : 1);
     if (pre_len)
@@ -989,7 +821,7 @@ static void accept_conn(struct pt_listener *l, int fd, const struct sockaddr_sto
     /* A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d. */
     pt_sockaddr_unmap(&c->peer);
     pt_sockaddr_unmap(&c->local);
-    bool from_trusted = trusted(c);
+    bool from_trusted = c->from_trusted = trusted(c);
     /* Refused before a single byte is read or answered. Connections from a
      * trusted front are judged on the address its PROXY header carries. */
     if (!from_trusted && pt_worker_banned(w, (struct sockaddr *)&c->peer)) {

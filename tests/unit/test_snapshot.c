@@ -101,6 +101,8 @@ static struct pt_snapshot *rich_snapshot(void)
     s->settings.hello_timeout_ms = 10000;
     s->settings.connect_timeout_ms = 5000;
     s->settings.idle_timeout_ms = 600000;
+    s->settings.body_timeout_ms = 60000;
+    s->settings.send_timeout_ms = 61000;
     s->settings.grace_ms = 30000;
     s->settings.https_port = 8443;
     add_trusted(s, "10.0.0.0/8");
@@ -171,6 +173,8 @@ static void expect_snapshots_eq(const struct pt_snapshot *a, const struct pt_sna
     cr_expect_eq(x->hello_timeout_ms, y->hello_timeout_ms);
     cr_expect_eq(x->connect_timeout_ms, y->connect_timeout_ms);
     cr_expect_eq(x->idle_timeout_ms, y->idle_timeout_ms);
+    cr_expect_eq(x->body_timeout_ms, y->body_timeout_ms);
+    cr_expect_eq(x->send_timeout_ms, y->send_timeout_ms);
     cr_expect_eq(x->grace_ms, y->grace_ms);
     cr_expect_eq(x->https_port, y->https_port);
     cr_assert_eq(x->n_trusted, y->n_trusted);

@@ -1,19 +1,28 @@
-/* TLS offload: terminate TLS for "offload" domains and proxy HTTP/1.1 to the
- * backend, on the same --https listeners as passthrough (the SNI decides,
- * worker/passthrough.c peeks it and hands the connection over).
+/* The HTTP/1.1 proxy engine, for TLS offload (the --https listeners, after
+ * worker/passthrough.c peeked an offload domain's SNI) and for port 80 (the
+ * --http listeners, from the first byte).
  *
- * OpenSSL is driven through memory BIOs, so the sockets stay non-blocking
- * libuv streams. Request heads are checked by common/http1.c (framing and
- * smuggling shapes) and rewritten with X-Forwarded-For / X-Real-IP /
- * X-Forwarded-Proto / X-Forwarded-Host; response heads get the domain's
- * response_headers and HSTS. Bodies are never buffered whole: http-parser
- * only finds where each message ends, and the bytes are forwarded as they
- * come (fixed length or chunked, as received). Keep-alive on both sides:
- * the backend connection is reused by the next request of the same client
- * connection when it goes to the same backend, and parked in a per-worker
- * pool for other client connections when this one ends. Upgrade (WebSocket)
- * turns the connection into a tunnel after the 101. */
-#include "worker/offload.h"
+ * The client transport is TLS through memory BIOs or the plain socket; both
+ * stay non-blocking libuv streams, and everything above the transport is the
+ * same: request heads checked by common/http1.c (framing, smuggling shapes)
+ * and matched against the route (TLS: the SNI's route, 421 otherwise; port
+ * 80: ACME HTTP-01 answers, 301 to https for offload domains, proxy to a
+ * passthrough backend's http_servers), rewritten with X-Forwarded-* (a client
+ * that is not a --trusted-proxy cannot choose them); response heads get the
+ * domain's response_headers and HSTS (TLS only). Bodies are never buffered
+ * whole: they are framed as they come and forwarded. Keep-alive on both
+ * sides: the backend connection is reused by the next request of the same
+ * client connection when it goes to the same servers, and parked in a
+ * per-worker pool for other client connections when this one ends, but only
+ * after a complete, well-framed exchange. Upgrade (WebSocket) turns the
+ * connection into a tunnel only after the backend's 101 to a request that
+ * asked for it.
+ *
+ * Memory per connection is bounded whatever the peers do: the client is
+ * not read while a request waits for its response once one head's worth of
+ * pipelined bytes is held (IN_MAX), and one side is not read while more than
+ * QUEUE_HIGH bytes wait to be written to the other. */
+#include "worker/httpproxy.h"
 
 #include "common/addr.h"
 #include "common/clienthello.h"
@@ -31,19 +40,22 @@
 
 #define RESP_HEAD_MAX (32 * 1024)
 #define QUEUE_HIGH (256 * 1024) /* stop reading the other side above this */
-#define IN_MAX (64 * 1024)      /* client bytes held while the backend connects */
+/* Client bytes held unforwarded (while the backend connects, or pipelined
+ * behind a request that waits for its response): one full head, and the
+ * read that crossed the mark (a TLS read yields up to 64 KiB plaintext). */
+#define IN_MAX PT_HTTP_HEAD_MAX
 
-enum off_state {
-    OFF_HANDSHAKE = 0, /* TLS handshake with the client */
-    OFF_HEAD,          /* waiting for a request head (first, or keep-alive) */
-    OFF_REQUEST,       /* a request is in flight: body and/or response */
-    OFF_TUNNEL,        /* after 101 Switching Protocols: bytes both ways */
-    OFF_CLOSING,       /* handles closing; freed on the last callback */
+enum hc_state {
+    HC_HANDSHAKE = 0, /* TLS handshake with the client */
+    HC_HEAD,          /* waiting for a request head (first, or keep-alive) */
+    HC_REQUEST,       /* a request is in flight: body and/or response */
+    HC_TUNNEL,        /* after 101 Switching Protocols: bytes both ways */
+    HC_CLOSING,       /* handles closing; freed on the last callback */
 };
 
 struct stream {
     uv_tcp_t tcp;
-    struct off *c;
+    struct hconn *c;
     bool init;       /* handle initialised: must be closed */
     bool connected;
     bool eof;        /* peer finished sending */
@@ -55,11 +67,13 @@ struct stream {
     struct pt_wbuf pend; /* plaintext waiting for the backend's TLS handshake */
 };
 
-struct off {
+struct hconn {
     struct pt_worker *w;
     struct pt_listener *l;
     struct pt_snapshot *snap; /* reference */
-    enum off_state state;
+    enum hc_state state;
+    bool tls;          /* offload (TLS with the client); false: port 80 */
+    bool trusted;      /* the socket's peer is a --trusted-proxy */
     struct stream cli, up;
     struct sockaddr_storage peer, local, target;
     char sni[256];
@@ -72,6 +86,9 @@ struct off {
     /* The request in flight. */
     const struct pt_domain *dom;
     const struct pt_backend *be; /* backend up is connected to, if any */
+    const struct pt_hostport *servers; /* be's list for this kind (borrowed) */
+    size_t n_servers;
+    bool up_tls;       /* speak TLS to the backend */
     size_t server_ix;
     bool req_keep_alive, req_is_head, req_upgrade, req_done, req_chunked;
     uint64_t req_left;
@@ -101,7 +118,11 @@ struct off {
     struct pt_wbuf retry_head; /* the head sent on a reused connection, kept
                                   until the response starts */
     uv_timer_t timer;
-    uint64_t deadline_ms;
+    uint64_t deadline_ms;      /* the state's timeout, moved by activity */
+    uint64_t send_deadline_ms; /* while a response waits for the client to take
+                                  it: --send-timeout after the last write
+                                  progress; 0 when nothing is queued */
+    uint64_t wake_ms;          /* when the timer fires next */
     uv_connect_t creq;
     uv_getaddrinfo_t gai;
     bool gai_pending;
@@ -120,17 +141,17 @@ struct wreq {
 
 static uint8_t read_buf[64 * 1024];
 
-static void off_close(struct off *c);
-static void process_client(struct off *c);
-static void feed_response(struct off *c, const uint8_t *p, size_t n);
-static void try_server(struct off *c);
+static void hc_close(struct hconn *c);
+static void process_client(struct hconn *c);
+static void feed_response(struct hconn *c, const uint8_t *p, size_t n);
+static void try_server(struct hconn *c);
 static void start_reading(struct stream *s);
 static void send_plain(struct stream *s, const void *p, size_t n);
-static void send_head_now(struct off *c);
+static void send_head_now(struct hconn *c);
 
 /* ---- lifetime ------------------------------------------------------------ */
 
-static void log_request(struct off *c, const char *result)
+static void log_request(struct hconn *c, const char *result)
 {
     char st[8];
     if (result == NULL) {
@@ -143,7 +164,7 @@ static void log_request(struct off *c, const char *result)
         .sni = c->sni,
         .sni_len = c->sni_len,
         .route = c->dom ? c->dom->name : NULL,
-        .mode = "offload",
+        .mode = c->tls ? "offload" : "http",
         .backend = c->be ? c->be->name : NULL,
         .server = c->up.connected ? (struct sockaddr *)&c->target : NULL,
         .bytes_in = c->bytes_in,
@@ -154,7 +175,7 @@ static void log_request(struct off *c, const char *result)
     pt_worker_access(c->w, &a);
 }
 
-static void release(struct off *c)
+static void release(struct hconn *c)
 {
     if (--c->handles > 0)
         return;
@@ -180,17 +201,17 @@ static void on_closed(uv_handle_t *h)
     release(h->data);
 }
 
-static void start_upstream(struct off *c);
+static void start_upstream(struct hconn *c);
 
 static void on_stream_closed(uv_handle_t *h)
 {
     struct stream *s = h->data;
-    struct off *c = s->c;
+    struct hconn *c = s->c;
     if (s == &c->up) {
         /* Only now may the stream's memory hold a new connection. */
         s->init = false;
         s->connected = false;
-        if (c->up_wanted && c->state == OFF_REQUEST) {
+        if (c->up_wanted && c->state == HC_REQUEST) {
             c->up_wanted = false;
             start_upstream(c);
         }
@@ -209,7 +230,7 @@ static void close_stream(struct stream *s)
  * idempotent, bodiless request keeps a copy: the backend may have closed
  * that connection just as we sent (the keep-alive race), and the request
  * then goes once more on another connection instead of failing with 502. */
-static void send_head(struct off *c, struct pt_wbuf *head)
+static void send_head(struct hconn *c, struct pt_wbuf *head)
 {
     send_plain(&c->up, head->data, head->len);
     pt_wbuf_free(&c->retry_head);
@@ -257,7 +278,7 @@ static void pool_drop(size_t i)
     pool_n--;
 }
 
-static void pool_put(struct off *c)
+static void pool_put(struct hconn *c)
 {
     struct stream *s = &c->up;
     uv_os_fd_t fd;
@@ -297,12 +318,12 @@ static int pool_take(const struct sockaddr_storage *sa, uint64_t now)
     return -1;
 }
 
-static void off_close(struct off *c)
+static void hc_close(struct hconn *c)
 {
-    if (c->state == OFF_CLOSING)
+    if (c->state == HC_CLOSING)
         return;
     pool_put(c);
-    c->state = OFF_CLOSING;
+    c->state = HC_CLOSING;
     if (c->gai_pending)
         uv_cancel((uv_req_t *)&c->gai);
     uv_timer_stop(&c->timer);
@@ -311,25 +332,63 @@ static void off_close(struct off *c)
     close_stream(&c->up);
 }
 
-static void arm(struct off *c, uint32_t ms)
+static void on_timer(uv_timer_t *t);
+
+/* The timer sleeps until the deadline it was started for and then looks
+ * again (cheaper than restarting it on every read): only a deadline earlier
+ * than that wake-up restarts it. */
+static void wake_by(struct hconn *c, uint64_t due)
+{
+    uint64_t now = pt_worker_now_ms(c->w);
+    if (due >= c->wake_ms || c->state == HC_CLOSING)
+        return;
+    c->wake_ms = due;
+    uv_timer_start(&c->timer, on_timer, due > now ? due - now : 0, 0);
+}
+
+static void arm(struct hconn *c, uint32_t ms)
 {
     c->deadline_ms = pt_worker_now_ms(c->w) + ms;
+    wake_by(c, c->deadline_ms);
+}
+
+static uint32_t body_timeout(const struct hconn *c)
+{
+    const struct pt_settings *st = &c->snap->settings;
+    return st->body_timeout_ms < st->idle_timeout_ms ? st->body_timeout_ms : st->idle_timeout_ms;
+}
+
+/* Write progress towards <s> (or its start): a client that has a response
+ * queued must take some of it within --send-timeout. */
+static void send_progress(struct hconn *c, struct stream *s)
+{
+    if (s != &c->cli)
+        return;
+    if (s->queued == 0) {
+        c->send_deadline_ms = 0;
+        return;
+    }
+    bool first = c->send_deadline_ms == 0;
+    c->send_deadline_ms = pt_worker_now_ms(c->w) + c->snap->settings.send_timeout_ms;
+    if (first)
+        wake_by(c, c->send_deadline_ms);
 }
 
 /* ---- writing ---------------------------------------------------------------- */
 
-static void on_drained(struct off *c, struct stream *s);
+static void on_drained(struct hconn *c, struct stream *s);
 
 static void on_written(uv_write_t *req, int status)
 {
     struct wreq *wr = (struct wreq *)req;
     struct stream *s = wr->s;
-    struct off *c = s->c;
+    struct hconn *c = s->c;
     s->queued -= wr->len;
     free(wr);
-    if (c->state != OFF_CLOSING) {
+    if (c->state != HC_CLOSING) {
+        send_progress(c, s);
         if (status != 0)
-            off_close(c);
+            hc_close(c);
         else
             on_drained(c, s);
     }
@@ -340,15 +399,15 @@ static void on_written(uv_write_t *req, int status)
  * costs nothing more, the rest is copied and queued. */
 static void raw_write(struct stream *s, const uint8_t *p, size_t n)
 {
-    struct off *c = s->c;
-    if (n == 0 || c->state == OFF_CLOSING)
+    struct hconn *c = s->c;
+    if (n == 0 || c->state == HC_CLOSING)
         return;
     uv_buf_t b = uv_buf_init((char *)(uintptr_t)p, (unsigned)n);
     int done = s->queued ? 0 : uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
     if (done == UV_EAGAIN || done == UV_ENOSYS)
         done = 0;
     if (done < 0) {
-        off_close(c);
+        hc_close(c);
         return;
     }
     if ((size_t)done == n)
@@ -363,10 +422,12 @@ static void raw_write(struct stream *s, const uint8_t *p, size_t n)
     if (uv_write(&wr->req, (uv_stream_t *)&s->tcp, &b, 1, on_written) != 0) {
         c->handles--;
         free(wr);
-        off_close(c);
+        hc_close(c);
         return;
     }
     s->queued += rest;
+    if (s->queued == rest)
+        send_progress(c, s);
 }
 
 /* Moves whatever OpenSSL produced (records, alerts) to the socket. */
@@ -387,7 +448,7 @@ static void flush_tls(struct stream *s)
  * leave in one write. */
 static void send_plain_nf(struct stream *s, const void *p, size_t n)
 {
-    if (n == 0 || s->c->state == OFF_CLOSING)
+    if (n == 0 || s->c->state == HC_CLOSING)
         return;
     if (s == &s->c->cli)
         s->c->bytes_out += n;
@@ -403,7 +464,7 @@ static void send_plain_nf(struct stream *s, const void *p, size_t n)
     while (off < n) {
         int w = SSL_write(s->ssl, (const uint8_t *)p + off, (int)(n - off));
         if (w <= 0) {
-            off_close(s->c);
+            hc_close(s->c);
             return;
         }
         off += (size_t)w;
@@ -414,7 +475,7 @@ static void send_plain_nf(struct stream *s, const void *p, size_t n)
 static void send_plain(struct stream *s, const void *p, size_t n)
 {
     send_plain_nf(s, p, n);
-    if (s->ssl && s->hs_done && s->c->state != OFF_CLOSING)
+    if (s->ssl && s->hs_done && s->c->state != HC_CLOSING)
         flush_tls(s);
 }
 
@@ -426,46 +487,75 @@ static void stop_reading(struct stream *s)
     }
 }
 
-static void graceful_close(struct off *c)
+static void graceful_close(struct hconn *c)
 {
     if (c->cli.ssl && c->cli.hs_done && !c->cli.eof) {
         SSL_shutdown(c->cli.ssl); /* close_notify, so the client sees a clean end */
         flush_tls(&c->cli);
     }
     if (c->cli.queued == 0)
-        off_close(c);
+        hc_close(c);
     else
         c->close_after_flush = true;
 }
 
-/* A small error page, then close. */
-static void answer(struct off *c, int status)
+/* A small response given here, then close. <why>: the access log's result
+ * (NULL: the status); <extra>: header lines ending in CRLF, or NULL;
+ * <body>: NULL for a page naming the status. */
+static void answer_page(struct hconn *c, int status, const char *why, const char *extra,
+                        const char *type, const char *body)
 {
     char page[200];
     struct pt_wbuf b = {0};
-    snprintf(page, sizeof(page), "<html><body><h1>%d %s</h1></body></html>\n", status,
-             pt_http1_reason(status));
-    pt_http1_write_response(&b, status, NULL, "text/html", page, strlen(page));
+    if (body == NULL) {
+        snprintf(page, sizeof(page), "<html><body><h1>%d %s</h1></body></html>\n", status,
+                 pt_http1_reason(status));
+        body = page;
+    }
+    pt_http1_write_response(&b, status, extra, type, body, strlen(body));
     c->status = status;
     send_plain(&c->cli, b.data, b.len);
     pt_wbuf_free(&b);
-    log_request(c, NULL);
+    log_request(c, why);
     c->result = NULL;
     stop_reading(&c->cli);
     graceful_close(c);
 }
 
-static void on_drained(struct off *c, struct stream *s)
+static void answer(struct hconn *c, int status)
+{
+    answer_page(c, status, NULL, NULL, "text/html", NULL);
+}
+
+/* Reads the client only while what it sent can go somewhere: not once
+ * IN_MAX of its bytes wait unforwarded (a pipelined request behind one that
+ * waits for its response, or a body while the backend connects), nor while
+ * more than QUEUE_HIGH bytes wait for the backend (resumed below half). */
+static void pace_client(struct hconn *c)
+{
+    if (c->state == HC_CLOSING)
+        return;
+    size_t backlog = c->up.queued + c->up.pend.len;
+    if (c->in_len >= IN_MAX || backlog > QUEUE_HIGH || c->close_after_flush)
+        stop_reading(&c->cli);
+    else if (backlog < QUEUE_HIGH / 2)
+        start_reading(&c->cli);
+}
+
+static void on_drained(struct hconn *c, struct stream *s)
 {
     if (s == &c->cli) {
         if (c->close_after_flush && s->queued == 0) {
-            off_close(c);
+            hc_close(c);
             return;
         }
         if (s->queued < QUEUE_HIGH / 2 && c->up.connected)
             start_reading(&c->up);
-    } else if (s->queued < QUEUE_HIGH / 2) {
-        start_reading(&c->cli);
+    } else {
+        /* A backend that takes the body slowly is no slow client. */
+        if (c->state == HC_REQUEST && !c->req_done)
+            arm(c, body_timeout(c));
+        pace_client(c);
     }
 }
 
@@ -481,9 +571,9 @@ static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 /* Feeds network bytes to <s>'s TLS and returns plaintext through <emit>;
  * plain streams pass the bytes straight on. Returns -1 on a TLS failure. */
 static int tls_input(struct stream *s, const uint8_t *p, size_t n,
-                     void (*emit)(struct off *c, const uint8_t *p, size_t n))
+                     void (*emit)(struct hconn *c, const uint8_t *p, size_t n))
 {
-    struct off *c = s->c;
+    struct hconn *c = s->c;
     if (s->ssl == NULL) {
         emit(c, p, n);
         return 0;
@@ -507,13 +597,13 @@ static int tls_input(struct stream *s, const uint8_t *p, size_t n,
             pt_wbuf_free(&pend);
         }
         if (s == &c->cli) {
-            c->state = OFF_HEAD;
+            c->state = HC_HEAD;
             arm(c, c->snap->settings.hello_timeout_ms);
         }
     }
     uint8_t plain[16384];
     for (;;) {
-        if (c->state == OFF_CLOSING)
+        if (c->state == HC_CLOSING)
             return 0;
         int r = SSL_read(s->ssl, plain, sizeof(plain));
         if (r > 0) {
@@ -533,9 +623,11 @@ static int tls_input(struct stream *s, const uint8_t *p, size_t n,
     }
 }
 
-static void client_plain(struct off *c, const uint8_t *p, size_t n)
+static void client_plain(struct hconn *c, const uint8_t *p, size_t n)
 {
-    if (c->state == OFF_HEAD && c->in_len == 0 && n > 0)
+    if (n == 0)
+        return;
+    if (c->state == HC_HEAD && c->in_len == 0 && n > 0)
         arm(c, c->snap->settings.hello_timeout_ms); /* a new head starts */
     if (c->in_cap - c->in_len < n) {
         size_t cap = c->in_cap ? c->in_cap : 4096;
@@ -549,23 +641,23 @@ static void client_plain(struct off *c, const uint8_t *p, size_t n)
     c->bytes_in += n;
 }
 
-static void client_eof(struct off *c)
+static void client_eof(struct hconn *c)
 {
     c->cli.eof = true;
     /* A tunnel (WebSocket) ends with its own close frames before the TCP
      * close, so the first side to finish ends it. A client that goes away
      * mid-request or between requests is done too; one that half-closes
      * after a complete request still gets its response. */
-    if (c->state == OFF_TUNNEL)
+    if (c->state == HC_TUNNEL)
         graceful_close(c);
-    else if (c->state != OFF_REQUEST || !c->req_done)
-        off_close(c);
+    else if (c->state != HC_REQUEST || !c->req_done)
+        hc_close(c);
 }
 
 static void on_cli_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 {
     struct stream *s = st->data;
-    struct off *c = s->c;
+    struct hconn *c = s->c;
     if (n == 0)
         return;
     if (n < 0) {
@@ -573,22 +665,26 @@ static void on_cli_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         return;
     }
     /* The handshake and each request head must complete within the hello
-     * timeout (client_plain arms it at a head's first byte); a request in
-     * flight or a tunnel only needs to keep moving. */
-    if (c->state == OFF_REQUEST || c->state == OFF_TUNNEL)
+     * timeout (client_plain arms it at a head's first byte); a request body
+     * must keep coming (--body-timeout between two reads, once the backend
+     * is connected: until then the connect timeout runs); a request
+     * waiting for its response or a tunnel only needs to keep moving. */
+    if (c->state == HC_REQUEST && !c->req_done && c->up.connected)
+        arm(c, body_timeout(c));
+    else if ((c->state == HC_REQUEST && c->up.connected) || c->state == HC_TUNNEL)
         arm(c, c->snap->settings.idle_timeout_ms);
     if (tls_input(s, (const uint8_t *)buf->base, (size_t)n, client_plain) != 0) {
         c->result = c->cli.hs_done ? "tls_error" : "handshake_failed";
-        off_close(c);
+        hc_close(c);
         return;
     }
-    if (c->state != OFF_CLOSING && c->cli.hs_done)
+    if (c->state != HC_CLOSING && c->cli.hs_done)
         process_client(c);
-    if (c->state != OFF_CLOSING && s->eof)
+    if (c->state != HC_CLOSING && s->eof)
         client_eof(c);
 }
 
-static void up_plain(struct off *c, const uint8_t *p, size_t n)
+static void up_plain(struct hconn *c, const uint8_t *p, size_t n)
 {
     feed_response(c, p, n);
 }
@@ -596,7 +692,7 @@ static void up_plain(struct off *c, const uint8_t *p, size_t n)
 static void on_up_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 {
     struct stream *s = st->data;
-    struct off *c = s->c;
+    struct hconn *c = s->c;
     if (n == 0)
         return;
     if (n < 0 || (n > 0 && tls_input(s, (const uint8_t *)buf->base, (size_t)n, up_plain) != 0)) {
@@ -607,15 +703,15 @@ static void on_up_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         }
         s->eof = true;
     }
-    if (c->state == OFF_CLOSING)
+    if (c->state == HC_CLOSING)
         return;
     c->deadline_ms = pt_worker_now_ms(c->w) + c->snap->settings.idle_timeout_ms;
     if (s->eof) {
         stop_reading(s);
-        if (c->state == OFF_TUNNEL) {
+        if (c->state == HC_TUNNEL) {
             graceful_close(c);
         } else if (!c->resp_head_done) {
-            if (c->state == OFF_REQUEST && c->retry_head.len && c->rin.len == 0) {
+            if (c->state == HC_REQUEST && c->retry_head.len && c->rin.len == 0) {
                 /* Closed under us before answering: once more, elsewhere. */
                 close_stream(s);
                 s->connected = false;
@@ -623,7 +719,7 @@ static void on_up_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
                 c->qhead = c->retry_head;
                 memset(&c->retry_head, 0, sizeof(c->retry_head));
                 c->up_wanted = true;
-            } else if (c->state == OFF_REQUEST)
+            } else if (c->state == HC_REQUEST)
                 answer(c, 502);
             else
                 close_stream(s), s->connected = false;
@@ -648,6 +744,8 @@ static void start_reading(struct stream *s)
 {
     if (s->reading || s->eof || !s->init || uv_is_closing((uv_handle_t *)&s->tcp))
         return;
+    if (s == &s->c->cli && s->c->in_len >= IN_MAX)
+        return;
     uv_read_cb cb = s == &s->c->cli ? on_cli_read : on_up_read;
     if (uv_read_start((uv_stream_t *)&s->tcp, alloc_cb, cb) == 0)
         s->reading = true;
@@ -656,7 +754,7 @@ static void start_reading(struct stream *s)
 /* ---- responses ------------------------------------------------------------ */
 
 struct resp_collect {
-    struct off *c;
+    struct hconn *c;
     struct pt_http_hdr hdrs[PT_HTTP_HEADERS_MAX];
     size_t n;
     bool overflow;
@@ -690,7 +788,7 @@ static int r_value(http_parser *p, const char *at, size_t n)
 static int r_headers_complete(http_parser *p)
 {
     struct resp_collect *rc = p->data;
-    struct off *c = rc->c;
+    struct hconn *c = rc->c;
     http_parser_pause(p, 1);
     /* No body for HEAD, 1xx, 204 and 304, whatever the headers say. */
     c->resp_skip_body = c->req_is_head || p->status_code / 100 == 1 ||
@@ -700,7 +798,7 @@ static int r_headers_complete(http_parser *p)
 
 static int r_message_complete(http_parser *p)
 {
-    struct off *c = p->data;
+    struct hconn *c = p->data;
     c->resp_msg_done = true;
     http_parser_pause(p, 1);
     return 0;
@@ -717,9 +815,9 @@ static void put(struct pt_wbuf *b, const char *s)
     pt_wbuf_put(b, s, strlen(s));
 }
 
-static void response_done(struct off *c);
+static void response_done(struct hconn *c);
 
-static void send_head_now(struct off *c)
+static void send_head_now(struct hconn *c)
 {
     if (!c->rhead_pending)
         return;
@@ -729,7 +827,7 @@ static void send_head_now(struct off *c)
 }
 
 /* Forwards response body bytes, stopping exactly at the message's end. */
-static void forward_body(struct off *c, const uint8_t *p, size_t n)
+static void forward_body(struct hconn *c, const uint8_t *p, size_t n)
 {
     static const http_parser_settings settings = {.on_message_complete = r_message_complete};
     if (c->resp_done || n == 0)
@@ -740,7 +838,7 @@ static void forward_body(struct off *c, const uint8_t *p, size_t n)
     if (e != HPE_OK && e != HPE_PAUSED) {
         pt_log(PT_LOG_WARN, "backend '%s': malformed response body (%s)", c->be->name,
                http_errno_name(e));
-        off_close(c);
+        hc_close(c);
         return;
     }
     size_t skip = c->resp_head_tail < used ? c->resp_head_tail : used;
@@ -762,12 +860,16 @@ static void forward_body(struct off *c, const uint8_t *p, size_t n)
 }
 
 /* <interim>: a 1xx other than 101, passed on without a Connection field. */
-static void build_response_head(struct off *c, const http_parser *p, struct resp_collect *rc,
+static void build_response_head(struct hconn *c, const http_parser *p, struct resp_collect *rc,
                                 bool chunked, bool has_length, bool interim)
 {
     struct pt_wbuf *b = &c->rhead;
     char line[128];
     const struct pt_domain *d = c->dom;
+    /* The domain's response headers and HSTS are for its https answers;
+     * port 80 passes the backend's own. */
+    size_t n_extra = c->tls ? d->n_headers : 0;
+    bool hsts = c->tls && d->hsts;
     b->len = 0;
     snprintf(line, sizeof(line), "HTTP/1.1 %u %s\r\n", p->status_code,
              http_status_str((enum http_status)p->status_code));
@@ -779,8 +881,8 @@ static void build_response_head(struct off *c, const http_parser *p, struct resp
             hname_is(h, "proxy-connection") || hname_is(h, "te") || hname_is(h, "trailer") ||
             (!tunnel && hname_is(h, "upgrade")))
             continue;
-        bool overridden = d->hsts && hname_is(h, "strict-transport-security");
-        for (size_t k = 0; k < d->n_headers && !overridden; k++)
+        bool overridden = hsts && hname_is(h, "strict-transport-security");
+        for (size_t k = 0; k < n_extra && !overridden; k++)
             overridden = hname_is(h, d->headers[k].name);
         if (overridden)
             continue;
@@ -789,13 +891,13 @@ static void build_response_head(struct off *c, const http_parser *p, struct resp
         pt_wbuf_put(b, h->value, h->value_len);
         put(b, "\r\n");
     }
-    for (size_t k = 0; k < d->n_headers; k++) {
+    for (size_t k = 0; k < n_extra; k++) {
         put(b, d->headers[k].name);
         put(b, ": ");
         put(b, d->headers[k].value);
         put(b, "\r\n");
     }
-    if (d->hsts)
+    if (hsts)
         put(b, "Strict-Transport-Security: max-age=31536000\r\n");
     if (interim)
         put(b, "\r\n");
@@ -810,13 +912,13 @@ static void build_response_head(struct off *c, const http_parser *p, struct resp
         put(b, "Connection: keep-alive\r\n\r\n");
 }
 
-static void feed_response(struct off *c, const uint8_t *p, size_t n)
+static void feed_response(struct hconn *c, const uint8_t *p, size_t n)
 {
-    if (c->state == OFF_TUNNEL) {
+    if (c->state == HC_TUNNEL) {
         send_plain(&c->cli, p, n);
         goto backpressure;
     }
-    if (c->state != OFF_REQUEST) {
+    if (c->state != HC_REQUEST) {
         /* Bytes from an idle backend connection: it is not usable any more. */
         close_stream(&c->up);
         c->up.connected = false;
@@ -886,7 +988,7 @@ static void feed_response(struct off *c, const uint8_t *p, size_t n)
         const uint8_t *rest = c->rin.data + used;
         c->rin.len = 0;
         if (code == 101 && c->req_upgrade) {
-            c->state = OFF_TUNNEL;
+            c->state = HC_TUNNEL;
             log_request(c, NULL);
             /* Skip what is left of the head (its last LF). */
             size_t skip = head_len - used;
@@ -911,13 +1013,13 @@ static void feed_response(struct off *c, const uint8_t *p, size_t n)
         goto backpressure;
     }
 backpressure:
-    if (c->state != OFF_CLOSING && c->cli.queued > QUEUE_HIGH)
+    if (c->state != HC_CLOSING && c->cli.queued > QUEUE_HIGH)
         stop_reading(&c->up);
 }
 
-static void response_done(struct off *c)
+static void response_done(struct hconn *c)
 {
-    if (c->state == OFF_CLOSING)
+    if (c->state == HC_CLOSING)
         return;
     c->resp_done = true;
     c->up_idle = !c->resp_close && c->req_done && c->up.queued == 0;
@@ -933,17 +1035,15 @@ static void response_done(struct off *c)
         c->in_cap = 0;
     }
     pt_wbuf_free(&c->rin);
-    c->state = OFF_HEAD;
+    c->state = HC_HEAD;
     c->dom = NULL;
     arm(c, c->snap->settings.idle_timeout_ms);
-    start_reading(&c->cli);
-    if (c->in_len)
-        process_client(c);
+    process_client(c);
 }
 
 /* ---- backend connection ------------------------------------------------------ */
 
-static void up_connected(struct off *c)
+static void up_connected(struct hconn *c)
 {
     struct stream *s = &c->up;
     s->connected = true;
@@ -952,14 +1052,14 @@ static void up_connected(struct off *c)
     uv_tcp_nodelay(&s->tcp, 1);
     int tlen = sizeof(c->target);
     uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&c->target, &tlen);
-    if (c->be->tls) {
+    if (c->up_tls) {
         SSL_CTX *ctx = pt_tls_client_ctx(c->w->tls, c->be->tls_verify);
         s->ssl = SSL_new(ctx);
         s->rbio = BIO_new(BIO_s_mem());
         s->wbio = BIO_new(BIO_s_mem());
         SSL_set_bio(s->ssl, s->rbio, s->wbio);
         SSL_set_connect_state(s->ssl);
-        const struct pt_hostport *hp = &c->be->servers[c->server_ix];
+        const struct pt_hostport *hp = &c->servers[c->server_ix];
         const char *name = hp->kind == PT_HOST_DNS ? hp->host : c->host;
         if (name[0] && hp->kind == PT_HOST_DNS)
             SSL_set_tlsext_host_name(s->ssl, name);
@@ -977,11 +1077,11 @@ static void up_connected(struct off *c)
 
 /* Starts the request on a parked connection to one of the backend's servers
  * (in their order), if there is one. */
-static bool take_pooled(struct off *c)
+static bool take_pooled(struct hconn *c)
 {
     uint64_t now = pt_worker_now_ms(c->w);
-    for (size_t i = 0; i < c->be->n_servers; i++) {
-        const struct pt_hostport *hp = &c->be->servers[i];
+    for (size_t i = 0; i < c->n_servers; i++) {
+        const struct pt_hostport *hp = &c->servers[i];
         if (hp->kind == PT_HOST_DNS)
             continue;
         int fd = pool_take(&hp->sa, now);
@@ -1013,9 +1113,9 @@ static bool take_pooled(struct off *c)
 static void on_up_failed_closed(uv_handle_t *h)
 {
     struct stream *s = h->data;
-    struct off *c = s->c;
+    struct hconn *c = s->c;
     s->init = false;
-    if (c->state == OFF_REQUEST) {
+    if (c->state == HC_REQUEST) {
         c->server_ix++;
         try_server(c);
     }
@@ -1024,8 +1124,8 @@ static void on_up_failed_closed(uv_handle_t *h)
 
 static void on_connect(uv_connect_t *req, int status)
 {
-    struct off *c = req->data;
-    if (status == UV_ECANCELED || c->state == OFF_CLOSING)
+    struct hconn *c = req->data;
+    if (status == UV_ECANCELED || c->state == HC_CLOSING)
         return;
     if (status != 0) {
         if (!uv_is_closing((uv_handle_t *)&c->up.tcp))
@@ -1035,7 +1135,7 @@ static void on_connect(uv_connect_t *req, int status)
     up_connected(c);
 }
 
-static void connect_to(struct off *c, const struct sockaddr *sa)
+static void connect_to(struct hconn *c, const struct sockaddr *sa)
 {
     c->up_reused = false;
     struct stream *s = &c->up;
@@ -1055,11 +1155,11 @@ static void connect_to(struct off *c, const struct sockaddr *sa)
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
-    struct off *c = req->data;
+    struct hconn *c = req->data;
     struct sockaddr_storage sa;
     c->gai_pending = false;
-    bool ok = pt_upstream_take(status, res, c->be->servers[c->server_ix].port, &sa);
-    if (c->state != OFF_REQUEST) {
+    bool ok = pt_upstream_take(status, res, c->servers[c->server_ix].port, &sa);
+    if (c->state != HC_REQUEST) {
         release(c);
         return;
     }
@@ -1072,15 +1172,15 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     release(c);
 }
 
-static void try_server(struct off *c)
+static void try_server(struct hconn *c)
 {
-    if (c->server_ix >= c->be->n_servers) {
+    if (c->server_ix >= c->n_servers) {
         pt_log(PT_LOG_WARN, "backend '%s': no server reachable for '%s'", c->be->name,
                c->host);
         answer(c, 502);
         return;
     }
-    const struct pt_hostport *hp = &c->be->servers[c->server_ix];
+    const struct pt_hostport *hp = &c->servers[c->server_ix];
     if (hp->kind != PT_HOST_DNS) {
         connect_to(c, (const struct sockaddr *)&hp->sa);
         return;
@@ -1101,7 +1201,7 @@ static void try_server(struct off *c)
 
 static int q_message_complete(http_parser *p)
 {
-    struct off *c = p->data;
+    struct hconn *c = p->data;
     c->reqp_done = true;
     http_parser_pause(p, 1);
     return 0;
@@ -1114,7 +1214,7 @@ static int q_headers_complete(http_parser *p)
 }
 
 /* Sends what belongs to the request body from c->in to the backend. */
-static void forward_request_body(struct off *c)
+static void forward_request_body(struct hconn *c)
 {
     if (c->req_done || !c->up.connected || c->in_len == 0)
         return;
@@ -1141,13 +1241,145 @@ static void forward_request_body(struct off *c)
     send_plain(&c->up, c->in, take);
     memmove(c->in, c->in + take, c->in_len - take);
     c->in_len -= take;
-    if (c->up.queued > QUEUE_HIGH)
-        stop_reading(&c->cli);
 }
 
-static void start_request(struct off *c)
+/* ---- routing a request ------------------------------------------------------- */
+
+/* Where a request goes: a backend's servers of the right kind. */
+struct target {
+    const struct pt_domain *dom;
+    const struct pt_backend *be;
+    const struct pt_hostport *servers; /* borrowed from the snapshot */
+    size_t n_servers;
+    bool tls;
+};
+
+/* The path to put in a redirect: origin-form as is, the path of an
+ * absolute-form target, "/" otherwise. */
+static void redirect_path(const struct pt_http_req *r, const char **p, size_t *n)
 {
-    struct pt_http_req req;
+    *p = r->url;
+    *n = r->url_len;
+    if (*n && **p == '/')
+        return;
+    const char *s = memmem(r->url, r->url_len, "://", 3);
+    if (s) {
+        const char *end = r->url + r->url_len;
+        const char *slash = memchr(s + 3, '/', (size_t)(end - s - 3));
+        if (slash) {
+            *p = slash;
+            *n = (size_t)(end - slash);
+            return;
+        }
+    }
+    *p = "/";
+    *n = 1;
+}
+
+/* Port 80: a 301 to the same host and path on https. */
+static void redirect(struct hconn *c, const struct pt_http_req *r)
+{
+    char loc[PT_DNAME_MAX + 64];
+    const char *path;
+    size_t plen;
+    redirect_path(r, &path, &plen);
+    uint16_t port = c->snap->settings.https_port;
+    if (port == 443 || port == 0)
+        snprintf(loc, sizeof(loc), "Location: https://%s", c->host);
+    else
+        snprintf(loc, sizeof(loc), "Location: https://%s:%u", c->host, port);
+    struct pt_wbuf extra = {0};
+    pt_wbuf_put(&extra, loc, strlen(loc));
+    pt_wbuf_put(&extra, path, plen);
+    pt_wbuf_put(&extra, "\r\n", 3); /* with the NUL: used as a C string */
+    answer_page(c, 301, "redirect", (const char *)extra.data, "text/html", NULL);
+    pt_wbuf_free(&extra);
+}
+
+/* Port 80: answers an ACME HTTP-01 path (reserved whatever the host) and
+ * returns true, or returns false to route it like any request: a
+ * passthrough domain that forwards port 80 (a YunoHost server) gets its own
+ * challenges. <ix>: the Host's route or -1. */
+static bool acme_answered(struct hconn *c, const struct pt_http_req *r, int ix)
+{
+    static const char acme[] = "/.well-known/acme-challenge/";
+    const struct pt_snapshot *s = c->snap;
+    if (r->url_len < sizeof(acme) - 1 || memcmp(r->url, acme, sizeof(acme) - 1) != 0)
+        return false;
+    const char *tok = r->url + sizeof(acme) - 1;
+    size_t tlen = r->url_len - (sizeof(acme) - 1);
+    const char *q = memchr(tok, '?', tlen);
+    if (q)
+        tlen = (size_t)(q - tok);
+    for (size_t i = 0; i < s->n_tokens; i++)
+        if (strlen(s->tokens[i].token) == tlen && memcmp(s->tokens[i].token, tok, tlen) == 0) {
+            answer_page(c, 200, "acme_challenge", NULL, "text/plain",
+                        s->tokens[i].key_authorization);
+            return true;
+        }
+    if (ix >= 0 && s->domains[ix].mode == PT_MODE_PASSTHROUGH &&
+        s->backends[s->domains[ix].backend_ix].n_http_servers > 0)
+        return false;
+    answer_page(c, 404, "acme_unknown_token", NULL, "text/html", NULL);
+    return true;
+}
+
+/* Checks <r> against the routes and fills <t>; or answers (421, 404, 301,
+ * an ACME token) and returns false. */
+static bool route_request(struct hconn *c, const struct pt_http_req *r, struct target *t)
+{
+    const struct pt_snapshot *s = c->snap;
+    int hl = pt_dname_normalize(r->host ? r->host : "", r->host ? r->host_len : 0, c->host,
+                                PT_DNAME_STRIP_PORT, NULL);
+    int ix = hl > 0 ? pt_route_lookup(s->routes, c->host, (size_t)hl) : -1;
+    if (hl <= 0)
+        c->host[0] = '\0';
+    if (c->tls) {
+        /* The Host must belong to the route the SNI chose (RFC 9110 421). */
+        if (ix < 0 || ix != c->sni_route) {
+            answer(c, 421);
+            return false;
+        }
+        t->dom = &s->domains[ix];
+        t->be = &s->backends[t->dom->backend_ix];
+        t->servers = t->be->servers;
+        t->n_servers = t->be->n_servers;
+        t->tls = t->be->tls;
+        return true;
+    }
+    if (acme_answered(c, r, ix))
+        return false;
+    if (ix < 0) {
+        answer_page(c, 404, "unknown_host", NULL, "text/html", NULL);
+        return false;
+    }
+    t->dom = &s->domains[ix];
+    t->be = &s->backends[t->dom->backend_ix];
+    c->dom = t->dom;
+    if (t->dom->mode == PT_MODE_OFFLOAD && t->dom->redirect_http) {
+        redirect(c, r);
+        return false;
+    }
+    t->tls = false;
+    if (t->dom->mode == PT_MODE_PASSTHROUGH) {
+        t->servers = t->be->http_servers;
+        t->n_servers = t->be->n_http_servers;
+    } else {
+        t->servers = t->be->tls ? NULL : t->be->servers;
+        t->n_servers = t->be->tls ? 0 : t->be->n_servers;
+    }
+    if (t->n_servers == 0) {
+        answer_page(c, 404, "no_http_servers", NULL, "text/html", NULL);
+        return false;
+    }
+    return true;
+}
+
+/* ---- requests (continued) ----------------------------------------------------- */
+
+static void start_request(struct hconn *c)
+{
+    static struct pt_http_req req; /* large; used synchronously */
     const struct pt_snapshot *s = c->snap;
     int rc = pt_http1_parse_request(c->in, c->in_len, &req);
     if (rc == PT_ENEEDMORE)
@@ -1160,17 +1392,10 @@ static void start_request(struct off *c)
         answer(c, req.status);
         return;
     }
-    /* The Host must belong to the route the SNI chose (RFC 9110 421). */
-    int hl = pt_dname_normalize(req.host ? req.host : "", req.host ? req.host_len : 0,
-                                c->host, PT_DNAME_STRIP_PORT, NULL);
-    int ix = hl > 0 ? pt_route_lookup(s->routes, c->host, (size_t)hl) : -1;
-    if (ix < 0 || ix != c->sni_route) {
-        answer(c, 421);
+    struct target t;
+    if (!route_request(c, &req, &t))
         return;
-    }
-    const struct pt_domain *d = &s->domains[ix];
-    const struct pt_backend *be = &s->backends[d->backend_ix];
-    c->dom = d;
+    c->dom = t.dom;
     c->req_keep_alive = req.keep_alive;
     c->req_is_head = req.is_head;
     c->req_upgrade = req.upgrade;
@@ -1183,13 +1408,13 @@ static void start_request(struct off *c)
     c->reqp_done = false;
     c->resp_head_done = c->resp_done = c->resp_close = c->resp_msg_done = false;
     c->rin.len = 0;
-    c->state = OFF_REQUEST;
+    c->state = HC_REQUEST;
     arm(c, s->settings.idle_timeout_ms);
 
     struct pt_wbuf head = {0};
     char ip[PT_ADDRSTR_MAX];
     pt_sockaddr_ip((struct sockaddr *)&c->peer, ip, sizeof(ip));
-    struct pt_http_fwd fwd = {ip, "https", false};
+    struct pt_http_fwd fwd = {ip, c->tls ? "https" : "http", false};
     pt_http1_write_request(&req, &fwd, &head);
     if (req.chunked) {
         /* Bring a parser to the start of the body to find the last chunk. */
@@ -1205,10 +1430,13 @@ static void start_request(struct off *c)
     c->in_len -= req.head_len;
 
     /* Reuse the backend connection of the previous request when it is to the
-     * same backend and still open. */
-    bool reuse = c->up.init && c->up.connected && !c->up.eof && c->be == be &&
+     * same servers and still open. */
+    bool reuse = c->up.init && c->up.connected && !c->up.eof && c->servers == t.servers &&
                  !uv_is_closing((uv_handle_t *)&c->up.tcp);
-    c->be = be;
+    c->be = t.be;
+    c->servers = t.servers;
+    c->n_servers = t.n_servers;
+    c->up_tls = t.tls;
     c->up_idle = false;
     if (reuse) {
         c->up_reused = true;
@@ -1230,67 +1458,76 @@ static void start_request(struct off *c)
     start_upstream(c);
 }
 
-static void start_upstream(struct off *c)
+static void start_upstream(struct hconn *c)
 {
-    if (!c->be->tls && take_pooled(c))
+    if (!c->up_tls && take_pooled(c))
         return;
     c->server_ix = 0;
     try_server(c);
 }
 
-static void process_client(struct off *c)
+static void process_client(struct hconn *c)
 {
     switch (c->state) {
-    case OFF_HEAD:
+    case HC_HEAD:
         if (c->in_len)
             start_request(c);
         break;
-    case OFF_REQUEST:
+    case HC_REQUEST:
         if (c->up.connected && c->qhead.len) {
             /* First use of a fresh backend connection: the head waited here. */
             struct pt_wbuf head = c->qhead;
             memset(&c->qhead, 0, sizeof(c->qhead));
             send_head(c, &head);
         }
-        if (!c->up.connected && c->in_len > IN_MAX)
-            stop_reading(&c->cli);
         forward_request_body(c);
         break;
-    case OFF_TUNNEL:
+    case HC_TUNNEL:
         if (c->in_len) {
             send_plain(&c->up, c->in, c->in_len);
             c->in_len = 0;
         }
-        if (c->up.queued > QUEUE_HIGH)
-            stop_reading(&c->cli);
         break;
     default:
         break;
     }
+    pace_client(c);
 }
 
 /* ---- timer ---------------------------------------------------------------------- */
 
 static void on_timer(uv_timer_t *t)
 {
-    struct off *c = t->data;
+    struct hconn *c = t->data;
     uint64_t now = pt_worker_now_ms(c->w);
-    if (now < c->deadline_ms) {
-        uv_timer_start(&c->timer, on_timer, c->deadline_ms - now, 0);
+    if (c->send_deadline_ms && now >= c->send_deadline_ms && c->cli.queued) {
+        /* A client that does not take its response (a slow reader) goes,
+         * whatever the state: its queue is what it costs us. */
+        c->result = "send_timeout";
+        hc_close(c);
         return;
     }
+    uint64_t due = c->deadline_ms;
+    if (c->send_deadline_ms && c->send_deadline_ms < due)
+        due = c->send_deadline_ms;
+    if (now < due) {
+        c->wake_ms = due;
+        uv_timer_start(&c->timer, on_timer, due - now, 0);
+        return;
+    }
+    c->wake_ms = now + 1000; /* the retries below */
     switch (c->state) {
-    case OFF_HANDSHAKE:
+    case HC_HANDSHAKE:
         c->result = "handshake_timeout";
-        off_close(c);
+        hc_close(c);
         break;
-    case OFF_HEAD:
+    case HC_HEAD:
         if (c->in_len > 0)
             answer(c, 408); /* a head started and did not finish in time */
         else
             graceful_close(c); /* idle keep-alive connection */
         break;
-    case OFF_REQUEST:
+    case HC_REQUEST:
         if (!c->up.connected && c->up.init) {
             /* This server did not answer in time: the next one. */
             if (!uv_is_closing((uv_handle_t *)&c->up.tcp))
@@ -1298,29 +1535,39 @@ static void on_timer(uv_timer_t *t)
             uv_timer_start(&c->timer, on_timer, 1000, 0);
             return;
         }
-        if (!c->resp_head_done)
+        if (!c->req_done) {
+            /* The request body stopped coming (slow body). */
+            if (!c->resp_head_done) {
+                answer_page(c, 408, "body_timeout", NULL, "text/html", NULL);
+            } else {
+                c->result = "body_timeout";
+                hc_close(c);
+            }
+        } else if (!c->resp_head_done)
             answer(c, 504);
         else
-            off_close(c);
+            hc_close(c);
         break;
     default:
-        off_close(c);
+        hc_close(c);
     }
-    if (c->state != OFF_CLOSING && !uv_is_closing((uv_handle_t *)&c->timer))
+    if (c->state != HC_CLOSING && !uv_is_closing((uv_handle_t *)&c->timer))
         uv_timer_start(&c->timer, on_timer, 1000, 0);
 }
 
 /* ---- entry -------------------------------------------------------------------- */
 
-void pt_offload_start(struct pt_listener *l, int fd, const struct pt_offload_info *info)
+void pt_httpproxy_start(struct pt_listener *l, int fd, const struct pt_httpproxy_info *info)
 {
     struct pt_worker *w = l->w;
-    struct off *c = pt_xcalloc(1, sizeof(*c));
+    struct hconn *c = pt_xcalloc(1, sizeof(*c));
     c->w = w;
     c->l = l;
     c->snap = pt_snap_ref(w->snap);
     c->peer = info->peer;
     c->local = info->local;
+    c->tls = info->tls;
+    c->trusted = info->trusted;
     c->sni_len = info->sni_len < sizeof(c->sni) ? info->sni_len : sizeof(c->sni) - 1;
     memcpy(c->sni, info->sni, c->sni_len);
     c->sni_route = pt_route_lookup(c->snap->routes, c->sni, c->sni_len);
@@ -1336,13 +1583,21 @@ void pt_offload_start(struct pt_listener *l, int fd, const struct pt_offload_inf
     c->handles = 2;
     if (uv_tcp_open(&c->cli.tcp, fd) != 0) {
         close(fd);
-        off_close(c);
+        hc_close(c);
         return;
     }
     uv_tcp_nodelay(&c->cli.tcp, 1);
+    c->wake_ms = UINT64_MAX;
     arm(c, c->snap->settings.hello_timeout_ms);
-    uv_timer_start(&c->timer, on_timer, c->snap->settings.hello_timeout_ms, 0);
 
+    if (!c->tls) {
+        c->cli.hs_done = true; /* no handshake: HTTP from the first byte */
+        c->state = HC_HEAD;
+        client_plain(c, info->pre, info->pre_len);
+        process_client(c);
+        start_reading(&c->cli);
+        return;
+    }
     SSL_CTX *ctx = pt_tls_server_ctx(w->tls, c->sni, c->sni_len);
     if (ctx == NULL) {
         /* An offload domain without a usable certificate: a clean failure. */
@@ -1358,10 +1613,10 @@ void pt_offload_start(struct pt_listener *l, int fd, const struct pt_offload_inf
     c->cli.wbio = BIO_new(BIO_s_mem());
     SSL_set_bio(c->cli.ssl, c->cli.rbio, c->cli.wbio);
     SSL_set_accept_state(c->cli.ssl);
-    c->state = OFF_HANDSHAKE;
-    if (tls_input(&c->cli, info->hello, info->hello_len, client_plain) != 0) {
+    c->state = HC_HANDSHAKE;
+    if (tls_input(&c->cli, info->pre, info->pre_len, client_plain) != 0) {
         c->result = "handshake_failed";
-        off_close(c);
+        hc_close(c);
         return;
     }
     start_reading(&c->cli);
