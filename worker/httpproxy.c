@@ -1047,8 +1047,9 @@ static void up_connected(struct hconn *c)
 {
     struct stream *s = &c->up;
     s->connected = true;
-    /* Connected: from now on the backend has the idle timeout to answer. */
-    arm(c, c->snap->settings.idle_timeout_ms);
+    /* Connected: from now on the backend has the idle timeout to answer,
+     * and the client the body timeout to send what it still owes. */
+    arm(c, c->req_done ? c->snap->settings.idle_timeout_ms : body_timeout(c));
     uv_tcp_nodelay(&s->tcp, 1);
     int tlen = sizeof(c->target);
     uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&c->target, &tlen);
@@ -1241,6 +1242,8 @@ static void forward_request_body(struct hconn *c)
     send_plain(&c->up, c->in, take);
     memmove(c->in, c->in + take, c->in_len - take);
     c->in_len -= take;
+    if (!c->req_done)
+        arm(c, body_timeout(c)); /* the rest must keep coming */
 }
 
 /* ---- routing a request ------------------------------------------------------- */
