@@ -133,17 +133,6 @@ fail:
                          "could not commit the change (see the daemon's log)");
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int pt_api__unescape(const char *in, size_t len, char *out, size_t size)
 {
     size_t o = 0;
@@ -152,7 +141,7 @@ int pt_api__unescape(const char *in, size_t len, char *out, size_t size)
         if (c == '%') {
             if (len - i < 3)
                 return -1;
-            int hi = hexval(in[i + 1]), lo = hexval(in[i + 2]);
+            int hi = pt_hexval(in[i + 1]), lo = pt_hexval(in[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             c = hi * 16 + lo;

@@ -34,17 +34,6 @@ bool pt_h1body_ends_at_eof(const struct pt_h1body *b)
     return b->st == PT_H1B_EOF || b->st == PT_H1B_DONE;
 }
 
-static int hexval(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* RFC 9110 5.6.4 qdtext, and what may follow a backslash. */
 static bool qdtext(uint8_t c)
 {
@@ -100,7 +89,7 @@ static enum pt_h1body_state chunked_byte(struct pt_h1body *b, uint8_t c, const c
     }
     switch (st) {
     case PT_H1B_SIZE: {
-        int h = hexval(c);
+        int h = pt_hexval(c);
         if (h >= 0) {
             /* left < 2^63 here; left >= 2^59 would pass 2^63 times 16. */
             if (b->digits == 16 || (b->left >> 59) != 0) {

@@ -67,6 +67,16 @@ void *pt_xrealloc(void *p, size_t n);
 char *pt_xstrdup(const char *s);
 char *pt_xstrndup(const char *s, size_t n);
 
+/* The value of hex digit <c> (either case), or -1. */
+static inline int pt_hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
 #pragma GCC poison strcpy strcat sprintf vsprintf gets
 
 #endif

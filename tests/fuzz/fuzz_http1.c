@@ -1,7 +1,7 @@
 /* libFuzzer target for common/http1.c.
  *
  * On any input pt_http1_parse_request answers NEEDMORE (only below the head
- * limit), a refusal with 400/414/431 and a reason, or the head's length.
+ * limit), a refusal with 400/414/431/505 and a reason, or the head's length.
  * An accepted head satisfies what the parser promises and what the proxy
  * relies on: it ends in CRLF CRLF within the input; every slice (target,
  * field names and values, Host) lies inside it; at most one Content-Length,
@@ -10,9 +10,13 @@
  * and target carry no control bytes. The head alone, on an exact-size heap block, gives
  * the same answer and its proper prefixes ask for more (all of them for
  * short heads, a sample for long ones). Then pt_http1_write_request runs on
- * it and the forwarded head must parse again, whole, with the same method,
- * target, version class, Host and framing (Content-Length / chunked), so
- * the backend frames the body exactly as portier does.
+ * it (as from an untrusted and from a trusted peer) and the forwarded head
+ * must parse again, whole, in origin-form, with the same method, path,
+ * version class, Host (or the authority of an absolute-form target without
+ * Host) and framing
+ * (Content-Length / chunked), so the backend frames the body exactly as
+ * portier does, and one X-Forwarded-For and Forwarded that end with our
+ * client (and are only ours when the peer is untrusted).
  *
  *   make build/fuzz/fuzz_http1
  *   build/fuzz/fuzz_http1 -max_total_time=60 /tmp/http1corpus tests/fuzz/corpus/http1
@@ -101,6 +105,21 @@ static void check_accepted(const uint8_t *buf, size_t size, int rc, const struct
     CHECK(r->status == 0 && r->why == NULL);
     CHECK(r->method != NULL && r->major == 1);
     CHECK(r->is_head == (strcmp(r->method, "HEAD") == 0));
+    CHECK(strcmp(r->method, "CONNECT") != 0);
+    CHECK(r->path != NULL && r->path_len > 0);
+    CHECK(r->path[0] == '/' || (r->path_len == 1 && r->path[0] == '*'));
+    CHECK(memchr(r->url, '#', r->url_len) == NULL);
+    if (r->target == PT_HTTP_TARGET_ABSOLUTE) {
+        CHECK(r->abs_authority && r->abs_authority_len > 0);
+        CHECK(memchr(r->abs_authority, '@', r->abs_authority_len) == NULL);
+        CHECK(inside(buf, hl, r->path, r->path_len) || (r->path_len == 1 && r->path[0] == '/'));
+    } else {
+        CHECK(r->abs_authority == NULL && !r->authority_mismatch);
+        CHECK(r->path == r->url && r->path_len == r->url_len);
+        CHECK(r->target == PT_HTTP_TARGET_ORIGIN || strcmp(r->method, "OPTIONS") == 0);
+    }
+    CHECK(r->body == (r->chunked ? PT_H1BODY_CHUNKED
+                      : r->has_content_length ? PT_H1BODY_LENGTH : PT_H1BODY_NONE));
 
     /* The request line. */
     const uint8_t *eol = memchr(buf, '\n', hl);
@@ -169,10 +188,23 @@ static void check_exact(const uint8_t *data, size_t hl, int rc)
 }
 
 /* Forwards <r> and parses the result: what the backend will read. */
-static void check_forward(const struct pt_http_req *r, bool close)
+/* The value of the only <name> field of <b>. */
+static const struct pt_http_hdr *only(const struct pt_http_req *b, const char *name)
+{
+    CHECK(count(b, name) == 1);
+    return pt_http1_header(b, name);
+}
+
+static bool ends_with(const struct pt_http_hdr *h, const char *s)
+{
+    size_t n = strlen(s);
+    return h->value_len >= n && memcmp(h->value + h->value_len - n, s, n) == 0;
+}
+
+static void check_forward(const struct pt_http_req *r, bool close, bool trusted)
 {
     struct pt_wbuf out = {0};
-    struct pt_http_fwd f = {"2001:db8::7", close ? "http" : "https", close};
+    struct pt_http_fwd f = {"2001:db8::7", close ? "http" : "https", close, trusted};
     pt_http1_write_request(r, &f, &out);
     CHECK(out.len > 0);
     uint8_t *copy = malloc(out.len);
@@ -182,27 +214,41 @@ static void check_forward(const struct pt_http_req *r, bool close)
     CHECK(b != NULL);
     int rc = pt_http1_parse_request(copy, out.len, b);
     if (rc == PT_EMALFORMED && b->status == 431 &&
-        (out.len > PT_HTTP_HEAD_MAX || r->n_hdrs + 5 > PT_HTTP_HEADERS_MAX)) {
+        (out.len > PT_HTTP_HEAD_MAX || r->n_hdrs + 7 > PT_HTTP_HEADERS_MAX)) {
         /* Our own fields pushed a head near a limit over it: a backend may
          * refuse it too, but it cannot read it differently. */
         goto out;
     }
     CHECK(rc == (int)out.len);
     CHECK(strcmp(b->method, r->method) == 0);
-    CHECK(same(b->url, b->url_len, r->url, r->url_len));
+    CHECK(same(b->url, b->url_len, r->path, r->path_len));
+    CHECK(b->target != PT_HTTP_TARGET_ABSOLUTE);
     CHECK(b->minor == (r->minor ? 1 : 0));
-    CHECK((b->host == NULL) == (r->host == NULL));
-    if (r->host)
-        CHECK(same(b->host, b->host_len, r->host, r->host_len));
+    if (r->abs_authority && !r->host) {
+        CHECK(b->host && same(b->host, b->host_len, r->abs_authority, r->abs_authority_len));
+    } else {
+        CHECK((b->host == NULL) == (r->host == NULL));
+        if (r->host)
+            CHECK(same(b->host, b->host_len, r->host, r->host_len));
+    }
     CHECK(b->has_content_length == r->has_content_length);
     CHECK(b->content_length == r->content_length);
     CHECK(b->chunked == r->chunked);
     CHECK(b->upgrade == r->upgrade);
     CHECK(b->keep_alive == (r->upgrade ? b->minor >= 1 : !close));
-    CHECK(count(b, "x-forwarded-for") == 1 && count(b, "x-real-ip") == 1);
+    CHECK(count(b, "x-real-ip") == 1);
     CHECK(count(b, "x-forwarded-proto") == 1 && count(b, "connection") == 1);
-    CHECK(count(b, "x-forwarded-host") == (r->host ? 1u : 0u));
-    CHECK(count(b, "host") == (r->host ? 1u : 0u));
+    CHECK(count(b, "x-forwarded-host") == (b->host ? 1u : 0u));
+    CHECK(count(b, "host") == (r->host || r->abs_authority ? 1u : 0u));
+    const struct pt_http_hdr *xff = only(b, "x-forwarded-for");
+    const struct pt_http_hdr *fwd = only(b, "forwarded");
+    CHECK(ends_with(xff, "2001:db8::7"));
+    if (!trusted) {
+        CHECK(same(xff->value, xff->value_len, "2001:db8::7", 11));
+        CHECK(fwd->value_len > 19 && memcmp(fwd->value, "for=\"[2001:db8::7]\"", 19) == 0);
+        CHECK(memchr(fwd->value, ',', fwd->value_len) == NULL ||
+              (b->host && memchr(b->host, ',', b->host_len) != NULL));
+    }
     /* Fields any Connection field names are gone, but Host and framing. */
     for (size_t i = 0; i < r->n_hdrs; i++) {
         const struct pt_http_hdr *h = &r->hdrs[i];
@@ -217,7 +263,7 @@ static void check_forward(const struct pt_http_req *r, bool close)
             !(r->upgrade && strcasecmp(name, "upgrade") == 0) &&
             strcasecmp(name, "connection") != 0 && strcasecmp(name, "x-forwarded-for") != 0 &&
             strcasecmp(name, "x-real-ip") != 0 && strcasecmp(name, "x-forwarded-proto") != 0 &&
-            strcasecmp(name, "x-forwarded-host") != 0)
+            strcasecmp(name, "x-forwarded-host") != 0 && strcasecmp(name, "forwarded") != 0)
             CHECK(count(b, name) == 0);
     }
     CHECK(count(b, "keep-alive") == 0 && count(b, "proxy-connection") == 0);
@@ -241,14 +287,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(lf != NULL || size < PT_HTTP_LINE_MAX);
         CHECK(memchr(data, '\0', size) == NULL);
     } else if (rc == PT_EMALFORMED) {
-        CHECK(r->status == 400 || r->status == 414 || r->status == 431);
+        CHECK(r->status == 400 || r->status == 414 || r->status == 431 || r->status == 505);
         CHECK(r->why != NULL && r->why[0] != '\0');
     } else {
         CHECK(rc > 0);
         check_accepted(data, size, rc, r);
         check_exact(data, (size_t)rc, rc);
-        check_forward(r, false);
-        check_forward(r, true);
+        check_forward(r, false, false);
+        check_forward(r, true, false);
+        check_forward(r, false, true);
     }
     free(r);
     return 0;

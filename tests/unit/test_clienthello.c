@@ -62,17 +62,6 @@ static void expect_all_prefixes_need_more(struct run *r, const uint8_t *buf, siz
 
 /* ---- byte building ------------------------------------------------------ */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes hex (spaces ignored) into <out>. */
 static size_t unhex(const char *s, uint8_t *out, size_t cap)
 {
@@ -81,7 +70,7 @@ static size_t unhex(const char *s, uint8_t *out, size_t cap)
     for (; *s != '\0'; s++) {
         if (*s == ' ')
             continue;
-        int v = hexval(*s);
+        int v = pt_hexval(*s);
         cr_assert(v >= 0, "bad hex digit '%c'", *s);
         if (hi < 0) {
             hi = v;

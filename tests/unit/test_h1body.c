@@ -9,6 +9,7 @@
  * parser does with it. */
 #include "common/h1body.h"
 
+#include "tests/unit/esc.h"
 #include "tests/unit/guard.h"
 
 #include <criterion/criterion.h>
@@ -26,29 +27,6 @@ struct result {
     size_t consumed; /* DONE and BAD: offset in the input after the last byte taken */
     const char *why;
 };
-
-/* Printable form of <s>[0..n) for messages. */
-static const char *esc(const void *s, size_t n)
-{
-    static char out[4][400];
-    static unsigned turn;
-    char *o = out[turn++ % 4];
-    size_t k = 0;
-    const uint8_t *p = s;
-    for (size_t i = 0; i < n && k < sizeof(out[0]) - 8; i++) {
-        uint8_t c = p[i];
-        if (c == '\r')
-            k += (size_t)snprintf(o + k, 8, "\\r");
-        else if (c == '\n')
-            k += (size_t)snprintf(o + k, 8, "\\n");
-        else if (c < 0x20 || c >= 0x7f)
-            k += (size_t)snprintf(o + k, 8, "\\x%02x", c);
-        else
-            o[k++] = (char)c;
-    }
-    o[k] = '\0';
-    return o;
-}
 
 /* Decodes <in>[0..len) given in pieces that end at <cuts> (increasing, the
  * last one == len). */
