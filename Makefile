@@ -34,7 +34,7 @@ endif
 
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -I. -I$(BUILD)/gen -g -O2 -MMD -MP $(WARN) \
               -fno-strict-aliasing
-LDLIBS_ALL := -lhttp_parser -lpthread
+LDLIBS_ALL := -lpthread
 ifeq ($(SAN),1)
 CFLAGS_ALL += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
               -fno-sanitize-recover=undefined
@@ -70,7 +70,7 @@ help:
 # ---- dependencies ---------------------------------------------------------
 DEB_PKGS := build-essential pkg-config libuv1-dev libssl-dev libmicrohttpd-dev \
             libsqlite3-dev libjansson-dev libcriterion-dev libcurl4-openssl-dev \
-            libhttp-parser-dev curl openssl nginx libnginx-mod-stream python3 \
+            curl openssl nginx libnginx-mod-stream python3 \
             clang libclang-rt-14-dev iproute2 procps pebble
 
 deps:

@@ -27,10 +27,10 @@
 #include "common/addr.h"
 #include "common/clienthello.h"
 #include "common/dname.h"
+#include "common/h1body.h"
 #include "common/http1.h"
 #include "worker/upstream.h"
 
-#include <http_parser.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <errno.h>
@@ -38,7 +38,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-#define RESP_HEAD_MAX (32 * 1024)
 #define QUEUE_HIGH (256 * 1024) /* stop reading the other side above this */
 /* Client bytes held unforwarded (while the backend connects, or pipelined
  * behind a request that waits for its response): one full head, and the
@@ -51,6 +50,19 @@ enum hc_state {
     HC_REQUEST,       /* a request is in flight: body and/or response */
     HC_TUNNEL,        /* after 101 Switching Protocols: bytes both ways */
     HC_CLOSING,       /* handles closing; freed on the last callback */
+};
+
+/* Where the request in flight is (HC_REQUEST). */
+enum req_phase {
+    REQ_BODY = 0, /* its body is being read and forwarded */
+    REQ_DONE,     /* complete (head and body) as framed */
+};
+
+/* Where its response is. */
+enum resp_phase {
+    RESP_HEAD = 0, /* waiting for the response head (interim ones pass) */
+    RESP_BODY,     /* the body is being framed and forwarded */
+    RESP_DONE,     /* complete as framed */
 };
 
 struct stream {
@@ -90,17 +102,17 @@ struct hconn {
     size_t n_servers;
     bool up_tls;       /* speak TLS to the backend */
     size_t server_ix;
-    bool req_keep_alive, req_is_head, req_upgrade, req_done, req_chunked;
-    uint64_t req_left;
-    http_parser reqp;
-    bool reqp_done;
+    enum req_phase req;
+    bool req_keep_alive, req_is_head, req_upgrade;
+    struct pt_h1body reqb; /* the request body's framing */
+    bool req_trailers;     /* trailer fields were sent on */
     char host[PT_DNAME_MAX + 1];
-    char method[16];
 
     /* Its response. */
-    http_parser resp;
-    bool resp_head_done, resp_done, resp_close, resp_skip_body, resp_msg_done;
-    size_t resp_head_tail; /* head bytes the body parser still has to eat */
+    enum resp_phase resp;
+    bool resp_close;      /* the backend connection ends with this response */
+    struct pt_h1body respb; /* the response body's framing */
+    bool resp_trailers;   /* trailer fields were sent on */
     int status;
     struct pt_wbuf rin; /* backend plaintext until the response head is whole */
     struct pt_wbuf rhead; /* the rewritten response head */
@@ -148,6 +160,7 @@ static void try_server(struct hconn *c);
 static void start_reading(struct stream *s);
 static void send_plain(struct stream *s, const void *p, size_t n);
 static void send_head_now(struct hconn *c);
+static void response_done(struct hconn *c);
 
 /* ---- lifetime ------------------------------------------------------------ */
 
@@ -553,7 +566,7 @@ static void on_drained(struct hconn *c, struct stream *s)
             start_reading(&c->up);
     } else {
         /* A backend that takes the body slowly is no slow client. */
-        if (c->state == HC_REQUEST && !c->req_done)
+        if (c->state == HC_REQUEST && c->req != REQ_DONE)
             arm(c, body_timeout(c));
         pace_client(c);
     }
@@ -650,7 +663,7 @@ static void client_eof(struct hconn *c)
      * after a complete request still gets its response. */
     if (c->state == HC_TUNNEL)
         graceful_close(c);
-    else if (c->state != HC_REQUEST || !c->req_done)
+    else if (c->state != HC_REQUEST || c->req != REQ_DONE)
         hc_close(c);
 }
 
@@ -669,7 +682,7 @@ static void on_cli_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
      * must keep coming (--body-timeout between two reads, once the backend
      * is connected: until then the connect timeout runs); a request
      * waiting for its response or a tunnel only needs to keep moving. */
-    if (c->state == HC_REQUEST && !c->req_done && c->up.connected)
+    if (c->state == HC_REQUEST && c->req != REQ_DONE && c->up.connected)
         arm(c, body_timeout(c));
     else if ((c->state == HC_REQUEST && c->up.connected) || c->state == HC_TUNNEL)
         arm(c, c->snap->settings.idle_timeout_ms);
@@ -710,8 +723,8 @@ static void on_up_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         stop_reading(s);
         if (c->state == HC_TUNNEL) {
             graceful_close(c);
-        } else if (!c->resp_head_done) {
-            if (c->state == HC_REQUEST && c->retry_head.len && c->rin.len == 0) {
+        } else if (c->state == HC_REQUEST && c->resp == RESP_HEAD) {
+            if (c->retry_head.len && c->rin.len == 0) {
                 /* Closed under us before answering: once more, elsewhere. */
                 close_stream(s);
                 s->connected = false;
@@ -719,20 +732,21 @@ static void on_up_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
                 c->qhead = c->retry_head;
                 memset(&c->retry_head, 0, sizeof(c->retry_head));
                 c->up_wanted = true;
-            } else if (c->state == HC_REQUEST)
+            } else {
                 answer(c, 502);
-            else
-                close_stream(s), s->connected = false;
-        } else if (!c->resp_done) {
-            /* Read-until-close body: the end of the stream ends it. */
-            send_head_now(c);
-            http_parser_settings none;
-            memset(&none, 0, sizeof(none));
-            http_parser_execute(&c->resp, &none, NULL, 0);
+            }
+        } else if (c->state == HC_REQUEST && c->resp == RESP_BODY) {
             c->resp_close = true;
-            c->resp_done = true;
-            log_request(c, NULL);
-            graceful_close(c);
+            if (pt_h1body_ends_at_eof(&c->respb)) {
+                /* Read-until-close body: the end of the stream ends it. */
+                send_head_now(c);
+                response_done(c);
+            } else {
+                /* Cut short: the client must not take it for complete. */
+                pt_log(PT_LOG_WARN, "backend '%s': response body cut short", c->be->name);
+                c->result = "backend_truncated";
+                hc_close(c);
+            }
         } else {
             close_stream(s);
             s->connected = false;
@@ -752,57 +766,6 @@ static void start_reading(struct stream *s)
 }
 
 /* ---- responses ------------------------------------------------------------ */
-
-struct resp_collect {
-    struct hconn *c;
-    struct pt_http_hdr hdrs[PT_HTTP_HEADERS_MAX];
-    size_t n;
-    bool overflow;
-};
-
-static int r_field(http_parser *p, const char *at, size_t n)
-{
-    struct resp_collect *rc = p->data;
-    if (rc->n == PT_HTTP_HEADERS_MAX) {
-        rc->overflow = true;
-        return 1;
-    }
-    rc->hdrs[rc->n].name = at;
-    rc->hdrs[rc->n].name_len = n;
-    rc->hdrs[rc->n].value = at + n;
-    rc->hdrs[rc->n].value_len = 0;
-    rc->n++;
-    return 0;
-}
-
-static int r_value(http_parser *p, const char *at, size_t n)
-{
-    struct resp_collect *rc = p->data;
-    if (rc->n == 0)
-        return 1;
-    rc->hdrs[rc->n - 1].value = at;
-    rc->hdrs[rc->n - 1].value_len = n;
-    return 0;
-}
-
-static int r_headers_complete(http_parser *p)
-{
-    struct resp_collect *rc = p->data;
-    struct hconn *c = rc->c;
-    http_parser_pause(p, 1);
-    /* No body for HEAD, 1xx, 204 and 304, whatever the headers say. */
-    c->resp_skip_body = c->req_is_head || p->status_code / 100 == 1 ||
-                        p->status_code == 204 || p->status_code == 304;
-    return c->resp_skip_body ? 1 : 0;
-}
-
-static int r_message_complete(http_parser *p)
-{
-    struct hconn *c = p->data;
-    c->resp_msg_done = true;
-    http_parser_pause(p, 1);
-    return 0;
-}
 
 static bool hname_is(const struct pt_http_hdr *h, const char *name)
 {
@@ -826,42 +789,87 @@ static void send_head_now(struct hconn *c)
     pt_wbuf_free(&c->rhead);
 }
 
+/* Re-framed body bytes of one read, sent with one send_plain (one TLS
+ * record); per worker, reused: the loop runs one callback at a time. */
+static struct pt_wbuf body_out;
+
+/* Frames the body bytes at <p>[0..n) with <b> and appends them to <out> as
+ * they leave: the same bytes for a length, canonical chunked encoding for a
+ * chunked body (sizes in lowercase hex without extensions, CRLF everywhere,
+ * validated trailers), so the peer reads the framing we read. Returns the
+ * last event (NEED_MORE, DONE or INVALID); *used: bytes of <p> consumed. */
+static enum pt_h1body_ev reframe(struct pt_h1body *b, bool *trailers, const uint8_t *p,
+                                 size_t n, size_t *used, struct pt_wbuf *out)
+{
+    bool chunked = b->mode == PT_H1BODY_CHUNKED;
+    enum pt_h1body_ev ev;
+    *used = 0;
+    do {
+        size_t u;
+        const uint8_t *o;
+        size_t olen;
+        ev = pt_h1body_step(b, p + *used, n - *used, &u, &o, &olen);
+        *used += u;
+        switch (ev) {
+        case PT_H1BODY_DATA:
+            if (chunked)
+                pt_h1body_write_chunk(out, o, olen);
+            else
+                pt_wbuf_put(out, o, olen);
+            break;
+        case PT_H1BODY_TRAILER:
+            pt_h1body_write_trailer(out, o, olen, !*trailers);
+            *trailers = true;
+            break;
+        case PT_H1BODY_DONE:
+            if (chunked)
+                pt_h1body_write_last(out, *trailers);
+            break;
+        case PT_H1BODY_NEED_MORE:
+        case PT_H1BODY_INVALID:
+            break;
+        }
+    } while (ev == PT_H1BODY_DATA || ev == PT_H1BODY_TRAILER);
+    return ev;
+}
+
 /* Forwards response body bytes, stopping exactly at the message's end. */
 static void forward_body(struct hconn *c, const uint8_t *p, size_t n)
 {
-    static const http_parser_settings settings = {.on_message_complete = r_message_complete};
-    if (c->resp_done || n == 0)
-        return;
-    c->resp.data = c;
-    size_t used = http_parser_execute(&c->resp, &settings, (const char *)p, n);
-    enum http_errno e = HTTP_PARSER_ERRNO(&c->resp);
-    if (e != HPE_OK && e != HPE_PAUSED) {
-        pt_log(PT_LOG_WARN, "backend '%s': malformed response body (%s)", c->be->name,
-               http_errno_name(e));
-        hc_close(c);
-        return;
-    }
-    size_t skip = c->resp_head_tail < used ? c->resp_head_tail : used;
-    c->resp_head_tail -= skip;
+    struct pt_wbuf *out = &body_out;
+    out->len = 0;
     if (c->rhead_pending) {
         /* One record for head and first body bytes: a client reads a small
          * response with one read, not two. */
         c->rhead_pending = false;
-        pt_wbuf_put(&c->rhead, p + skip, used - skip);
-        send_plain(&c->cli, c->rhead.data, c->rhead.len);
+        pt_wbuf_put(out, c->rhead.data, c->rhead.len);
         pt_wbuf_free(&c->rhead);
-    } else {
-        send_plain(&c->cli, p + skip, used - skip);
     }
-    if (c->resp_msg_done) {
-        http_parser_pause(&c->resp, 0);
+    size_t used;
+    enum pt_h1body_ev ev = reframe(&c->respb, &c->resp_trailers, p, n, &used, out);
+    if (ev == PT_H1BODY_INVALID) {
+        pt_log(PT_LOG_WARN, "backend '%s': malformed response body (%s)", c->be->name,
+               c->respb.why);
+        c->result = "backend_bad_body";
+        hc_close(c); /* the client sees a cut, never a wrong end */
+        return;
+    }
+    send_plain(&c->cli, out->data, out->len);
+    if (out->cap > QUEUE_HIGH)
+        pt_wbuf_free(out);
+    if (ev == PT_H1BODY_DONE && c->state == HC_REQUEST) {
+        /* Bytes past the response's end: the backend does not frame as we
+         * read it, its connection must not serve anyone else. */
+        if (used < n)
+            c->resp_close = true;
         response_done(c);
     }
 }
 
-/* <interim>: a 1xx other than 101, passed on without a Connection field. */
-static void build_response_head(struct hconn *c, const http_parser *p, struct resp_collect *rc,
-                                bool chunked, bool has_length, bool interim)
+/* The head to send to the client. <interim>: a 1xx other than 101, passed
+ * on without a Connection field. The domain's response headers replace the
+ * backend's of the same name (offload only). */
+static void build_response_head(struct hconn *c, const struct pt_http_resp *r, bool interim)
 {
     struct pt_wbuf *b = &c->rhead;
     char line[128];
@@ -871,12 +879,11 @@ static void build_response_head(struct hconn *c, const http_parser *p, struct re
     size_t n_extra = c->tls ? d->n_headers : 0;
     bool hsts = c->tls && d->hsts;
     b->len = 0;
-    snprintf(line, sizeof(line), "HTTP/1.1 %u %s\r\n", p->status_code,
-             http_status_str((enum http_status)p->status_code));
+    snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", r->status, pt_http1_reason(r->status));
     put(b, line);
-    bool tunnel = p->status_code == 101;
-    for (size_t i = 0; i < rc->n; i++) {
-        const struct pt_http_hdr *h = &rc->hdrs[i];
+    bool tunnel = r->status == 101;
+    for (size_t i = 0; i < r->n_hdrs; i++) {
+        const struct pt_http_hdr *h = &r->hdrs[i];
         if (hname_is(h, "connection") || hname_is(h, "keep-alive") ||
             hname_is(h, "proxy-connection") || hname_is(h, "te") || hname_is(h, "trailer") ||
             (!tunnel && hname_is(h, "upgrade")))
@@ -903,112 +910,95 @@ static void build_response_head(struct hconn *c, const http_parser *p, struct re
         put(b, "\r\n");
     else if (tunnel)
         put(b, "Connection: upgrade\r\n\r\n");
-    else if (!c->resp_skip_body && !chunked && !has_length) {
-        c->resp_close = true; /* the body ends when the backend closes */
-        put(b, "Connection: close\r\n\r\n");
-    } else if (c->resp_close || !c->req_keep_alive)
+    else if (c->resp_close || !c->req_keep_alive)
         put(b, "Connection: close\r\n\r\n");
     else
         put(b, "Connection: keep-alive\r\n\r\n");
 }
 
+static void pace_client(struct hconn *c);
+
+/* The backend answered 101 to a request that asked for an upgrade: from
+ * now on bytes pass both ways as they are. <rest>: what followed the head. */
+static void start_tunnel(struct hconn *c, const uint8_t *rest, size_t rest_len)
+{
+    c->state = HC_TUNNEL;
+    log_request(c, NULL);
+    send_head_now(c);
+    send_plain(&c->cli, rest, rest_len);
+    /* Bytes the client sent after its request belong to the tunnel. */
+    if (c->in_len) {
+        send_plain(&c->up, c->in, c->in_len);
+        c->in_len = 0;
+    }
+    pace_client(c);
+}
+
+static struct pt_http_resp resp_head; /* large; used synchronously */
+
+/* Bytes from the backend while a request is in flight (or a tunnel). */
 static void feed_response(struct hconn *c, const uint8_t *p, size_t n)
 {
     if (c->state == HC_TUNNEL) {
         send_plain(&c->cli, p, n);
         goto backpressure;
     }
-    if (c->state != HC_REQUEST) {
-        /* Bytes from an idle backend connection: it is not usable any more. */
+    if (c->state != HC_REQUEST || c->resp == RESP_DONE) {
+        /* Bytes nobody asked for (an idle connection, or past a response's
+         * end): the connection is not usable any more. */
         close_stream(&c->up);
         c->up.connected = false;
+        c->up_idle = false;
         return;
     }
-    if (c->resp_head_done) {
+    if (c->resp == RESP_BODY) {
         forward_body(c, p, n);
         goto backpressure;
     }
     pt_wbuf_put(&c->rin, p, n);
     for (;;) {
-        uint8_t *end = memmem(c->rin.data, c->rin.len, "\r\n\r\n", 4);
-        if (end == NULL) {
-            if (c->rin.len > RESP_HEAD_MAX) {
-                pt_log(PT_LOG_WARN, "backend '%s': response head too large", c->be->name);
-                answer(c, 502);
-            }
+        struct pt_http_resp *r = &resp_head;
+        int rc = pt_http1_parse_response(c->rin.data, c->rin.len, c->req_is_head, r);
+        if (rc == PT_ENEEDMORE)
             return;
-        }
-        size_t head_len = (size_t)(end - c->rin.data) + 4;
-        struct resp_collect rc = {.c = c};
-        http_parser_settings cb;
-        memset(&cb, 0, sizeof(cb));
-        cb.on_header_field = r_field;
-        cb.on_header_value = r_value;
-        cb.on_headers_complete = r_headers_complete;
-        http_parser_init(&c->resp, HTTP_RESPONSE);
-        c->resp.data = &rc;
-        size_t used = http_parser_execute(&c->resp, &cb, (const char *)c->rin.data, head_len);
-        if (HTTP_PARSER_ERRNO(&c->resp) != HPE_PAUSED || rc.overflow) {
+        if (rc < 0) {
             pt_log(PT_LOG_WARN, "backend '%s': malformed response head (%s)", c->be->name,
-                   http_errno_name(HTTP_PARSER_ERRNO(&c->resp)));
-            answer(c, 502);
+                   r->why ? r->why : "?");
+            answer_page(c, 502, "backend_bad_head", NULL, "text/html", NULL);
             return;
         }
-        unsigned code = c->resp.status_code;
-        bool chunked = false, has_length = false;
-        for (size_t i = 0; i < rc.n; i++) {
-            if (hname_is(&rc.hdrs[i], "transfer-encoding"))
-                chunked = true;
-            if (hname_is(&rc.hdrs[i], "content-length"))
-                has_length = true;
-            if (hname_is(&rc.hdrs[i], "connection") && rc.hdrs[i].value_len == 5 &&
-                strncasecmp(rc.hdrs[i].value, "close", 5) == 0)
-                c->resp_close = true;
-        }
-        if (c->resp.http_minor == 0 && c->resp.http_major == 1)
-            c->resp_close = true;
-        if (code / 100 == 1 && code != 101) {
+        size_t head_len = r->head_len;
+        if (r->interim) {
             /* 100 Continue and friends: pass on, then wait for the real one. */
-            build_response_head(c, &c->resp, &rc, false, true, true);
+            build_response_head(c, r, true);
             send_plain(&c->cli, c->rhead.data, c->rhead.len);
             memmove(c->rin.data, c->rin.data + head_len, c->rin.len - head_len);
             c->rin.len -= head_len;
             continue;
         }
-        c->status = (int)code;
-        build_response_head(c, &c->resp, &rc, chunked, has_length, false);
+        if (r->status == 101 && !(c->req_upgrade && r->upgrade)) {
+            /* A switch nobody asked for: what follows would not be HTTP. */
+            pt_log(PT_LOG_WARN, "backend '%s': 101 to a request without Upgrade", c->be->name);
+            answer_page(c, 502, "backend_bad_head", NULL, "text/html", NULL);
+            return;
+        }
+        c->status = r->status;
+        c->resp_close = !r->keep_alive || r->body == PT_H1BODY_EOF;
+        build_response_head(c, r, false);
         c->rhead_pending = true; /* sent with the body (forward_body) */
-        c->resp_head_done = true;
         pt_wbuf_free(&c->retry_head);
-        /* http-parser pauses before consuming the head's last LF: the body
-         * parse resumes from there, not from head_len. */
         /* The bytes after the head stay where they are: rin is only written
          * by the next read from the backend, after this returns. */
-        size_t rest_len = c->rin.len - used;
-        const uint8_t *rest = c->rin.data + used;
+        const uint8_t *rest = c->rin.data + head_len;
+        size_t rest_len = c->rin.len - head_len;
         c->rin.len = 0;
-        if (code == 101 && c->req_upgrade) {
-            c->state = HC_TUNNEL;
-            log_request(c, NULL);
-            /* Skip what is left of the head (its last LF). */
-            size_t skip = head_len - used;
-            send_head_now(c);
-            send_plain(&c->cli, rest + skip, rest_len - skip);
-            /* Bytes the client sent after its request belong to the tunnel. */
-            if (c->in_len) {
-                send_plain(&c->up, c->in, c->in_len);
-                c->in_len = 0;
-            }
-            start_reading(&c->cli);
+        if (r->status == 101) {
+            start_tunnel(c, rest, rest_len);
             return;
         }
-        http_parser_pause(&c->resp, 0);
-        if (c->resp_skip_body) {
-            send_head_now(c);
-            response_done(c);
-            return;
-        }
-        c->resp_head_tail = head_len - used; /* parsed but not sent on */
+        c->resp = RESP_BODY;
+        c->resp_trailers = false;
+        pt_h1body_init(&c->respb, r->body, r->content_length);
         forward_body(c, rest, rest_len);
         goto backpressure;
     }
@@ -1021,10 +1011,12 @@ static void response_done(struct hconn *c)
 {
     if (c->state == HC_CLOSING)
         return;
-    c->resp_done = true;
-    c->up_idle = !c->resp_close && c->req_done && c->up.queued == 0;
+    c->resp = RESP_DONE;
+    /* Only a complete, well-framed exchange leaves the backend connection
+     * fit for another request. */
+    c->up_idle = !c->resp_close && c->req == REQ_DONE && c->up.queued == 0;
     log_request(c, NULL);
-    if (c->resp_close || !c->req_keep_alive || !c->req_done) {
+    if (c->resp_close || !c->req_keep_alive || c->req != REQ_DONE) {
         graceful_close(c);
         return;
     }
@@ -1049,7 +1041,7 @@ static void up_connected(struct hconn *c)
     s->connected = true;
     /* Connected: from now on the backend has the idle timeout to answer,
      * and the client the body timeout to send what it still owes. */
-    arm(c, c->req_done ? c->snap->settings.idle_timeout_ms : body_timeout(c));
+    arm(c, c->req == REQ_DONE ? c->snap->settings.idle_timeout_ms : body_timeout(c));
     uv_tcp_nodelay(&s->tcp, 1);
     int tlen = sizeof(c->target);
     uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&c->target, &tlen);
@@ -1076,6 +1068,22 @@ static void up_connected(struct hconn *c)
     process_client(c);
 }
 
+/* A fresh backend stream in c->up (the previous one is closed: its close
+ * callback ran), its handle initialised and counted. */
+static struct stream *new_up_stream(struct hconn *c)
+{
+    struct stream *s = &c->up;
+    SSL_free(s->ssl);
+    pt_wbuf_free(&s->pend);
+    memset(s, 0, sizeof(*s));
+    s->c = c;
+    uv_tcp_init(c->w->loop, &s->tcp);
+    s->tcp.data = s;
+    s->init = true;
+    c->handles++;
+    return s;
+}
+
 /* Starts the request on a parked connection to one of the backend's servers
  * (in their order), if there is one. */
 static bool take_pooled(struct hconn *c)
@@ -1088,15 +1096,7 @@ static bool take_pooled(struct hconn *c)
         int fd = pool_take(&hp->sa, now);
         if (fd < 0)
             continue;
-        struct stream *s = &c->up;
-        SSL_free(s->ssl);
-        pt_wbuf_free(&s->pend);
-        memset(s, 0, sizeof(*s));
-        s->c = c;
-        uv_tcp_init(c->w->loop, &s->tcp);
-        s->tcp.data = s;
-        s->init = true;
-        c->handles++;
+        struct stream *s = new_up_stream(c);
         c->server_ix = i;
         c->up_reused = true;
         if (uv_tcp_open(&s->tcp, fd) != 0) {
@@ -1139,15 +1139,7 @@ static void on_connect(uv_connect_t *req, int status)
 static void connect_to(struct hconn *c, const struct sockaddr *sa)
 {
     c->up_reused = false;
-    struct stream *s = &c->up;
-    SSL_free(s->ssl);
-    pt_wbuf_free(&s->pend);
-    memset(s, 0, sizeof(*s));
-    s->c = c;
-    uv_tcp_init(c->w->loop, &s->tcp);
-    s->tcp.data = s;
-    s->init = true;
-    c->handles++;
+    struct stream *s = new_up_stream(c);
     arm(c, c->snap->settings.connect_timeout_ms);
     c->creq.data = c;
     if (uv_tcp_connect(&c->creq, &s->tcp, sa, on_connect) != 0)
@@ -1200,49 +1192,31 @@ static void try_server(struct hconn *c)
 
 /* ---- requests ---------------------------------------------------------------- */
 
-static int q_message_complete(http_parser *p)
-{
-    struct hconn *c = p->data;
-    c->reqp_done = true;
-    http_parser_pause(p, 1);
-    return 0;
-}
-
-static int q_headers_complete(http_parser *p)
-{
-    http_parser_pause(p, 1);
-    return 0;
-}
-
-/* Sends what belongs to the request body from c->in to the backend. */
+/* Frames what c->in holds of the request body and sends it to the backend
+ * (re-encoded canonically when chunked). A body we cannot frame is refused
+ * with 400 and the connection closed; the backend connection, left with an
+ * unfinished request, is not reused. */
 static void forward_request_body(struct hconn *c)
 {
-    if (c->req_done || !c->up.connected || c->in_len == 0)
+    if (c->req == REQ_DONE || !c->up.connected)
         return;
-    size_t take = 0;
-    if (c->req_chunked) {
-        static const http_parser_settings settings = {.on_message_complete =
-                                                          q_message_complete};
-        c->reqp.data = c;
-        take = http_parser_execute(&c->reqp, &settings, (const char *)c->in, c->in_len);
-        enum http_errno e = HTTP_PARSER_ERRNO(&c->reqp);
-        if (e != HPE_OK && e != HPE_PAUSED) {
-            c->result = "bad_chunk";
-            answer(c, 400);
-            return;
-        }
-        if (c->reqp_done)
-            c->req_done = true;
-    } else {
-        take = c->in_len < c->req_left ? c->in_len : (size_t)c->req_left;
-        c->req_left -= take;
-        if (c->req_left == 0)
-            c->req_done = true;
+    struct pt_wbuf *out = &body_out;
+    size_t used;
+    out->len = 0;
+    enum pt_h1body_ev ev = reframe(&c->reqb, &c->req_trailers, c->in, c->in_len, &used, out);
+    if (ev == PT_H1BODY_INVALID) {
+        pt_log(PT_LOG_DEBUG, "request body refused: %s", c->reqb.why);
+        answer_page(c, 400, "bad_body", NULL, "text/html", NULL);
+        return;
     }
-    send_plain(&c->up, c->in, take);
-    memmove(c->in, c->in + take, c->in_len - take);
-    c->in_len -= take;
-    if (!c->req_done)
+    send_plain(&c->up, out->data, out->len);
+    if (out->cap > QUEUE_HIGH)
+        pt_wbuf_free(out);
+    memmove(c->in, c->in + used, c->in_len - used);
+    c->in_len -= used;
+    if (ev == PT_H1BODY_DONE)
+        c->req = REQ_DONE;
+    else
         arm(c, body_timeout(c)); /* the rest must keep coming */
 }
 
@@ -1257,35 +1231,10 @@ struct target {
     bool tls;
 };
 
-/* The path to put in a redirect: origin-form as is, the path of an
- * absolute-form target, "/" otherwise. */
-static void redirect_path(const struct pt_http_req *r, const char **p, size_t *n)
-{
-    *p = r->url;
-    *n = r->url_len;
-    if (*n && **p == '/')
-        return;
-    const char *s = memmem(r->url, r->url_len, "://", 3);
-    if (s) {
-        const char *end = r->url + r->url_len;
-        const char *slash = memchr(s + 3, '/', (size_t)(end - s - 3));
-        if (slash) {
-            *p = slash;
-            *n = (size_t)(end - slash);
-            return;
-        }
-    }
-    *p = "/";
-    *n = 1;
-}
-
 /* Port 80: a 301 to the same host and path on https. */
 static void redirect(struct hconn *c, const struct pt_http_req *r)
 {
     char loc[PT_DNAME_MAX + 64];
-    const char *path;
-    size_t plen;
-    redirect_path(r, &path, &plen);
     uint16_t port = c->snap->settings.https_port;
     if (port == 443 || port == 0)
         snprintf(loc, sizeof(loc), "Location: https://%s", c->host);
@@ -1293,7 +1242,7 @@ static void redirect(struct hconn *c, const struct pt_http_req *r)
         snprintf(loc, sizeof(loc), "Location: https://%s:%u", c->host, port);
     struct pt_wbuf extra = {0};
     pt_wbuf_put(&extra, loc, strlen(loc));
-    pt_wbuf_put(&extra, path, plen);
+    pt_wbuf_put(&extra, r->path, r->path_len); /* origin-form, also of an absolute target */
     pt_wbuf_put(&extra, "\r\n", 3); /* with the NUL: used as a C string */
     answer_page(c, 301, "redirect", (const char *)extra.data, "text/html", NULL);
     pt_wbuf_free(&extra);
@@ -1307,10 +1256,10 @@ static bool acme_answered(struct hconn *c, const struct pt_http_req *r, int ix)
 {
     static const char acme[] = "/.well-known/acme-challenge/";
     const struct pt_snapshot *s = c->snap;
-    if (r->url_len < sizeof(acme) - 1 || memcmp(r->url, acme, sizeof(acme) - 1) != 0)
+    if (r->path_len < sizeof(acme) - 1 || memcmp(r->path, acme, sizeof(acme) - 1) != 0)
         return false;
-    const char *tok = r->url + sizeof(acme) - 1;
-    size_t tlen = r->url_len - (sizeof(acme) - 1);
+    const char *tok = r->path + sizeof(acme) - 1;
+    size_t tlen = r->path_len - (sizeof(acme) - 1);
     const char *q = memchr(tok, '?', tlen);
     if (q)
         tlen = (size_t)(q - tok);
@@ -1337,6 +1286,12 @@ static bool route_request(struct hconn *c, const struct pt_http_req *r, struct t
     int ix = hl > 0 ? pt_route_lookup(s->routes, c->host, (size_t)hl) : -1;
     if (hl <= 0)
         c->host[0] = '\0';
+    if (r->authority_mismatch) {
+        /* An absolute-form target names the host as much as Host does: two
+         * different names could route one way here and another behind. */
+        answer_page(c, 421, NULL, NULL, "text/html", NULL);
+        return false;
+    }
     if (c->tls) {
         /* The Host must belong to the route the SNI chose (RFC 9110 421). */
         if (ix < 0 || ix != c->sni_route) {
@@ -1402,14 +1357,16 @@ static void start_request(struct hconn *c)
     c->req_keep_alive = req.keep_alive;
     c->req_is_head = req.is_head;
     c->req_upgrade = req.upgrade;
-    c->req_chunked = req.chunked;
-    c->req_left = req.has_content_length ? req.content_length : 0;
-    c->req_done = !req.chunked && c->req_left == 0;
-    c->req_retryable = c->req_done && (strcmp(req.method, "GET") == 0 ||
+    pt_h1body_init(&c->reqb, req.body, req.content_length);
+    c->req_trailers = false;
+    bool bodiless = req.body == PT_H1BODY_NONE ||
+                    (req.body == PT_H1BODY_LENGTH && req.content_length == 0);
+    c->req = bodiless ? REQ_DONE : REQ_BODY;
+    c->req_retryable = bodiless && (strcmp(req.method, "GET") == 0 ||
                                        strcmp(req.method, "HEAD") == 0 ||
                                        strcmp(req.method, "OPTIONS") == 0);
-    c->reqp_done = false;
-    c->resp_head_done = c->resp_done = c->resp_close = c->resp_msg_done = false;
+    c->resp = RESP_HEAD;
+    c->resp_close = false;
     c->rin.len = 0;
     c->state = HC_REQUEST;
     arm(c, s->settings.idle_timeout_ms);
@@ -1417,18 +1374,8 @@ static void start_request(struct hconn *c)
     struct pt_wbuf head = {0};
     char ip[PT_ADDRSTR_MAX];
     pt_sockaddr_ip((struct sockaddr *)&c->peer, ip, sizeof(ip));
-    struct pt_http_fwd fwd = {ip, c->tls ? "https" : "http", false};
+    struct pt_http_fwd fwd = {ip, c->tls ? "https" : "http", false, c->trusted};
     pt_http1_write_request(&req, &fwd, &head);
-    if (req.chunked) {
-        /* Bring a parser to the start of the body to find the last chunk. */
-        static const http_parser_settings hs = {.on_headers_complete = q_headers_complete};
-        http_parser_init(&c->reqp, HTTP_REQUEST);
-        size_t used = http_parser_execute(&c->reqp, &hs, (const char *)c->in, req.head_len);
-        http_parser_pause(&c->reqp, 0);
-        /* It pauses before the head's last LF; feed that now. */
-        if (used < req.head_len)
-            http_parser_execute(&c->reqp, &hs, (const char *)c->in + used, req.head_len - used);
-    }
     memmove(c->in, c->in + req.head_len, c->in_len - req.head_len);
     c->in_len -= req.head_len;
 
@@ -1538,15 +1485,15 @@ static void on_timer(uv_timer_t *t)
             uv_timer_start(&c->timer, on_timer, 1000, 0);
             return;
         }
-        if (!c->req_done) {
+        if (c->req != REQ_DONE) {
             /* The request body stopped coming (slow body). */
-            if (!c->resp_head_done) {
+            if (c->resp == RESP_HEAD) {
                 answer_page(c, 408, "body_timeout", NULL, "text/html", NULL);
             } else {
                 c->result = "body_timeout";
                 hc_close(c);
             }
-        } else if (!c->resp_head_done)
+        } else if (c->resp == RESP_HEAD)
             answer(c, 504);
         else
             hc_close(c);

@@ -51,7 +51,7 @@ track_pid $!
 wait_until 5 port_listening "$PH" || bail "silent backend listens"
 
 start_portierd --workers 1 --hello-timeout 5 --idle-timeout 30 --body-timeout 2 \
-    --send-timeout 3 || bail "portierd starts"
+    --send-timeout 3 --trusted-proxy 127.0.0.5/32 || bail "portierd starts"
 api PUT /api/v1/backends/web "{\"servers\":[\"127.0.0.1:$PB\"],\"http_servers\":[\"127.0.0.1:$PB\"]}"
 api PUT /api/v1/backends/hole "{\"servers\":[\"127.0.0.1:$PH\"],\"http_servers\":[\"127.0.0.1:$PH\"]}"
 api PUT /api/v1/domains/a.test '{"mode":"offload","backend":"web","certificate":"manual"}'
@@ -143,12 +143,17 @@ check "port 80: absolute-form disagreeing with Host -> 421" [ "$(status_of "$out
 check "neither reached nginx" eval '! smuggled_seen smuggled-abs'
 out=$(tls_to a.test send 'GET http://a.test/index.html?abs=1 HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n' 3)
 check "offload: absolute-form for the right host is served" grep -q backend-page <<<"$out"
-check "... and reaches nginx in origin-form" grep -q '|GET /index.html?abs=1 HTTP/1.1|200|' nginx-be/logs/be.log
+check "... and reaches nginx in origin-form" wait_until 5 grep -q '|GET /index.html?abs=1 HTTP/1.1|200|' nginx-be/logs/be.log
 for via in offload port80; do
     r='GET /echo-headers HTTP/1.1\r\nHost: HOST\r\nX-Forwarded-For: 127.0.0.9\r\nX-Real-IP: 127.0.0.9\r\nForwarded: for=127.0.0.9\r\nConnection: close\r\n\r\n'
     if [ $via = offload ]; then out=$(tls a.test --src 127.0.0.4 127.0.0.1 "$HTTPS_PORT" send "${r//HOST/a.test}" 3)
     else out=$("$PY" "$HERE/tools/h1client.py" --src 127.0.0.4 127.0.0.1 "$HTTP_PORT" send "${r//HOST/yuno.test}" 3); fi
     check "$via: an untrusted client cannot choose X-Forwarded-For / X-Real-IP" grep -q '^xff=127.0.0.4 real=127.0.0.4$' <<<"$(tr -d '\r' <<<"$out")"
+    # A --trusted-proxy (here without a PROXY header) is a front whose own
+    # X-Forwarded-For is appended to.
+    if [ $via = offload ]; then out=$(tls a.test --src 127.0.0.5 127.0.0.1 "$HTTPS_PORT" send "${r//HOST/a.test}" 3)
+    else out=$("$PY" "$HERE/tools/h1client.py" --src 127.0.0.5 127.0.0.1 "$HTTP_PORT" send "${r//HOST/yuno.test}" 3); fi
+    check "$via: a trusted proxy's X-Forwarded-For is appended to" grep -q '^xff=127.0.0.9, 127.0.0.5 real=127.0.0.5$' <<<"$(tr -d '\r' <<<"$out")"
 done
 
 # ---- 3. memory bound ---------------------------------------------------------------

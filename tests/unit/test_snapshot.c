@@ -535,7 +535,7 @@ static void hdr(struct pt_wbuf *w)
     memset(w, 0, sizeof(*w));
     pt_wbuf_put(w, "PTS1", 4);
     pt_wbuf_u64(w, 9);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 6; i++) /* the u32 settings */
         pt_wbuf_u32(w, 1000);
     pt_wbuf_u16(w, 443);
     pt_wbuf_u8(w, 1); /* access_log */
@@ -696,7 +696,7 @@ Test(snapshot, decode_bad_field_values)
     encode(s, &w);
 
     /* Offsets in this layout. */
-    size_t off_fam = 4 + 8 + 16 + 2 + 1 + 80 + 4; /* first trusted family */
+    size_t off_fam = 4 + 8 + 24 + 2 + 1 + 80 + 4; /* first trusted family */
     size_t off_bits = off_fam + 1 + 16;    /* its prefix length */
     size_t off_b = off_bits + 1 + 4;       /* first backend */
     size_t off_pp = off_b + 4 + 1;         /* its proxy_protocol */
