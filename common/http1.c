@@ -156,11 +156,11 @@ static int field_line(struct head *h, const char *p, size_t n)
  * backend that reads them differently is how requests get smuggled. Refusals
  * that the bytes so far already decide come before the head is whole.
  * Returns the head's length, PT_ENEEDMORE or PT_EMALFORMED. */
-static int head_scan(const uint8_t *buf, size_t len, struct head *h, start_line_fn *start,
-                     void *ctx)
+static int head_scan(const uint8_t *buf, size_t len, size_t max, struct head *h,
+                     start_line_fn *start, void *ctx)
 {
     const char *s = (const char *)buf;
-    size_t lim = len < PT_HTTP_HEAD_MAX ? len : PT_HTTP_HEAD_MAX;
+    size_t lim = len < max ? len : max;
     size_t line_start = 0;
     bool first = true;
     h->n_hdrs = 0;
@@ -198,7 +198,7 @@ static int head_scan(const uint8_t *buf, size_t len, struct head *h, start_line_
     }
     if (first && lim >= PT_HTTP_LINE_MAX)
         return head_refuse(h, 414, "request line too long");
-    if (len >= PT_HTTP_HEAD_MAX)
+    if (len >= max)
         return head_refuse(h, 431, "request head too large");
     return PT_ENEEDMORE;
 }
@@ -343,7 +343,7 @@ int pt_http1_parse_request(const uint8_t *buf, size_t len, struct pt_http_req *o
     memset(out, 0, offsetof(struct pt_http_req, hdrs));
     memset(&out->n_hdrs, 0, sizeof(*out) - offsetof(struct pt_http_req, n_hdrs));
     struct head h = {out->hdrs, 0, 0, NULL};
-    int end = head_scan(buf, len, &h, request_line, out);
+    int end = head_scan(buf, len, PT_HTTP_HEAD_MAX, &h, request_line, out);
     out->n_hdrs = h.n_hdrs;
     if (end == PT_ENEEDMORE)
         return end;
@@ -489,7 +489,7 @@ int pt_http1_parse_response(const uint8_t *buf, size_t len, bool req_was_head,
     memset(out, 0, offsetof(struct pt_http_resp, hdrs));
     memset(&out->n_hdrs, 0, sizeof(*out) - offsetof(struct pt_http_resp, n_hdrs));
     struct head h = {out->hdrs, 0, 0, NULL};
-    int end = head_scan(buf, len, &h, status_line, out);
+    int end = head_scan(buf, len, PT_HTTP_RESP_HEAD_MAX, &h, status_line, out);
     out->n_hdrs = h.n_hdrs;
     if (end == PT_ENEEDMORE)
         return end;

@@ -17,9 +17,10 @@
 #include "common/pt.h"
 #include "common/wbuf.h"
 
-#define PT_HTTP_HEAD_MAX 16384  /* start line + fields: 431 beyond (responses: refused) */
+#define PT_HTTP_HEAD_MAX 16384  /* request line + fields: 431 beyond */
 #define PT_HTTP_LINE_MAX 8192   /* start line: 414 beyond (responses: refused) */
 #define PT_HTTP_HEADERS_MAX 100 /* header fields: 431 beyond (responses: refused) */
+#define PT_HTTP_RESP_HEAD_MAX 32768 /* a response head: refused beyond (backends send big cookies) */
 
 struct pt_http_hdr {
     const char *name;
@@ -102,7 +103,7 @@ struct pt_http_resp {
  * connection). Status line: HTTP/1.0 or HTTP/1.1, SP, three digits (100 to
  * 599), then SP and a reason phrase; the reason may be left out with its SP
  * (servers do; it frames nothing). Fields as for requests, at most
- * PT_HTTP_HEAD_MAX bytes and PT_HTTP_HEADERS_MAX fields.
+ * PT_HTTP_RESP_HEAD_MAX bytes and PT_HTTP_HEADERS_MAX fields.
  * Body framing: no body for 1xx, 204, 304 and responses to HEAD; chunked
  * when the last transfer coding is chunked; EOF (and close) for another
  * final coding; LENGTH for a valid Content-Length (equal duplicates and

@@ -44,7 +44,7 @@ static void check_accepted(const uint8_t *buf, size_t size, bool head, int rc,
                            const struct pt_http_resp *r)
 {
     size_t hl = (size_t)rc;
-    CHECK(hl == r->head_len && hl >= 4 && hl <= size && hl <= PT_HTTP_HEAD_MAX);
+    CHECK(hl == r->head_len && hl >= 4 && hl <= size && hl <= PT_HTTP_RESP_HEAD_MAX);
     CHECK(memcmp(buf + hl - 4, "\r\n\r\n", 4) == 0);
     CHECK(memchr(buf, '\0', hl) == NULL);
     for (size_t i = 0; i < hl; i++)
@@ -110,7 +110,7 @@ static void check_forward(const struct pt_http_resp *r, bool head, bool close)
     CHECK(copy != NULL && b != NULL);
     memcpy(copy, out.data, out.len);
     int rc = pt_http1_parse_response(copy, out.len, head, b);
-    if (rc == PT_EMALFORMED && (out.len > PT_HTTP_HEAD_MAX || r->n_hdrs + 2 > PT_HTTP_HEADERS_MAX))
+    if (rc == PT_EMALFORMED && (out.len > PT_HTTP_RESP_HEAD_MAX || r->n_hdrs + 2 > PT_HTTP_HEADERS_MAX))
         goto out; /* our fields pushed a head near a limit over it */
     CHECK(rc == (int)out.len);
     CHECK(b->status == r->status && b->minor == 1);
@@ -141,7 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(r != NULL);
     int rc = pt_http1_parse_response(data, size, head, r);
     if (rc == PT_ENEEDMORE) {
-        CHECK(size < PT_HTTP_HEAD_MAX);
+        CHECK(size < PT_HTTP_RESP_HEAD_MAX);
         CHECK(memchr(data, '\0', size) == NULL);
     } else if (rc == PT_EMALFORMED) {
         CHECK(r->why != NULL && r->why[0] != '\0');
