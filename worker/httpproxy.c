@@ -1513,14 +1513,14 @@ void pt_httpproxy_start(struct pt_listener *l, int fd, const struct pt_httpproxy
     struct hconn *c = pt_xcalloc(1, sizeof(*c));
     c->w = w;
     c->l = l;
-    c->snap = pt_snap_ref(w->snap);
+    c->snap = pt_snap_ref(info->snap);
     c->peer = info->peer;
     c->local = info->local;
     c->tls = info->tls;
     c->trusted = info->trusted;
     c->sni_len = info->sni_len < sizeof(c->sni) ? info->sni_len : sizeof(c->sni) - 1;
     memcpy(c->sni, info->sni, c->sni_len);
-    c->sni_route = pt_route_lookup(c->snap->routes, c->sni, c->sni_len);
+    c->sni_route = info->route;
     c->start_ms = c->req_start_ms = pt_worker_now_ms(w);
     c->cli.c = c;
     c->up.c = c;

@@ -15,6 +15,10 @@ struct pt_httpproxy_info {
     bool tls;                      /* offload: TLS with the client; else port 80 */
     bool trusted;                  /* the socket's peer is a --trusted-proxy: its
                                       X-Forwarded-* are appended to, not replaced */
+    struct pt_snapshot *snap;      /* the snapshot the front stage routed with
+                                      (borrowed: the engine takes its own reference) */
+    int route;                     /* TLS: the SNI's route in snap (the front stage
+                                      looked it up once); -1 on port 80 */
     const char *sni;               /* TLS: as received; copied */
     size_t sni_len;
     const uint8_t *pre;            /* bytes read so far (the ClientHello, or the

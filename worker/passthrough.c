@@ -289,6 +289,8 @@ static void hand_off(struct pass *c)
         .local = c->local,
         .tls = !c->http,
         .trusted = c->from_trusted,
+        .snap = c->snap,
+        .route = c->dom ? (int)(c->dom - c->snap->domains) : -1,
         .sni = c->sni,
         .sni_len = c->sni_len,
         .pre = c->hbuf,
