@@ -29,7 +29,7 @@
 #include "common/dname.h"
 #include "common/h1body.h"
 #include "common/http1.h"
-#include "worker/upstream.h"
+#include "worker/conn.h"
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -101,7 +101,6 @@ struct hconn {
     const struct pt_hostport *servers; /* be's list for this kind (borrowed) */
     size_t n_servers;
     bool up_tls;       /* speak TLS to the backend */
-    size_t server_ix;
     enum req_phase req;
     bool req_keep_alive, req_is_head, req_upgrade;
     struct pt_h1body reqb; /* the request body's framing */
@@ -129,15 +128,12 @@ struct hconn {
     bool req_retryable; /* idempotent and bodiless: may be sent again */
     struct pt_wbuf retry_head; /* the head sent on a reused connection, kept
                                   until the response starts */
-    uv_timer_t timer;
+    struct pt_deadline dl;     /* wakes at the earlier of the two below */
     uint64_t deadline_ms;      /* the state's timeout, moved by activity */
     uint64_t send_deadline_ms; /* while a response waits for the client to take
                                   it: --send-timeout after the last write
                                   progress; 0 when nothing is queued */
-    uint64_t wake_ms;          /* when the timer fires next */
-    uv_connect_t creq;
-    uv_getaddrinfo_t gai;
-    bool gai_pending;
+    struct pt_dial dial; /* reaching one of servers; dial.ix: the server in use */
     unsigned handles;
     uint64_t start_ms, req_start_ms, bytes_in, bytes_out;
     unsigned requests;
@@ -156,7 +152,6 @@ static uint8_t read_buf[64 * 1024];
 static void hc_close(struct hconn *c);
 static void process_client(struct hconn *c);
 static void feed_response(struct hconn *c, const uint8_t *p, size_t n);
-static void try_server(struct hconn *c);
 static void start_reading(struct stream *s);
 static void send_plain(struct stream *s, const void *p, size_t n);
 static void send_head_now(struct hconn *c);
@@ -337,32 +332,25 @@ static void hc_close(struct hconn *c)
         return;
     pool_put(c);
     c->state = HC_CLOSING;
-    if (c->gai_pending)
-        uv_cancel((uv_req_t *)&c->gai);
-    uv_timer_stop(&c->timer);
-    uv_close((uv_handle_t *)&c->timer, on_closed);
+    pt_dial_cancel(&c->dial);
+    pt_deadline_stop(&c->dl);
+    uv_close((uv_handle_t *)&c->dl.timer, on_closed);
     close_stream(&c->cli);
     close_stream(&c->up);
 }
 
-static void on_timer(uv_timer_t *t);
-
-/* The timer sleeps until the deadline it was started for and then looks
- * again (cheaper than restarting it on every read): only a deadline earlier
- * than that wake-up restarts it. */
-static void wake_by(struct hconn *c, uint64_t due)
+static void schedule(struct hconn *c)
 {
-    uint64_t now = pt_worker_now_ms(c->w);
-    if (due >= c->wake_ms || c->state == HC_CLOSING)
-        return;
-    c->wake_ms = due;
-    uv_timer_start(&c->timer, on_timer, due > now ? due - now : 0, 0);
+    uint64_t at = c->deadline_ms;
+    if (c->send_deadline_ms && c->send_deadline_ms < at)
+        at = c->send_deadline_ms;
+    pt_deadline_set(&c->dl, at);
 }
 
 static void arm(struct hconn *c, uint32_t ms)
 {
     c->deadline_ms = pt_worker_now_ms(c->w) + ms;
-    wake_by(c, c->deadline_ms);
+    schedule(c);
 }
 
 static uint32_t body_timeout(const struct hconn *c)
@@ -377,14 +365,9 @@ static void send_progress(struct hconn *c, struct stream *s)
 {
     if (s != &c->cli)
         return;
-    if (s->queued == 0) {
-        c->send_deadline_ms = 0;
-        return;
-    }
-    bool first = c->send_deadline_ms == 0;
-    c->send_deadline_ms = pt_worker_now_ms(c->w) + c->snap->settings.send_timeout_ms;
-    if (first)
-        wake_by(c, c->send_deadline_ms);
+    c->send_deadline_ms =
+        s->queued ? pt_worker_now_ms(c->w) + c->snap->settings.send_timeout_ms : 0;
+    schedule(c);
 }
 
 /* ---- writing ---------------------------------------------------------------- */
@@ -718,7 +701,7 @@ static void on_up_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     }
     if (c->state == HC_CLOSING)
         return;
-    c->deadline_ms = pt_worker_now_ms(c->w) + c->snap->settings.idle_timeout_ms;
+    arm(c, c->snap->settings.idle_timeout_ms);
     if (s->eof) {
         stop_reading(s);
         if (c->state == HC_TUNNEL) {
@@ -1052,7 +1035,7 @@ static void up_connected(struct hconn *c)
         s->wbio = BIO_new(BIO_s_mem());
         SSL_set_bio(s->ssl, s->rbio, s->wbio);
         SSL_set_connect_state(s->ssl);
-        const struct pt_hostport *hp = &c->servers[c->server_ix];
+        const struct pt_hostport *hp = &c->servers[c->dial.ix];
         const char *name = hp->kind == PT_HOST_DNS ? hp->host : c->host;
         if (name[0] && hp->kind == PT_HOST_DNS)
             SSL_set_tlsext_host_name(s->ssl, name);
@@ -1097,7 +1080,7 @@ static bool take_pooled(struct hconn *c)
         if (fd < 0)
             continue;
         struct stream *s = new_up_stream(c);
-        c->server_ix = i;
+        c->dial.ix = i;
         c->up_reused = true;
         if (uv_tcp_open(&s->tcp, fd) != 0) {
             close(fd);
@@ -1111,84 +1094,63 @@ static bool take_pooled(struct hconn *c)
     return false;
 }
 
+static struct hconn *dial_conn(struct pt_dial *d)
+{
+    return PT_CONTAINER_OF(d, struct hconn, dial);
+}
+
+static uv_tcp_t *dial_attempt(struct pt_dial *d)
+{
+    struct hconn *c = dial_conn(d);
+    c->up_reused = false;
+    struct stream *s = new_up_stream(c);
+    arm(c, c->snap->settings.connect_timeout_ms);
+    return &s->tcp;
+}
+
+static void dial_connected(struct pt_dial *d)
+{
+    up_connected(dial_conn(d));
+}
+
+/* A failed attempt closes the backend handle; its close callback moves on. */
 static void on_up_failed_closed(uv_handle_t *h)
 {
     struct stream *s = h->data;
     struct hconn *c = s->c;
     s->init = false;
-    if (c->state == HC_REQUEST) {
-        c->server_ix++;
-        try_server(c);
-    }
+    if (c->state == HC_REQUEST)
+        pt_dial_next(&c->dial);
     release(c);
 }
 
-static void on_connect(uv_connect_t *req, int status)
+static void dial_failed(struct pt_dial *d)
 {
-    struct hconn *c = req->data;
-    if (status == UV_ECANCELED || c->state == HC_CLOSING)
-        return;
-    if (status != 0) {
-        if (!uv_is_closing((uv_handle_t *)&c->up.tcp))
-            uv_close((uv_handle_t *)&c->up.tcp, on_up_failed_closed);
-        return;
-    }
-    up_connected(c);
+    struct hconn *c = dial_conn(d);
+    if (!uv_is_closing((uv_handle_t *)&c->up.tcp))
+        uv_close((uv_handle_t *)&c->up.tcp, on_up_failed_closed);
 }
 
-static void connect_to(struct hconn *c, const struct sockaddr *sa)
+static void dial_exhausted(struct pt_dial *d)
 {
-    c->up_reused = false;
-    struct stream *s = new_up_stream(c);
-    arm(c, c->snap->settings.connect_timeout_ms);
-    c->creq.data = c;
-    if (uv_tcp_connect(&c->creq, &s->tcp, sa, on_connect) != 0)
-        uv_close((uv_handle_t *)&s->tcp, on_up_failed_closed);
+    struct hconn *c = dial_conn(d);
+    pt_log(PT_LOG_WARN, "backend '%s': no server reachable for '%s'", c->be->name, c->host);
+    answer(c, 502);
 }
 
-static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+static void dial_hold(struct pt_dial *d, bool take)
 {
-    struct hconn *c = req->data;
-    struct sockaddr_storage sa;
-    c->gai_pending = false;
-    bool ok = pt_upstream_take(status, res, c->servers[c->server_ix].port, &sa);
-    if (c->state != HC_REQUEST) {
+    struct hconn *c = dial_conn(d);
+    if (!take) {
         release(c);
         return;
     }
-    if (ok) {
-        connect_to(c, (struct sockaddr *)&sa);
-    } else {
-        c->server_ix++;
-        try_server(c);
-    }
-    release(c);
+    c->handles++;
+    arm(c, c->snap->settings.connect_timeout_ms);
 }
 
-static void try_server(struct hconn *c)
-{
-    if (c->server_ix >= c->n_servers) {
-        pt_log(PT_LOG_WARN, "backend '%s': no server reachable for '%s'", c->be->name,
-               c->host);
-        answer(c, 502);
-        return;
-    }
-    const struct pt_hostport *hp = &c->servers[c->server_ix];
-    if (hp->kind != PT_HOST_DNS) {
-        connect_to(c, (const struct sockaddr *)&hp->sa);
-        return;
-    }
-    c->gai.data = c;
-    c->handles++;
-    c->gai_pending = true;
-    arm(c, c->snap->settings.connect_timeout_ms);
-    if (pt_upstream_lookup(c->w->loop, &c->gai, on_resolved, hp) != 0) {
-        c->gai_pending = false;
-        c->handles--;
-        c->server_ix++;
-        try_server(c);
-    }
-}
+static const struct pt_dial_ops dial_ops = {dial_attempt, dial_connected, dial_failed,
+                                            dial_exhausted, dial_hold};
 
 /* ---- requests ---------------------------------------------------------------- */
 
@@ -1412,8 +1374,7 @@ static void start_upstream(struct hconn *c)
 {
     if (!c->up_tls && take_pooled(c))
         return;
-    c->server_ix = 0;
-    try_server(c);
+    pt_dial_start(&c->dial, &dial_ops, c->w->loop, c->servers, c->n_servers);
 }
 
 static void process_client(struct hconn *c)
@@ -1446,9 +1407,9 @@ static void process_client(struct hconn *c)
 
 /* ---- timer ---------------------------------------------------------------------- */
 
-static void on_timer(uv_timer_t *t)
+static void on_expired(struct pt_deadline *dl)
 {
-    struct hconn *c = t->data;
+    struct hconn *c = PT_CONTAINER_OF(dl, struct hconn, dl);
     uint64_t now = pt_worker_now_ms(c->w);
     if (c->send_deadline_ms && now >= c->send_deadline_ms && c->cli.queued) {
         /* A client that does not take its response (a slow reader) goes,
@@ -1457,15 +1418,10 @@ static void on_timer(uv_timer_t *t)
         hc_close(c);
         return;
     }
-    uint64_t due = c->deadline_ms;
-    if (c->send_deadline_ms && c->send_deadline_ms < due)
-        due = c->send_deadline_ms;
-    if (now < due) {
-        c->wake_ms = due;
-        uv_timer_start(&c->timer, on_timer, due - now, 0);
+    if (now < c->deadline_ms) {
+        schedule(c);
         return;
     }
-    c->wake_ms = now + 1000; /* the retries below */
     switch (c->state) {
     case HC_HANDSHAKE:
         c->result = "handshake_timeout";
@@ -1482,7 +1438,7 @@ static void on_timer(uv_timer_t *t)
             /* This server did not answer in time: the next one. */
             if (!uv_is_closing((uv_handle_t *)&c->up.tcp))
                 uv_close((uv_handle_t *)&c->up.tcp, on_up_failed_closed);
-            uv_timer_start(&c->timer, on_timer, 1000, 0);
+            arm(c, 1000);
             return;
         }
         if (c->req != REQ_DONE) {
@@ -1501,8 +1457,8 @@ static void on_timer(uv_timer_t *t)
     default:
         hc_close(c);
     }
-    if (c->state != HC_CLOSING && !uv_is_closing((uv_handle_t *)&c->timer))
-        uv_timer_start(&c->timer, on_timer, 1000, 0);
+    if (c->state != HC_CLOSING)
+        arm(c, 1000); /* answered, closing once flushed: look again */
 }
 
 /* ---- entry -------------------------------------------------------------------- */
@@ -1525,8 +1481,7 @@ void pt_httpproxy_start(struct pt_listener *l, int fd, const struct pt_httpproxy
     c->cli.c = c;
     c->up.c = c;
     pt_worker_conn_opened(w);
-    uv_timer_init(w->loop, &c->timer);
-    c->timer.data = c;
+    pt_deadline_init(&c->dl, w->loop, c, on_expired);
     uv_tcp_init(w->loop, &c->cli.tcp);
     c->cli.tcp.data = &c->cli;
     c->cli.init = true;
@@ -1537,7 +1492,6 @@ void pt_httpproxy_start(struct pt_listener *l, int fd, const struct pt_httpproxy
         return;
     }
     uv_tcp_nodelay(&c->cli.tcp, 1);
-    c->wake_ms = UINT64_MAX;
     arm(c, c->snap->settings.hello_timeout_ms);
 
     if (!c->tls) {

@@ -18,8 +18,8 @@
 #include "common/addr.h"
 #include "common/clienthello.h"
 #include "common/proxyproto.h"
+#include "worker/conn.h"
 #include "worker/httpproxy.h"
-#include "worker/upstream.h"
 
 #include <errno.h>
 #include <linux/sockios.h>
@@ -34,7 +34,7 @@ enum pass_state {
     PASS_PROXY_HDR = 0, /* reading a PROXY header from a trusted front */
     PASS_HELLO,         /* buffering until the ClientHello is complete */
     PASS_RESOLVE,       /* backend name lookup (uv_getaddrinfo) */
-    PASS_CONNECT,       /* connecting to servers[server_ix] */
+    PASS_CONNECT,       /* connecting to a server (c->dial) */
     PASS_RELAY,         /* bytes both ways */
     PASS_CLOSING,       /* handles closing; freed on the last close_cb */
 };
@@ -61,16 +61,10 @@ struct pass {
     struct pt_snapshot *snap; /* reference: routes and settings in force */
     const struct pt_domain *dom;
     const struct pt_backend *be;
-    const struct pt_hostport *servers; /* the list being tried (borrowed) */
-    size_t n_servers;
-    size_t server_ix;
+    struct pt_dial dial; /* reaching one of the backend's servers */
     bool http;          /* a port-80 connection (handed to the HTTP engine) */
     bool from_trusted;  /* the socket's peer is a --trusted-proxy */
-    uv_timer_t timer;
-    uint64_t deadline_ms; /* state timeout, or idle deadline when relaying */
-    uv_getaddrinfo_t gai;
-    bool gai_pending;
-    uv_connect_t creq;
+    struct pt_deadline dl; /* state timeout, or idle deadline when relaying */
     struct sockaddr_storage peer;  /* real client (after a trusted PROXY header) */
     struct sockaddr_storage local; /* address the client connected to */
     struct sockaddr_storage target;
@@ -92,9 +86,9 @@ static uint8_t hello_scratch[PT_CLIENTHELLO_MAX];
 
 static void relay_start(struct pass *c);
 static void on_srv_failed_closed(uv_handle_t *h);
+static const struct pt_dial_ops dial_ops;
 static void start_reading(struct side *s);
 static void stop_reading(struct side *s);
-static void try_server(struct pass *c);
 static void pass_close(struct pass *c, bool reset);
 
 static struct pass *side_conn(uv_handle_t *h)
@@ -162,10 +156,9 @@ static void pass_close(struct pass *c, bool reset)
     if (c->state == PASS_CLOSING)
         return;
     c->state = PASS_CLOSING;
-    if (c->gai_pending)
-        uv_cancel((uv_req_t *)&c->gai);
-    uv_timer_stop(&c->timer);
-    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+    pt_dial_cancel(&c->dial);
+    pt_deadline_stop(&c->dl);
+    uv_close((uv_handle_t *)&c->dl.timer, on_timer_closed);
     close_side(&c->cli, reset);
     close_side(&c->srv, reset);
 }
@@ -185,7 +178,7 @@ static void answer_and_close(struct pass *c, const void *data, size_t len)
     uv_buf_t b = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
     c->cli.wreq.data = c;
     stop_reading(&c->cli);
-    uv_timer_stop(&c->timer);
+    pt_deadline_stop(&c->dl);
     c->handles++;
     if (uv_write(&c->cli.wreq, (uv_stream_t *)&c->cli.tcp, &b, 1, on_answer_written) != 0) {
         c->handles--;
@@ -199,11 +192,6 @@ static void send_alert(struct pass *c, uint8_t desc)
     uint8_t *a = alerts[desc];
     pt_tls_alert(a, 0x0303, desc);
     answer_and_close(c, a, 7);
-}
-
-static void arm(struct pass *c, uint32_t ms)
-{
-    c->deadline_ms = pt_worker_now_ms(c->w) + ms;
 }
 
 /* True when <s> has bytes queued towards it and its kernel send queue
@@ -222,16 +210,9 @@ static bool draining(struct side *s)
     return moved;
 }
 
-static void on_timer(uv_timer_t *t)
+static void on_expired(struct pt_deadline *dl)
 {
-    struct pass *c = t->data;
-    uint64_t now = pt_worker_now_ms(c->w);
-    if (now < c->deadline_ms) {
-        /* Activity moved the deadline: sleep for what is left. Cheaper than
-         * re-arming a timer on every read. */
-        uv_timer_start(&c->timer, on_timer, c->deadline_ms - now, 0);
-        return;
-    }
+    struct pass *c = PT_CONTAINER_OF(dl, struct pass, dl);
     switch (c->state) {
     case PASS_CONNECT:
         /* This server did not answer in time: try the next. */
@@ -242,8 +223,7 @@ static void on_timer(uv_timer_t *t)
         if (draining(&c->cli) | draining(&c->srv)) {
             /* A slow reader is still taking bytes out of the kernel's
              * queue: that is progress even though no wakeup told us. */
-            c->deadline_ms = now + c->snap->settings.idle_timeout_ms;
-            uv_timer_start(&c->timer, on_timer, c->snap->settings.idle_timeout_ms, 0);
+            pt_deadline_arm(&c->dl, c->snap->settings.idle_timeout_ms);
             return;
         }
         c->result = "idle_timeout";
@@ -254,12 +234,6 @@ static void on_timer(uv_timer_t *t)
         c->result = "timeout";
         pass_close(c, false);
     }
-}
-
-static void start_timer(struct pass *c, uint32_t ms)
-{
-    arm(c, ms);
-    uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 
 /* ---- routing ------------------------------------------------------------ */
@@ -337,10 +311,7 @@ static void route(struct pass *c)
     /* The client keeps being read while the backend connects (what comes is
      * buffered and replayed): stopping and restarting costs epoll_ctl calls
      * on every connection. */
-    c->servers = c->be->servers;
-    c->n_servers = c->be->n_servers;
-    c->server_ix = 0;
-    try_server(c);
+    pt_dial_start(&c->dial, &dial_ops, c->w->loop, c->be->servers, c->be->n_servers);
 }
 
 /* The buffered bytes so far (on_client_read added the last read). */
@@ -454,10 +425,14 @@ static void on_proxy_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 
 /* ---- backend connection -------------------------------------------------- */
 
-static void on_connect(uv_connect_t *req, int status);
-
-static void connect_to(struct pass *c, const struct sockaddr *sa)
+static struct pass *dial_conn(struct pt_dial *d)
 {
+    return PT_CONTAINER_OF(d, struct pass, dial);
+}
+
+static uv_tcp_t *dial_attempt(struct pt_dial *d)
+{
+    struct pass *c = dial_conn(d);
     struct side *s = &c->srv;
     memset(s, 0, sizeof(*s));
     s->c = c;
@@ -466,55 +441,13 @@ static void connect_to(struct pass *c, const struct sockaddr *sa)
     s->init = true;
     c->handles++;
     c->state = PASS_CONNECT;
-    start_timer(c, c->snap->settings.connect_timeout_ms);
-    c->creq.data = c;
-    if (uv_tcp_connect(&c->creq, &s->tcp, sa, on_connect) != 0)
-        uv_close((uv_handle_t *)&s->tcp, on_srv_failed_closed);
+    pt_deadline_arm(&c->dl, c->snap->settings.connect_timeout_ms);
+    return &s->tcp;
 }
 
-static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+static void dial_connected(struct pt_dial *d)
 {
-    struct pass *c = req->data;
-    c->gai_pending = false;
-    bool ok = pt_upstream_take(status, res, c->servers[c->server_ix].port, &c->target);
-    if (c->state == PASS_CLOSING) {
-        release(c);
-        return;
-    }
-    if (ok) {
-        connect_to(c, (struct sockaddr *)&c->target);
-    } else {
-        c->server_ix++;
-        try_server(c);
-    }
-    release(c);
-}
-
-static void try_server(struct pass *c)
-{
-    if (c->server_ix >= c->n_servers) {
-        pt_log(PT_LOG_WARN, "backend '%s': no server reachable for '%.*s'", c->be->name,
-               (int)c->sni_len, c->sni);
-        c->result = "no_server";
-        send_alert(c, PT_TLS_ALERT_INTERNAL_ERROR);
-        return;
-    }
-    const struct pt_hostport *hp = &c->servers[c->server_ix];
-    if (hp->kind != PT_HOST_DNS) {
-        connect_to(c, (const struct sockaddr *)&hp->sa);
-        return;
-    }
-    c->state = PASS_RESOLVE;
-    c->gai.data = c;
-    c->handles++;
-    c->gai_pending = true;
-    start_timer(c, c->snap->settings.connect_timeout_ms);
-    if (pt_upstream_lookup(c->w->loop, &c->gai, on_resolved, hp) != 0) {
-        c->gai_pending = false;
-        c->handles--;
-        c->server_ix++;
-        try_server(c);
-    }
+    relay_start(dial_conn(d));
 }
 
 /* A failed attempt closes the server handle; its close callback moves on. */
@@ -522,25 +455,41 @@ static void on_srv_failed_closed(uv_handle_t *h)
 {
     struct pass *c = side_conn(h);
     c->srv.init = false;
-    if (c->state == PASS_CONNECT) {
-        c->server_ix++;
-        try_server(c);
-    }
+    if (c->state == PASS_CONNECT)
+        pt_dial_next(&c->dial);
     release(c);
 }
 
-static void on_connect(uv_connect_t *req, int status)
+static void dial_failed(struct pt_dial *d)
 {
-    struct pass *c = req->data;
-    if (status == UV_ECANCELED || c->state == PASS_CLOSING)
-        return;
-    if (status != 0) {
-        if (!uv_is_closing((uv_handle_t *)&c->srv.tcp))
-            uv_close((uv_handle_t *)&c->srv.tcp, on_srv_failed_closed);
+    struct pass *c = dial_conn(d);
+    if (!uv_is_closing((uv_handle_t *)&c->srv.tcp))
+        uv_close((uv_handle_t *)&c->srv.tcp, on_srv_failed_closed);
+}
+
+static void dial_exhausted(struct pt_dial *d)
+{
+    struct pass *c = dial_conn(d);
+    pt_log(PT_LOG_WARN, "backend '%s': no server reachable for '%.*s'", c->be->name,
+           (int)c->sni_len, c->sni);
+    c->result = "no_server";
+    send_alert(c, PT_TLS_ALERT_INTERNAL_ERROR);
+}
+
+static void dial_hold(struct pt_dial *d, bool take)
+{
+    struct pass *c = dial_conn(d);
+    if (!take) {
+        release(c);
         return;
     }
-    relay_start(c);
+    c->handles++;
+    c->state = PASS_RESOLVE;
+    pt_deadline_arm(&c->dl, c->snap->settings.connect_timeout_ms);
 }
+
+static const struct pt_dial_ops dial_ops = {dial_attempt, dial_connected, dial_failed,
+                                            dial_exhausted, dial_hold};
 
 /* ---- relay ---------------------------------------------------------------- */
 
@@ -689,7 +638,7 @@ static void on_relay_written(uv_write_t *req, int status)
     if (c->state != PASS_CLOSING) {
         struct side *from = peer_of(c, to);
         /* Bytes drained to a slow reader are activity too. */
-        c->deadline_ms = pt_worker_now_ms(c->w) + c->snap->settings.idle_timeout_ms;
+        pt_deadline_arm(&c->dl, c->snap->settings.idle_timeout_ms);
         if (status != 0)
             pass_close(c, true);
         else if (from->eof)
@@ -755,7 +704,7 @@ static void on_relay_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         return;
     }
     from->bytes += (uint64_t)n;
-    c->deadline_ms = pt_worker_now_ms(c->w) + c->snap->settings.idle_timeout_ms;
+    pt_deadline_arm(&c->dl, c->snap->settings.idle_timeout_ms);
     if (relay_write(c, from, to, (const uint8_t *)buf->base, (size_t)n) != 0)
         pass_close(c, true);
 }
@@ -787,8 +736,7 @@ static void relay_start(struct pass *c)
         memcpy(first + pre_len, c->hbuf, c->hlen);
     PT_FREE(c->hbuf);
     c->hlen = c->hcap = 0;
-    c->deadline_ms = pt_worker_now_ms(c->w) + c->snap->settings.idle_timeout_ms;
-    uv_timer_start(&c->timer, on_timer, c->snap->settings.idle_timeout_ms, 0);
+    pt_deadline_arm(&c->dl, c->snap->settings.idle_timeout_ms);
     int rc = relay_write(c, &c->cli, &c->srv, first, total);
     free(first);
     if (rc != 0) {
@@ -843,8 +791,7 @@ static void accept_conn(struct pt_listener *l, int fd, const struct sockaddr_sto
     c->srv.c = c;
     uv_tcp_init(w->loop, &c->cli.tcp);
     c->cli.tcp.data = &c->cli;
-    uv_timer_init(w->loop, &c->timer);
-    c->timer.data = c;
+    pt_deadline_init(&c->dl, w->loop, c, on_expired);
     c->handles = 2;
     if (uv_tcp_open(&c->cli.tcp, fd) != 0) {
         close(fd);
@@ -854,7 +801,7 @@ static void accept_conn(struct pt_listener *l, int fd, const struct sockaddr_sto
     }
     c->cli.init = true;
     uv_tcp_nodelay(&c->cli.tcp, 1);
-    start_timer(c, c->snap->settings.hello_timeout_ms);
+    pt_deadline_arm(&c->dl, c->snap->settings.hello_timeout_ms);
     if (from_trusted) {
         c->state = PASS_PROXY_HDR;
         start_reading(&c->cli);

@@ -60,12 +60,7 @@ api PUT /api/v1/domains/slow.test '{"mode":"offload","backend":"hole","certifica
 api PUT /api/v1/domains/yuno.test '{"mode":"passthrough","backend":"web"}'
 api PUT /api/v1/domains/slow80.test '{"mode":"passthrough","backend":"hole"}'
 check "domains created" is_status 201
-"$PY" - "$T/front.pem" "$T/front.key" "$T/ca.pem" >cert.json <<'PYEOF'
-import json, sys
-print(json.dumps({"cert_pem": open(sys.argv[1]).read() + open(sys.argv[3]).read(),
-                  "key_pem": open(sys.argv[2]).read()}))
-PYEOF
-api_file POST /api/v1/certificates cert.json
+upload_cert front
 check "certificate uploaded" is_status 201
 WPID=$(worker_pids)
 
