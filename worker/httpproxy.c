@@ -65,11 +65,20 @@ enum resp_phase {
     RESP_DONE,     /* complete as framed */
 };
 
+/* The backend connection (c->up). */
+enum up_state {
+    UP_NONE = 0, /* none: c->up holds no handle */
+    UP_DIALING,  /* c->dial is trying the servers (lookup or connect) */
+    UP_BUSY,     /* connected, carrying the request in flight */
+    UP_IDLE,     /* its last exchange was complete and well framed: it may
+                    carry the next request, or go to the pool */
+    UP_CLOSING,  /* its handle is closing; c->up is free in the close callback */
+};
+
 struct stream {
     uv_tcp_t tcp;
     struct hconn *c;
     bool init;       /* handle initialised: must be closed */
-    bool connected;
     bool eof;        /* peer finished sending */
     bool reading;
     SSL *ssl;        /* NULL for a plain backend */
@@ -121,9 +130,7 @@ struct hconn {
                              connection it waits for is up */
 
     bool close_after_flush;
-    bool up_idle;       /* the backend connection finished its last exchange
-                           cleanly and may serve another request */
-    bool up_wanted;     /* connect once the old backend connection is closed */
+    enum up_state ups;
     bool up_reused;     /* the backend connection served an earlier request */
     bool req_retryable; /* idempotent and bodiless: may be sent again */
     struct pt_wbuf retry_head; /* the head sent on a reused connection, kept
@@ -159,6 +166,12 @@ static void response_done(struct hconn *c);
 
 /* ---- lifetime ------------------------------------------------------------ */
 
+/* The backend connection is up (and c->target says where). */
+static bool up_open(const struct hconn *c)
+{
+    return c->ups == UP_BUSY || c->ups == UP_IDLE;
+}
+
 static void log_request(struct hconn *c, const char *result)
 {
     char st[8];
@@ -174,7 +187,7 @@ static void log_request(struct hconn *c, const char *result)
         .route = c->dom ? c->dom->name : NULL,
         .mode = c->tls ? "offload" : "http",
         .backend = c->be ? c->be->name : NULL,
-        .server = c->up.connected ? (struct sockaddr *)&c->target : NULL,
+        .server = up_open(c) ? (struct sockaddr *)&c->target : NULL,
         .bytes_in = c->bytes_in,
         .bytes_out = c->bytes_out,
         .duration_ms = pt_worker_now_ms(c->w) - c->req_start_ms,
@@ -216,13 +229,13 @@ static void on_stream_closed(uv_handle_t *h)
     struct stream *s = h->data;
     struct hconn *c = s->c;
     if (s == &c->up) {
-        /* Only now may the stream's memory hold a new connection. */
+        /* Only now may the stream's memory hold a new connection: a head
+         * that waits for one (a request that could not reuse this one, or
+         * a retry) dials now. */
         s->init = false;
-        s->connected = false;
-        if (c->up_wanted && c->state == HC_REQUEST) {
-            c->up_wanted = false;
+        c->ups = UP_NONE;
+        if (c->state == HC_REQUEST && c->qhead.len)
             start_upstream(c);
-        }
     }
     release(c);
 }
@@ -231,6 +244,8 @@ static void close_stream(struct stream *s)
 {
     if (!s->init || uv_is_closing((uv_handle_t *)&s->tcp))
         return;
+    if (s == &s->c->up)
+        s->c->ups = UP_CLOSING;
     uv_close((uv_handle_t *)&s->tcp, on_stream_closed);
 }
 
@@ -291,7 +306,7 @@ static void pool_put(struct hconn *c)
     struct stream *s = &c->up;
     uv_os_fd_t fd;
     uint64_t now = pt_worker_now_ms(c->w);
-    if (!c->up_idle || s->ssl || !s->connected || s->eof || s->queued || !s->init ||
+    if (c->ups != UP_IDLE || s->ssl || s->eof || s->queued ||
         uv_is_closing((uv_handle_t *)&s->tcp) || uv_fileno((uv_handle_t *)&s->tcp, &fd) != 0)
         return;
     while (pool_n && now - pool[0].since_ms > POOL_IDLE_MS)
@@ -545,7 +560,7 @@ static void on_drained(struct hconn *c, struct stream *s)
             hc_close(c);
             return;
         }
-        if (s->queued < QUEUE_HIGH / 2 && c->up.connected)
+        if (s->queued < QUEUE_HIGH / 2 && up_open(c))
             start_reading(&c->up);
     } else {
         /* A backend that takes the body slowly is no slow client. */
@@ -665,9 +680,9 @@ static void on_cli_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
      * must keep coming (--body-timeout between two reads, once the backend
      * is connected: until then the connect timeout runs); a request
      * waiting for its response or a tunnel only needs to keep moving. */
-    if (c->state == HC_REQUEST && c->req != REQ_DONE && c->up.connected)
+    if (c->state == HC_REQUEST && c->req != REQ_DONE && up_open(c))
         arm(c, body_timeout(c));
-    else if ((c->state == HC_REQUEST && c->up.connected) || c->state == HC_TUNNEL)
+    else if ((c->state == HC_REQUEST && up_open(c)) || c->state == HC_TUNNEL)
         arm(c, c->snap->settings.idle_timeout_ms);
     if (tls_input(s, (const uint8_t *)buf->base, (size_t)n, client_plain) != 0) {
         c->result = c->cli.hs_done ? "tls_error" : "handshake_failed";
@@ -709,12 +724,10 @@ static void on_up_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         } else if (c->state == HC_REQUEST && c->resp == RESP_HEAD) {
             if (c->retry_head.len && c->rin.len == 0) {
                 /* Closed under us before answering: once more, elsewhere. */
-                close_stream(s);
-                s->connected = false;
                 pt_wbuf_free(&c->qhead);
                 c->qhead = c->retry_head;
                 memset(&c->retry_head, 0, sizeof(c->retry_head));
-                c->up_wanted = true;
+                close_stream(s); /* its close callback dials for qhead */
             } else {
                 answer(c, 502);
             }
@@ -732,7 +745,6 @@ static void on_up_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
             }
         } else {
             close_stream(s);
-            s->connected = false;
         }
     }
 }
@@ -930,8 +942,6 @@ static void feed_response(struct hconn *c, const uint8_t *p, size_t n)
         /* Bytes nobody asked for (an idle connection, or past a response's
          * end): the connection is not usable any more. */
         close_stream(&c->up);
-        c->up.connected = false;
-        c->up_idle = false;
         return;
     }
     if (c->resp == RESP_BODY) {
@@ -997,7 +1007,8 @@ static void response_done(struct hconn *c)
     c->resp = RESP_DONE;
     /* Only a complete, well-framed exchange leaves the backend connection
      * fit for another request. */
-    c->up_idle = !c->resp_close && c->req == REQ_DONE && c->up.queued == 0;
+    if (!c->resp_close && c->req == REQ_DONE && c->up.queued == 0)
+        c->ups = UP_IDLE;
     log_request(c, NULL);
     if (c->resp_close || !c->req_keep_alive || c->req != REQ_DONE) {
         graceful_close(c);
@@ -1021,7 +1032,7 @@ static void response_done(struct hconn *c)
 static void up_connected(struct hconn *c)
 {
     struct stream *s = &c->up;
-    s->connected = true;
+    c->ups = UP_BUSY;
     /* Connected: from now on the backend has the idle timeout to answer,
      * and the client the body timeout to send what it still owes. */
     arm(c, c->req == REQ_DONE ? c->snap->settings.idle_timeout_ms : body_timeout(c));
@@ -1064,6 +1075,7 @@ static struct stream *new_up_stream(struct hconn *c)
     s->tcp.data = s;
     s->init = true;
     c->handles++;
+    c->ups = UP_DIALING;
     return s;
 }
 
@@ -1119,6 +1131,7 @@ static void on_up_failed_closed(uv_handle_t *h)
     struct stream *s = h->data;
     struct hconn *c = s->c;
     s->init = false;
+    c->ups = UP_NONE;
     if (c->state == HC_REQUEST)
         pt_dial_next(&c->dial);
     release(c);
@@ -1160,7 +1173,7 @@ static const struct pt_dial_ops dial_ops = {dial_attempt, dial_connected, dial_f
  * unfinished request, is not reused. */
 static void forward_request_body(struct hconn *c)
 {
-    if (c->req == REQ_DONE || !c->up.connected)
+    if (c->req == REQ_DONE || !up_open(c))
         return;
     struct pt_wbuf *out = &body_out;
     size_t used;
@@ -1343,14 +1356,13 @@ static void start_request(struct hconn *c)
 
     /* Reuse the backend connection of the previous request when it is to the
      * same servers and still open. */
-    bool reuse = c->up.init && c->up.connected && !c->up.eof && c->servers == t.servers &&
-                 !uv_is_closing((uv_handle_t *)&c->up.tcp);
+    bool reuse = c->ups == UP_IDLE && !c->up.eof && c->servers == t.servers;
     c->be = t.be;
     c->servers = t.servers;
     c->n_servers = t.n_servers;
     c->up_tls = t.tls;
-    c->up_idle = false;
     if (reuse) {
+        c->ups = UP_BUSY;
         c->up_reused = true;
         send_head(c, &head);
         forward_request_body(c);
@@ -1360,11 +1372,10 @@ static void start_request(struct hconn *c)
     pt_wbuf_free(&c->up.pend);
     pt_wbuf_free(&c->qhead);
     c->qhead = head; /* sent by process_client once connected */
-    if (c->up.init) {
-        /* The previous backend connection is closing: connect after it. */
+    if (c->ups != UP_NONE) {
+        /* The previous backend connection closes first: its close callback
+         * dials for qhead. */
         close_stream(&c->up);
-        c->up.connected = false;
-        c->up_wanted = true;
         return;
     }
     start_upstream(c);
@@ -1385,7 +1396,7 @@ static void process_client(struct hconn *c)
             start_request(c);
         break;
     case HC_REQUEST:
-        if (c->up.connected && c->qhead.len) {
+        if (up_open(c) && c->qhead.len) {
             /* First use of a fresh backend connection: the head waited here. */
             struct pt_wbuf head = c->qhead;
             memset(&c->qhead, 0, sizeof(c->qhead));
@@ -1434,7 +1445,7 @@ static void on_expired(struct pt_deadline *dl)
             graceful_close(c); /* idle keep-alive connection */
         break;
     case HC_REQUEST:
-        if (!c->up.connected && c->up.init) {
+        if (c->ups == UP_DIALING && c->up.init) {
             /* This server did not answer in time: the next one. */
             if (!uv_is_closing((uv_handle_t *)&c->up.tcp))
                 uv_close((uv_handle_t *)&c->up.tcp, on_up_failed_closed);
