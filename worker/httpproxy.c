@@ -273,26 +273,17 @@ static void send_head(struct hconn *c, struct pt_wbuf *head)
 #define POOL_MAX 64
 #define POOL_IDLE_MS 30000 /* below common backend keep-alive timeouts (75 s) */
 
+/* Parked connections are found by the server as configured ("host:port",
+ * IP or DNS name): a DNS name is not resolved again for a parked one. */
+#define POOL_KEY_MAX (PT_HOST_MAX + 16)
+
 struct pooled {
     int fd;
-    struct sockaddr_storage addr;
+    char key[POOL_KEY_MAX];
     uint64_t since_ms;
 };
 static struct pooled pool[POOL_MAX];
 static size_t pool_n;
-
-static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    if (a->ss_family != b->ss_family)
-        return false;
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-    }
-    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-    return x->sin6_port == y->sin6_port &&
-           memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
-}
 
 static void pool_drop(size_t i)
 {
@@ -317,16 +308,18 @@ static void pool_put(struct hconn *c)
     if (d < 0)
         return;
     pool[pool_n].fd = d;
-    pool[pool_n].addr = c->target;
+    pt_hostport_format(&c->servers[c->dial.ix], pool[pool_n].key, POOL_KEY_MAX);
     pool[pool_n].since_ms = now;
     pool_n++;
 }
 
-/* A parked connection to <sa> that is still open, or -1. */
-static int pool_take(const struct sockaddr_storage *sa, uint64_t now)
+/* A parked connection to server <hp> that is still open, or -1. */
+static int pool_take(const struct pt_hostport *hp, uint64_t now)
 {
+    char key[POOL_KEY_MAX];
+    pt_hostport_format(hp, key, sizeof(key));
     for (size_t i = pool_n; i-- > 0;) {
-        if (!same_addr(&pool[i].addr, sa))
+        if (strcmp(pool[i].key, key) != 0)
             continue;
         int fd = pool[i].fd;
         bool fresh = now - pool[i].since_ms <= POOL_IDLE_MS;
@@ -1085,10 +1078,7 @@ static bool take_pooled(struct hconn *c)
 {
     uint64_t now = pt_worker_now_ms(c->w);
     for (size_t i = 0; i < c->n_servers; i++) {
-        const struct pt_hostport *hp = &c->servers[i];
-        if (hp->kind == PT_HOST_DNS)
-            continue;
-        int fd = pool_take(&hp->sa, now);
+        int fd = pool_take(&c->servers[i], now);
         if (fd < 0)
             continue;
         struct stream *s = new_up_stream(c);

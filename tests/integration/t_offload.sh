@@ -110,6 +110,12 @@ for i in 1 2 3 4 5 6; do get app.test "/pool-$i" -o /dev/null; done
 conns=$(awk '$3 ~ /^\/pool-/ {print $1}' nginx-be/logs/conn.log | sort -u | wc -l)
 check "six client connections use at most one pooled backend connection per worker ($conns)" \
     [ "$conns" -ge 1 -a "$conns" -le 2 ]
+api PUT /api/v1/backends/webdns "{\"servers\":[\"localhost:$PB\"]}"
+api PUT /api/v1/domains/dns.app.test '{"mode":"offload","backend":"webdns","certificate":"manual"}'
+for i in 1 2 3 4 5 6; do get dns.app.test "/dnspool-$i" -o /dev/null; done
+conns=$(awk '$3 ~ /^\/dnspool-/ {print $1}' nginx-be/logs/conn.log | sort -u | wc -l)
+check "a server given by DNS name is pooled too ($conns backend connections for six clients)" \
+    [ "$conns" -ge 1 -a "$conns" -le 2 ]
 
 code=$(get app.test / -o /dev/null -w '%{http_code}' -H 'Host: pass.test')
 check "Host of another route than the SNI -> 421" [ "$code" = 421 ]
