@@ -75,6 +75,8 @@ enum up_state {
     UP_CLOSING,  /* its handle is closing; c->up is free in the close callback */
 };
 
+#define POOL_KEY_MAX (2 * PT_HOST_MAX + 32) /* see pool_key */
+
 struct stream {
     uv_tcp_t tcp;
     struct hconn *c;
@@ -131,6 +133,7 @@ struct hconn {
 
     bool close_after_flush;
     enum up_state ups;
+    char up_key[POOL_KEY_MAX]; /* c->up's pool key (pool_key), set when it connects */
     bool up_reused;     /* the backend connection served an earlier request */
     bool req_retryable; /* idempotent and bodiless: may be sent again */
     struct pt_wbuf retry_head; /* the head sent on a reused connection, kept
@@ -266,28 +269,47 @@ static void send_head(struct hconn *c, struct pt_wbuf *head)
 }
 
 /* ---- backend connection pool ---------------------------------------------
- * Idle plain backend connections of this worker, by address. A parked
- * connection is a duplicated descriptor, not a libuv handle: handles live
- * inside their client connection and cannot move. Before reuse a peek tells
- * whether the backend closed it meanwhile. */
+ * Idle backend connections of this worker. A parked connection is a
+ * duplicated descriptor (and, for a TLS backend, its SSL object with its
+ * memory BIOs), not a libuv handle: handles live inside their client
+ * connection and cannot move. Before reuse a peek tells whether the backend
+ * closed it (or sent anything) meanwhile. */
 #define POOL_MAX 64
 #define POOL_IDLE_MS 30000 /* below common backend keep-alive timeouts (75 s) */
 
-/* Parked connections are found by the server as configured ("host:port",
- * IP or DNS name): a DNS name is not resolved again for a parked one. */
-#define POOL_KEY_MAX (PT_HOST_MAX + 16)
-
 struct pooled {
     int fd;
+    SSL *ssl; /* owned; NULL for plain HTTP */
     char key[POOL_KEY_MAX];
     uint64_t since_ms;
 };
 static struct pooled pool[POOL_MAX];
 static size_t pool_n;
 
+/* The name a TLS connection to server <ix> sends as SNI and verifies: the
+ * server's DNS name, or for an IP server the request's host. */
+static const char *tls_name(const struct hconn *c, size_t ix)
+{
+    const struct pt_hostport *hp = &c->servers[ix];
+    return hp->kind == PT_HOST_DNS ? hp->host : c->host;
+}
+
+/* What a parked connection is found by: the server as configured ("host:port",
+ * a DNS name is not resolved again for a parked connection), and for TLS the
+ * verification and the name it was made for (a connection made for one name
+ * must not serve another). */
+static void pool_key(const struct hconn *c, size_t ix, char key[POOL_KEY_MAX])
+{
+    size_t n = pt_hostport_format(&c->servers[ix], key, POOL_KEY_MAX);
+    if (c->up_tls)
+        snprintf(key + n, POOL_KEY_MAX - n, " tls%s %s", c->be->tls_verify ? "+verify" : "",
+                 tls_name(c, ix));
+}
+
 static void pool_drop(size_t i)
 {
     close(pool[i].fd);
+    SSL_free(pool[i].ssl);
     memmove(&pool[i], &pool[i + 1], (pool_n - i - 1) * sizeof(pool[0]));
     pool_n--;
 }
@@ -297,8 +319,12 @@ static void pool_put(struct hconn *c)
     struct stream *s = &c->up;
     uv_os_fd_t fd;
     uint64_t now = pt_worker_now_ms(c->w);
-    if (c->ups != UP_IDLE || s->ssl || s->eof || s->queued ||
-        uv_is_closing((uv_handle_t *)&s->tcp) || uv_fileno((uv_handle_t *)&s->tcp, &fd) != 0)
+    if (c->ups != UP_IDLE || s->eof || s->queued || uv_is_closing((uv_handle_t *)&s->tcp) ||
+        uv_fileno((uv_handle_t *)&s->tcp, &fd) != 0)
+        return;
+    /* A TLS connection parks between two records only. */
+    if (s->ssl && (!s->hs_done || s->pend.len || SSL_pending(s->ssl) ||
+                   BIO_ctrl_pending(s->rbio) || BIO_ctrl_pending(s->wbio)))
         return;
     while (pool_n && now - pool[0].since_ms > POOL_IDLE_MS)
         pool_drop(0);
@@ -308,20 +334,21 @@ static void pool_put(struct hconn *c)
     if (d < 0)
         return;
     pool[pool_n].fd = d;
-    pt_hostport_format(&c->servers[c->dial.ix], pool[pool_n].key, POOL_KEY_MAX);
+    pool[pool_n].ssl = s->ssl;
+    s->ssl = NULL; /* the pool's now */
+    memcpy(pool[pool_n].key, c->up_key, POOL_KEY_MAX);
     pool[pool_n].since_ms = now;
     pool_n++;
 }
 
-/* A parked connection to server <hp> that is still open, or -1. */
-static int pool_take(const struct pt_hostport *hp, uint64_t now)
+/* A parked connection for <key> that is still open (its SSL in *ssl), or -1. */
+static int pool_take(const char *key, uint64_t now, SSL **ssl)
 {
-    char key[POOL_KEY_MAX];
-    pt_hostport_format(hp, key, sizeof(key));
     for (size_t i = pool_n; i-- > 0;) {
         if (strcmp(pool[i].key, key) != 0)
             continue;
         int fd = pool[i].fd;
+        *ssl = pool[i].ssl;
         bool fresh = now - pool[i].since_ms <= POOL_IDLE_MS;
         memmove(&pool[i], &pool[i + 1], (pool_n - i - 1) * sizeof(pool[0]));
         pool_n--;
@@ -330,6 +357,8 @@ static int pool_take(const struct pt_hostport *hp, uint64_t now)
             (errno == EAGAIN || errno == EWOULDBLOCK))
             return fd;
         close(fd); /* closed by the backend, unexpected bytes, or too old */
+        SSL_free(*ssl);
+        *ssl = NULL;
     }
     return -1;
 }
@@ -1032,21 +1061,19 @@ static void up_connected(struct hconn *c)
     uv_tcp_nodelay(&s->tcp, 1);
     int tlen = sizeof(c->target);
     uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&c->target, &tlen);
-    if (c->up_tls) {
+    pool_key(c, c->dial.ix, c->up_key);
+    if (c->up_tls && s->ssl == NULL) { /* a pooled one comes with its own */
         SSL_CTX *ctx = pt_tls_client_ctx(c->w->tls, c->be->tls_verify);
         s->ssl = SSL_new(ctx);
         s->rbio = BIO_new(BIO_s_mem());
         s->wbio = BIO_new(BIO_s_mem());
         SSL_set_bio(s->ssl, s->rbio, s->wbio);
         SSL_set_connect_state(s->ssl);
-        const struct pt_hostport *hp = &c->servers[c->dial.ix];
-        const char *name = hp->kind == PT_HOST_DNS ? hp->host : c->host;
-        if (name[0] && hp->kind == PT_HOST_DNS)
+        const char *name = tls_name(c, c->dial.ix);
+        if (name[0])
             SSL_set_tlsext_host_name(s->ssl, name);
-        else if (c->host[0])
-            SSL_set_tlsext_host_name(s->ssl, c->host);
         if (c->be->tls_verify)
-            SSL_set1_host(s->ssl, name[0] ? name : c->host);
+            SSL_set1_host(s->ssl, name);
         SSL_do_handshake(s->ssl);
         flush_tls(s);
     }
@@ -1078,7 +1105,10 @@ static bool take_pooled(struct hconn *c)
 {
     uint64_t now = pt_worker_now_ms(c->w);
     for (size_t i = 0; i < c->n_servers; i++) {
-        int fd = pool_take(&c->servers[i], now);
+        char key[POOL_KEY_MAX];
+        SSL *ssl;
+        pool_key(c, i, key);
+        int fd = pool_take(key, now, &ssl);
         if (fd < 0)
             continue;
         struct stream *s = new_up_stream(c);
@@ -1086,9 +1116,16 @@ static bool take_pooled(struct hconn *c)
         c->up_reused = true;
         if (uv_tcp_open(&s->tcp, fd) != 0) {
             close(fd);
+            SSL_free(ssl);
             close_stream(s);
             answer(c, 502);
             return true;
+        }
+        if (ssl) {
+            s->ssl = ssl;
+            s->rbio = SSL_get_rbio(ssl);
+            s->wbio = SSL_get_wbio(ssl);
+            s->hs_done = true;
         }
         up_connected(c);
         return true;
@@ -1373,7 +1410,7 @@ static void start_request(struct hconn *c)
 
 static void start_upstream(struct hconn *c)
 {
-    if (!c->up_tls && take_pooled(c))
+    if (take_pooled(c))
         return;
     pt_dial_start(&c->dial, &dial_ops, c->w->loop, c->servers, c->n_servers);
 }
