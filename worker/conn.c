@@ -57,7 +57,7 @@ static void on_connect(uv_connect_t *req, int status)
     if (status == UV_ECANCELED || d->cancelled)
         return;
     if (status != 0)
-        d->ops->failed(d);
+        pt_dial_abandon(d);
     else
         d->ops->connected(d);
 }
@@ -67,7 +67,7 @@ static void connect_to(struct pt_dial *d, const struct sockaddr *sa)
     d->tcp = d->ops->attempt(d);
     d->creq.data = d;
     if (uv_tcp_connect(&d->creq, d->tcp, sa, on_connect) != 0)
-        d->ops->failed(d);
+        pt_dial_abandon(d);
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -130,6 +130,12 @@ void pt_dial_next(struct pt_dial *d)
         return;
     d->ix++;
     dial_try(d);
+}
+
+void pt_dial_abandon(struct pt_dial *d)
+{
+    if (!uv_is_closing((uv_handle_t *)d->tcp))
+        uv_close((uv_handle_t *)d->tcp, d->ops->attempt_closed);
 }
 
 void pt_dial_cancel(struct pt_dial *d)

@@ -54,9 +54,10 @@ struct pt_dial_ops {
     uv_tcp_t *(*attempt)(struct pt_dial *d);
     /* d->tcp is connected to d->servers[d->ix]. */
     void (*connected)(struct pt_dial *d);
-    /* The attempt failed (refused, unreachable, timed out): the caller
-     * closes d->tcp, and its close callback calls pt_dial_next. */
-    void (*failed)(struct pt_dial *d);
+    /* Close callback of a failed attempt's handle (refused, unreachable,
+     * timed out): the caller forgets the handle, calls pt_dial_next unless
+     * it is closing, and drops the handle's reference. */
+    uv_close_cb attempt_closed;
     /* No server left to try. */
     void (*exhausted)(struct pt_dial *d);
     /* A name lookup starts (<take>: the caller counts one more reference
@@ -84,6 +85,10 @@ void pt_dial_start(struct pt_dial *d, const struct pt_dial_ops *ops, uv_loop_t *
 
 /* After a failed attempt's handle is closed: the next server. */
 void pt_dial_next(struct pt_dial *d);
+
+/* The current attempt failed (the caller's connect timeout expired): its
+ * handle closes with ops->attempt_closed. */
+void pt_dial_abandon(struct pt_dial *d);
 
 /* The caller is closing: a pending lookup is cancelled (its callback still
  * runs, and only gives the reference back), a pending connect is left to

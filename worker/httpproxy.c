@@ -1164,13 +1164,6 @@ static void on_up_failed_closed(uv_handle_t *h)
     release(c);
 }
 
-static void dial_failed(struct pt_dial *d)
-{
-    struct hconn *c = dial_conn(d);
-    if (!uv_is_closing((uv_handle_t *)&c->up.tcp))
-        uv_close((uv_handle_t *)&c->up.tcp, on_up_failed_closed);
-}
-
 static void dial_exhausted(struct pt_dial *d)
 {
     struct hconn *c = dial_conn(d);
@@ -1189,7 +1182,7 @@ static void dial_hold(struct pt_dial *d, bool take)
     arm(c, c->snap->settings.connect_timeout_ms);
 }
 
-static const struct pt_dial_ops dial_ops = {dial_attempt, dial_connected, dial_failed,
+static const struct pt_dial_ops dial_ops = {dial_attempt, dial_connected, on_up_failed_closed,
                                             dial_exhausted, dial_hold};
 
 /* ---- requests ---------------------------------------------------------------- */
@@ -1474,8 +1467,7 @@ static void on_expired(struct pt_deadline *dl)
     case HC_REQUEST:
         if (c->ups == UP_DIALING && c->up.init) {
             /* This server did not answer in time: the next one. */
-            if (!uv_is_closing((uv_handle_t *)&c->up.tcp))
-                uv_close((uv_handle_t *)&c->up.tcp, on_up_failed_closed);
+            pt_dial_abandon(&c->dial);
             arm(c, 1000);
             return;
         }

@@ -85,7 +85,6 @@ static uint8_t read_buf[READ_BUF];
 static uint8_t hello_scratch[PT_CLIENTHELLO_MAX];
 
 static void relay_start(struct pass *c);
-static void on_srv_failed_closed(uv_handle_t *h);
 static const struct pt_dial_ops dial_ops;
 static void start_reading(struct side *s);
 static void stop_reading(struct side *s);
@@ -216,8 +215,7 @@ static void on_expired(struct pt_deadline *dl)
     switch (c->state) {
     case PASS_CONNECT:
         /* This server did not answer in time: try the next. */
-        if (!uv_is_closing((uv_handle_t *)&c->srv.tcp))
-            uv_close((uv_handle_t *)&c->srv.tcp, on_srv_failed_closed);
+        pt_dial_abandon(&c->dial);
         return;
     case PASS_RELAY:
         if (draining(&c->cli) | draining(&c->srv)) {
@@ -460,13 +458,6 @@ static void on_srv_failed_closed(uv_handle_t *h)
     release(c);
 }
 
-static void dial_failed(struct pt_dial *d)
-{
-    struct pass *c = dial_conn(d);
-    if (!uv_is_closing((uv_handle_t *)&c->srv.tcp))
-        uv_close((uv_handle_t *)&c->srv.tcp, on_srv_failed_closed);
-}
-
 static void dial_exhausted(struct pt_dial *d)
 {
     struct pass *c = dial_conn(d);
@@ -488,7 +479,7 @@ static void dial_hold(struct pt_dial *d, bool take)
     pt_deadline_arm(&c->dl, c->snap->settings.connect_timeout_ms);
 }
 
-static const struct pt_dial_ops dial_ops = {dial_attempt, dial_connected, dial_failed,
+static const struct pt_dial_ops dial_ops = {dial_attempt, dial_connected, on_srv_failed_closed,
                                             dial_exhausted, dial_hold};
 
 /* ---- relay ---------------------------------------------------------------- */
