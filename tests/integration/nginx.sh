@@ -1,6 +1,7 @@
 # nginx backends for integration tests (sourced after lib.sh).
 #
 #   make_cert NAME "DNS:a.test,DNS:*.a.test"   -> $T/NAME.pem, $T/NAME.key (+ $T/ca.pem)
+#   upload_cert NAME                            -> POST it (chain + key) to portier
 #   start_nginx NAME 'server { ... }' ...       -> runs nginx with those server
 #                                                 blocks, prefix $T/nginx-NAME
 # Server blocks may use log format "pt": remote_addr, proxy_protocol_addr,
@@ -30,11 +31,24 @@ make_cert() {
         -out "$T/$name.pem" 2>/dev/null
 }
 
-# start_nginx NAME SERVER_BLOCKS: waits until every "listen" port answers.
-start_nginx() {
+# upload_cert NAME: POST /api/v1/certificates with NAME's chain (leaf + test CA)
+# and key; STATUS/BODY as api sets them.
+upload_cert() {
+    "$PY" - "$T/$1.pem" "$T/$1.key" "$T/ca.pem" >"$T/$1.cert.json" <<'PYEOF'
+import json, sys
+print(json.dumps({"cert_pem": open(sys.argv[1]).read() + open(sys.argv[3]).read(),
+                  "key_pem": open(sys.argv[2]).read()}))
+PYEOF
+    api_file POST /api/v1/certificates "$T/$1.cert.json"
+}
+
+# nginx_conf NAME SERVER_BLOCKS: writes $T/nginx-NAME/nginx.conf (prefix
+# $T/nginx-NAME); NGINX_MAIN holds main-context lines to put first (load_module).
+nginx_conf() {
     local name=$1 servers=$2 p="$T/nginx-$1"
     mkdir -p "$p/logs" "$p/tmp"
     cat >"$p/nginx.conf" <<CONF
+${NGINX_MAIN:-}
 user root;
 worker_processes 1;
 pid $p/nginx.pid;
@@ -52,6 +66,13 @@ http {
     $servers
 }
 CONF
+}
+
+# start_nginx NAME SERVER_BLOCKS: waits until every "listen" port of nginx.conf
+# answers (ports in included files are the caller's to wait for).
+start_nginx() {
+    local name=$1 servers=$2 p="$T/nginx-$1"
+    nginx_conf "$name" "$servers"
     # Its own process group: nginx rewrites its process title over the
     # environment, so the cleanup cannot find its workers by the test's mark;
     # it kills the group instead.

@@ -56,12 +56,7 @@ get() { # NAME PATH [curl args]
 out=$(get app.test / 2>&1)
 check "before a certificate exists the handshake fails cleanly" grep -qiE 'alert|handshake|unrecognized' <<<"$out"
 
-"$PY" - "$T/front.pem" "$T/front.key" >cert.json <<'PYEOF'
-import json, sys
-print(json.dumps({"cert_pem": open(sys.argv[1]).read() + open(sys.argv[1].replace("front.pem", "ca.pem")).read(),
-                  "key_pem": open(sys.argv[2]).read()}))
-PYEOF
-api_file POST /api/v1/certificates cert.json
+upload_cert front
 check "certificate upload -> 201" is_status 201
 
 body=$(get app.test / --interface 127.0.0.2 -D hdrs.txt)

@@ -10,7 +10,7 @@
 # (pooled, or reused) shows in the next.
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
-. "$HERE/nginx.sh" # make_cert
+. "$HERE/nginx.sh" # make_cert, upload_cert
 cd "$T"
 
 read -r PO <<<"$(free_ports 1)"
@@ -29,12 +29,7 @@ api PUT /api/v1/domains/s.test '{"mode":"offload","backend":"origin","certificat
 check "offload domain s.test" is_status 201
 api PUT /api/v1/domains/p.test '{"mode":"passthrough","backend":"origin80"}'
 check "port 80 domain p.test" is_status 201
-"$PY" - "$T/front.pem" "$T/front.key" "$T/ca.pem" >cert.json <<'PYEOF'
-import json, sys
-print(json.dumps({"cert_pem": open(sys.argv[1]).read() + open(sys.argv[3]).read(),
-                  "key_pem": open(sys.argv[2]).read()}))
-PYEOF
-api_file POST /api/v1/certificates cert.json
+upload_cert front
 check "certificate for s.test" is_status 201
 wait_until 10 eval 'curl -s -o /dev/null --cacert "$T/ca.pem" --resolve "s.test:$HTTPS_PORT:127.0.0.1" "https://s.test:$HTTPS_PORT/"' ||
     bail "offload answers"

@@ -8,7 +8,7 @@
 # later request intact.
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
-. "$HERE/nginx.sh" # make_cert
+. "$HERE/nginx.sh" # make_cert, upload_cert
 cd "$T"
 
 WS_TOOL="$HERE/tools/ws_echo.py"
@@ -25,12 +25,7 @@ check "backend created" is_status "200|201"
 api PUT /api/v1/domains/ws.test '{"mode":"offload","backend":"wsb","certificate":"manual"}'
 check "offload domain created" is_status 201
 
-"$PY" - "$T/front.pem" "$T/front.key" "$T/ca.pem" >cert.json <<'PYEOF'
-import json, sys
-print(json.dumps({"cert_pem": open(sys.argv[1]).read() + open(sys.argv[3]).read(),
-                  "key_pem": open(sys.argv[2]).read()}))
-PYEOF
-api_file POST /api/v1/certificates cert.json
+upload_cert front
 check "certificate upload -> 201" is_status 201
 
 # ws SCENARIO: runs the client; its output goes to ws-SCENARIO.out and, on
