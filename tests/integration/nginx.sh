@@ -86,14 +86,3 @@ start_nginx() {
             note "nginx $name did not listen on $port"; cat "$p/logs/stderr" "$p/logs/error.log" | sed 's/^/#   /'; return 1; }
     done
 }
-
-# upload_cert NAME: uploads $T/NAME.pem (with the test CA as its chain) and
-# $T/NAME.key through the API (POST /api/v1/certificates); sets STATUS.
-upload_cert() {
-    "$PY" - "$T/$1.pem" "$T/$1.key" "$T/ca.pem" >"$T/$1.json" <<'PYEOF'
-import json, sys
-print(json.dumps({"cert_pem": open(sys.argv[1]).read() + open(sys.argv[3]).read(),
-                  "key_pem": open(sys.argv[2]).read()}))
-PYEOF
-    api_file POST /api/v1/certificates "$T/$1.json"
-}
