@@ -35,7 +35,7 @@ endif
 
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -I. -I$(BUILD)/gen -g -O2 -MMD -MP $(WARN) \
               -fno-strict-aliasing
-LDLIBS_ALL := -lhttp_parser -lpthread
+LDLIBS_ALL := -lpthread
 ifeq ($(SAN),1)
 CFLAGS_ALL += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
               -fno-sanitize-recover=undefined
@@ -72,7 +72,7 @@ help:
 # `make` needs only what builds portierd, so a newcomer without the test peers
 # (nginx, pebble, clang...) can build and `make run`; `make test` adds the rest.
 DEB_BUILD_PKGS := build-essential pkg-config libuv1-dev libssl-dev libmicrohttpd-dev \
-                  libsqlite3-dev libjansson-dev libcurl4-openssl-dev libhttp-parser-dev
+                  libsqlite3-dev libjansson-dev libcurl4-openssl-dev
 DEB_TEST_PKGS  := libcriterion-dev curl openssl nginx libnginx-mod-stream python3 \
                   clang libclang-rt-14-dev iproute2 procps pebble util-linux systemd prometheus \
                   python3-jinja2 libnginx-mod-http-lua libnginx-mod-http-headers-more-filter \

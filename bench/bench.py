@@ -367,7 +367,7 @@ backend be
     return proc, conf
 
 
-def start_nginx_offload(T, port, plain_port, key, crt):
+def start_nginx_offload(T, port, port80, plain_port, key, crt):
     p = os.path.join(T, "nginx-offload")
     body = """http {
     access_log off;
@@ -384,6 +384,7 @@ def start_nginx_offload(T, port, plain_port, key, crt):
     }
     server {
         listen 127.0.0.1:%(port)d ssl;
+        listen 127.0.0.1:%(port80)d;   # the port-80 row: plain HTTP, same proxying
         ssl_certificate %(crt)s;
         ssl_certificate_key %(key)s;
         ssl_protocols TLSv1.2 TLSv1.3;   # 1.22's default lacks TLSv1.3
@@ -401,14 +402,14 @@ def start_nginx_offload(T, port, plain_port, key, crt):
             proxy_max_temp_file_size 0;
         }
     }
-}""" % {"p": p, "plain": plain_port, "port": port, "crt": crt, "key": key}
+}""" % {"p": p, "plain": plain_port, "port": port, "port80": port80, "crt": crt, "key": key}
     path, conf = nginx_conf(p, body)
     proc = spawn([NGINX, "-p", p, "-c", path, "-g", "daemon off;"], os.path.join(p, "logs", "stderr"))
     wait_port(port, proc, "nginx offload")
     return proc, conf
 
 
-def start_haproxy_offload(T, port, plain_port, key, crt):
+def start_haproxy_offload(T, port, port80, plain_port, key, crt):
     pem = os.path.join(T, "tls-haproxy.pem")  # HAProxy wants certificate and key in one file
     with open(pem, "w") as f, open(crt) as c, open(key) as k:
         f.write(c.read() + k.read())
@@ -426,17 +427,19 @@ defaults
 
 frontend fe
     bind 127.0.0.1:%d ssl crt %s alpn http/1.1
+    bind 127.0.0.1:%d
     # the same request rewriting as portier's offload
     option forwardfor
     http-request set-header X-Real-IP %%[src]
-    http-request set-header X-Forwarded-Proto https
+    http-request set-header X-Forwarded-Proto https if { ssl_fc }
+    http-request set-header X-Forwarded-Proto http if !{ ssl_fc }
     http-request set-header X-Forwarded-Host %%[req.hdr(host)]
     default_backend be
 
 backend be
     http-reuse safe
     server s1 127.0.0.1:%d
-""" % (port, pem, plain_port)
+""" % (port, pem, port80, plain_port)
     path = os.path.join(T, "haproxy-offload.cfg")
     with open(path, "w") as f:
         f.write(conf)
@@ -465,8 +468,10 @@ def offload_calls(plain_port, key, crt):
         ("PUT", "/api/v1/backends/b", {"servers": ["127.0.0.1:%d" % plain_port]}, None),
         ("POST", "/api/v1/certificates", {"cert_pem": cert_pem, "key_pem": key_pem},
          {"cert_pem": "<tls.pem>", "key_pem": "<tls.key>"}),
+        # redirect_http off: port 80 proxies too (the port-80 keep-alive row)
         ("PUT", "/api/v1/domains/localhost",
-         {"mode": "offload", "backend": "b", "certificate": "manual"}, None),
+         {"mode": "offload", "backend": "b", "certificate": "manual",
+          "redirect_http": False}, None),
     ]
 
 
@@ -551,11 +556,11 @@ WRK_RE = re.compile(r"(\d+) requests in ([\d.]+)(us|ms|s|m|h)")
 UNIT_S = {"us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 
 
-def wrk(port, close, duration):
+def wrk(port, close, duration, scheme="https"):
     argv = [WRK, "-t%d" % THREADS, "-c%d" % CONNS, "-d%ds" % duration, "--timeout", "5s"]
     if close:
         argv += ["-H", "Connection: close"]
-    argv.append("https://localhost:%d/" % port)
+    argv.append("%s://localhost:%d/" % (scheme, port))
     rc, out, err = run(argv, duration + 30)
     m = WRK_RE.search(out)
     if rc != 0 or not m:
@@ -1244,9 +1249,9 @@ class Runner:
         return value
 
 
-def wrk_fn(port, close, duration):
+def wrk_fn(port, close, duration, scheme="https"):
     def fn():
-        reqs, secs, errs = wrk(port, close, duration)
+        reqs, secs, errs = wrk(port, close, duration, scheme)
         return reqs, reqs / secs, errs
     return fn
 
@@ -1372,11 +1377,11 @@ def passthrough_part(env):
 def offload_part(env):
     T, key, crt = env["T"], env["key"], env["crt"]
     backend, be_worker, plain = env["backend"], env["be_worker"], env["be_plain"]
-    (p_https, p_http, p_api, ngx, hap) = free_ports(5)
+    (p_https, p_http, p_api, ngx, hap, ngx80, hap80) = free_ports(7)
     log("offload: starting nginx (http, ssl), HAProxy (mode http, bind ssl), portier "
         "(offload domain)")
-    ngx_proc, ngx_conf = start_nginx_offload(T, ngx, plain, key, crt)
-    hap_proc, hap_conf = start_haproxy_offload(T, hap, plain, key, crt)
+    ngx_proc, ngx_conf = start_nginx_offload(T, ngx, ngx80, plain, key, crt)
+    hap_proc, hap_conf = start_haproxy_offload(T, hap, hap80, plain, key, crt)
     # --hello-timeout: portier waits that long for the first request after the
     # handshake (10 s by default); 60 s is nginx's client_header_timeout and
     # the HAProxy `timeout http-request` below, and keeps the idle test's
@@ -1384,6 +1389,7 @@ def offload_part(env):
     portier = Portier(T, "portier-offload", p_https, p_http, p_api,
                       offload_calls(plain, key, crt), ["--hello-timeout", "60"])
     port = {"portier": p_https, "nginx": ngx, "haproxy": hap}
+    port80 = {"portier": p_http, "nginx": ngx80, "haproxy": hap80}
     pids = {"portier": [portier.worker], "nginx": [nginx_worker(ngx_proc)],
             "haproxy": [hap_proc.pid]}
     log("offload: portier daemon %d worker %d; nginx worker %d; haproxy %d"
@@ -1435,6 +1441,9 @@ def offload_part(env):
             v = run_.measure(t, "ka", wrk_fn(port[t], False, O_DURATION))
             log("offload round %d %-8s keep-alive %8.0f req/s" % (rnd + 1, t, v))
         for t in order:
+            v = run_.measure(t, "ka80", wrk_fn(port80[t], False, O_DURATION, "http"))
+            log("offload round %d %-8s port 80 ka %8.0f req/s" % (rnd + 1, t, v))
+        for t in order:
             v = run_.measure(t, "close", wrk_fn(port[t], True, O_DURATION))
             log("offload round %d %-8s resumed    %8.0f req/s" % (rnd + 1, t, v))
         if hs:
@@ -1481,6 +1490,8 @@ def o_build_table(R):
     return [
         ("1. keep-alive requests/s over TLS (wrk, %d conns)" % CONNS,
          {t: med(t, "ka") for t in T_}, 0, "higher"),
+        ("1b. port-80 keep-alive requests/s, plain HTTP proxy (wrk, %d conns)" % CONNS,
+         {t: med(t, "ka80") for t in T_}, 0, "higher"),
         ("2. requests/s, each on a new TLS connection, resumed (wrk, Connection: close)",
          {t: med(t, "close") for t in T_}, 0, "higher"),
         ("3. requests/s, each on a new TLS connection, full handshake (hs_client, %d conns)"
@@ -1492,6 +1503,8 @@ def o_build_table(R):
          {t: idle(t, "req_per_conn") for t in T_}, 2, "lower"),
         ("6a. proxy CPU ms per 10k keep-alive requests",
          {t: per(t, "ka", 1e4 * 1e3) for t in T_}, 0, "lower"),
+        ("6a'. proxy CPU ms per 10k port-80 keep-alive requests",
+         {t: per(t, "ka80", 1e4 * 1e3) for t in T_}, 0, "lower"),
         ("6b. proxy CPU ms per 10k resumed handshakes (with their request)",
          {t: per(t, "close", 1e4 * 1e3) for t in T_}, 0, "lower"),
         ("6c. proxy CPU ms per 10k full handshakes (with their request)",

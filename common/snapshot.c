@@ -45,6 +45,8 @@ void pt_snap_encode(const struct pt_snapshot *s, struct pt_wbuf *out)
     pt_wbuf_u32(out, st->hello_timeout_ms);
     pt_wbuf_u32(out, st->connect_timeout_ms);
     pt_wbuf_u32(out, st->idle_timeout_ms);
+    pt_wbuf_u32(out, st->body_timeout_ms);
+    pt_wbuf_u32(out, st->send_timeout_ms);
     pt_wbuf_u32(out, st->grace_ms);
     pt_wbuf_u16(out, st->https_port);
     pt_wbuf_u8(out, st->access_log);
@@ -185,6 +187,8 @@ int pt_snap_decode(const uint8_t *buf, size_t len, struct pt_snapshot **out)
     st->hello_timeout_ms = pt_rd_u32(&c);
     st->connect_timeout_ms = pt_rd_u32(&c);
     st->idle_timeout_ms = pt_rd_u32(&c);
+    st->body_timeout_ms = pt_rd_u32(&c);
+    st->send_timeout_ms = pt_rd_u32(&c);
     st->grace_ms = pt_rd_u32(&c);
     st->https_port = pt_rd_u16(&c);
     st->access_log = pt_rd_u8(&c) != 0;

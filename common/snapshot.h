@@ -74,6 +74,9 @@ struct pt_settings {
     uint32_t hello_timeout_ms;   /* ClientHello / PROXY header read */
     uint32_t connect_timeout_ms; /* per backend server */
     uint32_t idle_timeout_ms;    /* relay with no byte either way */
+    uint32_t body_timeout_ms;    /* HTTP: between two reads of a request body */
+    uint32_t send_timeout_ms;    /* HTTP: between two writes to a client that
+                                    has a response queued */
     uint32_t grace_ms;           /* drain time when stopping */
     uint16_t https_port;         /* port of the first --https listener */
     bool access_log;             /* write one JSON line per connection to fd 1 */

@@ -26,6 +26,8 @@ static const char usage[] =
     "  --hello-timeout SECONDS  first bytes of a connection (10)\n"
     "  --connect-timeout SECONDS backend connect, per server (5)\n"
     "  --idle-timeout SECONDS   relay idle time (600)\n"
+    "  --body-timeout SECONDS   HTTP: between two reads of a request body (60)\n"
+    "  --send-timeout SECONDS   HTTP: between two writes to a slow client (60)\n"
     "  --ack-timeout MS         wait for workers after a change (2000)\n"
     "  --access-log FILE|-|off  one JSON line per connection (- = stdout)\n"
     "  --verbose                debug logging\n"
@@ -166,6 +168,12 @@ static int apply(struct pt_config *c, const char *key, const char *v,
     } else if (strcmp(key, "idle-timeout") == 0) {
         if (parse_uint(v, 1, 86400, &c->idle_timeout_s) != 0)
             return fail(err, errlen, src, key, "expected seconds 1..86400, got '%s'", v);
+    } else if (strcmp(key, "body-timeout") == 0) {
+        if (parse_uint(v, 1, 86400, &c->body_timeout_s) != 0)
+            return fail(err, errlen, src, key, "expected seconds 1..86400, got '%s'", v);
+    } else if (strcmp(key, "send-timeout") == 0) {
+        if (parse_uint(v, 1, 86400, &c->send_timeout_s) != 0)
+            return fail(err, errlen, src, key, "expected seconds 1..86400, got '%s'", v);
     } else if (strcmp(key, "access-log") == 0) {
         if (*v == '\0')
             return fail(err, errlen, src, key, "empty path (use - or off)");
@@ -255,6 +263,8 @@ static void defaults(struct pt_config *c)
     c->hello_timeout_s = 10;
     c->connect_timeout_s = 5;
     c->idle_timeout_s = 600;
+    c->body_timeout_s = 60; /* nginx's client_body_timeout and send_timeout */
+    c->send_timeout_s = 60;
     c->ack_timeout_ms = 2000;
     c->access_log = pt_xstrdup("-");
 }
@@ -311,7 +321,7 @@ enum pt_config_result pt_config_parse(struct pt_config *c, int argc, char **argv
             "state-dir", "api-token-file", "api-tls-cert", "api-tls-key", "https", "http", "api", "workers",
             "trusted-proxy", "acme-directory", "acme-email", "acme-ca-bundle",
             "user", "config", "grace", "hello-timeout", "connect-timeout",
-            "idle-timeout", "ack-timeout", "access-log"};
+            "idle-timeout", "body-timeout", "send-timeout", "ack-timeout", "access-log"};
         size_t k;
         for (k = 0; k < PT_ARRAY_LEN(known); k++)
             if (strcmp(key, known[k]) == 0)

@@ -37,6 +37,8 @@ struct pt_config {
     unsigned hello_timeout_s;  /* ClientHello / PROXY header / request head */
     unsigned connect_timeout_s;
     unsigned idle_timeout_s;
+    unsigned body_timeout_s;   /* HTTP engine: between two request body reads */
+    unsigned send_timeout_s;   /* HTTP engine: between two writes to the client */
     unsigned ack_timeout_ms;   /* how long a mutation waits for workers */
     char *access_log;          /* owned: "-" stdout (default), "off", or a file */
     bool verbose;

@@ -537,6 +537,8 @@ static int run_daemon(int argc, char **argv)
     d.settings.hello_timeout_ms = d.cfg.hello_timeout_s * 1000;
     d.settings.connect_timeout_ms = d.cfg.connect_timeout_s * 1000;
     d.settings.idle_timeout_ms = d.cfg.idle_timeout_s * 1000;
+    d.settings.body_timeout_ms = d.cfg.body_timeout_s * 1000;
+    d.settings.send_timeout_ms = d.cfg.send_timeout_s * 1000;
     d.settings.grace_ms = d.cfg.grace_s * 1000;
     d.settings.https_port =
         d.cfg.n_https ? pt_sockaddr_port((struct sockaddr *)&d.cfg.https[0].sa) : 443;

@@ -1,16 +1,11 @@
-/* The L4 relay: SNI passthrough on the TLS listeners and the plain-HTTP
- * side of port 80.
+/* The front stage and the L4 relay.
  *
- * TLS: peek the ClientHello, route by SNI, connect to the backend, write the
- * PROXY header and replay the buffered bytes, then relay both ways until
- * both sides are done.
- *
- * Port 80: read the first request head (common/http1.c checks framing and
- * smuggling shapes), then answer it (ACME HTTP-01, 301 to https, 404) or
- * forward it to the backend's http_servers with X-Forwarded-For / X-Real-IP
- * and Connection: close, and relay the rest like passthrough. One request
- * per connection is plenty for redirects, challenges and a backend's own
- * redirects, and keeps the relay free of HTTP parsing after the head.
+ * Every accepted connection starts here: ban check, inbound PROXY header
+ * from a trusted front. On the TLS listeners: peek the ClientHello, route by
+ * SNI; passthrough domains are relayed here (connect to the backend, write
+ * the PROXY header and replay the buffered bytes, then relay both ways until
+ * both sides are done); offload domains go to the HTTP engine
+ * (worker/httpproxy.c). Port 80 connections go to the HTTP engine at once.
  *
  * Memory: while routing, a connection holds the bytes received so far (at
  * most PT_CLIENTHELLO_MAX + one read). Once relaying, reads land in one
@@ -22,11 +17,9 @@
 
 #include "common/addr.h"
 #include "common/clienthello.h"
-#include "common/dname.h"
-#include "common/http1.h"
 #include "common/proxyproto.h"
-#include "worker/offload.h"
-#include "worker/upstream.h"
+#include "worker/conn.h"
+#include "worker/httpproxy.h"
 
 #include <errno.h>
 #include <linux/sockios.h>
@@ -40,9 +33,8 @@
 enum pass_state {
     PASS_PROXY_HDR = 0, /* reading a PROXY header from a trusted front */
     PASS_HELLO,         /* buffering until the ClientHello is complete */
-    PASS_HEAD,          /* port 80: buffering the first request head */
     PASS_RESOLVE,       /* backend name lookup (uv_getaddrinfo) */
-    PASS_CONNECT,       /* connecting to servers[server_ix] */
+    PASS_CONNECT,       /* connecting to a server (c->dial) */
     PASS_RELAY,         /* bytes both ways */
     PASS_CLOSING,       /* handles closing; freed on the last close_cb */
 };
@@ -69,16 +61,10 @@ struct pass {
     struct pt_snapshot *snap; /* reference: routes and settings in force */
     const struct pt_domain *dom;
     const struct pt_backend *be;
-    const struct pt_hostport *servers; /* the list being tried (borrowed) */
-    size_t n_servers;
-    size_t server_ix;
-    bool http;          /* a port-80 connection */
-    struct pt_wbuf head; /* port 80: the rewritten head to send first */
-    uv_timer_t timer;
-    uint64_t deadline_ms; /* state timeout, or idle deadline when relaying */
-    uv_getaddrinfo_t gai;
-    bool gai_pending;
-    uv_connect_t creq;
+    struct pt_dial dial; /* reaching one of the backend's servers */
+    bool http;          /* a port-80 connection (handed to the HTTP engine) */
+    bool from_trusted;  /* the socket's peer is a --trusted-proxy */
+    struct pt_deadline dl; /* state timeout, or idle deadline when relaying */
     struct sockaddr_storage peer;  /* real client (after a trusted PROXY header) */
     struct sockaddr_storage local; /* address the client connected to */
     struct sockaddr_storage target;
@@ -100,10 +86,9 @@ static uint8_t read_buf[READ_BUF];
 static uint8_t hello_scratch[PT_CLIENTHELLO_MAX];
 
 static void relay_start(struct pass *c);
-static void on_srv_failed_closed(uv_handle_t *h);
+static const struct pt_dial_ops dial_ops;
 static void start_reading(struct side *s);
 static void stop_reading(struct side *s);
-static void try_server(struct pass *c);
 static void pass_close(struct pass *c, bool reset);
 
 static struct pass *side_conn(uv_handle_t *h)
@@ -138,7 +123,6 @@ static void release(struct pass *c)
         log_access(c);
     pt_conntrack_remove(&c->w->tracked, &c->ct);
     pt_snap_unref(c->snap);
-    pt_wbuf_free(&c->head);
     free(c->hbuf);
     free(c->cli.pending);
     free(c->srv.pending);
@@ -174,10 +158,9 @@ static void pass_close(struct pass *c, bool reset)
         return;
     c->state = PASS_CLOSING;
     c->ct.addr = NULL; /* going away: a ban has nothing left to cut */
-    if (c->gai_pending)
-        uv_cancel((uv_req_t *)&c->gai);
-    uv_timer_stop(&c->timer);
-    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+    pt_dial_cancel(&c->dial);
+    pt_deadline_stop(&c->dl);
+    uv_close((uv_handle_t *)&c->dl.timer, on_timer_closed);
     close_side(&c->cli, reset);
     close_side(&c->srv, reset);
 }
@@ -193,7 +176,7 @@ static void pass_kill(struct pt_conntrack *ct)
 }
 
 /* Answers the client (a TLS alert, a small HTTP response) and closes once
- * the bytes are written. <data> must outlive the write: static or c->head. */
+ * the bytes are written. <data> must outlive the write (static). */
 static void on_answer_written(uv_write_t *req, int status)
 {
     struct pass *c = req->data;
@@ -207,7 +190,7 @@ static void answer_and_close(struct pass *c, const void *data, size_t len)
     uv_buf_t b = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
     c->cli.wreq.data = c;
     stop_reading(&c->cli);
-    uv_timer_stop(&c->timer);
+    pt_deadline_stop(&c->dl);
     c->handles++;
     if (uv_write(&c->cli.wreq, (uv_stream_t *)&c->cli.tcp, &b, 1, on_answer_written) != 0) {
         c->handles--;
@@ -217,37 +200,10 @@ static void answer_and_close(struct pass *c, const void *data, size_t len)
 
 static void send_alert(struct pass *c, uint8_t desc)
 {
-    if (c->http) {
-        /* Port 80 speaks HTTP: the same failures as a status code. */
-        static const char body[] = "<html><body><h1>502 Bad Gateway</h1></body></html>\n";
-        c->head.len = 0;
-        pt_http1_write_response(&c->head, 502, NULL, "text/html", body, sizeof(body) - 1);
-        answer_and_close(c, c->head.data, c->head.len);
-        return;
-    }
     static uint8_t alerts[256][7];
     uint8_t *a = alerts[desc];
     pt_tls_alert(a, 0x0303, desc);
     answer_and_close(c, a, 7);
-}
-
-static void http_answer(struct pass *c, int status, const char *extra, const char *type,
-                        const char *body)
-{
-    char page[256];
-    if (body == NULL) {
-        snprintf(page, sizeof(page), "<html><body><h1>%d %s</h1></body></html>\n", status,
-                 pt_http1_reason(status));
-        body = page;
-    }
-    c->head.len = 0;
-    pt_http1_write_response(&c->head, status, extra, type, body, strlen(body));
-    answer_and_close(c, c->head.data, c->head.len);
-}
-
-static void arm(struct pass *c, uint32_t ms)
-{
-    c->deadline_ms = pt_worker_now_ms(c->w) + ms;
 }
 
 /* True when <s> has bytes queued towards it and its kernel send queue
@@ -266,48 +222,29 @@ static bool draining(struct side *s)
     return moved;
 }
 
-static void on_timer(uv_timer_t *t)
+static void on_expired(struct pt_deadline *dl)
 {
-    struct pass *c = t->data;
-    uint64_t now = pt_worker_now_ms(c->w);
-    if (now < c->deadline_ms) {
-        /* Activity moved the deadline: sleep for what is left. Cheaper than
-         * re-arming a timer on every read. */
-        uv_timer_start(&c->timer, on_timer, c->deadline_ms - now, 0);
-        return;
-    }
+    struct pass *c = PT_CONTAINER_OF(dl, struct pass, dl);
     switch (c->state) {
     case PASS_CONNECT:
         /* This server did not answer in time: try the next. */
-        if (!uv_is_closing((uv_handle_t *)&c->srv.tcp))
-            uv_close((uv_handle_t *)&c->srv.tcp, on_srv_failed_closed);
+        pt_dial_abandon(&c->dial);
         return;
     case PASS_RELAY:
         if (draining(&c->cli) | draining(&c->srv)) {
             /* A slow reader is still taking bytes out of the kernel's
              * queue: that is progress even though no wakeup told us. */
-            c->deadline_ms = now + c->snap->settings.idle_timeout_ms;
-            uv_timer_start(&c->timer, on_timer, c->snap->settings.idle_timeout_ms, 0);
+            pt_deadline_arm(&c->dl, c->snap->settings.idle_timeout_ms);
             return;
         }
         c->result = "idle_timeout";
         /* Cutting with data still queued must not look like a clean end. */
         pass_close(c, c->cli.pending != NULL || c->srv.pending != NULL);
         return;
-    case PASS_HEAD:
-        c->result = "head_timeout";
-        http_answer(c, 408, NULL, "text/html", NULL);
-        return;
     default:
         c->result = "timeout";
         pass_close(c, false);
     }
-}
-
-static void start_timer(struct pass *c, uint32_t ms)
-{
-    arm(c, ms);
-    uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 
 /* ---- routing ------------------------------------------------------------ */
@@ -318,13 +255,46 @@ static void alloc_hello(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     (void)hint;
     if (c->hcap - c->hlen < 512) {
         size_t cap = c->hcap ? c->hcap * 2 : HELLO_BUF_MIN;
-        size_t max = (c->http ? PT_HTTP_HEAD_MAX : PT_CLIENTHELLO_MAX) + 512;
+        size_t max = PT_CLIENTHELLO_MAX + 512;
         if (cap > max)
             cap = max;
         c->hbuf = pt_xrealloc(c->hbuf, cap);
         c->hcap = cap;
     }
     *buf = uv_buf_init((char *)c->hbuf + c->hlen, (unsigned)(c->hcap - c->hlen));
+}
+
+/* Gives the connection to the HTTP engine (offload, or any port-80
+ * connection) with the bytes read so far. The socket travels as a dup: a
+ * libuv handle cannot move, this one closes. */
+static void hand_off(struct pass *c)
+{
+    struct pt_httpproxy_info info = {
+        .peer = c->peer,
+        .local = c->local,
+        .tls = !c->http,
+        .trusted = c->from_trusted,
+        .snap = c->snap,
+        .route = c->dom ? (int)(c->dom - c->snap->domains) : -1,
+        .sni = c->sni,
+        .sni_len = c->sni_len,
+        .pre = c->hbuf,
+        .pre_len = c->hlen,
+    };
+    uv_os_fd_t fd;
+    int fd2 = uv_fileno((uv_handle_t *)&c->cli.tcp, &fd) == 0 ? dup(fd) : -1;
+    stop_reading(&c->cli);
+    if (fd2 < 0) {
+        c->result = "internal_error";
+        if (c->http)
+            pass_close(c, false);
+        else
+            send_alert(c, PT_TLS_ALERT_INTERNAL_ERROR);
+        return;
+    }
+    c->handed_off = true;
+    pt_httpproxy_start(c->l, fd2, &info);
+    pass_close(c, false);
 }
 
 static void set_sni(struct pass *c, const struct pt_clienthello *ch)
@@ -346,30 +316,13 @@ static void route(struct pass *c)
     c->dom = &s->domains[ix];
     c->be = &s->backends[c->dom->backend_ix];
     if (c->dom->mode == PT_MODE_OFFLOAD) {
-        /* The offload module takes the socket (a dup: this handle closes)
-         * and the bytes read so far. */
-        struct pt_offload_info info = {c->peer, c->local, c->sni, c->sni_len, c->hbuf,
-                                       c->hlen};
-        uv_os_fd_t fd;
-        int fd2 = uv_fileno((uv_handle_t *)&c->cli.tcp, &fd) == 0 ? dup(fd) : -1;
-        stop_reading(&c->cli);
-        if (fd2 < 0) {
-            c->result = "internal_error";
-            send_alert(c, PT_TLS_ALERT_INTERNAL_ERROR);
-            return;
-        }
-        c->handed_off = true;
-        pt_offload_start(c->l, fd2, &info);
-        pass_close(c, false);
+        hand_off(c);
         return;
     }
     /* The client keeps being read while the backend connects (what comes is
      * buffered and replayed): stopping and restarting costs epoll_ctl calls
      * on every connection. */
-    c->servers = c->be->servers;
-    c->n_servers = c->be->n_servers;
-    c->server_ix = 0;
-    try_server(c);
+    pt_dial_start(&c->dial, &dial_ops, c->w->loop, c->be->servers, c->be->n_servers);
 }
 
 /* The buffered bytes so far (on_client_read added the last read). */
@@ -396,144 +349,6 @@ static void handle_hello(struct pass *c)
     route(c);
 }
 
-/* ---- port 80 -------------------------------------------------------------- */
-
-static struct pt_http_req http_req; /* parsed synchronously, used at once */
-
-/* The path to put in a redirect: origin-form as is, the path of an
- * absolute-form target, "/" otherwise. */
-static void redirect_path(const struct pt_http_req *r, const char **p, size_t *n)
-{
-    *p = r->url;
-    *n = r->url_len;
-    if (*n && **p == '/')
-        return;
-    const char *s = memmem(r->url, r->url_len, "://", 3);
-    if (s) {
-        const char *end = r->url + r->url_len;
-        const char *slash = memchr(s + 3, '/', (size_t)(end - s - 3));
-        if (slash) {
-            *p = slash;
-            *n = (size_t)(end - slash);
-            return;
-        }
-    }
-    *p = "/";
-    *n = 1;
-}
-
-/* Whether an ACME path we have no answer for belongs to a passthrough
- * domain that forwards port 80 (its backend obtains its own certificates). */
-static bool acme_for_backend(const struct pt_snapshot *s, const struct pt_http_req *r)
-{
-    char host[PT_DNAME_MAX + 1];
-    int hl = r->host ? pt_dname_normalize(r->host, r->host_len, host, PT_DNAME_STRIP_PORT,
-                                          NULL)
-                     : -1;
-    int ix = hl > 0 ? pt_route_lookup(s->routes, host, (size_t)hl) : -1;
-    if (ix < 0 || s->domains[ix].mode != PT_MODE_PASSTHROUGH)
-        return false;
-    return s->backends[s->domains[ix].backend_ix].n_http_servers > 0;
-}
-
-static void handle_head(struct pass *c)
-{
-    struct pt_http_req *r = &http_req;
-    const struct pt_snapshot *s = c->snap;
-    int rc = pt_http1_parse_request(c->hbuf, c->hlen, r);
-    if (rc == PT_ENEEDMORE)
-        return;
-    c->state = PASS_RESOLVE; /* head done: later bytes are buffered and replayed */
-    if (rc < 0) {
-        c->result = "bad_request";
-        http_answer(c, r->status, NULL, "text/html", NULL);
-        return;
-    }
-    if (r->host) {
-        c->sni_len = r->host_len < sizeof(c->sni) ? r->host_len : sizeof(c->sni) - 1;
-        memcpy(c->sni, r->host, c->sni_len);
-    }
-
-    /* ACME HTTP-01 paths are reserved whatever the host. */
-    static const char acme[] = "/.well-known/acme-challenge/";
-    if (r->url_len >= sizeof(acme) - 1 && memcmp(r->url, acme, sizeof(acme) - 1) == 0) {
-        const char *tok = r->url + sizeof(acme) - 1;
-        size_t tlen = r->url_len - (sizeof(acme) - 1);
-        const char *q = memchr(tok, '?', tlen);
-        if (q)
-            tlen = (size_t)(q - tok);
-        for (size_t i = 0; i < s->n_tokens; i++)
-            if (strlen(s->tokens[i].token) == tlen &&
-                memcmp(s->tokens[i].token, tok, tlen) == 0) {
-                c->result = "acme_challenge";
-                http_answer(c, 200, NULL, "text/plain", s->tokens[i].key_authorization);
-                return;
-            }
-        /* Not one of ours: a passthrough backend (a YunoHost server) gets
-         * its own HTTP-01 challenges; everything else is a 404. */
-        if (!acme_for_backend(s, r)) {
-            c->result = "acme_unknown_token";
-            http_answer(c, 404, NULL, "text/html", NULL);
-            return;
-        }
-    }
-
-    char host[PT_DNAME_MAX + 1];
-    int hl = r->host ? pt_dname_normalize(r->host, r->host_len, host, PT_DNAME_STRIP_PORT,
-                                          NULL)
-                     : -1;
-    int ix = hl > 0 ? pt_route_lookup(s->routes, host, (size_t)hl) : -1;
-    if (ix < 0) {
-        c->result = "unknown_host";
-        http_answer(c, 404, NULL, "text/html", NULL);
-        return;
-    }
-    c->dom = &s->domains[ix];
-    c->be = &s->backends[c->dom->backend_ix];
-    if (c->dom->mode == PT_MODE_OFFLOAD && c->dom->redirect_http) {
-        char loc[PT_DNAME_MAX + 64];
-        const char *path;
-        size_t plen;
-        redirect_path(r, &path, &plen);
-        uint16_t port = s->settings.https_port;
-        if (port == 443 || port == 0)
-            snprintf(loc, sizeof(loc), "Location: https://%s", host);
-        else
-            snprintf(loc, sizeof(loc), "Location: https://%s:%u", host, port);
-        struct pt_wbuf extra = {0};
-        pt_wbuf_put(&extra, loc, strlen(loc));
-        pt_wbuf_put(&extra, path, plen);
-        pt_wbuf_put(&extra, "\r\n", 3); /* with the NUL: used as a C string */
-        c->result = "redirect";
-        http_answer(c, 301, (const char *)extra.data, "text/html", NULL);
-        pt_wbuf_free(&extra);
-        return;
-    }
-    if (c->dom->mode == PT_MODE_PASSTHROUGH) {
-        c->servers = c->be->http_servers;
-        c->n_servers = c->be->n_http_servers;
-    } else {
-        c->servers = c->be->tls ? NULL : c->be->servers;
-        c->n_servers = c->be->tls ? 0 : c->be->n_servers;
-    }
-    if (c->n_servers == 0) {
-        c->result = "no_http_servers";
-        http_answer(c, 404, NULL, "text/html", NULL);
-        return;
-    }
-    char ip[PT_ADDRSTR_MAX];
-    pt_sockaddr_ip((struct sockaddr *)&c->peer, ip, sizeof(ip));
-    struct pt_http_fwd fwd = {ip, "http", true};
-    c->head.len = 0;
-    pt_http1_write_request(r, &fwd, &c->head);
-    /* What followed the head (a body, pipelined bytes) is replayed as is. */
-    memmove(c->hbuf, c->hbuf + r->head_len, c->hlen - r->head_len);
-    c->hlen -= r->head_len;
-    c->server_ix = 0;
-    try_server(c);
-}
-
-
 /* ---- inbound PROXY header ------------------------------------------------ */
 
 static bool trusted(const struct pass *c)
@@ -545,18 +360,11 @@ static bool trusted(const struct pass *c)
     return false;
 }
 
-static void handle_head(struct pass *c);
-
 static void begin_hello(struct pass *c)
 {
     if (c->http) {
-        c->state = PASS_HEAD;
-        if (c->hlen > 0) {
-            handle_head(c);
-            if (c->state != PASS_HEAD)
-                return;
-        }
-        start_reading(&c->cli);
+        /* Port 80 speaks HTTP from the first byte: all of it is the engine's. */
+        hand_off(c);
         return;
     }
     c->state = PASS_HELLO;
@@ -632,10 +440,14 @@ static void on_proxy_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 
 /* ---- backend connection -------------------------------------------------- */
 
-static void on_connect(uv_connect_t *req, int status);
-
-static void connect_to(struct pass *c, const struct sockaddr *sa)
+static struct pass *dial_conn(struct pt_dial *d)
 {
+    return PT_CONTAINER_OF(d, struct pass, dial);
+}
+
+static uv_tcp_t *dial_attempt(struct pt_dial *d)
+{
+    struct pass *c = dial_conn(d);
     struct side *s = &c->srv;
     memset(s, 0, sizeof(*s));
     s->c = c;
@@ -644,55 +456,13 @@ static void connect_to(struct pass *c, const struct sockaddr *sa)
     s->init = true;
     c->handles++;
     c->state = PASS_CONNECT;
-    start_timer(c, c->snap->settings.connect_timeout_ms);
-    c->creq.data = c;
-    if (uv_tcp_connect(&c->creq, &s->tcp, sa, on_connect) != 0)
-        uv_close((uv_handle_t *)&s->tcp, on_srv_failed_closed);
+    pt_deadline_arm(&c->dl, c->snap->settings.connect_timeout_ms);
+    return &s->tcp;
 }
 
-static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+static void dial_connected(struct pt_dial *d)
 {
-    struct pass *c = req->data;
-    c->gai_pending = false;
-    bool ok = pt_upstream_take(status, res, c->servers[c->server_ix].port, &c->target);
-    if (c->state == PASS_CLOSING) {
-        release(c);
-        return;
-    }
-    if (ok) {
-        connect_to(c, (struct sockaddr *)&c->target);
-    } else {
-        c->server_ix++;
-        try_server(c);
-    }
-    release(c);
-}
-
-static void try_server(struct pass *c)
-{
-    if (c->server_ix >= c->n_servers) {
-        pt_log(PT_LOG_WARN, "backend '%s': no server reachable for '%.*s'", c->be->name,
-               (int)c->sni_len, c->sni);
-        c->result = "no_server";
-        send_alert(c, PT_TLS_ALERT_INTERNAL_ERROR);
-        return;
-    }
-    const struct pt_hostport *hp = &c->servers[c->server_ix];
-    if (hp->kind != PT_HOST_DNS) {
-        connect_to(c, (const struct sockaddr *)&hp->sa);
-        return;
-    }
-    c->state = PASS_RESOLVE;
-    c->gai.data = c;
-    c->handles++;
-    c->gai_pending = true;
-    start_timer(c, c->snap->settings.connect_timeout_ms);
-    if (pt_upstream_lookup(c->w->loop, &c->gai, on_resolved, hp) != 0) {
-        c->gai_pending = false;
-        c->handles--;
-        c->server_ix++;
-        try_server(c);
-    }
+    relay_start(dial_conn(d));
 }
 
 /* A failed attempt closes the server handle; its close callback moves on. */
@@ -700,25 +470,34 @@ static void on_srv_failed_closed(uv_handle_t *h)
 {
     struct pass *c = side_conn(h);
     c->srv.init = false;
-    if (c->state == PASS_CONNECT) {
-        c->server_ix++;
-        try_server(c);
-    }
+    if (c->state == PASS_CONNECT)
+        pt_dial_next(&c->dial);
     release(c);
 }
 
-static void on_connect(uv_connect_t *req, int status)
+static void dial_exhausted(struct pt_dial *d)
 {
-    struct pass *c = req->data;
-    if (status == UV_ECANCELED || c->state == PASS_CLOSING)
-        return;
-    if (status != 0) {
-        if (!uv_is_closing((uv_handle_t *)&c->srv.tcp))
-            uv_close((uv_handle_t *)&c->srv.tcp, on_srv_failed_closed);
+    struct pass *c = dial_conn(d);
+    pt_log(PT_LOG_WARN, "backend '%s': no server reachable for '%.*s'", c->be->name,
+           (int)c->sni_len, c->sni);
+    c->result = "no_server";
+    send_alert(c, PT_TLS_ALERT_INTERNAL_ERROR);
+}
+
+static void dial_hold(struct pt_dial *d, bool take)
+{
+    struct pass *c = dial_conn(d);
+    if (!take) {
+        release(c);
         return;
     }
-    relay_start(c);
+    c->handles++;
+    c->state = PASS_RESOLVE;
+    pt_deadline_arm(&c->dl, c->snap->settings.connect_timeout_ms);
 }
+
+static const struct pt_dial_ops dial_ops = {dial_attempt, dial_connected, on_srv_failed_closed,
+                                            dial_exhausted, dial_hold};
 
 /* ---- relay ---------------------------------------------------------------- */
 
@@ -784,17 +563,13 @@ static void on_client_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         on_proxy_read(st, n, buf);
         break;
     case PASS_HELLO:
-    case PASS_HEAD:
         if (n < 0) {
             pass_close(c, n != UV_EOF);
             break;
         }
         c->hlen += (size_t)n;
         c->cli.bytes += (uint64_t)n;
-        if (c->state == PASS_HELLO)
-            handle_hello(c);
-        else
-            handle_head(c);
+        handle_hello(c);
         break;
     case PASS_RESOLVE:
     case PASS_CONNECT:
@@ -871,7 +646,7 @@ static void on_relay_written(uv_write_t *req, int status)
     if (c->state != PASS_CLOSING) {
         struct side *from = peer_of(c, to);
         /* Bytes drained to a slow reader are activity too. */
-        c->deadline_ms = pt_worker_now_ms(c->w) + c->snap->settings.idle_timeout_ms;
+        pt_deadline_arm(&c->dl, c->snap->settings.idle_timeout_ms);
         if (status != 0)
             pass_close(c, true);
         else if (from->eof)
@@ -937,7 +712,7 @@ static void on_relay_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         return;
     }
     from->bytes += (uint64_t)n;
-    c->deadline_ms = pt_worker_now_ms(c->w) + c->snap->settings.idle_timeout_ms;
+    pt_deadline_arm(&c->dl, c->snap->settings.idle_timeout_ms);
     if (relay_write(c, from, to, (const uint8_t *)buf->base, (size_t)n) != 0)
         pass_close(c, true);
 }
@@ -951,17 +726,16 @@ static void relay_start(struct pass *c)
     int tlen = sizeof(c->target);
     c->connected = uv_tcp_getpeername(&c->srv.tcp, (struct sockaddr *)&c->target, &tlen) == 0;
     uv_tcp_nodelay(&c->srv.tcp, 1);
-    if (!c->http && c->be->proxy_protocol != PT_PP_NONE) {
+    if (c->be->proxy_protocol != PT_PP_NONE) {
         hn = pt_proxyproto_encode(c->be->proxy_protocol, (struct sockaddr *)&c->peer,
                                   (struct sockaddr *)&c->local, c->sni_len ? c->sni : NULL,
                                   c->sni_len, hdr, sizeof(hdr));
         if (hn < 0)
             hn = 0;
     }
-    /* Header and replayed hello leave in one write (one segment). On port 80
-     * the rewritten request head replaces the one received. */
-    const uint8_t *pre = c->http ? c->head.data : hdr;
-    size_t pre_len = c->http ? c->head.len : (size_t)hn;
+    /* Header and replayed hello leave in one write (one segment). */
+    const uint8_t *pre = hdr;
+    size_t pre_len = (size_t)hn;
     size_t total = pre_len + c->hlen;
     uint8_t *first = pt_xmalloc(total ? total : 1);
     if (pre_len)
@@ -970,8 +744,7 @@ static void relay_start(struct pass *c)
         memcpy(first + pre_len, c->hbuf, c->hlen);
     PT_FREE(c->hbuf);
     c->hlen = c->hcap = 0;
-    c->deadline_ms = pt_worker_now_ms(c->w) + c->snap->settings.idle_timeout_ms;
-    uv_timer_start(&c->timer, on_timer, c->snap->settings.idle_timeout_ms, 0);
+    pt_deadline_arm(&c->dl, c->snap->settings.idle_timeout_ms);
     int rc = relay_write(c, &c->cli, &c->srv, first, total);
     free(first);
     if (rc != 0) {
@@ -1006,7 +779,7 @@ static void accept_conn(struct pt_listener *l, int fd, const struct sockaddr_sto
     /* A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d. */
     pt_sockaddr_unmap(&c->peer);
     pt_sockaddr_unmap(&c->local);
-    bool from_trusted = trusted(c);
+    bool from_trusted = c->from_trusted = trusted(c);
     /* Refused before a single byte is read or answered. Connections from a
      * trusted front are judged on the address its PROXY header carries. */
     if (!from_trusted && pt_worker_banned(w, (struct sockaddr *)&c->peer)) {
@@ -1027,8 +800,7 @@ static void accept_conn(struct pt_listener *l, int fd, const struct sockaddr_sto
     c->srv.c = c;
     uv_tcp_init(w->loop, &c->cli.tcp);
     c->cli.tcp.data = &c->cli;
-    uv_timer_init(w->loop, &c->timer);
-    c->timer.data = c;
+    pt_deadline_init(&c->dl, w->loop, c, on_expired);
     c->handles = 2;
     if (uv_tcp_open(&c->cli.tcp, fd) != 0) {
         close(fd);
@@ -1038,7 +810,7 @@ static void accept_conn(struct pt_listener *l, int fd, const struct sockaddr_sto
     }
     c->cli.init = true;
     uv_tcp_nodelay(&c->cli.tcp, 1);
-    start_timer(c, c->snap->settings.hello_timeout_ms);
+    pt_deadline_arm(&c->dl, c->snap->settings.hello_timeout_ms);
     if (from_trusted) {
         c->state = PASS_PROXY_HDR;
         start_reading(&c->cli);

@@ -32,7 +32,7 @@ h80() { curl -sS --max-time 10 --resolve "$1:$HTTP_PORT:127.0.0.1" "${@:3}" "htt
 body=$(h80 yuno.test / --interface 127.0.0.2 -H 'X-Forwarded-For: 203.0.113.9')
 check "passthrough domain on port 80 is proxied to http_servers" [ "$body" = plain-backend ]
 check "backend sees the real client (X-Real-IP) and only it in X-Forwarded-For (client's dropped)" \
-    grep -q '^127.0.0.2|-|-|127.0.0.2|127.0.0.2|GET / HTTP/1.1|200|.*|http|yuno.test' nginx-be/logs/p80.log
+    wait_until 5 grep -q '^127.0.0.2|-|-|127.0.0.2|127.0.0.2|GET / HTTP/1.1|200|.*|http|yuno.test' nginx-be/logs/p80.log
 h80 yuno.test /big.bin -o big.out
 check "16 MiB through port 80 unchanged" cmp -s big.out www/big.bin
 code=$(h80 bare.test / -o /dev/null -w '%{http_code}')

@@ -30,6 +30,7 @@ server {
     listen 127.0.0.1:$PS ssl;
     ssl_certificate $T/back.pem; ssl_certificate_key $T/back.key;
     access_log $T/nginx-be/logs/tls.log pt; root $T/www;
+    access_log $T/nginx-be/logs/tlsconn.log conn;
 }
 server {
     listen 127.0.0.1:$PP ssl proxy_protocol;
@@ -104,6 +105,16 @@ check "TLS session tickets resume across workers ($resumed of 6 resumed)" [ "$re
 for i in 1 2 3 4 5 6; do get app.test "/pool-$i" -o /dev/null; done
 conns=$(awk '$3 ~ /^\/pool-/ {print $1}' nginx-be/logs/conn.log | sort -u | wc -l)
 check "six client connections use at most one pooled backend connection per worker ($conns)" \
+    [ "$conns" -ge 1 -a "$conns" -le 2 ]
+api PUT /api/v1/backends/webdns "{\"servers\":[\"localhost:$PB\"]}"
+api PUT /api/v1/domains/dns.app.test '{"mode":"offload","backend":"webdns","certificate":"manual"}'
+for i in 1 2 3 4 5 6; do get dns.app.test "/dnspool-$i" -o /dev/null; done
+conns=$(awk '$3 ~ /^\/dnspool-/ {print $1}' nginx-be/logs/conn.log | sort -u | wc -l)
+check "a server given by DNS name is pooled too ($conns backend connections for six clients)" \
+    [ "$conns" -ge 1 -a "$conns" -le 2 ]
+for i in 1 2 3 4 5 6; do get tls.app.test "/tlspool-$i" -o /dev/null; done
+conns=$(awk '$3 ~ /^\/tlspool-/ {print $1}' nginx-be/logs/tlsconn.log | sort -u | wc -l)
+check "a TLS backend's connections are pooled with their TLS state ($conns for six clients)" \
     [ "$conns" -ge 1 -a "$conns" -le 2 ]
 
 code=$(get app.test / -o /dev/null -w '%{http_code}' -H 'Host: pass.test')

@@ -187,14 +187,16 @@ Test(config, equals_and_separate_forms)
                        "--api=[::1]:9000", "--workers=7", "--trusted-proxy=10.0.0.0/8",
                        "--acme-directory=https://acme.test/dir", "--acme-email=ops@example.org",
                        "--grace=5", "--hello-timeout=3", "--connect-timeout=2",
-                       "--idle-timeout=60", "--ack-timeout=500", NULL),
+                       "--idle-timeout=60", "--body-timeout=7", "--send-timeout=8",
+                       "--ack-timeout=500", NULL),
                  PT_CONFIG_RUN, "%s", errbuf);
     cr_assert_eq(parse(&b, "--state-dir", "/s", "--https", "192.0.2.1:443", "--http",
                        "[2001:db8::1]:80", "--api", "[::1]:9000", "--workers", "7",
                        "--trusted-proxy", "10.0.0.0/8", "--acme-directory",
                        "https://acme.test/dir", "--acme-email", "ops@example.org", "--grace",
                        "5", "--hello-timeout", "3", "--connect-timeout", "2",
-                       "--idle-timeout", "60", "--ack-timeout", "500", NULL),
+                       "--idle-timeout", "60", "--body-timeout", "7", "--send-timeout", "8",
+                       "--ack-timeout", "500", NULL),
                  PT_CONFIG_RUN, "%s", errbuf);
     struct pt_config *cs[] = {&a, &b};
     for (int i = 0; i < 2; i++) {
@@ -215,6 +217,8 @@ Test(config, equals_and_separate_forms)
         cr_expect_eq(c->hello_timeout_s, 3);
         cr_expect_eq(c->connect_timeout_s, 2);
         cr_expect_eq(c->idle_timeout_s, 60);
+        cr_expect_eq(c->body_timeout_s, 7);
+        cr_expect_eq(c->send_timeout_s, 8);
         cr_expect_eq(c->ack_timeout_ms, 500);
         pt_config_free(c);
     }

@@ -101,6 +101,8 @@ static struct pt_snapshot *rich_snapshot(void)
     s->settings.hello_timeout_ms = 10000;
     s->settings.connect_timeout_ms = 5000;
     s->settings.idle_timeout_ms = 600000;
+    s->settings.body_timeout_ms = 60000;
+    s->settings.send_timeout_ms = 61000;
     s->settings.grace_ms = 30000;
     s->settings.https_port = 8443;
     add_trusted(s, "10.0.0.0/8");
@@ -171,6 +173,8 @@ static void expect_snapshots_eq(const struct pt_snapshot *a, const struct pt_sna
     cr_expect_eq(x->hello_timeout_ms, y->hello_timeout_ms);
     cr_expect_eq(x->connect_timeout_ms, y->connect_timeout_ms);
     cr_expect_eq(x->idle_timeout_ms, y->idle_timeout_ms);
+    cr_expect_eq(x->body_timeout_ms, y->body_timeout_ms);
+    cr_expect_eq(x->send_timeout_ms, y->send_timeout_ms);
     cr_expect_eq(x->grace_ms, y->grace_ms);
     cr_expect_eq(x->https_port, y->https_port);
     cr_assert_eq(x->n_trusted, y->n_trusted);
@@ -531,7 +535,7 @@ static void hdr(struct pt_wbuf *w)
     memset(w, 0, sizeof(*w));
     pt_wbuf_put(w, "PTS1", 4);
     pt_wbuf_u64(w, 9);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 6; i++) /* the u32 settings */
         pt_wbuf_u32(w, 1000);
     pt_wbuf_u16(w, 443);
     pt_wbuf_u8(w, 1); /* access_log */
@@ -692,7 +696,7 @@ Test(snapshot, decode_bad_field_values)
     encode(s, &w);
 
     /* Offsets in this layout. */
-    size_t off_fam = 4 + 8 + 16 + 2 + 1 + 80 + 4; /* first trusted family */
+    size_t off_fam = 4 + 8 + 24 + 2 + 1 + 80 + 4; /* first trusted family */
     size_t off_bits = off_fam + 1 + 16;    /* its prefix length */
     size_t off_b = off_bits + 1 + 4;       /* first backend */
     size_t off_pp = off_b + 4 + 1;         /* its proxy_protocol */

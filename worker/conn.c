@@ -1,0 +1,146 @@
+#include "worker/conn.h"
+
+#include "worker/upstream.h"
+
+static void on_deadline(uv_timer_t *t);
+
+static void deadline_start(struct pt_deadline *dl, uint64_t at)
+{
+    uint64_t now = uv_now(dl->timer.loop);
+    dl->wake = at;
+    uv_timer_start(&dl->timer, on_deadline, at > now ? at - now : 0, 0);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    struct pt_deadline *dl = PT_CONTAINER_OF(t, struct pt_deadline, timer);
+    dl->wake = UINT64_MAX;
+    if (uv_now(t->loop) < dl->at) {
+        deadline_start(dl, dl->at); /* activity moved it: sleep for what is left */
+        return;
+    }
+    dl->expired(dl);
+}
+
+void pt_deadline_init(struct pt_deadline *dl, uv_loop_t *loop, void *data,
+                      void (*expired)(struct pt_deadline *dl))
+{
+    uv_timer_init(loop, &dl->timer);
+    dl->timer.data = data;
+    dl->at = dl->wake = UINT64_MAX;
+    dl->expired = expired;
+}
+
+void pt_deadline_set(struct pt_deadline *dl, uint64_t at)
+{
+    dl->at = at;
+    if (at < dl->wake)
+        deadline_start(dl, at);
+}
+
+void pt_deadline_arm(struct pt_deadline *dl, uint32_t ms)
+{
+    pt_deadline_set(dl, uv_now(dl->timer.loop) + ms);
+}
+
+void pt_deadline_stop(struct pt_deadline *dl)
+{
+    uv_timer_stop(&dl->timer);
+    dl->at = dl->wake = UINT64_MAX;
+}
+
+static void dial_try(struct pt_dial *d);
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    struct pt_dial *d = req->data;
+    if (status == UV_ECANCELED || d->cancelled)
+        return;
+    if (status != 0)
+        pt_dial_abandon(d);
+    else
+        d->ops->connected(d);
+}
+
+static void connect_to(struct pt_dial *d, const struct sockaddr *sa)
+{
+    d->tcp = d->ops->attempt(d);
+    d->creq.data = d;
+    if (uv_tcp_connect(&d->creq, d->tcp, sa, on_connect) != 0)
+        pt_dial_abandon(d);
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct pt_dial *d = req->data;
+    struct sockaddr_storage sa;
+    d->gai_pending = false;
+    bool ok = pt_upstream_take(status, res, d->servers[d->ix].port, &sa);
+    if (!d->cancelled) {
+        if (ok) {
+            connect_to(d, (struct sockaddr *)&sa);
+        } else {
+            d->ix++;
+            dial_try(d);
+        }
+    }
+    d->ops->hold(d, false);
+}
+
+static void dial_try(struct pt_dial *d)
+{
+    if (d->ix >= d->n_servers) {
+        d->ops->exhausted(d);
+        return;
+    }
+    const struct pt_hostport *hp = &d->servers[d->ix];
+    if (hp->kind != PT_HOST_DNS) {
+        connect_to(d, (const struct sockaddr *)&hp->sa);
+        return;
+    }
+    d->gai.data = d;
+    d->gai_pending = true;
+    d->ops->hold(d, true);
+    if (pt_upstream_lookup(d->loop, &d->gai, on_resolved, hp) != 0) {
+        /* The callback will not run: the reference goes back now (the
+         * caller holds others while it dials, this one cannot free it). */
+        d->gai_pending = false;
+        d->ops->hold(d, false);
+        d->ix++;
+        dial_try(d);
+    }
+}
+
+void pt_dial_start(struct pt_dial *d, const struct pt_dial_ops *ops, uv_loop_t *loop,
+                   const struct pt_hostport *servers, size_t n)
+{
+    d->ops = ops;
+    d->loop = loop;
+    d->servers = servers;
+    d->n_servers = n;
+    d->ix = 0;
+    d->tcp = NULL;
+    d->cancelled = false;
+    dial_try(d);
+}
+
+void pt_dial_next(struct pt_dial *d)
+{
+    if (d->cancelled)
+        return;
+    d->ix++;
+    dial_try(d);
+}
+
+void pt_dial_abandon(struct pt_dial *d)
+{
+    if (!uv_is_closing((uv_handle_t *)d->tcp))
+        uv_close((uv_handle_t *)d->tcp, d->ops->attempt_closed);
+}
+
+void pt_dial_cancel(struct pt_dial *d)
+{
+    d->cancelled = true;
+    if (d->gai_pending)
+        uv_cancel((uv_req_t *)&d->gai);
+}

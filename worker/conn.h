@@ -1,0 +1,98 @@
+/* The connection core shared by the relay (worker/passthrough.c) and the HTTP
+ * engine (worker/httpproxy.c): a connection's deadline timer, and dialing a
+ * backend.
+ *
+ * A deadline is the timeout of the connection's current state, moved by
+ * activity: moving it later costs nothing (the timer wakes at the old time
+ * and sleeps again for what is left), moving it earlier restarts the timer.
+ *
+ * A dial tries a backend's servers in their order: an IP server is
+ * connected to at once, a DNS name is resolved first on libuv's thread pool
+ * (worker/upstream.c), never on the loop thread. The caller owns the TCP
+ * handle of each attempt and its lifetime (libuv frees nothing before the
+ * close callback), and bounds each attempt with its own timer: on expiry it
+ * calls pt_dial_failed like a refused connect. */
+#ifndef PT_CONN_H
+#define PT_CONN_H
+
+#include "common/addr.h"
+
+#include <stddef.h>
+#include <uv.h>
+
+/* The struct of type <type> whose member <member> is at <p>. */
+#define PT_CONTAINER_OF(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
+
+/* The timer is the first member: its data pointer stays the caller's (for
+ * its close callback). */
+struct pt_deadline {
+    uv_timer_t timer;
+    uint64_t at;   /* the deadline, in loop milliseconds */
+    uint64_t wake; /* when the timer fires next; UINT64_MAX: stopped */
+    void (*expired)(struct pt_deadline *dl); /* at or after <at>; the timer
+                                                is stopped until set again */
+};
+
+/* Initialises the timer on <loop> with <data> as its handle data; the caller
+ * closes dl->timer like any handle. Nothing fires before a set or arm. */
+void pt_deadline_init(struct pt_deadline *dl, uv_loop_t *loop, void *data,
+                      void (*expired)(struct pt_deadline *dl));
+
+/* The deadline is <at> (loop milliseconds), or <ms> from now. */
+void pt_deadline_set(struct pt_deadline *dl, uint64_t at);
+void pt_deadline_arm(struct pt_deadline *dl, uint32_t ms);
+
+/* No deadline until the next set or arm. */
+void pt_deadline_stop(struct pt_deadline *dl);
+
+struct pt_dial;
+
+/* What the caller does at each step; <d> is embedded in its connection. */
+struct pt_dial_ops {
+    /* A new attempt: returns the caller's handle, uv_tcp_init'ed and counted
+     * in the caller's lifetime, with the connect timeout armed. */
+    uv_tcp_t *(*attempt)(struct pt_dial *d);
+    /* d->tcp is connected to d->servers[d->ix]. */
+    void (*connected)(struct pt_dial *d);
+    /* Close callback of a failed attempt's handle (refused, unreachable,
+     * timed out): the caller forgets the handle, calls pt_dial_next unless
+     * it is closing, and drops the handle's reference. */
+    uv_close_cb attempt_closed;
+    /* No server left to try. */
+    void (*exhausted)(struct pt_dial *d);
+    /* A name lookup starts (<take>: the caller counts one more reference
+     * and arms the connect timeout) or ends (the reference goes; this may
+     * free the caller, so it is the dial's last step). */
+    void (*hold)(struct pt_dial *d, bool take);
+};
+
+struct pt_dial {
+    const struct pt_dial_ops *ops;
+    uv_loop_t *loop;
+    const struct pt_hostport *servers; /* borrowed from the caller's snapshot */
+    size_t n_servers;
+    size_t ix;                         /* the server being tried */
+    uv_tcp_t *tcp;                     /* the current attempt's handle (the caller's) */
+    uv_getaddrinfo_t gai;
+    uv_connect_t creq;
+    bool gai_pending;
+    bool cancelled;                    /* the caller is closing: callbacks do nothing */
+};
+
+/* Starts trying <servers>[0..n) in order (n may be 0: exhausted at once). */
+void pt_dial_start(struct pt_dial *d, const struct pt_dial_ops *ops, uv_loop_t *loop,
+                   const struct pt_hostport *servers, size_t n);
+
+/* After a failed attempt's handle is closed: the next server. */
+void pt_dial_next(struct pt_dial *d);
+
+/* The current attempt failed (the caller's connect timeout expired): its
+ * handle closes with ops->attempt_closed. */
+void pt_dial_abandon(struct pt_dial *d);
+
+/* The caller is closing: a pending lookup is cancelled (its callback still
+ * runs, and only gives the reference back), a pending connect is left to
+ * end with the handle's close. */
+void pt_dial_cancel(struct pt_dial *d);
+
+#endif
