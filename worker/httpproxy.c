@@ -30,6 +30,7 @@
 #include "common/h1body.h"
 #include "common/http1.h"
 #include "worker/conn.h"
+#include "worker/h2.h"
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -49,6 +50,7 @@ enum hc_state {
     HC_HEAD,          /* waiting for a request head (first, or keep-alive) */
     HC_REQUEST,       /* a request is in flight: body and/or response */
     HC_TUNNEL,        /* after 101 Switching Protocols: bytes both ways */
+    HC_H2,            /* ALPN chose h2: worker/h2.c speaks over this connection */
     HC_CLOSING,       /* handles closing; freed on the last callback */
 };
 
@@ -149,6 +151,7 @@ struct hconn {
     unsigned requests;
     const char *result;
     struct pt_conntrack ct; /* in the worker's registry: bans cut it */
+    struct pt_h2 *h2;       /* HC_H2: the session (owned) */
 };
 
 struct wreq {
@@ -190,6 +193,7 @@ static void log_request(struct hconn *c, const char *result)
         .sni_len = c->sni_len,
         .route = c->dom ? c->dom->name : NULL,
         .mode = c->tls ? "offload" : "http",
+        .proto = c->state == HC_H2 ? NULL : "h1",
         .backend = c->be ? c->be->name : NULL,
         .server = up_open(c) ? (struct sockaddr *)&c->target : NULL,
         .bytes_in = c->bytes_in,
@@ -198,6 +202,8 @@ static void log_request(struct hconn *c, const char *result)
         .result = result,
     };
     pt_worker_access(c->w, &a);
+    if (a.proto)
+        pt_worker_request(c->w, 1);
 }
 
 static void release(struct hconn *c)
@@ -206,6 +212,7 @@ static void release(struct hconn *c)
         return;
     if (c->result)
         log_request(c, c->result);
+    pt_h2_free(c->h2); /* here: its callbacks may be what closed the connection */
     SSL_free(c->cli.ssl);
     SSL_free(c->up.ssl);
     pt_wbuf_free(&c->cli.pend);
@@ -598,6 +605,11 @@ static void on_drained(struct hconn *c, struct stream *s)
             hc_close(c);
             return;
         }
+        if (c->state == HC_H2) {
+            if (pt_h2_output(c->h2) < 0)
+                graceful_close(c);
+            return;
+        }
         if (s->queued < QUEUE_HIGH / 2 && up_open(c))
             start_reading(&c->up);
     } else {
@@ -615,6 +627,37 @@ static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     (void)h;
     (void)hint;
     *buf = uv_buf_init((char *)read_buf, sizeof(read_buf));
+}
+
+static void h2_send(void *ctx, const uint8_t *p, size_t n)
+{
+    struct hconn *c = ctx;
+    send_plain(&c->cli, p, n);
+}
+
+static size_t h2_queued(void *ctx)
+{
+    struct hconn *c = ctx;
+    return c->cli.queued;
+}
+
+/* The client's handshake is done: HTTP/1.1 requests, or an HTTP/2 session
+ * when ALPN chose h2 (its frames are the next plaintext). */
+static void handshake_done(struct hconn *c)
+{
+    if (!pt_tls_is_h2(c->cli.ssl)) {
+        c->state = HC_HEAD;
+        arm(c, c->snap->settings.hello_timeout_ms);
+        return;
+    }
+    struct pt_h2_host host = {
+        .w = c->w, .l = c->l, .snap = c->snap, .route = c->sni_route, .peer = &c->peer,
+        .trusted = c->trusted, .sni = c->sni, .sni_len = c->sni_len, .ctx = c,
+        .send = h2_send, .queued = h2_queued,
+    };
+    c->state = HC_H2;
+    c->h2 = pt_h2_new(&host);
+    arm(c, 1000); /* pt_h2_tick: the session keeps its own timeouts */
 }
 
 /* Feeds network bytes to <s>'s TLS and returns plaintext through <emit>;
@@ -645,10 +688,8 @@ static int tls_input(struct stream *s, const uint8_t *p, size_t n,
             send_plain(s, pend.data, pend.len);
             pt_wbuf_free(&pend);
         }
-        if (s == &c->cli) {
-            c->state = HC_HEAD;
-            arm(c, c->snap->settings.hello_timeout_ms);
-        }
+        if (s == &c->cli)
+            handshake_done(c);
     }
     uint8_t plain[16384];
     for (;;) {
@@ -676,6 +717,14 @@ static void client_plain(struct hconn *c, const uint8_t *p, size_t n)
 {
     if (n == 0)
         return;
+    if (c->state == HC_H2) {
+        c->bytes_in += n;
+        if (c->close_after_flush)
+            return; /* the session is over: what still comes is dropped */
+        if (pt_h2_input(c->h2, p, n) < 0)
+            graceful_close(c);
+        return;
+    }
     if (c->state == HC_HEAD && c->in_len == 0 && n > 0)
         arm(c, c->snap->settings.hello_timeout_ms); /* a new head starts */
     if (c->in_cap - c->in_len < n) {
@@ -697,7 +746,7 @@ static void client_eof(struct hconn *c)
      * close, so the first side to finish ends it. A client that goes away
      * mid-request or between requests is done too; one that half-closes
      * after a complete request still gets its response. */
-    if (c->state == HC_TUNNEL)
+    if (c->state == HC_TUNNEL || c->state == HC_H2)
         graceful_close(c);
     else if (c->state != HC_REQUEST || c->req != REQ_DONE)
         hc_close(c);
@@ -1474,6 +1523,10 @@ static void on_expired(struct pt_deadline *dl)
         return;
     }
     switch (c->state) {
+    case HC_H2:
+        if (pt_h2_tick(c->h2, now) < 0)
+            graceful_close(c);
+        break;
     case HC_HANDSHAKE:
         c->result = "handshake_timeout";
         hc_close(c);
@@ -1568,6 +1621,8 @@ void pt_httpproxy_start(struct pt_listener *l, int fd, const struct pt_httpproxy
     c->cli.wbio = BIO_new(BIO_s_mem());
     SSL_set_bio(c->cli.ssl, c->cli.rbio, c->cli.wbio);
     SSL_set_accept_state(c->cli.ssl);
+    if (pt_h2_offered(c->snap, c->sni_route))
+        pt_tls_offer_h2(c->cli.ssl);
     c->state = HC_HANDSHAKE;
     if (tls_input(&c->cli, info->pre, info->pre_len, client_plain) != 0) {
         c->result = "handshake_failed";
