@@ -7,9 +7,11 @@
 #include "common/h2h1.h"
 #include "common/http1.h"
 #include "worker/conn.h"
+#include "worker/httpproxy.h"
 
 #include <nghttp2/nghttp2.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define H2_STREAMS_MAX 100           /* SETTINGS_MAX_CONCURRENT_STREAMS */
 #define H2_CONN_WINDOW (1024 * 1024) /* connection receive window */
@@ -61,6 +63,16 @@ struct h2s {
     const struct pt_backend *be;
     char host[PT_DNAME_MAX + 1];
     bool is_head;
+    uv_loop_t *loop;
+    const struct pt_hostport *servers; /* the backend's (borrowed from the snapshot) */
+    size_t n_servers;
+    bool reused;           /* the backend connection came from the pool */
+    bool resp_keep;        /* the backend keeps its connection after this response */
+    unsigned writes;       /* backend writes in flight */
+    struct pt_wbuf retry;  /* a bodiless GET/HEAD sent on a pooled connection: sent
+                              again on a new one if the backend closed it unanswered */
+    bool retrying;         /* the pooled connection is closing: dial when closed */
+    bool retry_ok;         /* idempotent and bodiless */
     uv_tcp_t tcp;
     bool tcp_init, reading, up_eof;
     enum up_state ups;
@@ -103,7 +115,7 @@ static void start_up_reading(struct h2s *s);
 
 static uint64_t now_ms(const struct h2s *s)
 {
-    return uv_now(s->dial.loop);
+    return uv_now(s->loop);
 }
 
 /* ---- stream lifetime ------------------------------------------------------ */
@@ -153,6 +165,7 @@ static void release(struct h2s *s)
     pt_wbuf_free(&s->rin);
     pt_wbuf_free(&s->out);
     pt_wbuf_free(&s->trl);
+    pt_wbuf_free(&s->retry);
     free(s);
 }
 
@@ -160,6 +173,7 @@ static struct h2s *stream_new(struct pt_h2 *h, int32_t id)
 {
     struct h2s *s = pt_xcalloc(1, sizeof(*s));
     s->h = h;
+    s->loop = h->host.w->loop;
     s->id = id;
     s->refs = 1;
     s->h2_open = true;
@@ -346,6 +360,19 @@ static void data_ready(struct h2s *s)
     }
 }
 
+/* The response is complete: the backend connection goes to the worker's
+ * pool when the exchange was whole and well framed (<clean>: nothing came
+ * after the response), else it closes. */
+static void up_done(struct h2s *s, bool clean)
+{
+    uv_os_fd_t fd;
+    pt_wbuf_free(&s->retry);
+    if (clean && s->resp_keep && s->req_ended && s->writes == 0 && s->q.len == 0 &&
+        s->ups == UP_OPEN && !s->up_eof && uv_fileno((uv_handle_t *)&s->tcp, &fd) == 0)
+        pt_httpproxy_pool_put(fd, &s->servers[s->dial.ix], now_ms(s));
+    up_close(s);
+}
+
 /* Body bytes from the backend, de-framed into s->out. */
 static void feed_body(struct h2s *s, const uint8_t *p, size_t n)
 {
@@ -366,7 +393,7 @@ static void feed_body(struct h2s *s, const uint8_t *p, size_t n)
         case PT_H1BODY_DONE:
             s->out_eof = true;
             s->resp = RESP_DONE;
-            up_close(s); /* asked with Connection: close: nothing more comes */
+            up_done(s, used == n);
             break;
         case PT_H1BODY_INVALID:
             pt_log(PT_LOG_WARN, "backend '%s': malformed response body (%s)", s->be->name,
@@ -418,10 +445,11 @@ static void feed_response(struct h2s *s, const uint8_t *p, size_t n)
         submit_head(s, r->status, r, NULL, body);
         struct pt_wbuf rest = s->rin;
         memset(&s->rin, 0, sizeof(s->rin));
+        s->resp_keep = r->keep_alive && r->body != PT_H1BODY_EOF;
         if (body)
             feed_body(s, rest.data + hl, rest.len - hl);
         else
-            up_close(s);
+            up_done(s, rest.len == hl);
         pt_wbuf_free(&rest);
         return;
     }
@@ -429,11 +457,24 @@ static void feed_response(struct h2s *s, const uint8_t *p, size_t n)
 
 /* ---- backend connection --------------------------------------------------- */
 
+static const struct pt_dial_ops dial_ops;
+
 static void on_up_closed(uv_handle_t *hd)
 {
     struct h2s *s = hd->data;
     s->tcp_init = false;
     s->ups = UP_NONE;
+    if (s->retrying && s->h) {
+        /* The pooled connection was closed under us: the request once more,
+         * on a new connection. */
+        s->retrying = false;
+        s->up_eof = s->reading = false;
+        s->q = s->retry;
+        memset(&s->retry, 0, sizeof(s->retry));
+        s->dial.cancelled = false;
+        pt_dial_start(&s->dial, &dial_ops, s->loop, s->servers, s->n_servers);
+        flush(s->h);
+    }
     release(s);
 }
 
@@ -468,7 +509,10 @@ static void on_up_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         s->up_eof = true;
         uv_read_stop(st);
         s->reading = false;
-        if (s->resp == RESP_HEAD) {
+        if (s->resp == RESP_HEAD && s->retry.len && s->rin.len == 0) {
+            s->retrying = true;
+            up_close(s);
+        } else if (s->resp == RESP_HEAD) {
             answer(s, 502, "backend_closed");
         } else if (s->resp == RESP_BODY) {
             if (pt_h1body_ends_at_eof(&s->respb)) {
@@ -519,6 +563,7 @@ static void on_up_written(uv_write_t *req, int status)
         nghttp2_session_consume(h->sess, s->id, wr->consume);
     }
     free(wr);
+    s->writes--;
     if (status != 0 && s->ups == UP_OPEN)
         answer(s, 502, "backend_write_failed");
     if (h)
@@ -547,6 +592,7 @@ static void up_send(struct h2s *s, const void *p, size_t n, size_t consume)
         return;
     }
     s->refs++;
+    s->writes++;
 }
 
 static struct h2s *dial_stream(struct pt_dial *d)
@@ -618,6 +664,33 @@ static void dial_hold(struct pt_dial *d, bool take)
 static const struct pt_dial_ops dial_ops = {dial_attempt, dial_connected, on_attempt_closed,
                                             dial_exhausted, dial_hold};
 
+/* A parked connection to one of the servers (in their order), else a dial. */
+static void start_upstream(struct h2s *s)
+{
+    for (size_t i = 0; i < s->n_servers; i++) {
+        int fd = pt_httpproxy_pool_take(&s->servers[i], now_ms(s));
+        if (fd < 0)
+            continue;
+        uv_tcp_init(s->loop, &s->tcp);
+        s->tcp.data = s;
+        s->tcp_init = true;
+        s->refs++;
+        if (uv_tcp_open(&s->tcp, fd) != 0) {
+            close(fd);
+            answer(s, 502, NULL);
+            return;
+        }
+        s->reused = true;
+        s->dial.ix = i;
+        s->dial.loop = s->loop;
+        if (s->retry_ok) /* idempotent and bodiless: may be sent twice */
+            pt_wbuf_put(&s->retry, s->q.data, s->q.len);
+        dial_connected(&s->dial);
+        return;
+    }
+    pt_dial_start(&s->dial, &dial_ops, s->loop, s->servers, s->n_servers);
+}
+
 /* ---- requests --------------------------------------------------------------- */
 
 /* The header block is complete: check it, route it, send it on. */
@@ -672,12 +745,17 @@ static void start_request(struct h2s *s, bool body)
     s->body_chunked = req->body == PT_H1BODY_CHUNKED;
     char ip[PT_ADDRSTR_MAX];
     pt_sockaddr_ip((const struct sockaddr *)h->host.peer, ip, sizeof(ip));
-    struct pt_http_fwd fwd = {ip, "https", true, h->host.trusted};
+    struct pt_http_fwd fwd = {ip, "https", false, h->host.trusted};
     pt_http1_write_request(req, &fwd, &s->q);
     pt_wbuf_free(&head1);
     s->forwarding = true;
     s->resp = RESP_HEAD;
-    pt_dial_start(&s->dial, &dial_ops, h->host.w->loop, s->be->servers, s->be->n_servers);
+    s->servers = s->be->servers;
+    s->n_servers = s->be->n_servers;
+    s->req_ended = !body;
+    s->retry_ok = !body && (strcmp(req->method, "GET") == 0 || req->is_head ||
+                            strcmp(req->method, "OPTIONS") == 0);
+    start_upstream(s);
 }
 
 /* The client's END_STREAM: the request body (if chunked) ends. */

@@ -323,6 +323,25 @@ static void pool_drop(size_t i)
     pool_n--;
 }
 
+/* Parks a duplicate of <fd> (and <ssl>, taken when this returns true)
+ * under <key>. */
+static bool pool_park(int fd, SSL *ssl, const char *key, uint64_t now)
+{
+    while (pool_n && now - pool[0].since_ms > POOL_IDLE_MS)
+        pool_drop(0);
+    if (pool_n == POOL_MAX)
+        pool_drop(0);
+    int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (d < 0)
+        return false;
+    pool[pool_n].fd = d;
+    pool[pool_n].ssl = ssl;
+    snprintf(pool[pool_n].key, POOL_KEY_MAX, "%s", key);
+    pool[pool_n].since_ms = now;
+    pool_n++;
+    return true;
+}
+
 static void pool_put(struct hconn *c)
 {
     struct stream *s = &c->up;
@@ -335,19 +354,8 @@ static void pool_put(struct hconn *c)
     if (s->ssl && (!s->hs_done || s->pend.len || SSL_pending(s->ssl) ||
                    BIO_ctrl_pending(s->rbio) || BIO_ctrl_pending(s->wbio)))
         return;
-    while (pool_n && now - pool[0].since_ms > POOL_IDLE_MS)
-        pool_drop(0);
-    if (pool_n == POOL_MAX)
-        pool_drop(0);
-    int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (d < 0)
-        return;
-    pool[pool_n].fd = d;
-    pool[pool_n].ssl = s->ssl;
-    s->ssl = NULL; /* the pool's now */
-    memcpy(pool[pool_n].key, c->up_key, POOL_KEY_MAX);
-    pool[pool_n].since_ms = now;
-    pool_n++;
+    if (pool_park(fd, s->ssl, c->up_key, now))
+        s->ssl = NULL; /* the pool's now */
 }
 
 /* A parked connection for <key> that is still open (its SSL in *ssl), or -1. */
@@ -370,6 +378,23 @@ static int pool_take(const char *key, uint64_t now, SSL **ssl)
         *ssl = NULL;
     }
     return -1;
+}
+
+void pt_httpproxy_pool_put(int fd, const struct pt_hostport *hp, uint64_t now)
+{
+    char key[POOL_KEY_MAX];
+    pt_hostport_format(hp, key, POOL_KEY_MAX);
+    pool_park(fd, NULL, key, now);
+}
+
+int pt_httpproxy_pool_take(const struct pt_hostport *hp, uint64_t now)
+{
+    char key[POOL_KEY_MAX];
+    SSL *ssl = NULL;
+    pt_hostport_format(hp, key, POOL_KEY_MAX);
+    int fd = pool_take(key, now, &ssl);
+    SSL_free(ssl); /* a plain server's key never has one */
+    return fd;
 }
 
 static void hc_close(struct hconn *c)

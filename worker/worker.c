@@ -183,6 +183,8 @@ static void send_stats(struct pt_worker *w)
         pt_wbuf_u64(&b, w->bans_hit[i].n);
         pt_wbuf_u64(&b, w->bans_hit[i].cut);
     }
+    pt_wbuf_u64(&b, w->requests[0]);
+    pt_wbuf_u64(&b, w->requests[1]);
     send_payload(w, PT_IPC_STATS, &b);
 }
 

@@ -64,6 +64,13 @@ class Reader:
             self.buf += d
 
 
+def try_send(s, b):
+    try:
+        s.sendall(b)
+    except (OSError, ValueError):
+        pass  # the server may have closed already: what it said is read next
+
+
 def outcome(s, sid=None, timeout=15, send_acks=True):
     """Reads until the stream <sid> ends or the connection does."""
     r = Reader(s, timeout)
@@ -75,7 +82,7 @@ def outcome(s, sid=None, timeout=15, send_acks=True):
                 return "closed"
             typ, flags, fsid, p = f
             if typ == SETTINGS and not flags & ACK and send_acks:
-                s.sendall(frame(SETTINGS, ACK, 0))
+                try_send(s, frame(SETTINGS, ACK, 0))
             elif typ == GOAWAY:
                 code = struct.unpack(">I", p[4:8])[0]
                 # the connection must end after it
@@ -94,8 +101,8 @@ def outcome(s, sid=None, timeout=15, send_acks=True):
             elif typ == DATA and fsid == sid:
                 body += p
                 if p:
-                    s.sendall(frame(WINDOW, 0, 0, struct.pack(">I", len(p))) +
-                              frame(WINDOW, 0, sid, struct.pack(">I", len(p))))
+                    try_send(s, frame(WINDOW, 0, 0, struct.pack(">I", len(p))) +
+                             frame(WINDOW, 0, sid, struct.pack(">I", len(p))))
                 if flags & END_STREAM:
                     return fmt(status, head, body, trailers)
             elif typ == RST and fsid == sid:

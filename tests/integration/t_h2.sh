@@ -17,7 +17,9 @@ mkdir -p www
 echo "h2-backend" >www/index.html
 head -c $((32 * 1024 * 1024)) /dev/urandom >www/big.bin
 start_nginx be "
+log_format conn '\$connection \$request';
 server {
+    access_log $T/nginx-be/logs/conn.log conn;
     listen 127.0.0.1:$PB;
     access_log $T/nginx-be/logs/plain.log pt; root $T/www;
     client_max_body_size 100m;
@@ -73,12 +75,16 @@ body=$(get app.test /upload --http2 --data-binary @www/big.bin -H 'Content-Type:
 check "32 MiB upload over h2 arrives whole (Content-Length)" [ "$body" = "got 33554432" ]
 body=$(head -c 1000000 www/big.bin | get app.test /upload-nolength --http2 -T - -X POST)
 check "upload without Content-Length goes chunked to the backend ($body)" [ "$body" = "got 1000000" ]
-[ -n "$H2_QUICK" ] && finish
 
 out=$(h2load -n 400 -c 1 -m 100 --connect-to=127.0.0.1:$HTTPS_PORT "https://app.test:$HTTPS_PORT/" 2>&1)
 check "h2load: 400 requests, 100 concurrent streams on one connection" \
     grep -q 'requests: 400 total, 400 started, 400 done, 400 succeeded' <<<"$out"
 check "... all on h2" grep -q 'Application protocol: h2' <<<"$out"
+
+for i in 1 2 3 4 5 6; do get app.test "/pool-$i" --http2 -o /dev/null; done
+conns=$(awk '$3 ~ /^\/pool-/ {print $1}' nginx-be/logs/conn.log | sort -u | wc -l)
+check "h2 streams of six client connections use pooled backend connections ($conns)" \
+    [ "$conns" -ge 1 -a "$conns" -le 2 ]
 
 out=$(h2c app.test get /trailer)
 check "response trailers are passed on ($out)" grep -q 'status 200 .*trailers=x-checksum=abc123' <<<"$out"
@@ -112,7 +118,10 @@ for pid in $(worker_pids); do
     note "worker $pid RSS after the floods: $(awk '/VmRSS/ {print $2}' /proc/$pid/status) kB"
 done
 
-sleep 1.5 # the access log is flushed once a second
+sleep 1.5 # the access log and the counters come once a second
+api GET /metrics
+check "/metrics counts h2 requests" grep -qE '^portier_http_requests_total\{worker="[01]",protocol="h2"\} [1-9]' <<<"$BODY"
+check "/metrics counts h1 requests" grep -qE '^portier_http_requests_total\{worker="[01]",protocol="h1"\} [1-9]' <<<"$BODY"
 check "the access log shows h2 per request" grep -q '"proto":"h2".*"result":"200"' portierd.log
 check "and h1 for HTTP/1.1 requests" grep -q '"proto":"h1"' portierd.log
 finish
