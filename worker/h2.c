@@ -220,8 +220,8 @@ static ssize_t read_body(nghttp2_session *sess, int32_t id, uint8_t *buf, size_t
     s->bytes_out += n;
     if (s->out_off == s->out.len)
         s->out.len = s->out_off = 0;
-    if (n)
-        h->progress_ms = pt_worker_now_ms(h->host.w);
+    if (n) /* the client takes the response: neither stalled nor idle */
+        h->progress_ms = s->last_ms = pt_worker_now_ms(h->host.w);
     if (s->out_eof && s->out.len == 0) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         if (s->trl.len) {
@@ -922,25 +922,24 @@ static int flush(struct pt_h2 *h)
 {
     if (h->in_recv)
         return 0;
-    for (;;) {
-        if (h->host.queued(h->host.ctx) > CLIENT_QUEUE_HIGH)
-            break;
+    while (h->host.queued(h->host.ctx) <= CLIENT_QUEUE_HIGH) {
         const uint8_t *p;
         ssize_t n = nghttp2_session_mem_send(h->sess, &p);
         if (n < 0)
             return -1;
-        if (n > 0)
-            pt_wbuf_put(&h->sendbuf, p, (size_t)n);
-        if ((n == 0 && h->sendbuf.len) || h->sendbuf.len >= SEND_BATCH) {
-            /* One TLS write for what one turn produced. */
+        if (n == 0)
+            break;
+        pt_wbuf_put(&h->sendbuf, p, (size_t)n);
+        if (h->sendbuf.len >= SEND_BATCH) {
             h->host.send(h->host.ctx, h->sendbuf.data, h->sendbuf.len);
             h->sendbuf.len = 0;
         }
-        if (n == 0)
-            break;
     }
-    if (h->sendbuf.cap > SEND_BATCH * 2)
-        pt_wbuf_free(&h->sendbuf);
+    /* What one turn produced leaves in one TLS write; an idle connection
+     * keeps no buffer. */
+    if (h->sendbuf.len)
+        h->host.send(h->host.ctx, h->sendbuf.data, h->sendbuf.len);
+    pt_wbuf_free(&h->sendbuf);
     if (!nghttp2_session_want_read(h->sess) && !nghttp2_session_want_write(h->sess))
         return -1;
     return 0;
