@@ -432,7 +432,13 @@ static void feed_response(struct h2s *s, const uint8_t *p, size_t n)
         }
         size_t hl = r->head_len;
         if (r->interim) {
-            /* HTTP/2 clients do not wait for 100 Continue: it is dropped. */
+            /* 100 Continue (a client that sent Expect waits for it) and
+             * friends go on as a HEADERS frame of their own (RFC 9113 8.1). */
+            char st[4];
+            snprintf(st, sizeof(st), "%03d", r->status);
+            nghttp2_nv nv = {(uint8_t *)":status", (uint8_t *)st, 7, 3, NGHTTP2_NV_FLAG_NONE};
+            if (s->h && s->h2_open)
+                nghttp2_submit_headers(s->h->sess, NGHTTP2_FLAG_NONE, s->id, NULL, &nv, 1, NULL);
             memmove(s->rin.data, s->rin.data + hl, s->rin.len - hl);
             s->rin.len -= hl;
             continue;

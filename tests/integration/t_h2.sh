@@ -73,6 +73,12 @@ check "32 MiB download over h2 is byte-identical" cmp -s big.out www/big.bin
 rm -f big.out
 body=$(get app.test /upload --http2 --data-binary @www/big.bin -H 'Content-Type: application/octet-stream')
 check "32 MiB upload over h2 arrives whole (Content-Length)" [ "$body" = "got 33554432" ]
+start=$(now_ms)
+body=$(head -c 1000000 www/big.bin >up1m.bin; get app.test /upload --http2 --data-binary @up1m.bin \
+    -H 'Expect: 100-continue' --expect100-timeout 10)
+took=$(( $(now_ms) - start ))
+check "Expect: 100-continue gets the backend's 100 over h2 at once (${took} ms: $body)" \
+    [ "$body" = "got 1000000" -a "$took" -lt 5000 ]
 body=$(head -c 1000000 www/big.bin | get app.test /upload-nolength --http2 -T - -X POST)
 check "upload without Content-Length goes chunked to the backend ($body)" [ "$body" = "got 1000000" ]
 
