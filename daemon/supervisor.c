@@ -773,8 +773,8 @@ void pt_supervisor_metrics(struct pt_supervisor *s, struct pt_wbuf *b)
         }
     }
     pt_metrics_family(b, "portier_http_requests_total", PT_METRIC_COUNTER,
-                      "HTTP requests served (offload and port 80), by worker and protocol "
-                      "(h1: HTTP/1.x, h2: HTTP/2).");
+                      "HTTP requests received (offload and port 80; HTTP/2: streams), "
+                      "by worker and protocol (h1: HTTP/1.x, h2: HTTP/2).");
     for (unsigned i = 0; i < s->cfg.workers; i++)
         for (int p = 0; p < 2; p++) {
             char id[16];

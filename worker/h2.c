@@ -144,7 +144,6 @@ static void log_stream(struct h2s *s, struct pt_h2 *h)
         .result = result,
     };
     pt_worker_access(h->host.w, &a);
-    pt_worker_request(h->host.w, 2);
 }
 
 static void release(struct h2s *s)
@@ -184,6 +183,7 @@ static struct h2s *stream_new(struct pt_h2 *h, int32_t id)
     h->streams = s;
     h->n_open++;
     h->requests++;
+    pt_worker_request(h->host.w, 2);
     return s;
 }
 

@@ -193,7 +193,7 @@ static void log_request(struct hconn *c, const char *result)
         .sni_len = c->sni_len,
         .route = c->dom ? c->dom->name : NULL,
         .mode = c->tls ? "offload" : "http",
-        .proto = c->state == HC_H2 ? NULL : "h1",
+        .proto = c->h2 ? "h2" : c->requests ? "h1" : NULL,
         .backend = c->be ? c->be->name : NULL,
         .server = up_open(c) ? (struct sockaddr *)&c->target : NULL,
         .bytes_in = c->bytes_in,
@@ -202,8 +202,6 @@ static void log_request(struct hconn *c, const char *result)
         .result = result,
     };
     pt_worker_access(c->w, &a);
-    if (a.proto)
-        pt_worker_request(c->w, 1);
 }
 
 static void release(struct hconn *c)
@@ -1430,6 +1428,7 @@ static void start_request(struct hconn *c)
     c->req_start_ms = pt_worker_now_ms(c->w);
     c->bytes_in = c->bytes_out = 0;
     c->requests++;
+    pt_worker_request(c->w, 1);
     if (rc < 0) {
         c->result = NULL;
         answer(c, req.status);

@@ -61,7 +61,7 @@ struct pt_worker {
     uint64_t max_conns;         /* below RLIMIT_NOFILE, leaves room for backends */
     uint64_t accepted;
     uint64_t refused;
-    uint64_t requests[2];       /* HTTP requests served over HTTP/1.x, HTTP/2 */
+    uint64_t requests[2];       /* HTTP requests received over HTTP/1.x, HTTP/2 */
     struct pt_ratelimit overload_log;
     struct {
         char reason[64];
@@ -118,7 +118,7 @@ struct pt_access {
 };
 void pt_worker_access(struct pt_worker *w, const struct pt_access *a);
 
-/* One HTTP request served over HTTP/<version> (1 or 2): /metrics counts them. */
+/* One HTTP request received over HTTP/<version> (1 or 2): /metrics counts them. */
 void pt_worker_request(struct pt_worker *w, int version);
 void pt_worker_access_flush(struct pt_worker *w);
 
