@@ -36,21 +36,6 @@ H2LOAD = shutil.which("h2load") or "/usr/bin/h2load"
 OUT = os.environ.get("H2_README", os.path.join(bench.HERE, "H2.md"))
 
 
-def make_cert(T):
-    key, crt = os.path.join(T, "tls.key"), os.path.join(T, "tls.pem")
-    rc, out, err = run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", crt,
-                        "-days", "2", "-subj", "/CN=localhost", "-addext",
-                        "subjectAltName=DNS:localhost,IP:127.0.0.1"], 30)
-    if rc != 0:
-        raise Abort("openssl: " + err)
-    www = os.path.join(T, "www")
-    os.mkdir(www)
-    with open(os.path.join(www, "index.html"), "w") as f:
-        f.write("<!doctype html><title>bench</title><p>" + "portier bench " * 40 + "</p>\n")
-    return key, crt, www
-
-
 TEMP = """    client_body_temp_path %(p)s/tmp/body;
     proxy_temp_path %(p)s/tmp/proxy;
     fastcgi_temp_path %(p)s/tmp/fastcgi;
@@ -77,25 +62,15 @@ def start_backend(T, port, www):
 
 def start_nginx_h2(T, port, be, key, crt):
     p = os.path.join(T, "nginx-h2")
-    body = "http {\n" + TEMP % {"p": p} + """    http2_max_concurrent_streams 128;
+    body = "http {\n" + TEMP % {"p": p} + ("""    http2_max_concurrent_streams 128;
     upstream backend { server 127.0.0.1:%(be)d; keepalive 32; }
     server {
         listen 127.0.0.1:%(port)d ssl http2;
         ssl_certificate %(crt)s;
         ssl_certificate_key %(key)s;
         ssl_protocols TLSv1.2 TLSv1.3;
-        location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $http_host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Real-IP $remote_addr;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_set_header X-Forwarded-Host $http_host;
-        }
-    }
-}""" % {"be": be, "port": port, "crt": crt, "key": key}
+""" + bench.NGINX_PROXY_LOCATION + """    }
+}""") % {"be": be, "port": port, "crt": crt, "key": key}
     path, conf = nginx_conf(p, body)
     proc = spawn([bench.NGINX, "-p", p, "-c", path, "-g", "daemon off;"], os.path.join(p, "logs", "stderr"))
     wait_port(port, proc, "nginx h2")
@@ -143,7 +118,7 @@ def main():
     T = tempfile.mkdtemp(prefix="portier-h2bench.")
     started = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     try:
-        key, crt, www = make_cert(T)
+        key, crt, www = bench.make_files(T, big=False)
         be, ng, pt, pt80, api = free_ports(5)
         start_backend(T, be, www)
         nproc, conf = start_nginx_h2(T, ng, be, key, crt)
