@@ -288,14 +288,8 @@ static void submit_head(struct h2s *s, int status, const struct pt_http_resp *r,
         add_field(&b, "content-type", 12, type, strlen(type));
     for (size_t i = 0; r && i < r->n_hdrs; i++) {
         const struct pt_http_hdr *f = &r->hdrs[i];
-        if (hname_is(f, "connection") || hname_is(f, "keep-alive") ||
-            hname_is(f, "proxy-connection") || hname_is(f, "te") || hname_is(f, "trailer") ||
-            hname_is(f, "upgrade") || hname_is(f, "transfer-encoding"))
-            continue;
-        bool overridden = hsts && hname_is(f, "strict-transport-security");
-        for (size_t k = 0; k < n_extra && !overridden; k++)
-            overridden = hname_is(f, d->headers[k].name);
-        if (!overridden)
+        /* HTTP/2 frames the body itself: no Transfer-Encoding (RFC 9113 8.2.2). */
+        if (!hname_is(f, "transfer-encoding") && pt_httpproxy_resp_field_kept(f, d, false))
             add_field(&b, f->name, f->name_len, f->value, f->value_len);
     }
     for (size_t k = 0; k < n_extra; k++)

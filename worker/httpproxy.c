@@ -971,6 +971,23 @@ static void forward_body(struct hconn *c, const uint8_t *p, size_t n)
     }
 }
 
+bool pt_httpproxy_resp_field_kept(const struct pt_http_hdr *h, const struct pt_domain *d,
+                                  bool tunnel)
+{
+    if (hname_is(h, "connection") || hname_is(h, "keep-alive") ||
+        hname_is(h, "proxy-connection") || hname_is(h, "te") || hname_is(h, "trailer") ||
+        (!tunnel && hname_is(h, "upgrade")))
+        return false;
+    if (d == NULL)
+        return true;
+    if (d->hsts && hname_is(h, "strict-transport-security"))
+        return false;
+    for (size_t k = 0; k < d->n_headers; k++)
+        if (hname_is(h, d->headers[k].name))
+            return false;
+    return true;
+}
+
 /* The head to send to the client. <interim>: a 1xx other than 101, passed
  * on without a Connection field. The domain's response headers replace the
  * backend's of the same name (offload only). */
@@ -989,14 +1006,7 @@ static void build_response_head(struct hconn *c, const struct pt_http_resp *r, b
     bool tunnel = r->status == 101;
     for (size_t i = 0; i < r->n_hdrs; i++) {
         const struct pt_http_hdr *h = &r->hdrs[i];
-        if (hname_is(h, "connection") || hname_is(h, "keep-alive") ||
-            hname_is(h, "proxy-connection") || hname_is(h, "te") || hname_is(h, "trailer") ||
-            (!tunnel && hname_is(h, "upgrade")))
-            continue;
-        bool overridden = hsts && hname_is(h, "strict-transport-security");
-        for (size_t k = 0; k < n_extra && !overridden; k++)
-            overridden = hname_is(h, d->headers[k].name);
-        if (overridden)
+        if (!pt_httpproxy_resp_field_kept(h, c->tls ? d : NULL, tunnel))
             continue;
         pt_wbuf_put(b, h->name, h->name_len);
         put(b, ": ");
