@@ -34,6 +34,14 @@ enum up_state {
     UP_CLOSING,  /* its handle is closing */
 };
 
+/* Where the stream's request is, as the client sends it. */
+enum req_phase {
+    REQ_HEADERS = 0, /* its header block is arriving */
+    REQ_BODY,        /* DATA may come */
+    REQ_TRAILERS,    /* its trailer block is arriving */
+    REQ_DONE,        /* END_STREAM: complete */
+};
+
 /* Where the stream's response is. */
 enum resp_phase {
     RESP_NONE = 0, /* the request is still arriving or going to the backend */
@@ -51,11 +59,9 @@ struct h2s {
     bool h2_open;          /* nghttp2 has not closed it yet */
     struct pt_wbuf fields; /* the header block: u16 len, name, u16 len, value */
     size_t n_fields, field_bytes;
-    bool trailers_phase;   /* the block being received is the request's trailers */
+    enum req_phase req;
     struct pt_wbuf rtrl;   /* request trailer lines for the backend */
     bool body_chunked;     /* request body sent chunked (no Content-Length) */
-    bool req_ended;        /* END_STREAM from the client */
-    bool forwarding;       /* the request went to a backend (else: answered or refused) */
     struct pt_wbuf q;      /* bytes for the backend before it is connected */
     size_t q_consume;      /* client DATA bytes in q, acknowledged once written */
 
@@ -144,6 +150,12 @@ static void log_stream(struct h2s *s, struct pt_h2 *h)
         .result = result,
     };
     pt_worker_access(h->host.w, &a);
+}
+
+/* The request went to a backend and the response is not complete. */
+static bool forwarded(const struct h2s *s)
+{
+    return s->resp == RESP_HEAD || s->resp == RESP_BODY;
 }
 
 static void release(struct h2s *s)
@@ -361,7 +373,7 @@ static void up_done(struct h2s *s, bool clean)
 {
     uv_os_fd_t fd;
     pt_wbuf_free(&s->retry);
-    if (clean && s->resp_keep && s->req_ended && s->writes == 0 && s->q.len == 0 &&
+    if (clean && s->resp_keep && s->req == REQ_DONE && s->writes == 0 && s->q.len == 0 &&
         s->ups == UP_OPEN && !s->up_eof && uv_fileno((uv_handle_t *)&s->tcp, &fd) == 0)
         pt_httpproxy_pool_put(fd, &s->servers[s->dial.ix], now_ms(s));
     up_close(s);
@@ -697,6 +709,7 @@ static void start_upstream(struct h2s *s)
 static void start_request(struct h2s *s, bool body)
 {
     struct pt_h2 *h = s->h;
+    s->req = body ? REQ_BODY : REQ_DONE;
     const struct pt_snapshot *snap = h->host.snap;
     static struct pt_http_hdr f[PT_H2H1_FIELDS_MAX];
     size_t n = 0;
@@ -748,11 +761,9 @@ static void start_request(struct h2s *s, bool body)
     struct pt_http_fwd fwd = {ip, "https", false, h->host.trusted};
     pt_http1_write_request(req, &fwd, &s->q);
     pt_wbuf_free(&head1);
-    s->forwarding = true;
     s->resp = RESP_HEAD;
     s->servers = s->be->servers;
     s->n_servers = s->be->n_servers;
-    s->req_ended = !body;
     s->retry_ok = !body && (strcmp(req->method, "GET") == 0 || req->is_head ||
                             strcmp(req->method, "OPTIONS") == 0);
     start_upstream(s);
@@ -761,8 +772,8 @@ static void start_request(struct h2s *s, bool body)
 /* The client's END_STREAM: the request body (if chunked) ends. */
 static void end_request(struct h2s *s)
 {
-    s->req_ended = true;
-    if (!s->forwarding || !s->body_chunked)
+    s->req = REQ_DONE;
+    if (!forwarded(s) || !s->body_chunked)
         return;
     up_send(s, "0\r\n", 3, 0);
     up_send(s, s->rtrl.data, s->rtrl.len, 0);
@@ -784,7 +795,7 @@ static int on_begin_headers(nghttp2_session *sess, const nghttp2_frame *fr, void
         return 0;
     struct h2s *s = nghttp2_session_get_stream_user_data(sess, fr->hd.stream_id);
     if (s) {
-        s->trailers_phase = true;
+        s->req = REQ_TRAILERS;
         s->field_bytes = 0;
         return 0;
     }
@@ -810,7 +821,7 @@ static int on_header(nghttp2_session *sess, const nghttp2_frame *fr, const uint8
         terminate(h, NGHTTP2_ENHANCE_YOUR_CALM, "header list too large");
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
-    if (s->trailers_phase) {
+    if (s->req == REQ_TRAILERS) {
         struct pt_http_hdr f = {(const char *)name, nl, (const char *)value, vl};
         if (pt_h2h1_trailer(&f, &s->rtrl) != 0) {
             reset(s, NGHTTP2_PROTOCOL_ERROR, "h2_bad_trailer");
@@ -835,7 +846,7 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *fr, void *u
     case NGHTTP2_HEADERS:
         if (s == NULL || h->over)
             break;
-        if (!s->trailers_phase)
+        if (s->req == REQ_HEADERS)
             start_request(s, !end);
         if (end)
             end_request(s);
@@ -875,7 +886,7 @@ static int on_data(nghttp2_session *sess, uint8_t flags, int32_t id, const uint8
     (void)flags;
     struct pt_h2 *h = ud;
     struct h2s *s = nghttp2_session_get_stream_user_data(sess, id);
-    if (s == NULL || !s->forwarding || s->resp == RESP_DONE || s->ups == UP_CLOSING ||
+    if (s == NULL || !forwarded(s) || s->ups == UP_CLOSING ||
         h->over) {
         nghttp2_session_consume(sess, id, len); /* nobody wants them */
         return 0;
@@ -1010,7 +1021,7 @@ int pt_h2_tick(struct pt_h2 *h, uint64_t now)
             pt_dial_abandon(&s->dial); /* this server did not answer: the next */
             continue;
         }
-        if (s->forwarding && s->resp != RESP_DONE && now - s->last_ms > st->idle_timeout_ms) {
+        if (forwarded(s) && now - s->last_ms > st->idle_timeout_ms) {
             if (s->resp == RESP_HEAD)
                 answer(s, 504, NULL);
             else
