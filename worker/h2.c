@@ -8,16 +8,15 @@
 #include "common/http1.h"
 #include "worker/conn.h"
 #include "worker/httpproxy.h"
+#include "worker/upconn.h"
 
 #include <nghttp2/nghttp2.h>
 #include <strings.h>
-#include <unistd.h>
 
 #define H2_STREAMS_MAX 100           /* SETTINGS_MAX_CONCURRENT_STREAMS */
 #define H2_CONN_WINDOW (1024 * 1024) /* connection receive window */
 #define STREAM_OUT_HIGH (32 * 1024)  /* response bytes held per stream: stop reading
                                         the backend above this */
-#define UP_READ 16384                /* one backend read */
 #define SEND_BATCH (64 * 1024)       /* output gathered into one TLS write */
 #define CLIENT_QUEUE_HIGH (256 * 1024) /* stop producing above this */
 /* Frames that carry no request are allowed this many, plus a few per
@@ -25,14 +24,6 @@
 #define JUNK_BASE 1000
 #define JUNK_PER_REQUEST 4
 #define RESETS_BASE 100 /* client RST_STREAMs beyond the streams it finished */
-
-/* The backend connection of a stream. */
-enum up_state {
-    UP_NONE = 0, /* none (not yet, or closed) */
-    UP_DIALING,  /* s->dial is trying the servers */
-    UP_OPEN,     /* connected */
-    UP_CLOSING,  /* its handle is closing */
-};
 
 /* Where the stream's request is, as the client sends it. */
 enum req_phase {
@@ -54,16 +45,13 @@ struct h2s {
     struct pt_h2 *h;       /* NULL once the session is gone */
     struct h2s *prev, *next;
     int32_t id;
-    unsigned refs;         /* 1 while nghttp2 knows the stream, + libuv handles
-                              and writes in flight */
+    unsigned refs;         /* 1 while nghttp2 knows the stream */
     bool h2_open;          /* nghttp2 has not closed it yet */
     struct pt_wbuf fields; /* the header block: u16 len, name, u16 len, value */
     size_t n_fields, field_bytes;
     enum req_phase req;
     struct pt_wbuf rtrl;   /* request trailer lines for the backend */
     bool body_chunked;     /* request body sent chunked (no Content-Length) */
-    struct pt_wbuf q;      /* bytes for the backend before it is connected */
-    size_t q_consume;      /* client DATA bytes in q, acknowledged once written */
 
     const struct pt_domain *dom;
     const struct pt_backend *be;
@@ -72,18 +60,12 @@ struct h2s {
     uv_loop_t *loop;
     const struct pt_hostport *servers; /* the backend's (borrowed from the snapshot) */
     size_t n_servers;
-    bool reused;           /* the backend connection came from the pool */
     bool resp_keep;        /* the backend keeps its connection after this response */
-    unsigned writes;       /* backend writes in flight */
     struct pt_wbuf retry;  /* a bodiless GET/HEAD sent on a pooled connection: sent
                               again on a new one if the backend closed it unanswered */
-    bool retrying;         /* the pooled connection is closing: dial when closed */
     bool retry_ok;         /* idempotent and bodiless */
-    uv_tcp_t tcp;
-    bool tcp_init, reading, up_eof;
-    enum up_state ups;
-    struct pt_dial dial;
-    uint64_t dial_deadline;
+    struct pt_upconn *up;  /* the backend connection (owned); NULL: none (not yet,
+                              or done) */
     struct sockaddr_storage target;
 
     enum resp_phase resp;
@@ -111,13 +93,11 @@ struct pt_h2 {
     struct pt_wbuf sendbuf;
 };
 
-static uint8_t up_read_buf[UP_READ];
 static struct pt_http_req h2_req;   /* large; used synchronously */
 static struct pt_http_resp h2_resp; /* likewise */
 
 static void up_close(struct h2s *s);
 static int flush(struct pt_h2 *h);
-static void start_up_reading(struct h2s *s);
 
 static uint64_t now_ms(const struct h2s *s)
 {
@@ -162,6 +142,7 @@ static void release(struct h2s *s)
 {
     if (--s->refs > 0)
         return;
+    up_close(s);
     if (s->h) {
         if (s->prev)
             s->prev->next = s->next;
@@ -172,7 +153,6 @@ static void release(struct h2s *s)
     }
     pt_wbuf_free(&s->fields);
     pt_wbuf_free(&s->rtrl);
-    pt_wbuf_free(&s->q);
     pt_wbuf_free(&s->rin);
     pt_wbuf_free(&s->out);
     pt_wbuf_free(&s->trl);
@@ -256,8 +236,8 @@ static ssize_t read_body(nghttp2_session *sess, int32_t id, uint8_t *buf, size_t
             if (nghttp2_submit_trailer(sess, id, nv, k) == 0)
                 *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
         }
-    } else if (s->tcp_init && !s->reading && !s->up_eof && s->out.len < STREAM_OUT_HIGH / 2) {
-        start_up_reading(s); /* the client took enough: read the backend again */
+    } else if (s->up && s->out.len < STREAM_OUT_HIGH / 2) {
+        pt_upconn_read(s->up, true); /* the client took enough: read the backend again */
     }
     return (ssize_t)n;
 }
@@ -358,6 +338,21 @@ static void reset(struct h2s *s, uint32_t code, const char *why)
     up_close(s);
 }
 
+/* Client DATA bytes the backend took (or that will never reach it): the
+ * client may send as many more (WINDOW_UPDATE), so a request body moves at
+ * the backend's pace. */
+static void give_back(struct h2s *s, size_t n)
+{
+    if (s->h && n)
+        nghttp2_session_consume(s->h->sess, s->id, n);
+}
+
+static void up_close(struct h2s *s)
+{
+    give_back(s, pt_upconn_close(s->up));
+    s->up = NULL;
+}
+
 static void data_ready(struct h2s *s)
 {
     if (s->deferred && s->h && s->h2_open) {
@@ -371,11 +366,11 @@ static void data_ready(struct h2s *s)
  * after the response), else it closes. */
 static void up_done(struct h2s *s, bool clean)
 {
-    uv_os_fd_t fd;
     pt_wbuf_free(&s->retry);
-    if (clean && s->resp_keep && s->req == REQ_DONE && s->writes == 0 && s->q.len == 0 &&
-        s->ups == UP_OPEN && !s->up_eof && uv_fileno((uv_handle_t *)&s->tcp, &fd) == 0)
-        pt_httpproxy_pool_put(fd, &s->servers[s->dial.ix], now_ms(s));
+    if (clean && s->resp_keep && s->req == REQ_DONE && s->up && pt_upconn_is_open(s->up)) {
+        give_back(s, pt_upconn_finish(s->up, now_ms(s)));
+        s->up = NULL;
+    }
     up_close(s);
 }
 
@@ -469,238 +464,123 @@ static void feed_response(struct h2s *s, const uint8_t *p, size_t n)
 
 /* ---- backend connection --------------------------------------------------- */
 
-static const struct pt_dial_ops dial_ops;
-
-static void on_up_closed(uv_handle_t *hd)
+static void up_connected(void *ctx)
 {
-    struct h2s *s = hd->data;
-    s->tcp_init = false;
-    s->ups = UP_NONE;
-    if (s->retrying && s->h) {
-        /* The pooled connection was closed under us: the request once more,
-         * on a new connection. */
-        s->retrying = false;
-        s->up_eof = s->reading = false;
-        s->q = s->retry;
-        memset(&s->retry, 0, sizeof(s->retry));
-        s->dial.cancelled = false;
-        pt_dial_start(&s->dial, &dial_ops, s->loop, s->servers, s->n_servers);
+    struct h2s *s = ctx;
+    s->target = *pt_upconn_peer(s->up);
+    s->last_ms = now_ms(s);
+    if (s->h)
         flush(s->h);
-    }
-    release(s);
 }
 
-static void up_close(struct h2s *s)
+/* The session of a stream its backend connection speaks to, with the
+ * stream's activity noted; NULL (and the backend let go) once the session
+ * is gone. */
+static struct pt_h2 *up_session(struct h2s *s)
 {
-    pt_dial_cancel(&s->dial);
-    if (s->tcp_init && !uv_is_closing((uv_handle_t *)&s->tcp)) {
-        s->ups = UP_CLOSING;
-        uv_close((uv_handle_t *)&s->tcp, on_up_closed);
-    }
-}
-
-static void up_alloc(uv_handle_t *hd, size_t hint, uv_buf_t *buf)
-{
-    (void)hd;
-    (void)hint;
-    *buf = uv_buf_init((char *)up_read_buf, sizeof(up_read_buf));
-}
-
-static void on_up_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
-{
-    struct h2s *s = st->data;
-    if (n == 0)
-        return;
     if (s->h == NULL) {
         up_close(s);
-        return;
+        return NULL;
     }
-    struct pt_h2 *h = s->h;
-    s->last_ms = pt_worker_now_ms(h->host.w);
-    if (n < 0) {
-        s->up_eof = true;
-        uv_read_stop(st);
-        s->reading = false;
-        if (s->resp == RESP_HEAD && s->retry.len && s->rin.len == 0) {
-            s->retrying = true;
+    s->last_ms = pt_worker_now_ms(s->h->host.w);
+    return s->h;
+}
+
+static void up_data(void *ctx, const uint8_t *p, size_t n)
+{
+    struct h2s *s = ctx;
+    struct pt_h2 *h = up_session(s);
+    if (h == NULL)
+        return;
+    feed_response(s, p, n);
+    if (s->up && s->out.len - s->out_off > STREAM_OUT_HIGH)
+        pt_upconn_read(s->up, false);
+    flush(h);
+}
+
+static void up_written(void *ctx, size_t tag)
+{
+    struct h2s *s = ctx;
+    give_back(s, tag);
+    if (s->h)
+        flush(s->h);
+}
+
+static void start_upstream(struct h2s *s, bool fresh, struct pt_wbuf *head);
+
+static void up_ended(void *ctx, enum pt_upconn_end why)
+{
+    struct h2s *s = ctx;
+    struct pt_h2 *h = up_session(s);
+    if (h == NULL)
+        return;
+    if (why == PT_UPCONN_UNREACHABLE) {
+        pt_log(PT_LOG_WARN, "backend '%s': no server reachable for '%s'", s->be->name, s->host);
+        answer(s, 502, NULL);
+    } else if (why == PT_UPCONN_TLS_FAILED) {
+        pt_log(PT_LOG_WARN, "backend '%s': TLS handshake failed", s->be->name);
+        answer(s, 502, "backend_tls_failed");
+    } else if (s->resp == RESP_HEAD && s->retry.len && s->rin.len == 0) {
+        /* The pooled connection was closed under us: the request once more,
+         * on a new connection. */
+        up_close(s);
+        struct pt_wbuf retry = s->retry;
+        memset(&s->retry, 0, sizeof(s->retry));
+        start_upstream(s, true, &retry);
+    } else if (s->resp == RESP_HEAD) {
+        answer(s, 502, "backend_closed");
+    } else if (s->resp == RESP_BODY) {
+        if (pt_h1body_ends_at_eof(&s->respb)) {
+            s->out_eof = true;
+            s->resp = RESP_DONE;
+            data_ready(s);
             up_close(s);
-        } else if (s->resp == RESP_HEAD) {
-            answer(s, 502, "backend_closed");
-        } else if (s->resp == RESP_BODY) {
-            if (pt_h1body_ends_at_eof(&s->respb)) {
-                s->out_eof = true;
-                s->resp = RESP_DONE;
-                data_ready(s);
-                up_close(s);
-            } else {
-                pt_log(PT_LOG_WARN, "backend '%s': response body cut short", s->be->name);
-                reset(s, NGHTTP2_INTERNAL_ERROR, "backend_truncated");
-            }
         } else {
-            up_close(s);
+            pt_log(PT_LOG_WARN, "backend '%s': response body cut short", s->be->name);
+            reset(s, NGHTTP2_INTERNAL_ERROR, "backend_truncated");
         }
     } else {
-        feed_response(s, (const uint8_t *)buf->base, (size_t)n);
-        if (s->reading && s->out.len - s->out_off > STREAM_OUT_HIGH) {
-            uv_read_stop(st);
-            s->reading = false;
-        }
+        up_close(s);
     }
     flush(h);
 }
 
-static void start_up_reading(struct h2s *s)
-{
-    if (s->reading || s->up_eof || s->ups != UP_OPEN)
-        return;
-    if (uv_read_start((uv_stream_t *)&s->tcp, up_alloc, on_up_read) == 0)
-        s->reading = true;
-}
+static const struct pt_upconn_ops up_ops = {up_connected, up_data, up_written, up_ended};
 
-struct h2w {
-    uv_write_t req;
-    struct h2s *s;
-    size_t consume; /* client DATA bytes it carries */
-    uint8_t data[];
-};
-
-static void on_up_written(uv_write_t *req, int status)
-{
-    struct h2w *wr = (struct h2w *)req;
-    struct h2s *s = wr->s;
-    struct pt_h2 *h = s->h;
-    if (h && wr->consume) {
-        /* The backend took these bytes: the client may send as many more
-         * (a WINDOW_UPDATE), so a request body moves at the backend's pace. */
-        nghttp2_session_consume(h->sess, s->id, wr->consume);
-    }
-    free(wr);
-    s->writes--;
-    if (status != 0 && s->ups == UP_OPEN)
-        answer(s, 502, "backend_write_failed");
-    if (h)
-        flush(h);
-    release(s);
-}
-
-/* Bytes for the backend; <consume>: client DATA bytes among them. */
+/* Bytes for the backend; <consume>: client DATA bytes among them,
+ * acknowledged to the client once the backend took them. */
 static void up_send(struct h2s *s, const void *p, size_t n, size_t consume)
 {
     if (n == 0)
         return;
-    if (s->ups != UP_OPEN) {
-        pt_wbuf_put(&s->q, p, n);
-        s->q_consume += consume;
-        return;
-    }
-    struct h2w *wr = pt_xmalloc(sizeof(*wr) + n);
-    wr->s = s;
-    wr->consume = consume;
-    memcpy(wr->data, p, n);
-    uv_buf_t b = uv_buf_init((char *)wr->data, (unsigned)n);
-    if (uv_write(&wr->req, (uv_stream_t *)&s->tcp, &b, 1, on_up_written) != 0) {
-        free(wr);
+    if (s->up == NULL || pt_upconn_send(s->up, p, n, consume) != 0) {
+        give_back(s, consume);
         answer(s, 502, "backend_write_failed");
+    }
+}
+
+/* A connection to the backend (a parked one unless <fresh>) that carries
+ * <head> (taken) first. */
+static void start_upstream(struct h2s *s, bool fresh, struct pt_wbuf *head)
+{
+    struct pt_upconn_target t = {
+        .loop = s->loop, .tls = s->h->host.w->tls, .be = s->be, .servers = s->servers,
+        .n_servers = s->n_servers, .host = s->host, .fresh = fresh,
+    };
+    s->up = pt_upconn_open(&t, &up_ops, s);
+    if (s->up == NULL) {
+        pt_log(PT_LOG_WARN, "backend '%s': no server reachable for '%s'", s->be->name, s->host);
+        pt_wbuf_free(head);
+        answer(s, 502, NULL);
         return;
     }
-    s->refs++;
-    s->writes++;
-}
-
-static struct h2s *dial_stream(struct pt_dial *d)
-{
-    return PT_CONTAINER_OF(d, struct h2s, dial);
-}
-
-static uv_tcp_t *dial_attempt(struct pt_dial *d)
-{
-    struct h2s *s = dial_stream(d);
-    uv_tcp_init(d->loop, &s->tcp);
-    s->tcp.data = s;
-    s->tcp_init = true;
-    s->refs++;
-    s->ups = UP_DIALING;
-    s->dial_deadline = now_ms(s) + s->h->host.snap->settings.connect_timeout_ms;
-    return &s->tcp;
-}
-
-static void dial_connected(struct pt_dial *d)
-{
-    struct h2s *s = dial_stream(d);
-    s->ups = UP_OPEN;
-    s->last_ms = now_ms(s);
-    uv_tcp_nodelay(&s->tcp, 1);
-    int tlen = sizeof(s->target);
-    uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&s->target, &tlen);
-    start_up_reading(s);
-    struct pt_wbuf q = s->q;
-    size_t consume = s->q_consume;
-    memset(&s->q, 0, sizeof(s->q));
-    s->q_consume = 0;
-    up_send(s, q.data, q.len, consume);
-    pt_wbuf_free(&q);
-    if (s->h)
-        flush(s->h);
-}
-
-static void on_attempt_closed(uv_handle_t *hd)
-{
-    struct h2s *s = hd->data;
-    s->tcp_init = false;
-    s->ups = UP_NONE;
-    if (s->h && s->resp == RESP_HEAD && !s->dial.cancelled)
-        pt_dial_next(&s->dial);
-    release(s);
-}
-
-static void dial_exhausted(struct pt_dial *d)
-{
-    struct h2s *s = dial_stream(d);
-    pt_log(PT_LOG_WARN, "backend '%s': no server reachable for '%s'", s->be->name, s->host);
-    answer(s, 502, NULL);
-    if (s->h)
-        flush(s->h); /* a no-op when this runs inside pt_h2_input */
-}
-
-static void dial_hold(struct pt_dial *d, bool take)
-{
-    struct h2s *s = dial_stream(d);
-    if (!take) {
-        release(s);
-        return;
-    }
-    s->refs++;
-    s->dial_deadline = now_ms(s) + s->h->host.snap->settings.connect_timeout_ms;
-}
-
-static const struct pt_dial_ops dial_ops = {dial_attempt, dial_connected, on_attempt_closed,
-                                            dial_exhausted, dial_hold};
-
-/* A parked connection to one of the servers (in their order), else a dial. */
-static void start_upstream(struct h2s *s)
-{
-    for (size_t i = 0; i < s->n_servers; i++) {
-        int fd = pt_httpproxy_pool_take(&s->servers[i], now_ms(s));
-        if (fd < 0)
-            continue;
-        uv_tcp_init(s->loop, &s->tcp);
-        s->tcp.data = s;
-        s->tcp_init = true;
-        s->refs++;
-        if (uv_tcp_open(&s->tcp, fd) != 0) {
-            close(fd);
-            answer(s, 502, NULL);
-            return;
-        }
-        s->reused = true;
-        s->dial.ix = i;
-        s->dial.loop = s->loop;
+    if (pt_upconn_reused(s->up)) {
+        s->target = *pt_upconn_peer(s->up);
         if (s->retry_ok) /* idempotent and bodiless: may be sent twice */
-            pt_wbuf_put(&s->retry, s->q.data, s->q.len);
-        dial_connected(&s->dial);
-        return;
+            pt_wbuf_put(&s->retry, head->data, head->len);
     }
-    pt_dial_start(&s->dial, &dial_ops, s->loop, s->servers, s->n_servers);
+    up_send(s, head->data, head->len, 0);
+    pt_wbuf_free(head);
 }
 
 /* ---- requests --------------------------------------------------------------- */
@@ -759,14 +639,15 @@ static void start_request(struct h2s *s, bool body)
     char ip[PT_ADDRSTR_MAX];
     pt_sockaddr_ip((const struct sockaddr *)h->host.peer, ip, sizeof(ip));
     struct pt_http_fwd fwd = {ip, "https", false, h->host.trusted};
-    pt_http1_write_request(req, &fwd, &s->q);
+    struct pt_wbuf head = {0};
+    pt_http1_write_request(req, &fwd, &head);
     pt_wbuf_free(&head1);
     s->resp = RESP_HEAD;
     s->servers = s->be->servers;
     s->n_servers = s->be->n_servers;
     s->retry_ok = !body && (strcmp(req->method, "GET") == 0 || req->is_head ||
                             strcmp(req->method, "OPTIONS") == 0);
-    start_upstream(s);
+    start_upstream(s, false, &head);
 }
 
 /* The client's END_STREAM: the request body (if chunked) ends. */
@@ -886,8 +767,7 @@ static int on_data(nghttp2_session *sess, uint8_t flags, int32_t id, const uint8
     (void)flags;
     struct pt_h2 *h = ud;
     struct h2s *s = nghttp2_session_get_stream_user_data(sess, id);
-    if (s == NULL || !forwarded(s) || s->ups == UP_CLOSING ||
-        h->over) {
+    if (s == NULL || !forwarded(s) || s->up == NULL || h->over) {
         nghttp2_session_consume(sess, id, len); /* nobody wants them */
         return 0;
     }
@@ -1017,10 +897,8 @@ int pt_h2_tick(struct pt_h2 *h, uint64_t now)
     bool waiting = false;
     for (struct h2s *s = h->streams, *next; s; s = next) {
         next = s->next;
-        if (s->ups == UP_DIALING && s->tcp_init && now >= s->dial_deadline) {
-            pt_dial_abandon(&s->dial); /* this server did not answer: the next */
-            continue;
-        }
+        if (s->up)
+            pt_upconn_tick(s->up, now, st->connect_timeout_ms);
         if (forwarded(s) && now - s->last_ms > st->idle_timeout_ms) {
             if (s->resp == RESP_HEAD)
                 answer(s, 504, NULL);
@@ -1069,5 +947,5 @@ bool pt_h2_offered(const struct pt_snapshot *s, int route)
     if (s == NULL || route < 0 || (size_t)route >= s->n_domains)
         return false;
     const struct pt_domain *d = &s->domains[route];
-    return d->mode == PT_MODE_OFFLOAD && d->http2 && !s->backends[d->backend_ix].tls;
+    return d->mode == PT_MODE_OFFLOAD && d->http2;
 }

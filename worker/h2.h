@@ -1,7 +1,8 @@
 /* HTTP/2 to clients on TLS offload (ALPN "h2"): one nghttp2 server session
  * per client connection, driven through the connection's TLS (the engine in
  * worker/httpproxy.c keeps the transport, timers, bans and pacing of the
- * client side), and one HTTP/1.1 exchange with the backend per stream.
+ * client side), and one HTTP/1.1 exchange with the backend per stream
+ * (worker/upconn.c: plain or TLS, pooled with the HTTP/1.1 engine's).
  *
  * Each stream's header block becomes an HTTP/1.1 head (common/h2h1.c) and
  * passes the same checks as an HTTP/1.1 client's request (common/http1.c:
@@ -62,8 +63,8 @@ int pt_h2_tick(struct pt_h2 *h, uint64_t now);
  * connection and go away on their own. NULL is fine. */
 void pt_h2_free(struct pt_h2 *h);
 
-/* The ALPN protocols a domain offers: h2 when its "http2" flag is set and its
- * backend is plain HTTP (the backend side has no TLS here yet). */
+/* The ALPN protocols a domain offers: h2 when its "http2" flag is set (its
+ * backend may speak plain HTTP or TLS: worker/upconn.c carries both). */
 bool pt_h2_offered(const struct pt_snapshot *s, int route);
 
 #endif

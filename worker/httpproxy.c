@@ -31,11 +31,10 @@
 #include "common/http1.h"
 #include "worker/conn.h"
 #include "worker/h2.h"
+#include "worker/upconn.h"
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <strings.h>
 #include <unistd.h>
 
@@ -76,8 +75,6 @@ enum up_state {
                     carry the next request, or go to the pool */
     UP_CLOSING,  /* its handle is closing; c->up is free in the close callback */
 };
-
-#define POOL_KEY_MAX (2 * PT_HOST_MAX + 32) /* see pool_key */
 
 struct stream {
     uv_tcp_t tcp;
@@ -135,7 +132,7 @@ struct hconn {
 
     bool close_after_flush;
     enum up_state ups;
-    char up_key[POOL_KEY_MAX]; /* c->up's pool key (pool_key), set when it connects */
+    char up_key[PT_UPCONN_KEY_MAX]; /* c->up's pool key, set when it connects */
     bool up_reused;     /* the backend connection served an earlier request */
     bool req_retryable; /* idempotent and bodiless: may be sent again */
     struct pt_wbuf retry_head; /* the head sent on a reused connection, kept
@@ -276,22 +273,8 @@ static void send_head(struct hconn *c, struct pt_wbuf *head)
 }
 
 /* ---- backend connection pool ---------------------------------------------
- * Idle backend connections of this worker. A parked connection is a
- * duplicated descriptor (and, for a TLS backend, its SSL object with its
- * memory BIOs), not a libuv handle: handles live inside their client
- * connection and cannot move. Before reuse a peek tells whether the backend
- * closed it (or sent anything) meanwhile. */
-#define POOL_MAX 64
-#define POOL_IDLE_MS 30000 /* below common backend keep-alive timeouts (75 s) */
-
-struct pooled {
-    int fd;
-    SSL *ssl; /* owned; NULL for plain HTTP */
-    char key[POOL_KEY_MAX];
-    uint64_t since_ms;
-};
-static struct pooled pool[POOL_MAX];
-static size_t pool_n;
+ * worker/upconn.c keeps the worker's idle backend connections (shared with
+ * the h2 streams); a connection parks between two exchanges only. */
 
 /* The name a TLS connection to server <ix> sends as SNI and verifies: the
  * server's DNS name, or for an IP server the request's host. */
@@ -301,43 +284,9 @@ static const char *tls_name(const struct hconn *c, size_t ix)
     return hp->kind == PT_HOST_DNS ? hp->host : c->host;
 }
 
-/* What a parked connection is found by: the server as configured ("host:port",
- * a DNS name is not resolved again for a parked connection), and for TLS the
- * verification and the name it was made for (a connection made for one name
- * must not serve another). */
-static void pool_key(const struct hconn *c, size_t ix, char key[POOL_KEY_MAX])
+static void pool_key(const struct hconn *c, size_t ix, char key[PT_UPCONN_KEY_MAX])
 {
-    size_t n = pt_hostport_format(&c->servers[ix], key, POOL_KEY_MAX);
-    if (c->up_tls)
-        snprintf(key + n, POOL_KEY_MAX - n, " tls%s %s", c->be->tls_verify ? "+verify" : "",
-                 tls_name(c, ix));
-}
-
-static void pool_drop(size_t i)
-{
-    close(pool[i].fd);
-    SSL_free(pool[i].ssl);
-    memmove(&pool[i], &pool[i + 1], (pool_n - i - 1) * sizeof(pool[0]));
-    pool_n--;
-}
-
-/* Parks a duplicate of <fd> (and <ssl>, taken when this returns true)
- * under <key>. */
-static bool pool_park(int fd, SSL *ssl, const char *key, uint64_t now)
-{
-    while (pool_n && now - pool[0].since_ms > POOL_IDLE_MS)
-        pool_drop(0);
-    if (pool_n == POOL_MAX)
-        pool_drop(0);
-    int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (d < 0)
-        return false;
-    pool[pool_n].fd = d;
-    pool[pool_n].ssl = ssl;
-    snprintf(pool[pool_n].key, POOL_KEY_MAX, "%s", key);
-    pool[pool_n].since_ms = now;
-    pool_n++;
-    return true;
+    pt_upconn_key(&c->servers[ix], c->up_tls, c->be->tls_verify, tls_name(c, ix), key);
 }
 
 static void pool_put(struct hconn *c)
@@ -352,47 +301,8 @@ static void pool_put(struct hconn *c)
     if (s->ssl && (!s->hs_done || s->pend.len || SSL_pending(s->ssl) ||
                    BIO_ctrl_pending(s->rbio) || BIO_ctrl_pending(s->wbio)))
         return;
-    if (pool_park(fd, s->ssl, c->up_key, now))
+    if (pt_upconn_pool_park(fd, s->ssl, c->up_key, now))
         s->ssl = NULL; /* the pool's now */
-}
-
-/* A parked connection for <key> that is still open (its SSL in *ssl), or -1. */
-static int pool_take(const char *key, uint64_t now, SSL **ssl)
-{
-    for (size_t i = pool_n; i-- > 0;) {
-        if (strcmp(pool[i].key, key) != 0)
-            continue;
-        int fd = pool[i].fd;
-        *ssl = pool[i].ssl;
-        bool fresh = now - pool[i].since_ms <= POOL_IDLE_MS;
-        memmove(&pool[i], &pool[i + 1], (pool_n - i - 1) * sizeof(pool[0]));
-        pool_n--;
-        char b;
-        if (fresh && recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
-            (errno == EAGAIN || errno == EWOULDBLOCK))
-            return fd;
-        close(fd); /* closed by the backend, unexpected bytes, or too old */
-        SSL_free(*ssl);
-        *ssl = NULL;
-    }
-    return -1;
-}
-
-void pt_httpproxy_pool_put(int fd, const struct pt_hostport *hp, uint64_t now)
-{
-    char key[POOL_KEY_MAX];
-    pt_hostport_format(hp, key, POOL_KEY_MAX);
-    pool_park(fd, NULL, key, now);
-}
-
-int pt_httpproxy_pool_take(const struct pt_hostport *hp, uint64_t now)
-{
-    char key[POOL_KEY_MAX];
-    SSL *ssl = NULL;
-    pt_hostport_format(hp, key, POOL_KEY_MAX);
-    int fd = pool_take(key, now, &ssl);
-    SSL_free(ssl); /* a plain server's key never has one */
-    return fd;
 }
 
 static void hc_close(struct hconn *c)
@@ -695,45 +605,36 @@ static int tls_input(struct stream *s, const uint8_t *p, size_t n,
     }
     if (n && BIO_write(s->rbio, p, (int)n) != (int)n)
         return -1;
-    if (!s->hs_done) {
-        int r = SSL_do_handshake(s->ssl);
-        flush_tls(s);
-        if (r != 1) {
-            int e = SSL_get_error(s->ssl, r);
-            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-                return 0;
-            return -1;
-        }
-        s->hs_done = true;
-        if (s->pend.len) {
-            struct pt_wbuf pend = s->pend;
-            memset(&s->pend, 0, sizeof(s->pend));
-            send_plain(s, pend.data, pend.len);
-            pt_wbuf_free(&pend);
-        }
-        if (s == &c->cli)
-            handshake_done(c);
-    }
     uint8_t plain[16384];
-    for (;;) {
-        if (c->state == HC_CLOSING)
-            return 0;
-        int r = SSL_read(s->ssl, plain, sizeof(plain));
-        if (r > 0) {
-            emit(c, plain, (size_t)r);
+    while (c->state != HC_CLOSING) {
+        size_t got;
+        switch (pt_tls_step(s->ssl, &s->hs_done, plain, sizeof(plain), &got)) {
+        case PT_TLS_HANDSHAKEN:
+            flush_tls(s);
+            if (s->pend.len) {
+                struct pt_wbuf pend = s->pend;
+                memset(&s->pend, 0, sizeof(s->pend));
+                send_plain(s, pend.data, pend.len);
+                pt_wbuf_free(&pend);
+            }
+            if (s == &c->cli)
+                handshake_done(c);
             continue;
-        }
-        int e = SSL_get_error(s->ssl, r);
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        case PT_TLS_DATA:
+            emit(c, plain, got);
+            continue;
+        case PT_TLS_WANT:
             flush_tls(s);
             return 0;
-        }
-        if (e == SSL_ERROR_ZERO_RETURN) {
+        case PT_TLS_EOF:
             s->eof = true;
             return 0;
+        case PT_TLS_ERROR:
+            flush_tls(s); /* the alert, if any */
+            return -1;
         }
-        return -1;
     }
+    return 0;
 }
 
 static void client_plain(struct hconn *c, const uint8_t *p, size_t n)
@@ -1161,18 +1062,13 @@ static void up_connected(struct hconn *c)
     uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&c->target, &tlen);
     pool_key(c, c->dial.ix, c->up_key);
     if (c->up_tls && s->ssl == NULL) { /* a pooled one comes with its own */
-        SSL_CTX *ctx = pt_tls_client_ctx(c->w->tls, c->be->tls_verify);
-        s->ssl = SSL_new(ctx);
-        s->rbio = BIO_new(BIO_s_mem());
-        s->wbio = BIO_new(BIO_s_mem());
-        SSL_set_bio(s->ssl, s->rbio, s->wbio);
-        SSL_set_connect_state(s->ssl);
-        const char *name = tls_name(c, c->dial.ix);
-        if (name[0])
-            SSL_set_tlsext_host_name(s->ssl, name);
-        if (c->be->tls_verify)
-            SSL_set1_host(s->ssl, name);
-        SSL_do_handshake(s->ssl);
+        s->ssl = pt_tls_client_new(c->w->tls, c->be->tls_verify, tls_name(c, c->dial.ix));
+        if (s->ssl == NULL) {
+            answer(c, 502);
+            return;
+        }
+        s->rbio = SSL_get_rbio(s->ssl);
+        s->wbio = SSL_get_wbio(s->ssl);
         flush_tls(s);
     }
     start_reading(s);
@@ -1203,10 +1099,10 @@ static bool take_pooled(struct hconn *c)
 {
     uint64_t now = pt_worker_now_ms(c->w);
     for (size_t i = 0; i < c->n_servers; i++) {
-        char key[POOL_KEY_MAX];
+        char key[PT_UPCONN_KEY_MAX];
         SSL *ssl;
         pool_key(c, i, key);
-        int fd = pool_take(key, now, &ssl);
+        int fd = pt_upconn_pool_take(key, now, &ssl);
         if (fd < 0)
             continue;
         struct stream *s = new_up_stream(c);

@@ -41,11 +41,4 @@ void pt_httpproxy_start(struct pt_listener *l, int fd, const struct pt_httpproxy
 bool pt_httpproxy_resp_field_kept(const struct pt_http_hdr *h, const struct pt_domain *d,
                                   bool tunnel);
 
-/* The worker's pool of idle backend connections, for plain HTTP servers
- * (worker/h2.c's streams share it with HTTP/1.1 clients). <fd> is the
- * caller's, duplicated when parked; take returns a descriptor the caller
- * owns, or -1. */
-void pt_httpproxy_pool_put(int fd, const struct pt_hostport *hp, uint64_t now);
-int pt_httpproxy_pool_take(const struct pt_hostport *hp, uint64_t now);
-
 #endif

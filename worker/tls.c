@@ -243,3 +243,43 @@ SSL_CTX *pt_tls_client_ctx(const struct pt_tls *t, bool verify)
 {
     return verify ? t->client_verify : t->client_noverify;
 }
+
+SSL *pt_tls_client_new(const struct pt_tls *t, bool verify, const char *name)
+{
+    SSL *ssl = SSL_new(pt_tls_client_ctx(t, verify));
+    if (ssl == NULL)
+        return NULL;
+    SSL_set_bio(ssl, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
+    SSL_set_connect_state(ssl);
+    if (name[0])
+        SSL_set_tlsext_host_name(ssl, name);
+    if (verify)
+        SSL_set1_host(ssl, name);
+    SSL_do_handshake(ssl);
+    return ssl;
+}
+
+enum pt_tls_ev pt_tls_step(SSL *ssl, bool *hs_done, uint8_t *buf, size_t cap, size_t *got)
+{
+    int r, e;
+    *got = 0;
+    if (!*hs_done) {
+        r = SSL_do_handshake(ssl);
+        if (r == 1) {
+            *hs_done = true;
+            return PT_TLS_HANDSHAKEN;
+        }
+    } else {
+        r = SSL_read(ssl, buf, (int)cap);
+        if (r > 0) {
+            *got = (size_t)r;
+            return PT_TLS_DATA;
+        }
+    }
+    e = SSL_get_error(ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+        return PT_TLS_WANT;
+    if (e == SSL_ERROR_ZERO_RETURN && *hs_done)
+        return PT_TLS_EOF;
+    return PT_TLS_ERROR;
+}

@@ -36,4 +36,25 @@ bool pt_tls_is_h2(SSL *ssl);
  * server certificate against the system CAs. Borrowed. */
 SSL_CTX *pt_tls_client_ctx(const struct pt_tls *t, bool verify);
 
+/* A client connection to a backend over memory BIOs (read and write them
+ * with SSL_get_rbio / SSL_get_wbio): SNI <name> when not empty, and with
+ * <verify> the certificate must be valid for <name>. The first flight is
+ * in the write BIO. Caller frees with SSL_free. */
+SSL *pt_tls_client_new(const struct pt_tls *t, bool verify, const char *name);
+
+/* What one pt_tls_step found. */
+enum pt_tls_ev {
+    PT_TLS_WANT = 0,   /* needs more network bytes (flush the write BIO first) */
+    PT_TLS_HANDSHAKEN, /* the handshake just completed (*hs_done is set) */
+    PT_TLS_DATA,       /* *got plaintext bytes in buf */
+    PT_TLS_EOF,        /* the peer's close_notify */
+    PT_TLS_ERROR,      /* a failed handshake or a broken record */
+};
+
+/* One step of a memory-BIO connection whose read BIO holds what came from
+ * the network: the handshake while *hs_done is false, then plaintext into
+ * buf[0..cap). Call again after HANDSHAKEN and DATA. Shared by the client
+ * and backend sides of worker/httpproxy.c and worker/upconn.c. */
+enum pt_tls_ev pt_tls_step(SSL *ssl, bool *hs_done, uint8_t *buf, size_t cap, size_t *got);
+
 #endif

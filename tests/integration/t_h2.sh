@@ -11,8 +11,9 @@ cd "$T"
 
 command -v h2load >/dev/null || bail "h2load (nghttp2-client) installed"
 "$PY" -c 'import h2, hpack' 2>/dev/null || bail "python3-h2 installed"
-read -r PB <<<"$(free_ports 1)"
+read -r PB PS <<<"$(free_ports 2)"
 make_cert front "DNS:app.test,DNS:*.app.test,DNS:h1.test,DNS:pass.test"
+make_cert back "DNS:tls.app.test,DNS:vtls.app.test"
 mkdir -p www
 echo "h2-backend" >www/index.html
 head -c $((32 * 1024 * 1024)) /dev/urandom >www/big.bin
@@ -28,8 +29,19 @@ server {
     location = /sink { return 200 \"got \$content_length\n\"; }
     location = /echo { return 200 \"xff=\$http_x_forwarded_for proto=\$http_x_forwarded_proto host=\$host proto1=\$server_protocol cookie=\$http_cookie\n\"; }
     location = /trailer { add_trailer x-checksum abc123; return 200 \"with trailer\n\"; }
+}
+server {
+    listen 127.0.0.1:$PS ssl;
+    ssl_certificate $T/back.pem; ssl_certificate_key $T/back.key;
+    access_log $T/nginx-be/logs/tls.log pt; root $T/www;
+    access_log $T/nginx-be/logs/tlsconn.log conn;
+    client_max_body_size 100m;
+    location = /upload { proxy_pass http://127.0.0.1:$PB/sink; }
+    location = /echo { return 200 \"tls-backend sni=\$ssl_server_name xff=\$http_x_forwarded_for\n\"; }
 }" || bail "nginx backend starts"
-start_portierd --idle-timeout 20 --send-timeout 3 || bail "portierd starts"
+# tls_verify checks backends against the system CAs (OpenSSL's default
+# paths): here the test CA stands for them.
+SSL_CERT_FILE=$T/ca.pem start_portierd --idle-timeout 20 --send-timeout 3 || bail "portierd starts"
 
 api PUT /api/v1/backends/web "{\"servers\":[\"127.0.0.1:$PB\"]}"
 api PUT /api/v1/domains/app.test '{"mode":"offload","backend":"web","certificate":"manual","response_headers":{"X-Frame-Options":"DENY"},"hsts":true}'
@@ -38,6 +50,12 @@ check "http2 is on by default" json_true 'd["http2"] is True'
 api PUT /api/v1/domains/h1.test '{"mode":"offload","backend":"web","certificate":"manual","http2":false}'
 check "a domain with http2 false" json_true 'd["http2"] is False'
 api PUT /api/v1/domains/other.app.test '{"mode":"offload","backend":"web","certificate":"manual"}'
+api PUT /api/v1/backends/webtls "{\"servers\":[\"127.0.0.1:$PS\"],\"tls\":true,\"tls_verify\":false}"
+api PUT /api/v1/backends/webtlsv "{\"servers\":[\"127.0.0.1:$PS\"],\"tls\":true,\"tls_verify\":true}"
+api PUT /api/v1/domains/tls.app.test '{"mode":"offload","backend":"webtls","certificate":"manual"}'
+api PUT /api/v1/domains/vtls.app.test '{"mode":"offload","backend":"webtlsv","certificate":"manual"}'
+api PUT /api/v1/domains/wrong.app.test '{"mode":"offload","backend":"webtlsv","certificate":"manual"}'
+check "domains with TLS backends created" is_status 201
 upload_cert front
 check "certificate upload -> 201" is_status 201
 
@@ -90,6 +108,34 @@ check "... all on h2" grep -q 'Application protocol: h2' <<<"$out"
 for i in 1 2 3 4 5 6; do get app.test "/pool-$i" --http2 -o /dev/null; done
 conns=$(awk '$3 ~ /^\/pool-/ {print $1}' nginx-be/logs/conn.log | sort -u | wc -l)
 check "h2 streams of six client connections use pooled backend connections ($conns)" \
+    [ "$conns" -ge 1 -a "$conns" -le 2 ]
+
+# TLS backends ("tls": true): the h2 streams speak TLS to them too.
+out=$(openssl s_client -connect "127.0.0.1:$HTTPS_PORT" -servername tls.app.test -alpn h2,http/1.1 </dev/null 2>&1)
+check "ALPN chooses h2 for a domain whose backend speaks TLS" grep -q 'ALPN protocol: h2' <<<"$out"
+body=$(get tls.app.test /echo --http2 --interface 127.0.0.5 -w '%{http_version}')
+check "curl --http2 to a TLS backend, tls_verify off ($body)" \
+    [ "$body" = "tls-backend sni=tls.app.test xff=127.0.0.5
+2" ]
+body=$(get vtls.app.test /echo --http2 -w '%{http_version}')
+check "curl --http2 to a TLS backend, tls_verify on: SNI and certificate checked ($body)" \
+    [ "$body" = "tls-backend sni=vtls.app.test xff=127.0.0.1
+2" ]
+code=$(get wrong.app.test /echo --http2 -o /dev/null -w '%{http_code}')
+check "tls_verify on and a certificate for another name -> 502 ($code)" [ "$code" = 502 ]
+check "... logged as a failed backend handshake" grep -q "backend 'webtlsv': TLS handshake failed" portierd.log
+get tls.app.test /big.bin --http2 -o big.out
+check "32 MiB download over h2 from a TLS backend is byte-identical" cmp -s big.out www/big.bin
+rm -f big.out
+body=$(get vtls.app.test /upload --http2 --data-binary @www/big.bin -H 'Content-Type: application/octet-stream')
+check "32 MiB upload over h2 to a TLS backend arrives whole ($body)" [ "$body" = "got 33554432" ]
+# (nghttp has no --connect-to: h2load from the same package drives many streams)
+out=$(h2load -n 300 -c 2 -m 50 --connect-to=127.0.0.1:$HTTPS_PORT "https://vtls.app.test:$HTTPS_PORT/" 2>&1)
+check "h2load: 300 requests on 50 concurrent streams to a verified TLS backend" \
+    grep -q 'requests: 300 total, 300 started, 300 done, 300 succeeded' <<<"$out"
+for i in 1 2 3 4 5 6; do get tls.app.test "/tlspool-$i" --http2 -o /dev/null; done
+conns=$(awk '$3 ~ /^\/tlspool-/ {print $1}' nginx-be/logs/tlsconn.log | sort -u | wc -l)
+check "h2 streams of six client connections reuse pooled TLS backend connections ($conns)" \
     [ "$conns" -ge 1 -a "$conns" -le 2 ]
 
 out=$(h2c app.test get /trailer)
