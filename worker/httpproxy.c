@@ -77,7 +77,11 @@ enum up_state {
 };
 
 struct stream {
-    uv_tcp_t tcp;
+    /* The handle: the backend's is <own>; the client's came from the front
+     * stage (worker/passthrough.c), allocated on its own, and is freed in
+     * its close callback here. */
+    uv_tcp_t *tcp;
+    uv_tcp_t own;
     struct hconn *c;
     bool init;       /* handle initialised: must be closed */
     bool eof;        /* peer finished sending */
@@ -243,17 +247,21 @@ static void on_stream_closed(uv_handle_t *h)
         c->ups = UP_NONE;
         if (c->state == HC_REQUEST && c->qhead.len)
             start_upstream(c);
+    } else {
+        free(h);
+        s->tcp = NULL;
+        s->init = false;
     }
     release(c);
 }
 
 static void close_stream(struct stream *s)
 {
-    if (!s->init || uv_is_closing((uv_handle_t *)&s->tcp))
+    if (!s->init || uv_is_closing((uv_handle_t *)s->tcp))
         return;
     if (s == &s->c->up)
         s->c->ups = UP_CLOSING;
-    uv_close((uv_handle_t *)&s->tcp, on_stream_closed);
+    uv_close((uv_handle_t *)s->tcp, on_stream_closed);
 }
 
 /* Sends a request head to the backend. On a reused connection an
@@ -294,8 +302,8 @@ static void pool_put(struct hconn *c)
     struct stream *s = &c->up;
     uv_os_fd_t fd;
     uint64_t now = pt_worker_now_ms(c->w);
-    if (c->ups != UP_IDLE || s->eof || s->queued || uv_is_closing((uv_handle_t *)&s->tcp) ||
-        uv_fileno((uv_handle_t *)&s->tcp, &fd) != 0)
+    if (c->ups != UP_IDLE || s->eof || s->queued || uv_is_closing((uv_handle_t *)s->tcp) ||
+        uv_fileno((uv_handle_t *)s->tcp, &fd) != 0)
         return;
     /* A TLS connection parks between two records only. */
     if (s->ssl && (!s->hs_done || s->pend.len || SSL_pending(s->ssl) ||
@@ -327,8 +335,8 @@ static void hc_kill(struct pt_conntrack *ct)
     if (c->state == HC_CLOSING)
         return;
     c->result = "banned";
-    if (c->cli.init && !uv_is_closing((uv_handle_t *)&c->cli.tcp))
-        uv_tcp_close_reset(&c->cli.tcp, on_stream_closed);
+    if (c->cli.init && !uv_is_closing((uv_handle_t *)c->cli.tcp))
+        uv_tcp_close_reset(c->cli.tcp, on_stream_closed);
     hc_close(c);
 }
 
@@ -392,7 +400,7 @@ static void raw_write(struct stream *s, const uint8_t *p, size_t n)
     if (n == 0 || c->state == HC_CLOSING)
         return;
     uv_buf_t b = uv_buf_init((char *)(uintptr_t)p, (unsigned)n);
-    int done = s->queued ? 0 : uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
+    int done = s->queued ? 0 : uv_try_write((uv_stream_t *)s->tcp, &b, 1);
     if (done == UV_EAGAIN || done == UV_ENOSYS)
         done = 0;
     if (done < 0) {
@@ -408,7 +416,7 @@ static void raw_write(struct stream *s, const uint8_t *p, size_t n)
     memcpy(wr->data, p + done, rest);
     b = uv_buf_init((char *)wr->data, (unsigned)rest);
     c->handles++;
-    if (uv_write(&wr->req, (uv_stream_t *)&s->tcp, &b, 1, on_written) != 0) {
+    if (uv_write(&wr->req, (uv_stream_t *)s->tcp, &b, 1, on_written) != 0) {
         c->handles--;
         free(wr);
         hc_close(c);
@@ -471,7 +479,7 @@ static void send_plain(struct stream *s, const void *p, size_t n)
 static void stop_reading(struct stream *s)
 {
     if (s->reading) {
-        uv_read_stop((uv_stream_t *)&s->tcp);
+        uv_read_stop((uv_stream_t *)s->tcp);
         s->reading = false;
     }
 }
@@ -762,12 +770,12 @@ static void on_up_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 
 static void start_reading(struct stream *s)
 {
-    if (s->reading || s->eof || !s->init || uv_is_closing((uv_handle_t *)&s->tcp))
+    if (s->reading || s->eof || !s->init || uv_is_closing((uv_handle_t *)s->tcp))
         return;
     if (s == &s->c->cli && s->c->in_len >= IN_MAX)
         return;
     uv_read_cb cb = s == &s->c->cli ? on_cli_read : on_up_read;
-    if (uv_read_start((uv_stream_t *)&s->tcp, alloc_cb, cb) == 0)
+    if (uv_read_start((uv_stream_t *)s->tcp, alloc_cb, cb) == 0)
         s->reading = true;
 }
 
@@ -1057,9 +1065,9 @@ static void up_connected(struct hconn *c)
     /* Connected: from now on the backend has the idle timeout to answer,
      * and the client the body timeout to send what it still owes. */
     arm(c, c->req == REQ_DONE ? c->snap->settings.idle_timeout_ms : body_timeout(c));
-    uv_tcp_nodelay(&s->tcp, 1);
+    uv_tcp_nodelay(s->tcp, 1);
     int tlen = sizeof(c->target);
-    uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&c->target, &tlen);
+    uv_tcp_getpeername(s->tcp, (struct sockaddr *)&c->target, &tlen);
     pool_key(c, c->dial.ix, c->up_key);
     if (c->up_tls && s->ssl == NULL) { /* a pooled one comes with its own */
         s->ssl = pt_tls_client_new(c->w->tls, c->be->tls_verify, tls_name(c, c->dial.ix));
@@ -1085,8 +1093,9 @@ static struct stream *new_up_stream(struct hconn *c)
     pt_wbuf_free(&s->pend);
     memset(s, 0, sizeof(*s));
     s->c = c;
-    uv_tcp_init(c->w->loop, &s->tcp);
-    s->tcp.data = s;
+    s->tcp = &s->own;
+    uv_tcp_init(c->w->loop, s->tcp);
+    s->tcp->data = s;
     s->init = true;
     c->handles++;
     c->ups = UP_DIALING;
@@ -1108,7 +1117,7 @@ static bool take_pooled(struct hconn *c)
         struct stream *s = new_up_stream(c);
         c->dial.ix = i;
         c->up_reused = true;
-        if (uv_tcp_open(&s->tcp, fd) != 0) {
+        if (uv_tcp_open(s->tcp, fd) != 0) {
             close(fd);
             SSL_free(ssl);
             close_stream(s);
@@ -1138,7 +1147,7 @@ static uv_tcp_t *dial_attempt(struct pt_dial *d)
     c->up_reused = false;
     struct stream *s = new_up_stream(c);
     arm(c, c->snap->settings.connect_timeout_ms);
-    return &s->tcp;
+    return s->tcp;
 }
 
 static void dial_connected(struct pt_dial *d)
@@ -1496,7 +1505,8 @@ static void on_expired(struct pt_deadline *dl)
 
 /* ---- entry -------------------------------------------------------------------- */
 
-void pt_httpproxy_start(struct pt_listener *l, int fd, const struct pt_httpproxy_info *info)
+void pt_httpproxy_start(struct pt_listener *l, uv_tcp_t *tcp,
+                        const struct pt_httpproxy_info *info)
 {
     struct pt_worker *w = l->w;
     struct hconn *c = pt_xcalloc(1, sizeof(*c));
@@ -1516,16 +1526,11 @@ void pt_httpproxy_start(struct pt_listener *l, int fd, const struct pt_httpproxy
     pt_worker_conn_opened(w);
     pt_conntrack_add(&w->tracked, &c->ct, &c->peer, hc_kill);
     pt_deadline_init(&c->dl, w->loop, c, on_expired);
-    uv_tcp_init(w->loop, &c->cli.tcp);
-    c->cli.tcp.data = &c->cli;
+    c->cli.tcp = tcp;
+    c->cli.tcp->data = &c->cli;
     c->cli.init = true;
+    c->up.tcp = &c->up.own;
     c->handles = 2;
-    if (uv_tcp_open(&c->cli.tcp, fd) != 0) {
-        close(fd);
-        hc_close(c);
-        return;
-    }
-    uv_tcp_nodelay(&c->cli.tcp, 1);
     arm(c, c->snap->settings.hello_timeout_ms);
 
     if (!c->tls) {

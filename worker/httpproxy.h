@@ -27,12 +27,15 @@ struct pt_httpproxy_info {
     size_t pre_len;
 };
 
-/* Takes over the accepted, non-blocking socket <fd> (ownership passes: the
- * engine closes it; it counts the connection with pt_worker_conn_opened).
+/* Takes over the front stage's client handle <tcp>, open and not reading
+ * (ownership passes: the engine closes it and frees it, a heap allocation,
+ * in the close callback; it counts the connection with
+ * pt_worker_conn_opened and tracks it for bans).
  * TLS: handshakes with the certificate chosen by SNI, then proxies HTTP/1.1;
  * plain: proxies HTTP/1.1 from the first byte (port 80: ACME answers, 301 to
  * https for offload domains, proxy to http_servers). */
-void pt_httpproxy_start(struct pt_listener *l, int fd, const struct pt_httpproxy_info *info);
+void pt_httpproxy_start(struct pt_listener *l, uv_tcp_t *tcp,
+                        const struct pt_httpproxy_info *info);
 
 /* Whether a backend response field goes on to the client: not the
  * hop-by-hop ones (Upgrade stays on a 101 <tunnel>), nor those the domain

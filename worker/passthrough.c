@@ -40,7 +40,12 @@ enum pass_state {
 };
 
 struct side {
-    uv_tcp_t tcp;
+    /* The handle. The backend's is <own>; the client's is allocated on its
+     * own, because it moves to the HTTP engine when the route says offload
+     * (or on port 80): whoever holds it closes it and frees it in the close
+     * callback. */
+    uv_tcp_t *tcp;
+    uv_tcp_t own;
     struct pass *c;
     bool init;        /* handle initialised (must be closed) */
     bool eof;         /* no more bytes will come from this side */
@@ -138,18 +143,25 @@ static void on_timer_closed(uv_handle_t *h)
 
 static void on_side_closed(uv_handle_t *h)
 {
-    release(side_conn(h));
+    struct side *s = h->data;
+    struct pass *c = s->c;
+    if (s == &c->cli) {
+        free(h);
+        s->tcp = NULL;
+        s->init = false;
+    }
+    release(c);
 }
 
 static void close_side(struct side *s, bool reset)
 {
-    if (!s->init || uv_is_closing((uv_handle_t *)&s->tcp))
+    if (!s->init || uv_is_closing((uv_handle_t *)s->tcp))
         return;
     /* An RST from one side is passed on as an RST, not a clean FIN: the
      * other end must not mistake a cut transfer for a complete one. */
-    if (reset && uv_tcp_close_reset(&s->tcp, on_side_closed) == 0)
+    if (reset && uv_tcp_close_reset(s->tcp, on_side_closed) == 0)
         return;
-    uv_close((uv_handle_t *)&s->tcp, on_side_closed);
+    uv_close((uv_handle_t *)s->tcp, on_side_closed);
 }
 
 static void pass_close(struct pass *c, bool reset)
@@ -192,7 +204,7 @@ static void answer_and_close(struct pass *c, const void *data, size_t len)
     stop_reading(&c->cli);
     pt_deadline_stop(&c->dl);
     c->handles++;
-    if (uv_write(&c->cli.wreq, (uv_stream_t *)&c->cli.tcp, &b, 1, on_answer_written) != 0) {
+    if (uv_write(&c->cli.wreq, (uv_stream_t *)c->cli.tcp, &b, 1, on_answer_written) != 0) {
         c->handles--;
         pass_close(c, false);
     }
@@ -214,7 +226,7 @@ static bool draining(struct side *s)
 {
     uv_os_fd_t fd;
     int q = 0;
-    if (s->pending == NULL || uv_fileno((uv_handle_t *)&s->tcp, &fd) != 0 ||
+    if (s->pending == NULL || uv_fileno((uv_handle_t *)s->tcp, &fd) != 0 ||
         ioctl(fd, SIOCOUTQ, &q) != 0)
         return false;
     bool moved = q != s->outq;
@@ -265,8 +277,11 @@ static void alloc_hello(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 }
 
 /* Gives the connection to the HTTP engine (offload, or any port-80
- * connection) with the bytes read so far. The socket travels as a dup: a
- * libuv handle cannot move, this one closes. */
+ * connection) with the bytes read so far: the engine takes the client's
+ * handle itself (no second descriptor, no second epoll registration), and
+ * this connection lets go of it and ends without a log line (the engine
+ * logs). The bans registry tracks the engine's connection from here on;
+ * this one leaves it as it closes. */
 static void hand_off(struct pass *c)
 {
     struct pt_httpproxy_info info = {
@@ -281,20 +296,14 @@ static void hand_off(struct pass *c)
         .pre = c->hbuf,
         .pre_len = c->hlen,
     };
-    uv_os_fd_t fd;
-    int fd2 = uv_fileno((uv_handle_t *)&c->cli.tcp, &fd) == 0 ? dup(fd) : -1;
     stop_reading(&c->cli);
-    if (fd2 < 0) {
-        c->result = "internal_error";
-        if (c->http)
-            pass_close(c, false);
-        else
-            send_alert(c, PT_TLS_ALERT_INTERNAL_ERROR);
-        return;
-    }
+    uv_tcp_t *tcp = c->cli.tcp;
+    c->cli.tcp = NULL;
+    c->cli.init = false;
     c->handed_off = true;
-    pt_httpproxy_start(c->l, fd2, &info);
+    pt_httpproxy_start(c->l, tcp, &info);
     pass_close(c, false);
+    release(c); /* the client handle's reference: the engine's now */
 }
 
 static void set_sni(struct pass *c, const struct pt_clienthello *ch)
@@ -451,13 +460,14 @@ static uv_tcp_t *dial_attempt(struct pt_dial *d)
     struct side *s = &c->srv;
     memset(s, 0, sizeof(*s));
     s->c = c;
-    uv_tcp_init(c->w->loop, &s->tcp);
-    s->tcp.data = s;
+    s->tcp = &s->own;
+    uv_tcp_init(c->w->loop, s->tcp);
+    s->tcp->data = s;
     s->init = true;
     c->handles++;
     c->state = PASS_CONNECT;
     pt_deadline_arm(&c->dl, c->snap->settings.connect_timeout_ms);
-    return &s->tcp;
+    return s->tcp;
 }
 
 static void dial_connected(struct pt_dial *d)
@@ -585,10 +595,10 @@ static void on_client_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 
 static void start_reading(struct side *s)
 {
-    if (s->reading || s->eof || !s->init || uv_is_closing((uv_handle_t *)&s->tcp))
+    if (s->reading || s->eof || !s->init || uv_is_closing((uv_handle_t *)s->tcp))
         return;
     bool cli = s == &s->c->cli;
-    if (uv_read_start((uv_stream_t *)&s->tcp, cli ? alloc_client : alloc_relay,
+    if (uv_read_start((uv_stream_t *)s->tcp, cli ? alloc_client : alloc_relay,
                       cli ? on_client_read : on_relay_read) == 0)
         s->reading = true;
 }
@@ -597,7 +607,7 @@ static void stop_reading(struct side *s)
 {
     if (!s->reading)
         return;
-    uv_read_stop((uv_stream_t *)&s->tcp);
+    uv_read_stop((uv_stream_t *)s->tcp);
     s->reading = false;
 }
 
@@ -631,7 +641,7 @@ static void forward_eof(struct pass *c, struct side *to)
     to->shut = true;
     to->sreq.data = to;
     c->handles++;
-    if (uv_shutdown(&to->sreq, (uv_stream_t *)&to->tcp, on_shutdown) != 0) {
+    if (uv_shutdown(&to->sreq, (uv_stream_t *)to->tcp, on_shutdown) != 0) {
         c->handles--;
         pass_close(c, true);
         return;
@@ -663,7 +673,7 @@ static int relay_write(struct pass *c, struct side *from, struct side *to,
                        const uint8_t *data, size_t n)
 {
     uv_buf_t b = uv_buf_init((char *)(uintptr_t)data, (unsigned)n);
-    int done = to->pending ? 0 : uv_try_write((uv_stream_t *)&to->tcp, &b, 1);
+    int done = to->pending ? 0 : uv_try_write((uv_stream_t *)to->tcp, &b, 1);
     if (done == UV_EAGAIN || done == UV_ENOSYS)
         done = 0;
     if (done < 0)
@@ -677,7 +687,7 @@ static int relay_write(struct pass *c, struct side *from, struct side *to,
     b = uv_buf_init((char *)to->pending, (unsigned)rest);
     to->wreq.data = to;
     c->handles++;
-    int rc = uv_write(&to->wreq, (uv_stream_t *)&to->tcp, &b, 1, on_relay_written);
+    int rc = uv_write(&to->wreq, (uv_stream_t *)to->tcp, &b, 1, on_relay_written);
     if (rc != 0) {
         c->handles--;
         PT_FREE(to->pending);
@@ -694,7 +704,7 @@ static void on_relay_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     struct side *to = peer_of(c, from);
     if (n == 0)
         return;
-    if (n == UV_EOF && socket_error(&from->tcp)) {
+    if (n == UV_EOF && socket_error(from->tcp)) {
         /* libuv 1.44 reports EOF on a hang-up after a partial read without
          * reading again, so a pending reset would pass on as a clean FIN. */
         n = UV_ECONNRESET;
@@ -724,8 +734,8 @@ static void relay_start(struct pass *c)
     c->state = PASS_RELAY;
     c->result = "ok";
     int tlen = sizeof(c->target);
-    c->connected = uv_tcp_getpeername(&c->srv.tcp, (struct sockaddr *)&c->target, &tlen) == 0;
-    uv_tcp_nodelay(&c->srv.tcp, 1);
+    c->connected = uv_tcp_getpeername(c->srv.tcp, (struct sockaddr *)&c->target, &tlen) == 0;
+    uv_tcp_nodelay(c->srv.tcp, 1);
     if (c->be->proxy_protocol != PT_PP_NONE) {
         hn = pt_proxyproto_encode(c->be->proxy_protocol, (struct sockaddr *)&c->peer,
                                   (struct sockaddr *)&c->local, c->sni_len ? c->sni : NULL,
@@ -798,18 +808,20 @@ static void accept_conn(struct pt_listener *l, int fd, const struct sockaddr_sto
 
     c->cli.c = c;
     c->srv.c = c;
-    uv_tcp_init(w->loop, &c->cli.tcp);
-    c->cli.tcp.data = &c->cli;
+    c->cli.tcp = pt_xmalloc(sizeof(*c->cli.tcp));
+    c->srv.tcp = &c->srv.own;
+    uv_tcp_init(w->loop, c->cli.tcp);
+    c->cli.tcp->data = &c->cli;
     pt_deadline_init(&c->dl, w->loop, c, on_expired);
     c->handles = 2;
-    if (uv_tcp_open(&c->cli.tcp, fd) != 0) {
+    if (uv_tcp_open(c->cli.tcp, fd) != 0) {
         close(fd);
         c->cli.init = true;
         pass_close(c, false);
         return;
     }
     c->cli.init = true;
-    uv_tcp_nodelay(&c->cli.tcp, 1);
+    uv_tcp_nodelay(c->cli.tcp, 1);
     pt_deadline_arm(&c->dl, c->snap->settings.hello_timeout_ms);
     if (from_trusted) {
         c->state = PASS_PROXY_HDR;

@@ -250,6 +250,7 @@ static void tls_in(struct pt_upconn *u, const uint8_t *p, size_t n)
                 return;
             }
             opened(u);
+            set_reading(u); /* from here on, only while the owner wants */
             if (live(u))
                 u->ops->connected(u->ctx);
             continue;
