@@ -139,6 +139,7 @@ static void release(struct pass *c)
     if (!c->handed_off)
         log_access(c);
     pt_conntrack_remove(&c->w->tracked, &c->ct);
+    pt_worker_listener_release(c->l);
     if (c->st_count)
         (*c->st_count)--;
     pt_snap_unref(c->snap);
@@ -857,6 +858,7 @@ static void accept_conn(struct pt_listener *l, int fd, const struct sockaddr_sto
         return;
     }
     pt_worker_conn_opened(w);
+    pt_worker_listener_hold(l);
     pt_conntrack_add(&w->tracked, &c->ct, from_trusted ? NULL : &c->peer, pass_kill);
 
     c->cli.c = c;

@@ -349,9 +349,26 @@ uint32_t *pt_worker_stream_count(struct pt_worker *w, const char *name)
     return &c->n;
 }
 
-static void on_stream_l_closed(uv_handle_t *h)
+static void on_tmp_closed(uv_handle_t *h)
 {
     free(h->data);
+}
+
+void pt_worker_listener_hold(struct pt_listener *l)
+{
+    if (l->kind == 't')
+        l->refs++;
+}
+
+void pt_worker_listener_release(struct pt_listener *l)
+{
+    if (l->kind == 't' && --l->refs == 0)
+        free(l);
+}
+
+static void on_stream_l_closed(uv_handle_t *h)
+{
+    pt_worker_listener_release(h->data);
 }
 
 /* Closes stream listener <i>: connections it accepted go on. */
@@ -503,7 +520,7 @@ static void add_stream_l(struct pt_worker *w, const uint8_t *p, size_t n)
         uv_fileno((uv_handle_t *)tmp, &fd) != 0 || (fd = dup(fd)) < 0)
         pt_panic(__FILE__, __LINE__, "bad stream listener from the daemon");
     tmp->data = tmp;
-    uv_close((uv_handle_t *)tmp, on_stream_l_closed);
+    uv_close((uv_handle_t *)tmp, on_tmp_closed);
     if (w->draining) {
         close(fd);
         return;
@@ -511,6 +528,7 @@ static void add_stream_l(struct pt_worker *w, const uint8_t *p, size_t n)
     struct pt_listener *l = pt_xcalloc(1, sizeof(*l));
     listener_init(w, l, fd, 't');
     l->lid = lid;
+    l->refs = 1;
     w->stream_ls = pt_xrealloc(w->stream_ls, (w->n_stream_ls + 1) * sizeof(*w->stream_ls));
     w->stream_ls[w->n_stream_ls++] = l;
     if (w->accepting && !w->paused)

@@ -30,6 +30,9 @@ struct pt_listener {
     char kind;                  /* 's' TLS (passthrough/offload), 'h' plain HTTP,
                                    't' a stream route's (common/stream.h) */
     uint32_t lid;               /* 't': the daemon's listener id */
+    unsigned refs;              /* 't': one while open, one per connection
+                                   accepted from it (they log its address):
+                                   freed on the last */
     bool open;
     struct sockaddr_storage addr; /* local address, for logs and PROXY headers */
     bool wildcard;              /* bound to 0.0.0.0 or [::]: ask per connection */
@@ -104,6 +107,11 @@ struct pt_stream_count {
     char name[];
 };
 uint32_t *pt_worker_stream_count(struct pt_worker *w, const char *name);
+/* A connection accepted from stream listener <l> (kind 't') takes a hold on
+ * it, so a removed route's listener outlives its connections; release drops
+ * it. */
+void pt_worker_listener_hold(struct pt_listener *l);
+void pt_worker_listener_release(struct pt_listener *l);
 
 uint64_t pt_worker_now_ms(struct pt_worker *w);
 
