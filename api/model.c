@@ -175,6 +175,26 @@ static int get_servers(const json_t *j, const char *key, bool required,
     return 0;
 }
 
+/* For objects named like backends: <name> (from the URL) follows the rule,
+ * <j> has only <allowed> members, and a "name" member equals <name>. */
+static int check_named(const json_t *j, const char *name, const char *what,
+                       const char *const *allowed, size_t n, struct pt_apierr *e)
+{
+    bool bad = false;
+    if (!pt_model_backend_name_ok(name))
+        return BAD(e, "name",
+                   "name: '%.80s' is not a valid %s name ([a-z0-9][a-z0-9_-]{0,62})", name,
+                   what);
+    if (check_members(j, allowed, n, e) != 0)
+        return -1;
+    const char *jn = get_str(j, "name", e, &bad);
+    if (bad)
+        return -1;
+    if (jn && strcmp(jn, name) != 0)
+        return BAD(e, "name", "name: '%.80s' does not match the URL's '%s'", jn, name);
+    return 0;
+}
+
 static const char *const backend_members[] = {"name", "servers", "proxy_protocol",
                                               "http_servers", "tls", "tls_verify"};
 
@@ -183,17 +203,8 @@ int pt_model_backend_from_json(const json_t *j, const char *name, struct pt_back
 {
     bool bad = false;
     memset(out, 0, sizeof(*out));
-    if (!pt_model_backend_name_ok(name))
-        return BAD(e, "name",
-                   "name: '%.80s' is not a valid backend name ([a-z0-9][a-z0-9_-]{0,62})",
-                   name);
-    if (check_members(j, backend_members, PT_ARRAY_LEN(backend_members), e) != 0)
+    if (check_named(j, name, "backend", backend_members, PT_ARRAY_LEN(backend_members), e) != 0)
         return -1;
-    const char *bn = get_str(j, "name", e, &bad);
-    if (bad)
-        return -1;
-    if (bn && strcmp(bn, name) != 0)
-        return BAD(e, "name", "name: '%.80s' does not match the URL's '%s'", bn, name);
     out->name = pt_xstrdup(name);
     if (get_servers(j, "servers", true, &out->servers, &out->n_servers, e) != 0 ||
         get_servers(j, "http_servers", false, &out->http_servers, &out->n_http_servers,
@@ -490,17 +501,8 @@ int pt_model_stream_from_json(const json_t *j, const char *name, struct pt_strea
 {
     bool bad = false;
     memset(out, 0, sizeof(*out));
-    if (!pt_model_backend_name_ok(name))
-        return BAD(e, "name",
-                   "name: '%.80s' is not a valid stream name ([a-z0-9][a-z0-9_-]{0,62})",
-                   name);
-    if (check_members(j, stream_members, PT_ARRAY_LEN(stream_members), e) != 0)
+    if (check_named(j, name, "stream", stream_members, PT_ARRAY_LEN(stream_members), e) != 0)
         return -1;
-    const char *sn = get_str(j, "name", e, &bad);
-    if (bad)
-        return -1;
-    if (sn && strcmp(sn, name) != 0)
-        return BAD(e, "name", "name: '%.80s' does not match the URL's '%s'", sn, name);
     out->name = pt_xstrdup(name);
     const char *mode = get_str(j, "mode", e, &bad);
     if (bad)
