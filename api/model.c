@@ -175,6 +175,37 @@ static int get_servers(const json_t *j, const char *key, bool required,
     return 0;
 }
 
+/* The required member <key>, one of two words: *out = 0 for <a>, 1 for <b>. */
+static int get_choice(const json_t *j, const char *key, const char *a, const char *b,
+                      int *out, struct pt_apierr *e)
+{
+    bool bad = false;
+    const char *v = get_str(j, key, e, &bad);
+    if (bad)
+        return -1;
+    if (v == NULL)
+        return BAD(e, key, "%s: required (\"%s\" or \"%s\")", key, a, b);
+    if (strcmp(v, a) != 0 && strcmp(v, b) != 0)
+        return BAD(e, key, "%s: expected \"%s\" or \"%s\"", key, a, b);
+    *out = strcmp(v, a) == 0 ? 0 : 1;
+    return 0;
+}
+
+/* The required "backend" member of a route: a backend name, copied into *out. */
+static int get_backend_ref(const json_t *j, char **out, struct pt_apierr *e)
+{
+    bool bad = false;
+    const char *be = get_str(j, "backend", e, &bad);
+    if (bad)
+        return -1;
+    if (be == NULL)
+        return BAD(e, "backend", "backend: required (the name of a backend)");
+    if (!pt_model_backend_name_ok(be))
+        return BAD(e, "backend", "backend: '%.80s' is not a valid backend name", be);
+    *out = pt_xstrdup(be);
+    return 0;
+}
+
 /* For objects named like backends: <name> (from the URL) follows the rule,
  * <j> has only <allowed> members, and a "name" member equals <name>. */
 static int check_named(const json_t *j, const char *name, const char *what,
@@ -311,26 +342,12 @@ int pt_model_domain_from_json(const json_t *j, const char *name, struct pt_domai
     }
     out->name = pt_xstrdup(name);
 
-    const char *mode = get_str(j, "mode", e, &bad);
-    if (bad)
+    int mode;
+    if (get_choice(j, "mode", "passthrough", "offload", &mode, e) != 0)
         return -1;
-    if (mode == NULL)
-        return BAD(e, "mode", "mode: required (\"passthrough\" or \"offload\")");
-    if (strcmp(mode, "passthrough") == 0)
-        out->mode = PT_MODE_PASSTHROUGH;
-    else if (strcmp(mode, "offload") == 0)
-        out->mode = PT_MODE_OFFLOAD;
-    else
-        return BAD(e, "mode", "mode: expected \"passthrough\" or \"offload\"");
-
-    const char *be = get_str(j, "backend", e, &bad);
-    if (bad)
+    out->mode = mode ? PT_MODE_OFFLOAD : PT_MODE_PASSTHROUGH;
+    if (get_backend_ref(j, &out->backend, e) != 0)
         return -1;
-    if (be == NULL)
-        return BAD(e, "backend", "backend: required (the name of a backend)");
-    if (!pt_model_backend_name_ok(be))
-        return BAD(e, "backend", "backend: '%.80s' is not a valid backend name", be);
-    out->backend = pt_xstrdup(be);
 
     const char *cert = get_str(j, "certificate", e, &bad);
     if (bad)
@@ -499,35 +516,21 @@ static int get_listen(const json_t *j, struct pt_stream *out, struct pt_apierr *
 int pt_model_stream_from_json(const json_t *j, const char *name, struct pt_stream *out,
                               struct pt_apierr *e)
 {
-    bool bad = false;
     memset(out, 0, sizeof(*out));
     if (check_named(j, name, "stream", stream_members, PT_ARRAY_LEN(stream_members), e) != 0)
         return -1;
     out->name = pt_xstrdup(name);
-    const char *mode = get_str(j, "mode", e, &bad);
-    if (bad)
+    int mode;
+    if (get_choice(j, "mode", "tcp", "tls", &mode, e) != 0)
         return -1;
-    if (mode == NULL)
-        return BAD(e, "mode", "mode: required (\"tcp\" or \"tls\")");
-    if (strcmp(mode, "tcp") == 0)
-        out->mode = PT_STREAM_TCP;
-    else if (strcmp(mode, "tls") == 0)
-        out->mode = PT_STREAM_TLS;
-    else
-        return BAD(e, "mode", "mode: expected \"tcp\" or \"tls\"");
+    out->mode = mode ? PT_STREAM_TLS : PT_STREAM_TCP;
     if (get_listen(j, out, e) != 0 ||
         get_strs(j, "names", PT_STREAM_NAMES_MAX, stream_name_ok, &out->names,
                  &out->n_names, e) != 0 ||
         get_strs(j, "alpn", PT_STREAM_ALPN_MAX, alpn_ok, &out->alpn, &out->n_alpn, e) != 0)
         return -1;
-    const char *be = get_str(j, "backend", e, &bad);
-    if (bad)
+    if (get_backend_ref(j, &out->backend, e) != 0)
         return -1;
-    if (be == NULL)
-        return BAD(e, "backend", "backend: required (the name of a backend)");
-    if (!pt_model_backend_name_ok(be))
-        return BAD(e, "backend", "backend: '%.80s' is not a valid backend name", be);
-    out->backend = pt_xstrdup(be);
     if (get_uint(j, "idle_timeout", 7 * 86400, &out->idle_timeout_s, e) != 0 ||
         get_uint(j, "max_connections", 1000000, &out->max_connections, e) != 0)
         return -1;
