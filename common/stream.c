@@ -132,7 +132,11 @@ int pt_streams_link(struct pt_streams *ss, int (*find)(void *arg, const char *ba
             if (on_port(&ss->v[k], p->lid))
                 return PT_EMALFORMED;
     }
-    return build_table(ss, on_https, 0, &ss->alpn_routes, &ss->alpn_of);
+    /* Every hello on the TLS listeners asks this table: none without streams. */
+    for (size_t i = 0; i < ss->n; i++)
+        if (on_https(&ss->v[i], 0))
+            return build_table(ss, on_https, 0, &ss->alpn_routes, &ss->alpn_of);
+    return 0;
 }
 
 int pt_streams_route(const struct pt_streams *ss, const struct pt_stream_port *p,
