@@ -653,10 +653,11 @@ static void gen_prosody(struct snip *s)
                       "proxy_trusted_proxies"))
         return;
     out(s,
-        "# mod_net_proxy comes with prosody-modules (Debian: apt install\n"
-        "# prosody-modules). It reads the header (v1 and v2) on its own ports and\n"
-        "# hands the connection to the service named for each port. In\n"
-        "# prosody.cfg.lua, global section:\n"
+        "# mod_net_proxy is a community module (modules.prosody.im; Debian 12's\n"
+        "# prosody-modules package does not carry it): prosodyctl install\n"
+        "# --server=https://modules.prosody.im/rocks/ mod_net_proxy. It reads the header\n"
+        "# (v1 and v2) on its own ports and hands the connection to the service named\n"
+        "# for each port. In prosody.cfg.lua, global section:\n"
         "modules_enabled = { \"net_proxy\" } -- add to your existing list\n"
         "proxy_port_mappings = {\n");
     for (size_t i = 0; i < s->be->n_servers; i++)
