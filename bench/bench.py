@@ -22,6 +22,8 @@ overall time limit.
 Environment (defaults in brackets):
   BENCH_DURATION   seconds per wrk run [6]     BENCH_ROUNDS  rounds [5]
   BENCH_CONNS      wrk connections [8]         BENCH_THREADS wrk threads [1]
+  BENCH_MANY       passthrough keep-alive also at these connection counts
+                   ["64,256"]; "" for none
   BENCH_IDLE       idle connections [2000]     BENCH_BULK    64 MiB downloads per round [16]
   BENCH_OFFLOAD_DURATION  seconds per offload load run [5]
   BENCH_OFFLOAD_ROUNDS    offload rounds [4]
@@ -64,6 +66,10 @@ def env_int(name, default):
 DURATION = env_int("BENCH_DURATION", 6)
 ROUNDS = env_int("BENCH_ROUNDS", 5)
 CONNS = env_int("BENCH_CONNS", 8)
+try:
+    MANY = [int(x) for x in os.environ.get("BENCH_MANY", "64,256").split(",") if x]
+except ValueError:
+    sys.exit("BENCH_MANY: a comma-separated list of connection counts")
 THREADS = env_int("BENCH_THREADS", 1)
 IDLE = env_int("BENCH_IDLE", 2000)
 BULK_N = env_int("BENCH_BULK", 16)
@@ -556,8 +562,8 @@ WRK_RE = re.compile(r"(\d+) requests in ([\d.]+)(us|ms|s|m|h)")
 UNIT_S = {"us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 
 
-def wrk(port, close, duration, scheme="https"):
-    argv = [WRK, "-t%d" % THREADS, "-c%d" % CONNS, "-d%ds" % duration, "--timeout", "5s"]
+def wrk(port, close, duration, scheme="https", conns=None):
+    argv = [WRK, "-t%d" % THREADS, "-c%d" % (conns or CONNS), "-d%ds" % duration, "--timeout", "5s"]
     if close:
         argv += ["-H", "Connection: close"]
     argv.append("%s://localhost:%d/" % (scheme, port))
@@ -893,6 +899,12 @@ def build_table(R):
     rows.append(("5c. proxy CPU ms per GiB relayed",
                  {t: (per(t, "bulk", float(1 << 30) * 1e3) if t in PROXIES else None)
                   for t in TARGETS}, 0, "lower"))
+    for n in MANY:
+        rows.append(("6. keep-alive requests/s (wrk, %d conns)" % n,
+                     {t: med(t, "ka%d" % n) for t in TARGETS}, 0, "higher"))
+        rows.append(("6. keep-alive requests per proxy CPU-second (%d conns)" % n,
+                     {t: (1.0 / per(t, "ka%d" % n, 1.0) if t in PROXIES and per(t, "ka%d" % n, 1.0)
+                          else None) for t in TARGETS}, 0, "higher"))
     return rows
 
 
@@ -1249,9 +1261,9 @@ class Runner:
         return value
 
 
-def wrk_fn(port, close, duration, scheme="https"):
+def wrk_fn(port, close, duration, scheme="https", conns=None):
     def fn():
-        reqs, secs, errs = wrk(port, close, duration, scheme)
+        reqs, secs, errs = wrk(port, close, duration, scheme, conns)
         return reqs, reqs / secs, errs
     return fn
 
@@ -1331,6 +1343,7 @@ def passthrough_part(env):
     R = run_.R
     for t in TARGETS:
         R[t].update({"ka": [], "close": [], "bulk": []})
+        R[t].update({"ka%d" % n: [] for n in MANY})
 
     # Row 4 first, on fresh processes: memory freed by earlier load would
     # otherwise be reused and hide part of the cost. The backend's own figure
@@ -1358,6 +1371,10 @@ def passthrough_part(env):
         for t in order:
             v = run_.measure(t, "ka", wrk_fn(port[t], False, DURATION))
             log("round %d %-8s keep-alive %10.0f req/s" % (rnd + 1, t, v))
+        for n in MANY:
+            for t in order:
+                v = run_.measure(t, "ka%d" % n, wrk_fn(port[t], False, DURATION, conns=n))
+                log("round %d %-8s keep-alive %10.0f req/s (%d conns)" % (rnd + 1, t, v, n))
         for t in order:
             v = run_.measure(t, "close", wrk_fn(port[t], True, DURATION))
             log("round %d %-8s close      %10.0f conn/s" % (rnd + 1, t, v))
