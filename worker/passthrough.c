@@ -828,12 +828,14 @@ static void set_poll(struct side *s, int mask)
         uv_poll_start(&s->sp->poll, mask, on_poll);
 }
 
-/* Moves what can move both ways, passes EOFs on, and watches what the
- * connection waits for next. */
-static void splice_step(struct pass *c)
+/* Moves what can move in the directions that <ready> sides allow (a side
+ * that can be read feeds its peer, one that can be written drains its
+ * pipe), passes EOFs on, and watches what the connection waits for next. */
+static void splice_step(struct pass *c, bool cli_to_srv, bool srv_to_cli)
 {
     bool moved = false;
-    if (pump(c, &c->cli, &c->srv, &moved) != 0 || pump(c, &c->srv, &c->cli, &moved) != 0) {
+    if ((cli_to_srv && pump(c, &c->cli, &c->srv, &moved) != 0) ||
+        (srv_to_cli && pump(c, &c->srv, &c->cli, &moved) != 0)) {
         pass_close(c, true);
         return;
     }
@@ -865,7 +867,6 @@ static void on_poll(uv_poll_t *h, int status, int events)
 {
     struct side *s = h->data;
     struct pass *c = s->c;
-    (void)events; /* splice_step tries both ways: the calls say what is ready */
     if (c->state == PASS_CLOSING)
         return;
     if (status < 0) {
@@ -874,7 +875,13 @@ static void on_poll(uv_poll_t *h, int status, int events)
         pass_close(c, true);
         return;
     }
-    splice_step(c);
+    /* Readable: this side feeds its peer; writable: its pipe drains (and
+     * the peer, stopped while the pipe was full, is read again). */
+    bool from_s = events & UV_READABLE, to_s = events & UV_WRITABLE;
+    if (s == &c->cli)
+        splice_step(c, from_s, to_s);
+    else
+        splice_step(c, to_s, from_s);
 }
 
 /* Takes the connection off libuv's reads and writes onto splice. Only
@@ -909,7 +916,7 @@ static void splice_begin(struct pass *c)
         c->handles++;
     }
     c->spliced = true;
-    splice_step(c);
+    splice_step(c, true, true);
 }
 
 static void relay_start(struct pass *c)
