@@ -21,11 +21,9 @@ connection, one after the other) are timed:
 Prints one line per N and a Markdown table (used by bench/run.sh for
 bench/README.md). Writes nothing else; everything it starts is stopped."""
 import http.client
-import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -33,24 +31,12 @@ import sys
 import tempfile
 import time
 
+from benchlib import call, cpu_ms, free_port, wait_healthy
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PORTIERD = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "build", "portierd")
 SIZES = [int(x) for x in (sys.argv[2] if len(sys.argv) > 2 else "1000,10000,100000").split(",")]
 WRITES = int(sys.argv[3]) if len(sys.argv) > 3 else 30
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def cpu_ms(pid):
-    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) * 1000.0 / TICK
 
 
 def rss_kib(pid):
@@ -65,17 +51,6 @@ def children(pid):
         return [int(x) for x in open("/proc/%d/task/%d/children" % (pid, pid)).read().split()]
     except OSError:
         return []
-
-
-def call(conn, token, method, path, body=None):
-    hdr = {"Authorization": "Bearer " + token}
-    if body is not None:
-        hdr["Content-Type"] = "application/json"
-    conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=hdr)
-    r = conn.getresponse()
-    data = r.read()
-    return r.status, (json.loads(data) if data and r.getheader("Content-Type", "").startswith(
-        "application/json") else data)
 
 
 def worker_versions(conn, token):
@@ -100,17 +75,8 @@ class Daemon:
                                    "--http", "127.0.0.1:%d" % self.http80,
                                    "--workers", "2", "--access-log", "off"],
                                   stdout=log, stderr=log)
-        while time.monotonic() - t0 < 300:
-            if self.p.poll() is not None:
-                raise SystemExit("portierd exited; log in %s" % self.tmp)
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", self.api, timeout=30)
-                c.request("GET", "/healthz")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.05)
+        if not wait_healthy(self.api, self.p, 300):
+            raise SystemExit("portierd did not start; log in %s" % self.tmp)
         self.token = open(os.path.join(self.tmp, "state", "api.token")).read().strip()
         self.conn = http.client.HTTPConnection("127.0.0.1", self.api, timeout=120)
         # Started: every worker applied the store's configuration.
