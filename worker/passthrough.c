@@ -100,7 +100,7 @@ struct pass {
     const char *result; /* for the access log; set where the outcome is known */
     bool connected;     /* c->target holds the server we relay to */
     bool handed_off;    /* offload took the socket: log nothing here */
-    bool spliced;       /* relaying with splice: cli.poll and srv.poll are open */
+    bool spliced;       /* relaying with splice: cli.sp and srv.sp (their polls) are open */
     bool copy_only;     /* splicing could not start: no second try */
     struct pt_conntrack ct; /* in the worker's registry: bans cut it */
 };
