@@ -49,6 +49,7 @@ struct slot {
     uint64_t conns;     /* under lock: from the last STATS */
     uint64_t accepted;  /* under lock */
     uint64_t refused;   /* under lock */
+    uint64_t requests[2]; /* under lock: HTTP requests over HTTP/1.x, HTTP/2 */
     struct ban_count bans[32]; /* under lock: refusals per ban reason */
     size_t n_bans;
     uint64_t started_ms;
@@ -267,6 +268,7 @@ static void handle_frame(struct slot *sl, uint32_t type, const uint8_t *p, size_
             tmp[i].n = pt_rd_u64(&c);
             tmp[i].cut = pt_rd_u64(&c);
         }
+        uint64_t req1 = pt_rd_u64(&c), req2 = pt_rd_u64(&c);
         if (!c.ok)
             goto bad;
         pthread_mutex_lock(&s->lock);
@@ -277,6 +279,8 @@ static void handle_frame(struct slot *sl, uint32_t type, const uint8_t *p, size_
         sl->conns = conns;
         sl->accepted = acc;
         sl->refused = ref;
+        sl->requests[0] = req1;
+        sl->requests[1] = req2;
         pthread_cond_broadcast(&s->acked_cv);
         pthread_mutex_unlock(&s->lock);
     } else {
@@ -768,6 +772,16 @@ void pt_supervisor_metrics(struct pt_supervisor *s, struct pt_wbuf *b)
             pt_metrics_u64(b, fams[m].name, labels, 1, v);
         }
     }
+    pt_metrics_family(b, "portier_http_requests_total", PT_METRIC_COUNTER,
+                      "HTTP requests received (offload and port 80; HTTP/2: streams), "
+                      "by worker and protocol (h1: HTTP/1.x, h2: HTTP/2).");
+    for (unsigned i = 0; i < s->cfg.workers; i++)
+        for (int p = 0; p < 2; p++) {
+            char id[16];
+            snprintf(id, sizeof(id), "%u", i);
+            const char *labels[] = {"worker", id, "protocol", p ? "h2" : "h1"};
+            pt_metrics_u64(b, "portier_http_requests_total", labels, 2, s->slots[i].requests[p]);
+        }
     ban_family(s, b, "portier_banned_connections_total",
                "Connections refused by a ban, by the ban's reason.", false);
     ban_family(s, b, "portier_ban_cut_connections_total",
