@@ -177,6 +177,7 @@ static void release(struct h2s *s)
     pt_wbuf_free(&s->out);
     pt_wbuf_free(&s->trl);
     pt_wbuf_free(&s->retry);
+    pt_h1body_release(&s->respb);
     free(s);
 }
 
@@ -451,6 +452,7 @@ static void feed_response(struct h2s *s, const uint8_t *p, size_t n)
         }
         bool body = r->body != PT_H1BODY_NONE &&
                     !(r->body == PT_H1BODY_LENGTH && r->content_length == 0);
+        pt_h1body_release(&s->respb);
         pt_h1body_init(&s->respb, r->body, r->content_length);
         s->resp = body ? RESP_BODY : RESP_DONE;
         s->out_eof = !body;
