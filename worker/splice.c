@@ -4,9 +4,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-/* Enough for the bulk transfers one worker runs at once; beyond it, pipes
- * of ending connections are closed (two descriptors each). */
-#define POOL_MAX 64
+/* Pipes of ending connections kept for the next ones; beyond it they are
+ * closed. Small: pooled pipes hold descriptors that the connection limit
+ * does not count (32 here, out of the worker's reserve of 64). */
+#define POOL_MAX 16
 
 static struct {
     int rd, wr;
