@@ -45,6 +45,9 @@ struct pt_api_hooks {
      * (may be NULL) should be renewed now. Never blocks. NULL when ACME is
      * not built in. */
     void (*acme_kick)(void *arg, const char *cert_id);
+    /* Returns a new JSON array of the backend servers' health as the
+     * workers see it, of <backend> only unless NULL. May be NULL. */
+    json_t *(*servers)(void *arg, const char *backend);
 };
 
 struct pt_api_config {

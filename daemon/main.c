@@ -434,6 +434,12 @@ static void hook_metrics(void *arg, struct pt_wbuf *out)
     pt_supervisor_metrics(d->sup, out);
 }
 
+static json_t *hook_servers(void *arg, const char *backend)
+{
+    struct pt_daemon *d = arg;
+    return pt_supervisor_servers_json(d->sup, backend);
+}
+
 static void hook_acme_kick(void *arg, const char *cert_id)
 {
     struct pt_daemon *d = arg;
@@ -603,7 +609,7 @@ static int run_daemon(int argc, char **argv)
         .store = d.store,
         .lock = &d.lock,
         .hooks = {&d, hook_compile, hook_compile_bans, hook_publish, hook_discard, hook_workers, hook_healthy,
-                  hook_metrics, d.acme ? hook_acme_kick : NULL},
+                  hook_metrics, d.acme ? hook_acme_kick : NULL, hook_servers},
         .tls_cert_pem = d.api_tls.cert_pem,
         .tls_key_pem = d.api_tls.key_pem,
     };

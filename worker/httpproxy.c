@@ -1425,7 +1425,7 @@ static void start_upstream(struct hconn *c)
 {
     if (take_pooled(c))
         return;
-    pt_dial_start(&c->dial, &dial_ops, c->w->loop, c->servers, c->n_servers);
+    pt_dial_start(&c->dial, &dial_ops, c->w->loop, &c->w->health, c->servers, c->n_servers);
 }
 
 static void process_client(struct hconn *c)

@@ -322,7 +322,7 @@ static void route(struct pass *c)
     /* The client keeps being read while the backend connects (what comes is
      * buffered and replayed): stopping and restarting costs epoll_ctl calls
      * on every connection. */
-    pt_dial_start(&c->dial, &dial_ops, c->w->loop, c->be->servers, c->be->n_servers);
+    pt_dial_start(&c->dial, &dial_ops, c->w->loop, &c->w->health, c->be->servers, c->be->n_servers);
 }
 
 /* The buffered bytes so far (on_client_read added the last read). */
