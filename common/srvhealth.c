@@ -14,18 +14,6 @@ void pt_srvhealth_put(struct pt_wbuf *b, const struct pt_srvhealth *e)
     pt_wbuf_u64(b, e->changed_ms);
 }
 
-/* A length-prefixed string that fits <size> with its NUL. */
-static bool read_str(struct pt_cursor *c, char *out, size_t size)
-{
-    uint32_t len = pt_rd_u32(c);
-    const uint8_t *p = c->ok && len < size ? pt_rd_bytes(c, len) : NULL;
-    if (p == NULL || memchr(p, 0, len) != NULL)
-        return false;
-    memcpy(out, p, len);
-    out[len] = '\0';
-    return true;
-}
-
 int pt_srvhealth_read(struct pt_cursor *c, struct pt_srvhealth_list *out)
 {
     pt_srvhealth_free(out);
@@ -35,8 +23,8 @@ int pt_srvhealth_read(struct pt_cursor *c, struct pt_srvhealth_list *out)
     out->v = n ? pt_xcalloc(n, sizeof(*out->v)) : NULL;
     for (uint32_t i = 0; i < n; i++) {
         struct pt_srvhealth *e = &out->v[i];
-        if (!read_str(c, e->backend, sizeof(e->backend)) ||
-            !read_str(c, e->server, sizeof(e->server)))
+        if (!pt_rd_cstr(c, e->backend, sizeof(e->backend)) ||
+            !pt_rd_cstr(c, e->server, sizeof(e->server)))
             goto bad;
         uint8_t up = pt_rd_u8(c);
         e->up = up == 1;

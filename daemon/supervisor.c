@@ -5,6 +5,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/srvhealth.h"
+#include "common/tally.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -54,6 +55,7 @@ struct slot {
     size_t n_bans;
     struct pt_srvhealth_list health; /* under lock: servers as the worker sees them */
     uint64_t log_dropped; /* under lock: access log lines the worker dropped */
+    struct pt_tally tally; /* under lock: the worker's traffic counters */
     uint64_t started_ms;
     unsigned fast_deaths; /* deaths in a row within FAST_DEATH_MS of the
                              start: the respawn pause doubles with each */
@@ -261,12 +263,8 @@ static void handle_frame(struct slot *sl, uint32_t type, const uint8_t *p, size_
             goto bad;
         struct ban_count tmp[PT_ARRAY_LEN(sl->bans)];
         for (uint32_t i = 0; i < nb; i++) {
-            uint32_t len = pt_rd_u32(&c);
-            const uint8_t *rp = len < sizeof(tmp[i].reason) ? pt_rd_bytes(&c, len) : NULL;
-            if (rp == NULL)
+            if (!pt_rd_cstr(&c, tmp[i].reason, sizeof(tmp[i].reason)))
                 goto bad;
-            memcpy(tmp[i].reason, rp, len);
-            tmp[i].reason[len] = '\0';
             tmp[i].n = pt_rd_u64(&c);
             tmp[i].cut = pt_rd_u64(&c);
         }
@@ -274,7 +272,8 @@ static void handle_frame(struct slot *sl, uint32_t type, const uint8_t *p, size_
         if (!c.ok || pt_srvhealth_read(&c, &health) != 0)
             goto bad;
         uint64_t log_dropped = pt_rd_u64(&c);
-        if (!c.ok) {
+        struct pt_tally tally = {0};
+        if (!c.ok || pt_tally_read(&c, &tally) != 0) {
             pt_srvhealth_free(&health);
             goto bad;
         }
@@ -284,6 +283,8 @@ static void handle_frame(struct slot *sl, uint32_t type, const uint8_t *p, size_
         pt_srvhealth_free(&sl->health);
         sl->health = health;
         sl->log_dropped = log_dropped;
+        pt_tally_free(&sl->tally);
+        sl->tally = tally;
         if (v > sl->acked)
             sl->acked = v;
         sl->conns = conns;
@@ -833,6 +834,11 @@ void pt_supervisor_metrics(struct pt_supervisor *s, struct pt_wbuf *b)
                        all.v[i].failures);
     }
     pt_srvhealth_free(&all);
+    struct pt_tally tally = {0};
+    for (unsigned i = 0; i < s->cfg.workers; i++)
+        pt_tally_merge(&tally, &s->slots[i].tally);
+    pt_tally_metrics(&tally, b);
+    pt_tally_free(&tally);
     ban_family(s, b, "portier_banned_connections_total",
                "Connections refused by a ban, by the ban's reason.", false);
     ban_family(s, b, "portier_ban_cut_connections_total",
@@ -876,6 +882,7 @@ void pt_supervisor_free(struct pt_supervisor *s)
         free(s->slots[i].argv);
         pt_ipc_rx_free(&s->slots[i].rx);
         pt_srvhealth_free(&s->slots[i].health);
+        pt_tally_free(&s->slots[i].tally);
     }
     blob_unref(s, s->current);
     for (size_t i = 0; i < s->n_deltas; i++)

@@ -646,6 +646,7 @@ static int tls_input(struct stream *s, const uint8_t *p, size_t n,
             pt_wbuf_free(&pend);
         }
         if (s == &c->cli) {
+            c->w->tally.tls_ok++;
             c->state = HC_HEAD;
             arm(c, c->snap->settings.hello_timeout_ms);
         }

@@ -186,6 +186,7 @@ static void send_stats(struct pt_worker *w)
     }
     pt_health_encode(&w->health, w->snap, &b);
     pt_wbuf_u64(&b, w->alog_dropped);
+    pt_tally_encode(&w->tally, &b);
     send_payload(w, PT_IPC_STATS, &b);
 }
 
@@ -322,8 +323,23 @@ static void json_addr(struct pt_wbuf *b, const struct sockaddr *sa)
     json_str(b, buf, n);
 }
 
+/* The record counted in the worker's tally (common/tally.h). */
+static void tally(struct pt_worker *w, const struct pt_access *a)
+{
+    char server[PT_ADDRSTR_MAX] = "";
+    if (a->server != NULL && a->server->sa_family != AF_UNSPEC)
+        pt_sockaddr_format(a->server, server, sizeof(server));
+    struct pt_tally_rec r = {a->route, a->mode, a->backend, server, a->result,
+                             a->bytes_in, a->bytes_out, a->duration_ms * 1000};
+    pt_tally_add(&w->tally, &r);
+    if (a->mode && a->result && strcmp(a->mode, "offload") == 0 &&
+        (strncmp(a->result, "handshake_", 10) == 0 || strcmp(a->result, "no_certificate") == 0))
+        w->tally.tls_failed++;
+}
+
 void pt_worker_access(struct pt_worker *w, const struct pt_access *a)
 {
+    tally(w, a);
     if (w->snap == NULL || !w->snap->settings.access_log)
         return;
     if (w->alog.len >= PT_ACCESS_LOG_MAX) {
@@ -701,6 +717,7 @@ int pt_worker_main(int argc, char **argv)
     /* Drained (or the grace period is over): whatever is still open is cut. */
     pt_worker_access_flush(w);
     pt_wbuf_free(&w->alog);
+    pt_tally_free(&w->tally);
     close_all(w);
     uv_run(w->loop, UV_RUN_NOWAIT);
     pt_snap_unref(w->snap);

@@ -12,6 +12,7 @@
 #include "common/ipc.h"
 #include "common/log.h"
 #include "common/snapshot.h"
+#include "common/tally.h"
 #include "worker/conntrack.h"
 #include "worker/health.h"
 
@@ -75,6 +76,7 @@ struct pt_worker {
     uint64_t alog_dropped;      /* lines lost: buffer full, or stdout failed */
     bool alog_sock;             /* stdout is a socket: send(MSG_DONTWAIT) */
     struct pt_health health;    /* backend servers seen down by this worker */
+    struct pt_tally tally;      /* traffic counters, from the access records */
 };
 
 /* Entry point: argv = portierd --worker ID KINDS [STATE_DIR]. Returns the
