@@ -175,8 +175,11 @@ static int get_servers(const json_t *j, const char *key, bool required,
     return 0;
 }
 
-static const char *const backend_members[] = {"name", "servers", "proxy_protocol",
-                                              "http_servers", "tls", "tls_verify"};
+/* "health" is what GET adds (read-only): accepted and ignored, so a GET can
+ * be PUT back as it is, like a domain's certificate_id. */
+static const char *const backend_members[] = {"name",       "servers", "proxy_protocol",
+                                              "http_servers", "tls",    "tls_verify",
+                                              "health"};
 
 int pt_model_backend_from_json(const json_t *j, const char *name, struct pt_backend *out,
                                struct pt_apierr *e)

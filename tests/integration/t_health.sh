@@ -74,6 +74,10 @@ check "API: the good server is up" is_state bh "127.0.0.1:$P1" up
 api GET /api/v1/status
 check "status lists the servers' health" \
     json_true 'any(s["server"] == a[0] and s["state"] == "down" for s in d["servers"])' "127.0.0.1:$DEAD"
+api GET /api/v1/backends/rf
+api PUT /api/v1/backends/rf "$BODY"
+check "a backend as GET shows it (health included) can be PUT back" is_status 200
+check "health memory survives a new configuration" is_state rf "127.0.0.1:$DEAD" down
 api GET /metrics
 printf '%s\n' "$BODY" >metrics.txt
 fails=$(grep -F "portier_backend_server_failures_total{backend=\"rf\",server=\"127.0.0.1:$DEAD\"}" metrics.txt | awk '{print $2}')
