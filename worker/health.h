@@ -1,4 +1,5 @@
-/* Backend server health, remembered per worker (passive checks).
+/* Backend server health, remembered per worker: passive checks (real
+ * connections) and the backends' optional active checks.
  *
  * A server that refused, timed out or did not resolve is down: dials skip
  * it, so a black-holed first server costs one connect timeout, not one per
@@ -8,7 +9,14 @@
  * (1 s up to 30 s); the first probe or real connection that succeeds brings
  * it back. Servers are known by their text as configured ("host:port"), so
  * the memory survives snapshots and is shared by every backend naming the
- * same server. The daemon learns the states from the workers' STATS frames
+ * same server.
+ *
+ * A backend with a health_check (common/snapshot.h) has its servers probed
+ * every interval instead (TCP connect, TLS handshake, or GET path for a
+ * 2xx/3xx): <fall> failed checks in a row take a server down, <rise>
+ * successes bring it back; a real connection that fails still takes it down
+ * at once. When several backends list one server, the first one's check
+ * applies. The daemon learns the states from the workers' STATS frames
  * (pt_health_encode), and takes per server the most recent change seen by
  * any worker. */
 #ifndef PT_HEALTH_H
@@ -18,6 +26,7 @@
 #include "common/snapshot.h"
 #include "common/wbuf.h"
 
+#include <openssl/ssl.h>
 #include <uv.h>
 
 #define PT_HEALTH_BACKOFF_MIN_MS 1000
@@ -37,6 +46,11 @@ struct pt_health_server {
     uint64_t retry_at;         /* loop ms: the next background probe */
     uint64_t changed_ms;       /* wall clock ms of the last state change */
     bool probing;
+    struct pt_check check;     /* active check, PT_CHECK_NONE: passive only */
+    bool tls;                  /* HTTP checks over TLS (the backend's "tls") */
+    uint8_t oks;               /* active checks passed in a row */
+    uint64_t next_check;       /* loop ms */
+    bool seen;                 /* configure: claimed by a backend already */
 };
 
 struct pt_health {
@@ -46,6 +60,7 @@ struct pt_health {
     size_t n, cap;
     uint32_t connect_timeout_ms; /* for probes: the current snapshot's */
     unsigned probes;             /* in flight */
+    SSL_CTX *tls_ctx;            /* owned: TLS and HTTPS checks, no verification */
     bool closing;
 };
 
@@ -54,6 +69,9 @@ void pt_health_init(struct pt_health *h, uv_loop_t *loop);
 /* Stops the timer, cancels probes (their handles close with the loop and
  * then change nothing) and frees the table. */
 void pt_health_close(struct pt_health *h);
+
+/* A new snapshot: the connect timeout and the backends' active checks. */
+void pt_health_configure(struct pt_health *h, const struct pt_snapshot *snap);
 
 /* Whether a dial should try <hp> now. */
 bool pt_health_usable(struct pt_health *h, const struct pt_hostport *hp);

@@ -476,7 +476,7 @@ static void apply_snapshot(struct pt_worker *w, const uint8_t *p, size_t n)
     w->bans = s->banlist;
     s->banlist = NULL;
     w->version = s->version;
-    w->health.connect_timeout_ms = s->settings.connect_timeout_ms;
+    pt_health_configure(&w->health, s);
     pt_snap_unref(old); /* connections keep their own references */
     pt_log(PT_LOG_DEBUG, "applied config version %llu (%zu domains)",
            (unsigned long long)s->version, s->n_domains);
