@@ -63,21 +63,16 @@ out=$(fetch rf.test)
 check "refused first server: served by the next" [ "${out% *}" = backend-one ]
 for i in 1 2 3 4 5; do fetch rf.test >/dev/null; done
 
-server_state() { # BACKEND SERVER -> up|down from GET /api/v1/backends/BACKEND
-    api GET "/api/v1/backends/$1"
-    json_get '[s["state"] for s in d.get("health", []) if s["server"] == a[0]][0]' "$2" 2>/dev/null
-}
-is_state() { [ "$(server_state "$1" "$2")" = "$3" ]; }
-check "API: the refused server is down" wait_until 5 is_state rf "127.0.0.1:$DEAD" down
-check "API: the black hole is down" wait_until 5 is_state bh "127.0.0.1:$BH" down
-check "API: the good server is up" is_state bh "127.0.0.1:$P1" up
+check "API: the refused server is down" wait_until 5 server_is rf "127.0.0.1:$DEAD" down
+check "API: the black hole is down" wait_until 5 server_is bh "127.0.0.1:$BH" down
+check "API: the good server is up" server_is bh "127.0.0.1:$P1" up
 api GET /api/v1/status
 check "status lists the servers' health" \
     json_true 'any(s["server"] == a[0] and s["state"] == "down" for s in d["servers"])' "127.0.0.1:$DEAD"
 api GET /api/v1/backends/rf
 api PUT /api/v1/backends/rf "$BODY"
 check "a backend as GET shows it (health included) can be PUT back" is_status 200
-check "health memory survives a new configuration" is_state rf "127.0.0.1:$DEAD" down
+check "health memory survives a new configuration" server_is rf "127.0.0.1:$DEAD" down
 api GET /metrics
 printf '%s\n' "$BODY" >metrics.txt
 fails=$(grep -F "portier_backend_server_failures_total{backend=\"rf\",server=\"127.0.0.1:$DEAD\"}" metrics.txt | awk '{print $2}')
@@ -102,7 +97,7 @@ server {
     ssl_certificate $T/a.pem; ssl_certificate_key $T/a.key; root $T/www2;
 }" || bail "the refused server comes back"
 check "API: the server that came back is up again (background probe)" \
-    wait_until 20 is_state rf "127.0.0.1:$DEAD" up
+    wait_until 20 server_is rf "127.0.0.1:$DEAD" up
 out=$(fetch rf.test)
 check "traffic goes to the first server again" [ "${out% *}" = recovered ]
 

@@ -43,17 +43,12 @@ check "offload domain on the failing backend" is_status 201
 upload_cert a
 check "certificate uploaded" is_status 201
 
-server_state() {
-    api GET "/api/v1/backends/$1"
-    json_get '[s["state"] for s in d.get("health", []) if s["server"] == a[0]][0]' "$2" 2>/dev/null
-}
-is_state() { [ "$(server_state "$1" "$2")" = "$3" ]; }
-check "HTTP check 503: down, without any client" wait_until 8 is_state bad "127.0.0.1:$P_BAD" down
-check "TLS check on a plain server: down" wait_until 8 is_state tlsbad "127.0.0.1:$P_PLAIN" down
-check "TCP check on a closed port: down" wait_until 8 is_state gone "127.0.0.1:$DEAD" down
+check "HTTP check 503: down, without any client" wait_until 8 server_is bad "127.0.0.1:$P_BAD" down
+check "TLS check on a plain server: down" wait_until 8 server_is tlsbad "127.0.0.1:$P_PLAIN" down
+check "TCP check on a closed port: down" wait_until 8 server_is gone "127.0.0.1:$DEAD" down
 sleep 3
-check "HTTP check 200 on its path: still up" is_state web "127.0.0.1:$P_OK" up
-check "TLS check on a TLS server: still up" is_state tlsok "127.0.0.1:$P_TLS" up
+check "HTTP check 200 on its path: still up" server_is web "127.0.0.1:$P_OK" up
+check "TLS check on a TLS server: still up" server_is tlsok "127.0.0.1:$P_TLS" up
 check "the HTTP check asked for its path" grep -q 'GET /ok HTTP/1.1' nginx-be/logs/ok.log
 api GET /api/v1/backends/bad
 check "failures are counted" json_true 'd["health"][0]["failures"] >= 2'
@@ -71,7 +66,7 @@ s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(64)
 while True: s.accept()[0].close()' "$DEAD" &
 track_pid $!
-check "TCP check: the server that opened is up after rise checks" wait_until 10 is_state gone "127.0.0.1:$DEAD" up
+check "TCP check: the server that opened is up after rise checks" wait_until 10 server_is gone "127.0.0.1:$DEAD" up
 
 api PUT /api/v1/backends/gone "{\"servers\":[\"127.0.0.1:$DEAD\"]}"
 check "check removed" is_status 200
