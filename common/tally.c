@@ -17,11 +17,41 @@ static bool is_http(const char *mode)
     return strcmp(mode, "offload") == 0 || strcmp(mode, "http") == 0;
 }
 
+static uint32_t fnv(uint32_t h, const char *s)
+{
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return (h ^ 0xff) * 16777619u; /* a separator: ("ab","c") != ("a","bc") */
+}
+
+static size_t first_slot(const char *route, const char *mode, const char *backend,
+                         const char *server)
+{
+    return fnv(fnv(fnv(fnv(2166136261u, route), mode), backend), server) &
+           (PT_TALLY_SLOTS - 1);
+}
+
+/* Indexes the flows a tally has without an index (one read from STATS). */
+static void build_slots(struct pt_tally *t)
+{
+    t->slot = pt_xcalloc(PT_TALLY_SLOTS, sizeof(*t->slot));
+    for (size_t k = 0; k < t->n_flows; k++) {
+        const struct pt_tally_flow *f = &t->flows[k];
+        size_t i = first_slot(f->route, f->mode, f->backend, f->server);
+        while (t->slot[i] != 0)
+            i = (i + 1) & (PT_TALLY_SLOTS - 1);
+        t->slot[i] = (uint16_t)(k + 1);
+    }
+}
+
 static struct pt_tally_flow *flow_at(struct pt_tally *t, const char *route, const char *mode,
                                      const char *backend, const char *server)
 {
-    for (size_t i = 0; i < t->n_flows; i++) {
-        struct pt_tally_flow *f = &t->flows[i];
+    if (t->slot == NULL)
+        build_slots(t);
+    size_t i = first_slot(route, mode, backend, server);
+    for (; t->slot[i] != 0; i = (i + 1) & (PT_TALLY_SLOTS - 1)) {
+        struct pt_tally_flow *f = &t->flows[t->slot[i] - 1];
         if (strcmp(f->route, route) == 0 && strcmp(f->mode, mode) == 0 &&
             strcmp(f->backend, backend) == 0 && strcmp(f->server, server) == 0)
             return f;
@@ -31,6 +61,7 @@ static struct pt_tally_flow *flow_at(struct pt_tally *t, const char *route, cons
         return flow_at(t, OTHER, "", "", "");
     t->flows = pt_xrealloc(t->flows, (t->n_flows + 1) * sizeof(*t->flows));
     struct pt_tally_flow *f = &t->flows[t->n_flows++];
+    t->slot[i] = (uint16_t)t->n_flows;
     memset(f, 0, sizeof(*f));
     set(f->route, sizeof(f->route), route);
     set(f->mode, sizeof(f->mode), mode);
@@ -230,6 +261,7 @@ void pt_tally_metrics(const struct pt_tally *t, struct pt_wbuf *out)
 
 void pt_tally_free(struct pt_tally *t)
 {
+    free(t->slot);
     free(t->flows);
     free(t->results);
     memset(t, 0, sizeof(*t));

@@ -33,9 +33,14 @@ struct pt_tally_result {
     uint64_t n;
 };
 
+#define PT_TALLY_SLOTS 4096 /* hash slots over flows: twice the rows, a power of 2 */
+
 struct pt_tally {
     struct pt_tally_flow *flows; /* owned */
     size_t n_flows;
+    uint16_t *slot;              /* owned, PT_TALLY_SLOTS: flow index + 1, 0 empty;
+                                    built on first use (one per connection costs
+                                    no scan of every flow) */
     struct pt_tally_result *results; /* owned */
     size_t n_results;
     uint64_t tls_ok, tls_failed; /* client handshakes on offload */

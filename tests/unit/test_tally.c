@@ -56,6 +56,10 @@ Test(tally, roundtrip_merge_and_truncations)
     }
     pt_tally_merge(&sum, &t);
     pt_tally_merge(&sum, &back);
+    /* A tally read from STATS has no index yet: adding to it finds its rows. */
+    add(&back, "a.test", "offload", "127.0.0.1:80", "200", 2000);
+    cr_assert_eq(back.n_flows, 2);
+    cr_assert_eq(back.flows[0].n, 2);
     cr_assert_eq(sum.n_flows, 2);
     cr_assert_eq(sum.flows[0].n, 2);
     cr_assert_eq(sum.flows[0].latency.count, 2);
