@@ -14,8 +14,9 @@
 /* A background probe: one dial to one server, then for active TLS and HTTP
  * checks a handshake and a request over memory BIOs; bounded by its own
  * timer, freed when its last handle is closed. */
-struct probe {
+struct pt_health_probe {
     struct pt_health *h;
+    struct pt_health_probe *next, **pprev; /* in h->running while not done */
     size_t ix;               /* into h->s */
     struct pt_hostport hp;   /* a copy: the snapshot may go meanwhile */
     enum pt_check_kind kind; /* PT_CHECK_NONE: a passive re-probe (TCP) */
@@ -130,7 +131,7 @@ bool pt_health_usable(struct pt_health *h, const struct pt_hostport *hp)
 
 /* ---- probes --------------------------------------------------------------- */
 
-static void probe_release(struct probe *p)
+static void probe_release(struct pt_health_probe *p)
 {
     if (--p->handles > 0)
         return;
@@ -145,11 +146,14 @@ static void probe_closed(uv_handle_t *hd)
 }
 
 /* Records the result once and closes what is open. */
-static void probe_end(struct probe *p, bool ok)
+static void probe_end(struct pt_health_probe *p, bool ok)
 {
     if (p->done)
         return;
     p->done = true;
+    if (p->next)
+        p->next->pprev = p->pprev;
+    *p->pprev = p->next;
     struct pt_health *h = p->h;
     if (!h->closing) {
         struct pt_health_server *e = &h->s[p->ix];
@@ -169,13 +173,13 @@ static void probe_end(struct probe *p, bool ok)
 
 /* Writes <n> bytes at once: a probe's flights are small and its socket's
  * buffer is empty, so anything short of all of it is a failure. */
-static bool send_all(struct probe *p, const void *data, size_t n)
+static bool send_all(struct pt_health_probe *p, const void *data, size_t n)
 {
     uv_buf_t b = uv_buf_init((char *)data, (unsigned)n);
     return n == 0 || uv_try_write((uv_stream_t *)&p->tcp, &b, 1) == (int)n;
 }
 
-static bool flush_tls(struct probe *p)
+static bool flush_tls(struct pt_health_probe *p)
 {
     char out[4096];
     int n;
@@ -185,7 +189,7 @@ static bool flush_tls(struct probe *p)
     return true;
 }
 
-static bool send_request(struct probe *p)
+static bool send_request(struct pt_health_probe *p)
 {
     char host[PT_HOST_MAX + 16], req[PT_CHECK_PATH_MAX + sizeof(host) + 96];
     pt_hostport_format(&p->hp, host, sizeof(host));
@@ -199,7 +203,7 @@ static bool send_request(struct probe *p)
 }
 
 /* The status line decides: 2xx and 3xx are healthy. */
-static void check_status(struct probe *p)
+static void check_status(struct pt_health_probe *p)
 {
     const char *eol = memchr(p->resp, '\n', p->resp_len);
     if (eol == NULL) {
@@ -213,7 +217,7 @@ static void check_status(struct probe *p)
     probe_end(p, ok && status >= 200 && status < 400);
 }
 
-static void take(struct probe *p, const char *data, size_t n)
+static void take(struct pt_health_probe *p, const char *data, size_t n)
 {
     if (n > sizeof(p->resp) - p->resp_len)
         n = sizeof(p->resp) - p->resp_len;
@@ -222,7 +226,7 @@ static void take(struct probe *p, const char *data, size_t n)
 }
 
 /* Moves the TLS session on with what came in. */
-static void tls_step(struct probe *p)
+static void tls_step(struct pt_health_probe *p)
 {
     if (!p->hs_done) {
         int r = SSL_do_handshake(p->ssl);
@@ -255,14 +259,14 @@ fail:
 
 static void probe_alloc(uv_handle_t *hd, size_t hint, uv_buf_t *buf)
 {
-    struct probe *p = hd->data;
+    struct pt_health_probe *p = hd->data;
     (void)hint;
     *buf = uv_buf_init(p->rbuf, sizeof(p->rbuf));
 }
 
 static void probe_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
-    struct probe *p = s->data;
+    struct pt_health_probe *p = s->data;
     if (p->done || nread == 0)
         return;
     if (nread < 0) {
@@ -280,14 +284,14 @@ static void probe_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         tls_step(p);
 }
 
-static struct probe *probe_of(struct pt_dial *d)
+static struct pt_health_probe *probe_of(struct pt_dial *d)
 {
-    return PT_CONTAINER_OF(d, struct probe, dial);
+    return PT_CONTAINER_OF(d, struct pt_health_probe, dial);
 }
 
 static uv_tcp_t *probe_attempt(struct pt_dial *d)
 {
-    struct probe *p = probe_of(d);
+    struct pt_health_probe *p = probe_of(d);
     uv_tcp_init(p->h->loop, &p->tcp);
     p->tcp.data = p;
     p->handles++;
@@ -296,7 +300,7 @@ static uv_tcp_t *probe_attempt(struct pt_dial *d)
 
 static void probe_connected(struct pt_dial *d)
 {
-    struct probe *p = probe_of(d);
+    struct pt_health_probe *p = probe_of(d);
     if (p->kind == PT_CHECK_NONE || p->kind == PT_CHECK_TCP) {
         probe_end(p, true);
         return;
@@ -325,7 +329,7 @@ static void probe_connected(struct pt_dial *d)
 
 static void probe_attempt_closed(uv_handle_t *hd)
 {
-    struct probe *p = hd->data;
+    struct pt_health_probe *p = hd->data;
     if (!p->done)
         pt_dial_next(&p->dial); /* one server: exhausted */
     probe_release(p);
@@ -338,7 +342,7 @@ static void probe_exhausted(struct pt_dial *d)
 
 static void probe_hold(struct pt_dial *d, bool take_ref)
 {
-    struct probe *p = probe_of(d);
+    struct pt_health_probe *p = probe_of(d);
     if (take_ref)
         p->handles++;
     else
@@ -362,7 +366,7 @@ static void probe_start(struct pt_health *h, size_t ix)
     struct pt_hostport hp;
     if (pt_hostport_parse(e->key, strlen(e->key), &hp, NULL) != 0)
         return; /* cannot happen: the key was formatted from one */
-    struct probe *p = pt_xcalloc(1, sizeof(*p));
+    struct pt_health_probe *p = pt_xcalloc(1, sizeof(*p));
     p->h = h;
     p->ix = ix;
     p->hp = hp;
@@ -371,6 +375,11 @@ static void probe_start(struct pt_health *h, size_t ix)
     memcpy(p->path, e->check.path, sizeof(p->path));
     e->probing = true;
     h->probes++;
+    p->next = h->running;
+    if (p->next)
+        p->next->pprev = &p->next;
+    p->pprev = &h->running;
+    h->running = p;
     uv_timer_init(h->loop, &p->timer);
     p->timer.data = p;
     p->handles = 2; /* the timer, and this start until the dial has begun */
@@ -468,6 +477,8 @@ void pt_health_init(struct pt_health *h, uv_loop_t *loop)
 void pt_health_close(struct pt_health *h)
 {
     h->closing = true;
+    while (h->running)
+        probe_end(h->running, false); /* unlinks it; its handles close */
     uv_timer_stop(&h->timer);
     uv_close((uv_handle_t *)&h->timer, NULL);
     free(h->s);

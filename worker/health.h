@@ -53,13 +53,16 @@ struct pt_health_server {
     bool seen;                 /* configure: claimed by a backend already */
 };
 
+struct pt_health_probe;
+
 struct pt_health {
     uv_loop_t *loop;
     uv_timer_t timer;            /* wakes for the earliest probe */
     struct pt_health_server *s;  /* owned; never shrinks (probes hold indexes) */
     size_t n, cap;
     uint32_t connect_timeout_ms; /* for probes: the current snapshot's */
-    unsigned probes;             /* in flight */
+    unsigned probes;             /* in flight (until their handles closed) */
+    struct pt_health_probe *running;       /* probes not done yet (private to health.c) */
     SSL_CTX *tls_ctx;            /* owned: TLS and HTTPS checks, no verification */
     bool closing;
 };
