@@ -26,7 +26,7 @@ else
 Q := @
 endif
 
-PKGS := libuv libssl libcrypto libmicrohttpd sqlite3 jansson libcurl
+PKGS := libuv libssl libcrypto libmicrohttpd sqlite3 jansson libcurl libnghttp2
 WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
         -Wformat=2 -Wpointer-arith -Wvla -Wno-missing-field-initializers
 ifeq ($(WERROR),1)
@@ -72,11 +72,11 @@ help:
 # `make` needs only what builds portierd, so a newcomer without the test peers
 # (nginx, pebble, clang...) can build and `make run`; `make test` adds the rest.
 DEB_BUILD_PKGS := build-essential pkg-config libuv1-dev libssl-dev libmicrohttpd-dev \
-                  libsqlite3-dev libjansson-dev libcurl4-openssl-dev
+                  libsqlite3-dev libjansson-dev libcurl4-openssl-dev libnghttp2-dev
 DEB_TEST_PKGS  := libcriterion-dev curl openssl nginx libnginx-mod-stream python3 \
                   clang libclang-rt-14-dev iproute2 procps pebble util-linux systemd prometheus \
                   python3-jinja2 libnginx-mod-http-lua libnginx-mod-http-headers-more-filter \
-                  fail2ban python3-cryptography
+                  fail2ban nghttp2-client python3-h2 python3-cryptography
 
 deps:
 	@tools/deps.sh $(DEB_BUILD_PKGS) $(DEB_TEST_PKGS)

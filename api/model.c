@@ -365,7 +365,7 @@ static bool header_reserved(const char *s)
 }
 
 static const char *const domain_members[] = {"name", "mode", "backend", "certificate",
-                                             "redirect_http", "response_headers", "hsts",
+                                             "redirect_http", "response_headers", "hsts", "http2",
                                              "certificate_id", "certificate_status"};
 
 int pt_model_domain_from_json(const json_t *j, const char *name, struct pt_domain *out,
@@ -420,7 +420,8 @@ int pt_model_domain_from_json(const json_t *j, const char *name, struct pt_domai
         return BAD(e, "certificate", "certificate: expected \"acme\" or \"manual\"");
 
     if (get_bool(j, "redirect_http", true, &out->redirect_http, e) != 0 ||
-        get_bool(j, "hsts", false, &out->hsts, e) != 0)
+        get_bool(j, "hsts", false, &out->hsts, e) != 0 ||
+        get_bool(j, "http2", true, &out->http2, e) != 0)
         return -1;
 
     const json_t *rh = json_object_get(j, "response_headers");
@@ -462,10 +463,10 @@ json_t *pt_model_domain_to_json(const struct pt_domain *d)
     json_t *h = json_object();
     for (size_t i = 0; i < d->n_headers; i++)
         json_object_set_new(h, d->headers[i].name, json_string(d->headers[i].value));
-    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:o, s:b}", "name", d->name, "mode",
+    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:o, s:b, s:b}", "name", d->name, "mode",
                      pt_mode_name(d->mode), "backend", d->backend, "certificate",
                      d->cert_manual ? "manual" : "acme", "redirect_http", d->redirect_http,
-                     "response_headers", h, "hsts", d->hsts);
+                     "response_headers", h, "hsts", d->hsts, "http2", d->http2);
 }
 
 int pt_model_ban_allowed(const struct pt_cidr *net, unsigned max4, unsigned max6,

@@ -246,7 +246,7 @@ def wait_port(port, proc, what, timeout=15):
 
 # ---- setup ------------------------------------------------------------------
 
-def make_files(T):
+def make_files(T, big=True):
     key, crt = os.path.join(T, "tls.key"), os.path.join(T, "tls.pem")
     rc, out, err = run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                         "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", crt,
@@ -258,9 +258,10 @@ def make_files(T):
     os.mkdir(www)
     with open(os.path.join(www, "index.html"), "w") as f:
         f.write("<!doctype html><title>bench</title><p>" + "portier bench " * 40 + "</p>\n")
-    with open(os.path.join(www, "big.bin"), "wb") as f:
-        for _ in range(BIG // (1 << 20)):
-            f.write(os.urandom(1 << 20))
+    if big:
+        with open(os.path.join(www, "big.bin"), "wb") as f:
+            for _ in range(BIG // (1 << 20)):
+                f.write(os.urandom(1 << 20))
     return key, crt, www
 
 
@@ -367,9 +368,26 @@ backend be
     return proc, conf
 
 
+# nginx's offload location (no "%": the server blocks using it are %-formatted).
+NGINX_PROXY_LOCATION = """        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            # the same request rewriting as portier's offload
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $http_host;
+            # buffer in memory only (the default spills a 64 MiB body to disk)
+            proxy_max_temp_file_size 0;
+        }
+"""
+
+
 def start_nginx_offload(T, port, port80, plain_port, key, crt):
     p = os.path.join(T, "nginx-offload")
-    body = """http {
+    body = ("""http {
     access_log off;
     client_body_temp_path %(p)s/tmp/body;
     proxy_temp_path %(p)s/tmp/proxy;
@@ -388,21 +406,8 @@ def start_nginx_offload(T, port, port80, plain_port, key, crt):
         ssl_certificate %(crt)s;
         ssl_certificate_key %(key)s;
         ssl_protocols TLSv1.2 TLSv1.3;   # 1.22's default lacks TLSv1.3
-        location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            # the same request rewriting as portier's offload
-            proxy_set_header Host $http_host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Real-IP $remote_addr;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_set_header X-Forwarded-Host $http_host;
-            # buffer in memory only (the default spills a 64 MiB body to disk)
-            proxy_max_temp_file_size 0;
-        }
-    }
-}""" % {"p": p, "plain": plain_port, "port": port, "port80": port80, "crt": crt, "key": key}
+""" + NGINX_PROXY_LOCATION + """    }
+}""") % {"p": p, "plain": plain_port, "port": port, "port80": port80, "crt": crt, "key": key}
     path, conf = nginx_conf(p, body)
     proc = spawn([NGINX, "-p", p, "-c", path, "-g", "daemon off;"], os.path.join(p, "logs", "stderr"))
     wait_port(port, proc, "nginx offload")

@@ -27,6 +27,7 @@
 #define FLAG_CERT_MANUAL 1
 #define FLAG_REDIRECT 2
 #define FLAG_HSTS 4
+#define FLAG_HTTP2 8
 
 static void put_ban(struct pt_wbuf *out, const struct pt_ban *b)
 {
@@ -93,7 +94,7 @@ void pt_snap_encode(const struct pt_snapshot *s, struct pt_wbuf *out)
         pt_wbuf_str(out, d->backend);
         pt_wbuf_u8(out, (uint8_t)((d->cert_manual ? FLAG_CERT_MANUAL : 0) |
                                   (d->redirect_http ? FLAG_REDIRECT : 0) |
-                                  (d->hsts ? FLAG_HSTS : 0)));
+                                  (d->hsts ? FLAG_HSTS : 0) | (d->http2 ? FLAG_HTTP2 : 0)));
         pt_wbuf_u32(out, (uint32_t)d->n_headers);
         for (size_t j = 0; j < d->n_headers; j++) {
             pt_wbuf_str(out, d->headers[j].name);
@@ -255,6 +256,7 @@ int pt_snap_decode(const uint8_t *buf, size_t len, struct pt_snapshot **out)
         d->cert_manual = flags & FLAG_CERT_MANUAL;
         d->redirect_http = flags & FLAG_REDIRECT;
         d->hsts = flags & FLAG_HSTS;
+        d->http2 = flags & FLAG_HTTP2;
         d->n_headers = rd_count(&c, 8, PT_HEADERS_MAX);
         d->headers = pt_xcalloc(d->n_headers, sizeof(*d->headers));
         for (size_t j = 0; j < d->n_headers && c.ok; j++) {

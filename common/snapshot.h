@@ -68,6 +68,7 @@ struct pt_domain {
     bool cert_manual;   /* "certificate": "manual" rather than "acme" */
     bool redirect_http; /* offload: port 80 answers 301 to https */
     bool hsts;          /* offload: add Strict-Transport-Security */
+    bool http2;         /* offload: ALPN offers h2 (API default: true) */
     struct pt_header *headers; /* owned, response_headers in API order */
     size_t n_headers;
 };

@@ -51,6 +51,7 @@ struct slot {
     uint64_t conns;     /* under lock: from the last STATS */
     uint64_t accepted;  /* under lock */
     uint64_t refused;   /* under lock */
+    uint64_t requests[2]; /* under lock: HTTP requests over HTTP/1.x, HTTP/2 */
     struct ban_count bans[32]; /* under lock: refusals per ban reason */
     size_t n_bans;
     struct pt_srvhealth_list health; /* under lock: servers as the worker sees them */
@@ -268,6 +269,7 @@ static void handle_frame(struct slot *sl, uint32_t type, const uint8_t *p, size_
             tmp[i].n = pt_rd_u64(&c);
             tmp[i].cut = pt_rd_u64(&c);
         }
+        uint64_t req1 = pt_rd_u64(&c), req2 = pt_rd_u64(&c);
         struct pt_srvhealth_list health = {0};
         if (!c.ok || pt_srvhealth_read(&c, &health) != 0)
             goto bad;
@@ -290,6 +292,8 @@ static void handle_frame(struct slot *sl, uint32_t type, const uint8_t *p, size_
         sl->conns = conns;
         sl->accepted = acc;
         sl->refused = ref;
+        sl->requests[0] = req1;
+        sl->requests[1] = req2;
         pthread_cond_broadcast(&s->acked_cv);
         pthread_mutex_unlock(&s->lock);
     } else {
@@ -817,6 +821,16 @@ void pt_supervisor_metrics(struct pt_supervisor *s, struct pt_wbuf *b)
             pt_metrics_u64(b, fams[m].name, labels, 1, v);
         }
     }
+    pt_metrics_family(b, "portier_http_requests_total", PT_METRIC_COUNTER,
+                      "HTTP requests received (offload and port 80; HTTP/2: streams), "
+                      "by worker and protocol (h1: HTTP/1.x, h2: HTTP/2).");
+    for (unsigned i = 0; i < s->cfg.workers; i++)
+        for (int p = 0; p < 2; p++) {
+            char id[16];
+            snprintf(id, sizeof(id), "%u", i);
+            const char *labels[] = {"worker", id, "protocol", p ? "h2" : "h1"};
+            pt_metrics_u64(b, "portier_http_requests_total", labels, 2, s->slots[i].requests[p]);
+        }
     struct pt_srvhealth_list all = merged_health(s);
     pt_metrics_family(b, "portier_backend_server_up", PT_METRIC_GAUGE,
                       "0 while the backend server is skipped after failing (the latest "

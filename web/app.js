@@ -663,6 +663,7 @@
     $('#domain-certificate').value = d.certificate || 'acme';
     $('#domain-redirect').checked = d.redirect_http !== false;
     $('#domain-hsts').checked = !!d.hsts;
+    $('#domain-http2').checked = d.http2 !== false;
     const h = d.response_headers || {};
     $('#domain-headers').value = Object.keys(h).map((k) => k + ': ' + h[k]).join('\n');
     setHidden($('.cancel', domainForm), false);
@@ -685,6 +686,7 @@
       body.certificate = $('#domain-certificate').value;
       body.redirect_http = $('#domain-redirect').checked;
       body.hsts = $('#domain-hsts').checked;
+      body.http2 = $('#domain-http2').checked;
       const headers = {};
       for (const line of lines($('#domain-headers').value)) {
         const i = line.indexOf(':');

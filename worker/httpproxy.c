@@ -30,6 +30,7 @@
 #include "common/h1body.h"
 #include "common/http1.h"
 #include "worker/conn.h"
+#include "worker/h2.h"
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -49,6 +50,7 @@ enum hc_state {
     HC_HEAD,          /* waiting for a request head (first, or keep-alive) */
     HC_REQUEST,       /* a request is in flight: body and/or response */
     HC_TUNNEL,        /* after 101 Switching Protocols: bytes both ways */
+    HC_H2,            /* ALPN chose h2: worker/h2.c speaks over this connection */
     HC_CLOSING,       /* handles closing; freed on the last callback */
 };
 
@@ -149,6 +151,7 @@ struct hconn {
     unsigned requests;
     const char *result;
     struct pt_conntrack ct; /* in the worker's registry: bans cut it */
+    struct pt_h2 *h2;       /* HC_H2: the session (owned) */
 };
 
 struct wreq {
@@ -190,6 +193,7 @@ static void log_request(struct hconn *c, const char *result)
         .sni_len = c->sni_len,
         .route = c->dom ? c->dom->name : NULL,
         .mode = c->tls ? "offload" : "http",
+        .proto = c->h2 ? "h2" : c->requests ? "h1" : NULL,
         .backend = c->be ? c->be->name : NULL,
         .server = up_open(c) ? (struct sockaddr *)&c->target : NULL,
         .bytes_in = c->bytes_in,
@@ -206,6 +210,7 @@ static void release(struct hconn *c)
         return;
     if (c->result)
         log_request(c, c->result);
+    pt_h2_free(c->h2); /* here: its callbacks may be what closed the connection */
     SSL_free(c->cli.ssl);
     SSL_free(c->up.ssl);
     pt_wbuf_free(&c->cli.pend);
@@ -316,6 +321,25 @@ static void pool_drop(size_t i)
     pool_n--;
 }
 
+/* Parks a duplicate of <fd> (and <ssl>, taken when this returns true)
+ * under <key>. */
+static bool pool_park(int fd, SSL *ssl, const char *key, uint64_t now)
+{
+    while (pool_n && now - pool[0].since_ms > POOL_IDLE_MS)
+        pool_drop(0);
+    if (pool_n == POOL_MAX)
+        pool_drop(0);
+    int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (d < 0)
+        return false;
+    pool[pool_n].fd = d;
+    pool[pool_n].ssl = ssl;
+    snprintf(pool[pool_n].key, POOL_KEY_MAX, "%s", key);
+    pool[pool_n].since_ms = now;
+    pool_n++;
+    return true;
+}
+
 static void pool_put(struct hconn *c)
 {
     struct stream *s = &c->up;
@@ -328,19 +352,8 @@ static void pool_put(struct hconn *c)
     if (s->ssl && (!s->hs_done || s->pend.len || SSL_pending(s->ssl) ||
                    BIO_ctrl_pending(s->rbio) || BIO_ctrl_pending(s->wbio)))
         return;
-    while (pool_n && now - pool[0].since_ms > POOL_IDLE_MS)
-        pool_drop(0);
-    if (pool_n == POOL_MAX)
-        pool_drop(0);
-    int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (d < 0)
-        return;
-    pool[pool_n].fd = d;
-    pool[pool_n].ssl = s->ssl;
-    s->ssl = NULL; /* the pool's now */
-    memcpy(pool[pool_n].key, c->up_key, POOL_KEY_MAX);
-    pool[pool_n].since_ms = now;
-    pool_n++;
+    if (pool_park(fd, s->ssl, c->up_key, now))
+        s->ssl = NULL; /* the pool's now */
 }
 
 /* A parked connection for <key> that is still open (its SSL in *ssl), or -1. */
@@ -363,6 +376,23 @@ static int pool_take(const char *key, uint64_t now, SSL **ssl)
         *ssl = NULL;
     }
     return -1;
+}
+
+void pt_httpproxy_pool_put(int fd, const struct pt_hostport *hp, uint64_t now)
+{
+    char key[POOL_KEY_MAX];
+    pt_hostport_format(hp, key, POOL_KEY_MAX);
+    pool_park(fd, NULL, key, now);
+}
+
+int pt_httpproxy_pool_take(const struct pt_hostport *hp, uint64_t now)
+{
+    char key[POOL_KEY_MAX];
+    SSL *ssl = NULL;
+    pt_hostport_format(hp, key, POOL_KEY_MAX);
+    int fd = pool_take(key, now, &ssl);
+    SSL_free(ssl); /* a plain server's key never has one */
+    return fd;
 }
 
 static void hc_close(struct hconn *c)
@@ -598,6 +628,11 @@ static void on_drained(struct hconn *c, struct stream *s)
             hc_close(c);
             return;
         }
+        if (c->state == HC_H2) {
+            if (pt_h2_output(c->h2) < 0)
+                graceful_close(c);
+            return;
+        }
         if (s->queued < QUEUE_HIGH / 2 && up_open(c))
             start_reading(&c->up);
     } else {
@@ -615,6 +650,37 @@ static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     (void)h;
     (void)hint;
     *buf = uv_buf_init((char *)read_buf, sizeof(read_buf));
+}
+
+static void h2_send(void *ctx, const uint8_t *p, size_t n)
+{
+    struct hconn *c = ctx;
+    send_plain(&c->cli, p, n);
+}
+
+static size_t h2_queued(void *ctx)
+{
+    struct hconn *c = ctx;
+    return c->cli.queued;
+}
+
+/* The client's handshake is done: HTTP/1.1 requests, or an HTTP/2 session
+ * when ALPN chose h2 (its frames are the next plaintext). */
+static void handshake_done(struct hconn *c)
+{
+    if (!pt_tls_is_h2(c->cli.ssl)) {
+        c->state = HC_HEAD;
+        arm(c, c->snap->settings.hello_timeout_ms);
+        return;
+    }
+    struct pt_h2_host host = {
+        .w = c->w, .l = c->l, .snap = c->snap, .route = c->sni_route, .peer = &c->peer,
+        .trusted = c->trusted, .sni = c->sni, .sni_len = c->sni_len, .ctx = c,
+        .send = h2_send, .queued = h2_queued,
+    };
+    c->state = HC_H2;
+    c->h2 = pt_h2_new(&host);
+    arm(c, 1000); /* pt_h2_tick: the session keeps its own timeouts */
 }
 
 /* Feeds network bytes to <s>'s TLS and returns plaintext through <emit>;
@@ -647,8 +713,7 @@ static int tls_input(struct stream *s, const uint8_t *p, size_t n,
         }
         if (s == &c->cli) {
             c->w->tally.tls_ok++;
-            c->state = HC_HEAD;
-            arm(c, c->snap->settings.hello_timeout_ms);
+            handshake_done(c);
         }
     }
     uint8_t plain[16384];
@@ -677,6 +742,14 @@ static void client_plain(struct hconn *c, const uint8_t *p, size_t n)
 {
     if (n == 0)
         return;
+    if (c->state == HC_H2) {
+        c->bytes_in += n;
+        if (c->close_after_flush)
+            return; /* the session is over: what still comes is dropped */
+        if (pt_h2_input(c->h2, p, n) < 0)
+            graceful_close(c);
+        return;
+    }
     if (c->state == HC_HEAD && c->in_len == 0 && n > 0)
         arm(c, c->snap->settings.hello_timeout_ms); /* a new head starts */
     if (c->in_cap - c->in_len < n) {
@@ -698,7 +771,7 @@ static void client_eof(struct hconn *c)
      * close, so the first side to finish ends it. A client that goes away
      * mid-request or between requests is done too; one that half-closes
      * after a complete request still gets its response. */
-    if (c->state == HC_TUNNEL)
+    if (c->state == HC_TUNNEL || c->state == HC_H2)
         graceful_close(c);
     else if (c->state != HC_REQUEST || c->req != REQ_DONE)
         hc_close(c);
@@ -900,6 +973,23 @@ static void forward_body(struct hconn *c, const uint8_t *p, size_t n)
     }
 }
 
+bool pt_httpproxy_resp_field_kept(const struct pt_http_hdr *h, const struct pt_domain *d,
+                                  bool tunnel)
+{
+    if (hname_is(h, "connection") || hname_is(h, "keep-alive") ||
+        hname_is(h, "proxy-connection") || hname_is(h, "te") || hname_is(h, "trailer") ||
+        (!tunnel && hname_is(h, "upgrade")))
+        return false;
+    if (d == NULL)
+        return true;
+    if (d->hsts && hname_is(h, "strict-transport-security"))
+        return false;
+    for (size_t k = 0; k < d->n_headers; k++)
+        if (hname_is(h, d->headers[k].name))
+            return false;
+    return true;
+}
+
 /* The head to send to the client. <interim>: a 1xx other than 101, passed
  * on without a Connection field. The domain's response headers replace the
  * backend's of the same name (offload only). */
@@ -918,14 +1008,7 @@ static void build_response_head(struct hconn *c, const struct pt_http_resp *r, b
     bool tunnel = r->status == 101;
     for (size_t i = 0; i < r->n_hdrs; i++) {
         const struct pt_http_hdr *h = &r->hdrs[i];
-        if (hname_is(h, "connection") || hname_is(h, "keep-alive") ||
-            hname_is(h, "proxy-connection") || hname_is(h, "te") || hname_is(h, "trailer") ||
-            (!tunnel && hname_is(h, "upgrade")))
-            continue;
-        bool overridden = hsts && hname_is(h, "strict-transport-security");
-        for (size_t k = 0; k < n_extra && !overridden; k++)
-            overridden = hname_is(h, d->headers[k].name);
-        if (overridden)
+        if (!pt_httpproxy_resp_field_kept(h, c->tls ? d : NULL, tunnel))
             continue;
         pt_wbuf_put(b, h->name, h->name_len);
         put(b, ": ");
@@ -1357,6 +1440,7 @@ static void start_request(struct hconn *c)
     c->req_start_ms = pt_worker_now_ms(c->w);
     c->bytes_in = c->bytes_out = 0;
     c->requests++;
+    pt_worker_request(c->w, 1);
     if (rc < 0) {
         c->result = NULL;
         answer(c, req.status);
@@ -1475,6 +1559,10 @@ static void on_expired(struct pt_deadline *dl)
         return;
     }
     switch (c->state) {
+    case HC_H2:
+        if (pt_h2_tick(c->h2, now) < 0)
+            graceful_close(c);
+        break;
     case HC_HANDSHAKE:
         c->result = "handshake_timeout";
         hc_close(c);
@@ -1569,6 +1657,8 @@ void pt_httpproxy_start(struct pt_listener *l, int fd, const struct pt_httpproxy
     c->cli.wbio = BIO_new(BIO_s_mem());
     SSL_set_bio(c->cli.ssl, c->cli.rbio, c->cli.wbio);
     SSL_set_accept_state(c->cli.ssl);
+    if (pt_h2_offered(c->snap, c->sni_route))
+        pt_tls_offer_h2(c->cli.ssl);
     c->state = HC_HANDSHAKE;
     if (tls_input(&c->cli, info->pre, info->pre_len, client_plain) != 0) {
         c->result = "handshake_failed";

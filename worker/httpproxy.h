@@ -6,6 +6,7 @@
 #ifndef PT_HTTPPROXY_H
 #define PT_HTTPPROXY_H
 
+#include "common/http1.h"
 #include "worker/tls.h"
 #include "worker/worker.h"
 
@@ -32,5 +33,19 @@ struct pt_httpproxy_info {
  * plain: proxies HTTP/1.1 from the first byte (port 80: ACME answers, 301 to
  * https for offload domains, proxy to http_servers). */
 void pt_httpproxy_start(struct pt_listener *l, int fd, const struct pt_httpproxy_info *info);
+
+/* Whether a backend response field goes on to the client: not the
+ * hop-by-hop ones (Upgrade stays on a 101 <tunnel>), nor those the domain
+ * <d> sets itself (its response headers, HSTS); <d> NULL: the backend's
+ * fields as they are (port 80). */
+bool pt_httpproxy_resp_field_kept(const struct pt_http_hdr *h, const struct pt_domain *d,
+                                  bool tunnel);
+
+/* The worker's pool of idle backend connections, for plain HTTP servers
+ * (worker/h2.c's streams share it with HTTP/1.1 clients). <fd> is the
+ * caller's, duplicated when parked; take returns a descriptor the caller
+ * owns, or -1. */
+void pt_httpproxy_pool_put(int fd, const struct pt_hostport *hp, uint64_t now);
+int pt_httpproxy_pool_take(const struct pt_hostport *hp, uint64_t now);
 
 #endif

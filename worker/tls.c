@@ -34,20 +34,38 @@ struct pt_tls {
     SSL_CTX *client_verify, *client_noverify;
 };
 
+/* Marks an SSL whose domain offers h2 (SSL app data; nothing else uses it). */
+static int h2_marker;
+
+void pt_tls_offer_h2(SSL *ssl)
+{
+    SSL_set_app_data(ssl, &h2_marker);
+}
+
+bool pt_tls_is_h2(SSL *ssl)
+{
+    const unsigned char *p;
+    unsigned int n;
+    SSL_get0_alpn_selected(ssl, &p, &n);
+    return n == 2 && memcmp(p, "h2", 2) == 0;
+}
+
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned int inlen, void *arg)
 {
-    (void)ssl;
     (void)arg;
-    static const unsigned char h11[] = "\x08http/1.1";
+    static const unsigned char both[] = "\x02h2\x08http/1.1";
+    /* Our preference order: h2 first where the domain offers it. */
+    const unsigned char *ours = SSL_get_app_data(ssl) == &h2_marker ? both : both + 3;
+    unsigned int ours_len = (unsigned int)(sizeof(both) - 1 - (size_t)(ours - both));
     unsigned char *sel = NULL;
-    if (SSL_select_next_proto(&sel, outlen, h11, sizeof(h11) - 1, in, inlen) ==
+    if (SSL_select_next_proto(&sel, outlen, ours, ours_len, in, inlen) ==
         OPENSSL_NPN_NEGOTIATED) {
         *out = sel;
         return SSL_TLSEXT_ERR_OK;
     }
-    /* A client that offers only h2 still gets HTTP/1.1 without ALPN rather
-     * than a failed handshake. */
+    /* A client that offers only h2 to a domain without it still gets
+     * HTTP/1.1 without ALPN rather than a failed handshake. */
     return SSL_TLSEXT_ERR_NOACK;
 }
 

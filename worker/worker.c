@@ -184,6 +184,8 @@ static void send_stats(struct pt_worker *w)
         pt_wbuf_u64(&b, w->bans_hit[i].n);
         pt_wbuf_u64(&b, w->bans_hit[i].cut);
     }
+    pt_wbuf_u64(&b, w->requests[0]);
+    pt_wbuf_u64(&b, w->requests[1]);
     pt_health_encode(&w->health, w->snap, &b);
     pt_wbuf_u64(&b, w->alog_dropped);
     pt_tally_encode(&w->tally, &b);
@@ -372,7 +374,11 @@ void pt_worker_access(struct pt_worker *w, const struct pt_access *a)
         json_str(b, a->route, strlen(a->route));
     else
         pt_wbuf_put(b, "null", 4);
-    n = snprintf(tmp, sizeof(tmp), ",\"mode\":\"%s\",\"backend\":", a->mode);
+    n = snprintf(tmp, sizeof(tmp), ",\"mode\":\"%s\"", a->mode);
+    pt_wbuf_put(b, tmp, (size_t)n);
+    n = a->proto ? snprintf(tmp, sizeof(tmp), ",\"proto\":\"%s\"", a->proto) : 0;
+    pt_wbuf_put(b, tmp, (size_t)n);
+    n = snprintf(tmp, sizeof(tmp), ",\"backend\":");
     pt_wbuf_put(b, tmp, (size_t)n);
     if (a->backend)
         json_str(b, a->backend, strlen(a->backend));
@@ -388,6 +394,11 @@ void pt_worker_access(struct pt_worker *w, const struct pt_access *a)
     pt_wbuf_put(b, tmp, (size_t)n);
     if (b->len >= 32 * 1024)
         pt_worker_access_flush(w);
+}
+
+void pt_worker_request(struct pt_worker *w, int version)
+{
+    w->requests[version == 2 ? 1 : 0]++;
 }
 
 static void close_cb_noop(uv_handle_t *h)

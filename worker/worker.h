@@ -63,6 +63,7 @@ struct pt_worker {
     uint64_t max_conns;         /* below RLIMIT_NOFILE, leaves room for backends */
     uint64_t accepted;
     uint64_t refused;
+    uint64_t requests[2];       /* HTTP requests received over HTTP/1.x, HTTP/2 */
     struct pt_ratelimit overload_log;
     struct {
         char reason[64];
@@ -119,6 +120,7 @@ struct pt_access {
     size_t sni_len;
     const char *route;               /* matched domain, or NULL */
     const char *mode;
+    const char *proto;               /* "h1" or "h2" for HTTP requests, else NULL */
     const char *backend;             /* backend name, or NULL */
     const struct sockaddr *server;   /* server connected to, or NULL */
     uint64_t bytes_in, bytes_out;    /* from the client, to the client */
@@ -126,6 +128,9 @@ struct pt_access {
     const char *result;              /* "ok", "banned", "unknown_sni", ... */
 };
 void pt_worker_access(struct pt_worker *w, const struct pt_access *a);
+
+/* One HTTP request received over HTTP/<version> (1 or 2): /metrics counts them. */
+void pt_worker_request(struct pt_worker *w, int version);
 void pt_worker_access_flush(struct pt_worker *w);
 
 #endif

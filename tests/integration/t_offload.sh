@@ -119,14 +119,16 @@ check "a TLS backend's connections are pooled with their TLS state ($conns for s
 
 code=$(get app.test / -o /dev/null -w '%{http_code}' -H 'Host: pass.test')
 check "Host of another route than the SNI -> 421" [ "$code" = 421 ]
-code=$(get app.test / -o /dev/null -w '%{http_code}' -H 'Content-Length: 1' -H 'Transfer-Encoding: chunked' -d x)
-check "smuggling shape (CL + TE) -> 400" [ "$code" = 400 ]
+code=$(get app.test / --http1.1 -o /dev/null -w '%{http_code}' -H 'Content-Length: 1' -H 'Transfer-Encoding: chunked' -d x)
+check "smuggling shape (CL + TE) over HTTP/1.1 -> 400" [ "$code" = 400 ]
 
 out=$(openssl s_client -connect "127.0.0.1:$HTTPS_PORT" -servername app.test -tls1_1 \
     -cipher 'DEFAULT:@SECLEVEL=0' </dev/null 2>&1)
 check "TLS 1.1 is refused" grep -q 'Cipher is (NONE)\|no protocols available\|alert protocol version\|unsupported protocol' <<<"$out"
 out=$(openssl s_client -connect "127.0.0.1:$HTTPS_PORT" -servername app.test -alpn h2,http/1.1 </dev/null 2>&1)
-check "ALPN negotiates http/1.1" grep -q 'ALPN protocol: http/1.1' <<<"$out"
+check "ALPN negotiates h2 (http2 on by default; t_h2.sh tests it)" grep -q 'ALPN protocol: h2' <<<"$out"
+out=$(openssl s_client -connect "127.0.0.1:$HTTPS_PORT" -servername tls.app.test -alpn h2,http/1.1 </dev/null 2>&1)
+check "ALPN negotiates http/1.1 for a TLS backend (no h2 towards it yet)" grep -q 'ALPN protocol: http/1.1' <<<"$out"
 
 # The keep-alive race: a backend that closes a kept-alive connection when the
 # next request arrives. An idempotent request is sent once more on a new

@@ -350,9 +350,10 @@ Test(model, domain_full_example)
                     " \"backend\": \"yunohost1\", \"certificate\": \"manual\","
                     " \"redirect_http\": false,"
                     " \"response_headers\": {\"Content-Security-Policy\": \"object-src 'self'\","
-                    " \"X-Frame-Options\": \"DENY\"}, \"hsts\": true}",
+                    " \"X-Frame-Options\": \"DENY\"}, \"hsts\": true, \"http2\": false}",
                     "cloud.example.org", &d, &e);
     cr_assert_eq(rc, 0, "%s", e.message);
+    cr_expect_not(d.http2);
     cr_expect_str_eq(d.name, "cloud.example.org");
     cr_expect_eq(d.mode, PT_MODE_OFFLOAD);
     cr_expect_str_eq(d.backend, "yunohost1");
@@ -377,6 +378,7 @@ Test(model, domain_defaults)
     cr_expect_not(d.cert_manual, "certificate defaults to acme");
     cr_expect(d.redirect_http, "redirect_http defaults to true");
     cr_expect_not(d.hsts, "hsts defaults to false");
+    cr_expect(d.http2, "http2 defaults to true");
     cr_expect_eq(d.n_headers, 0);
     pt_domain_clear(&d);
 
@@ -438,6 +440,8 @@ Test(model, domain_certificate_and_booleans)
                "a.example.org", "redirect_http", NULL);
     domain_bad("{\"mode\":\"offload\",\"backend\":\"b\",\"redirect_http\":0}",
                "a.example.org", "redirect_http", NULL);
+    domain_bad("{\"mode\":\"offload\",\"backend\":\"b\",\"http2\":\"yes\"}", "a.example.org",
+               "http2", NULL);
     domain_bad("{\"mode\":\"offload\",\"backend\":\"b\",\"hsts\":1}", "a.example.org", "hsts",
                NULL);
     domain_bad("{\"mode\":\"offload\",\"backend\":\"b\",\"hsts\":\"true\"}", "a.example.org",
@@ -652,7 +656,7 @@ static void domain_roundtrip(const char *text, const char *name)
     static const char *const members[] = {"name",          "mode",
                                           "backend",       "certificate",
                                           "redirect_http", "response_headers",
-                                          "hsts"};
+                                          "hsts",          "http2"};
     for (size_t i = 0; i < PT_ARRAY_LEN(members); i++)
         cr_expect_not_null(json_object_get(j, members[i]), "%s missing", members[i]);
     cr_expect_eq(json_object_size(j), PT_ARRAY_LEN(members));
@@ -666,6 +670,7 @@ static void domain_roundtrip(const char *text, const char *name)
     cr_expect_eq(a.cert_manual, b.cert_manual);
     cr_expect_eq(a.redirect_http, b.redirect_http);
     cr_expect_eq(a.hsts, b.hsts);
+    cr_expect_eq(a.http2, b.http2);
     cr_assert_eq(a.n_headers, b.n_headers);
     for (size_t i = 0; i < a.n_headers; i++) {
         cr_expect_str_eq(a.headers[i].name, b.headers[i].name);
@@ -713,7 +718,7 @@ Test(model, domain_to_json_roundtrip)
 {
     domain_roundtrip("{\"mode\":\"passthrough\",\"backend\":\"b\"}", "a.example.org");
     domain_roundtrip("{\"mode\":\"offload\",\"backend\":\"yunohost1\",\"certificate\":"
-                     "\"manual\",\"redirect_http\":false,\"hsts\":true,\"response_headers\":"
+                     "\"manual\",\"redirect_http\":false,\"hsts\":true,\"http2\":false,\"response_headers\":"
                      "{\"Z-Last\":\"1\",\"A-First\":\"2\",\"X-Empty\":\"\"}}",
                      "*.example.org");
     domain_roundtrip("{\"name\":\"*\",\"mode\":\"passthrough\",\"backend\":\"b\"}", "*");
@@ -725,7 +730,7 @@ Test(model, domain_to_json_roundtrip)
     json_t *j = pt_model_domain_to_json(&d);
     json_t *want = load("{\"name\":\"a.example.org\",\"mode\":\"offload\",\"backend\":\"b\","
                         "\"certificate\":\"acme\",\"redirect_http\":true,"
-                        "\"response_headers\":{},\"hsts\":false}");
+                        "\"response_headers\":{},\"hsts\":false,\"http2\":true}");
     char *got = json_dumps(j, JSON_SORT_KEYS);
     cr_expect(json_equal(j, want), "got %s", got);
     free(got);

@@ -62,6 +62,7 @@ static void mk_domain(struct pt_domain *d, const char *name, enum pt_mode mode,
     d->cert_manual = manual;
     d->redirect_http = redirect;
     d->hsts = hsts;
+    d->http2 = !manual; /* varies independently of the other flags in the fixtures */
     d->headers = pt_xcalloc(PT_HEADERS_MAX, sizeof(*d->headers));
     va_start(ap, hsts);
     while ((k = va_arg(ap, const char *)) != NULL) {
@@ -204,6 +205,7 @@ static void expect_snapshots_eq(const struct pt_snapshot *a, const struct pt_sna
         cr_expect_eq(p->cert_manual, q->cert_manual, "%s", p->name);
         cr_expect_eq(p->redirect_http, q->redirect_http, "%s", p->name);
         cr_expect_eq(p->hsts, q->hsts, "%s", p->name);
+        cr_expect_eq(p->http2, q->http2, "%s", p->name);
         cr_assert_eq(p->n_headers, q->n_headers, "%s", p->name);
         for (size_t j = 0; j < p->n_headers; j++) {
             cr_expect_str_eq(p->headers[j].name, q->headers[j].name);
