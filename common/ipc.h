@@ -27,6 +27,9 @@ enum pt_ipc_type {
     PT_IPC_STOP = 4,     /* daemon -> worker: stop accepting and drain */
     PT_IPC_BANS = 5,     /* daemon -> worker: pt_snap_bans_encode bytes, a ban
                             delta on top of the last snapshot; acked like one */
+    PT_IPC_LISTENER = 6, /* daemon -> worker: u32 listener id, with the
+                            listening socket of a stream route attached
+                            (SCM_RIGHTS); sent before the snapshot naming it */
 };
 
 /* Starts a frame of <type> in <b>; returns the offset to pass to end. */

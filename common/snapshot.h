@@ -14,6 +14,7 @@
 #include "common/proxyproto.h"
 #include "common/pt.h"
 #include "common/route.h"
+#include "common/stream.h"
 #include "common/wbuf.h"
 
 #define PT_SERVERS_MAX 16
@@ -122,6 +123,7 @@ struct pt_snapshot {
     size_t n_certs;
     struct pt_acme_token *tokens; /* owned */
     size_t n_tokens;
+    struct pt_streams streams;   /* owned: stream routes (common/stream.h) */
     unsigned refs;               /* owners: the worker's current pointer and
                                     each connection routed with it */
 };

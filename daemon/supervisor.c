@@ -6,6 +6,7 @@
 #include "common/metrics.h"
 #include "common/srvhealth.h"
 #include "common/tally.h"
+#include "daemon/listeners.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,6 +48,7 @@ struct slot {
     uv_timer_t respawn;
     struct pt_ipc_rx rx;
     uint64_t sent;      /* version of the last snapshot written */
+    uint32_t lid_sent;  /* highest stream listener id handed over */
     uint64_t acked;     /* under lock */
     uint64_t conns;     /* under lock: from the last STATS */
     uint64_t accepted;  /* under lock */
@@ -186,13 +188,64 @@ static void send_blob(struct slot *sl, struct blob *b)
     sl->sent = b->version;
 }
 
-/* Brings worker <sl> up to date: the snapshot if it has not got it, then
- * every ban delta newer than what it got. */
+/* A stream listening socket on its way to a worker: libuv passes a
+ * descriptor only as a handle's, so the duplicate lives in a handle of its
+ * own, closed once written. */
+struct fd_write {
+    uv_write_t req;
+    uv_tcp_t tcp;
+    uint8_t frame[PT_IPC_HDR + 4];
+};
+
+static void on_fd_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void on_fd_written(uv_write_t *req, int status)
+{
+    struct fd_write *f = (struct fd_write *)req;
+    (void)status; /* a worker that went away is reaped through SIGCHLD */
+    f->tcp.data = f;
+    uv_close((uv_handle_t *)&f->tcp, on_fd_closed);
+}
+
+static void send_listener(void *arg, uint32_t lid, int fd)
+{
+    struct slot *sl = arg;
+    struct fd_write *f = pt_xcalloc(1, sizeof(*f));
+    struct pt_wbuf b = {0};
+    size_t off = pt_ipc_begin(&b, PT_IPC_LISTENER);
+    pt_wbuf_u32(&b, lid);
+    pt_ipc_end(&b, off);
+    memcpy(f->frame, b.data, sizeof(f->frame));
+    pt_wbuf_free(&b);
+    uv_tcp_init(sl->sup->loop, &f->tcp);
+    f->tcp.data = f;
+    if (uv_tcp_open(&f->tcp, fd) != 0) {
+        close(fd);
+        uv_close((uv_handle_t *)&f->tcp, on_fd_closed);
+        return;
+    }
+    uv_buf_t buf = uv_buf_init((char *)f->frame, sizeof(f->frame));
+    if (uv_write2(&f->req, (uv_stream_t *)&sl->pipe, &buf, 1, (uv_stream_t *)&f->tcp,
+                  on_fd_written) != 0) {
+        pt_log(PT_LOG_ERROR, "cannot hand stream listener %u to worker %u", lid, sl->ix);
+        uv_close((uv_handle_t *)&f->tcp, on_fd_closed);
+    }
+}
+
+/* Brings worker <sl> up to date: the stream listeners it has not got (they
+ * go first: the snapshot names them), the snapshot if it has not got it,
+ * then every ban delta newer than what it got. */
 static void send_snapshot(struct slot *sl)
 {
     struct pt_supervisor *s = sl->sup;
     if (!sl->pipe_open)
         return;
+    if (s->cfg.listeners)
+        sl->lid_sent = pt_listeners_each_after(s->cfg.listeners, sl->lid_sent,
+                                               send_listener, sl);
     pthread_mutex_lock(&s->lock);
     size_t n = 0;
     struct blob **todo = pt_xcalloc(s->n_deltas + 1, sizeof(*todo));
@@ -430,12 +483,13 @@ static int spawn(struct slot *sl)
     close(sv[1]);
     sl->pid = pid;
     sl->sent = 0;
+    sl->lid_sent = 0;
     sl->started_ms = now_ms();
     pthread_mutex_lock(&s->lock);
     sl->acked = 0;
     sl->conns = 0;
     pthread_mutex_unlock(&s->lock);
-    uv_pipe_init(s->loop, &sl->pipe, 0);
+    uv_pipe_init(s->loop, &sl->pipe, 1); /* ipc: carries stream listeners */
     sl->pipe.data = sl;
     uv_pipe_open(&sl->pipe, sv[0]);
     sl->pipe_open = true;
@@ -623,6 +677,8 @@ void pt_supervisor_publish(struct pt_supervisor *s, struct pt_wbuf *frame,
     for (size_t i = 0; i < n; i++)
         blob_unref(s, deltas[i]);
     free(deltas);
+    if (s->cfg.listeners) /* the workers keep their copies until <frame> */
+        pt_listeners_sweep(s->cfg.listeners);
     uv_async_send(&s->wake);
 }
 

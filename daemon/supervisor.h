@@ -15,6 +15,8 @@
 #include <jansson.h>
 #include <uv.h>
 
+struct pt_listeners;
+
 struct pt_supervisor;
 
 struct pt_supervisor_config {
@@ -27,6 +29,8 @@ struct pt_supervisor_config {
     const char *state_dir;  /* canonical; names the workers' listener hand-over
                                should this daemon die (common/handover.h) */
     size_t delta_limit;     /* see pt_supervisor_deltas_due; 0: the default */
+    struct pt_listeners *listeners; /* stream listeners handed to every worker
+                                       before the snapshot; borrowed, or NULL */
     /* Called on the loop once every worker has exited after pt_supervisor_stop. */
     void (*on_stopped)(void *arg);
     void *arg;
@@ -39,7 +43,8 @@ int pt_supervisor_start(uv_loop_t *loop, const struct pt_supervisor_config *cfg,
                         struct pt_supervisor **out);
 
 /* Thread-safe. Makes <frame> (ownership passes) the current snapshot and sends
- * it to every worker. */
+ * it to every worker, after the stream listeners they have not got yet; then
+ * closes the daemon's copy of the stream listeners <frame> does not use. */
 void pt_supervisor_publish(struct pt_supervisor *s, struct pt_wbuf *frame,
                            uint64_t version);
 

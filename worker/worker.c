@@ -34,6 +34,8 @@ static void stop_polling(struct pt_worker *w)
     for (size_t i = 0; i < w->n_listeners; i++)
         if (w->listeners[i].open)
             uv_poll_stop(&w->listeners[i].poll);
+    for (size_t i = 0; i < w->n_stream_ls; i++)
+        uv_poll_stop(&w->stream_ls[i]->poll);
 }
 
 static void on_accept(uv_poll_t *p, int status, int events);
@@ -45,6 +47,10 @@ static void start_polling(struct pt_worker *w)
     for (size_t i = 0; i < w->n_listeners; i++)
         if (w->listeners[i].open)
             uv_poll_start(&w->listeners[i].poll, UV_READABLE, on_accept);
+    /* A stream listener that came ahead of its snapshot waits for it. */
+    for (size_t i = 0; i < w->n_stream_ls; i++)
+        if (pt_streams_port(&w->snap->streams, w->stream_ls[i]->lid))
+            uv_poll_start(&w->stream_ls[i]->poll, UV_READABLE, on_accept);
 }
 
 static void on_resume(uv_timer_t *t)
@@ -103,6 +109,8 @@ static void on_accept(uv_poll_t *p, int status, int events)
         w->accepted++;
         if (l->kind == 's')
             pt_pass_accept(l, fd, &peer);
+        else if (l->kind == 't')
+            pt_stream_accept(l, fd, &peer);
         else
             pt_http80_accept(l, fd, &peer);
     }
@@ -406,8 +414,68 @@ static void close_cb_noop(uv_handle_t *h)
     (void)h;
 }
 
+uint32_t *pt_worker_stream_count(struct pt_worker *w, const char *name)
+{
+    struct pt_stream_count *c;
+    for (c = w->stream_counts; c; c = c->next)
+        if (strcmp(c->name, name) == 0)
+            return &c->n;
+    size_t n = strlen(name);
+    c = pt_xcalloc(1, sizeof(*c) + n + 1);
+    memcpy(c->name, name, n + 1);
+    c->next = w->stream_counts;
+    w->stream_counts = c;
+    return &c->n;
+}
+
+static void on_tmp_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void pt_worker_listener_hold(struct pt_listener *l)
+{
+    if (l->kind == 't')
+        l->refs++;
+}
+
+void pt_worker_listener_release(struct pt_listener *l)
+{
+    if (l->kind == 't' && --l->refs == 0)
+        free(l);
+}
+
+static void on_stream_l_closed(uv_handle_t *h)
+{
+    pt_worker_listener_release(h->data);
+}
+
+/* Closes stream listener <i>: connections it accepted go on. */
+static void close_stream_l(struct pt_worker *w, size_t i)
+{
+    struct pt_listener *l = w->stream_ls[i];
+    uv_close((uv_handle_t *)&l->poll, on_stream_l_closed);
+    close(l->fd); /* uv_poll does not own the fd */
+    w->stream_ls[i] = w->stream_ls[--w->n_stream_ls];
+}
+
+/* Stream listeners up to the snapshot's lid_max that none of its streams
+ * uses are gone from the configuration; higher ids came for a snapshot
+ * still on its way. */
+static void prune_stream_ls(struct pt_worker *w)
+{
+    const struct pt_streams *ss = &w->snap->streams;
+    for (size_t i = w->n_stream_ls; i-- > 0;) {
+        uint32_t lid = w->stream_ls[i]->lid;
+        if (lid <= ss->lid_max && pt_streams_port(ss, lid) == NULL)
+            close_stream_l(w, i);
+    }
+}
+
 static void close_listeners(struct pt_worker *w)
 {
+    while (w->n_stream_ls)
+        close_stream_l(w, w->n_stream_ls - 1);
     for (size_t i = 0; i < w->n_listeners; i++) {
         struct pt_listener *l = &w->listeners[i];
         if (!l->open)
@@ -491,10 +559,61 @@ static void apply_snapshot(struct pt_worker *w, const uint8_t *p, size_t n)
     pt_snap_unref(old); /* connections keep their own references */
     pt_log(PT_LOG_DEBUG, "applied config version %llu (%zu domains)",
            (unsigned long long)s->version, s->n_domains);
-    if (!w->accepting) {
-        w->accepting = true;
-        start_polling(w);
+    prune_stream_ls(w);
+    bool first = !w->accepting;
+    w->accepting = true;
+    if (first || (w->n_stream_ls && !w->paused))
+        start_polling(w); /* and the stream listeners this snapshot names */
+}
+
+static void listener_init(struct pt_worker *w, struct pt_listener *l, int fd, char kind)
+{
+    l->w = w;
+    l->kind = kind;
+    l->fd = fd;
+    socklen_t alen = sizeof(l->addr);
+    getsockname(l->fd, (struct sockaddr *)&l->addr, &alen);
+    static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
+    l->wildcard =
+        (l->addr.ss_family == AF_INET &&
+         ((struct sockaddr_in *)&l->addr)->sin_addr.s_addr == htonl(INADDR_ANY)) ||
+        (l->addr.ss_family == AF_INET6 &&
+         memcmp(&((struct sockaddr_in6 *)&l->addr)->sin6_addr, &any6, sizeof(any6)) == 0);
+    fcntl(l->fd, F_SETFD, FD_CLOEXEC);
+    if (uv_poll_init(w->loop, &l->poll, l->fd) != 0)
+        pt_panic(__FILE__, __LINE__, "listening socket is not pollable");
+    l->poll.data = l;
+    l->open = true;
+}
+
+/* A stream listener from the daemon: the socket came with the frame's first
+ * byte, so it is queued on the pipe by now. libuv gives it as a handle; the
+ * listener keeps a duplicate and the handle goes. */
+static void add_stream_l(struct pt_worker *w, const uint8_t *p, size_t n)
+{
+    struct pt_cursor c = pt_cursor_make(p, n);
+    uint32_t lid = pt_rd_u32(&c);
+    uv_tcp_t *tmp = pt_xcalloc(1, sizeof(*tmp));
+    uv_os_fd_t fd = -1;
+    if (!c.ok || pt_cursor_left(&c) != 0 || uv_pipe_pending_count(&w->ipc) < 1 ||
+        uv_tcp_init(w->loop, tmp) != 0 || uv_accept((uv_stream_t *)&w->ipc,
+                                                     (uv_stream_t *)tmp) != 0 ||
+        uv_fileno((uv_handle_t *)tmp, &fd) != 0 || (fd = dup(fd)) < 0)
+        pt_panic(__FILE__, __LINE__, "bad stream listener from the daemon");
+    tmp->data = tmp;
+    uv_close((uv_handle_t *)tmp, on_tmp_closed);
+    if (w->draining) {
+        close(fd);
+        return;
     }
+    struct pt_listener *l = pt_xcalloc(1, sizeof(*l));
+    listener_init(w, l, fd, 't');
+    l->lid = lid;
+    l->refs = 1;
+    w->stream_ls = pt_xrealloc(w->stream_ls, (w->n_stream_ls + 1) * sizeof(*w->stream_ls));
+    w->stream_ls[w->n_stream_ls++] = l;
+    if (w->accepting && !w->paused)
+        start_polling(w);
 }
 
 /* Returns true when the delta added a ban (open connections to check). */
@@ -574,6 +693,10 @@ static void orphaned(struct pt_worker *w)
 {
     if (w->draining)
         return;
+    /* Stream listeners are not handed over: the next daemon binds them
+     * again from its store, so they must be free at once. */
+    while (w->n_stream_ls)
+        close_stream_l(w, w->n_stream_ls - 1);
     int fd = PT_EINVAL;
     if (w->state_dir && w->accepting) {
         struct sockaddr_un sa;
@@ -621,6 +744,8 @@ static void on_ipc_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
             sweep = true;
         } else if (type == PT_IPC_BANS) {
             sweep |= apply_bans(w, p, plen);
+        } else if (type == PT_IPC_LISTENER) {
+            add_stream_l(w, p, plen);
         } else if (type == PT_IPC_STOP) {
             begin_drain(w, "stop requested");
         } else {
@@ -682,7 +807,7 @@ int pt_worker_main(int argc, char **argv)
 
     w->loop = uv_default_loop();
     pt_conntrack_init(&w->tracked);
-    uv_pipe_init(w->loop, &w->ipc, 0);
+    uv_pipe_init(w->loop, &w->ipc, 1); /* ipc: stream listeners come with frames */
     w->ipc.data = w;
     if (uv_pipe_open(&w->ipc, PT_WORKER_FD_IPC) != 0)
         pt_panic(__FILE__, __LINE__, "fd 3 is not the daemon socket");
@@ -691,25 +816,8 @@ int pt_worker_main(int argc, char **argv)
 
     w->n_listeners = strlen(kinds);
     w->listeners = pt_xcalloc(w->n_listeners, sizeof(*w->listeners));
-    for (size_t i = 0; i < w->n_listeners; i++) {
-        struct pt_listener *l = &w->listeners[i];
-        l->w = w;
-        l->kind = kinds[i];
-        l->fd = PT_WORKER_FD_LISTEN0 + (int)i;
-        socklen_t alen = sizeof(l->addr);
-        getsockname(l->fd, (struct sockaddr *)&l->addr, &alen);
-        static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
-        l->wildcard =
-            (l->addr.ss_family == AF_INET &&
-             ((struct sockaddr_in *)&l->addr)->sin_addr.s_addr == htonl(INADDR_ANY)) ||
-            (l->addr.ss_family == AF_INET6 &&
-             memcmp(&((struct sockaddr_in6 *)&l->addr)->sin6_addr, &any6, sizeof(any6)) == 0);
-        fcntl(l->fd, F_SETFD, FD_CLOEXEC);
-        if (uv_poll_init(w->loop, &l->poll, l->fd) != 0)
-            pt_panic(__FILE__, __LINE__, "inherited listener is not pollable");
-        l->poll.data = l;
-        l->open = true;
-    }
+    for (size_t i = 0; i < w->n_listeners; i++)
+        listener_init(w, &w->listeners[i], PT_WORKER_FD_LISTEN0 + (int)i, kinds[i]);
 
     pt_health_init(&w->health, w->loop);
     uv_timer_init(w->loop, &w->stats_timer);
@@ -736,5 +844,11 @@ int pt_worker_main(int argc, char **argv)
     pt_tls_free(w->tls);
     pt_ipc_rx_free(&w->rx);
     free(w->listeners);
+    free(w->stream_ls);
+    while (w->stream_counts) {
+        struct pt_stream_count *c = w->stream_counts;
+        w->stream_counts = c->next;
+        free(c);
+    }
     return 0;
 }

@@ -29,7 +29,12 @@ struct pt_listener {
                                    ourselves to control pausing and EMFILE */
     int fd;
     struct pt_worker *w;
-    char kind;                  /* 's' TLS (passthrough/offload), 'h' plain HTTP */
+    char kind;                  /* 's' TLS (passthrough/offload), 'h' plain HTTP,
+                                   't' a stream route's (common/stream.h) */
+    uint32_t lid;               /* 't': the daemon's listener id */
+    unsigned refs;              /* 't': one while open, one per connection
+                                   accepted from it (they log its address):
+                                   freed on the last */
     bool open;
     struct sockaddr_storage addr; /* local address, for logs and PROXY headers */
     bool wildcard;              /* bound to 0.0.0.0 or [::]: ask per connection */
@@ -49,6 +54,11 @@ struct pt_worker {
     struct pt_tls *tls;         /* TLS contexts built from snap */
     struct pt_listener *listeners;
     size_t n_listeners;
+    struct pt_listener **stream_ls; /* owned: stream listeners, as the daemon
+                                       hands them over (PT_IPC_LISTENER) */
+    size_t n_stream_ls;
+    struct pt_stream_count *stream_counts; /* owned list: open connections
+                                              per stream name */
     bool accepting;             /* listeners started (after the first snapshot) */
     bool paused;                /* at the connection limit: not accepting */
     bool draining;              /* stop requested: listeners closed */
@@ -96,6 +106,21 @@ void pt_worker_conn_closed(struct pt_worker *w);
  * The current snapshot is l->w->snap: take a reference to keep it. <fd> is a non-blocking accepted socket. */
 void pt_pass_accept(struct pt_listener *l, int fd, const struct sockaddr_storage *peer);
 void pt_http80_accept(struct pt_listener *l, int fd, const struct sockaddr_storage *peer);
+void pt_stream_accept(struct pt_listener *l, int fd, const struct sockaddr_storage *peer);
+
+/* Open connections of stream <name> in this worker (for max_connections):
+ * a counter that lives as long as the worker. */
+struct pt_stream_count {
+    struct pt_stream_count *next;
+    uint32_t n;
+    char name[];
+};
+uint32_t *pt_worker_stream_count(struct pt_worker *w, const char *name);
+/* A connection accepted from stream listener <l> (kind 't') takes a hold on
+ * it, so a removed route's listener outlives its connections; release drops
+ * it. */
+void pt_worker_listener_hold(struct pt_listener *l);
+void pt_worker_listener_release(struct pt_listener *l);
 
 uint64_t pt_worker_now_ms(struct pt_worker *w);
 

@@ -545,10 +545,11 @@ static void hdr(struct pt_wbuf *w)
         pt_wbuf_u8(w, 0); /* ticket key */
 }
 
-/* Empty trailing sections (bans, certificates, ACME tokens). */
+/* Empty trailing sections (bans, certificates, ACME tokens), then the
+ * streams' lid_max and an empty stream list. */
 static void tail(struct pt_wbuf *w)
 {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 5; i++)
         pt_wbuf_u32(w, 0);
 }
 
