@@ -156,3 +156,9 @@ void pt_dial_cancel(struct pt_dial *d)
     if (d->gai_pending)
         uv_cancel((uv_req_t *)&d->gai);
 }
+
+void pt_dial_server_failed(struct pt_dial *d)
+{
+    if (d->health && d->servers && d->ix < d->n_servers)
+        pt_health_report(d->health, &d->servers[d->ix], false);
+}

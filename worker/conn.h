@@ -95,6 +95,12 @@ void pt_dial_next(struct pt_dial *d);
  * handle closes with ops->attempt_closed. */
 void pt_dial_abandon(struct pt_dial *d);
 
+/* The server in use (d->ix, connected) did not answer in time or answered
+ * with a malformed head: health memory counts it as failed like a refused
+ * connect (skipped, probed in the background), as nginx's passive checks
+ * count "timeout" and "invalid_header". */
+void pt_dial_server_failed(struct pt_dial *d);
+
 /* The caller is closing: a pending lookup is cancelled (its callback still
  * runs, and only gives the reference back), a pending connect is left to
  * end with the handle's close. */

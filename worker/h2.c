@@ -435,6 +435,7 @@ static void feed_response(struct h2s *s, const uint8_t *p, size_t n)
         if (rc < 0 || r->status == 101) {
             pt_log(PT_LOG_WARN, "backend '%s': malformed response head (%s)", s->be->name,
                    r->why ? r->why : "101 on HTTP/2");
+            pt_dial_server_failed(&s->dial);
             answer(s, 502, "backend_bad_head");
             return;
         }
@@ -1024,8 +1025,10 @@ int pt_h2_tick(struct pt_h2 *h, uint64_t now)
             continue;
         }
         if (forwarded(s) && now - s->last_ms > st->idle_timeout_ms) {
-            if (s->resp == RESP_HEAD)
+            if (s->resp == RESP_HEAD) {
+                pt_dial_server_failed(&s->dial); /* connected, never answered */
                 answer(s, 504, NULL);
+            }
             else
                 reset(s, NGHTTP2_CANCEL, "idle_timeout");
         }

@@ -1079,6 +1079,7 @@ static void feed_response(struct hconn *c, const uint8_t *p, size_t n)
         if (rc < 0) {
             pt_log(PT_LOG_WARN, "backend '%s': malformed response head (%s)", c->be->name,
                    r->why ? r->why : "?");
+            pt_dial_server_failed(&c->dial);
             answer_page(c, 502, "backend_bad_head", NULL, "text/html", NULL);
             return;
         }
@@ -1094,6 +1095,7 @@ static void feed_response(struct hconn *c, const uint8_t *p, size_t n)
         if (r->status == 101 && !(c->req_upgrade && r->upgrade)) {
             /* A switch nobody asked for: what follows would not be HTTP. */
             pt_log(PT_LOG_WARN, "backend '%s': 101 to a request without Upgrade", c->be->name);
+            pt_dial_server_failed(&c->dial);
             answer_page(c, 502, "backend_bad_head", NULL, "text/html", NULL);
             return;
         }
@@ -1588,8 +1590,10 @@ static void on_expired(struct pt_deadline *dl)
                 c->result = "body_timeout";
                 hc_close(c);
             }
-        } else if (c->resp == RESP_HEAD)
+        } else if (c->resp == RESP_HEAD) {
+            pt_dial_server_failed(&c->dial); /* connected, never answered */
             answer(c, 504);
+        }
         else
             hc_close(c);
         break;
