@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <sys/socket.h>
 
 #define PT_API_BODY_MAX (1u << 20)
 
@@ -45,6 +46,14 @@ struct pt_api_hooks {
      * (may be NULL) should be renewed now. Never blocks. NULL when ACME is
      * not built in. */
     void (*acme_kick)(void *arg, const char *cert_id);
+    /* Makes sure the daemon listens on <sa> for a stream route (binding it
+     * now when it does not yet). 0, or -1 with the reason in <why>. NULL:
+     * stream addresses are not checked. */
+    int (*listen)(void *arg, const struct sockaddr *sa, socklen_t len, char *why,
+                  size_t size);
+    /* Returns a new JSON array of the backend servers' health as the
+     * workers see it, of <backend> only unless NULL. May be NULL. */
+    json_t *(*servers)(void *arg, const char *backend);
 };
 
 struct pt_api_config {

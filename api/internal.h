@@ -69,6 +69,7 @@ int pt_api__finish_bans(struct pt_req *r, const struct pt_ban_change *ch, size_t
  * "/NAME..."). */
 enum MHD_Result pt_api__backends(struct pt_req *r, const char *rest);
 enum MHD_Result pt_api__domains(struct pt_req *r, const char *rest);
+enum MHD_Result pt_api__streams(struct pt_req *r, const char *rest);
 enum MHD_Result pt_api__bans(struct pt_req *r, const char *rest);
 enum MHD_Result pt_api__tokens(struct pt_req *r, const char *rest);
 enum MHD_Result pt_api__certificates(struct pt_req *r, const char *rest);

@@ -175,25 +175,141 @@ static int get_servers(const json_t *j, const char *key, bool required,
     return 0;
 }
 
-static const char *const backend_members[] = {"name", "servers", "proxy_protocol",
-                                              "http_servers", "tls", "tls_verify"};
+/* The required member <key>, one of two words: *out = 0 for <a>, 1 for <b>. */
+static int get_choice(const json_t *j, const char *key, const char *a, const char *b,
+                      int *out, struct pt_apierr *e)
+{
+    bool bad = false;
+    const char *v = get_str(j, key, e, &bad);
+    if (bad)
+        return -1;
+    if (v == NULL)
+        return BAD(e, key, "%s: required (\"%s\" or \"%s\")", key, a, b);
+    if (strcmp(v, a) != 0 && strcmp(v, b) != 0)
+        return BAD(e, key, "%s: expected \"%s\" or \"%s\"", key, a, b);
+    *out = strcmp(v, a) == 0 ? 0 : 1;
+    return 0;
+}
+
+/* The required "backend" member of a route: a backend name, copied into *out. */
+static int get_backend_ref(const json_t *j, char **out, struct pt_apierr *e)
+{
+    bool bad = false;
+    const char *be = get_str(j, "backend", e, &bad);
+    if (bad)
+        return -1;
+    if (be == NULL)
+        return BAD(e, "backend", "backend: required (the name of a backend)");
+    if (!pt_model_backend_name_ok(be))
+        return BAD(e, "backend", "backend: '%.80s' is not a valid backend name", be);
+    *out = pt_xstrdup(be);
+    return 0;
+}
+
+/* For objects named like backends: <name> (from the URL) follows the rule,
+ * <j> has only <allowed> members, and a "name" member equals <name>. */
+static int check_named(const json_t *j, const char *name, const char *what,
+                       const char *const *allowed, size_t n, struct pt_apierr *e)
+{
+    bool bad = false;
+    if (!pt_model_backend_name_ok(name))
+        return BAD(e, "name",
+                   "name: '%.80s' is not a valid %s name ([a-z0-9][a-z0-9_-]{0,62})", name,
+                   what);
+    if (check_members(j, allowed, n, e) != 0)
+        return -1;
+    const char *jn = get_str(j, "name", e, &bad);
+    if (bad)
+        return -1;
+    if (jn && strcmp(jn, name) != 0)
+        return BAD(e, "name", "name: '%.80s' does not match the URL's '%s'", jn, name);
+    return 0;
+}
+
+/* "health" is what GET adds (read-only): accepted and ignored, so a GET can
+ * be PUT back as it is, like a domain's certificate_id. */
+static const char *const backend_members[] = {"name",       "servers", "proxy_protocol",
+                                              "http_servers", "tls",    "tls_verify",
+                                              "health_check", "health"};
+
+static const char *const check_members_allowed[] = {"type", "interval_s", "timeout_s",
+                                                    "rise", "fall",       "path"};
+static const char *const check_kinds[] = {"none", "tcp", "tls", "http"};
+
+/* An integer member <key> of <j> in [lo, hi], <dflt> when absent. */
+static int get_range(const json_t *j, const char *key, long long lo, long long hi,
+                     long long dflt, long long *out, struct pt_apierr *e)
+{
+    const json_t *v = json_object_get(j, key);
+    *out = dflt;
+    if (v == NULL)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return BAD(e, key, "health_check.%s: expected an integer from %lld to %lld", key, lo,
+                   hi);
+    *out = json_integer_value(v);
+    return 0;
+}
+
+/* "health_check": null or absent (passive only), or {"type", "interval_s",
+ * "timeout_s", "rise", "fall", "path"}. */
+static int get_check(const json_t *j, struct pt_check *out, struct pt_apierr *e)
+{
+    memset(out, 0, sizeof(*out));
+    const json_t *c = json_object_get(j, "health_check");
+    if (c == NULL || json_is_null(c))
+        return 0;
+    if (!json_is_object(c))
+        return BAD(e, "health_check", "health_check: expected an object or null");
+    if (check_members(c, check_members_allowed, PT_ARRAY_LEN(check_members_allowed), e) != 0)
+        return -1;
+    const char *type = json_string_value(json_object_get(c, "type"));
+    size_t k;
+    for (k = 0; type && k < PT_ARRAY_LEN(check_kinds); k++)
+        if (strcmp(type, check_kinds[k]) == 0)
+            break;
+    if (type == NULL || k == PT_ARRAY_LEN(check_kinds))
+        return BAD(e, "type", "health_check.type: expected \"none\", \"tcp\", \"tls\" or \"http\"");
+    out->kind = (enum pt_check_kind)k;
+    long long interval, timeout, rise, fall;
+    if (get_range(c, "interval_s", 1, 3600, 10, &interval, e) != 0 ||
+        get_range(c, "timeout_s", 1, 60, 2, &timeout, e) != 0 ||
+        get_range(c, "rise", 1, 10, 2, &rise, e) != 0 ||
+        get_range(c, "fall", 1, 10, 3, &fall, e) != 0)
+        return -1;
+    out->interval_ms = (uint32_t)interval * 1000;
+    out->timeout_ms = (uint32_t)timeout * 1000;
+    out->rise = (uint8_t)rise;
+    out->fall = (uint8_t)fall;
+    const json_t *p = json_object_get(c, "path");
+    const char *path = p ? json_string_value(p) : "/";
+    if (path == NULL)
+        return BAD(e, "path", "health_check.path: expected a string");
+    if (p && out->kind != PT_CHECK_HTTP)
+        return BAD(e, "path", "health_check.path: only for \"type\": \"http\"");
+    size_t n = strlen(path);
+    bool ok = n >= 1 && n <= PT_CHECK_PATH_MAX && path[0] == '/';
+    for (size_t i = 0; ok && i < n; i++)
+        ok = path[i] > 0x20 && path[i] < 0x7f;
+    if (!ok)
+        return BAD(e, "path",
+                   "health_check.path: expected '/' then visible ASCII characters, at most "
+                   "%d bytes",
+                   PT_CHECK_PATH_MAX);
+    if (out->kind == PT_CHECK_HTTP)
+        memcpy(out->path, path, n + 1);
+    if (out->kind == PT_CHECK_NONE)
+        memset(out, 0, sizeof(*out));
+    return 0;
+}
 
 int pt_model_backend_from_json(const json_t *j, const char *name, struct pt_backend *out,
                                struct pt_apierr *e)
 {
     bool bad = false;
     memset(out, 0, sizeof(*out));
-    if (!pt_model_backend_name_ok(name))
-        return BAD(e, "name",
-                   "name: '%.80s' is not a valid backend name ([a-z0-9][a-z0-9_-]{0,62})",
-                   name);
-    if (check_members(j, backend_members, PT_ARRAY_LEN(backend_members), e) != 0)
+    if (check_named(j, name, "backend", backend_members, PT_ARRAY_LEN(backend_members), e) != 0)
         return -1;
-    const char *bn = get_str(j, "name", e, &bad);
-    if (bad)
-        return -1;
-    if (bn && strcmp(bn, name) != 0)
-        return BAD(e, "name", "name: '%.80s' does not match the URL's '%s'", bn, name);
     out->name = pt_xstrdup(name);
     if (get_servers(j, "servers", true, &out->servers, &out->n_servers, e) != 0 ||
         get_servers(j, "http_servers", false, &out->http_servers, &out->n_http_servers,
@@ -211,7 +327,8 @@ int pt_model_backend_from_json(const json_t *j, const char *name, struct pt_back
     else
         return BAD(e, "proxy_protocol", "proxy_protocol: expected \"none\", \"v1\" or \"v2\"");
     if (get_bool(j, "tls", false, &out->tls, e) != 0 ||
-        get_bool(j, "tls_verify", true, &out->tls_verify, e) != 0)
+        get_bool(j, "tls_verify", true, &out->tls_verify, e) != 0 ||
+        get_check(j, &out->check, e) != 0)
         return -1;
     return 0;
 }
@@ -227,13 +344,26 @@ static json_t *servers_json(const struct pt_hostport *s, size_t n)
     return a;
 }
 
+static json_t *check_json(const struct pt_check *c)
+{
+    if (c->kind == PT_CHECK_NONE)
+        return json_null();
+    json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:i}", "type", check_kinds[c->kind],
+                          "interval_s", (int)(c->interval_ms / 1000), "timeout_s",
+                          (int)(c->timeout_ms / 1000), "rise", (int)c->rise, "fall",
+                          (int)c->fall);
+    if (c->kind == PT_CHECK_HTTP)
+        json_object_set_new(j, "path", json_string(c->path));
+    return j;
+}
+
 json_t *pt_model_backend_to_json(const struct pt_backend *b)
 {
-    return json_pack("{s:s, s:o, s:s, s:o, s:b, s:b}", "name", b->name, "servers",
+    return json_pack("{s:s, s:o, s:s, s:o, s:b, s:b, s:o}", "name", b->name, "servers",
                      servers_json(b->servers, b->n_servers), "proxy_protocol",
                      pt_pp_name(b->proxy_protocol), "http_servers",
                      servers_json(b->http_servers, b->n_http_servers), "tls", b->tls,
-                     "tls_verify", b->tls_verify);
+                     "tls_verify", b->tls_verify, "health_check", check_json(&b->check));
 }
 
 static bool header_name_ok(const char *s)
@@ -300,26 +430,12 @@ int pt_model_domain_from_json(const json_t *j, const char *name, struct pt_domai
     }
     out->name = pt_xstrdup(name);
 
-    const char *mode = get_str(j, "mode", e, &bad);
-    if (bad)
+    int mode;
+    if (get_choice(j, "mode", "passthrough", "offload", &mode, e) != 0)
         return -1;
-    if (mode == NULL)
-        return BAD(e, "mode", "mode: required (\"passthrough\" or \"offload\")");
-    if (strcmp(mode, "passthrough") == 0)
-        out->mode = PT_MODE_PASSTHROUGH;
-    else if (strcmp(mode, "offload") == 0)
-        out->mode = PT_MODE_OFFLOAD;
-    else
-        return BAD(e, "mode", "mode: expected \"passthrough\" or \"offload\"");
-
-    const char *be = get_str(j, "backend", e, &bad);
-    if (bad)
+    out->mode = mode ? PT_MODE_OFFLOAD : PT_MODE_PASSTHROUGH;
+    if (get_backend_ref(j, &out->backend, e) != 0)
         return -1;
-    if (be == NULL)
-        return BAD(e, "backend", "backend: required (the name of a backend)");
-    if (!pt_model_backend_name_ok(be))
-        return BAD(e, "backend", "backend: '%.80s' is not a valid backend name", be);
-    out->backend = pt_xstrdup(be);
 
     const char *cert = get_str(j, "certificate", e, &bad);
     if (bad)
@@ -397,4 +513,158 @@ int pt_model_ban_allowed(const struct pt_cidr *net, unsigned max4, unsigned max6
                              "(create it with a wider \"max_prefix\")",
                              v4 ? "IPv4" : "IPv6", max, (unsigned)net->bits);
     return 0;
+}
+
+static const char *const stream_members[] = {"name",    "listen",       "mode",
+                                             "names",   "alpn",         "backend",
+                                             "idle_timeout", "max_connections"};
+
+/* An unsigned integer member in [0, max]; absent or null gives 0. */
+static int get_uint(const json_t *j, const char *key, uint32_t max, uint32_t *out,
+                    struct pt_apierr *e)
+{
+    const json_t *v = json_object_get(j, key);
+    *out = 0;
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        json_integer_value(v) > (json_int_t)max)
+        return BAD(e, key, "%s: expected an integer from 0 to %u", key, max);
+    *out = (uint32_t)json_integer_value(v);
+    return 0;
+}
+
+/* A list of at most <max> strings, each checked by <ok> (which may rewrite
+ * it into <norm>, PT_DNAME_MAX + 1 bytes) and unique. */
+static int get_strs(const json_t *j, const char *key, size_t max,
+                    bool (*ok)(const char *in, char *norm, const char **why),
+                    char ***out, size_t *n, struct pt_apierr *e)
+{
+    const json_t *v = json_object_get(j, key);
+    *out = NULL;
+    *n = 0;
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_array(v))
+        return BAD(e, key, "%s: expected a list of strings", key);
+    size_t len = json_array_size(v);
+    if (len > max)
+        return BAD(e, key, "%s: at most %zu entries", key, max);
+    *out = pt_xcalloc(len ? len : 1, sizeof(**out));
+    for (size_t i = 0; i < len; i++) {
+        char field[48], norm[PT_DNAME_MAX + 1];
+        const char *why = NULL;
+        const json_t *s = json_array_get(v, i);
+        snprintf(field, sizeof(field), "%s[%zu]", key, i);
+        if (!json_is_string(s) || strlen(json_string_value(s)) != json_string_length(s))
+            return BAD(e, field, "%s: expected a string", field);
+        if (!ok(json_string_value(s), norm, &why))
+            return BAD(e, field, "%s: %s", field, why ? why : "invalid");
+        for (size_t k = 0; k < i; k++)
+            if (strcmp((*out)[k], norm) == 0)
+                return BAD(e, field, "%s: duplicate of %s[%zu]", field, key, k);
+        (*out)[(*n)++] = pt_xstrdup(norm);
+    }
+    return 0;
+}
+
+static bool stream_name_ok(const char *in, char *norm, const char **why)
+{
+    return pt_dname_normalize(in, strlen(in), norm, PT_DNAME_ALLOW_WILDCARD, why) >= 0;
+}
+
+/* ALPN protocol ids as registered (IANA): printable ASCII, 1 to 64 bytes. */
+static bool alpn_ok(const char *in, char *norm, const char **why)
+{
+    size_t n = strlen(in);
+    *why = "expected 1 to 64 printable ASCII characters (e.g. \"xmpp-client\")";
+    if (n == 0 || n > PT_STREAM_ALPN_LEN)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (in[i] <= 0x20 || in[i] >= 0x7f)
+            return false;
+    memcpy(norm, in, n + 1);
+    return true;
+}
+
+static int get_listen(const json_t *j, struct pt_stream *out, struct pt_apierr *e)
+{
+    if (get_servers(j, "listen", false, &out->listen, &out->n_listen, e) != 0)
+        return -1;
+    for (size_t i = 0; i < out->n_listen; i++)
+        if (out->listen[i].salen == 0) {
+            char field[48];
+            snprintf(field, sizeof(field), "listen[%zu]", i);
+            return BAD(e, field, "%s: expected an IP address and port (0.0.0.0:993, "
+                                 "[::]:993), not a host name",
+                       field);
+        }
+    return 0;
+}
+
+int pt_model_stream_from_json(const json_t *j, const char *name, struct pt_stream *out,
+                              struct pt_apierr *e)
+{
+    memset(out, 0, sizeof(*out));
+    if (check_named(j, name, "stream", stream_members, PT_ARRAY_LEN(stream_members), e) != 0)
+        return -1;
+    out->name = pt_xstrdup(name);
+    int mode;
+    if (get_choice(j, "mode", "tcp", "tls", &mode, e) != 0)
+        return -1;
+    out->mode = mode ? PT_STREAM_TLS : PT_STREAM_TCP;
+    if (get_listen(j, out, e) != 0 ||
+        get_strs(j, "names", PT_STREAM_NAMES_MAX, stream_name_ok, &out->names,
+                 &out->n_names, e) != 0 ||
+        get_strs(j, "alpn", PT_STREAM_ALPN_MAX, alpn_ok, &out->alpn, &out->n_alpn, e) != 0)
+        return -1;
+    if (get_backend_ref(j, &out->backend, e) != 0)
+        return -1;
+    if (get_uint(j, "idle_timeout", 7 * 86400, &out->idle_timeout_s, e) != 0 ||
+        get_uint(j, "max_connections", 1000000, &out->max_connections, e) != 0)
+        return -1;
+    if (out->mode == PT_STREAM_TCP) {
+        if (out->n_names || out->n_alpn)
+            return BAD(e, out->n_names ? "names" : "alpn",
+                       "%s: only for \"tls\" streams (a tcp stream reads no server name)",
+                       out->n_names ? "names" : "alpn");
+        if (out->n_listen == 0)
+            return BAD(e, "listen", "listen: required for a tcp stream");
+        return 0;
+    }
+    if (out->n_listen && out->n_alpn)
+        return BAD(e, "alpn",
+                   "alpn: only for a stream without \"listen\" (it then applies on the "
+                   "--https listeners)");
+    if (out->n_listen == 0 && out->n_alpn == 0)
+        return BAD(e, "listen",
+                   "listen: required, unless \"alpn\" is given (the stream then shares "
+                   "the --https listeners)");
+    if (out->n_names == 0) {
+        out->names = pt_xcalloc(1, sizeof(*out->names));
+        out->names[out->n_names++] = pt_xstrdup("*");
+    }
+    return 0;
+}
+
+static json_t *strs_json(char *const *v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_string(v[i]));
+    return a;
+}
+
+json_t *pt_model_stream_to_json(const struct pt_stream *st)
+{
+    json_t *j = json_pack("{s:s, s:o, s:s, s:s, s:I, s:I}", "name", st->name, "listen",
+                          servers_json(st->listen, st->n_listen), "mode",
+                          pt_stream_mode_name(st->mode), "backend", st->backend,
+                          "idle_timeout", (json_int_t)st->idle_timeout_s, "max_connections",
+                          (json_int_t)st->max_connections);
+    if (st->mode == PT_STREAM_TLS) {
+        json_object_set_new(j, "names", strs_json(st->names, st->n_names));
+        json_object_set_new(j, "alpn", strs_json(st->alpn, st->n_alpn));
+    }
+    return j;
 }

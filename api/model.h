@@ -47,6 +47,12 @@ int pt_model_domain_from_json(const json_t *j, const char *name,
                               struct pt_domain *out, struct pt_apierr *e);
 json_t *pt_model_domain_to_json(const struct pt_domain *d);
 
+/* As above for stream routes (common/stream.h); <name> follows the backend
+ * name rules. Conflicts with other streams are the caller's to check. */
+int pt_model_stream_from_json(const json_t *j, const char *name, struct pt_stream *out,
+                              struct pt_apierr *e);
+json_t *pt_model_stream_to_json(const struct pt_stream *st);
+
 /* Parses a request body: JSON object, duplicate keys refused, nesting depth
  * at most 16. Returns a new reference or NULL with <e> set. */
 json_t *pt_model_parse_body(const char *body, size_t len, struct pt_apierr *e);

@@ -1,4 +1,4 @@
-/* Backends and domains: the two named, PUT-replaceable resources. One
+/* Backends, domains and streams: the named, PUT-replaceable resources. One
  * generic create/replace/get/list/delete, with what differs in a table. */
 #include "api/internal.h"
 
@@ -17,6 +17,9 @@ struct kind {
     /* Adds read-only members to a stored document before it is shown;
      * <certs> is the certificates table as loaded for this request. */
     void (*decorate)(json_t *doc, const struct pt_certidx *certs);
+    /* Refuses a valid document that clashes with the other stored objects
+     * or cannot be served (409): -1 with <e> set. NULL: nothing to check. */
+    int (*check)(struct pt_req *r, const json_t *doc, const char *name, struct pt_apierr *e);
 };
 
 static int norm_backend(const char *in, char *out, size_t size, struct pt_apierr *e)
@@ -87,10 +90,98 @@ static void decorate_domain(json_t *doc, const struct pt_certidx *certs)
     }
 }
 
+static json_t *validate_stream(const json_t *body, const char *name,
+                               const char **backend, const char **mode,
+                               struct pt_apierr *e)
+{
+    struct pt_stream st;
+    json_t *doc = NULL;
+    if (pt_model_stream_from_json(body, name, &st, e) == 0) {
+        doc = pt_model_stream_to_json(&st);
+        *backend = json_string_value(json_object_get(doc, "backend"));
+        *mode = json_string_value(json_object_get(doc, "mode"));
+    }
+    pt_stream_clear(&st);
+    return doc;
+}
+
+/* Streams share an address only when every connection can be told apart:
+ * tls streams with disjoint names. The same holds among the alpn streams,
+ * which all share the --https listeners. */
+struct clash {
+    const struct pt_stream *mine;
+    struct pt_apierr *e;
+};
+
+static int clash_cb(void *arg, const char *name, const char *text)
+{
+    struct clash *c = arg;
+    const struct pt_stream *a = c->mine;
+    struct pt_stream b;
+    struct pt_apierr ignored;
+    char why[200], addr[PT_ADDRSTR_MAX];
+    if (strcmp(name, a->name) == 0)
+        return 0; /* the stream being replaced */
+    json_t *j = json_loads(text, 0, NULL);
+    int rc = j ? pt_model_stream_from_json(j, name, &b, &ignored) : -1;
+    json_decref(j);
+    if (rc != 0) {
+        pt_stream_clear(&b);
+        pt_apierr_set(c->e, 500, "internal", NULL, "cannot read the store");
+        return PT_EDB;
+    }
+    rc = 0;
+    if (a->n_listen == 0 && b.n_listen == 0 && pt_stream_conflict(a, &b, why, sizeof(why)))
+        rc = pt_apierr_set(c->e, 409, "conflict", "names",
+                           "names: stream '%s' on the --https listeners overlaps: %s", name,
+                           why);
+    for (size_t i = 0; i < a->n_listen && rc == 0; i++)
+        for (size_t k = 0; k < b.n_listen && rc == 0; k++) {
+            if (!pt_sockaddr_same((const struct sockaddr *)&a->listen[i].sa,
+                                  (const struct sockaddr *)&b.listen[k].sa) ||
+                !pt_stream_conflict(a, &b, why, sizeof(why)))
+                continue;
+            char field[32];
+            snprintf(field, sizeof(field), "listen[%zu]", i);
+            pt_sockaddr_format((const struct sockaddr *)&a->listen[i].sa, addr, sizeof(addr));
+            rc = pt_apierr_set(c->e, 409, "conflict", field,
+                               "%s: stream '%s' also listens on %s: %s", field, name, addr,
+                               why);
+        }
+    pt_stream_clear(&b);
+    return rc ? PT_ECONFLICT : 0;
+}
+
+static int check_stream(struct pt_req *r, const json_t *doc, const char *name,
+                        struct pt_apierr *e)
+{
+    struct pt_stream st;
+    const struct pt_api_hooks *h = &r->api->cfg.hooks;
+    if (pt_model_stream_from_json(doc, name, &st, e) != 0) {
+        pt_stream_clear(&st);
+        return -1;
+    }
+    struct clash c = {&st, e};
+    int rc = pt_store_each(r->api->cfg.store, PT_STORE_STREAM, clash_cb, &c);
+    for (size_t i = 0; i < st.n_listen && rc == 0 && h->listen; i++) {
+        char why[256], field[32];
+        if (h->listen(h->arg, (const struct sockaddr *)&st.listen[i].sa, st.listen[i].salen,
+                      why, sizeof(why)) == 0)
+            continue;
+        snprintf(field, sizeof(field), "listen[%zu]", i);
+        pt_apierr_set(e, 409, "conflict", field, "%s: %s", field, why);
+        rc = PT_EIO;
+    }
+    pt_stream_clear(&st);
+    return rc == 0 ? 0 : -1;
+}
+
 static const struct kind backends = {"backends", "backend", PT_STORE_BACKEND,
-                                     norm_backend, validate_backend, NULL};
+                                     norm_backend, validate_backend, NULL, NULL};
 static const struct kind domains = {"domains", "domain", PT_STORE_DOMAIN, norm_domain,
-                                    validate_domain, decorate_domain};
+                                    validate_domain, decorate_domain, NULL};
+static const struct kind streams = {"streams", "stream", PT_STORE_STREAM, norm_backend,
+                                    validate_stream, NULL, check_stream};
 
 /* Loads what k->decorate needs (nothing for backends). */
 static int load_certs(struct pt_req *r, const struct kind *k, struct pt_certidx *certs)
@@ -218,6 +309,9 @@ static enum MHD_Result do_get(struct pt_req *r, const struct kind *k, const char
         return pt_api__errorf(r, 403, "forbidden", NULL,
                               "%s '%s' is routed to another backend", k->singular, name);
     }
+    const struct pt_api_hooks *h = &r->api->cfg.hooks;
+    if (k->store == PT_STORE_BACKEND && h->servers)
+        json_object_set_new(doc, "health", h->servers(h->arg, name));
     return pt_api__json(r, 200, doc);
 }
 
@@ -242,7 +336,8 @@ static enum MHD_Result do_put(struct pt_req *r, const struct kind *k, const char
     json_decref(body);
     if (doc == NULL)
         return pt_api__error(r, &e);
-    if (may_create(r, k, doc, &e) != 0 || may_change(r, k, name, &e) != 0) {
+    if (may_create(r, k, doc, &e) != 0 || may_change(r, k, name, &e) != 0 ||
+        (k->check && k->check(r, doc, name, &e) != 0)) {
         json_decref(doc);
         return pt_api__error(r, &e);
     }
@@ -303,7 +398,7 @@ static enum MHD_Result do_delete(struct pt_req *r, const struct kind *k,
                                  k->singular, name);
         else if (rc == PT_EINUSE)
             res = pt_api__errorf(r, 409, "conflict", NULL,
-                                 "%s '%s' is used by domain '%s'", k->singular, name,
+                                 "%s '%s' is used by %s", k->singular, name,
                                  user ? user : "?");
         else
             res = pt_api__errorf(r, 500, "internal", NULL, "cannot write the store");
@@ -361,4 +456,9 @@ enum MHD_Result pt_api__backends(struct pt_req *r, const char *rest)
 enum MHD_Result pt_api__domains(struct pt_req *r, const char *rest)
 {
     return handle(r, &domains, rest);
+}
+
+enum MHD_Result pt_api__streams(struct pt_req *r, const char *rest)
+{
+    return handle(r, &streams, rest);
 }

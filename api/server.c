@@ -350,6 +350,8 @@ static enum MHD_Result dispatch(struct pt_req *r, const char *url)
             return pt_api__backends(r, res + 8);
         if (strncmp(res, "domains", 7) == 0 && (res[7] == '\0' || res[7] == '/'))
             return pt_api__domains(r, res + 7);
+        if (strncmp(res, "streams", 7) == 0 && (res[7] == '\0' || res[7] == '/'))
+            return pt_api__streams(r, res + 7);
         if (strncmp(res, "bans", 4) == 0 && (res[4] == '\0' || res[4] == '/'))
             return pt_api__bans(r, res + 4);
         if (strncmp(res, "tokens", 6) == 0 && (res[6] == '\0' || res[6] == '/'))

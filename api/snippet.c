@@ -1,4 +1,6 @@
-/* GET /api/v1/backends/NAME/snippet?for=nginx|apache|yunohost[&from=ADDR,...]
+/* GET /api/v1/backends/NAME/snippet?for=TARGET[&from=ADDR,...]
+ * TARGET: nginx, apache, yunohost (web servers), postfix, dovecot, prosody
+ * (mail and XMPP servers behind stream routes).
  *
  * The configuration a backend server needs to see real client addresses
  * behind portier, as text/plain to paste (nginx, apache) or to install (a
@@ -21,7 +23,10 @@
 #define FROM_MAX 16
 #define QUERY_MAX 1024
 
-enum target { T_NGINX, T_APACHE, T_YUNOHOST };
+enum target { T_NGINX, T_APACHE, T_YUNOHOST, T_POSTFIX, T_DOVECOT, T_PROSODY };
+
+static const char *const target_names[] = {"nginx",   "apache",  "yunohost",
+                                           "postfix", "dovecot", "prosody"};
 
 struct snip {
     struct pt_wbuf b;
@@ -562,6 +567,110 @@ static int parse_from(struct snip *s, char *v, char *why, size_t wlen)
     return 0;
 }
 
+/* ---- mail and XMPP servers (stream routes) ------------------------------- */
+
+/* Says what a stream route's backend gets, or that it gets no client
+ * address at all. Returns false when there is nothing to configure. */
+static bool stream_intro(struct snip *s, const char *what, const char *target,
+                         const char *directive)
+{
+    const struct pt_backend *be = s->be;
+    header(s, what, target);
+    out(s, "# For stream routes (PUT /api/v1/streams/NAME) whose backend is \"%s\":\n",
+        be->name);
+    if (be->proxy_protocol == PT_PP_NONE) {
+        out(s,
+            "# this backend has \"proxy_protocol\": \"none\", so the server sees portier's\n"
+            "# address as every client's (its anti-spam, fail2ban and logs with it).\n"
+            "# Recommended: set \"proxy_protocol\": \"v2\" on the backend and fetch this\n"
+            "# snippet again; apply both changes together.\n");
+        return false;
+    }
+    out(s, "# portier connects to ");
+    list_servers(s, be->servers, be->n_servers);
+    out(s,
+        " and sends a PROXY protocol %s header\n"
+        "# first, then the client's bytes untouched (STARTTLS and TLS stay end to end).\n"
+        "# The listener must expect the header; let only portier reach it (firewall):\n"
+        "# whoever can connect there can claim any client address.\n",
+        pp_label(be->proxy_protocol));
+    if (directive)
+        from_comment(s, directive);
+    return true;
+}
+
+static void gen_postfix(struct snip *s)
+{
+    if (!stream_intro(s, "Postfix configuration (3.5 or later)", "postfix", NULL))
+        return;
+    out(s,
+        "# Postfix takes the client address from the header (v1 and v2) and trusts\n"
+        "# whoever connects to these services, hence the firewall. In master.cf, one\n"
+        "# smtpd service per address portier connects to (smtps and submission the\n"
+        "# same way, with their usual -o options added):\n");
+    char buf[PT_HOST_MAX + 16];
+    for (size_t i = 0; i < s->be->n_servers; i++) {
+        pt_hostport_format(&s->be->servers[i], buf, sizeof(buf));
+        out(s, "%s inet n - y - - smtpd\n  -o smtpd_upstream_proxy_protocol=haproxy\n", buf);
+    }
+    out(s,
+        "# Or, in front of postscreen (port 25 with postscreen enabled), in main.cf:\n"
+        "#   postscreen_upstream_proxy_protocol = haproxy\n"
+        "# Do not add portier's address to mynetworks: it would let every client\n"
+        "# relay through it.\n");
+}
+
+static void gen_dovecot(struct snip *s)
+{
+    if (!stream_intro(s, "Dovecot configuration (2.3)", "dovecot", "haproxy_trusted_networks"))
+        return;
+    out(s, "# In dovecot.conf (or conf.d/10-master.conf and conf.d/10-director.conf):\n"
+           "haproxy_trusted_networks = ");
+    from_list(s, " ");
+    out(s, "\n");
+    for (size_t i = 0; i < s->be->n_servers; i++) {
+        const struct pt_hostport *hp = &s->be->servers[i];
+        bool ip = hp->salen != 0;
+        out(s,
+            "service imap-login {\n"
+            "  # ssl = yes for IMAPS (993 behind a tls stream), no for IMAP with STARTTLS\n"
+            "  inet_listener imap_portier%zu {\n"
+            "    address = %s\n"
+            "    port = %u\n"
+            "    ssl = yes\n"
+            "    haproxy = yes\n"
+            "  }\n"
+            "}\n",
+            i, ip ? hp->host : "*", hp->port);
+    }
+    out(s, "# (POP3 and submission: the same inet_listener lines in service pop3-login\n"
+           "# and service submission-login.)\n");
+}
+
+static void gen_prosody(struct snip *s)
+{
+    if (!stream_intro(s, "Prosody configuration (0.12, mod_net_proxy)", "prosody",
+                      "proxy_trusted_proxies"))
+        return;
+    out(s,
+        "# mod_net_proxy is a community module (modules.prosody.im; Debian 12's\n"
+        "# prosody-modules package does not carry it): prosodyctl install\n"
+        "# --server=https://modules.prosody.im/rocks/ mod_net_proxy. It reads the header\n"
+        "# (v1 and v2) on its own ports and hands the connection to the service named\n"
+        "# for each port. In prosody.cfg.lua, global section:\n"
+        "modules_enabled = { \"net_proxy\" } -- add to your existing list\n"
+        "proxy_port_mappings = {\n");
+    for (size_t i = 0; i < s->be->n_servers; i++)
+        out(s,
+            "  [%u] = \"c2s\"; -- \"s2s\" for server-to-server, \"c2s_direct_tls\" for\n"
+            "                 -- XMPP over TLS from the start (XEP-0368, alpn streams)\n",
+            s->be->servers[i].port);
+    out(s, "}\nproxy_trusted_proxies = { ");
+    for (size_t i = 0; i < s->n_from; i++)
+        out(s, "%s\"%s\"", i ? ", " : "", s->from[i]);
+    out(s, " }\n");
+}
+
 enum MHD_Result pt_api__snippet(struct pt_req *r, const char *backend)
 {
     char *text = NULL;
@@ -574,21 +683,21 @@ enum MHD_Result pt_api__snippet(struct pt_req *r, const char *backend)
     char buf[QUERY_MAX];
     enum target t;
     int n = query_arg(r, "for", buf, sizeof(buf));
-    if (n >= 0 && strcmp(buf, "nginx") == 0)
-        t = T_NGINX;
-    else if (n >= 0 && strcmp(buf, "apache") == 0)
-        t = T_APACHE;
-    else if (n >= 0 && strcmp(buf, "yunohost") == 0)
-        t = T_YUNOHOST;
-    else {
+    size_t ti = 0;
+    while (n >= 0 && ti < PT_ARRAY_LEN(target_names) && strcmp(buf, target_names[ti]) != 0)
+        ti++;
+    if (n < 0 || ti == PT_ARRAY_LEN(target_names)) {
         free(text);
         if (n == -1)
             return pt_api__errorf(r, 400, "invalid_argument", "for",
-                                  "for: required, one of nginx, apache, yunohost");
+                                  "for: required, one of nginx, apache, yunohost, postfix, "
+                                  "dovecot, prosody");
         return pt_api__errorf(r, 400, "invalid_argument", "for",
-                              "for: '%.40s' is not one of nginx, apache, yunohost",
+                              "for: '%.40s' is not one of nginx, apache, yunohost, postfix, "
+                              "dovecot, prosody",
                               n >= 0 ? echoable(buf) : "(bad percent-encoding)");
     }
+    t = (enum target)ti;
 
     struct snip s;
     memset(&s, 0, sizeof(s));
@@ -634,6 +743,15 @@ enum MHD_Result pt_api__snippet(struct pt_req *r, const char *backend)
         break;
     case T_YUNOHOST:
         gen_yunohost(&s);
+        break;
+    case T_POSTFIX:
+        gen_postfix(&s);
+        break;
+    case T_DOVECOT:
+        gen_dovecot(&s);
+        break;
+    case T_PROSODY:
+        gen_prosody(&s);
         break;
     }
     pt_backend_clear(&be);

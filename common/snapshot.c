@@ -10,7 +10,9 @@
  *   settings: u32 hello, u32 connect, u32 idle, u32 grace, u16 https_port,
  *             u32 n_trusted, n x (u8 family, 16 bytes addr, u8 bits)
  *   u32 n_backends, n x backend: str name, u8 pp, u8 tls, u8 tls_verify,
- *             u32 n, n x str server, u32 n, n x str http_server
+ *             u32 n, n x str server, u32 n, n x str http_server,
+ *             u8 check kind, u32 interval, u32 timeout, u8 rise, u8 fall,
+ *             str path
  *   u32 n_domains, n x domain: str name, u8 mode, str backend, u8 flags,
  *             u32 n, n x (str name, str value)
  *   u32 n_bans, n x ban: u8 family, 16 bytes addr, u8 bits, u64 expires,
@@ -18,6 +20,10 @@
  *   u32 n_certs, n x cert: str id, str cert_pem, str key_pem, u64 not_after,
  *             u32 n, n x str name
  *   u32 n_tokens, n x (str token, str key_authorization)
+ *   streams: u32 lid_max, u32 n, n x (str name, u8 mode, str backend,
+ *             u32 idle_timeout_s, u32 max_connections,
+ *             u32 n, n x (str listen, u32 lid), u32 n, n x str name,
+ *             u32 n, n x str alpn)
  * Strings are u32 length + bytes. Servers travel as text and are parsed again
  * on decode: the parser is the one the API validated them with. */
 
@@ -34,6 +40,33 @@ static void put_ban(struct pt_wbuf *out, const struct pt_ban *b)
     pt_wbuf_u8(out, b->net.bits);
     pt_wbuf_u64(out, (uint64_t)b->expires);
     pt_wbuf_str(out, b->reason ? b->reason : "");
+}
+
+static void put_streams(struct pt_wbuf *out, const struct pt_streams *ss)
+{
+    char tmp[PT_HOST_MAX + 16];
+    pt_wbuf_u32(out, ss->lid_max);
+    pt_wbuf_u32(out, (uint32_t)ss->n);
+    for (size_t i = 0; i < ss->n; i++) {
+        const struct pt_stream *st = &ss->v[i];
+        pt_wbuf_str(out, st->name);
+        pt_wbuf_u8(out, (uint8_t)st->mode);
+        pt_wbuf_str(out, st->backend);
+        pt_wbuf_u32(out, st->idle_timeout_s);
+        pt_wbuf_u32(out, st->max_connections);
+        pt_wbuf_u32(out, (uint32_t)st->n_listen);
+        for (size_t j = 0; j < st->n_listen; j++) {
+            pt_hostport_format(&st->listen[j], tmp, sizeof(tmp));
+            pt_wbuf_str(out, tmp);
+            pt_wbuf_u32(out, st->lids ? st->lids[j] : 0);
+        }
+        pt_wbuf_u32(out, (uint32_t)st->n_names);
+        for (size_t j = 0; j < st->n_names; j++)
+            pt_wbuf_str(out, st->names[j]);
+        pt_wbuf_u32(out, (uint32_t)st->n_alpn);
+        for (size_t j = 0; j < st->n_alpn; j++)
+            pt_wbuf_str(out, st->alpn[j]);
+    }
 }
 
 void pt_snap_encode(const struct pt_snapshot *s, struct pt_wbuf *out)
@@ -76,6 +109,12 @@ void pt_snap_encode(const struct pt_snapshot *s, struct pt_wbuf *out)
             pt_hostport_format(&b->http_servers[j], tmp, sizeof(tmp));
             pt_wbuf_str(out, tmp);
         }
+        pt_wbuf_u8(out, (uint8_t)b->check.kind);
+        pt_wbuf_u32(out, b->check.interval_ms);
+        pt_wbuf_u32(out, b->check.timeout_ms);
+        pt_wbuf_u8(out, b->check.rise);
+        pt_wbuf_u8(out, b->check.fall);
+        pt_wbuf_str(out, b->check.path);
     }
 
     pt_wbuf_u32(out, (uint32_t)s->n_domains);
@@ -114,6 +153,7 @@ void pt_snap_encode(const struct pt_snapshot *s, struct pt_wbuf *out)
         pt_wbuf_str(out, s->tokens[i].token);
         pt_wbuf_str(out, s->tokens[i].key_authorization);
     }
+    put_streams(out, &s->streams);
 }
 
 /* Reads a length-prefixed string as a new NUL-terminated copy; NULL when the
@@ -173,6 +213,47 @@ static int rd_servers(struct pt_cursor *c, struct pt_hostport **out, size_t *n)
     return c->ok ? 0 : PT_EMALFORMED;
 }
 
+static char **rd_strs(struct pt_cursor *c, size_t *n, size_t max_n, size_t max_len)
+{
+    *n = rd_count(c, 4, max_n);
+    char **v = pt_xcalloc(*n ? *n : 1, sizeof(*v));
+    for (size_t i = 0; i < *n && c->ok; i++)
+        v[i] = rd_str(c, max_len);
+    return v;
+}
+
+static int rd_streams(struct pt_cursor *c, struct pt_streams *ss)
+{
+    ss->lid_max = pt_rd_u32(c);
+    ss->n = rd_count(c, 24, 1u << 16);
+    ss->v = pt_xcalloc(ss->n ? ss->n : 1, sizeof(*ss->v));
+    for (size_t i = 0; i < ss->n && c->ok; i++) {
+        struct pt_stream *st = &ss->v[i];
+        st->name = rd_str(c, 64);
+        uint8_t mode = pt_rd_u8(c);
+        st->backend = rd_str(c, 64);
+        st->idle_timeout_s = pt_rd_u32(c);
+        st->max_connections = pt_rd_u32(c);
+        if (mode > PT_STREAM_TLS)
+            c->ok = false;
+        st->mode = (enum pt_stream_mode)mode;
+        st->n_listen = rd_count(c, 8, PT_STREAM_LISTEN_MAX);
+        st->listen = pt_xcalloc(st->n_listen ? st->n_listen : 1, sizeof(*st->listen));
+        st->lids = pt_xcalloc(st->n_listen ? st->n_listen : 1, sizeof(*st->lids));
+        for (size_t j = 0; j < st->n_listen && c->ok; j++) {
+            char *a = rd_str(c, PT_HOST_MAX + 16);
+            if (a == NULL || pt_hostport_parse(a, strlen(a), &st->listen[j], NULL) != 0 ||
+                st->listen[j].salen == 0)
+                c->ok = false;
+            free(a);
+            st->lids[j] = pt_rd_u32(c);
+        }
+        st->names = rd_strs(c, &st->n_names, PT_STREAM_NAMES_MAX, PT_DNAME_MAX);
+        st->alpn = rd_strs(c, &st->n_alpn, PT_STREAM_ALPN_MAX, PT_STREAM_ALPN_LEN);
+    }
+    return c->ok ? 0 : PT_EMALFORMED;
+}
+
 int pt_snap_decode(const uint8_t *buf, size_t len, struct pt_snapshot **out)
 {
     struct pt_cursor c = pt_cursor_make(buf, len);
@@ -224,6 +305,14 @@ int pt_snap_decode(const uint8_t *buf, size_t len, struct pt_snapshot **out)
         if (rd_servers(&c, &b->servers, &b->n_servers) != 0 ||
             rd_servers(&c, &b->http_servers, &b->n_http_servers) != 0)
             goto bad;
+        uint8_t kind = pt_rd_u8(&c);
+        b->check.interval_ms = pt_rd_u32(&c);
+        b->check.timeout_ms = pt_rd_u32(&c);
+        b->check.rise = pt_rd_u8(&c);
+        b->check.fall = pt_rd_u8(&c);
+        if (kind > PT_CHECK_HTTP || !pt_rd_cstr(&c, b->check.path, sizeof(b->check.path)))
+            goto bad;
+        b->check.kind = (enum pt_check_kind)kind;
     }
 
     s->n_domains = rd_count(&c, 16, 1u << 24);
@@ -272,6 +361,8 @@ int pt_snap_decode(const uint8_t *buf, size_t len, struct pt_snapshot **out)
         s->tokens[i].token = rd_str(&c, 256);
         s->tokens[i].key_authorization = rd_str(&c, 512);
     }
+    if (rd_streams(&c, &s->streams) != 0)
+        goto bad;
     if (!c.ok || pt_cursor_left(&c) != 0)
         goto bad;
     if (pt_snap_link(s) != 0)
@@ -289,12 +380,20 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+static int find_backend(void *arg, const char *name)
+{
+    const struct pt_snapshot *s = arg;
+    for (size_t j = 0; j < s->n_backends; j++)
+        if (s->backends[j].name && strcmp(s->backends[j].name, name) == 0)
+            return (int)j;
+    return -1;
+}
+
 int pt_snap_link(struct pt_snapshot *s)
 {
     char norm[PT_DNAME_MAX + 1];
     for (size_t i = 0; i < s->n_domains; i++) {
         struct pt_domain *d = &s->domains[i];
-        size_t j;
         if (d->name == NULL || d->backend == NULL)
             return PT_EMALFORMED;
         /* The route table trusts its keys: refuse what it would abort on. */
@@ -302,10 +401,8 @@ int pt_snap_link(struct pt_snapshot *s)
                                NULL) < 0 ||
             strcmp(norm, d->name) != 0)
             return PT_EMALFORMED;
-        for (j = 0; j < s->n_backends; j++)
-            if (s->backends[j].name && strcmp(s->backends[j].name, d->backend) == 0)
-                break;
-        if (j == s->n_backends)
+        int j = find_backend(s, d->backend);
+        if (j < 0)
             return PT_ENOTFOUND;
         d->backend_ix = (uint32_t)j;
     }
@@ -328,7 +425,15 @@ int pt_snap_link(struct pt_snapshot *s)
     free(names);
     pt_banlist_free(s->banlist);
     s->banlist = pt_banlist_build(s->bans, s->n_bans);
-    return 0;
+    for (size_t i = 0; i < s->streams.n; i++)
+        for (size_t j = 0; j < s->streams.v[i].n_names; j++) {
+            const char *n = s->streams.v[i].names[j];
+            if (n == NULL ||
+                pt_dname_normalize(n, strlen(n), norm, PT_DNAME_ALLOW_WILDCARD, NULL) < 0 ||
+                strcmp(norm, n) != 0)
+                return PT_EMALFORMED;
+        }
+    return pt_streams_link(&s->streams, find_backend, s);
 }
 
 const struct pt_domain *pt_snap_domain(const struct pt_snapshot *s, const char *name)
@@ -436,6 +541,7 @@ void pt_snap_unref(struct pt_snapshot *s)
         free(s->tokens[i].key_authorization);
     }
     free(s->tokens);
+    pt_streams_clear(&s->streams);
     pt_banlist_free(s->banlist);
     free(s);
 }

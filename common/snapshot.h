@@ -14,6 +14,7 @@
 #include "common/proxyproto.h"
 #include "common/pt.h"
 #include "common/route.h"
+#include "common/stream.h"
 #include "common/wbuf.h"
 
 #define PT_SERVERS_MAX 16
@@ -22,6 +23,25 @@
 enum pt_mode {
     PT_MODE_PASSTHROUGH = 0, /* TLS bytes go to the backend untouched */
     PT_MODE_OFFLOAD = 1,     /* portier terminates TLS, proxies HTTP */
+};
+
+/* An active health check of a backend's servers (worker/health.h): every
+ * <interval_ms>, a probe bounded by <timeout_ms>; a server goes down after
+ * <fall> failures in a row and comes back after <rise> successes. */
+enum pt_check_kind {
+    PT_CHECK_NONE = 0, /* passive only: failures of real connections */
+    PT_CHECK_TCP,      /* a TCP connect */
+    PT_CHECK_TLS,      /* a TLS handshake (the certificate is not verified) */
+    PT_CHECK_HTTP,     /* GET <path>: a 2xx or 3xx status (over TLS with "tls") */
+};
+#define PT_CHECK_PATH_MAX 255
+
+struct pt_check {
+    enum pt_check_kind kind;
+    uint32_t interval_ms;
+    uint32_t timeout_ms;
+    uint8_t rise, fall;
+    char path[PT_CHECK_PATH_MAX + 1]; /* HTTP: starts with '/', visible ASCII */
 };
 
 struct pt_backend {
@@ -33,6 +53,7 @@ struct pt_backend {
     enum pt_pp_version proxy_protocol; /* header sent first, or none */
     bool tls;                          /* offload: TLS to the servers */
     bool tls_verify;                   /* offload+tls: verify their certificate */
+    struct pt_check check;             /* active health check, or PT_CHECK_NONE */
 };
 
 struct pt_header {
@@ -102,6 +123,7 @@ struct pt_snapshot {
     size_t n_certs;
     struct pt_acme_token *tokens; /* owned */
     size_t n_tokens;
+    struct pt_streams streams;   /* owned: stream routes (common/stream.h) */
     unsigned refs;               /* owners: the worker's current pointer and
                                     each connection routed with it */
 };

@@ -12,6 +12,7 @@
 #include "daemon/acme.h"
 #include "daemon/apitls.h"
 #include "daemon/config.h"
+#include "daemon/listeners.h"
 #include "daemon/publish.h"
 #include "daemon/sdnotify.h"
 #include "daemon/supervisor.h"
@@ -52,6 +53,7 @@ struct pt_daemon {
     char *state_real;          /* canonical --state-dir: names the hand-over */
     pthread_mutex_t lock;      /* store transactions: API thread, ACME thread */
     struct pt_publisher publisher;
+    struct pt_listeners *listeners; /* the stream routes' sockets */
     struct pt_acme *acme;      /* NULL: ACME off (no --acme-directory) */
     pthread_t rotator;         /* session ticket key rotation */
     pthread_cond_t rotator_cv;
@@ -202,26 +204,8 @@ static void load_token(struct pt_daemon *d)
 
 static int bind_one(const struct pt_listen *l, bool reuseport, char *why, size_t whylen)
 {
-    int fd = socket(l->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd < 0)
-        goto fail;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
-        goto fail;
-    /* [::]:443 and 0.0.0.0:443 must be able to coexist. */
-    if (l->sa.ss_family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    if (bind(fd, (const struct sockaddr *)&l->sa, l->salen) != 0)
-        goto fail;
-    if (listen(fd, 4096) != 0)
-        goto fail;
-    return fd;
-fail:
-    snprintf(why, whylen, "cannot listen on %s: %s", l->text, strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    return -1;
+    return pt_listeners_bind((const struct sockaddr *)&l->sa, l->salen, reuseport, l->text,
+                             why, whylen);
 }
 
 /* One socket per worker and listener, all SO_REUSEPORT: the kernel spreads
@@ -366,7 +350,7 @@ static void *hook_compile(void *arg, struct pt_store *store, uint64_t version)
     struct pt_daemon *d = arg;
     struct pending *p = pt_xcalloc(1, sizeof(*p));
     p->version = version;
-    if (pt_publish_compile(store, version, &d->settings, &p->frame) != 0) {
+    if (pt_publish_compile(store, version, &d->settings, d->listeners, &p->frame) != 0) {
         pt_wbuf_free(&p->frame);
         free(p);
         return NULL;
@@ -408,6 +392,16 @@ static bool hook_publish(void *arg, void *snap)
     return pt_supervisor_wait(d->sup, v, d->cfg.ack_timeout_ms);
 }
 
+/* A stream's listen address: bound now, so a port that is taken or needs a
+ * privilege the daemon lacks is refused with the change, not after it. */
+static int hook_listen(void *arg, const struct sockaddr *sa, socklen_t len, char *why,
+                       size_t size)
+{
+    struct pt_daemon *d = arg;
+    uint32_t lid;
+    return pt_listeners_get(d->listeners, sa, len, false, &lid, why, size);
+}
+
 static void hook_discard(void *arg, void *snap)
 {
     struct pending *p = snap;
@@ -432,6 +426,12 @@ static void hook_metrics(void *arg, struct pt_wbuf *out)
 {
     struct pt_daemon *d = arg;
     pt_supervisor_metrics(d->sup, out);
+}
+
+static json_t *hook_servers(void *arg, const char *backend)
+{
+    struct pt_daemon *d = arg;
+    return pt_supervisor_servers_json(d->sup, backend);
 }
 
 static void hook_acme_kick(void *arg, const char *cert_id)
@@ -556,7 +556,8 @@ static int run_daemon(int argc, char **argv)
 
     uint64_t version = pt_store_config_version(d.store);
     struct pt_wbuf frame = {0};
-    if (pt_publish_compile(d.store, version, &d.settings, &frame) != 0)
+    d.listeners = pt_listeners_new();
+    if (pt_publish_compile(d.store, version, &d.settings, d.listeners, &frame) != 0)
         die_usage("the stored configuration does not decode (see above)");
 
     bind_all(&d);
@@ -575,6 +576,7 @@ static int run_daemon(int argc, char **argv)
         .delta_limit = getenv("PORTIER_BAN_DELTA_LIMIT")
                            ? (size_t)strtoull(getenv("PORTIER_BAN_DELTA_LIMIT"), NULL, 10)
                            : 0,
+        .listeners = d.listeners,
         .on_stopped = on_stopped,
         .arg = &d,
     };
@@ -583,7 +585,7 @@ static int run_daemon(int argc, char **argv)
 
     pthread_mutex_init(&d.lock, NULL);
     pthread_cond_init(&d.rotator_cv, NULL);
-    d.publisher = (struct pt_publisher){d.store, &d.lock, &d.settings, d.sup,
+    d.publisher = (struct pt_publisher){d.store, &d.lock, &d.settings, d.listeners, d.sup,
                                         d.cfg.ack_timeout_ms};
     if (d.cfg.acme_directory) {
         /* Before the API, so the API thread only ever sees d.acme set. */
@@ -607,6 +609,8 @@ static int run_daemon(int argc, char **argv)
         .tls_cert_pem = d.api_tls.cert_pem,
         .tls_key_pem = d.api_tls.key_pem,
     };
+    ac.hooks.listen = hook_listen;
+    ac.hooks.servers = hook_servers;
     if (pt_api_start(&ac, &d.api, err, sizeof(err)) != 0)
         die_usage("%s", err);
 
@@ -629,6 +633,7 @@ static int run_daemon(int argc, char **argv)
     uv_run(d.loop, UV_RUN_DEFAULT);
 
     pt_supervisor_free(d.sup);
+    pt_listeners_free(d.listeners);
     for (size_t i = 0; i < (size_t)d.cfg.workers * d.n_listeners; i++)
         if (d.fds[i] >= 0)
             close(d.fds[i]);

@@ -4,14 +4,16 @@
 #include "common/ipc.h"
 #include "common/dname.h"
 #include "common/log.h"
+#include "daemon/listeners.h"
 #include "db/certs.h"
 
 #include <time.h>
 
 struct collect {
     struct pt_snapshot *s;
-    size_t cap_b, cap_d, cap_bans, cap_certs, cap_tokens;
+    size_t cap_b, cap_d, cap_bans, cap_certs, cap_tokens, cap_st;
     int64_t now;
+    struct pt_listeners *listeners;
 };
 
 /* Certificates with a key and not yet expired go to the workers: a
@@ -124,6 +126,47 @@ static int on_domain(void *arg, const char *name, const char *doc)
     return 0;
 }
 
+/* A stream's addresses become listener ids; one that cannot be bound now
+ * (the API checked it when the stream was written, so the port was taken
+ * since, or at start) is logged and left out until the next change. */
+static void stream_listen(struct collect *c, struct pt_stream *st)
+{
+    st->lids = pt_xcalloc(st->n_listen ? st->n_listen : 1, sizeof(*st->lids));
+    for (size_t i = 0; i < st->n_listen; i++) {
+        char why[256];
+        if (c->listeners == NULL ||
+            pt_listeners_get(c->listeners, (const struct sockaddr *)&st->listen[i].sa,
+                             st->listen[i].salen, true, &st->lids[i], why,
+                             sizeof(why)) != 0) {
+            if (c->listeners)
+                pt_log(PT_LOG_ERROR, "stream '%s': %s", st->name, why);
+            st->lids[i] = 0; /* no listener: workers ignore it */
+        }
+    }
+}
+
+static int on_stream(void *arg, const char *name, const char *doc)
+{
+    struct collect *c = arg;
+    struct pt_apierr e;
+    struct pt_streams *ss = &c->s->streams;
+    json_t *j = json_loads(doc, 0, NULL);
+    if (ss->n == c->cap_st) {
+        c->cap_st = c->cap_st ? c->cap_st * 2 : 8;
+        ss->v = pt_xrealloc(ss->v, c->cap_st * sizeof(*ss->v));
+    }
+    struct pt_stream *st = &ss->v[ss->n];
+    int rc = j ? pt_model_stream_from_json(j, name, st, &e) : -1;
+    json_decref(j);
+    ss->n++;
+    if (rc != 0) {
+        pt_log(PT_LOG_ERROR, "stored stream '%s' does not decode", name);
+        return PT_EDB;
+    }
+    stream_listen(c, st);
+    return 0;
+}
+
 #include "daemon/supervisor.h"
 
 int pt_publish_commit(struct pt_publisher *p, bool *applied)
@@ -132,7 +175,7 @@ int pt_publish_commit(struct pt_publisher *p, bool *applied)
     struct pt_wbuf frame = {0};
     *applied = false;
     if (pt_store_bump_version(p->store, &version) != 0 ||
-        pt_publish_compile(p->store, version, p->settings, &frame) != 0 ||
+        pt_publish_compile(p->store, version, p->settings, p->listeners, &frame) != 0 ||
         pt_store_commit(p->store) != 0) {
         pt_wbuf_free(&frame);
         pt_store_rollback(p->store);
@@ -144,10 +187,13 @@ int pt_publish_commit(struct pt_publisher *p, bool *applied)
 }
 
 int pt_publish_compile(struct pt_store *store, uint64_t version,
-                       const struct pt_settings *settings, struct pt_wbuf *out)
+                       const struct pt_settings *settings, struct pt_listeners *listeners,
+                       struct pt_wbuf *out)
 {
     struct pt_snapshot *s = pt_xcalloc(1, sizeof(*s));
-    struct collect c = {s, 0, 0, 0, 0, 0, (int64_t)time(NULL)};
+    struct collect c = {s, 0, 0, 0, 0, 0, 0, (int64_t)time(NULL), listeners};
+    if (listeners)
+        pt_listeners_begin(listeners);
     s->refs = 1;
     s->version = version;
     s->settings = *settings;
@@ -164,6 +210,9 @@ int pt_publish_compile(struct pt_store *store, uint64_t version,
         rc = pt_store_cert_each(store, on_cert, &c);
     if (rc == 0)
         rc = pt_store_acme_token_each(store, on_token, &c);
+    if (rc == 0)
+        rc = pt_store_each(store, PT_STORE_STREAM, on_stream, &c);
+    s->streams.lid_max = listeners ? pt_listeners_lid_max(listeners) : 0;
     if (rc == 0 && pt_snap_link(s) != 0)
         rc = PT_EDB;
     if (rc == 0) {

@@ -8,9 +8,12 @@
 #include "db/store.h"
 
 /* Returns 0 and a complete PT_IPC_SNAPSHOT frame appended to <out>, or a
- * negative pt_err (a stored document that no longer decodes). */
+ * negative pt_err (a stored document that no longer decodes). The stream
+ * routes' addresses are bound through <listeners> (NULL: none are). */
+struct pt_listeners;
 int pt_publish_compile(struct pt_store *store, uint64_t version,
-                       const struct pt_settings *settings, struct pt_wbuf *out);
+                       const struct pt_settings *settings, struct pt_listeners *listeners,
+                       struct pt_wbuf *out);
 
 #include <pthread.h>
 
@@ -23,6 +26,7 @@ struct pt_publisher {
     pthread_mutex_t *lock;     /* serialises every store transaction: the API
                                   thread holds it per request, others per change */
     const struct pt_settings *settings;
+    struct pt_listeners *listeners; /* stream listeners, or NULL */
     struct pt_supervisor *sup;
     unsigned ack_timeout_ms;
 };

@@ -4,6 +4,9 @@
 #include "common/ipc.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/srvhealth.h"
+#include "common/tally.h"
+#include "daemon/listeners.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,6 +48,7 @@ struct slot {
     uv_timer_t respawn;
     struct pt_ipc_rx rx;
     uint64_t sent;      /* version of the last snapshot written */
+    uint32_t lid_sent;  /* highest stream listener id handed over */
     uint64_t acked;     /* under lock */
     uint64_t conns;     /* under lock: from the last STATS */
     uint64_t accepted;  /* under lock */
@@ -52,6 +56,9 @@ struct slot {
     uint64_t requests[2]; /* under lock: HTTP requests over HTTP/1.x, HTTP/2 */
     struct ban_count bans[32]; /* under lock: refusals per ban reason */
     size_t n_bans;
+    struct pt_srvhealth_list health; /* under lock: servers as the worker sees them */
+    uint64_t log_dropped; /* under lock: access log lines the worker dropped */
+    struct pt_tally tally; /* under lock: the worker's traffic counters */
     uint64_t started_ms;
     unsigned fast_deaths; /* deaths in a row within FAST_DEATH_MS of the
                              start: the respawn pause doubles with each */
@@ -181,13 +188,64 @@ static void send_blob(struct slot *sl, struct blob *b)
     sl->sent = b->version;
 }
 
-/* Brings worker <sl> up to date: the snapshot if it has not got it, then
- * every ban delta newer than what it got. */
+/* A stream listening socket on its way to a worker: libuv passes a
+ * descriptor only as a handle's, so the duplicate lives in a handle of its
+ * own, closed once written. */
+struct fd_write {
+    uv_write_t req;
+    uv_tcp_t tcp;
+    uint8_t frame[PT_IPC_HDR + 4];
+};
+
+static void on_fd_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void on_fd_written(uv_write_t *req, int status)
+{
+    struct fd_write *f = (struct fd_write *)req;
+    (void)status; /* a worker that went away is reaped through SIGCHLD */
+    f->tcp.data = f;
+    uv_close((uv_handle_t *)&f->tcp, on_fd_closed);
+}
+
+static void send_listener(void *arg, uint32_t lid, int fd)
+{
+    struct slot *sl = arg;
+    struct fd_write *f = pt_xcalloc(1, sizeof(*f));
+    struct pt_wbuf b = {0};
+    size_t off = pt_ipc_begin(&b, PT_IPC_LISTENER);
+    pt_wbuf_u32(&b, lid);
+    pt_ipc_end(&b, off);
+    memcpy(f->frame, b.data, sizeof(f->frame));
+    pt_wbuf_free(&b);
+    uv_tcp_init(sl->sup->loop, &f->tcp);
+    f->tcp.data = f;
+    if (uv_tcp_open(&f->tcp, fd) != 0) {
+        close(fd);
+        uv_close((uv_handle_t *)&f->tcp, on_fd_closed);
+        return;
+    }
+    uv_buf_t buf = uv_buf_init((char *)f->frame, sizeof(f->frame));
+    if (uv_write2(&f->req, (uv_stream_t *)&sl->pipe, &buf, 1, (uv_stream_t *)&f->tcp,
+                  on_fd_written) != 0) {
+        pt_log(PT_LOG_ERROR, "cannot hand stream listener %u to worker %u", lid, sl->ix);
+        uv_close((uv_handle_t *)&f->tcp, on_fd_closed);
+    }
+}
+
+/* Brings worker <sl> up to date: the stream listeners it has not got (they
+ * go first: the snapshot names them), the snapshot if it has not got it,
+ * then every ban delta newer than what it got. */
 static void send_snapshot(struct slot *sl)
 {
     struct pt_supervisor *s = sl->sup;
     if (!sl->pipe_open)
         return;
+    if (s->cfg.listeners)
+        sl->lid_sent = pt_listeners_each_after(s->cfg.listeners, sl->lid_sent,
+                                               send_listener, sl);
     pthread_mutex_lock(&s->lock);
     size_t n = 0;
     struct blob **todo = pt_xcalloc(s->n_deltas + 1, sizeof(*todo));
@@ -259,21 +317,29 @@ static void handle_frame(struct slot *sl, uint32_t type, const uint8_t *p, size_
             goto bad;
         struct ban_count tmp[PT_ARRAY_LEN(sl->bans)];
         for (uint32_t i = 0; i < nb; i++) {
-            uint32_t len = pt_rd_u32(&c);
-            const uint8_t *rp = len < sizeof(tmp[i].reason) ? pt_rd_bytes(&c, len) : NULL;
-            if (rp == NULL)
+            if (!pt_rd_cstr(&c, tmp[i].reason, sizeof(tmp[i].reason)))
                 goto bad;
-            memcpy(tmp[i].reason, rp, len);
-            tmp[i].reason[len] = '\0';
             tmp[i].n = pt_rd_u64(&c);
             tmp[i].cut = pt_rd_u64(&c);
         }
         uint64_t req1 = pt_rd_u64(&c), req2 = pt_rd_u64(&c);
-        if (!c.ok)
+        struct pt_srvhealth_list health = {0};
+        if (!c.ok || pt_srvhealth_read(&c, &health) != 0)
             goto bad;
+        uint64_t log_dropped = pt_rd_u64(&c);
+        struct pt_tally tally = {0};
+        if (!c.ok || pt_tally_read(&c, &tally) != 0) {
+            pt_srvhealth_free(&health);
+            goto bad;
+        }
         pthread_mutex_lock(&s->lock);
         memcpy(sl->bans, tmp, nb * sizeof(tmp[0]));
         sl->n_bans = nb;
+        pt_srvhealth_free(&sl->health);
+        sl->health = health;
+        sl->log_dropped = log_dropped;
+        pt_tally_free(&sl->tally);
+        sl->tally = tally;
         if (v > sl->acked)
             sl->acked = v;
         sl->conns = conns;
@@ -417,12 +483,13 @@ static int spawn(struct slot *sl)
     close(sv[1]);
     sl->pid = pid;
     sl->sent = 0;
+    sl->lid_sent = 0;
     sl->started_ms = now_ms();
     pthread_mutex_lock(&s->lock);
     sl->acked = 0;
     sl->conns = 0;
     pthread_mutex_unlock(&s->lock);
-    uv_pipe_init(s->loop, &sl->pipe, 0);
+    uv_pipe_init(s->loop, &sl->pipe, 1); /* ipc: carries stream listeners */
     sl->pipe.data = sl;
     uv_pipe_open(&sl->pipe, sv[0]);
     sl->pipe_open = true;
@@ -610,6 +677,8 @@ void pt_supervisor_publish(struct pt_supervisor *s, struct pt_wbuf *frame,
     for (size_t i = 0; i < n; i++)
         blob_unref(s, deltas[i]);
     free(deltas);
+    if (s->cfg.listeners) /* the workers keep their copies until <frame> */
+        pt_listeners_sweep(s->cfg.listeners);
     uv_async_send(&s->wake);
 }
 
@@ -688,6 +757,38 @@ json_t *pt_supervisor_workers_json(struct pt_supervisor *s)
     return a;
 }
 
+/* Under lock: the workers' views of the servers merged (caller frees). */
+static struct pt_srvhealth_list merged_health(struct pt_supervisor *s)
+{
+    struct pt_srvhealth_list all = {0};
+    for (unsigned i = 0; i < s->cfg.workers; i++)
+        pt_srvhealth_merge(&all, &s->slots[i].health);
+    return all;
+}
+
+json_t *pt_supervisor_servers_json(struct pt_supervisor *s, const char *backend)
+{
+    pthread_mutex_lock(&s->lock);
+    struct pt_srvhealth_list all = merged_health(s);
+    pthread_mutex_unlock(&s->lock);
+    json_t *a = json_array();
+    for (size_t i = 0; i < all.n; i++) {
+        const struct pt_srvhealth *e = &all.v[i];
+        if (backend != NULL && strcmp(e->backend, backend) != 0)
+            continue;
+        json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:I}", "backend", e->backend, "server",
+                              e->server, "state", e->up ? "up" : "down",
+                              "consecutive_failures", (int)e->fails, "failures",
+                              (json_int_t)e->failures);
+        json_object_set_new(j, "changed_ms",
+                            e->changed_ms ? json_integer((json_int_t)e->changed_ms)
+                                          : json_null());
+        json_array_append_new(a, j);
+    }
+    pt_srvhealth_free(&all);
+    return a;
+}
+
 bool pt_supervisor_healthy(struct pt_supervisor *s)
 {
     bool ok = true;
@@ -756,6 +857,9 @@ void pt_supervisor_metrics(struct pt_supervisor *s, struct pt_wbuf *b)
         {"portier_worker_refused_total", PT_METRIC_COUNTER,
          "Connections refused at accept (bans, bad PROXY headers from trusted fronts) plus "
          "each time the worker paused accepting at its connection or descriptor limit."},
+        {"portier_access_log_dropped_total", PT_METRIC_COUNTER,
+         "Access log lines dropped because the log reader did not keep up (or stdout "
+         "failed): the worker never waits for it."},
     };
     for (size_t m = 0; m < PT_ARRAY_LEN(fams); m++) {
         pt_metrics_family(b, fams[m].name, fams[m].type, fams[m].help);
@@ -765,7 +869,8 @@ void pt_supervisor_metrics(struct pt_supervisor *s, struct pt_wbuf *b)
                          : m == 1 ? sl->acked
                          : m == 2 ? sl->conns
                          : m == 3 ? sl->accepted
-                                  : sl->refused;
+                         : m == 4 ? sl->refused
+                                  : sl->log_dropped;
             char id[16];
             snprintf(id, sizeof(id), "%u", i);
             const char *labels[] = {"worker", id};
@@ -782,6 +887,28 @@ void pt_supervisor_metrics(struct pt_supervisor *s, struct pt_wbuf *b)
             const char *labels[] = {"worker", id, "protocol", p ? "h2" : "h1"};
             pt_metrics_u64(b, "portier_http_requests_total", labels, 2, s->slots[i].requests[p]);
         }
+    struct pt_srvhealth_list all = merged_health(s);
+    pt_metrics_family(b, "portier_backend_server_up", PT_METRIC_GAUGE,
+                      "0 while the backend server is skipped after failing (the latest "
+                      "change any worker saw), 1 otherwise.");
+    for (size_t i = 0; i < all.n; i++) {
+        const char *labels[] = {"backend", all.v[i].backend, "server", all.v[i].server};
+        pt_metrics_u64(b, "portier_backend_server_up", labels, 2, all.v[i].up);
+    }
+    pt_metrics_family(b, "portier_backend_server_failures_total", PT_METRIC_COUNTER,
+                      "Connection attempts and health probes to the server that failed "
+                      "(refused, timed out, unresolved).");
+    for (size_t i = 0; i < all.n; i++) {
+        const char *labels[] = {"backend", all.v[i].backend, "server", all.v[i].server};
+        pt_metrics_u64(b, "portier_backend_server_failures_total", labels, 2,
+                       all.v[i].failures);
+    }
+    pt_srvhealth_free(&all);
+    struct pt_tally tally = {0};
+    for (unsigned i = 0; i < s->cfg.workers; i++)
+        pt_tally_merge(&tally, &s->slots[i].tally);
+    pt_tally_metrics(&tally, b);
+    pt_tally_free(&tally);
     ban_family(s, b, "portier_banned_connections_total",
                "Connections refused by a ban, by the ban's reason.", false);
     ban_family(s, b, "portier_ban_cut_connections_total",
@@ -824,6 +951,8 @@ void pt_supervisor_free(struct pt_supervisor *s)
             free(*a);
         free(s->slots[i].argv);
         pt_ipc_rx_free(&s->slots[i].rx);
+        pt_srvhealth_free(&s->slots[i].health);
+        pt_tally_free(&s->slots[i].tally);
     }
     blob_unref(s, s->current);
     for (size_t i = 0; i < s->n_deltas; i++)

@@ -15,6 +15,8 @@
 #include <jansson.h>
 #include <uv.h>
 
+struct pt_listeners;
+
 struct pt_supervisor;
 
 struct pt_supervisor_config {
@@ -27,6 +29,8 @@ struct pt_supervisor_config {
     const char *state_dir;  /* canonical; names the workers' listener hand-over
                                should this daemon die (common/handover.h) */
     size_t delta_limit;     /* see pt_supervisor_deltas_due; 0: the default */
+    struct pt_listeners *listeners; /* stream listeners handed to every worker
+                                       before the snapshot; borrowed, or NULL */
     /* Called on the loop once every worker has exited after pt_supervisor_stop. */
     void (*on_stopped)(void *arg);
     void *arg;
@@ -39,7 +43,8 @@ int pt_supervisor_start(uv_loop_t *loop, const struct pt_supervisor_config *cfg,
                         struct pt_supervisor **out);
 
 /* Thread-safe. Makes <frame> (ownership passes) the current snapshot and sends
- * it to every worker. */
+ * it to every worker, after the stream listeners they have not got yet; then
+ * closes the daemon's copy of the stream listeners <frame> does not use. */
 void pt_supervisor_publish(struct pt_supervisor *s, struct pt_wbuf *frame,
                            uint64_t version);
 
@@ -64,6 +69,11 @@ bool pt_supervisor_wait(struct pt_supervisor *s, uint64_t version, unsigned time
 /* Thread-safe views for the API. */
 json_t *pt_supervisor_workers_json(struct pt_supervisor *s);
 bool pt_supervisor_healthy(struct pt_supervisor *s);
+/* A new array of the backend servers' health merged over the workers
+ * (common/srvhealth.h), of <backend> only unless NULL: {"backend",
+ * "server", "state": "up"|"down", "consecutive_failures", "failures",
+ * "changed_ms" (wall clock ms of the last change, null: never failed)}. */
+json_t *pt_supervisor_servers_json(struct pt_supervisor *s, const char *backend);
 /* Appends the supervisor's metric families (Prometheus text) to <out>. */
 void pt_supervisor_metrics(struct pt_supervisor *s, struct pt_wbuf *out);
 

@@ -12,7 +12,7 @@
 #define MIGRATIONS_MAX 64
 
 
-static const char *const tables[] = {"backends", "domains"};
+static const char *const tables[] = {"backends", "domains", "streams"};
 
 static int exec(struct pt_store *s, const char *sql)
 {
@@ -246,11 +246,13 @@ int pt_store_put(struct pt_store *s, enum pt_store_kind k, const char *name,
 {
     sqlite3_stmt *st;
     int64_t now = (int64_t)time(NULL);
-    if (k == PT_STORE_DOMAIN && !exists(s, PT_STORE_BACKEND, backend))
+    /* Routes (domains, streams) name a backend; backends name nothing. */
+    bool routed = k != PT_STORE_BACKEND;
+    if (routed && !exists(s, PT_STORE_BACKEND, backend))
         return PT_ENOTFOUND;
     *created = !exists(s, k, name);
     int rc;
-    if (k == PT_STORE_DOMAIN)
+    if (routed)
         rc = prepare(s,
                      "INSERT INTO %s (name, doc, created_at, updated_at, backend, mode) "
                      "VALUES (?1, ?2, ?3, ?3, ?4, ?5) ON CONFLICT(name) DO UPDATE SET "
@@ -267,7 +269,7 @@ int pt_store_put(struct pt_store *s, enum pt_store_kind k, const char *name,
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, doc, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, now);
-    if (k == PT_STORE_DOMAIN) {
+    if (routed) {
         sqlite3_bind_text(st, 4, backend, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 5, mode, -1, SQLITE_STATIC);
     }
@@ -318,8 +320,10 @@ int pt_store_delete(struct pt_store *s, enum pt_store_kind k, const char *name,
         return PT_ENOTFOUND;
     if (k == PT_STORE_BACKEND) {
         if (sqlite3_prepare_v2(s->db,
-                               "SELECT name FROM domains WHERE backend = ? "
-                               "ORDER BY name LIMIT 1",
+                               "SELECT 'domain ''' || name || '''', 1, name "
+                               "FROM domains WHERE backend = ?1 UNION ALL "
+                               "SELECT 'stream ''' || name || '''', 2, name "
+                               "FROM streams WHERE backend = ?1 ORDER BY 2, 3 LIMIT 1",
                                -1, &st, NULL) != SQLITE_OK)
             return PT_EDB;
         sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);

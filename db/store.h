@@ -51,10 +51,11 @@ int pt_store_bump_version(struct pt_store *s, uint64_t *out);
 enum pt_store_kind {
     PT_STORE_BACKEND = 0,
     PT_STORE_DOMAIN = 1,
+    PT_STORE_STREAM = 2,
 };
 
-/* Inserts or replaces object <name>. For domains <backend> and <mode> fill
- * their columns (NULL for backends). *created tells insert from replace.
+/* Inserts or replaces object <name>. For domains and streams <backend> and
+ * <mode> fill their columns (NULL for backends). *created tells insert from replace.
  * Returns 0, or PT_ENOTFOUND when a domain names a missing backend. */
 int pt_store_put(struct pt_store *s, enum pt_store_kind k, const char *name,
                  const char *doc, const char *backend, const char *mode,
@@ -70,7 +71,8 @@ int pt_store_each(struct pt_store *s, enum pt_store_kind k,
                   int (*cb)(void *arg, const char *name, const char *doc), void *arg);
 
 /* Deletes <name>. Returns 0, PT_ENOTFOUND, or PT_EINUSE for a backend that a
- * domain still uses (*user, when not NULL, gets one such domain: caller frees). */
+ * domain or stream still uses (*user, when not NULL, names one such user as
+ * "domain 'NAME'" or "stream 'NAME'", domains first: caller frees). */
 int pt_store_delete(struct pt_store *s, enum pt_store_kind k, const char *name,
                     char **user);
 

@@ -12,7 +12,7 @@
   const API = '/api/v1';
   const TOKEN_KEY = 'portier.token';
   const POLL_MS = 4000;
-  const VIEWS = ['domains', 'backends', 'certificates', 'bans', 'workers'];
+  const VIEWS = ['domains', 'backends', 'streams', 'certificates', 'bans', 'workers'];
 
   let token = '';
   try { token = sessionStorage.getItem(TOKEN_KEY) || ''; } catch (e) { token = ''; }
@@ -21,10 +21,11 @@
     status: null,
     domains: [],
     backends: [],
+    streams: [],
     bans: [],
     certs: [],
     certsAvailable: null, // null: unknown yet, false: the API answered 404
-    editing: { domain: null, backend: null },
+    editing: { domain: null, backend: null, stream: null },
   };
   const signatures = new Map(); // tbody id -> what it shows now (re-render only on change)
   let armed = null;             // {table, key, until}: a delete waiting for its confirmation
@@ -349,9 +350,16 @@
 
   function renderBackends() {
     const rows = state.backends.map((b) => {
-      const users = state.domains.filter((d) => d.backend === b.name).map((d) => d.name);
-      const servers = (b.servers || []).join('\n');
-      const http = (b.http_servers || []).join('\n');
+      const users = state.domains.filter((d) => d.backend === b.name).map((d) => d.name)
+        .concat(state.streams.filter((t) => t.backend === b.name).map((t) => 'stream ' + t.name));
+      // Each server with its health as the workers see it (status.servers).
+      const health = ((state.status && state.status.servers) || []).filter((h) => h.backend === b.name);
+      const mark = (srv) => {
+        const h = health.find((x) => x.server === srv);
+        return h && h.state === 'down' ? srv + ' (down)' : srv;
+      };
+      const servers = (b.servers || []).map(mark).join('\n');
+      const http = (b.http_servers || []).map(mark).join('\n');
       const tls = b.tls ? (b.tls_verify ? 'yes, verified' : 'yes, not verified') : 'no';
       return {
         key: b.name,
@@ -373,8 +381,37 @@
     fillBackendSelect();
   }
 
+  function renderStreams() {
+    const rows = state.streams.map((t) => {
+      const listen = (t.listen || []).join('\n') || 'HTTPS port (ALPN)';
+      let names = t.mode === 'tls' ? (t.names || []).join('\n') : 'every connection';
+      if (t.alpn && t.alpn.length) names += '\nALPN ' + t.alpn.join(', ');
+      const limits = 'idle ' + (t.idle_timeout ? t.idle_timeout + ' s' : 'default') +
+        (t.max_connections ? ', at most ' + t.max_connections + ' per worker' : '');
+      return {
+        key: t.name,
+        sig: [t.mode, listen, names, t.backend, limits],
+        cells: [
+          { label: 'Stream', value: t.name, cls: 'name' },
+          { label: 'Mode', value: t.mode },
+          { label: 'Listens on', value: listen, cls: 'list' },
+          { label: 'Names', value: names, cls: 'list' },
+          { label: 'Backend', value: t.backend },
+          { label: 'Limits', value: limits },
+        ],
+        actions: [{ act: 'edit', label: 'Edit' }, { act: 'delete', label: 'Delete', danger: true }],
+      };
+    });
+    renderTable('streams-body', rows);
+    setHidden($('#streams-empty'), state.streams.length > 0);
+  }
+
   function fillBackendSelect() {
-    const sel = $('#domain-backend');
+    fillSelect($('#domain-backend'));
+    fillSelect($('#stream-backend'));
+  }
+
+  function fillSelect(sel) {
     const names = state.backends.map((b) => b.name);
     const have = Array.from(sel.options).slice(1).map((o) => o.value);
     if (JSON.stringify(names) === JSON.stringify(have)) return;
@@ -493,6 +530,7 @@
     renderSummary();
     renderDomains();
     renderBackends();
+    renderStreams();
     renderCerts();
     renderBans();
     renderWorkers();
@@ -501,9 +539,9 @@
   // ---- refresh (poll) -----------------------------------------------------------------
 
   async function fetchAll() {
-    const [st, doms, bes, bans, certs] = await Promise.allSettled([
+    const [st, doms, bes, bans, certs, strs] = await Promise.allSettled([
       api('GET', '/status'), api('GET', '/domains'), api('GET', '/backends'),
-      api('GET', '/bans'), api('GET', '/certificates'),
+      api('GET', '/bans'), api('GET', '/certificates'), api('GET', '/streams'),
     ]);
     if (!token) return;
     const problems = [];
@@ -516,6 +554,7 @@
     else if (st.reason && st.reason.status !== 401) problems.push(st.reason.message);
     const d = take(doms, 'domains', []); if (d) state.domains = d;
     const b = take(bes, 'backends', []); if (b) state.backends = b;
+    const t = take(strs, 'streams', []); if (t) state.streams = t;
     const n = take(bans, 'bans', []); if (n) state.bans = n;
     if (certs.status === 'fulfilled') {
       state.certsAvailable = true;
@@ -579,7 +618,7 @@
     try { sessionStorage.removeItem(TOKEN_KEY); } catch (e) { /* private mode */ }
     clearTimeout(pollTimer);
     state.status = null;
-    state.domains = []; state.backends = []; state.bans = []; state.certs = [];
+    state.domains = []; state.backends = []; state.streams = []; state.bans = []; state.certs = [];
     signatures.clear();
     render();
     setHidden($('#global-error'), true);
@@ -792,6 +831,81 @@
         formStatus(backendForm, 'Deleted backend ' + name + appliedText(r) + '.');
       } catch (err) {
         formStatus(backendForm, 'Cannot delete ' + name + ': ' + err.message, true);
+      }
+      await refresh();
+    },
+  });
+
+  // ---- streams ------------------------------------------------------------------------
+
+  const streamForm = $('#stream-form');
+
+  function resetStreamForm() {
+    state.editing.stream = null;
+    streamForm.reset();
+    clearErrors(streamForm);
+    $('#stream-name').readOnly = false;
+    text($('#stream-form-h'), 'Add a stream');
+    setHidden($('.cancel', streamForm), true);
+  }
+
+  function editStream(name) {
+    const t = state.streams.find((x) => x.name === name);
+    if (!t) return;
+    resetStreamForm();
+    state.editing.stream = name;
+    text($('#stream-form-h'), 'Edit stream ' + name);
+    $('#stream-name').value = t.name;
+    $('#stream-name').readOnly = true;
+    $('#stream-mode').value = t.mode;
+    $('#stream-listen').value = (t.listen || []).join('\n');
+    $('#stream-names').value = (t.names || []).join('\n');
+    $('#stream-alpn').value = (t.alpn || []).join(', ');
+    fillBackendSelect();
+    $('#stream-backend').value = t.backend;
+    $('#stream-idle').value = t.idle_timeout || 0;
+    $('#stream-max').value = t.max_connections || 0;
+    setHidden($('.cancel', streamForm), false);
+    streamForm.scrollIntoView({ block: 'start' });
+    $('#stream-listen').focus();
+  }
+
+  $('.cancel', streamForm).addEventListener('click', resetStreamForm);
+
+  onSubmit(streamForm, async () => {
+    const name = $('#stream-name').value.trim();
+    if (!name) return fieldError(streamForm, 'name', 'name: required');
+    if (!state.editing.stream && state.streams.some((t) => t.name === name)) {
+      return fieldError(streamForm, 'name', 'name: ' + name + ' already exists (use its Edit button to change it)');
+    }
+    const body = {
+      mode: $('#stream-mode').value,
+      listen: lines($('#stream-listen').value),
+      backend: $('#stream-backend').value,
+      idle_timeout: Number($('#stream-idle').value) || 0,
+      max_connections: Number($('#stream-max').value) || 0,
+    };
+    if (!body.backend) return fieldError(streamForm, 'backend', 'backend: choose one (add it under Backends first)');
+    if (body.mode === 'tls') {
+      body.names = lines($('#stream-names').value);
+      body.alpn = $('#stream-alpn').value.split(/[\s,]+/).filter((x) => x);
+    }
+    const r = await api('PUT', '/streams/' + enc(name), body);
+    resetStreamForm();
+    formStatus(streamForm, 'Saved stream ' + ((r && r.name) || name) + appliedText(r) + '.');
+    await refresh();
+  });
+
+  onTableAction('streams-body', {
+    edit: (name) => editStream(name),
+    delete: async (name) => {
+      if (!confirmTwice('streams-body', name, 'delete')) return;
+      try {
+        const r = await api('DELETE', '/streams/' + enc(name));
+        if (state.editing.stream === name) resetStreamForm();
+        formStatus(streamForm, 'Deleted stream ' + name + appliedText(r) + '.');
+      } catch (err) {
+        formStatus(streamForm, 'Cannot delete ' + name + ': ' + err.message, true);
       }
       await refresh();
     },

@@ -70,6 +70,7 @@ struct h2s {
     char host[PT_DNAME_MAX + 1];
     bool is_head;
     uv_loop_t *loop;
+    struct pt_health *health; /* the worker's: dials skip servers seen down */
     const struct pt_hostport *servers; /* the backend's (borrowed from the snapshot) */
     size_t n_servers;
     bool reused;           /* the backend connection came from the pool */
@@ -186,6 +187,7 @@ static struct h2s *stream_new(struct pt_h2 *h, int32_t id)
     struct h2s *s = pt_xcalloc(1, sizeof(*s));
     s->h = h;
     s->loop = h->host.w->loop;
+    s->health = &h->host.w->health;
     s->id = id;
     s->refs = 1;
     s->h2_open = true;
@@ -434,6 +436,7 @@ static void feed_response(struct h2s *s, const uint8_t *p, size_t n)
         if (rc < 0 || r->status == 101) {
             pt_log(PT_LOG_WARN, "backend '%s': malformed response head (%s)", s->be->name,
                    r->why ? r->why : "101 on HTTP/2");
+            pt_dial_server_failed(&s->dial);
             answer(s, 502, "backend_bad_head");
             return;
         }
@@ -486,7 +489,7 @@ static void on_up_closed(uv_handle_t *hd)
         s->q = s->retry;
         memset(&s->retry, 0, sizeof(s->retry));
         s->dial.cancelled = false;
-        pt_dial_start(&s->dial, &dial_ops, s->loop, s->servers, s->n_servers);
+        pt_dial_start(&s->dial, &dial_ops, s->loop, s->health, s->servers, s->n_servers);
         flush(s->h);
     }
     release(s);
@@ -702,7 +705,7 @@ static void start_upstream(struct h2s *s)
         dial_connected(&s->dial);
         return;
     }
-    pt_dial_start(&s->dial, &dial_ops, s->loop, s->servers, s->n_servers);
+    pt_dial_start(&s->dial, &dial_ops, s->loop, s->health, s->servers, s->n_servers);
 }
 
 /* ---- requests --------------------------------------------------------------- */
@@ -1024,8 +1027,10 @@ int pt_h2_tick(struct pt_h2 *h, uint64_t now)
             continue;
         }
         if (forwarded(s) && now - s->last_ms > st->idle_timeout_ms) {
-            if (s->resp == RESP_HEAD)
+            if (s->resp == RESP_HEAD) {
+                pt_dial_server_failed(&s->dial); /* connected, never answered */
                 answer(s, 504, NULL);
+            }
             else
                 reset(s, NGHTTP2_CANCEL, "idle_timeout");
         }

@@ -734,8 +734,10 @@ static int tls_input(struct stream *s, const uint8_t *p, size_t n,
             send_plain(s, pend.data, pend.len);
             pt_wbuf_free(&pend);
         }
-        if (s == &c->cli)
+        if (s == &c->cli) {
+            c->w->tally.tls_ok++;
             handshake_done(c);
+        }
     }
     uint8_t plain[16384];
     for (;;) {
@@ -1100,6 +1102,7 @@ static void feed_response(struct hconn *c, const uint8_t *p, size_t n)
         if (rc < 0) {
             pt_log(PT_LOG_WARN, "backend '%s': malformed response head (%s)", c->be->name,
                    r->why ? r->why : "?");
+            pt_dial_server_failed(&c->dial);
             answer_page(c, 502, "backend_bad_head", NULL, "text/html", NULL);
             return;
         }
@@ -1115,6 +1118,7 @@ static void feed_response(struct hconn *c, const uint8_t *p, size_t n)
         if (r->status == 101 && !(c->req_upgrade && r->upgrade)) {
             /* A switch nobody asked for: what follows would not be HTTP. */
             pt_log(PT_LOG_WARN, "backend '%s': 101 to a request without Upgrade", c->be->name);
+            pt_dial_server_failed(&c->dial);
             answer_page(c, 502, "backend_bad_head", NULL, "text/html", NULL);
             return;
         }
@@ -1533,7 +1537,7 @@ static void start_upstream(struct hconn *c)
 {
     if (take_pooled(c))
         return;
-    pt_dial_start(&c->dial, &dial_ops, c->w->loop, c->servers, c->n_servers);
+    pt_dial_start(&c->dial, &dial_ops, c->w->loop, &c->w->health, c->servers, c->n_servers);
 }
 
 static void process_client(struct hconn *c)
@@ -1611,8 +1615,10 @@ static void on_expired(struct pt_deadline *dl)
                 c->result = "body_timeout";
                 hc_close(c);
             }
-        } else if (c->resp == RESP_HEAD)
+        } else if (c->resp == RESP_HEAD) {
+            pt_dial_server_failed(&c->dial); /* connected, never answered */
             answer(c, 504);
+        }
         else
             hc_close(c);
         break;

@@ -6,6 +6,10 @@
  * the PROXY header and replay the buffered bytes, then relay both ways until
  * both sides are done); offload domains go to the HTTP engine
  * (worker/httpproxy.c). Port 80 connections go to the HTTP engine at once.
+ * Stream routes (common/stream.h) are relays too: a tcp stream dials its
+ * backend at once (the server may speak first), a tls stream is routed by
+ * SNI among the streams of its listener, and on the TLS listeners a hello
+ * that offers a stream's ALPN for one of its names goes to that stream.
  *
  * Memory: while routing, a connection holds the bytes received so far (at
  * most PT_CLIENTHELLO_MAX + one read). Once relaying, reads land in one
@@ -83,6 +87,11 @@ struct pass {
     struct side cli, srv;
     struct pt_snapshot *snap; /* reference: routes and settings in force */
     const struct pt_domain *dom;
+    const struct pt_stream *st;        /* the stream route, or NULL */
+    const struct pt_stream_port *port; /* stream listener's routes, or NULL */
+    int alpn_stream;    /* on the TLS listeners: the stream the hello's ALPN
+                           and SNI pick, or -1 */
+    uint32_t *st_count; /* st's open connections in this worker, counted */
     const struct pt_backend *be;
     struct pt_dial dial; /* reaching one of the backend's servers */
     bool http;          /* a port-80 connection (handed to the HTTP engine) */
@@ -121,6 +130,14 @@ static struct pass *side_conn(uv_handle_t *h)
     return ((struct side *)h->data)->c;
 }
 
+/* Idle time allowed while relaying: the stream's own, else the daemon's. */
+static uint32_t idle_ms(const struct pass *c)
+{
+    if (c->st && c->st->idle_timeout_s)
+        return c->st->idle_timeout_s * 1000u;
+    return c->snap->settings.idle_timeout_ms;
+}
+
 static void log_access(struct pass *c)
 {
     struct pt_access a = {
@@ -128,8 +145,8 @@ static void log_access(struct pass *c)
         .listener = (struct sockaddr *)&c->l->addr,
         .sni = c->sni,
         .sni_len = c->sni_len,
-        .route = c->dom ? c->dom->name : NULL,
-        .mode = c->http ? "http" : "passthrough",
+        .route = c->st ? c->st->name : c->dom ? c->dom->name : NULL,
+        .mode = c->http ? "http" : c->st || c->port ? "stream" : "passthrough",
         .backend = c->be ? c->be->name : NULL,
         .server = c->connected ? (struct sockaddr *)&c->target : NULL,
         .bytes_in = c->cli.bytes,
@@ -147,6 +164,9 @@ static void release(struct pass *c)
     if (!c->handed_off)
         log_access(c);
     pt_conntrack_remove(&c->w->tracked, &c->ct);
+    pt_worker_listener_release(c->l);
+    if (c->st_count)
+        (*c->st_count)--;
     pt_snap_unref(c->snap);
     free(c->hbuf);
     free(c->cli.pending);
@@ -276,7 +296,7 @@ static void on_expired(struct pt_deadline *dl)
         if (draining(&c->cli) | draining(&c->srv)) {
             /* A slow reader is still taking bytes out of the kernel's
              * queue: that is progress even though no wakeup told us. */
-            pt_deadline_arm(&c->dl, c->snap->settings.idle_timeout_ms);
+            pt_deadline_arm(&c->dl, idle_ms(c));
             return;
         }
         c->result = "idle_timeout";
@@ -344,11 +364,41 @@ static void set_sni(struct pass *c, const struct pt_clienthello *ch)
     c->sni_len = ch->sni_len;
     if (ch->sni_len) /* ch->sni is NULL when there is none */
         memcpy(c->sni, ch->sni, ch->sni_len);
+    c->alpn_stream = c->port ? -1 : pt_streams_alpn(&c->snap->streams, ch);
+}
+
+/* Relays the connection to stream <ix>'s backend, within its limit. */
+static void route_stream(struct pass *c, int ix)
+{
+    const struct pt_snapshot *s = c->snap;
+    c->st = &s->streams.v[ix];
+    c->be = &s->backends[c->st->backend_ix];
+    uint32_t *n = pt_worker_stream_count(c->w, c->st->name);
+    if (c->st->max_connections && *n >= c->st->max_connections) {
+        c->w->refused++;
+        c->result = "max_connections";
+        pass_close(c, true);
+        return;
+    }
+    (*n)++;
+    c->st_count = n;
+    pt_dial_start(&c->dial, &dial_ops, c->w->loop, &c->w->health, c->be->servers, c->be->n_servers);
 }
 
 static void route(struct pass *c)
 {
     const struct pt_snapshot *s = c->snap;
+    if (c->port || c->alpn_stream >= 0) {
+        int st = c->port ? pt_streams_route(&s->streams, c->port, c->sni, c->sni_len)
+                         : c->alpn_stream;
+        if (st >= 0) {
+            route_stream(c, st);
+            return;
+        }
+        c->result = "unknown_sni";
+        send_alert(c, PT_TLS_ALERT_UNRECOGNIZED_NAME);
+        return;
+    }
     int ix = pt_route_lookup(s->routes, c->sni, c->sni_len);
     if (ix < 0) {
         c->result = "unknown_sni";
@@ -364,7 +414,7 @@ static void route(struct pass *c)
     /* The client keeps being read while the backend connects (what comes is
      * buffered and replayed): stopping and restarting costs epoll_ctl calls
      * on every connection. */
-    pt_dial_start(&c->dial, &dial_ops, c->w->loop, c->be->servers, c->be->n_servers);
+    pt_dial_start(&c->dial, &dial_ops, c->w->loop, &c->w->health, c->be->servers, c->be->n_servers);
 }
 
 /* The buffered bytes so far (on_client_read added the last read). */
@@ -407,6 +457,11 @@ static void begin_hello(struct pass *c)
     if (c->http) {
         /* Port 80 speaks HTTP from the first byte: all of it is the engine's. */
         hand_off(c);
+        return;
+    }
+    if (c->port && c->port->tcp >= 0) {
+        /* SMTP, SSH, XMPP with STARTTLS: the server may speak first. */
+        route_stream(c, c->port->tcp);
         return;
     }
     c->state = PASS_HELLO;
@@ -523,7 +578,10 @@ static void dial_exhausted(struct pt_dial *d)
     pt_log(PT_LOG_WARN, "backend '%s': no server reachable for '%.*s'", c->be->name,
            (int)c->sni_len, c->sni);
     c->result = "no_server";
-    send_alert(c, PT_TLS_ALERT_INTERNAL_ERROR);
+    if (c->st && c->st->mode == PT_STREAM_TCP)
+        pass_close(c, false); /* no TLS to speak an alert in */
+    else
+        send_alert(c, PT_TLS_ALERT_INTERNAL_ERROR);
 }
 
 static void dial_hold(struct pt_dial *d, bool take)
@@ -696,7 +754,7 @@ static void on_relay_written(uv_write_t *req, int status)
     if (c->state != PASS_CLOSING) {
         struct side *from = peer_of(c, to);
         /* Bytes drained to a slow reader are activity too. */
-        pt_deadline_arm(&c->dl, c->snap->settings.idle_timeout_ms);
+        pt_deadline_arm(&c->dl, idle_ms(c));
         if (status != 0)
             pass_close(c, true);
         else if (from->eof)
@@ -770,7 +828,7 @@ static void on_relay_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         return;
     }
     from->bytes += (uint64_t)n;
-    pt_deadline_arm(&c->dl, c->snap->settings.idle_timeout_ms);
+    pt_deadline_arm(&c->dl, idle_ms(c));
     if (relay_write(c, from, to, (const uint8_t *)buf->base, (size_t)n) != 0)
         pass_close(c, true);
     else if ((size_t)n >= SPLICE_AFTER)
@@ -954,7 +1012,7 @@ static void relay_start(struct pass *c)
         memcpy(first + pre_len, c->hbuf, c->hlen);
     PT_FREE(c->hbuf);
     c->hlen = c->hcap = 0;
-    pt_deadline_arm(&c->dl, c->snap->settings.idle_timeout_ms);
+    pt_deadline_arm(&c->dl, idle_ms(c));
     int rc = relay_write(c, &c->cli, &c->srv, first, total);
     free(first);
     if (rc != 0) {
@@ -979,6 +1037,12 @@ static void accept_conn(struct pt_listener *l, int fd, const struct sockaddr_sto
     c->w = w;
     c->http = http;
     c->snap = pt_snap_ref(w->snap);
+    c->alpn_stream = -1;
+    if (l->kind == 't') {
+        /* Always found: a listener no snapshot names is closed at apply. */
+        c->port = pt_streams_port(&c->snap->streams, l->lid);
+        PT_ASSERT(c->port != NULL);
+    }
     c->peer = *peer;
     c->start_ms = pt_worker_now_ms(w);
     /* Only a wildcard listener needs to ask which address was reached. */
@@ -995,7 +1059,7 @@ static void accept_conn(struct pt_listener *l, int fd, const struct sockaddr_sto
     if (!from_trusted && pt_worker_banned(w, (struct sockaddr *)&c->peer)) {
         struct pt_access a = {.client = (struct sockaddr *)&c->peer,
                               .listener = (struct sockaddr *)&l->addr,
-                              .mode = http ? "http" : "passthrough",
+                              .mode = http ? "http" : c->port ? "stream" : "passthrough",
                               .result = "banned"};
         pt_worker_access(w, &a);
         pt_snap_unref(c->snap);
@@ -1004,6 +1068,7 @@ static void accept_conn(struct pt_listener *l, int fd, const struct sockaddr_sto
         return;
     }
     pt_worker_conn_opened(w);
+    pt_worker_listener_hold(l);
     pt_conntrack_add(&w->tracked, &c->ct, from_trusted ? NULL : &c->peer, pass_kill);
 
     c->cli.c = c;
@@ -1037,4 +1102,9 @@ void pt_pass_accept(struct pt_listener *l, int fd, const struct sockaddr_storage
 void pt_http80_accept(struct pt_listener *l, int fd, const struct sockaddr_storage *peer)
 {
     accept_conn(l, fd, peer, true);
+}
+
+void pt_stream_accept(struct pt_listener *l, int fd, const struct sockaddr_storage *peer)
+{
+    accept_conn(l, fd, peer, false);
 }

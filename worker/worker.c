@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +34,8 @@ static void stop_polling(struct pt_worker *w)
     for (size_t i = 0; i < w->n_listeners; i++)
         if (w->listeners[i].open)
             uv_poll_stop(&w->listeners[i].poll);
+    for (size_t i = 0; i < w->n_stream_ls; i++)
+        uv_poll_stop(&w->stream_ls[i]->poll);
 }
 
 static void on_accept(uv_poll_t *p, int status, int events);
@@ -44,6 +47,10 @@ static void start_polling(struct pt_worker *w)
     for (size_t i = 0; i < w->n_listeners; i++)
         if (w->listeners[i].open)
             uv_poll_start(&w->listeners[i].poll, UV_READABLE, on_accept);
+    /* A stream listener that came ahead of its snapshot waits for it. */
+    for (size_t i = 0; i < w->n_stream_ls; i++)
+        if (pt_streams_port(&w->snap->streams, w->stream_ls[i]->lid))
+            uv_poll_start(&w->stream_ls[i]->poll, UV_READABLE, on_accept);
 }
 
 static void on_resume(uv_timer_t *t)
@@ -102,6 +109,8 @@ static void on_accept(uv_poll_t *p, int status, int events)
         w->accepted++;
         if (l->kind == 's')
             pt_pass_accept(l, fd, &peer);
+        else if (l->kind == 't')
+            pt_stream_accept(l, fd, &peer);
         else
             pt_http80_accept(l, fd, &peer);
     }
@@ -185,6 +194,9 @@ static void send_stats(struct pt_worker *w)
     }
     pt_wbuf_u64(&b, w->requests[0]);
     pt_wbuf_u64(&b, w->requests[1]);
+    pt_health_encode(&w->health, w->snap, &b);
+    pt_wbuf_u64(&b, w->alog_dropped);
+    pt_tally_encode(&w->tally, &b);
     send_payload(w, PT_IPC_STATS, &b);
 }
 
@@ -238,16 +250,60 @@ static void on_stats(uv_timer_t *t)
     pt_worker_access_flush(t->data);
 }
 
+/* Writes what fits without waiting: a reader that stalls (a full pipe) must
+ * not stop the loop. What is not taken stays buffered for the next flush. */
 void pt_worker_access_flush(struct pt_worker *w)
 {
     size_t off = 0;
     while (off < w->alog.len) {
-        ssize_t n = write(STDOUT_FILENO, w->alog.data + off, w->alog.len - off);
-        if (n <= 0)
-            break; /* a full disk or closed stdout must not stop the proxy */
-        off += (size_t)n;
+        ssize_t n = w->alog_sock
+                        ? send(STDOUT_FILENO, w->alog.data + off, w->alog.len - off,
+                               MSG_DONTWAIT | MSG_NOSIGNAL)
+                        : write(STDOUT_FILENO, w->alog.data + off, w->alog.len - off);
+        if (n > 0) {
+            off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break; /* kept: the reader is slow */
+        /* A full disk or a closed stdout must not stop the proxy: the
+         * lines are lost, and counted. */
+        w->alog_dropped += w->alog_lines;
+        off = w->alog.len;
+        w->alog_lines = 0;
+        break;
     }
-    w->alog.len = 0;
+    if (off == 0)
+        return;
+    memmove(w->alog.data, w->alog.data + off, w->alog.len - off);
+    w->alog.len -= off;
+    if (w->alog.len == 0)
+        w->alog_lines = 0;
+}
+
+/* stdout may be a pipe whose reader stalls: writes to it must not block.
+ * A pipe is reopened (a new open file description, so the daemon's flags
+ * stay as they are) non-blocking; a socket gets MSG_DONTWAIT per send; a
+ * file never blocks for long. */
+static void access_log_open(struct pt_worker *w)
+{
+    struct stat st;
+    if (fstat(STDOUT_FILENO, &st) != 0)
+        return;
+    if (S_ISSOCK(st.st_mode)) {
+        w->alog_sock = true;
+    } else if (S_ISFIFO(st.st_mode)) {
+        int fd = open("/proc/self/fd/1", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            close(fd);
+        } else {
+            pt_log(PT_LOG_WARN, "access log: cannot make stdout non-blocking: %s",
+                   strerror(errno));
+        }
+    }
 }
 
 /* A JSON string holding <s> escaped as in every log (pt_log_escape): the
@@ -277,10 +333,30 @@ static void json_addr(struct pt_wbuf *b, const struct sockaddr *sa)
     json_str(b, buf, n);
 }
 
+/* The record counted in the worker's tally (common/tally.h). */
+static void tally(struct pt_worker *w, const struct pt_access *a)
+{
+    char server[PT_ADDRSTR_MAX] = "";
+    if (a->server != NULL && a->server->sa_family != AF_UNSPEC)
+        pt_sockaddr_format(a->server, server, sizeof(server));
+    struct pt_tally_rec r = {a->route, a->mode, a->backend, server, a->result,
+                             a->bytes_in, a->bytes_out, a->duration_ms * 1000};
+    pt_tally_add(&w->tally, &r);
+    if (a->mode && a->result && strcmp(a->mode, "offload") == 0 &&
+        (strncmp(a->result, "handshake_", 10) == 0 || strcmp(a->result, "no_certificate") == 0))
+        w->tally.tls_failed++;
+}
+
 void pt_worker_access(struct pt_worker *w, const struct pt_access *a)
 {
+    tally(w, a);
     if (w->snap == NULL || !w->snap->settings.access_log)
         return;
+    if (w->alog.len >= PT_ACCESS_LOG_MAX) {
+        w->alog_dropped++; /* bounded: the reader cannot keep up */
+        return;
+    }
+    w->alog_lines++;
     struct pt_wbuf *b = &w->alog;
     char tmp[160];
     struct timespec ts;
@@ -338,8 +414,68 @@ static void close_cb_noop(uv_handle_t *h)
     (void)h;
 }
 
+uint32_t *pt_worker_stream_count(struct pt_worker *w, const char *name)
+{
+    struct pt_stream_count *c;
+    for (c = w->stream_counts; c; c = c->next)
+        if (strcmp(c->name, name) == 0)
+            return &c->n;
+    size_t n = strlen(name);
+    c = pt_xcalloc(1, sizeof(*c) + n + 1);
+    memcpy(c->name, name, n + 1);
+    c->next = w->stream_counts;
+    w->stream_counts = c;
+    return &c->n;
+}
+
+static void on_tmp_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void pt_worker_listener_hold(struct pt_listener *l)
+{
+    if (l->kind == 't')
+        l->refs++;
+}
+
+void pt_worker_listener_release(struct pt_listener *l)
+{
+    if (l->kind == 't' && --l->refs == 0)
+        free(l);
+}
+
+static void on_stream_l_closed(uv_handle_t *h)
+{
+    pt_worker_listener_release(h->data);
+}
+
+/* Closes stream listener <i>: connections it accepted go on. */
+static void close_stream_l(struct pt_worker *w, size_t i)
+{
+    struct pt_listener *l = w->stream_ls[i];
+    uv_close((uv_handle_t *)&l->poll, on_stream_l_closed);
+    close(l->fd); /* uv_poll does not own the fd */
+    w->stream_ls[i] = w->stream_ls[--w->n_stream_ls];
+}
+
+/* Stream listeners up to the snapshot's lid_max that none of its streams
+ * uses are gone from the configuration; higher ids came for a snapshot
+ * still on its way. */
+static void prune_stream_ls(struct pt_worker *w)
+{
+    const struct pt_streams *ss = &w->snap->streams;
+    for (size_t i = w->n_stream_ls; i-- > 0;) {
+        uint32_t lid = w->stream_ls[i]->lid;
+        if (lid <= ss->lid_max && pt_streams_port(ss, lid) == NULL)
+            close_stream_l(w, i);
+    }
+}
+
 static void close_listeners(struct pt_worker *w)
 {
+    while (w->n_stream_ls)
+        close_stream_l(w, w->n_stream_ls - 1);
     for (size_t i = 0; i < w->n_listeners; i++) {
         struct pt_listener *l = &w->listeners[i];
         if (!l->open)
@@ -365,6 +501,7 @@ static void close_all(struct pt_worker *w)
     uv_close((uv_handle_t *)&w->resume_timer, close_cb_noop);
     uv_close((uv_handle_t *)&w->sigterm, close_cb_noop);
     uv_close((uv_handle_t *)&w->sigint, close_cb_noop);
+    pt_health_close(&w->health);
     if (w->ipc_open) {
         w->ipc_open = false;
         uv_close((uv_handle_t *)&w->ipc, close_cb_noop);
@@ -418,13 +555,65 @@ static void apply_snapshot(struct pt_worker *w, const uint8_t *p, size_t n)
     w->bans = s->banlist;
     s->banlist = NULL;
     w->version = s->version;
+    pt_health_configure(&w->health, s);
     pt_snap_unref(old); /* connections keep their own references */
     pt_log(PT_LOG_DEBUG, "applied config version %llu (%zu domains)",
            (unsigned long long)s->version, s->n_domains);
-    if (!w->accepting) {
-        w->accepting = true;
-        start_polling(w);
+    prune_stream_ls(w);
+    bool first = !w->accepting;
+    w->accepting = true;
+    if (first || (w->n_stream_ls && !w->paused))
+        start_polling(w); /* and the stream listeners this snapshot names */
+}
+
+static void listener_init(struct pt_worker *w, struct pt_listener *l, int fd, char kind)
+{
+    l->w = w;
+    l->kind = kind;
+    l->fd = fd;
+    socklen_t alen = sizeof(l->addr);
+    getsockname(l->fd, (struct sockaddr *)&l->addr, &alen);
+    static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
+    l->wildcard =
+        (l->addr.ss_family == AF_INET &&
+         ((struct sockaddr_in *)&l->addr)->sin_addr.s_addr == htonl(INADDR_ANY)) ||
+        (l->addr.ss_family == AF_INET6 &&
+         memcmp(&((struct sockaddr_in6 *)&l->addr)->sin6_addr, &any6, sizeof(any6)) == 0);
+    fcntl(l->fd, F_SETFD, FD_CLOEXEC);
+    if (uv_poll_init(w->loop, &l->poll, l->fd) != 0)
+        pt_panic(__FILE__, __LINE__, "listening socket is not pollable");
+    l->poll.data = l;
+    l->open = true;
+}
+
+/* A stream listener from the daemon: the socket came with the frame's first
+ * byte, so it is queued on the pipe by now. libuv gives it as a handle; the
+ * listener keeps a duplicate and the handle goes. */
+static void add_stream_l(struct pt_worker *w, const uint8_t *p, size_t n)
+{
+    struct pt_cursor c = pt_cursor_make(p, n);
+    uint32_t lid = pt_rd_u32(&c);
+    uv_tcp_t *tmp = pt_xcalloc(1, sizeof(*tmp));
+    uv_os_fd_t fd = -1;
+    if (!c.ok || pt_cursor_left(&c) != 0 || uv_pipe_pending_count(&w->ipc) < 1 ||
+        uv_tcp_init(w->loop, tmp) != 0 || uv_accept((uv_stream_t *)&w->ipc,
+                                                     (uv_stream_t *)tmp) != 0 ||
+        uv_fileno((uv_handle_t *)tmp, &fd) != 0 || (fd = dup(fd)) < 0)
+        pt_panic(__FILE__, __LINE__, "bad stream listener from the daemon");
+    tmp->data = tmp;
+    uv_close((uv_handle_t *)tmp, on_tmp_closed);
+    if (w->draining) {
+        close(fd);
+        return;
     }
+    struct pt_listener *l = pt_xcalloc(1, sizeof(*l));
+    listener_init(w, l, fd, 't');
+    l->lid = lid;
+    l->refs = 1;
+    w->stream_ls = pt_xrealloc(w->stream_ls, (w->n_stream_ls + 1) * sizeof(*w->stream_ls));
+    w->stream_ls[w->n_stream_ls++] = l;
+    if (w->accepting && !w->paused)
+        start_polling(w);
 }
 
 /* Returns true when the delta added a ban (open connections to check). */
@@ -504,6 +693,10 @@ static void orphaned(struct pt_worker *w)
 {
     if (w->draining)
         return;
+    /* Stream listeners are not handed over: the next daemon binds them
+     * again from its store, so they must be free at once. */
+    while (w->n_stream_ls)
+        close_stream_l(w, w->n_stream_ls - 1);
     int fd = PT_EINVAL;
     if (w->state_dir && w->accepting) {
         struct sockaddr_un sa;
@@ -551,6 +744,8 @@ static void on_ipc_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
             sweep = true;
         } else if (type == PT_IPC_BANS) {
             sweep |= apply_bans(w, p, plen);
+        } else if (type == PT_IPC_LISTENER) {
+            add_stream_l(w, p, plen);
         } else if (type == PT_IPC_STOP) {
             begin_drain(w, "stop requested");
         } else {
@@ -608,10 +803,11 @@ int pt_worker_main(int argc, char **argv)
     pt_log_role(role);
     signal(SIGPIPE, SIG_IGN);
     set_limits(w);
+    access_log_open(w);
 
     w->loop = uv_default_loop();
     pt_conntrack_init(&w->tracked);
-    uv_pipe_init(w->loop, &w->ipc, 0);
+    uv_pipe_init(w->loop, &w->ipc, 1); /* ipc: stream listeners come with frames */
     w->ipc.data = w;
     if (uv_pipe_open(&w->ipc, PT_WORKER_FD_IPC) != 0)
         pt_panic(__FILE__, __LINE__, "fd 3 is not the daemon socket");
@@ -620,26 +816,10 @@ int pt_worker_main(int argc, char **argv)
 
     w->n_listeners = strlen(kinds);
     w->listeners = pt_xcalloc(w->n_listeners, sizeof(*w->listeners));
-    for (size_t i = 0; i < w->n_listeners; i++) {
-        struct pt_listener *l = &w->listeners[i];
-        l->w = w;
-        l->kind = kinds[i];
-        l->fd = PT_WORKER_FD_LISTEN0 + (int)i;
-        socklen_t alen = sizeof(l->addr);
-        getsockname(l->fd, (struct sockaddr *)&l->addr, &alen);
-        static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
-        l->wildcard =
-            (l->addr.ss_family == AF_INET &&
-             ((struct sockaddr_in *)&l->addr)->sin_addr.s_addr == htonl(INADDR_ANY)) ||
-            (l->addr.ss_family == AF_INET6 &&
-             memcmp(&((struct sockaddr_in6 *)&l->addr)->sin6_addr, &any6, sizeof(any6)) == 0);
-        fcntl(l->fd, F_SETFD, FD_CLOEXEC);
-        if (uv_poll_init(w->loop, &l->poll, l->fd) != 0)
-            pt_panic(__FILE__, __LINE__, "inherited listener is not pollable");
-        l->poll.data = l;
-        l->open = true;
-    }
+    for (size_t i = 0; i < w->n_listeners; i++)
+        listener_init(w, &w->listeners[i], PT_WORKER_FD_LISTEN0 + (int)i, kinds[i]);
 
+    pt_health_init(&w->health, w->loop);
     uv_timer_init(w->loop, &w->stats_timer);
     uv_timer_init(w->loop, &w->drain_timer);
     uv_timer_init(w->loop, &w->resume_timer);
@@ -656,6 +836,7 @@ int pt_worker_main(int argc, char **argv)
     /* Drained (or the grace period is over): whatever is still open is cut. */
     pt_worker_access_flush(w);
     pt_wbuf_free(&w->alog);
+    pt_tally_free(&w->tally);
     close_all(w);
     uv_run(w->loop, UV_RUN_NOWAIT);
     pt_snap_unref(w->snap);
@@ -663,5 +844,11 @@ int pt_worker_main(int argc, char **argv)
     pt_tls_free(w->tls);
     pt_ipc_rx_free(&w->rx);
     free(w->listeners);
+    free(w->stream_ls);
+    while (w->stream_counts) {
+        struct pt_stream_count *c = w->stream_counts;
+        w->stream_counts = c->next;
+        free(c);
+    }
     return 0;
 }

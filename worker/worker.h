@@ -12,7 +12,9 @@
 #include "common/ipc.h"
 #include "common/log.h"
 #include "common/snapshot.h"
+#include "common/tally.h"
 #include "worker/conntrack.h"
+#include "worker/health.h"
 
 #include <uv.h>
 
@@ -27,7 +29,12 @@ struct pt_listener {
                                    ourselves to control pausing and EMFILE */
     int fd;
     struct pt_worker *w;
-    char kind;                  /* 's' TLS (passthrough/offload), 'h' plain HTTP */
+    char kind;                  /* 's' TLS (passthrough/offload), 'h' plain HTTP,
+                                   't' a stream route's (common/stream.h) */
+    uint32_t lid;               /* 't': the daemon's listener id */
+    unsigned refs;              /* 't': one while open, one per connection
+                                   accepted from it (they log its address):
+                                   freed on the last */
     bool open;
     struct sockaddr_storage addr; /* local address, for logs and PROXY headers */
     bool wildcard;              /* bound to 0.0.0.0 or [::]: ask per connection */
@@ -47,6 +54,11 @@ struct pt_worker {
     struct pt_tls *tls;         /* TLS contexts built from snap */
     struct pt_listener *listeners;
     size_t n_listeners;
+    struct pt_listener **stream_ls; /* owned: stream listeners, as the daemon
+                                       hands them over (PT_IPC_LISTENER) */
+    size_t n_stream_ls;
+    struct pt_stream_count *stream_counts; /* owned list: open connections
+                                              per stream name */
     bool accepting;             /* listeners started (after the first snapshot) */
     bool paused;                /* at the connection limit: not accepting */
     bool draining;              /* stop requested: listeners closed */
@@ -69,7 +81,13 @@ struct pt_worker {
         uint64_t cut;           /* open connections cut when the ban came */
     } bans_hit[32];             /* per ban reason, for /metrics */
     size_t n_bans_hit;
-    struct pt_wbuf alog;        /* access log lines not yet written to fd 1 */
+    struct pt_wbuf alog;        /* access log lines not yet written to fd 1,
+                                   at most about PT_ACCESS_LOG_MAX bytes */
+    uint64_t alog_lines;        /* lines in alog */
+    uint64_t alog_dropped;      /* lines lost: buffer full, or stdout failed */
+    bool alog_sock;             /* stdout is a socket: send(MSG_DONTWAIT) */
+    struct pt_health health;    /* backend servers seen down by this worker */
+    struct pt_tally tally;      /* traffic counters, from the access records */
 };
 
 /* Entry point: argv = portierd --worker ID KINDS [STATE_DIR]. Returns the
@@ -88,6 +106,21 @@ void pt_worker_conn_closed(struct pt_worker *w);
  * The current snapshot is l->w->snap: take a reference to keep it. <fd> is a non-blocking accepted socket. */
 void pt_pass_accept(struct pt_listener *l, int fd, const struct sockaddr_storage *peer);
 void pt_http80_accept(struct pt_listener *l, int fd, const struct sockaddr_storage *peer);
+void pt_stream_accept(struct pt_listener *l, int fd, const struct sockaddr_storage *peer);
+
+/* Open connections of stream <name> in this worker (for max_connections):
+ * a counter that lives as long as the worker. */
+struct pt_stream_count {
+    struct pt_stream_count *next;
+    uint32_t n;
+    char name[];
+};
+uint32_t *pt_worker_stream_count(struct pt_worker *w, const char *name);
+/* A connection accepted from stream listener <l> (kind 't') takes a hold on
+ * it, so a removed route's listener outlives its connections; release drops
+ * it. */
+void pt_worker_listener_hold(struct pt_listener *l);
+void pt_worker_listener_release(struct pt_listener *l);
 
 uint64_t pt_worker_now_ms(struct pt_worker *w);
 
@@ -101,7 +134,10 @@ void pt_worker_reject_fd(int fd);
 
 /* Access log: one JSON object per connection, buffered and written to fd 1
  * at most once a second or per 32 KiB, so logging costs no syscall per
- * connection. */
+ * connection. Writes never block: when the reader stalls, lines wait in a
+ * buffer bounded by PT_ACCESS_LOG_MAX, and past it they are dropped and
+ * counted (portier_access_log_dropped_total). */
+#define PT_ACCESS_LOG_MAX (1u << 20)
 struct pt_access {
     const struct sockaddr *client;   /* real client */
     const struct sockaddr *listener;

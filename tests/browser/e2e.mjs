@@ -25,6 +25,7 @@ const TOKEN = env.PORTIER_TOKEN;
 const BACKEND_SERVER = env.BACKEND_SERVER;
 const BACKEND_BODY = env.BACKEND_BODY || '';
 const SHOTS = env.SHOTS || '';
+const STREAM_PORT = env.STREAM_PORT || '';
 for (const k of ['PORTIER_URL', 'PORTIER_TOKEN', 'BACKEND_SERVER', 'HTTPS_PORT', 'CA_FILE']) {
   if (!env[k]) {
     console.log(`not ok - environment variable ${k} is set`);
@@ -212,6 +213,50 @@ try {
     await page.click('#backend-form button.cancel');
     if ((await page.inputValue('#backend-name')) !== '') return 'cancel did not reset the form';
   });
+
+  // ---- stream ---------------------------------------------------------------------
+  if (STREAM_PORT) {
+    await nav('streams');
+    await step('a stream listen address with a host name shows the API\'s error next to it', async () => {
+      await page.fill('#stream-name', 'smtp');
+      await page.selectOption('#stream-mode', 'tcp');
+      await page.fill('#stream-listen', 'mail.test:25');
+      await page.selectOption('#stream-backend', 'web1');
+      await page.click('#stream-form button[type="submit"]');
+      const t = await until(async () => (await textOf('#stream-listen-error')) || false, 10000, 'listen error');
+      if (!t.includes('listen[0]')) return `error text: ${t}`;
+      if ((await apiGet('/streams/smtp')).status !== 404) return 'the invalid stream was created';
+    });
+
+    await step('a tcp stream created through the form is listed and listens', async () => {
+      await page.fill('#stream-listen', '127.0.0.1:' + STREAM_PORT);
+      await page.click('#stream-form button[type="submit"]');
+      const r = row('streams', 'smtp');
+      await r.waitFor({ state: 'visible' });
+      const t = await r.textContent();
+      if (!t.includes('127.0.0.1:' + STREAM_PORT) || !t.includes('web1')) return `row: ${t}`;
+      const st = await textOf('#stream-form .form-status');
+      if (!/Saved stream smtp/.test(st)) return `status: ${st}`;
+      const got = await apiGet('/streams/smtp');
+      if (got.status !== 200 || got.body.listen[0] !== '127.0.0.1:' + STREAM_PORT) return `API: ${JSON.stringify(got.body)}`;
+    });
+
+    await step('the backends view counts the stream among the backend\'s users', async () => {
+      await nav('backends');
+      const t = await until(async () => { const x = await row('backends', 'web1').locator('td[data-label="Used by"]').textContent(); return x.includes('stream smtp') && x; });
+      if (!t) return 'not shown';
+      await nav('streams');
+    });
+
+    await step('a stream is deleted after a confirming second click', async () => {
+      const del = row('streams', 'smtp').locator('button[data-act="delete"]');
+      await del.click();
+      await until(async () => (await del.textContent()).startsWith('Confirm'), 3000, 'confirm state');
+      await del.click();
+      await row('streams', 'smtp').waitFor({ state: 'detached' });
+      if ((await apiGet('/streams/smtp')).status !== 404) return 'still in the API';
+    });
+  }
 
   // ---- domain ---------------------------------------------------------------------
   await nav('domains');

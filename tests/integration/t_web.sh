@@ -75,7 +75,7 @@ check "app.js never inserts HTML (textContent only)" no_html_sinks
 
 # ---- backend and daemon -----------------------------------------------------------
 
-read -r P1 <<<"$(free_ports 1)"
+read -r P1 PSTREAM <<<"$(free_ports 2)"
 make_cert web "DNS:app.web.test,DNS:*.web.test"
 make_cert upload "DNS:photos.example.org"
 mkdir -p www
@@ -126,7 +126,7 @@ note "screenshots go to $SHOTS"
 env "$MARK" PORTIER_URL="http://127.0.0.1:$API_PORT" PORTIER_TOKEN="$TOKEN" \
     BACKEND_SERVER="127.0.0.1:$P1" BACKEND_BODY="web-backend-ok" \
     HTTPS_PORT="$HTTPS_PORT" CA_FILE="$T/ca.pem" CERT_FILE="$T/upload.pem" KEY_FILE="$T/upload.key" \
-    SHOTS="$SHOTS" CHROMIUM="$CHROMIUM" \
+    SHOTS="$SHOTS" CHROMIUM="$CHROMIUM" STREAM_PORT="$PSTREAM" \
     timeout 300 node "$BROWSER_DIR/e2e.mjs" >"$T/e2e.out" 2>&1
 E2E_RC=$?
 cat "$T/e2e.out"

@@ -308,6 +308,29 @@ check "bad --from: exit 2" ran_failed 2 'from'
 pd "${BASE[@]}" 'a;b.example.org'
 check "a name with shell characters: exit 2" ran_failed 2 'not a domain name'
 
+# ---- mail: stream routes (admin token) -----------------------------------------------------------
+read -r PM PMS <<<"$(free_ports 2)"
+"$PY" "$HERE/tools/stream_peers.py" server "$PMS" smtp --pp >>"$T/peers.err" 2>&1 &
+track_pid $!
+disown $!
+wait_until 10 port_listening "$PMS" || bail "stand-in mail server on $PMS"
+pd --url "$URL" --token-file "$T/bt.token" --backend yuno1 --server 127.0.0.1:4443 \
+    --mail-listen 127.0.0.1 --mail-ports "$PM:$PMS" mail
+check "mail with a backend:NAME token: refused (exit 1), saying an admin token is needed" \
+    ran_failed 1 'admin token'
+pd --url "$URL" --token-file admin.token --backend yuno1 --server 127.0.0.1:4443 \
+    --mail-listen 127.0.0.1 --mail-ports "$PM:$PMS" mail
+check "mail with the admin token: the stream route yuno1-$PM is created" ran_ok
+api GET "/api/v1/streams/yuno1-$PM"
+check "  listening on 127.0.0.1:$PM, backend yuno1-$PM (PROXY v2 to 127.0.0.1:$PMS)" json_true \
+    'd["mode"] == "tcp" and d["listen"] == [a[0]] and d["backend"] == a[1]' "127.0.0.1:$PM" "yuno1-$PM"
+check "  it names the snippets to apply" err_has 'for=postfix'
+RES=$("$PY" "$HERE/tools/stream_peers.py" client "$PM" --src 127.0.0.6)
+check "  a client reaches the mail server through it, with its own address" \
+    grep -q '"greeting": "HELLO smtp from 127.0.0.6"' <<<"$RES"
+pd --url "$URL" --token-file admin.token --backend yuno1 --mail-ports "25:x" mail
+check "a bad --mail-ports pair: exit 2" ran_failed 2 'mail-ports'
+
 # ---- the API over TLS, pinned ----------------------------------------------------------------------
 stop_portierd
 API_SCHEME=https API_CACERT="$T/api.crt"

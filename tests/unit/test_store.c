@@ -417,7 +417,7 @@ Test(store, delete_backend_in_use)
     char *user = (char *)0x1;
     cr_expect_eq(pt_store_delete(s, PT_STORE_BACKEND, "b", &user), PT_EINUSE);
     cr_assert_not_null(user);
-    cr_expect_str_eq(user, "c.example.org"); /* the first by name */
+    cr_expect_str_eq(user, "domain 'c.example.org'"); /* the first by name */
     free(user);
     cr_expect_eq(pt_store_delete(s, PT_STORE_BACKEND, "b", NULL), PT_EINUSE);
     char *doc = NULL;
@@ -431,7 +431,7 @@ Test(store, delete_backend_in_use)
     cr_expect_not(created);
     user = NULL;
     cr_expect_eq(pt_store_delete(s, PT_STORE_BACKEND, "b", &user), PT_EINUSE);
-    cr_expect_str_eq(user, "m.example.org");
+    cr_expect_str_eq(user, "domain 'm.example.org'");
     free(user);
     cr_assert_eq(pt_store_delete(s, PT_STORE_DOMAIN, "m.example.org", NULL), 0);
     user = (char *)0x1;
