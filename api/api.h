@@ -51,6 +51,9 @@ struct pt_api_hooks {
      * stream addresses are not checked. */
     int (*listen)(void *arg, const struct sockaddr *sa, socklen_t len, char *why,
                   size_t size);
+    /* Returns a new JSON array of the backend servers' health as the
+     * workers see it, of <backend> only unless NULL. May be NULL. */
+    json_t *(*servers)(void *arg, const char *backend);
 };
 
 struct pt_api_config {

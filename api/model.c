@@ -226,8 +226,82 @@ static int check_named(const json_t *j, const char *name, const char *what,
     return 0;
 }
 
-static const char *const backend_members[] = {"name", "servers", "proxy_protocol",
-                                              "http_servers", "tls", "tls_verify"};
+/* "health" is what GET adds (read-only): accepted and ignored, so a GET can
+ * be PUT back as it is, like a domain's certificate_id. */
+static const char *const backend_members[] = {"name",       "servers", "proxy_protocol",
+                                              "http_servers", "tls",    "tls_verify",
+                                              "health_check", "health"};
+
+static const char *const check_members_allowed[] = {"type", "interval_s", "timeout_s",
+                                                    "rise", "fall",       "path"};
+static const char *const check_kinds[] = {"none", "tcp", "tls", "http"};
+
+/* An integer member <key> of <j> in [lo, hi], <dflt> when absent. */
+static int get_range(const json_t *j, const char *key, long long lo, long long hi,
+                     long long dflt, long long *out, struct pt_apierr *e)
+{
+    const json_t *v = json_object_get(j, key);
+    *out = dflt;
+    if (v == NULL)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return BAD(e, key, "health_check.%s: expected an integer from %lld to %lld", key, lo,
+                   hi);
+    *out = json_integer_value(v);
+    return 0;
+}
+
+/* "health_check": null or absent (passive only), or {"type", "interval_s",
+ * "timeout_s", "rise", "fall", "path"}. */
+static int get_check(const json_t *j, struct pt_check *out, struct pt_apierr *e)
+{
+    memset(out, 0, sizeof(*out));
+    const json_t *c = json_object_get(j, "health_check");
+    if (c == NULL || json_is_null(c))
+        return 0;
+    if (!json_is_object(c))
+        return BAD(e, "health_check", "health_check: expected an object or null");
+    if (check_members(c, check_members_allowed, PT_ARRAY_LEN(check_members_allowed), e) != 0)
+        return -1;
+    const char *type = json_string_value(json_object_get(c, "type"));
+    size_t k;
+    for (k = 0; type && k < PT_ARRAY_LEN(check_kinds); k++)
+        if (strcmp(type, check_kinds[k]) == 0)
+            break;
+    if (type == NULL || k == PT_ARRAY_LEN(check_kinds))
+        return BAD(e, "type", "health_check.type: expected \"none\", \"tcp\", \"tls\" or \"http\"");
+    out->kind = (enum pt_check_kind)k;
+    long long interval, timeout, rise, fall;
+    if (get_range(c, "interval_s", 1, 3600, 10, &interval, e) != 0 ||
+        get_range(c, "timeout_s", 1, 60, 2, &timeout, e) != 0 ||
+        get_range(c, "rise", 1, 10, 2, &rise, e) != 0 ||
+        get_range(c, "fall", 1, 10, 3, &fall, e) != 0)
+        return -1;
+    out->interval_ms = (uint32_t)interval * 1000;
+    out->timeout_ms = (uint32_t)timeout * 1000;
+    out->rise = (uint8_t)rise;
+    out->fall = (uint8_t)fall;
+    const json_t *p = json_object_get(c, "path");
+    const char *path = p ? json_string_value(p) : "/";
+    if (path == NULL)
+        return BAD(e, "path", "health_check.path: expected a string");
+    if (p && out->kind != PT_CHECK_HTTP)
+        return BAD(e, "path", "health_check.path: only for \"type\": \"http\"");
+    size_t n = strlen(path);
+    bool ok = n >= 1 && n <= PT_CHECK_PATH_MAX && path[0] == '/';
+    for (size_t i = 0; ok && i < n; i++)
+        ok = path[i] > 0x20 && path[i] < 0x7f;
+    if (!ok)
+        return BAD(e, "path",
+                   "health_check.path: expected '/' then visible ASCII characters, at most "
+                   "%d bytes",
+                   PT_CHECK_PATH_MAX);
+    if (out->kind == PT_CHECK_HTTP)
+        memcpy(out->path, path, n + 1);
+    if (out->kind == PT_CHECK_NONE)
+        memset(out, 0, sizeof(*out));
+    return 0;
+}
 
 int pt_model_backend_from_json(const json_t *j, const char *name, struct pt_backend *out,
                                struct pt_apierr *e)
@@ -253,7 +327,8 @@ int pt_model_backend_from_json(const json_t *j, const char *name, struct pt_back
     else
         return BAD(e, "proxy_protocol", "proxy_protocol: expected \"none\", \"v1\" or \"v2\"");
     if (get_bool(j, "tls", false, &out->tls, e) != 0 ||
-        get_bool(j, "tls_verify", true, &out->tls_verify, e) != 0)
+        get_bool(j, "tls_verify", true, &out->tls_verify, e) != 0 ||
+        get_check(j, &out->check, e) != 0)
         return -1;
     return 0;
 }
@@ -269,13 +344,26 @@ static json_t *servers_json(const struct pt_hostport *s, size_t n)
     return a;
 }
 
+static json_t *check_json(const struct pt_check *c)
+{
+    if (c->kind == PT_CHECK_NONE)
+        return json_null();
+    json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:i}", "type", check_kinds[c->kind],
+                          "interval_s", (int)(c->interval_ms / 1000), "timeout_s",
+                          (int)(c->timeout_ms / 1000), "rise", (int)c->rise, "fall",
+                          (int)c->fall);
+    if (c->kind == PT_CHECK_HTTP)
+        json_object_set_new(j, "path", json_string(c->path));
+    return j;
+}
+
 json_t *pt_model_backend_to_json(const struct pt_backend *b)
 {
-    return json_pack("{s:s, s:o, s:s, s:o, s:b, s:b}", "name", b->name, "servers",
+    return json_pack("{s:s, s:o, s:s, s:o, s:b, s:b, s:o}", "name", b->name, "servers",
                      servers_json(b->servers, b->n_servers), "proxy_protocol",
                      pt_pp_name(b->proxy_protocol), "http_servers",
                      servers_json(b->http_servers, b->n_http_servers), "tls", b->tls,
-                     "tls_verify", b->tls_verify);
+                     "tls_verify", b->tls_verify, "health_check", check_json(&b->check));
 }
 
 static bool header_name_ok(const char *s)

@@ -309,6 +309,9 @@ static enum MHD_Result do_get(struct pt_req *r, const struct kind *k, const char
         return pt_api__errorf(r, 403, "forbidden", NULL,
                               "%s '%s' is routed to another backend", k->singular, name);
     }
+    const struct pt_api_hooks *h = &r->api->cfg.hooks;
+    if (k->store == PT_STORE_BACKEND && h->servers)
+        json_object_set_new(doc, "health", h->servers(h->arg, name));
     return pt_api__json(r, 200, doc);
 }
 

@@ -25,11 +25,14 @@ enum MHD_Result pt_api__status(struct pt_req *r)
     json_t *workers = api->cfg.hooks.workers(api->cfg.hooks.arg);
     uint64_t v = pt_store_config_version(api->cfg.store);
     size_t serving = serving_in(workers);
+    json_t *servers = api->cfg.hooks.servers ? api->cfg.hooks.servers(api->cfg.hooks.arg, NULL)
+                                             : json_array();
     return pt_api__json(r, 200,
-                        json_pack("{s:s, s:I, s:I, s:I, s:o}", "version", PT_VERSION,
+                        json_pack("{s:s, s:I, s:I, s:I, s:o, s:o}", "version", PT_VERSION,
                                   "uptime_s", (json_int_t)(time(NULL) - api->started),
                                   "config_version", (json_int_t)v, "serving_workers",
-                                  (json_int_t)serving, "workers", workers));
+                                  (json_int_t)serving, "workers", workers, "servers",
+                                  servers));
 }
 
 struct cert_metrics {

@@ -21,45 +21,21 @@ http.client), paced at RATE per second, as a "bans" token. It prints:
 Exit status 1 when the burst took 500 ms of daemon CPU or more, or a worker
 lagged an answer by 100 ms or more."""
 import http.client
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+from benchlib import call, cpu_ms, free_port, wait_healthy
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PORTIERD = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "build", "portierd")
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
 RATE = float(sys.argv[3]) if len(sys.argv) > 3 else 1000.0
 PRELOAD = int(sys.argv[4]) if len(sys.argv) > 4 else 0
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def cpu_ms(pid):
-    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) * 1000.0 / TICK
-
-
-def call(conn, token, method, path, body=None):
-    hdr = {"Authorization": "Bearer " + token}
-    if body is not None:
-        hdr["Content-Type"] = "application/json"
-    conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=hdr)
-    r = conn.getresponse()
-    data = r.read()
-    return r.status, (json.loads(data) if data else None)
 
 
 def make_cert(d, i):
@@ -81,15 +57,8 @@ def main():
                           "--http", "127.0.0.1:%d" % http80, "--workers", "2"],
                          stdout=log, stderr=log)
     try:
-        for _ in range(200):
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", api, timeout=10)
-                c.request("GET", "/healthz")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.05)
+        if not wait_healthy(api, d, 10):
+            raise SystemExit("portierd did not start; log in %s" % tmp)
         admin = open(os.path.join(tmp, "state", "api.token")).read().strip()
         conn = http.client.HTTPConnection("127.0.0.1", api, timeout=30)
         call(conn, admin, "PUT", "/api/v1/backends/be", {"servers": ["127.0.0.1:9"]})

@@ -8,6 +8,8 @@
 
 #include "common/pt.h"
 
+#include <string.h>
+
 struct pt_cursor {
     const uint8_t *p;   /* next byte; borrowed from the caller's buffer */
     const uint8_t *end; /* one past the last readable byte */
@@ -84,6 +86,20 @@ static inline const uint8_t *pt_rd_bytes(struct pt_cursor *c, size_t n)
     const uint8_t *p = c->p;
     c->p += n;
     return p;
+}
+
+/* Reads a u32-length-prefixed string (pt_wbuf_str) into <out> with its NUL.
+ * False (and the cursor failed or left where it was) when it does not fit
+ * <size> or holds a NUL byte. */
+static inline bool pt_rd_cstr(struct pt_cursor *c, char *out, size_t size)
+{
+    uint32_t len = pt_rd_u32(c);
+    const uint8_t *p = c->ok && len < size ? pt_rd_bytes(c, len) : NULL;
+    if (p == NULL || memchr(p, 0, len) != NULL)
+        return false;
+    memcpy(out, p, len);
+    out[len] = '\0';
+    return true;
 }
 
 #endif

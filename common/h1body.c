@@ -5,8 +5,7 @@
 
 void pt_h1body_init(struct pt_h1body *b, enum pt_h1body_mode mode, uint64_t content_length)
 {
-    /* The trailer buffer is written before it is read: not cleared. */
-    memset(b, 0, offsetof(struct pt_h1body, trl));
+    memset(b, 0, sizeof(*b));
     b->mode = mode;
     switch (mode) {
     case PT_H1BODY_NONE:
@@ -27,6 +26,11 @@ void pt_h1body_init(struct pt_h1body *b, enum pt_h1body_mode mode, uint64_t cont
         b->why = "unknown body mode";
         break;
     }
+}
+
+void pt_h1body_release(struct pt_h1body *b)
+{
+    PT_FREE(b->trl);
 }
 
 bool pt_h1body_ends_at_eof(const struct pt_h1body *b)
@@ -62,7 +66,7 @@ static bool forbidden_trailer(const uint8_t *name, size_t n)
 
 static bool trl_put(struct pt_h1body *b, uint8_t c)
 {
-    if (b->trl_len == sizeof(b->trl))
+    if (b->trl_len == PT_H1BODY_TRAILER_LINE_MAX)
         return false;
     b->trl[b->trl_len++] = c;
     return true;
@@ -168,6 +172,8 @@ static enum pt_h1body_state chunked_byte(struct pt_h1body *b, uint8_t c, const c
             *why = "too many trailer fields";
             return PT_H1B_INVALID;
         }
+        if (!b->trl)
+            b->trl = pt_xmalloc(PT_H1BODY_TRAILER_LINE_MAX);
         b->trl_len = 0;
         b->trl_over = false;
         trl_put(b, c);
@@ -269,6 +275,8 @@ enum pt_h1body_ev pt_h1body_step(struct pt_h1body *b, const uint8_t *buf, size_t
         enum pt_h1body_state prev = b->st;
         const char *why = NULL;
         b->st = chunked_byte(b, buf[i++], &why);
+        if (b->st == PT_H1B_INVALID || b->st == PT_H1B_DONE)
+            PT_FREE(b->trl); /* a TRAILER's line was taken at the step before */
         if (b->st == PT_H1B_INVALID)
             b->why = why;
         else if (prev == PT_H1B_TRL_LF) {

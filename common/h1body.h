@@ -88,7 +88,11 @@ struct pt_h1body {
     bool trl_over;      /* value whitespace did not fit in trl[] */
     uint64_t total;     /* payload bytes emitted so far */
     const char *why;    /* on INVALID: static reason for logs */
-    uint8_t trl[PT_H1BODY_TRAILER_LINE_MAX]; /* the trailer line being assembled */
+    /* Owned, PT_H1BODY_TRAILER_LINE_MAX bytes: the trailer line being
+     * assembled. Allocated when a trailer section starts and freed at DONE
+     * or INVALID, so that the many bodies without trailers (every idle
+     * keep-alive connection holds two decoders) carry no line buffer. */
+    uint8_t *trl;
 };
 
 /* RFC 9110 5.6.2 tchar: the bytes of a token (field names, methods, codings). */
@@ -112,8 +116,14 @@ static inline bool pt_h1body_vchar(uint8_t c)
     return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
-/* Starts decoding a body of <mode>; <content_length> counts for LENGTH only. */
+/* Starts decoding a body of <mode>; <content_length> counts for LENGTH only.
+ * <b> may be uninitialised: a decoder that was not driven to DONE or INVALID
+ * must be given to pt_h1body_release first. */
 void pt_h1body_init(struct pt_h1body *b, enum pt_h1body_mode mode, uint64_t content_length);
+
+/* Frees what an abandoned decoder holds (a partial trailer line); <b> is
+ * then as after pt_h1body_init and may be dropped or initialised again. */
+void pt_h1body_release(struct pt_h1body *b);
 
 /* Consumes a prefix of <buf>[0..len); *used is always set to the bytes
  * consumed. Call again after DATA and TRAILER (with what is left, even

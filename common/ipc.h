@@ -20,7 +20,10 @@ enum pt_ipc_type {
                             u64 accepted, u64 refused (overload/bans),
                             u32 n, n x (str ban reason, u64 refused at
                             accept, u64 open connections cut), u64 HTTP/1.x
-                            requests, u64 HTTP/2 requests */
+                            requests, u64 HTTP/2 requests, the servers'
+                            health (common/srvhealth.h), u64 access log
+                            lines dropped, the traffic tally
+                            (common/tally.h) */
     PT_IPC_STOP = 4,     /* daemon -> worker: stop accepting and drain */
     PT_IPC_BANS = 5,     /* daemon -> worker: pt_snap_bans_encode bytes, a ban
                             delta on top of the last snapshot; acked like one */

@@ -10,7 +10,9 @@
  *   settings: u32 hello, u32 connect, u32 idle, u32 grace, u16 https_port,
  *             u32 n_trusted, n x (u8 family, 16 bytes addr, u8 bits)
  *   u32 n_backends, n x backend: str name, u8 pp, u8 tls, u8 tls_verify,
- *             u32 n, n x str server, u32 n, n x str http_server
+ *             u32 n, n x str server, u32 n, n x str http_server,
+ *             u8 check kind, u32 interval, u32 timeout, u8 rise, u8 fall,
+ *             str path
  *   u32 n_domains, n x domain: str name, u8 mode, str backend, u8 flags,
  *             u32 n, n x (str name, str value)
  *   u32 n_bans, n x ban: u8 family, 16 bytes addr, u8 bits, u64 expires,
@@ -107,6 +109,12 @@ void pt_snap_encode(const struct pt_snapshot *s, struct pt_wbuf *out)
             pt_hostport_format(&b->http_servers[j], tmp, sizeof(tmp));
             pt_wbuf_str(out, tmp);
         }
+        pt_wbuf_u8(out, (uint8_t)b->check.kind);
+        pt_wbuf_u32(out, b->check.interval_ms);
+        pt_wbuf_u32(out, b->check.timeout_ms);
+        pt_wbuf_u8(out, b->check.rise);
+        pt_wbuf_u8(out, b->check.fall);
+        pt_wbuf_str(out, b->check.path);
     }
 
     pt_wbuf_u32(out, (uint32_t)s->n_domains);
@@ -297,6 +305,14 @@ int pt_snap_decode(const uint8_t *buf, size_t len, struct pt_snapshot **out)
         if (rd_servers(&c, &b->servers, &b->n_servers) != 0 ||
             rd_servers(&c, &b->http_servers, &b->n_http_servers) != 0)
             goto bad;
+        uint8_t kind = pt_rd_u8(&c);
+        b->check.interval_ms = pt_rd_u32(&c);
+        b->check.timeout_ms = pt_rd_u32(&c);
+        b->check.rise = pt_rd_u8(&c);
+        b->check.fall = pt_rd_u8(&c);
+        if (kind > PT_CHECK_HTTP || !pt_rd_cstr(&c, b->check.path, sizeof(b->check.path)))
+            goto bad;
+        b->check.kind = (enum pt_check_kind)kind;
     }
 
     s->n_domains = rd_count(&c, 16, 1u << 24);

@@ -25,6 +25,25 @@ enum pt_mode {
     PT_MODE_OFFLOAD = 1,     /* portier terminates TLS, proxies HTTP */
 };
 
+/* An active health check of a backend's servers (worker/health.h): every
+ * <interval_ms>, a probe bounded by <timeout_ms>; a server goes down after
+ * <fall> failures in a row and comes back after <rise> successes. */
+enum pt_check_kind {
+    PT_CHECK_NONE = 0, /* passive only: failures of real connections */
+    PT_CHECK_TCP,      /* a TCP connect */
+    PT_CHECK_TLS,      /* a TLS handshake (the certificate is not verified) */
+    PT_CHECK_HTTP,     /* GET <path>: a 2xx or 3xx status (over TLS with "tls") */
+};
+#define PT_CHECK_PATH_MAX 255
+
+struct pt_check {
+    enum pt_check_kind kind;
+    uint32_t interval_ms;
+    uint32_t timeout_ms;
+    uint8_t rise, fall;
+    char path[PT_CHECK_PATH_MAX + 1]; /* HTTP: starts with '/', visible ASCII */
+};
+
 struct pt_backend {
     char *name;                        /* owned */
     struct pt_hostport *servers;       /* owned array, tried in order */
@@ -34,6 +53,7 @@ struct pt_backend {
     enum pt_pp_version proxy_protocol; /* header sent first, or none */
     bool tls;                          /* offload: TLS to the servers */
     bool tls_verify;                   /* offload+tls: verify their certificate */
+    struct pt_check check;             /* active health check, or PT_CHECK_NONE */
 };
 
 struct pt_header {

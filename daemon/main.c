@@ -428,6 +428,12 @@ static void hook_metrics(void *arg, struct pt_wbuf *out)
     pt_supervisor_metrics(d->sup, out);
 }
 
+static json_t *hook_servers(void *arg, const char *backend)
+{
+    struct pt_daemon *d = arg;
+    return pt_supervisor_servers_json(d->sup, backend);
+}
+
 static void hook_acme_kick(void *arg, const char *cert_id)
 {
     struct pt_daemon *d = arg;
@@ -604,6 +610,7 @@ static int run_daemon(int argc, char **argv)
         .tls_key_pem = d.api_tls.key_pem,
     };
     ac.hooks.listen = hook_listen;
+    ac.hooks.servers = hook_servers;
     if (pt_api_start(&ac, &d.api, err, sizeof(err)) != 0)
         die_usage("%s", err);
 

@@ -4,6 +4,8 @@
 #include "common/ipc.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/srvhealth.h"
+#include "common/tally.h"
 #include "daemon/listeners.h"
 
 #include <errno.h>
@@ -54,6 +56,9 @@ struct slot {
     uint64_t requests[2]; /* under lock: HTTP requests over HTTP/1.x, HTTP/2 */
     struct ban_count bans[32]; /* under lock: refusals per ban reason */
     size_t n_bans;
+    struct pt_srvhealth_list health; /* under lock: servers as the worker sees them */
+    uint64_t log_dropped; /* under lock: access log lines the worker dropped */
+    struct pt_tally tally; /* under lock: the worker's traffic counters */
     uint64_t started_ms;
     unsigned fast_deaths; /* deaths in a row within FAST_DEATH_MS of the
                              start: the respawn pause doubles with each */
@@ -312,21 +317,29 @@ static void handle_frame(struct slot *sl, uint32_t type, const uint8_t *p, size_
             goto bad;
         struct ban_count tmp[PT_ARRAY_LEN(sl->bans)];
         for (uint32_t i = 0; i < nb; i++) {
-            uint32_t len = pt_rd_u32(&c);
-            const uint8_t *rp = len < sizeof(tmp[i].reason) ? pt_rd_bytes(&c, len) : NULL;
-            if (rp == NULL)
+            if (!pt_rd_cstr(&c, tmp[i].reason, sizeof(tmp[i].reason)))
                 goto bad;
-            memcpy(tmp[i].reason, rp, len);
-            tmp[i].reason[len] = '\0';
             tmp[i].n = pt_rd_u64(&c);
             tmp[i].cut = pt_rd_u64(&c);
         }
         uint64_t req1 = pt_rd_u64(&c), req2 = pt_rd_u64(&c);
-        if (!c.ok)
+        struct pt_srvhealth_list health = {0};
+        if (!c.ok || pt_srvhealth_read(&c, &health) != 0)
             goto bad;
+        uint64_t log_dropped = pt_rd_u64(&c);
+        struct pt_tally tally = {0};
+        if (!c.ok || pt_tally_read(&c, &tally) != 0) {
+            pt_srvhealth_free(&health);
+            goto bad;
+        }
         pthread_mutex_lock(&s->lock);
         memcpy(sl->bans, tmp, nb * sizeof(tmp[0]));
         sl->n_bans = nb;
+        pt_srvhealth_free(&sl->health);
+        sl->health = health;
+        sl->log_dropped = log_dropped;
+        pt_tally_free(&sl->tally);
+        sl->tally = tally;
         if (v > sl->acked)
             sl->acked = v;
         sl->conns = conns;
@@ -744,6 +757,38 @@ json_t *pt_supervisor_workers_json(struct pt_supervisor *s)
     return a;
 }
 
+/* Under lock: the workers' views of the servers merged (caller frees). */
+static struct pt_srvhealth_list merged_health(struct pt_supervisor *s)
+{
+    struct pt_srvhealth_list all = {0};
+    for (unsigned i = 0; i < s->cfg.workers; i++)
+        pt_srvhealth_merge(&all, &s->slots[i].health);
+    return all;
+}
+
+json_t *pt_supervisor_servers_json(struct pt_supervisor *s, const char *backend)
+{
+    pthread_mutex_lock(&s->lock);
+    struct pt_srvhealth_list all = merged_health(s);
+    pthread_mutex_unlock(&s->lock);
+    json_t *a = json_array();
+    for (size_t i = 0; i < all.n; i++) {
+        const struct pt_srvhealth *e = &all.v[i];
+        if (backend != NULL && strcmp(e->backend, backend) != 0)
+            continue;
+        json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:I}", "backend", e->backend, "server",
+                              e->server, "state", e->up ? "up" : "down",
+                              "consecutive_failures", (int)e->fails, "failures",
+                              (json_int_t)e->failures);
+        json_object_set_new(j, "changed_ms",
+                            e->changed_ms ? json_integer((json_int_t)e->changed_ms)
+                                          : json_null());
+        json_array_append_new(a, j);
+    }
+    pt_srvhealth_free(&all);
+    return a;
+}
+
 bool pt_supervisor_healthy(struct pt_supervisor *s)
 {
     bool ok = true;
@@ -812,6 +857,9 @@ void pt_supervisor_metrics(struct pt_supervisor *s, struct pt_wbuf *b)
         {"portier_worker_refused_total", PT_METRIC_COUNTER,
          "Connections refused at accept (bans, bad PROXY headers from trusted fronts) plus "
          "each time the worker paused accepting at its connection or descriptor limit."},
+        {"portier_access_log_dropped_total", PT_METRIC_COUNTER,
+         "Access log lines dropped because the log reader did not keep up (or stdout "
+         "failed): the worker never waits for it."},
     };
     for (size_t m = 0; m < PT_ARRAY_LEN(fams); m++) {
         pt_metrics_family(b, fams[m].name, fams[m].type, fams[m].help);
@@ -821,7 +869,8 @@ void pt_supervisor_metrics(struct pt_supervisor *s, struct pt_wbuf *b)
                          : m == 1 ? sl->acked
                          : m == 2 ? sl->conns
                          : m == 3 ? sl->accepted
-                                  : sl->refused;
+                         : m == 4 ? sl->refused
+                                  : sl->log_dropped;
             char id[16];
             snprintf(id, sizeof(id), "%u", i);
             const char *labels[] = {"worker", id};
@@ -838,6 +887,28 @@ void pt_supervisor_metrics(struct pt_supervisor *s, struct pt_wbuf *b)
             const char *labels[] = {"worker", id, "protocol", p ? "h2" : "h1"};
             pt_metrics_u64(b, "portier_http_requests_total", labels, 2, s->slots[i].requests[p]);
         }
+    struct pt_srvhealth_list all = merged_health(s);
+    pt_metrics_family(b, "portier_backend_server_up", PT_METRIC_GAUGE,
+                      "0 while the backend server is skipped after failing (the latest "
+                      "change any worker saw), 1 otherwise.");
+    for (size_t i = 0; i < all.n; i++) {
+        const char *labels[] = {"backend", all.v[i].backend, "server", all.v[i].server};
+        pt_metrics_u64(b, "portier_backend_server_up", labels, 2, all.v[i].up);
+    }
+    pt_metrics_family(b, "portier_backend_server_failures_total", PT_METRIC_COUNTER,
+                      "Connection attempts and health probes to the server that failed "
+                      "(refused, timed out, unresolved).");
+    for (size_t i = 0; i < all.n; i++) {
+        const char *labels[] = {"backend", all.v[i].backend, "server", all.v[i].server};
+        pt_metrics_u64(b, "portier_backend_server_failures_total", labels, 2,
+                       all.v[i].failures);
+    }
+    pt_srvhealth_free(&all);
+    struct pt_tally tally = {0};
+    for (unsigned i = 0; i < s->cfg.workers; i++)
+        pt_tally_merge(&tally, &s->slots[i].tally);
+    pt_tally_metrics(&tally, b);
+    pt_tally_free(&tally);
     ban_family(s, b, "portier_banned_connections_total",
                "Connections refused by a ban, by the ban's reason.", false);
     ban_family(s, b, "portier_ban_cut_connections_total",
@@ -880,6 +951,8 @@ void pt_supervisor_free(struct pt_supervisor *s)
             free(*a);
         free(s->slots[i].argv);
         pt_ipc_rx_free(&s->slots[i].rx);
+        pt_srvhealth_free(&s->slots[i].health);
+        pt_tally_free(&s->slots[i].tally);
     }
     blob_unref(s, s->current);
     for (size_t i = 0; i < s->n_deltas; i++)

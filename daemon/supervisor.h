@@ -69,6 +69,11 @@ bool pt_supervisor_wait(struct pt_supervisor *s, uint64_t version, unsigned time
 /* Thread-safe views for the API. */
 json_t *pt_supervisor_workers_json(struct pt_supervisor *s);
 bool pt_supervisor_healthy(struct pt_supervisor *s);
+/* A new array of the backend servers' health merged over the workers
+ * (common/srvhealth.h), of <backend> only unless NULL: {"backend",
+ * "server", "state": "up"|"down", "consecutive_failures", "failures",
+ * "changed_ms" (wall clock ms of the last change, null: never failed)}. */
+json_t *pt_supervisor_servers_json(struct pt_supervisor *s, const char *backend);
 /* Appends the supervisor's metric families (Prometheus text) to <out>. */
 void pt_supervisor_metrics(struct pt_supervisor *s, struct pt_wbuf *out);
 

@@ -352,8 +352,14 @@
     const rows = state.backends.map((b) => {
       const users = state.domains.filter((d) => d.backend === b.name).map((d) => d.name)
         .concat(state.streams.filter((t) => t.backend === b.name).map((t) => 'stream ' + t.name));
-      const servers = (b.servers || []).join('\n');
-      const http = (b.http_servers || []).join('\n');
+      // Each server with its health as the workers see it (status.servers).
+      const health = ((state.status && state.status.servers) || []).filter((h) => h.backend === b.name);
+      const mark = (srv) => {
+        const h = health.find((x) => x.server === srv);
+        return h && h.state === 'down' ? srv + ' (down)' : srv;
+      };
+      const servers = (b.servers || []).map(mark).join('\n');
+      const http = (b.http_servers || []).map(mark).join('\n');
       const tls = b.tls ? (b.tls_verify ? 'yes, verified' : 'yes, not verified') : 'no';
       return {
         key: b.name,

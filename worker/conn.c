@@ -1,5 +1,6 @@
 #include "worker/conn.h"
 
+#include "worker/health.h"
 #include "worker/upstream.h"
 
 static void on_deadline(uv_timer_t *t);
@@ -56,10 +57,13 @@ static void on_connect(uv_connect_t *req, int status)
     struct pt_dial *d = req->data;
     if (status == UV_ECANCELED || d->cancelled)
         return;
-    if (status != 0)
+    if (status != 0) {
         pt_dial_abandon(d);
-    else
+    } else {
+        if (d->health)
+            pt_health_report(d->health, &d->servers[d->ix], true);
         d->ops->connected(d);
+    }
 }
 
 static void connect_to(struct pt_dial *d, const struct sockaddr *sa)
@@ -80,6 +84,8 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         if (ok) {
             connect_to(d, (struct sockaddr *)&sa);
         } else {
+            if (d->health)
+                pt_health_report(d->health, &d->servers[d->ix], false);
             d->ix++;
             dial_try(d);
         }
@@ -89,6 +95,8 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 
 static void dial_try(struct pt_dial *d)
 {
+    while (d->health && d->ix < d->n_servers && !pt_health_usable(d->health, &d->servers[d->ix]))
+        d->ix++;
     if (d->ix >= d->n_servers) {
         d->ops->exhausted(d);
         return;
@@ -112,10 +120,11 @@ static void dial_try(struct pt_dial *d)
 }
 
 void pt_dial_start(struct pt_dial *d, const struct pt_dial_ops *ops, uv_loop_t *loop,
-                   const struct pt_hostport *servers, size_t n)
+                   struct pt_health *health, const struct pt_hostport *servers, size_t n)
 {
     d->ops = ops;
     d->loop = loop;
+    d->health = health;
     d->servers = servers;
     d->n_servers = n;
     d->ix = 0;
@@ -134,8 +143,11 @@ void pt_dial_next(struct pt_dial *d)
 
 void pt_dial_abandon(struct pt_dial *d)
 {
-    if (!uv_is_closing((uv_handle_t *)d->tcp))
-        uv_close((uv_handle_t *)d->tcp, d->ops->attempt_closed);
+    if (uv_is_closing((uv_handle_t *)d->tcp))
+        return;
+    if (d->health)
+        pt_health_report(d->health, &d->servers[d->ix], false);
+    uv_close((uv_handle_t *)d->tcp, d->ops->attempt_closed);
 }
 
 void pt_dial_cancel(struct pt_dial *d)
@@ -143,4 +155,10 @@ void pt_dial_cancel(struct pt_dial *d)
     d->cancelled = true;
     if (d->gai_pending)
         uv_cancel((uv_req_t *)&d->gai);
+}
+
+void pt_dial_server_failed(struct pt_dial *d)
+{
+    if (d->health && d->servers && d->ix < d->n_servers)
+        pt_health_report(d->health, &d->servers[d->ix], false);
 }

@@ -11,7 +11,9 @@
  * (worker/upstream.c), never on the loop thread. The caller owns the TCP
  * handle of each attempt and its lifetime (libuv frees nothing before the
  * close callback), and bounds each attempt with its own timer: on expiry it
- * calls pt_dial_failed like a refused connect. */
+ * calls pt_dial_abandon like a refused connect. With health memory
+ * (worker/health.h), servers known to be down are skipped and every
+ * attempt's outcome is reported to it. */
 #ifndef PT_CONN_H
 #define PT_CONN_H
 
@@ -46,6 +48,7 @@ void pt_deadline_arm(struct pt_deadline *dl, uint32_t ms);
 void pt_deadline_stop(struct pt_deadline *dl);
 
 struct pt_dial;
+struct pt_health;
 
 /* What the caller does at each step; <d> is embedded in its connection. */
 struct pt_dial_ops {
@@ -69,6 +72,7 @@ struct pt_dial_ops {
 struct pt_dial {
     const struct pt_dial_ops *ops;
     uv_loop_t *loop;
+    struct pt_health *health;          /* borrowed, may be NULL */
     const struct pt_hostport *servers; /* borrowed from the caller's snapshot */
     size_t n_servers;
     size_t ix;                         /* the server being tried */
@@ -79,9 +83,10 @@ struct pt_dial {
     bool cancelled;                    /* the caller is closing: callbacks do nothing */
 };
 
-/* Starts trying <servers>[0..n) in order (n may be 0: exhausted at once). */
+/* Starts trying <servers>[0..n) in order (n may be 0: exhausted at once),
+ * those that <health> (may be NULL) says are down left out. */
 void pt_dial_start(struct pt_dial *d, const struct pt_dial_ops *ops, uv_loop_t *loop,
-                   const struct pt_hostport *servers, size_t n);
+                   struct pt_health *health, const struct pt_hostport *servers, size_t n);
 
 /* After a failed attempt's handle is closed: the next server. */
 void pt_dial_next(struct pt_dial *d);
@@ -89,6 +94,12 @@ void pt_dial_next(struct pt_dial *d);
 /* The current attempt failed (the caller's connect timeout expired): its
  * handle closes with ops->attempt_closed. */
 void pt_dial_abandon(struct pt_dial *d);
+
+/* The server in use (d->ix, connected) did not answer in time or answered
+ * with a malformed head: health memory counts it as failed like a refused
+ * connect (skipped, probed in the background), as nginx's passive checks
+ * count "timeout" and "invalid_header". */
+void pt_dial_server_failed(struct pt_dial *d);
 
 /* The caller is closing: a pending lookup is cancelled (its callback still
  * runs, and only gives the reference back), a pending connect is left to

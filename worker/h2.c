@@ -58,6 +58,7 @@ struct h2s {
     char host[PT_DNAME_MAX + 1];
     bool is_head;
     uv_loop_t *loop;
+    struct pt_health *health; /* the worker's: dials skip servers seen down */
     const struct pt_hostport *servers; /* the backend's (borrowed from the snapshot) */
     size_t n_servers;
     bool resp_keep;        /* the backend keeps its connection after this response */
@@ -157,6 +158,7 @@ static void release(struct h2s *s)
     pt_wbuf_free(&s->out);
     pt_wbuf_free(&s->trl);
     pt_wbuf_free(&s->retry);
+    pt_h1body_release(&s->respb);
     free(s);
 }
 
@@ -165,6 +167,7 @@ static struct h2s *stream_new(struct pt_h2 *h, int32_t id)
     struct h2s *s = pt_xcalloc(1, sizeof(*s));
     s->h = h;
     s->loop = h->host.w->loop;
+    s->health = &h->host.w->health;
     s->id = id;
     s->refs = 1;
     s->h2_open = true;
@@ -428,6 +431,7 @@ static void feed_response(struct h2s *s, const uint8_t *p, size_t n)
         if (rc < 0 || r->status == 101) {
             pt_log(PT_LOG_WARN, "backend '%s': malformed response head (%s)", s->be->name,
                    r->why ? r->why : "101 on HTTP/2");
+            pt_upconn_server_failed(s->up);
             answer(s, 502, "backend_bad_head");
             return;
         }
@@ -446,6 +450,7 @@ static void feed_response(struct h2s *s, const uint8_t *p, size_t n)
         }
         bool body = r->body != PT_H1BODY_NONE &&
                     !(r->body == PT_H1BODY_LENGTH && r->content_length == 0);
+        pt_h1body_release(&s->respb);
         pt_h1body_init(&s->respb, r->body, r->content_length);
         s->resp = body ? RESP_BODY : RESP_DONE;
         s->out_eof = !body;
@@ -564,7 +569,8 @@ static void up_send(struct h2s *s, const void *p, size_t n, size_t consume)
 static void start_upstream(struct h2s *s, bool fresh, struct pt_wbuf *head)
 {
     struct pt_upconn_target t = {
-        .loop = s->loop, .tls = s->h->host.w->tls, .be = s->be, .servers = s->servers,
+        .loop = s->loop, .tls = s->h->host.w->tls, .health = s->health, .be = s->be,
+        .servers = s->servers,
         .n_servers = s->n_servers, .host = s->host, .fresh = fresh,
     };
     s->up = pt_upconn_open(&t, &up_ops, s);
@@ -900,8 +906,10 @@ int pt_h2_tick(struct pt_h2 *h, uint64_t now)
         if (s->up)
             pt_upconn_tick(s->up, now, st->connect_timeout_ms);
         if (forwarded(s) && now - s->last_ms > st->idle_timeout_ms) {
-            if (s->resp == RESP_HEAD)
+            if (s->resp == RESP_HEAD) {
+                pt_upconn_server_failed(s->up); /* connected, never answered */
                 answer(s, 504, NULL);
+            }
             else
                 reset(s, NGHTTP2_CANCEL, "idle_timeout");
         }

@@ -33,6 +33,7 @@
 #include "worker/h2.h"
 #include "worker/upconn.h"
 
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <strings.h>
@@ -220,6 +221,8 @@ static void release(struct hconn *c)
     pt_wbuf_free(&c->rhead);
     pt_wbuf_free(&c->qhead);
     pt_wbuf_free(&c->retry_head);
+    pt_h1body_release(&c->reqb);
+    pt_h1body_release(&c->respb);
     free(c->in);
     pt_conntrack_remove(&c->w->tracked, &c->ct);
     pt_snap_unref(c->snap);
@@ -427,17 +430,37 @@ static void raw_write(struct stream *s, const uint8_t *p, size_t n)
         send_progress(c, s);
 }
 
+/* A memory BIO keeps its largest buffer after a reset (OpenSSL 3.0): an
+ * empty one gets a fresh, unallocated buffer instead. */
+static void bio_shed(BIO *b)
+{
+    BUF_MEM *bm = NULL;
+    if (BIO_ctrl_pending(b) != 0 || BIO_get_mem_ptr(b, &bm) <= 0 || bm == NULL || bm->max == 0)
+        return;
+    BUF_MEM *fresh = BUF_MEM_new();
+    if (fresh)
+        BIO_set_mem_buf(b, fresh, BIO_CLOSE); /* frees the old one */
+}
+
 /* Moves whatever OpenSSL produced (records, alerts) to the socket. */
 static void flush_tls(struct stream *s)
 {
     char *p = NULL;
     long n = s->wbio ? BIO_get_mem_data(s->wbio, &p) : 0;
-    if (n <= 0)
-        return;
-    /* All pending records in one write, straight from the BIO's memory;
-     * raw_write copies whatever the socket does not take at once. */
-    raw_write(s, (const uint8_t *)p, (size_t)n);
-    BIO_reset(s->wbio);
+    if (n > 0) {
+        /* All pending records in one write, straight from the BIO's memory;
+         * raw_write copies whatever the socket does not take at once. */
+        raw_write(s, (const uint8_t *)p, (size_t)n);
+        BIO_reset(s->wbio);
+    }
+    /* A client connection waiting for its next request keeps no TLS I/O
+     * buffer (OpenSSL's own record buffers go with SSL_MODE_RELEASE_BUFFERS):
+     * most open connections are idle ones. */
+    struct hconn *c = s->c;
+    if (s == &c->cli && s->ssl && c->state == HC_HEAD && c->in_len == 0) {
+        bio_shed(s->rbio);
+        bio_shed(s->wbio);
+    }
 }
 
 /* Queues plaintext for <s>, through TLS when it has it; TLS records stay in
@@ -625,8 +648,10 @@ static int tls_input(struct stream *s, const uint8_t *p, size_t n,
                 send_plain(s, pend.data, pend.len);
                 pt_wbuf_free(&pend);
             }
-            if (s == &c->cli)
+            if (s == &c->cli) {
+                c->w->tally.tls_ok++;
                 handshake_done(c);
+            }
             continue;
         case PT_TLS_DATA:
             emit(c, plain, got);
@@ -986,6 +1011,7 @@ static void feed_response(struct hconn *c, const uint8_t *p, size_t n)
         if (rc < 0) {
             pt_log(PT_LOG_WARN, "backend '%s': malformed response head (%s)", c->be->name,
                    r->why ? r->why : "?");
+            pt_dial_server_failed(&c->dial);
             answer_page(c, 502, "backend_bad_head", NULL, "text/html", NULL);
             return;
         }
@@ -1001,6 +1027,7 @@ static void feed_response(struct hconn *c, const uint8_t *p, size_t n)
         if (r->status == 101 && !(c->req_upgrade && r->upgrade)) {
             /* A switch nobody asked for: what follows would not be HTTP. */
             pt_log(PT_LOG_WARN, "backend '%s': 101 to a request without Upgrade", c->be->name);
+            pt_dial_server_failed(&c->dial);
             answer_page(c, 502, "backend_bad_head", NULL, "text/html", NULL);
             return;
         }
@@ -1020,6 +1047,7 @@ static void feed_response(struct hconn *c, const uint8_t *p, size_t n)
         }
         c->resp = RESP_BODY;
         c->resp_trailers = false;
+        pt_h1body_release(&c->respb);
         pt_h1body_init(&c->respb, r->body, r->content_length);
         forward_body(c, rest, rest_len);
         goto backpressure;
@@ -1360,6 +1388,7 @@ static void start_request(struct hconn *c)
     c->req_keep_alive = req.keep_alive;
     c->req_is_head = req.is_head;
     c->req_upgrade = req.upgrade;
+    pt_h1body_release(&c->reqb);
     pt_h1body_init(&c->reqb, req.body, req.content_length);
     c->req_trailers = false;
     bool bodiless = req.body == PT_H1BODY_NONE ||
@@ -1413,7 +1442,7 @@ static void start_upstream(struct hconn *c)
 {
     if (take_pooled(c))
         return;
-    pt_dial_start(&c->dial, &dial_ops, c->w->loop, c->servers, c->n_servers);
+    pt_dial_start(&c->dial, &dial_ops, c->w->loop, &c->w->health, c->servers, c->n_servers);
 }
 
 static void process_client(struct hconn *c)
@@ -1491,8 +1520,10 @@ static void on_expired(struct pt_deadline *dl)
                 c->result = "body_timeout";
                 hc_close(c);
             }
-        } else if (c->resp == RESP_HEAD)
+        } else if (c->resp == RESP_HEAD) {
+            pt_dial_server_failed(&c->dial); /* connected, never answered */
             answer(c, 504);
+        }
         else
             hc_close(c);
         break;

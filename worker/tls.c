@@ -5,6 +5,7 @@
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <time.h>
 
 /* Mozilla "intermediate" (v5.7) without the DHE suites: finite-field DH costs
  * far more CPU than ECDHE for no client that still needs it. */
@@ -18,6 +19,7 @@ struct cert_ctx {
     char *id;
     char *pem;       /* cert_pem it was built from, to detect changes */
     SSL_CTX *ctx;
+    int64_t not_after; /* unix seconds, 0: unknown */
 };
 
 struct pt_tls {
@@ -160,6 +162,7 @@ struct pt_tls *pt_tls_build(const struct pt_snapshot *s, const struct pt_tls *pr
         t->certs[i].id = pt_xstrdup(c->id);
         t->certs[i].pem = pt_xstrdup(c->cert_pem);
         t->certs[i].ctx = ctx;
+        t->certs[i].not_after = c->not_after;
         n_names += c->n_names;
     }
     /* One name may appear on several certificates: the one expiring last
@@ -225,18 +228,29 @@ void pt_tls_free(struct pt_tls *t)
     free(t);
 }
 
+/* The context of certificate <i>, or NULL once it expired: the daemon
+ * leaves expired certificates out of the next snapshot, but nothing else
+ * may come until then, so the worker checks at each handshake. */
+static SSL_CTX *unexpired(const struct pt_tls *t, size_t i)
+{
+    const struct cert_ctx *c = &t->certs[i];
+    if (c->not_after != 0 && c->not_after <= (int64_t)time(NULL))
+        return NULL;
+    return c->ctx;
+}
+
 SSL_CTX *pt_tls_server_ctx(const struct pt_tls *t, const char *sni, size_t len)
 {
     if (t == NULL || len == 0)
         return NULL;
     int ix = pt_route_lookup(t->exact, sni, len);
     if (ix >= 0)
-        return t->certs[t->exact_cert[ix]].ctx;
+        return unexpired(t, t->exact_cert[ix]);
     const char *dot = memchr(sni, '.', len);
     if (dot == NULL || dot == sni)
         return NULL;
     ix = pt_route_lookup(t->wild, dot + 1, len - (size_t)(dot + 1 - sni));
-    return ix >= 0 ? t->certs[t->wild_cert[ix]].ctx : NULL;
+    return ix >= 0 ? unexpired(t, t->wild_cert[ix]) : NULL;
 }
 
 SSL_CTX *pt_tls_client_ctx(const struct pt_tls *t, bool verify)

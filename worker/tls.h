@@ -22,7 +22,8 @@ struct pt_tls *pt_tls_build(const struct pt_snapshot *s, const struct pt_tls *pr
 void pt_tls_free(struct pt_tls *t); /* NULL is fine */
 
 /* The server context for <sni>[0..len) (case-insensitive, trailing dot
- * ignored), or NULL when no certificate covers it. Borrowed. */
+ * ignored), or NULL when no certificate covers it or the one that does has
+ * passed its not_after (checked now, not at the next snapshot). Borrowed. */
 SSL_CTX *pt_tls_server_ctx(const struct pt_tls *t, const char *sni, size_t len);
 
 /* ALPN offers h2 (before http/1.1) on <ssl>, a server connection whose

@@ -434,8 +434,9 @@ struct pt_upconn *pt_upconn_open(const struct pt_upconn_target *t,
     u->dial.servers = t->servers;
     u->dial.n_servers = t->n_servers;
     u->dial.loop = t->loop;
+    u->dial.health = t->health;
     if (t->fresh || !take_pooled(u, t))
-        pt_dial_start(&u->dial, &dial_ops, t->loop, t->servers, t->n_servers);
+        pt_dial_start(&u->dial, &dial_ops, t->loop, t->health, t->servers, t->n_servers);
     if (!live(u)) {
         pt_upconn_close(u);
         return NULL;
@@ -490,6 +491,12 @@ const struct sockaddr_storage *pt_upconn_peer(const struct pt_upconn *u)
 size_t pt_upconn_server(const struct pt_upconn *u)
 {
     return u->dial.ix;
+}
+
+void pt_upconn_server_failed(struct pt_upconn *u)
+{
+    if (u)
+        pt_dial_server_failed(&u->dial);
 }
 
 void pt_upconn_tick(struct pt_upconn *u, uint64_t now, uint32_t connect_ms)

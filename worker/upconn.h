@@ -63,6 +63,8 @@ struct pt_upconn_ops {
 struct pt_upconn_target {
     uv_loop_t *loop;
     const struct pt_tls *tls;           /* the worker's contexts (borrowed) */
+    struct pt_health *health;           /* the worker's memory of servers seen down
+                                           (borrowed, may be NULL): dials skip them */
     const struct pt_backend *be;        /* borrowed: be->tls, be->tls_verify */
     const struct pt_hostport *servers;  /* borrowed from the caller's snapshot */
     size_t n_servers;
@@ -96,6 +98,11 @@ bool pt_upconn_is_open(const struct pt_upconn *u);
 /* The server's address once connected; the server's index in the list. */
 const struct sockaddr_storage *pt_upconn_peer(const struct pt_upconn *u);
 size_t pt_upconn_server(const struct pt_upconn *u);
+
+/* The server in use did not answer in time or answered with a malformed
+ * head: the health memory counts it as failed (pt_dial_server_failed).
+ * NULL is fine. */
+void pt_upconn_server_failed(struct pt_upconn *u);
 
 /* Called about once a second: a connect attempt older than <connect_ms>
  * gives way to the next server. */

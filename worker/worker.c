@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -193,6 +194,9 @@ static void send_stats(struct pt_worker *w)
     }
     pt_wbuf_u64(&b, w->requests[0]);
     pt_wbuf_u64(&b, w->requests[1]);
+    pt_health_encode(&w->health, w->snap, &b);
+    pt_wbuf_u64(&b, w->alog_dropped);
+    pt_tally_encode(&w->tally, &b);
     send_payload(w, PT_IPC_STATS, &b);
 }
 
@@ -246,16 +250,60 @@ static void on_stats(uv_timer_t *t)
     pt_worker_access_flush(t->data);
 }
 
+/* Writes what fits without waiting: a reader that stalls (a full pipe) must
+ * not stop the loop. What is not taken stays buffered for the next flush. */
 void pt_worker_access_flush(struct pt_worker *w)
 {
     size_t off = 0;
     while (off < w->alog.len) {
-        ssize_t n = write(STDOUT_FILENO, w->alog.data + off, w->alog.len - off);
-        if (n <= 0)
-            break; /* a full disk or closed stdout must not stop the proxy */
-        off += (size_t)n;
+        ssize_t n = w->alog_sock
+                        ? send(STDOUT_FILENO, w->alog.data + off, w->alog.len - off,
+                               MSG_DONTWAIT | MSG_NOSIGNAL)
+                        : write(STDOUT_FILENO, w->alog.data + off, w->alog.len - off);
+        if (n > 0) {
+            off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break; /* kept: the reader is slow */
+        /* A full disk or a closed stdout must not stop the proxy: the
+         * lines are lost, and counted. */
+        w->alog_dropped += w->alog_lines;
+        off = w->alog.len;
+        w->alog_lines = 0;
+        break;
     }
-    w->alog.len = 0;
+    if (off == 0)
+        return;
+    memmove(w->alog.data, w->alog.data + off, w->alog.len - off);
+    w->alog.len -= off;
+    if (w->alog.len == 0)
+        w->alog_lines = 0;
+}
+
+/* stdout may be a pipe whose reader stalls: writes to it must not block.
+ * A pipe is reopened (a new open file description, so the daemon's flags
+ * stay as they are) non-blocking; a socket gets MSG_DONTWAIT per send; a
+ * file never blocks for long. */
+static void access_log_open(struct pt_worker *w)
+{
+    struct stat st;
+    if (fstat(STDOUT_FILENO, &st) != 0)
+        return;
+    if (S_ISSOCK(st.st_mode)) {
+        w->alog_sock = true;
+    } else if (S_ISFIFO(st.st_mode)) {
+        int fd = open("/proc/self/fd/1", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            close(fd);
+        } else {
+            pt_log(PT_LOG_WARN, "access log: cannot make stdout non-blocking: %s",
+                   strerror(errno));
+        }
+    }
 }
 
 /* A JSON string holding <s> escaped as in every log (pt_log_escape): the
@@ -285,10 +333,30 @@ static void json_addr(struct pt_wbuf *b, const struct sockaddr *sa)
     json_str(b, buf, n);
 }
 
+/* The record counted in the worker's tally (common/tally.h). */
+static void tally(struct pt_worker *w, const struct pt_access *a)
+{
+    char server[PT_ADDRSTR_MAX] = "";
+    if (a->server != NULL && a->server->sa_family != AF_UNSPEC)
+        pt_sockaddr_format(a->server, server, sizeof(server));
+    struct pt_tally_rec r = {a->route, a->mode, a->backend, server, a->result,
+                             a->bytes_in, a->bytes_out, a->duration_ms * 1000};
+    pt_tally_add(&w->tally, &r);
+    if (a->mode && a->result && strcmp(a->mode, "offload") == 0 &&
+        (strncmp(a->result, "handshake_", 10) == 0 || strcmp(a->result, "no_certificate") == 0))
+        w->tally.tls_failed++;
+}
+
 void pt_worker_access(struct pt_worker *w, const struct pt_access *a)
 {
+    tally(w, a);
     if (w->snap == NULL || !w->snap->settings.access_log)
         return;
+    if (w->alog.len >= PT_ACCESS_LOG_MAX) {
+        w->alog_dropped++; /* bounded: the reader cannot keep up */
+        return;
+    }
+    w->alog_lines++;
     struct pt_wbuf *b = &w->alog;
     char tmp[160];
     struct timespec ts;
@@ -433,6 +501,7 @@ static void close_all(struct pt_worker *w)
     uv_close((uv_handle_t *)&w->resume_timer, close_cb_noop);
     uv_close((uv_handle_t *)&w->sigterm, close_cb_noop);
     uv_close((uv_handle_t *)&w->sigint, close_cb_noop);
+    pt_health_close(&w->health);
     if (w->ipc_open) {
         w->ipc_open = false;
         uv_close((uv_handle_t *)&w->ipc, close_cb_noop);
@@ -486,6 +555,7 @@ static void apply_snapshot(struct pt_worker *w, const uint8_t *p, size_t n)
     w->bans = s->banlist;
     s->banlist = NULL;
     w->version = s->version;
+    pt_health_configure(&w->health, s);
     pt_snap_unref(old); /* connections keep their own references */
     pt_log(PT_LOG_DEBUG, "applied config version %llu (%zu domains)",
            (unsigned long long)s->version, s->n_domains);
@@ -733,6 +803,7 @@ int pt_worker_main(int argc, char **argv)
     pt_log_role(role);
     signal(SIGPIPE, SIG_IGN);
     set_limits(w);
+    access_log_open(w);
 
     w->loop = uv_default_loop();
     pt_conntrack_init(&w->tracked);
@@ -748,6 +819,7 @@ int pt_worker_main(int argc, char **argv)
     for (size_t i = 0; i < w->n_listeners; i++)
         listener_init(w, &w->listeners[i], PT_WORKER_FD_LISTEN0 + (int)i, kinds[i]);
 
+    pt_health_init(&w->health, w->loop);
     uv_timer_init(w->loop, &w->stats_timer);
     uv_timer_init(w->loop, &w->drain_timer);
     uv_timer_init(w->loop, &w->resume_timer);
@@ -764,6 +836,7 @@ int pt_worker_main(int argc, char **argv)
     /* Drained (or the grace period is over): whatever is still open is cut. */
     pt_worker_access_flush(w);
     pt_wbuf_free(&w->alog);
+    pt_tally_free(&w->tally);
     close_all(w);
     uv_run(w->loop, UV_RUN_NOWAIT);
     pt_snap_unref(w->snap);

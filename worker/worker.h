@@ -12,7 +12,9 @@
 #include "common/ipc.h"
 #include "common/log.h"
 #include "common/snapshot.h"
+#include "common/tally.h"
 #include "worker/conntrack.h"
+#include "worker/health.h"
 
 #include <uv.h>
 
@@ -79,7 +81,13 @@ struct pt_worker {
         uint64_t cut;           /* open connections cut when the ban came */
     } bans_hit[32];             /* per ban reason, for /metrics */
     size_t n_bans_hit;
-    struct pt_wbuf alog;        /* access log lines not yet written to fd 1 */
+    struct pt_wbuf alog;        /* access log lines not yet written to fd 1,
+                                   at most about PT_ACCESS_LOG_MAX bytes */
+    uint64_t alog_lines;        /* lines in alog */
+    uint64_t alog_dropped;      /* lines lost: buffer full, or stdout failed */
+    bool alog_sock;             /* stdout is a socket: send(MSG_DONTWAIT) */
+    struct pt_health health;    /* backend servers seen down by this worker */
+    struct pt_tally tally;      /* traffic counters, from the access records */
 };
 
 /* Entry point: argv = portierd --worker ID KINDS [STATE_DIR]. Returns the
@@ -126,7 +134,10 @@ void pt_worker_reject_fd(int fd);
 
 /* Access log: one JSON object per connection, buffered and written to fd 1
  * at most once a second or per 32 KiB, so logging costs no syscall per
- * connection. */
+ * connection. Writes never block: when the reader stalls, lines wait in a
+ * buffer bounded by PT_ACCESS_LOG_MAX, and past it they are dropped and
+ * counted (portier_access_log_dropped_total). */
+#define PT_ACCESS_LOG_MAX (1u << 20)
 struct pt_access {
     const struct sockaddr *client;   /* real client */
     const struct sockaddr *listener;

@@ -120,6 +120,7 @@ static void decode(const uint8_t *in, size_t len, enum pt_h1body_mode mode, uint
         free(p);
         pos += plen;
     } while (pos < len);
+    pt_h1body_release(b);
     free(b);
 }
 

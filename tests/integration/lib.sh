@@ -300,6 +300,14 @@ is_json_ct() {
 # ---- daemon ------------------------------------------------------------------
 
 # Current config_version from /api/v1/status (in a subshell: leaves STATUS/BODY alone).
+# server_state BACKEND SERVER: "up" or "down" from GET /api/v1/backends/BACKEND's health;
+# server_is BACKEND SERVER STATE: whether it is that (for wait_until).
+server_state() {
+    api GET "/api/v1/backends/$1"
+    json_get '[s["state"] for s in d.get("health", []) if s["server"] == a[0]][0]' "$2" 2>/dev/null
+}
+server_is() { [ "$(server_state "$1" "$2")" = "$3" ]; }
+
 cfg_version() { ( api GET /api/v1/status; json_get 'd["config_version"]' ) || echo "?"; }
 
 # Worker pids from /api/v1/status, space separated (entries without an integer

@@ -284,6 +284,23 @@ check "bad.example.test: failures counted and a retry scheduled a minute ahead (
 check "never two rows for one domain" eval '
     for n in app1 app2 app3 app4 bad; do [ "$(dbq rows $n.example.test)" = 1 ] || exit 1; done'
 
+# ---- /metrics after ACME issuance and a failure (issue 16) ----------------------
+if command -v promtool >/dev/null; then
+    api GET /metrics
+    printf '%s\n' "$BODY" >metrics.txt
+    promtool check metrics <metrics.txt >promtool.out 2>&1
+    rc=$?
+    check "promtool check metrics after ACME issuance: clean" eval '[ $rc = 0 ] && [ ! -s promtool.out ]'
+    APP1_ID=$(cert_field app1.example.test id)
+    APP1_NA=$(dbq field app1.example.test not_after)
+    check "the issued certificate's expiry is in /metrics (notAfter $APP1_NA)" \
+        grep -q "^portier_certificate_expiry_timestamp_seconds{certificate=\"$APP1_ID\",domains=\"app1.example.test\"} $APP1_NA\$" metrics.txt
+    check "the failing order is counted in portier_acme_consecutive_failures" \
+        grep -q '^portier_acme_consecutive_failures{certificate="[^"]*",domains="bad.example.test"} [1-9]' metrics.txt
+else
+    note "promtool not installed: /metrics not checked after issuance"
+fi
+
 # ---- renewal: scheduled, then forced through the API ----------------------------
 LOOP_PID=""
 start_loop() {

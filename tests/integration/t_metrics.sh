@@ -30,6 +30,17 @@ NOT_AFTER=$(date -d "$(openssl x509 -in front.pem -noout -enddate | cut -d= -f2)
 for i in 1 2 3; do
     curl -s -o /dev/null --cacert ca.pem --resolve "app.test:$HTTPS_PORT:127.0.0.1" "https://app.test:$HTTPS_PORT/"
 done
+# A smuggling shape (Content-Length and chunked together): the engine answers 400.
+"$PY" - "$HTTPS_PORT" "$T/ca.pem" >smuggle.out 2>&1 <<'PYEOF'
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))),
+                    server_hostname="app.test")
+s.sendall(b"POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\n"
+          b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+print(s.recv(100).split(b"\r\n")[0].decode())
+PYEOF
+check "the smuggling shape gets a 400" grep -q ' 400 ' smuggle.out
 api POST /api/v1/bans '{"ip":"127.0.0.9","reason":"metrics test"}'
 check "ban posted" is_status 201
 curl -s -o /dev/null --max-time 3 --interface 127.0.0.9 --cacert ca.pem \
@@ -68,6 +79,23 @@ check "config apply histogram counted the changes" \
     eval '[ "$(awk "/^portier_config_apply_seconds_count/ {print \$2}" metrics.txt)" -ge 3 ]'
 check "the ban refused 127.0.0.9 under its reason" \
     grep -q '^portier_banned_connections_total{reason="metrics test"} [1-9]' metrics.txt
+sample() { # NAME{LABELS}: its value
+    awk -v k="$1" 'index($0, k " ") == 1 {print $2}' metrics.txt
+}
+ge() { local v; v=$(sample "$1"); WHY="$1 = ${v:-absent}"; [ -n "$v" ] && [ "${v%.*}" -ge "$2" ]; }
+check "requests per route and backend server" \
+    ge "portier_route_total{route=\"app.test\",mode=\"offload\",backend=\"web\",server=\"127.0.0.1:$PB\"}" 3
+check "bytes sent per route (at least the three 6-byte bodies)" \
+    ge "portier_route_sent_bytes_total{route=\"app.test\",mode=\"offload\",backend=\"web\",server=\"127.0.0.1:$PB\"}" 18
+check "request latency histogram per route counts the requests" \
+    ge 'portier_http_request_duration_seconds_count{route="app.test",mode="offload"}' 3
+check "results by reason: the 200s" ge 'portier_results_total{mode="offload",result="200"}' 3
+check "results by reason: the smuggling shape's 400" ge 'portier_results_total{mode="offload",result="400"}' 1
+check "results by reason: the ban" ge 'portier_results_total{mode="passthrough",result="banned"}' 1
+check "TLS handshakes counted" ge 'portier_tls_handshakes_total{result="ok"}' 4
+check "backend server up" ge "portier_backend_server_up{backend=\"web\",server=\"127.0.0.1:$PB\"}" 1
+check "access log drops exposed (none here)" \
+    eval '[ "$(awk "/^portier_access_log_dropped_total/ {s += \$2} END {print s + 0}" metrics.txt)" = 0 ]'
 check "both workers up" eval '[ "$(grep -c "^portier_worker_up{worker=\"[01]\"} 1" metrics.txt)" = 2 ]'
 
 # The alert rules docs/operations.md suggests are valid rules for these names.

@@ -223,7 +223,15 @@ W=$(worker_pids)
 check "the single worker ($W) inherited PORTIER_MAX_CONNS=5" \
     grep -qx 'PORTIER_MAX_CONNS=5' <(tr '\0' '\n' <"/proc/$W/environ" 2>/dev/null)
 
+# A bulk transfer is spliced (worker/splice.h): the worker takes a pipe per
+# direction and pools both when the connection ends. Small exchanges (the
+# ClientHello replay) never take one.
+pipe_fds() { find "/proc/$W/fd" -lname 'pipe:*' 2>/dev/null | wc -l; }
+PIPES0=$(pipe_fds)
 peers stream --backend "$PRAW" --mib 200 --stall 5 --pid "$W"
+PIPES1=$(pipe_fds)
+check "slow reader: the transfer was spliced (2 more pipes, 4 descriptors, pooled after it: $PIPES0 -> $PIPES1)" \
+    [ $((PIPES1 - PIPES0)) -eq 4 ]
 check "slow reader: all 200 MiB arrive in order (sha256 of the stream matches)" \
     rj 'd["sha_match"] is True and d["got"] == 200 << 20 and d["end"] == "eof"'
 check "slow reader: worker RSS grows by less than 8 MiB while the client does not read" \

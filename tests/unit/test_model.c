@@ -608,8 +608,9 @@ static void backend_roundtrip(const char *text, const char *name)
     json_t *j = pt_model_backend_to_json(&a);
     cr_assert_not_null(j);
     /* Canonical form: every member present. */
-    static const char *const members[] = {"name", "servers", "proxy_protocol",
-                                          "http_servers", "tls", "tls_verify"};
+    static const char *const members[] = {"name",       "servers", "proxy_protocol",
+                                          "http_servers", "tls",    "tls_verify",
+                                          "health_check"};
     for (size_t i = 0; i < PT_ARRAY_LEN(members); i++)
         cr_expect_not_null(json_object_get(j, members[i]), "%s missing", members[i]);
     cr_expect_eq(json_object_size(j), PT_ARRAY_LEN(members));
@@ -691,6 +692,11 @@ Test(model, backend_to_json_roundtrip)
                       "\"http_servers\":[\"192.168.99.11:80\",\"[::1]:80\"],\"tls\":true,"
                       "\"tls_verify\":false}",
                       "yunohost1");
+    backend_roundtrip("{\"servers\":[\"a:1\"],\"health_check\":{\"type\":\"http\","
+                      "\"interval_s\":5,\"timeout_s\":1,\"rise\":1,\"fall\":2,"
+                      "\"path\":\"/ping?x=1\"}}",
+                      "b");
+    backend_roundtrip("{\"servers\":[\"a:1\"],\"health_check\":{\"type\":\"tcp\"}}", "b");
 
     /* Defaults are written out. */
     struct pt_backend b;
@@ -699,7 +705,7 @@ Test(model, backend_to_json_roundtrip)
     json_t *j = pt_model_backend_to_json(&b);
     json_t *want = load("{\"name\":\"b\",\"servers\":[\"[2001:db8::1]:443\"],"
                         "\"proxy_protocol\":\"none\",\"http_servers\":[],\"tls\":false,"
-                        "\"tls_verify\":true}");
+                        "\"tls_verify\":true,\"health_check\":null}");
     char *got = json_dumps(j, JSON_SORT_KEYS);
     cr_expect(json_equal(j, want), "got %s", got);
     free(got);
@@ -906,4 +912,46 @@ Test(model, ban_prefix_rules)
     cr_expect_eq(ban_rule("2001:db8::/32", 24, 32, &e), 0);
     cr_expect_eq(ban_rule("10.0.0.0/16", 24, 32, &e), -1);
     cr_expect_eq(ban_rule("10.0.0.0/16", 16, 64, &e), 0);
+}
+
+Test(model, backend_health_check)
+{
+    struct pt_backend b;
+    struct pt_apierr e;
+    cr_assert_eq(backend("{\"servers\":[\"a:1\"],\"health_check\":{\"type\":\"tls\"}}", "b",
+                         &b, &e),
+                 0);
+    cr_expect_eq(b.check.kind, PT_CHECK_TLS);
+    cr_expect_eq(b.check.interval_ms, 10000);
+    cr_expect_eq(b.check.timeout_ms, 2000);
+    cr_expect_eq(b.check.rise, 2);
+    cr_expect_eq(b.check.fall, 3);
+    pt_backend_clear(&b);
+    cr_assert_eq(backend("{\"servers\":[\"a:1\"],\"health_check\":{\"type\":\"http\"}}", "b",
+                         &b, &e),
+                 0);
+    cr_expect_str_eq(b.check.path, "/");
+    pt_backend_clear(&b);
+    cr_assert_eq(backend("{\"servers\":[\"a:1\"],\"health_check\":{\"type\":\"none\"}}", "b",
+                         &b, &e),
+                 0);
+    cr_expect_eq(b.check.kind, PT_CHECK_NONE);
+    pt_backend_clear(&b);
+
+    static const char *const bad[] = {
+        "{\"servers\":[\"a:1\"],\"health_check\":{}}",
+        "{\"servers\":[\"a:1\"],\"health_check\":{\"type\":\"icmp\"}}",
+        "{\"servers\":[\"a:1\"],\"health_check\":\"tcp\"}",
+        "{\"servers\":[\"a:1\"],\"health_check\":{\"type\":\"tcp\",\"interval_s\":0}}",
+        "{\"servers\":[\"a:1\"],\"health_check\":{\"type\":\"tcp\",\"timeout_s\":61}}",
+        "{\"servers\":[\"a:1\"],\"health_check\":{\"type\":\"tcp\",\"rise\":1.5}}",
+        "{\"servers\":[\"a:1\"],\"health_check\":{\"type\":\"tcp\",\"path\":\"/\"}}",
+        "{\"servers\":[\"a:1\"],\"health_check\":{\"type\":\"http\",\"path\":\"x\"}}",
+        "{\"servers\":[\"a:1\"],\"health_check\":{\"type\":\"http\",\"path\":\"/a b\"}}",
+        "{\"servers\":[\"a:1\"],\"health_check\":{\"type\":\"http\",\"paths\":\"/\"}}",
+    };
+    for (size_t i = 0; i < PT_ARRAY_LEN(bad); i++) {
+        cr_expect_neq(backend(bad[i], "b", &b, &e), 0, "%s accepted", bad[i]);
+        pt_backend_clear(&b);
+    }
 }

@@ -665,6 +665,12 @@ Test(snapshot, decode_handbuilt_control)
     pt_wbuf_u32(&w, 1);
     pt_wbuf_str(&w, "a:1");
     pt_wbuf_u32(&w, 0);
+    pt_wbuf_u8(&w, 0);  /* no health check */
+    pt_wbuf_u32(&w, 0);
+    pt_wbuf_u32(&w, 0);
+    pt_wbuf_u8(&w, 0);
+    pt_wbuf_u8(&w, 0);
+    pt_wbuf_str(&w, "");
     pt_wbuf_u32(&w, 1);
     pt_wbuf_str(&w, "example.org");
     pt_wbuf_u8(&w, 0);
@@ -704,7 +710,8 @@ Test(snapshot, decode_bad_field_values)
     size_t off_b = off_bits + 1 + 4;       /* first backend */
     size_t off_pp = off_b + 4 + 1;         /* its proxy_protocol */
     size_t off_srv = off_pp + 3 + 4 + 4;   /* first server text */
-    size_t off_d = off_srv + strlen("192.0.2.1:443") + 4 + 4; /* first domain */
+    size_t off_check = off_srv + strlen("192.0.2.1:443") + 4; /* health check kind */
+    size_t off_d = off_check + 1 + 4 + 4 + 1 + 1 + 4 + 4; /* first domain */
     size_t off_mode = off_d + 4 + strlen("example.org");
 
     struct {
@@ -720,6 +727,7 @@ Test(snapshot, decode_bad_field_values)
         {off_srv, ' ', "server with a space"},
         {off_srv + 1, 0, "server with a NUL"},
         {off_srv + strlen("192.0.2.1:44"), 'x', "server with a bad port"},
+        {off_check, 4, "health check kind 4"},
         {off_mode, 2, "mode 2"},
         {off_d + 4 + 3, 0, "domain name with a NUL"},
     };
@@ -729,6 +737,7 @@ Test(snapshot, decode_bad_field_values)
     cr_assert(memcmp(w.data + off_srv, "192.0.2.1:443", 13) == 0);
     cr_assert(memcmp(w.data + off_d + 4, "example.org", 11) == 0);
     cr_assert_eq(w.data[off_mode], 0);
+    cr_assert_eq(w.data[off_check], PT_CHECK_NONE);
 
     for (size_t i = 0; i < PT_ARRAY_LEN(cases); i++) {
         uint8_t save = w.data[cases[i].off];
@@ -940,5 +949,27 @@ Test(snapshot, ban_delta_roundtrip_and_refusals)
     memcpy(bad, "PTS1", 4);
     cr_expect_eq(pt_snap_bans_decode(bad, w.len, &v, &out, &n), PT_EMALFORMED, "magic");
     free(bad);
+    pt_wbuf_free(&w);
+}
+
+Test(snapshot, health_check_roundtrip)
+{
+    struct pt_snapshot *s = snap_new(1, 0);
+    mk_backend(&s->backends[0], "b", PT_PP_NONE, true, false, "192.0.2.1:443", NULL, NULL);
+    s->backends[0].check = (struct pt_check){PT_CHECK_HTTP, 5000, 2000, 2, 3, "/healthz?x=1"};
+    s->n_backends = 1;
+    struct pt_wbuf w;
+    encode(s, &w);
+    struct pt_snapshot *d = NULL;
+    cr_assert_eq(decode_guarded(w.data, w.len, &d), 0);
+    const struct pt_check *c = &d->backends[0].check;
+    cr_expect_eq(c->kind, PT_CHECK_HTTP);
+    cr_expect_eq(c->interval_ms, 5000);
+    cr_expect_eq(c->timeout_ms, 2000);
+    cr_expect_eq(c->rise, 2);
+    cr_expect_eq(c->fall, 3);
+    cr_expect_str_eq(c->path, "/healthz?x=1");
+    pt_snap_unref(d);
+    pt_snap_unref(s);
     pt_wbuf_free(&w);
 }
