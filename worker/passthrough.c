@@ -196,7 +196,9 @@ static void on_side_closed(uv_handle_t *h)
 {
     struct side *s = h->data;
     struct pass *c = s->c;
-    if (s == &c->cli) {
+    /* The client's socket handle is freed here; a splice poll (also a
+     * side's) lives in its spside. */
+    if (s == &c->cli && h == (uv_handle_t *)s->tcp) {
         free(h);
         s->tcp = NULL;
         s->init = false;
