@@ -9,6 +9,7 @@
 #define PT_API_H
 
 #include "common/pt.h"
+#include "common/delta.h"
 #include "common/snapshot.h"
 #include "db/store.h"
 
@@ -51,6 +52,10 @@ struct pt_api_hooks {
      * stream addresses are not checked. */
     int (*listen)(void *arg, const struct sockaddr *sa, socklen_t len, char *why,
                   size_t size);
+    /* The same for a backend and domain write: compiles the delta <d> (its
+     * version set to <version>) or, when deltas piled up, a whole snapshot. */
+    void *(*compile_config)(void *arg, struct pt_store *store, uint64_t version,
+                            struct pt_delta *d);
     /* Returns a new JSON array of the backend servers' health as the
      * workers see it, of <backend> only unless NULL. May be NULL. */
     json_t *(*servers)(void *arg, const char *backend);

@@ -60,6 +60,11 @@ int pt_api__unescape(const char *in, size_t len, char *out, size_t size);
 int pt_api__finish_mutation(struct pt_req *r, uint64_t *version, bool *applied,
                             struct pt_apierr *e);
 
+/* The same for a backend and domain write: publishes the delta <d> (see
+ * docs/operations.md, "Configuration at scale"). */
+int pt_api__finish_delta(struct pt_req *r, struct pt_delta *d, uint64_t *version,
+                         bool *applied, struct pt_apierr *e);
+
 /* The same for a ban write: publishes the delta <ch>[0..n) instead of a
  * whole snapshot (see docs/operations.md, "Bans"). */
 int pt_api__finish_bans(struct pt_req *r, const struct pt_ban_change *ch, size_t n,

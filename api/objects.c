@@ -324,44 +324,110 @@ static void kick_acme(struct pt_req *r, const struct kind *k)
         h->acme_kick(h->arg, NULL);
 }
 
+/* Inside an open transaction: validates <body> as <k> <name>, checks the
+ * caller's scope, writes it and appends the change to <delta> (when the kind
+ * travels in deltas). Returns 0 with *doc (canonical, new reference) and
+ * *created, or -1 with <e> set; the caller rolls back. */
+static int put_one(struct pt_req *r, const struct kind *k, const char *name,
+                   const json_t *body, json_t **doc, bool *created, struct pt_delta *delta,
+                   struct pt_apierr *e)
+{
+    const char *backend, *mode;
+    *doc = k->validate(body, name, &backend, &mode, e);
+    if (*doc == NULL)
+        return -1;
+    if (may_create(r, k, *doc, e) != 0 || may_change(r, k, name, e) != 0 ||
+        (k->check && k->check(r, *doc, name, e) != 0))
+        goto fail;
+    char *text = json_dumps(*doc, JSON_COMPACT);
+    int rc = pt_store_put(r->api->cfg.store, k->store, name, text, backend, mode, created);
+    free(text);
+    if (rc == PT_ENOTFOUND) {
+        pt_apierr_set(e, 400, "invalid_argument", "backend", "backend: no backend named '%s'",
+                      backend);
+        goto fail;
+    }
+    if (rc != 0) {
+        pt_apierr_set(e, 500, "internal", NULL, "cannot write the store");
+        goto fail;
+    }
+    if (k->store == PT_STORE_BACKEND) {
+        struct pt_backend b;
+        if (pt_model_backend_from_json(*doc, name, &b, e) == 0)
+            pt_delta_put_backend(delta, &b);
+        pt_backend_clear(&b);
+    } else if (k->store == PT_STORE_DOMAIN) {
+        struct pt_domain d;
+        if (pt_model_domain_from_json(*doc, name, &d, e) == 0)
+            pt_delta_put_domain(delta, &d);
+        pt_domain_clear(&d);
+    }
+    return 0;
+fail:
+    json_decref(*doc);
+    *doc = NULL;
+    return -1;
+}
+
+/* The same for a delete. */
+static int delete_one(struct pt_req *r, const struct kind *k, const char *name,
+                      struct pt_delta *delta, struct pt_apierr *e)
+{
+    char *user = NULL;
+    if (may_change(r, k, name, e) != 0)
+        return -1;
+    int rc = pt_store_delete(r->api->cfg.store, k->store, name, &user);
+    if (rc == PT_ENOTFOUND)
+        pt_apierr_set(e, 404, "not_found", NULL, "no %s named '%s'", k->singular, name);
+    else if (rc == PT_EINUSE)
+        pt_apierr_set(e, 409, "conflict", NULL, "%s '%s' is used by %s", k->singular, name,
+                      user ? user : "?");
+    else if (rc != 0)
+        pt_apierr_set(e, 500, "internal", NULL, "cannot write the store");
+    free(user);
+    if (rc != 0)
+        return -1;
+    if (k->store != PT_STORE_STREAM)
+        pt_delta_remove(delta, k->store == PT_STORE_BACKEND ? PT_DELTA_BACKEND
+                                                            : PT_DELTA_DOMAIN,
+                        name);
+    return 0;
+}
+
+/* Commits the open transaction: backends and domains go to the workers as
+ * the delta, streams (which bind listeners) in a whole snapshot. */
+static int commit(struct pt_req *r, bool whole, struct pt_delta *delta, uint64_t *version,
+                  bool *applied, struct pt_apierr *e)
+{
+    int rc = whole ? pt_api__finish_mutation(r, version, applied, e)
+                   : pt_api__finish_delta(r, delta, version, applied, e);
+    pt_delta_clear(delta);
+    return rc;
+}
+
 static enum MHD_Result do_put(struct pt_req *r, const struct kind *k, const char *name)
 {
     struct pt_apierr e;
     struct pt_store *store = r->api->cfg.store;
-    const char *backend, *mode;
     json_t *body = pt_model_parse_body(r->body, r->len, &e);
     if (body == NULL)
         return pt_api__error(r, &e);
-    json_t *doc = k->validate(body, name, &backend, &mode, &e);
-    json_decref(body);
-    if (doc == NULL)
-        return pt_api__error(r, &e);
-    if (may_create(r, k, doc, &e) != 0 || may_change(r, k, name, &e) != 0 ||
-        (k->check && k->check(r, doc, name, &e) != 0)) {
-        json_decref(doc);
-        return pt_api__error(r, &e);
-    }
-
-    char *text = json_dumps(doc, JSON_COMPACT);
+    json_t *doc = NULL;
     bool created = false, applied = false;
     uint64_t version = 0;
-    int rc = pt_store_begin(store);
-    if (rc == 0)
-        rc = pt_store_put(store, k->store, name, text, backend, mode, &created);
-    free(text);
-    if (rc == PT_ENOTFOUND) {
-        pt_store_rollback(store);
-        pt_apierr_set(&e, 400, "invalid_argument", "backend",
-                      "backend: no backend named '%s'", backend);
-        json_decref(doc);
-        return pt_api__error(r, &e);
-    }
-    if (rc != 0) {
-        pt_store_rollback(store);
-        json_decref(doc);
+    struct pt_delta delta = {0};
+    if (pt_store_begin(store) != 0) {
+        json_decref(body);
         return pt_api__errorf(r, 500, "internal", NULL, "cannot write the store");
     }
-    if (pt_api__finish_mutation(r, &version, &applied, &e) != 0) {
+    int rc = put_one(r, k, name, body, &doc, &created, &delta, &e);
+    json_decref(body);
+    if (rc != 0) {
+        pt_store_rollback(store);
+        pt_delta_clear(&delta);
+        return pt_api__error(r, &e);
+    }
+    if (commit(r, k->store == PT_STORE_STREAM, &delta, &version, &applied, &e) != 0) {
         json_decref(doc);
         return pt_api__error(r, &e);
     }
@@ -382,30 +448,17 @@ static enum MHD_Result do_delete(struct pt_req *r, const struct kind *k,
 {
     struct pt_apierr e;
     struct pt_store *store = r->api->cfg.store;
-    char *user = NULL;
     uint64_t version = 0;
     bool applied = false;
-    if (may_change(r, k, name, &e) != 0)
-        return pt_api__error(r, &e);
-    int rc = pt_store_begin(store);
-    if (rc == 0)
-        rc = pt_store_delete(store, k->store, name, &user);
-    if (rc != 0) {
-        enum MHD_Result res;
+    struct pt_delta delta = {0};
+    if (pt_store_begin(store) != 0)
+        return pt_api__errorf(r, 500, "internal", NULL, "cannot write the store");
+    if (delete_one(r, k, name, &delta, &e) != 0) {
         pt_store_rollback(store);
-        if (rc == PT_ENOTFOUND)
-            res = pt_api__errorf(r, 404, "not_found", NULL, "no %s named '%s'",
-                                 k->singular, name);
-        else if (rc == PT_EINUSE)
-            res = pt_api__errorf(r, 409, "conflict", NULL,
-                                 "%s '%s' is used by %s", k->singular, name,
-                                 user ? user : "?");
-        else
-            res = pt_api__errorf(r, 500, "internal", NULL, "cannot write the store");
-        free(user);
-        return res;
+        pt_delta_clear(&delta);
+        return pt_api__error(r, &e);
     }
-    if (pt_api__finish_mutation(r, &version, &applied, &e) != 0)
+    if (commit(r, k->store == PT_STORE_STREAM, &delta, &version, &applied, &e) != 0)
         return pt_api__error(r, &e);
     kick_acme(r, k);
     return pt_api__no_content(r, version, applied);

@@ -30,6 +30,9 @@ enum pt_ipc_type {
     PT_IPC_LISTENER = 6, /* daemon -> worker: u32 listener id, with the
                             listening socket of a stream route attached
                             (SCM_RIGHTS); sent before the snapshot naming it */
+    PT_IPC_CONFIG = 7,   /* daemon -> worker: pt_delta_encode bytes, backend and
+                            domain changes on top of the last snapshot
+                            (common/delta.h); acked like one */
 };
 
 /* Starts a frame of <type> in <b>; returns the offset to pass to end. */

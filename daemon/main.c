@@ -87,7 +87,7 @@ static void *rotate_tickets(void *arg)
 struct pending {
     struct pt_wbuf frame;
     uint64_t version;
-    bool bans;          /* a PT_IPC_BANS delta, not a snapshot */
+    bool delta;         /* a PT_IPC_BANS or PT_IPC_CONFIG delta, not a snapshot */
 };
 
 static __attribute__((format(printf, 1, 2))) _Noreturn void die_usage(const char *fmt, ...)
@@ -372,9 +372,31 @@ static void *hook_compile_bans(void *arg, struct pt_store *store, uint64_t versi
     }
     struct pending *p = pt_xcalloc(1, sizeof(*p));
     p->version = version;
-    p->bans = true;
+    p->delta = true;
     size_t off = pt_ipc_begin(&p->frame, PT_IPC_BANS);
     pt_snap_bans_encode(version, ch, n, &p->frame);
+    pt_ipc_end(&p->frame, off);
+    return p;
+}
+
+/* The same for backends and domains (common/delta.h): the write costs the
+ * size of what changed, not of the configuration. */
+static void *hook_compile_config(void *arg, struct pt_store *store, uint64_t version,
+                                 struct pt_delta *delta)
+{
+    struct pt_daemon *d = arg;
+    if (pt_supervisor_deltas_due(d->sup)) {
+        pt_log(PT_LOG_INFO, "config: the deltas since the last snapshot outweigh it: "
+                            "publishing a whole snapshot (version %llu)",
+               (unsigned long long)version);
+        return hook_compile(arg, store, version);
+    }
+    struct pending *p = pt_xcalloc(1, sizeof(*p));
+    p->version = version;
+    p->delta = true;
+    delta->version = version;
+    size_t off = pt_ipc_begin(&p->frame, PT_IPC_CONFIG);
+    pt_delta_encode(delta, &p->frame);
     pt_ipc_end(&p->frame, off);
     return p;
 }
@@ -384,8 +406,8 @@ static bool hook_publish(void *arg, void *snap)
     struct pt_daemon *d = arg;
     struct pending *p = snap;
     uint64_t v = p->version;
-    if (p->bans)
-        pt_supervisor_publish_bans(d->sup, &p->frame, v);
+    if (p->delta)
+        pt_supervisor_publish_delta(d->sup, &p->frame, v);
     else
         pt_supervisor_publish(d->sup, &p->frame, v);
     free(p);
@@ -610,6 +632,7 @@ static int run_daemon(int argc, char **argv)
         .tls_key_pem = d.api_tls.key_pem,
     };
     ac.hooks.listen = hook_listen;
+    ac.hooks.compile_config = hook_compile_config;
     ac.hooks.servers = hook_servers;
     if (pt_api_start(&ac, &d.api, err, sizeof(err)) != 0)
         die_usage("%s", err);

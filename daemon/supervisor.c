@@ -682,8 +682,8 @@ void pt_supervisor_publish(struct pt_supervisor *s, struct pt_wbuf *frame,
     uv_async_send(&s->wake);
 }
 
-void pt_supervisor_publish_bans(struct pt_supervisor *s, struct pt_wbuf *frame,
-                                uint64_t version)
+void pt_supervisor_publish_delta(struct pt_supervisor *s, struct pt_wbuf *frame,
+                                 uint64_t version)
 {
     struct blob *b = blob_new(frame, version);
     pthread_mutex_lock(&s->lock);
@@ -693,7 +693,7 @@ void pt_supervisor_publish_bans(struct pt_supervisor *s, struct pt_wbuf *frame,
     }
     s->deltas[s->n_deltas++] = b;
     s->delta_bytes += b->frame.len;
-    s->pending_version = version; /* a ban's apply latency counts as well */
+    s->pending_version = version; /* a delta's apply latency counts as well */
     s->published_us = now_us();
     pthread_mutex_unlock(&s->lock);
     uv_async_send(&s->wake);

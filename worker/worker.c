@@ -2,6 +2,7 @@
 
 #include "common/handover.h"
 
+#include "common/delta.h"
 #include "common/cursor.h"
 #include "worker/tls.h"
 
@@ -639,6 +640,19 @@ static bool apply_bans(struct pt_worker *w, const uint8_t *p, size_t n)
     return added;
 }
 
+static void apply_config(struct pt_worker *w, const uint8_t *p, size_t n)
+{
+    struct pt_delta d;
+    bool backends_changed;
+    if (w->snap == NULL || pt_delta_decode(p, n, &d) != 0 ||
+        pt_delta_apply(&w->snap, &d, &backends_changed) != 0)
+        pt_panic(__FILE__, __LINE__, "bad configuration delta from the daemon");
+    pt_delta_clear(&d);
+    w->version = w->snap->version;
+    if (backends_changed)
+        pt_health_configure(&w->health, w->snap);
+}
+
 static void ipc_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     (void)h;
@@ -744,6 +758,8 @@ static void on_ipc_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
             sweep = true;
         } else if (type == PT_IPC_BANS) {
             sweep |= apply_bans(w, p, plen);
+        } else if (type == PT_IPC_CONFIG) {
+            apply_config(w, p, plen);
         } else if (type == PT_IPC_LISTENER) {
             add_stream_l(w, p, plen);
         } else if (type == PT_IPC_STOP) {
