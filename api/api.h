@@ -20,6 +20,9 @@
 #include <sys/socket.h>
 
 #define PT_API_BODY_MAX (1u << 20)
+/* POST /api/v1/batch: up to PT_API_BATCH_MAX changes in one body. */
+#define PT_API_BATCH_BODY_MAX (64u << 20)
+#define PT_API_BATCH_MAX 100000
 
 struct pt_api_hooks {
     void *arg;

@@ -23,7 +23,8 @@ struct pt_req {
     char *body;     /* owned, accumulated upload */
     size_t len;
     size_t cap;
-    bool too_large; /* body went over PT_API_BODY_MAX: answer 413 */
+    size_t max;     /* body limit: PT_API_BODY_MAX, or the batch's */
+    bool too_large; /* body went over <max>: answer 413 */
     /* A "backend:NAME" token's NAME (borrowed from the store, valid for the
      * request): domain handlers then only show and change passthrough
      * domains routed to that backend. NULL for every other scope. */
@@ -75,6 +76,9 @@ int pt_api__finish_bans(struct pt_req *r, const struct pt_ban_change *ch, size_t
 enum MHD_Result pt_api__backends(struct pt_req *r, const char *rest);
 enum MHD_Result pt_api__domains(struct pt_req *r, const char *rest);
 enum MHD_Result pt_api__streams(struct pt_req *r, const char *rest);
+/* POST /api/v1/batch: many backend, domain and stream changes in one
+ * transaction and one config version (api/objects.c). */
+enum MHD_Result pt_api__batch(struct pt_req *r);
 enum MHD_Result pt_api__bans(struct pt_req *r, const char *rest);
 enum MHD_Result pt_api__tokens(struct pt_req *r, const char *rest);
 enum MHD_Result pt_api__certificates(struct pt_req *r, const char *rest);

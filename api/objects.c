@@ -515,3 +515,167 @@ enum MHD_Result pt_api__streams(struct pt_req *r, const char *rest)
 {
     return handle(r, &streams, rest);
 }
+
+/* ---- POST /api/v1/batch ------------------------------------------------- */
+
+static const struct kind *kind_named(const char *s)
+{
+    if (s == NULL)
+        return NULL;
+    if (strcmp(s, "backend") == 0)
+        return &backends;
+    if (strcmp(s, "domain") == 0)
+        return &domains;
+    if (strcmp(s, "stream") == 0)
+        return &streams;
+    return NULL;
+}
+
+/* Says which change <e> is about: "changes[3].servers[0]". */
+static void at_change(struct pt_apierr *e, size_t i)
+{
+    char f[sizeof(e->field)], m[sizeof(e->message)];
+    /* Bounded: a field or message cut short is still an answer. */
+    if (e->field[0])
+        snprintf(f, sizeof(f), "changes[%zu].%.120s", i, e->field);
+    else
+        snprintf(f, sizeof(f), "changes[%zu]", i);
+    snprintf(m, sizeof(m), "changes[%zu]: %.280s", i, e->message);
+    memcpy(e->field, f, sizeof(f));
+    memcpy(e->message, m, sizeof(m));
+}
+
+struct change {
+    const struct kind *k;
+    bool remove;
+    const json_t *body; /* borrowed from the request's document */
+    char key[PT_DNAME_MAX + 2]; /* kind letter, then the normalised name */
+};
+
+/* The shape of change <j>: {"op": "put"|"delete", "kind", "name", "body"
+ * (put only)}. 0 or -1 with <e> set (about the change, not yet prefixed). */
+static int read_change(const json_t *j, struct change *c, struct pt_apierr *e)
+{
+    if (!json_is_object(j))
+        return pt_apierr_set(e, 400, "invalid_argument", NULL, "expected an object");
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)j, k, v) {
+        if (strcmp(k, "op") != 0 && strcmp(k, "kind") != 0 && strcmp(k, "name") != 0 &&
+            strcmp(k, "body") != 0)
+            return pt_apierr_set(e, 400, "invalid_argument", k, "%s: unknown field", k);
+    }
+    const char *op = json_string_value(json_object_get(j, "op"));
+    if (op == NULL || (strcmp(op, "put") != 0 && strcmp(op, "delete") != 0))
+        return pt_apierr_set(e, 400, "invalid_argument", "op",
+                             "op: expected \"put\" or \"delete\"");
+    c->remove = op[0] == 'd';
+    c->k = kind_named(json_string_value(json_object_get(j, "kind")));
+    if (c->k == NULL)
+        return pt_apierr_set(e, 400, "invalid_argument", "kind",
+                             "kind: expected \"backend\", \"domain\" or \"stream\"");
+    const char *name = json_string_value(json_object_get(j, "name"));
+    if (name == NULL || strlen(name) > PT_DNAME_MAX)
+        return pt_apierr_set(e, 400, "invalid_argument", "name",
+                             "name: expected a %s name", c->k->singular);
+    c->key[0] = c->k->singular[0];
+    if (c->k->norm(name, c->key + 1, sizeof(c->key) - 1, e) != 0)
+        return -1;
+    c->body = json_object_get(j, "body");
+    if (c->remove ? c->body != NULL : !json_is_object(c->body))
+        return pt_apierr_set(e, 400, "invalid_argument", "body",
+                             c->remove ? "body: a delete takes none"
+                                       : "body: expected the object a PUT takes");
+    return 0;
+}
+
+static int cmp_change(const void *a, const void *b)
+{
+    return strcmp((*(const struct change *const *)a)->key,
+                  (*(const struct change *const *)b)->key);
+}
+
+/* Every change of <v> is well formed and names a distinct object: one
+ * object changed twice in a batch is most likely a mistake, refused. */
+static int read_changes(const json_t *v, struct change *cs, size_t n, struct pt_apierr *e)
+{
+    for (size_t i = 0; i < n; i++)
+        if (read_change(json_array_get(v, i), &cs[i], e) != 0) {
+            at_change(e, i);
+            return -1;
+        }
+    struct change **sorted = pt_xcalloc(n, sizeof(*sorted));
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = &cs[i];
+    qsort(sorted, n, sizeof(*sorted), cmp_change);
+    int rc = 0;
+    for (size_t i = 1; i < n && rc == 0; i++)
+        if (strcmp(sorted[i - 1]->key, sorted[i]->key) == 0) {
+            size_t a = (size_t)(sorted[i - 1] - cs), b = (size_t)(sorted[i] - cs);
+            rc = pt_apierr_set(e, 400, "invalid_argument", "name",
+                               "name: %s '%s' is also changed by changes[%zu]",
+                               cs[b].k->singular, cs[b].key + 1, a < b ? a : b);
+            at_change(e, a > b ? a : b);
+        }
+    free(sorted);
+    return rc;
+}
+
+enum MHD_Result pt_api__batch(struct pt_req *r)
+{
+    struct pt_apierr e;
+    struct pt_store *store = r->api->cfg.store;
+    if (strcmp(r->method, "POST") != 0)
+        return pt_api__method_not_allowed(r, "POST");
+    json_t *body = pt_model_parse_body(r->body, r->len, &e);
+    if (body == NULL)
+        return pt_api__error(r, &e);
+    const json_t *v = json_object_get(body, "changes");
+    size_t n = json_array_size(v);
+    if (!json_is_array(v) || json_object_size(body) != 1 || n == 0 || n > PT_API_BATCH_MAX) {
+        json_decref(body);
+        return pt_api__errorf(r, 400, "invalid_argument", "changes",
+                              "changes: expected {\"changes\": [...]} with 1 to %d changes",
+                              PT_API_BATCH_MAX);
+    }
+    struct change *cs = pt_xcalloc(n, sizeof(*cs));
+    struct pt_delta delta = {0};
+    bool whole = false, domain = false, applied = false;
+    uint64_t version = 0;
+    int rc = read_changes(v, cs, n, &e);
+    if (rc == 0 && pt_store_begin(store) != 0)
+        rc = pt_apierr_set(&e, 500, "internal", NULL, "cannot write the store");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const struct change *c = &cs[i];
+        json_t *doc = NULL;
+        bool created;
+        whole |= c->k->store == PT_STORE_STREAM;
+        domain |= c->k->store == PT_STORE_DOMAIN;
+        /* A backend-scoped token changes its own domains only. */
+        if (r->only_backend && c->k->store != PT_STORE_DOMAIN)
+            rc = pt_apierr_set(&e, 403, "forbidden", "kind",
+                               "kind: this token may only change domains");
+        else if (c->remove)
+            rc = delete_one(r, c->k, c->key + 1, &delta, &e);
+        else
+            rc = put_one(r, c->k, c->key + 1, c->body, &doc, &created, &delta, &e);
+        json_decref(doc);
+        if (rc != 0) {
+            pt_store_rollback(store);
+            at_change(&e, i);
+        }
+    }
+    free(cs);
+    json_decref(body);
+    if (rc != 0) {
+        pt_delta_clear(&delta);
+        return pt_api__error(r, &e);
+    }
+    if (commit(r, whole, &delta, &version, &applied, &e) != 0)
+        return pt_api__error(r, &e);
+    if (domain)
+        kick_acme(r, &domains);
+    return pt_api__json(r, 200,
+                        json_pack("{s:I, s:b, s:I}", "config_version", (json_int_t)version,
+                                  "applied", applied, "changes", (json_int_t)n));
+}

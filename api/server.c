@@ -290,8 +290,8 @@ static bool scope_allows(const char *scope, bool get, const char *url)
         return under(url, "/api/v1/bans");
     if (strncmp(scope, "backend:", 8) != 0)
         return false;
-    if (under(url, "/api/v1/domains"))
-        return true;
+    if (under(url, "/api/v1/domains") || strcmp(url, "/api/v1/batch") == 0)
+        return true; /* the handlers keep it to its own domains */
     if (!get)
         return false;
     static const char be[] = "/api/v1/backends/";
@@ -349,7 +349,7 @@ static enum MHD_Result dispatch(struct pt_req *r, const char *url)
     r->limited = strcmp(scope, "bans") == 0;
     if (r->too_large)
         return pt_api__errorf(r, 413, "payload_too_large", NULL,
-                              "request body over %u bytes", PT_API_BODY_MAX);
+                              "request body over %zu bytes", r->max);
     if (is_metrics) {
         if (!get)
             return pt_api__method_not_allowed(r, "GET");
@@ -362,6 +362,8 @@ static enum MHD_Result dispatch(struct pt_req *r, const char *url)
             return pt_api__backends(r, res + 8);
         if (strncmp(res, "domains", 7) == 0 && (res[7] == '\0' || res[7] == '/'))
             return pt_api__domains(r, res + 7);
+        if (strcmp(res, "batch") == 0)
+            return pt_api__batch(r);
         if (strncmp(res, "streams", 7) == 0 && (res[7] == '\0' || res[7] == '/'))
             return pt_api__streams(r, res + 7);
         if (strncmp(res, "bans", 4) == 0 && (res[4] == '\0' || res[4] == '/'))
@@ -392,19 +394,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         r->conn = conn;
         r->method = method;
         *con_cls = r;
+        r->max = strcmp(url, "/api/v1/batch") == 0 ? PT_API_BATCH_BODY_MAX : PT_API_BODY_MAX;
         /* A declared length over the limit is refused before reading it. */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > PT_API_BODY_MAX)
+        if (cl && strtoull(cl, NULL, 10) > r->max)
             r->too_large = true;
         return MHD_YES;
     }
     if (*upload_size) {
-        if (!r->too_large && r->len + *upload_size <= PT_API_BODY_MAX) {
+        if (!r->too_large && r->len + *upload_size <= r->max) {
             if (r->cap < r->len + *upload_size + 1) {
                 r->cap = (r->len + *upload_size + 1) * 2;
-                if (r->cap > PT_API_BODY_MAX + 1)
-                    r->cap = PT_API_BODY_MAX + 1;
+                if (r->cap > r->max + 1)
+                    r->cap = r->max + 1;
                 r->body = pt_xrealloc(r->body, r->cap);
             }
             memcpy(r->body + r->len, upload_data, *upload_size);
