@@ -111,33 +111,12 @@ enum MHD_Result pt_api__no_content(struct pt_req *r, uint64_t version, bool appl
     return rc;
 }
 
-/* <ch> a ban delta, else <delta> a backend/domain delta, else (both NULL)
- * a change that takes a whole snapshot. */
-static int finish(struct pt_req *r, const struct pt_ban_change *ch, size_t n,
-                  struct pt_delta *delta, uint64_t *version, bool *applied,
-                  struct pt_apierr *e)
+static int finish(struct pt_req *r, const struct pt_commit *c, uint64_t *version,
+                  bool *applied, struct pt_apierr *e)
 {
     struct pt_api *api = r->api;
-    const struct pt_api_hooks *h = &api->cfg.hooks;
-    void *snap = NULL;
-    if (pt_store_bump_version(api->cfg.store, version) != 0)
-        goto fail;
-    if (ch)
-        snap = h->compile_bans(h->arg, api->cfg.store, *version, ch, n);
-    else if (delta && h->compile_config)
-        snap = h->compile_config(h->arg, api->cfg.store, *version, delta);
-    else
-        snap = h->compile(h->arg, api->cfg.store, *version);
-    if (snap == NULL)
-        goto fail;
-    if (pt_store_commit(api->cfg.store) != 0)
-        goto fail;
-    *applied = api->cfg.hooks.publish(api->cfg.hooks.arg, snap);
-    return 0;
-fail:
-    if (snap)
-        api->cfg.hooks.discard(api->cfg.hooks.arg, snap);
-    pt_store_rollback(api->cfg.store);
+    if (api->cfg.hooks.commit(api->cfg.hooks.arg, c, version, applied) == 0)
+        return 0;
     return pt_apierr_set(e, 500, "internal", NULL,
                          "could not commit the change (see the daemon's log)");
 }
@@ -145,19 +124,22 @@ fail:
 int pt_api__finish_mutation(struct pt_req *r, uint64_t *version, bool *applied,
                             struct pt_apierr *e)
 {
-    return finish(r, NULL, 0, NULL, version, applied, e);
+    struct pt_commit c = {.kind = PT_COMMIT_WHOLE};
+    return finish(r, &c, version, applied, e);
 }
 
 int pt_api__finish_delta(struct pt_req *r, struct pt_delta *d, uint64_t *version,
                          bool *applied, struct pt_apierr *e)
 {
-    return finish(r, NULL, 0, d, version, applied, e);
+    struct pt_commit c = {.kind = PT_COMMIT_CONFIG, .delta = d};
+    return finish(r, &c, version, applied, e);
 }
 
 int pt_api__finish_bans(struct pt_req *r, const struct pt_ban_change *ch, size_t n,
                         uint64_t *version, bool *applied, struct pt_apierr *e)
 {
-    return finish(r, ch, n, NULL, version, applied, e);
+    struct pt_commit c = {.kind = PT_COMMIT_BANS, .bans = ch, .n_bans = n};
+    return finish(r, &c, version, applied, e);
 }
 
 int pt_api__unescape(const char *in, size_t len, char *out, size_t size)

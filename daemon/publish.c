@@ -169,20 +169,52 @@ static int on_stream(void *arg, const char *name, const char *doc)
 
 #include "daemon/supervisor.h"
 
-int pt_publish_commit(struct pt_publisher *p, bool *applied)
+/* The frame for change <c> at <version>: its delta, unless the deltas kept
+ * for starting workers since the last snapshot outweigh that snapshot; then
+ * (and for a whole change) a new snapshot. *delta says which. */
+static int encode(struct pt_publisher *p, const struct pt_commit *c, uint64_t version,
+                  struct pt_wbuf *frame, bool *delta)
 {
-    uint64_t version = 0;
+    *delta = c->kind != PT_COMMIT_WHOLE && !pt_supervisor_deltas_due(p->sup);
+    if (c->kind != PT_COMMIT_WHOLE && !*delta)
+        pt_log(PT_LOG_INFO, "the deltas since the last snapshot outweigh it: publishing a "
+                            "whole snapshot (version %llu)",
+               (unsigned long long)version);
+    if (!*delta)
+        return pt_publish_compile(p->store, version, p->settings, p->listeners, frame);
+    size_t off;
+    if (c->kind == PT_COMMIT_BANS) {
+        off = pt_ipc_begin(frame, PT_IPC_BANS);
+        pt_snap_bans_encode(version, c->bans, c->n_bans, frame);
+    } else {
+        c->delta->version = version;
+        off = pt_ipc_begin(frame, PT_IPC_CONFIG);
+        pt_delta_encode(c->delta, frame);
+    }
+    pt_ipc_end(frame, off);
+    return 0;
+}
+
+int pt_publish_commit(struct pt_publisher *p, const struct pt_commit *c, uint64_t *version,
+                      bool *applied)
+{
+    static const struct pt_commit whole = {.kind = PT_COMMIT_WHOLE};
     struct pt_wbuf frame = {0};
+    bool delta = false;
     *applied = false;
-    if (pt_store_bump_version(p->store, &version) != 0 ||
-        pt_publish_compile(p->store, version, p->settings, p->listeners, &frame) != 0 ||
-        pt_store_commit(p->store) != 0) {
+    if (c == NULL)
+        c = &whole;
+    if (pt_store_bump_version(p->store, version) != 0 ||
+        encode(p, c, *version, &frame, &delta) != 0 || pt_store_commit(p->store) != 0) {
         pt_wbuf_free(&frame);
         pt_store_rollback(p->store);
         return PT_EDB;
     }
-    pt_supervisor_publish(p->sup, &frame, version);
-    *applied = pt_supervisor_wait(p->sup, version, p->ack_timeout_ms);
+    if (delta)
+        pt_supervisor_publish_delta(p->sup, &frame, *version);
+    else
+        pt_supervisor_publish(p->sup, &frame, *version);
+    *applied = pt_supervisor_wait(p->sup, *version, p->ack_timeout_ms);
     return 0;
 }
 

@@ -4,6 +4,7 @@
 #ifndef PT_PUBLISH_H
 #define PT_PUBLISH_H
 
+#include "api/api.h"
 #include "common/snapshot.h"
 #include "db/store.h"
 
@@ -31,10 +32,13 @@ struct pt_publisher {
     unsigned ack_timeout_ms;
 };
 
-/* With p->lock held and a transaction open (pt_store_begin): bumps the
- * config version, compiles the snapshot, commits, sends it to the workers and
- * waits for their acks (bounded). Returns 0 with *applied, or a negative
- * pt_err after rolling back. */
-int pt_publish_commit(struct pt_publisher *p, bool *applied);
+/* The one path every change takes (API writes, ACME results, session ticket
+ * key rotation). With p->lock held and a transaction open (pt_store_begin):
+ * bumps the config version, encodes change <c> (NULL: whole) as a delta or a
+ * whole snapshot, commits, sends it to the workers and waits for their acks
+ * (bounded). Returns 0 with *version and *applied, or a negative pt_err
+ * after rolling back. */
+int pt_publish_commit(struct pt_publisher *p, const struct pt_commit *c, uint64_t *version,
+                      bool *applied);
 
 #endif
