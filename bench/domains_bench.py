@@ -35,7 +35,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import ssl
+import socket
 
 from benchlib import call, cpu_ms, free_port, wait_healthy
 
@@ -110,6 +113,35 @@ class Daemon:
 BATCH = 10000
 
 
+class Churn:
+    """New TLS connections to a configured domain in a loop (the handshake
+    fails: the backend is a closed port), so every worker routes connections
+    all the time and holds the snapshot they were routed with: a write then
+    cannot change that snapshot in place and derives a successor."""
+
+    def __init__(self, port, name):
+        self.port, self.name, self.stop, self.n = port, name, False, 0
+        self.ctx = ssl.create_default_context()
+        self.ctx.check_hostname = False
+        self.ctx.verify_mode = ssl.CERT_NONE
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        while not self.stop:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                    with self.ctx.wrap_socket(s, server_hostname=self.name):
+                        pass
+            except (OSError, ssl.SSLError):
+                pass
+            self.n += 1
+
+    def end(self):
+        self.stop = True
+        self.t.join()
+
+
 def onboard(d, n):
     """N domains through the bulk API; returns the seconds until every worker
     applied the last batch."""
@@ -128,6 +160,33 @@ def onboard(d, n):
     return time.monotonic() - t0
 
 
+def writes(d, workers, prefix):
+    lat, lag, applied = [], [], 0
+    c0 = cpu_ms(d.p.pid)
+    w0 = sum(cpu_ms(w) for w in workers)
+    for i in range(WRITES):
+        s = time.monotonic()
+        st, out = call(d.conn, d.token, "PUT", "/api/v1/domains/%s%d.bench.test" % (prefix, i),
+                       {"mode": "passthrough", "backend": "be"})
+        e = time.monotonic()
+        if st not in (200, 201):
+            raise SystemExit("PUT answered %d: %s" % (st, out))
+        lat.append((e - s) * 1000)
+        applied += out.get("applied") is True
+        v = out["config_version"]
+        while True:
+            vs = worker_versions(d.conn, d.token)
+            if vs and min(vs) >= v:
+                lag.append((time.monotonic() - e) * 1000)
+                break
+            if time.monotonic() - e > 30:
+                lag.append(float("inf"))
+                break
+    return {"lat": sorted(lat), "lag": sorted(lag), "applied": applied,
+            "cpu_ms": (cpu_ms(d.p.pid) - c0) / WRITES,
+            "wcpu_ms": (sum(cpu_ms(w) for w in workers) - w0) / WRITES}
+
+
 def measure(n):
     tmp = tempfile.mkdtemp(prefix="portier-domainsbench.")
     d = Daemon(tmp)
@@ -140,33 +199,14 @@ def measure(n):
         # one publishes a whole snapshot (what every later write saves).
         call(d.conn, d.token, "PUT", "/api/v1/domains/warm.bench.test",
              {"mode": "passthrough", "backend": "be"})
-        lat, lag, applied = [], [], 0
-        c0 = cpu_ms(d.p.pid)
-        w0 = sum(cpu_ms(w) for w in workers)
-        for i in range(WRITES):
-            s = time.monotonic()
-            st, out = call(d.conn, d.token, "PUT", "/api/v1/domains/new%d.bench.test" % i,
-                           {"mode": "passthrough", "backend": "be"})
-            e = time.monotonic()
-            if st not in (200, 201):
-                raise SystemExit("PUT answered %d: %s" % (st, out))
-            lat.append((e - s) * 1000)
-            applied += out.get("applied") is True
-            v = out["config_version"]
-            while True:
-                vs = worker_versions(d.conn, d.token)
-                if vs and min(vs) >= v:
-                    lag.append((time.monotonic() - e) * 1000)
-                    break
-                if time.monotonic() - e > 30:
-                    lag.append(float("inf"))
-                    break
-        cpu_per = (cpu_ms(d.p.pid) - c0) / WRITES
-        wcpu_per = (sum(cpu_ms(w) for w in workers) - w0) / WRITES
-        res = {"n": n, "onboard_s": onboard_s, "lat": sorted(lat),
-               "lag": sorted(lag), "applied": applied, "cpu_ms": cpu_per, "wcpu_ms": wcpu_per,
-               "daemon_rss": rss_kib(d.p.pid),
-               "worker_rss": [rss_kib(w) for w in workers]}
+        res = {"n": n, "onboard_s": onboard_s}
+        res.update(writes(d, workers, "new"))
+        churn = Churn(d.https, "d1.bench.test")
+        res["churn"] = writes(d, workers, "churn")
+        churn.end()
+        res["churn"]["conns"] = churn.n
+        res["daemon_rss"] = rss_kib(d.p.pid)
+        res["worker_rss"] = [rss_kib(w) for w in workers]
         d.stop()
         d.start()
         res["start_s"] = d.started_s
@@ -180,19 +220,31 @@ def pct(v, q):
     return v[min(len(v) - 1, int(len(v) * q))]
 
 
+def row(r, c, label):
+    return ("| %d%s | %s | %.1f / %.1f | %.1f / %.1f | %d of %d | %.2f | %.2f | %d | %s | %.1f |"
+            % (r["n"], label, "%.1f" % r["onboard_s"] if not label else "", 
+               statistics.median(c["lat"]), pct(c["lat"], 0.99),
+               statistics.median(c["lag"]), pct(c["lag"], 0.99), c["applied"], WRITES,
+               c["cpu_ms"], c["wcpu_ms"], r["daemon_rss"],
+               " / ".join(str(x) for x in r["worker_rss"]), r["start_s"]))
+
+
 def main():
     out = []
     for n in SIZES:
         r = measure(n)
         out.append(r)
-        print("%7d domains: onboarded in %.1f s; PUT median %.1f ms p99 %.1f ms; live in every "
-              "worker after the answer: median %.1f ms p99 %.1f ms (with the /metrics round "
-              "trip); applied %d/%d; CPU per write: daemon %.2f ms, workers %.2f ms; RSS "
-              "daemon %d KiB, workers %s KiB; start %.1f s"
-              % (n, r["onboard_s"], statistics.median(r["lat"]), pct(r["lat"], 0.99),
-                 statistics.median(r["lag"]), pct(r["lag"], 0.99), r["applied"], WRITES,
-                 r["cpu_ms"], r["wcpu_ms"], r["daemon_rss"],
-                 "/".join(str(x) for x in r["worker_rss"]), r["start_s"]), flush=True)
+        for c, label in ((r, "idle"), (r["churn"], "under connection churn (%d connections)"
+                                         % r["churn"]["conns"])):
+            print("%7d domains, %s: PUT median %.1f ms p99 %.1f ms; live in every worker after "
+                  "the answer: median %.1f ms p99 %.1f ms (with the /metrics round trip); "
+                  "applied %d/%d; CPU per write: daemon %.2f ms, workers %.2f ms"
+                  % (n, label, statistics.median(c["lat"]), pct(c["lat"], 0.99),
+                     statistics.median(c["lag"]), pct(c["lag"], 0.99), c["applied"], WRITES,
+                     c["cpu_ms"], c["wcpu_ms"]), flush=True)
+        print("%7d domains: onboarded in %.1f s; RSS daemon %d KiB, workers %s KiB; start %.1f s"
+              % (n, r["onboard_s"], r["daemon_rss"], "/".join(str(x) for x in r["worker_rss"]),
+                 r["start_s"]), flush=True)
     print()
     print("| domains | bulk onboarding (s) | PUT latency median / p99 (ms) | live in every "
           "worker after the answer, median / p99 (ms) | answers with applied: true | daemon "
@@ -200,11 +252,8 @@ def main():
           "(KiB, each) | daemon start until every worker applied (s) |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in out:
-        print("| %d | %.1f | %.1f / %.1f | %.1f / %.1f | %d of %d | %.2f | %.2f | %d | %s | %.1f |"
-              % (r["n"], r["onboard_s"], statistics.median(r["lat"]), pct(r["lat"], 0.99),
-                 statistics.median(r["lag"]), pct(r["lag"], 0.99), r["applied"], WRITES,
-                 r["cpu_ms"], r["wcpu_ms"], r["daemon_rss"],
-                 " / ".join(str(x) for x in r["worker_rss"]), r["start_s"]))
+        print(row(r, r, ""))
+        print(row(r, r["churn"], " (connection churn)"))
     return 0
 
 
