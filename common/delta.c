@@ -226,6 +226,15 @@ static struct pt_snapshot *derive(struct pt_snapshot *old)
     return s;
 }
 
+/* Room for one more item in array <v> of <n> items of <size> bytes. */
+static void *reserve(void *v, size_t n, size_t *cap, size_t size)
+{
+    if (n < *cap)
+        return v;
+    *cap = n * 2 + 16;
+    return pt_xrealloc(v, *cap * size);
+}
+
 /* An object leaving snapshot <s>: freed now when nothing older can see it
  * (<owner> NULL), else by <owner>, the last snapshot that holds it. */
 static void retire_domain(struct pt_snapshot *owner, struct pt_domain *d)
@@ -234,11 +243,8 @@ static void retire_domain(struct pt_snapshot *owner, struct pt_domain *d)
         pt_domain_clear(d);
         return;
     }
-    if (owner->n_retired_domains == owner->cap_retired_domains) {
-        owner->cap_retired_domains = owner->cap_retired_domains * 2 + 16;
-        owner->retired_domains = pt_xrealloc(
-            owner->retired_domains, owner->cap_retired_domains * sizeof(*owner->retired_domains));
-    }
+    owner->retired_domains = reserve(owner->retired_domains, owner->n_retired_domains,
+                                     &owner->cap_retired_domains, sizeof(*d));
     owner->retired_domains[owner->n_retired_domains++] = *d;
 }
 
@@ -248,12 +254,8 @@ static void retire_backend(struct pt_snapshot *owner, struct pt_backend *b)
         pt_backend_clear(b);
         return;
     }
-    if (owner->n_retired_backends == owner->cap_retired_backends) {
-        owner->cap_retired_backends = owner->cap_retired_backends * 2 + 4;
-        owner->retired_backends =
-            pt_xrealloc(owner->retired_backends,
-                        owner->cap_retired_backends * sizeof(*owner->retired_backends));
-    }
+    owner->retired_backends = reserve(owner->retired_backends, owner->n_retired_backends,
+                                      &owner->cap_retired_backends, sizeof(*b));
     owner->retired_backends[owner->n_retired_backends++] = *b;
 }
 
@@ -264,10 +266,7 @@ static void put_backend(struct pt_snapshot *s, struct pt_snapshot *owner, struct
         retire_backend(owner, &s->backends[ix]);
         s->backends[ix] = *b;
     } else {
-        if (s->n_backends >= s->cap_backends) {
-            s->cap_backends = s->n_backends * 2 + 4;
-            s->backends = pt_xrealloc(s->backends, s->cap_backends * sizeof(*s->backends));
-        }
+        s->backends = reserve(s->backends, s->n_backends, &s->cap_backends, sizeof(*b));
         s->backends[s->n_backends++] = *b;
     }
     memset(b, 0, sizeof(*b));
@@ -300,10 +299,7 @@ static void put_domain(struct pt_snapshot *s, struct pt_snapshot *owner, struct 
         retire_domain(owner, &s->domains[ix]);
         s->domains[ix] = *d;
     } else {
-        if (s->n_domains >= s->cap_domains) {
-            s->cap_domains = s->n_domains * 2 + 16;
-            s->domains = pt_xrealloc(s->domains, s->cap_domains * sizeof(*s->domains));
-        }
+        s->domains = reserve(s->domains, s->n_domains, &s->cap_domains, sizeof(*d));
         PT_ASSERT(s->n_domains < INT32_MAX);
         s->domains[s->n_domains] = *d;
         pt_route_set(s->routes, s->domains[s->n_domains].name, (int)s->n_domains);

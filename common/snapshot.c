@@ -69,23 +69,24 @@ static void put_streams(struct pt_wbuf *out, const struct pt_streams *ss)
     }
 }
 
-void pt_snap_backend_encode(const struct pt_backend *b, struct pt_wbuf *out)
+static void put_servers(struct pt_wbuf *out, const struct pt_hostport *v, size_t n)
 {
     char tmp[PT_HOST_MAX + 16];
+    pt_wbuf_u32(out, (uint32_t)n);
+    for (size_t j = 0; j < n; j++) {
+        pt_hostport_format(&v[j], tmp, sizeof(tmp));
+        pt_wbuf_str(out, tmp);
+    }
+}
+
+void pt_snap_backend_encode(const struct pt_backend *b, struct pt_wbuf *out)
+{
     pt_wbuf_str(out, b->name);
     pt_wbuf_u8(out, (uint8_t)b->proxy_protocol);
     pt_wbuf_u8(out, b->tls);
     pt_wbuf_u8(out, b->tls_verify);
-    pt_wbuf_u32(out, (uint32_t)b->n_servers);
-    for (size_t j = 0; j < b->n_servers; j++) {
-        pt_hostport_format(&b->servers[j], tmp, sizeof(tmp));
-        pt_wbuf_str(out, tmp);
-    }
-    pt_wbuf_u32(out, (uint32_t)b->n_http_servers);
-    for (size_t j = 0; j < b->n_http_servers; j++) {
-        pt_hostport_format(&b->http_servers[j], tmp, sizeof(tmp));
-        pt_wbuf_str(out, tmp);
-    }
+    put_servers(out, b->servers, b->n_servers);
+    put_servers(out, b->http_servers, b->n_http_servers);
     pt_wbuf_u8(out, (uint8_t)b->check.kind);
     pt_wbuf_u32(out, b->check.interval_ms);
     pt_wbuf_u32(out, b->check.timeout_ms);
