@@ -46,7 +46,7 @@ PYEOF
 # fetch NAME: the page NAME routes to (through portier's passthrough).
 fetch() {
     curl -sS --max-time 10 --cacert "$T/ca.pem" --resolve "$1:$HTTPS_PORT:127.0.0.1" \
-        "https://$1:$HTTPS_PORT/" 2>/dev/null
+        "https://$1:$HTTPS_PORT/" 2>"$T/curl.err"
 }
 
 # routes_all EXPECT NAME...: EXPECT ("backend-one", "backend-two" or "none")
@@ -59,7 +59,7 @@ routes_all() {
             got=$(fetch "$name")
             [ -n "$got" ] || got=none
             if [ "$got" != "$want" ]; then
-                WHY="$name answered '$got' (try $i), expected $want"
+                WHY="$name answered '$got' (try $i), expected $want; curl: $(cat "$T/curl.err")"
                 return 1
             fi
         done
