@@ -37,6 +37,15 @@ void pt_delta_put_domain(struct pt_delta *d, struct pt_domain *dm)
     memset(dm, 0, sizeof(*dm));
 }
 
+void pt_delta_put_token(struct pt_delta *d, const char *token, const char *key_authorization)
+{
+    struct pt_delta_change *c = grow(d);
+    c->kind = PT_DELTA_TOKEN;
+    c->name = pt_xstrdup(token);
+    c->token.token = pt_xstrdup(token);
+    c->token.key_authorization = pt_xstrdup(key_authorization);
+}
+
 void pt_delta_remove(struct pt_delta *d, enum pt_delta_kind kind, const char *name)
 {
     struct pt_delta_change *c = grow(d);
@@ -58,15 +67,17 @@ void pt_delta_encode(const struct pt_delta *d, struct pt_wbuf *out)
             pt_wbuf_str(out, c->name);
         else if (c->kind == PT_DELTA_BACKEND)
             pt_snap_backend_encode(&c->backend, out);
-        else
+        else if (c->kind == PT_DELTA_DOMAIN)
             pt_snap_domain_encode(&c->domain, out);
+        else
+            pt_snap_token_encode(&c->token, out);
     }
 }
 
 static bool name_ok(enum pt_delta_kind kind, const char *name)
 {
     char norm[PT_DNAME_MAX + 1];
-    if (kind == PT_DELTA_BACKEND)
+    if (kind != PT_DELTA_DOMAIN)
         return name[0] != '\0' && name[0] != '*';
     return pt_dname_normalize(name, strlen(name), norm, PT_DNAME_ALLOW_WILDCARD, NULL) >= 0 &&
            strcmp(norm, name) == 0;
@@ -85,7 +96,7 @@ int pt_delta_decode(const uint8_t *buf, size_t len, struct pt_delta *out)
         c.ok = false;
     for (uint32_t i = 0; i < n && c.ok; i++) {
         uint8_t kind = pt_rd_u8(&c), op = pt_rd_u8(&c);
-        if ((kind != PT_DELTA_BACKEND && kind != PT_DELTA_DOMAIN) || op > 1) {
+        if (kind < PT_DELTA_BACKEND || kind > PT_DELTA_TOKEN || op > 1) {
             c.ok = false;
             break;
         }
@@ -101,8 +112,11 @@ int pt_delta_decode(const uint8_t *buf, size_t len, struct pt_delta *out)
         } else if (kind == PT_DELTA_BACKEND) {
             if (pt_snap_backend_read(&c, &ch->backend) == 0)
                 ch->name = pt_xstrdup(ch->backend.name);
-        } else if (pt_snap_domain_read(&c, &ch->domain) == 0) {
-            ch->name = pt_xstrdup(ch->domain.name);
+        } else if (kind == PT_DELTA_DOMAIN) {
+            if (pt_snap_domain_read(&c, &ch->domain) == 0)
+                ch->name = pt_xstrdup(ch->domain.name);
+        } else if (pt_snap_token_read(&c, &ch->token) == 0) {
+            ch->name = pt_xstrdup(ch->token.token);
         }
         if (ch->name == NULL || !name_ok(ch->kind, ch->name))
             c.ok = false;
@@ -120,6 +134,7 @@ void pt_delta_clear(struct pt_delta *d)
         free(d->v[i].name);
         pt_backend_clear(&d->v[i].backend);
         pt_domain_clear(&d->v[i].domain);
+        pt_snap_token_clear(&d->v[i].token);
     }
     free(d->v);
     memset(d, 0, sizeof(*d));
@@ -165,6 +180,25 @@ static bool backend_used(const struct seen *sn, const struct pt_snapshot *s,
     return false;
 }
 
+static int find_token(const struct pt_snapshot *s, const char *token)
+{
+    for (size_t i = 0; i < s->n_tokens; i++)
+        if (strcmp(s->tokens[i].token, token) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Tokens are few: checked against the snapshot and the delta's earlier
+ * changes by scanning both. */
+static bool token_exists(const struct pt_snapshot *s, const struct pt_delta *d, size_t upto,
+                         const char *token)
+{
+    for (size_t i = upto; i > 0; i--)
+        if (d->v[i - 1].kind == PT_DELTA_TOKEN && strcmp(d->v[i - 1].name, token) == 0)
+            return !d->v[i - 1].remove;
+    return find_token(s, token) >= 0;
+}
+
 static int check(const struct pt_snapshot *s, const struct pt_delta *d)
 {
     struct seen sn = {pt_route_build(NULL, 0), pt_route_build(NULL, 0)};
@@ -173,6 +207,11 @@ static int check(const struct pt_snapshot *s, const struct pt_delta *d)
     PT_ASSERT(d->n < (1u << 30));
     for (size_t i = 0; i < d->n && rc == 0; i++) {
         const struct pt_delta_change *c = &d->v[i];
+        if (c->kind == PT_DELTA_TOKEN) {
+            if (c->remove && !token_exists(s, d, i, c->name))
+                rc = PT_ENOTFOUND;
+            continue;
+        }
         if (c->kind == PT_DELTA_BACKEND) {
             if (c->remove && !backend_exists(&sn, s, c->name))
                 rc = PT_ENOTFOUND;
@@ -222,6 +261,12 @@ static struct pt_snapshot *derive(struct pt_snapshot *old)
     if (old->n_domains)
         memcpy(s->domains, old->domains, old->n_domains * sizeof(*s->domains));
     s->routes = pt_route_clone(old->routes);
+    s->tokens = pt_xcalloc(old->n_tokens + 1, sizeof(*s->tokens));
+    for (size_t i = 0; i < old->n_tokens; i++) {
+        s->tokens[i].token = pt_xstrdup(old->tokens[i].token);
+        s->tokens[i].key_authorization = pt_xstrdup(old->tokens[i].key_authorization);
+    }
+    s->cap_tokens = old->n_tokens + 1;
     old->next = s;
     return s;
 }
@@ -308,6 +353,27 @@ static void put_domain(struct pt_snapshot *s, struct pt_snapshot *owner, struct 
     memset(d, 0, sizeof(*d));
 }
 
+static void put_token(struct pt_snapshot *s, struct pt_acme_token *t)
+{
+    int ix = find_token(s, t->token);
+    if (ix >= 0) {
+        pt_snap_token_clear(&s->tokens[ix]);
+    } else {
+        s->tokens = reserve(s->tokens, s->n_tokens, &s->cap_tokens, sizeof(*t));
+        ix = (int)s->n_tokens++;
+    }
+    s->tokens[ix] = *t;
+    memset(t, 0, sizeof(*t));
+}
+
+static void remove_token(struct pt_snapshot *s, const char *token)
+{
+    int ix = find_token(s, token);
+    PT_ASSERT(ix >= 0);
+    pt_snap_token_clear(&s->tokens[ix]);
+    s->tokens[ix] = s->tokens[--s->n_tokens];
+}
+
 /* The last domain fills the hole: one route entry changes, nothing moves. */
 static void remove_domain(struct pt_snapshot *s, struct pt_snapshot *owner, const char *name)
 {
@@ -339,7 +405,12 @@ int pt_delta_apply(struct pt_snapshot **snap, struct pt_delta *d, bool *backends
     }
     for (size_t i = 0; i < d->n; i++) {
         struct pt_delta_change *c = &d->v[i];
-        if (c->kind == PT_DELTA_BACKEND) {
+        if (c->kind == PT_DELTA_TOKEN) {
+            if (c->remove)
+                remove_token(s, c->name);
+            else
+                put_token(s, &c->token);
+        } else if (c->kind == PT_DELTA_BACKEND) {
             *backends_changed = true;
             if (c->remove)
                 remove_backend(s, owner, c->name);

@@ -9,7 +9,9 @@
  * backend arrays and of the route table's slots, no per-object copy), so
  * connections in flight keep the configuration they were routed with
  * (common/snapshot.h, "next"). Certificates, ACME tokens, streams and
- * settings still travel in whole snapshots; bans in their own deltas. */
+ * settings still travel in whole snapshots; bans in their own deltas. ACME
+ * HTTP-01 answers (tokens) travel in deltas too: they are few, so each
+ * snapshot of a lineage owns its own copy of them. */
 #ifndef PT_DELTA_H
 #define PT_DELTA_H
 
@@ -18,6 +20,7 @@
 enum pt_delta_kind {
     PT_DELTA_BACKEND = 1,
     PT_DELTA_DOMAIN = 2,
+    PT_DELTA_TOKEN = 3, /* an ACME HTTP-01 answer */
 };
 
 struct pt_delta_change {
@@ -26,6 +29,7 @@ struct pt_delta_change {
     char *name;                /* owned: the object's name (normalised) */
     struct pt_backend backend; /* owned: kind BACKEND and !remove */
     struct pt_domain domain;   /* owned: kind DOMAIN and !remove */
+    struct pt_acme_token token; /* owned: kind TOKEN and !remove */
 };
 
 /* Changes in order: a later change of the same name wins. */
@@ -39,6 +43,7 @@ struct pt_delta {
  * <d> NULL for a remove. */
 void pt_delta_put_backend(struct pt_delta *d, struct pt_backend *b);
 void pt_delta_put_domain(struct pt_delta *d, struct pt_domain *dm);
+void pt_delta_put_token(struct pt_delta *d, const char *token, const char *key_authorization);
 void pt_delta_remove(struct pt_delta *d, enum pt_delta_kind kind, const char *name);
 
 /* Appends the wire form of <d> to <out> (the payload of a PT_IPC_CONFIG). */

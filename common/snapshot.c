@@ -110,6 +110,12 @@ void pt_snap_domain_encode(const struct pt_domain *d, struct pt_wbuf *out)
     }
 }
 
+void pt_snap_token_encode(const struct pt_acme_token *t, struct pt_wbuf *out)
+{
+    pt_wbuf_str(out, t->token);
+    pt_wbuf_str(out, t->key_authorization);
+}
+
 void pt_snap_encode(const struct pt_snapshot *s, struct pt_wbuf *out)
 {
     pt_wbuf_put(out, SNAP_MAGIC, 4);
@@ -155,10 +161,8 @@ void pt_snap_encode(const struct pt_snapshot *s, struct pt_wbuf *out)
             pt_wbuf_str(out, ct->names[j]);
     }
     pt_wbuf_u32(out, (uint32_t)s->n_tokens);
-    for (size_t i = 0; i < s->n_tokens; i++) {
-        pt_wbuf_str(out, s->tokens[i].token);
-        pt_wbuf_str(out, s->tokens[i].key_authorization);
-    }
+    for (size_t i = 0; i < s->n_tokens; i++)
+        pt_snap_token_encode(&s->tokens[i], out);
     put_streams(out, &s->streams);
 }
 
@@ -307,6 +311,19 @@ int pt_snap_domain_read(struct pt_cursor *c, struct pt_domain *d)
     return c->ok && d->name && d->backend ? 0 : PT_EMALFORMED;
 }
 
+int pt_snap_token_read(struct pt_cursor *c, struct pt_acme_token *t)
+{
+    t->token = rd_str(c, 256);
+    t->key_authorization = rd_str(c, 512);
+    return c->ok && t->token && t->key_authorization ? 0 : PT_EMALFORMED;
+}
+
+void pt_snap_token_clear(struct pt_acme_token *t)
+{
+    PT_FREE(t->token);
+    PT_FREE(t->key_authorization);
+}
+
 int pt_snap_decode(const uint8_t *buf, size_t len, struct pt_snapshot **out)
 {
     struct pt_cursor c = pt_cursor_make(buf, len);
@@ -376,11 +393,10 @@ int pt_snap_decode(const uint8_t *buf, size_t len, struct pt_snapshot **out)
             ct->names[j] = rd_str(&c, PT_DNAME_MAX);
     }
     s->n_tokens = rd_count(&c, 8, 1u << 16);
+    s->cap_tokens = s->n_tokens;
     s->tokens = pt_xcalloc(s->n_tokens, sizeof(*s->tokens));
-    for (size_t i = 0; i < s->n_tokens && c.ok; i++) {
-        s->tokens[i].token = rd_str(&c, 256);
-        s->tokens[i].key_authorization = rd_str(&c, 512);
-    }
+    for (size_t i = 0; i < s->n_tokens && c.ok; i++)
+        pt_snap_token_read(&c, &s->tokens[i]);
     if (rd_streams(&c, &s->streams) != 0)
         goto bad;
     if (!c.ok || pt_cursor_left(&c) != 0)
@@ -548,12 +564,16 @@ void pt_snap_unref(struct pt_snapshot *s)
         pt_domain_clear(&s->retired_domains[i]);
     free(s->retired_backends);
     free(s->retired_domains);
+    for (size_t i = 0; i < s->n_tokens; i++) /* every snapshot owns its own */
+        pt_snap_token_clear(&s->tokens[i]);
+    free(s->tokens);
     if (s->next) {
         /* Everything but the arrays and the retired objects is shared with
          * the successor, which outlives this one (it holds a reference). */
         free(s->backends);
         free(s->domains);
         pt_route_free(s->routes);
+        pt_banlist_free(s->banlist); /* a successor starts without one */
         struct pt_snapshot *next = s->next;
         free(s);
         pt_snap_unref(next);
@@ -573,11 +593,6 @@ void pt_snap_unref(struct pt_snapshot *s)
     for (size_t i = 0; i < s->n_certs; i++)
         pt_cert_clear(&s->certs[i]);
     free(s->certs);
-    for (size_t i = 0; i < s->n_tokens; i++) {
-        free(s->tokens[i].token);
-        free(s->tokens[i].key_authorization);
-    }
-    free(s->tokens);
     pt_streams_clear(&s->streams);
     pt_banlist_free(s->banlist);
     free(s);

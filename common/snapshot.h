@@ -121,7 +121,7 @@ struct pt_snapshot {
     struct pt_banlist *banlist;  /* built by link */
     struct pt_cert *certs;       /* owned; valid ones only */
     size_t n_certs;
-    struct pt_acme_token *tokens; /* owned */
+    struct pt_acme_token *tokens; /* owned, by each snapshot of a lineage */
     size_t n_tokens;
     struct pt_streams streams;   /* owned: stream routes (common/stream.h) */
     unsigned refs;               /* owners: the worker's current pointer and
@@ -130,7 +130,7 @@ struct pt_snapshot {
      * this snapshot's objects: then <next> holds a reference on it and this
      * one owns only its arrays, its route table and what the delta replaced
      * or removed (retired_*), freed with it. Without <next> it owns all. */
-    size_t cap_backends, cap_domains;
+    size_t cap_backends, cap_domains, cap_tokens;
     struct pt_snapshot *next;
     struct pt_backend *retired_backends;
     size_t n_retired_backends, cap_retired_backends;
@@ -149,6 +149,9 @@ void pt_snap_backend_encode(const struct pt_backend *b, struct pt_wbuf *out);
 void pt_snap_domain_encode(const struct pt_domain *d, struct pt_wbuf *out);
 int pt_snap_backend_read(struct pt_cursor *c, struct pt_backend *b);
 int pt_snap_domain_read(struct pt_cursor *c, struct pt_domain *d);
+void pt_snap_token_encode(const struct pt_acme_token *t, struct pt_wbuf *out);
+int pt_snap_token_read(struct pt_cursor *c, struct pt_acme_token *t);
+void pt_snap_token_clear(struct pt_acme_token *t);
 
 /* Decodes <buf>[0..len) into a new snapshot with refs = 1 and its route table
  * built. Returns 0, or PT_EMALFORMED for any inconsistency (the daemon is

@@ -802,10 +802,15 @@ static int publish_token(struct pt_acme *a, struct order *o, const char *token, 
     int rc = pt_store_begin(a->pub->store);
     if (rc == 0) {
         rc = pt_store_acme_token_put(a->pub->store, token, keyauth, (int64_t)time(NULL));
+        /* A delta: an answer costs the same whatever the configuration's size. */
+        struct pt_delta delta = {0};
+        pt_delta_put_token(&delta, token, keyauth);
+        struct pt_commit c = {.kind = PT_COMMIT_CONFIG, .delta = &delta};
         if (rc == 0)
-            rc = pt_publish_commit(a->pub, NULL, &version, &applied);
+            rc = pt_publish_commit(a->pub, &c, &version, &applied);
         else
             pt_store_rollback(a->pub->store);
+        pt_delta_clear(&delta);
     }
     db_unlock(a);
     free(keyauth);

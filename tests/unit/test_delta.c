@@ -347,3 +347,34 @@ Test(delta, thousands_of_changes_match_a_shadow)
     }
     pt_snap_unref(s);
 }
+
+/* ACME HTTP-01 answers: each snapshot owns its copy, held ones included. */
+Test(delta, tokens_come_and_go)
+{
+    const char *names[] = {"x.example.org"};
+    struct pt_snapshot *s = base(names, 1);
+    bool bc;
+    struct pt_delta d = {0};
+    pt_delta_put_token(&d, "tok1", "tok1.thumb");
+    pt_delta_put_token(&d, "tok2", "tok2.thumb");
+    ship(&d, 2);
+    cr_assert_eq(pt_delta_apply(&s, &d, &bc), 0);
+    pt_delta_clear(&d);
+    cr_assert_eq(s->n_tokens, 2);
+    struct pt_snapshot *conn = pt_snap_ref(s);
+    pt_delta_remove(&d, PT_DELTA_TOKEN, "tok1");
+    pt_delta_put_token(&d, "tok2", "tok2.other");
+    ship(&d, 3);
+    cr_assert_eq(pt_delta_apply(&s, &d, &bc), 0);
+    pt_delta_clear(&d);
+    cr_expect_eq(s->n_tokens, 1);
+    cr_expect_str_eq(s->tokens[0].token, "tok2");
+    cr_expect_str_eq(s->tokens[0].key_authorization, "tok2.other");
+    cr_expect_eq(conn->n_tokens, 2);
+    cr_expect_str_eq(conn->tokens[1].key_authorization, "tok2.thumb");
+    pt_delta_remove(&d, PT_DELTA_TOKEN, "tok1");
+    cr_expect_eq(pt_delta_apply(&s, &d, &bc), PT_ENOTFOUND);
+    pt_delta_clear(&d);
+    pt_snap_unref(conn);
+    pt_snap_unref(s);
+}
