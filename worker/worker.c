@@ -539,6 +539,14 @@ static void begin_drain(struct pt_worker *w, const char *why)
     maybe_exit(w);
 }
 
+static void start_accepting(struct pt_worker *w)
+{
+    bool first = !w->accepting;
+    w->accepting = true;
+    if (first || (w->n_stream_ls && !w->paused))
+        start_polling(w); /* and the stream listeners the snapshot names */
+}
+
 static void apply_snapshot(struct pt_worker *w, const uint8_t *p, size_t n)
 {
     struct pt_snapshot *s = NULL;
@@ -562,10 +570,8 @@ static void apply_snapshot(struct pt_worker *w, const uint8_t *p, size_t n)
     pt_log(PT_LOG_DEBUG, "applied config version %llu (%zu domains)",
            (unsigned long long)s->version, s->n_domains);
     prune_stream_ls(w);
-    bool first = !w->accepting;
-    w->accepting = true;
-    if (first || (w->n_stream_ls && !w->paused))
-        start_polling(w); /* and the stream listeners this snapshot names */
+    if (w->caught_up)
+        start_accepting(w);
 }
 
 static void listener_init(struct pt_worker *w, struct pt_listener *l, int fd, char kind)
@@ -780,6 +786,11 @@ static void on_ipc_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
             sweep |= apply_bans(w, p, plen);
         } else if (type == PT_IPC_CONFIG) {
             apply_config(w, p, plen);
+        } else if (type == PT_IPC_READY) {
+            if (w->snap == NULL || plen != 0)
+                pt_panic(__FILE__, __LINE__, "ready before any snapshot");
+            w->caught_up = true;
+            start_accepting(w);
         } else if (type == PT_IPC_LISTENER) {
             add_stream_l(w, p, plen);
         } else if (type == PT_IPC_STOP) {

@@ -21,7 +21,9 @@ server { listen 127.0.0.1:$P1 ssl; ssl_certificate $T/s.pem; ssl_certificate_key
 server { listen 127.0.0.1:$P2 ssl; ssl_certificate $T/s.pem; ssl_certificate_key $T/s.key;
          access_log off; root $T/www2; }" || bail "nginx backends start"
 
-start_portierd --workers 2 || bail "portierd starts"
+# Every write stays a delta (no whole snapshot when the deltas outweigh the
+# last one): a worker that starts replays them all.
+PORTIER_BAN_DELTA_LIMIT=$((256 << 20)) start_portierd --workers 2 || bail "portierd starts"
 api PUT /api/v1/backends/one "{\"servers\":[\"127.0.0.1:$P1\"]}"
 check "backend one created" is_status 201
 api PUT /api/v1/backends/two "{\"servers\":[\"127.0.0.1:$P2\"]}"
@@ -37,7 +39,10 @@ ch = []
 for i in range(int(first), int(last) + 1):
     c = {"op": op, "kind": kind, "name": "d%d.scale.test" % i}
     if op == "put":
-        c["body"] = {"mode": "passthrough", "backend": be}
+        # Bulky on purpose (about 5 MB of deltas for 20,000): a respawned
+        # worker then needs many reads to catch up (see the respawn below).
+        c["body"] = {"mode": "passthrough", "backend": be,
+                     "response_headers": {"X-Scale": "x" * 200}}
     ch.append(c)
 json.dump({"changes": ch}, open(out, "w"))
 PYEOF
@@ -117,8 +122,18 @@ check "d100 and d199 route nowhere" routes_all none d100.scale.test d199.scale.t
 # ---- a killed worker comes back with all of it ------------------------------------------
 VICTIM=$(worker_pids | awk '{print $1}')
 kill -9 "$VICTIM"
-back() { workers_at "$CV2" 2 && ! worker_pids | grep -qw "$VICTIM"; }
+# Connections made while the slot has no worker queue on its listening socket
+# (SO_REUSEPORT spreads them over both): the new worker must take them only
+# once it has the snapshot and every delta since, not the snapshot alone.
+DURING=()
+for i in $(seq 16); do fetch d5.scale.test >"$T/during.$i" & DURING+=($!); done
+back() {
+    workers_at "$CV2" 2 && [ "$(worker_pids | wc -w)" = 2 ] && ! worker_pids | grep -qw "$VICTIM"
+}
 check "the respawned worker is at $CV2 within 10 s" wait_until 10 back
+wait "${DURING[@]}"
+check "the 16 connections made during the respawn all reached backend two" \
+    bash -c '[ "$(cat "$1"/during.* | grep -cx backend-two)" = 16 ]' _ "$T"
 track_pid $(worker_pids)
 check "after the respawn: d5 -> two" routes_all backend-two d5.scale.test
 check "after the respawn: d6, d150 -> none" routes_all none d6.scale.test d150.scale.test
