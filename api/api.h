@@ -36,7 +36,10 @@ struct pt_commit {
     enum pt_commit_kind kind;
     const struct pt_ban_change *bans; /* borrowed */
     size_t n_bans;
-    struct pt_delta *delta;           /* borrowed; its version is set */
+    struct pt_delta *delta;           /* borrowed (its version is set, its
+                                         objects moved out): CONFIG's changes,
+                                         or a WHOLE change's backend and domain
+                                         changes; NULL: none */
 };
 
 struct pt_api_hooks {

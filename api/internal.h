@@ -62,8 +62,10 @@ int pt_api__finish_mutation(struct pt_req *r, uint64_t *version, bool *applied,
                             struct pt_apierr *e);
 
 /* The same for a backend and domain write: publishes the delta <d> (see
- * docs/operations.md, "Configuration at scale"). */
-int pt_api__finish_delta(struct pt_req *r, struct pt_delta *d, uint64_t *version,
+ * docs/operations.md, "Configuration at scale"), or with <whole> (a stream
+ * changed too) a whole snapshot, <d> then only keeping the daemon's copy of
+ * the configuration current. */
+int pt_api__finish_delta(struct pt_req *r, struct pt_delta *d, bool whole, uint64_t *version,
                          bool *applied, struct pt_apierr *e);
 
 /* The same for a ban write: publishes the delta <ch>[0..n) instead of a

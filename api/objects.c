@@ -399,8 +399,7 @@ static int delete_one(struct pt_req *r, const struct kind *k, const char *name,
 static int commit(struct pt_req *r, bool whole, struct pt_delta *delta, uint64_t *version,
                   bool *applied, struct pt_apierr *e)
 {
-    int rc = whole ? pt_api__finish_mutation(r, version, applied, e)
-                   : pt_api__finish_delta(r, delta, version, applied, e);
+    int rc = pt_api__finish_delta(r, delta, whole, version, applied, e);
     pt_delta_clear(delta);
     return rc;
 }

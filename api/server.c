@@ -128,10 +128,10 @@ int pt_api__finish_mutation(struct pt_req *r, uint64_t *version, bool *applied,
     return finish(r, &c, version, applied, e);
 }
 
-int pt_api__finish_delta(struct pt_req *r, struct pt_delta *d, uint64_t *version,
+int pt_api__finish_delta(struct pt_req *r, struct pt_delta *d, bool whole, uint64_t *version,
                          bool *applied, struct pt_apierr *e)
 {
-    struct pt_commit c = {.kind = PT_COMMIT_CONFIG, .delta = d};
+    struct pt_commit c = {.kind = whole ? PT_COMMIT_WHOLE : PT_COMMIT_CONFIG, .delta = d};
     return finish(r, &c, version, applied, e);
 }
 

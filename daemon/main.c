@@ -504,7 +504,8 @@ static int run_daemon(int argc, char **argv)
     uint64_t version = pt_store_config_version(d.store);
     struct pt_wbuf frame = {0};
     d.listeners = pt_listeners_new();
-    if (pt_publish_compile(d.store, version, &d.settings, d.listeners, &frame) != 0)
+    struct pt_snapshot *model = NULL;
+    if (pt_publish_compile(d.store, version, &d.settings, d.listeners, &model, &frame) != 0)
         die_usage("the stored configuration does not decode (see above)");
 
     bind_all(&d);
@@ -533,7 +534,7 @@ static int run_daemon(int argc, char **argv)
     pthread_mutex_init(&d.lock, NULL);
     pthread_cond_init(&d.rotator_cv, NULL);
     d.publisher = (struct pt_publisher){d.store, &d.lock, &d.settings, d.listeners, d.sup,
-                                        d.cfg.ack_timeout_ms};
+                                        d.cfg.ack_timeout_ms, model};
     if (d.cfg.acme_directory) {
         /* Before the API, so the API thread only ever sees d.acme set. */
         struct pt_acme_config acme = {
@@ -581,6 +582,7 @@ static int run_daemon(int argc, char **argv)
 
     pt_supervisor_free(d.sup);
     pt_listeners_free(d.listeners);
+    pt_snap_unref(d.publisher.model);
     for (size_t i = 0; i < (size_t)d.cfg.workers * d.n_listeners; i++)
         if (d.fds[i] >= 0)
             close(d.fds[i]);

@@ -180,19 +180,28 @@ static int encode(struct pt_publisher *p, const struct pt_commit *c, uint64_t ve
         pt_log(PT_LOG_INFO, "the deltas since the last snapshot outweigh it: publishing a "
                             "whole snapshot (version %llu)",
                (unsigned long long)version);
-    if (!*delta)
-        return pt_publish_compile(p->store, version, p->settings, p->listeners, frame);
     size_t off;
-    if (c->kind == PT_COMMIT_BANS) {
+    if (*delta && c->kind == PT_COMMIT_BANS) {
         off = pt_ipc_begin(frame, PT_IPC_BANS);
         pt_snap_bans_encode(version, c->bans, c->n_bans, frame);
-    } else {
+        pt_ipc_end(frame, off);
+    } else if (*delta) {
         c->delta->version = version;
         off = pt_ipc_begin(frame, PT_IPC_CONFIG);
         pt_delta_encode(c->delta, frame);
+        pt_ipc_end(frame, off);
     }
-    pt_ipc_end(frame, off);
-    return 0;
+    /* The model follows the store's transaction (dropped if that fails). */
+    bool changed;
+    if (c->delta && p->model && pt_delta_apply(&p->model, c->delta, &changed) != 0) {
+        pt_log(PT_LOG_WARN, "the daemon's copy of the configuration disagrees with a change: "
+                            "reading the store again");
+        pt_snap_unref(p->model);
+        p->model = NULL;
+    }
+    if (*delta)
+        return 0;
+    return pt_publish_compile(p->store, version, p->settings, p->listeners, &p->model, frame);
 }
 
 int pt_publish_commit(struct pt_publisher *p, const struct pt_commit *c, uint64_t *version,
@@ -208,6 +217,8 @@ int pt_publish_commit(struct pt_publisher *p, const struct pt_commit *c, uint64_
         encode(p, c, *version, &frame, &delta) != 0 || pt_store_commit(p->store) != 0) {
         pt_wbuf_free(&frame);
         pt_store_rollback(p->store);
+        pt_snap_unref(p->model); /* it may hold the change rolled back */
+        p->model = NULL;
         return PT_EDB;
     }
     if (delta)
@@ -218,10 +229,30 @@ int pt_publish_commit(struct pt_publisher *p, const struct pt_commit *c, uint64_
     return 0;
 }
 
+/* Keeps <s>'s backends and domains as the new model (moved, not copied). */
+static struct pt_snapshot *keep_model(struct pt_snapshot *s)
+{
+    struct pt_snapshot *m = pt_xcalloc(1, sizeof(*m));
+    m->refs = 1;
+    m->backends = s->backends;
+    m->n_backends = s->n_backends;
+    m->domains = s->domains;
+    m->n_domains = s->n_domains;
+    s->backends = NULL;
+    s->domains = NULL;
+    s->n_backends = s->n_domains = 0;
+    if (pt_snap_link(m) != 0) { /* cannot fail: <s> linked with them */
+        pt_snap_unref(m);
+        return NULL;
+    }
+    return m;
+}
+
 int pt_publish_compile(struct pt_store *store, uint64_t version,
                        const struct pt_settings *settings, struct pt_listeners *listeners,
-                       struct pt_wbuf *out)
+                       struct pt_snapshot **model, struct pt_wbuf *out)
 {
+    bool borrowed = model && *model;
     struct pt_snapshot *s = pt_xcalloc(1, sizeof(*s));
     struct collect c = {s, 0, 0, 0, 0, 0, 0, (int64_t)time(NULL), listeners};
     if (listeners)
@@ -233,9 +264,17 @@ int pt_publish_compile(struct pt_store *store, uint64_t version,
     if (settings->n_trusted)
         memcpy(s->settings.trusted, settings->trusted,
                settings->n_trusted * sizeof(*settings->trusted));
-    int rc = pt_store_each(store, PT_STORE_BACKEND, on_backend, &c);
-    if (rc == 0)
-        rc = pt_store_each(store, PT_STORE_DOMAIN, on_domain, &c);
+    int rc = 0;
+    if (borrowed) { /* given back before <s> goes */
+        s->backends = (*model)->backends;
+        s->n_backends = (*model)->n_backends;
+        s->domains = (*model)->domains;
+        s->n_domains = (*model)->n_domains;
+    } else {
+        rc = pt_store_each(store, PT_STORE_BACKEND, on_backend, &c);
+        if (rc == 0)
+            rc = pt_store_each(store, PT_STORE_DOMAIN, on_domain, &c);
+    }
     if (rc == 0)
         rc = pt_store_ban_each(store, c.now, NULL, on_ban, &c);
     if (rc == 0)
@@ -251,6 +290,13 @@ int pt_publish_compile(struct pt_store *store, uint64_t version,
         size_t off = pt_ipc_begin(out, PT_IPC_SNAPSHOT);
         pt_snap_encode(s, out);
         pt_ipc_end(out, off);
+    }
+    if (borrowed) {
+        s->backends = NULL;
+        s->domains = NULL;
+        s->n_backends = s->n_domains = 0;
+    } else if (rc == 0 && model) {
+        *model = keep_model(s);
     }
     pt_snap_unref(s);
     return rc;

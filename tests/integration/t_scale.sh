@@ -119,6 +119,25 @@ check "batch delete of 100 -> 200" is_status 200
 CV2=$(json_get 'd["config_version"]')
 check "d100 and d199 route nowhere" routes_all none d100.scale.test d199.scale.test
 
+# ---- whole snapshots after deltas -----------------------------------------------------
+# A stream change publishes a whole snapshot, compiled from the daemon's own copy
+# of the backends and domains (kept current by the deltas, not re-read from the
+# store): the workers must end up with exactly what the deltas made.
+read -r SP1 SP2 <<<"$(free_ports 2)"
+api PUT /api/v1/streams/s1 "{\"listen\":[\"127.0.0.1:$SP1\"],\"mode\":\"tcp\",\"backend\":\"one\"}"
+check "PUT stream s1 (a whole snapshot) -> 201, applied" json_true 'd["applied"] is True'
+check "after it: d5 and new -> two" routes_all backend-two d5.scale.test new.scale.test
+check "after it: d6, d100, d199 -> none" routes_all none d6.scale.test d100.scale.test d199.scale.test
+check "after it: d4, d200 -> one" routes_all backend-one d4.scale.test d200.scale.test
+printf '{"changes":[{"op":"put","kind":"stream","name":"s2","body":{"listen":["127.0.0.1:%s"],"mode":"tcp","backend":"one"}},
+ {"op":"put","kind":"domain","name":"d7.scale.test","body":{"mode":"passthrough","backend":"two"}}]}' "$SP2" >"$T/mixed3.json"
+api_file POST /api/v1/batch "$T/mixed3.json"
+check "a batch with a stream and a domain -> 200, applied" json_true 'd["applied"] is True'
+api DELETE /api/v1/streams/s2
+check "DELETE stream s2 (another whole snapshot) -> 204" is_status 204
+check "d7 moved to two by the batch, and stays there" routes_all backend-two d7.scale.test
+CV2=$(cfg_version)
+
 # ---- a killed worker comes back with all of it ------------------------------------------
 VICTIM=$(worker_pids | awk '{print $1}')
 kill -9 "$VICTIM"
