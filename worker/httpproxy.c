@@ -102,8 +102,8 @@ struct hconn {
     bool tls;          /* offload (TLS with the client); false: port 80 */
     bool trusted;      /* the socket's peer is a --trusted-proxy */
     struct stream cli, up;
-    struct sockaddr_storage peer, local, target;
-    char sni[256];
+    struct sockaddr_storage peer, target;
+    char *sni; /* owned, sni_len bytes and a NUL ("" without SNI) */
     size_t sni_len;
     int sni_route;
 
@@ -181,11 +181,22 @@ static bool up_open(const struct hconn *c)
     return c->ups == UP_BUSY || c->ups == UP_IDLE;
 }
 
+/* The three digits of an HTTP status (100..999 as the framers check it),
+ * NUL-terminated: formatted for every request, so not with snprintf. */
+static void status_digits(int status, char out[4])
+{
+    unsigned v = status >= 100 && status <= 999 ? (unsigned)status : 999;
+    out[0] = (char)('0' + v / 100);
+    out[1] = (char)('0' + v / 10 % 10);
+    out[2] = (char)('0' + v % 10);
+    out[3] = '\0';
+}
+
 static void log_request(struct hconn *c, const char *result)
 {
-    char st[8];
+    char st[4];
     if (result == NULL) {
-        snprintf(st, sizeof(st), "%d", c->status);
+        status_digits(c->status, st);
         result = st;
     }
     struct pt_access a = {
@@ -224,6 +235,7 @@ static void release(struct hconn *c)
     pt_h1body_release(&c->reqb);
     pt_h1body_release(&c->respb);
     free(c->in);
+    free(c->sni);
     pt_conntrack_remove(&c->w->tracked, &c->ct);
     pt_snap_unref(c->snap);
     struct pt_worker *w = c->w;
@@ -442,6 +454,18 @@ static void bio_shed(BIO *b)
         BIO_set_mem_buf(b, fresh, BIO_CLOSE); /* frees the old one */
 }
 
+/* A client connection waiting for its next request keeps no TLS I/O
+ * buffer (OpenSSL's own record buffers go with SSL_MODE_RELEASE_BUFFERS):
+ * most open connections are idle ones. The write BIO holds the last
+ * response's records' size otherwise (~1.1 KiB for a small page). */
+static void shed_idle_tls(struct hconn *c)
+{
+    if (c->cli.ssl && c->state == HC_HEAD && c->in_len == 0) {
+        bio_shed(c->cli.rbio);
+        bio_shed(c->cli.wbio);
+    }
+}
+
 /* Moves whatever OpenSSL produced (records, alerts) to the socket. */
 static void flush_tls(struct stream *s)
 {
@@ -453,14 +477,8 @@ static void flush_tls(struct stream *s)
         raw_write(s, (const uint8_t *)p, (size_t)n);
         BIO_reset(s->wbio);
     }
-    /* A client connection waiting for its next request keeps no TLS I/O
-     * buffer (OpenSSL's own record buffers go with SSL_MODE_RELEASE_BUFFERS):
-     * most open connections are idle ones. */
-    struct hconn *c = s->c;
-    if (s == &c->cli && s->ssl && c->state == HC_HEAD && c->in_len == 0) {
-        bio_shed(s->rbio);
-        bio_shed(s->wbio);
-    }
+    if (s == &s->c->cli)
+        shed_idle_tls(s->c);
 }
 
 /* Queues plaintext for <s>, through TLS when it has it; TLS records stay in
@@ -928,15 +946,19 @@ bool pt_httpproxy_resp_field_kept(const struct pt_http_hdr *h, const struct pt_d
 static void build_response_head(struct hconn *c, const struct pt_http_resp *r, bool interim)
 {
     struct pt_wbuf *b = &c->rhead;
-    char line[128];
+    char st[4];
     const struct pt_domain *d = c->dom;
     /* The domain's response headers and HSTS are for its https answers;
      * port 80 passes the backend's own. */
     size_t n_extra = c->tls ? d->n_headers : 0;
     bool hsts = c->tls && d->hsts;
     b->len = 0;
-    snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", r->status, pt_http1_reason(r->status));
-    put(b, line);
+    status_digits(r->status, st);
+    put(b, "HTTP/1.1 ");
+    put(b, st);
+    put(b, " ");
+    put(b, pt_http1_reason(r->status));
+    put(b, "\r\n");
     bool tunnel = r->status == 101;
     for (size_t i = 0; i < r->n_hdrs; i++) {
         const struct pt_http_hdr *h = &r->hdrs[i];
@@ -1080,6 +1102,7 @@ static void response_done(struct hconn *c)
     pt_wbuf_free(&c->rin);
     c->state = HC_HEAD;
     c->dom = NULL;
+    shed_idle_tls(c);
     arm(c, c->snap->settings.idle_timeout_ms);
     process_client(c);
 }
@@ -1545,11 +1568,14 @@ void pt_httpproxy_start(struct pt_listener *l, uv_tcp_t *tcp,
     c->l = l;
     c->snap = pt_snap_ref(info->snap);
     c->peer = info->peer;
-    c->local = info->local;
     c->tls = info->tls;
     c->trusted = info->trusted;
-    c->sni_len = info->sni_len < sizeof(c->sni) ? info->sni_len : sizeof(c->sni) - 1;
+    /* Sized to the name: most connections are idle ones (a DNS name has at
+     * most 253 bytes; longer never matches a route or a certificate). */
+    c->sni_len = info->sni_len < PT_DNAME_MAX ? info->sni_len : PT_DNAME_MAX;
+    c->sni = pt_xmalloc(c->sni_len + 1);
     memcpy(c->sni, info->sni, c->sni_len);
+    c->sni[c->sni_len] = '\0';
     c->sni_route = info->route;
     c->start_ms = c->req_start_ms = pt_worker_now_ms(w);
     c->cli.c = c;
