@@ -129,7 +129,6 @@ struct hconn {
     bool resp_trailers;   /* trailer fields were sent on */
     int status;
     struct pt_wbuf rin; /* backend plaintext until the response head is whole */
-    struct pt_wbuf rhead; /* the rewritten response head */
     bool rhead_pending;   /* rhead not sent yet: it leaves in one TLS record
                              with the first body bytes */
     struct pt_wbuf qhead; /* the rewritten request head, until the backend
@@ -229,7 +228,6 @@ static void release(struct hconn *c)
     pt_wbuf_free(&c->cli.pend);
     pt_wbuf_free(&c->up.pend);
     pt_wbuf_free(&c->rin);
-    pt_wbuf_free(&c->rhead);
     pt_wbuf_free(&c->qhead);
     pt_wbuf_free(&c->retry_head);
     pt_h1body_release(&c->reqb);
@@ -837,13 +835,17 @@ static void put(struct pt_wbuf *b, const char *s)
 
 static void response_done(struct hconn *c);
 
+/* The rewritten response head, per worker and reused: it is built and sent
+ * (alone, or in front of the first body bytes) within one callback, so no
+ * connection keeps one. */
+static struct pt_wbuf rhead;
+
 static void send_head_now(struct hconn *c)
 {
     if (!c->rhead_pending)
         return;
     c->rhead_pending = false;
-    send_plain(&c->cli, c->rhead.data, c->rhead.len);
-    pt_wbuf_free(&c->rhead);
+    send_plain(&c->cli, rhead.data, rhead.len);
 }
 
 /* Re-framed body bytes of one read, sent with one send_plain (one TLS
@@ -899,8 +901,7 @@ static void forward_body(struct hconn *c, const uint8_t *p, size_t n)
         /* One record for head and first body bytes: a client reads a small
          * response with one read, not two. */
         c->rhead_pending = false;
-        pt_wbuf_put(out, c->rhead.data, c->rhead.len);
-        pt_wbuf_free(&c->rhead);
+        pt_wbuf_put(out, rhead.data, rhead.len);
     }
     size_t used;
     enum pt_h1body_ev ev = reframe(&c->respb, &c->resp_trailers, p, n, &used, out);
@@ -945,7 +946,7 @@ bool pt_httpproxy_resp_field_kept(const struct pt_http_hdr *h, const struct pt_d
  * backend's of the same name (offload only). */
 static void build_response_head(struct hconn *c, const struct pt_http_resp *r, bool interim)
 {
-    struct pt_wbuf *b = &c->rhead;
+    struct pt_wbuf *b = &rhead;
     char st[4];
     const struct pt_domain *d = c->dom;
     /* The domain's response headers and HSTS are for its https answers;
@@ -1024,12 +1025,22 @@ static void feed_response(struct hconn *c, const uint8_t *p, size_t n)
         forward_body(c, p, n);
         goto backpressure;
     }
-    pt_wbuf_put(&c->rin, p, n);
+    /* The head is parsed where it arrived: only a head split across reads
+     * is gathered in rin (most come whole, with the body's first bytes). */
+    bool held = c->rin.len > 0;
+    if (held) {
+        pt_wbuf_put(&c->rin, p, n);
+        p = c->rin.data;
+        n = c->rin.len;
+    }
     for (;;) {
         struct pt_http_resp *r = &resp_head;
-        int rc = pt_http1_parse_response(c->rin.data, c->rin.len, c->req_is_head, r);
-        if (rc == PT_ENEEDMORE)
+        int rc = pt_http1_parse_response(p, n, c->req_is_head, r);
+        if (rc == PT_ENEEDMORE) {
+            if (!held)
+                pt_wbuf_put(&c->rin, p, n);
             return;
+        }
         if (rc < 0) {
             pt_log(PT_LOG_WARN, "backend '%s': malformed response head (%s)", c->be->name,
                    r->why ? r->why : "?");
@@ -1041,9 +1052,15 @@ static void feed_response(struct hconn *c, const uint8_t *p, size_t n)
         if (r->interim) {
             /* 100 Continue and friends: pass on, then wait for the real one. */
             build_response_head(c, r, true);
-            send_plain(&c->cli, c->rhead.data, c->rhead.len);
-            memmove(c->rin.data, c->rin.data + head_len, c->rin.len - head_len);
-            c->rin.len -= head_len;
+            send_plain(&c->cli, rhead.data, rhead.len);
+            if (held) {
+                memmove(c->rin.data, c->rin.data + head_len, c->rin.len - head_len);
+                c->rin.len -= head_len;
+                n = c->rin.len;
+            } else {
+                p += head_len;
+                n -= head_len;
+            }
             continue;
         }
         if (r->status == 101 && !(c->req_upgrade && r->upgrade)) {
@@ -1060,8 +1077,8 @@ static void feed_response(struct hconn *c, const uint8_t *p, size_t n)
         pt_wbuf_free(&c->retry_head);
         /* The bytes after the head stay where they are: rin is only written
          * by the next read from the backend, after this returns. */
-        const uint8_t *rest = c->rin.data + head_len;
-        size_t rest_len = c->rin.len - head_len;
+        const uint8_t *rest = p + head_len;
+        size_t rest_len = n - head_len;
         c->rin.len = 0;
         if (r->status == 101) {
             start_tunnel(c, rest, rest_len);
