@@ -33,7 +33,6 @@
 #include "worker/h2.h"
 #include "worker/upconn.h"
 
-#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <strings.h>
@@ -102,6 +101,7 @@ struct hconn {
     bool tls;          /* offload (TLS with the client); false: port 80 */
     bool trusted;      /* the socket's peer is a --trusted-proxy */
     struct stream cli, up;
+    struct pt_tls_io cio; /* the client's TLS transport (offload) */
     struct sockaddr_storage peer, target;
     char *sni; /* owned, sni_len bytes and a NUL ("" without SNI) */
     size_t sni_len;
@@ -234,6 +234,7 @@ static void release(struct hconn *c)
     pt_h1body_release(&c->respb);
     free(c->in);
     free(c->sni);
+    pt_tls_io_free(&c->cio);
     pt_conntrack_remove(&c->w->tracked, &c->ct);
     pt_snap_unref(c->snap);
     struct pt_worker *w = c->w;
@@ -440,43 +441,35 @@ static void raw_write(struct stream *s, const uint8_t *p, size_t n)
         send_progress(c, s);
 }
 
-/* A memory BIO keeps its largest buffer after a reset (OpenSSL 3.0): an
- * empty one gets a fresh, unallocated buffer instead. */
-static void bio_shed(BIO *b)
-{
-    BUF_MEM *bm = NULL;
-    if (BIO_ctrl_pending(b) != 0 || BIO_get_mem_ptr(b, &bm) <= 0 || bm == NULL || bm->max == 0)
-        return;
-    BUF_MEM *fresh = BUF_MEM_new();
-    if (fresh)
-        BIO_set_mem_buf(b, fresh, BIO_CLOSE); /* frees the old one */
-}
-
 /* A client connection waiting for its next request keeps no TLS I/O
  * buffer (OpenSSL's own record buffers go with SSL_MODE_RELEASE_BUFFERS):
- * most open connections are idle ones. The write BIO holds the last
- * response's records' size otherwise (~1.1 KiB for a small page). */
+ * most open connections are idle ones. */
 static void shed_idle_tls(struct hconn *c)
 {
-    if (c->cli.ssl && c->state == HC_HEAD && c->in_len == 0) {
-        bio_shed(c->cli.rbio);
-        bio_shed(c->cli.wbio);
-    }
+    if (c->cli.ssl && c->state == HC_HEAD && c->in_len == 0)
+        pt_wbuf_free(&c->cio.out);
 }
 
-/* Moves whatever OpenSSL produced (records, alerts) to the socket. */
+/* Moves whatever OpenSSL produced (records, alerts) to the socket: all
+ * pending records in one write, straight from where they gathered;
+ * raw_write copies whatever the socket does not take at once. */
 static void flush_tls(struct stream *s)
 {
+    struct hconn *c = s->c;
+    if (s == &c->cli) {
+        struct pt_wbuf *out = &c->cio.out;
+        size_t n = out->len;
+        out->len = 0; /* before the write: a failing one may close (and flush) */
+        raw_write(s, out->data, n);
+        shed_idle_tls(c);
+        return;
+    }
     char *p = NULL;
     long n = s->wbio ? BIO_get_mem_data(s->wbio, &p) : 0;
     if (n > 0) {
-        /* All pending records in one write, straight from the BIO's memory;
-         * raw_write copies whatever the socket does not take at once. */
         raw_write(s, (const uint8_t *)p, (size_t)n);
         BIO_reset(s->wbio);
     }
-    if (s == &s->c->cli)
-        shed_idle_tls(s->c);
 }
 
 /* Queues plaintext for <s>, through TLS when it has it; TLS records stay in
@@ -640,18 +633,10 @@ static void handshake_done(struct hconn *c)
     arm(c, 1000); /* pt_h2_tick: the session keeps its own timeouts */
 }
 
-/* Feeds network bytes to <s>'s TLS and returns plaintext through <emit>;
- * plain streams pass the bytes straight on. Returns -1 on a TLS failure. */
-static int tls_input(struct stream *s, const uint8_t *p, size_t n,
-                     void (*emit)(struct hconn *c, const uint8_t *p, size_t n))
+/* Runs <s>'s TLS over the network bytes it was given until it wants more. */
+static int tls_pass(struct stream *s, void (*emit)(struct hconn *c, const uint8_t *p, size_t n))
 {
     struct hconn *c = s->c;
-    if (s->ssl == NULL) {
-        emit(c, p, n);
-        return 0;
-    }
-    if (n && BIO_write(s->rbio, p, (int)n) != (int)n)
-        return -1;
     uint8_t plain[16384];
     while (c->state != HC_CLOSING) {
         size_t got;
@@ -684,6 +669,26 @@ static int tls_input(struct stream *s, const uint8_t *p, size_t n,
         }
     }
     return 0;
+}
+
+/* Feeds network bytes to <s>'s TLS and returns plaintext through <emit>;
+ * plain streams pass the bytes straight on. Returns -1 on a TLS failure.
+ * The client's TLS reads them in place (pt_tls_io), a backend's through
+ * its memory BIO. */
+static int tls_input(struct stream *s, const uint8_t *p, size_t n,
+                     void (*emit)(struct hconn *c, const uint8_t *p, size_t n))
+{
+    struct hconn *c = s->c;
+    if (s->ssl == NULL) {
+        emit(c, p, n);
+        return 0;
+    }
+    if (s != &c->cli)
+        return n && BIO_write(s->rbio, p, (int)n) != (int)n ? -1 : tls_pass(s, emit);
+    pt_tls_io_feed(&c->cio, p, n);
+    int rc = tls_pass(s, emit);
+    pt_tls_io_done(&c->cio);
+    return rc;
 }
 
 static void client_plain(struct hconn *c, const uint8_t *p, size_t n)
@@ -1626,9 +1631,11 @@ void pt_httpproxy_start(struct pt_listener *l, uv_tcp_t *tcp,
         return;
     }
     c->cli.ssl = SSL_new(ctx);
-    c->cli.rbio = BIO_new(BIO_s_mem());
-    c->cli.wbio = BIO_new(BIO_s_mem());
-    SSL_set_bio(c->cli.ssl, c->cli.rbio, c->cli.wbio);
+    if (c->cli.ssl == NULL || !pt_tls_io_attach(c->cli.ssl, &c->cio)) {
+        c->result = "internal_error";
+        hc_close(c);
+        return;
+    }
     SSL_set_accept_state(c->cli.ssl);
     if (pt_h2_offered(c->snap, c->sni_route))
         pt_tls_offer_h2(c->cli.ssl);
