@@ -2,10 +2,10 @@
  * worker/passthrough.c peeked an offload domain's SNI) and for port 80 (the
  * --http listeners, from the first byte).
  *
- * The client transport is TLS through memory BIOs or the plain socket; both
- * stay non-blocking libuv streams, and everything above the transport is the
- * same: request heads checked by common/http1.c (framing, smuggling shapes)
- * and matched against the route (TLS: the SNI's route, 421 otherwise; port
+ * The client transport is TLS over the connection's own buffers (worker/tls.c
+ * pt_tls_io) or the plain socket; both stay non-blocking libuv streams, and
+ * everything above the transport is the same: request heads checked by
+ * common/http1.c (framing, smuggling shapes) and matched against the route (TLS: the SNI's route, 421 otherwise; port
  * 80: ACME HTTP-01 answers, 301 to https for offload domains, proxy to a
  * passthrough backend's http_servers), rewritten with X-Forwarded-* (a client
  * that is not a --trusted-proxy cannot choose them); response heads get the
