@@ -5,18 +5,18 @@
  * The client transport is TLS over the connection's own buffers (worker/tls.c
  * pt_tls_io) or the plain socket; both stay non-blocking libuv streams, and
  * everything above the transport is the same: request heads checked by
- * common/http1.c (framing, smuggling shapes) and matched against the route (TLS: the SNI's route, 421 otherwise; port
- * 80: ACME HTTP-01 answers, 301 to https for offload domains, proxy to a
- * passthrough backend's http_servers), rewritten with X-Forwarded-* (a client
- * that is not a --trusted-proxy cannot choose them); response heads get the
- * domain's response_headers and HSTS (TLS only). Bodies are never buffered
- * whole: they are framed as they come and forwarded. Keep-alive on both
- * sides: the backend connection is reused by the next request of the same
- * client connection when it goes to the same servers, and parked in a
- * per-worker pool for other client connections when this one ends, but only
- * after a complete, well-framed exchange. Upgrade (WebSocket) turns the
- * connection into a tunnel only after the backend's 101 to a request that
- * asked for it.
+ * common/http1.c (framing, smuggling shapes) and matched against the route
+ * (TLS: the SNI's route, 421 otherwise; port 80: ACME HTTP-01 answers, 301 to
+ * https for offload domains, proxy to a passthrough backend's http_servers),
+ * rewritten with X-Forwarded-* (a client that is not a --trusted-proxy cannot
+ * choose them); response heads get the domain's response_headers and HSTS
+ * (TLS only). Bodies are never buffered whole: they are framed as they come
+ * and forwarded. Keep-alive on both sides: the backend connection is reused
+ * by the next request of the same client connection when it goes to the same
+ * servers, and parked in a per-worker pool for other client connections when
+ * this one ends, but only after a complete, well-framed exchange. Upgrade
+ * (WebSocket) turns the connection into a tunnel only after the backend's 101
+ * to a request that asked for it.
  *
  * Memory per connection is bounded whatever the peers do: the client is
  * not read while a request waits for its response once one head's worth of
