@@ -1539,6 +1539,8 @@ static void on_expired(struct pt_deadline *dl)
     case HC_H2:
         if (pt_h2_tick(c->h2, now) < 0)
             graceful_close(c);
+        else if (c->cio.out.len == 0)
+            pt_wbuf_free(&c->cio.out); /* the session's 1 s tick: idle, no record buffer */
         break;
     case HC_HANDSHAKE:
         c->result = "handshake_timeout";
