@@ -688,6 +688,8 @@ static int tls_input(struct stream *s, const uint8_t *p, size_t n,
     pt_tls_io_feed(&c->cio, p, n);
     int rc = tls_pass(s, emit);
     pt_tls_io_done(&c->cio);
+    if (s->eof) /* nothing after a close_notify is read: keep none of it */
+        pt_wbuf_free(&c->cio.held);
     return rc;
 }
 
