@@ -14,15 +14,6 @@
 
 /* ---- shared with objects.c: which certificate a domain gets ------------- */
 
-struct pt_certidx_ent {
-    char *id;
-    const char *status; /* static */
-    int rank;           /* position of <status> in the preference order */
-    int64_t not_after;
-    char **names;
-    size_t n_names;
-};
-
 static const char *const status_order[] = {"valid", "renewing", "pending", "failed",
                                            "expired"};
 
@@ -45,86 +36,43 @@ static const char *shown_status(const char *stored, int64_t not_after, int64_t n
     return status_order[i];
 }
 
-struct idx_load {
-    struct pt_certidx *ix;
-    size_t cap;
-    int64_t now;
-};
-
-static int idx_cb(void *arg, const struct pt_store_cert *c)
-{
-    struct idx_load *l = arg;
-    json_t *names = json_loads(c->domains_json ? c->domains_json : "", 0, NULL);
-    if (!json_is_array(names)) { /* a row without names covers nothing */
-        json_decref(names);
-        return 0;
-    }
-    if (l->ix->n == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 16;
-        l->ix->v = pt_xrealloc(l->ix->v, l->cap * sizeof(*l->ix->v));
-    }
-    struct pt_certidx_ent *e = &l->ix->v[l->ix->n++];
-    memset(e, 0, sizeof(*e));
-    e->id = pt_xstrdup(c->id);
-    e->status = shown_status(c->status, c->not_after, l->now, &e->rank);
-    e->not_after = c->not_after;
-    e->names = pt_xcalloc(json_array_size(names) + 1, sizeof(*e->names));
-    size_t i;
-    json_t *v;
-    json_array_foreach(names, i, v) {
-        char norm[PT_DNAME_MAX + 1];
-        const char *n = json_string_value(v);
-        if (n && pt_dname_normalize(n, strlen(n), norm, PT_DNAME_ALLOW_WILDCARD, NULL) > 0)
-            e->names[e->n_names++] = pt_xstrdup(norm);
-    }
-    json_decref(names);
-    return 0;
-}
-
 int pt_api__certidx_load(struct pt_store *store, struct pt_certidx *ix)
 {
-    struct idx_load l = {ix, 0, (int64_t)time(NULL)};
     memset(ix, 0, sizeof(*ix));
-    if (pt_store_cert_each(store, idx_cb, &l) != 0) {
-        pt_api__certidx_free(ix);
-        return PT_EDB;
-    }
+    ix->now = (int64_t)time(NULL);
+    return pt_store_certq_open(store, &ix->q);
+}
+
+struct best {
+    struct pt_certidx *ix;
+    bool found;
+    int rank;
+    int64_t not_after;
+};
+
+static int best_cb(void *arg, const struct pt_store_cert *c)
+{
+    struct best *b = arg;
+    int rank;
+    const char *status = shown_status(c->status, c->not_after, b->ix->now, &rank);
+    if (b->found && (rank > b->rank || (rank == b->rank && c->not_after <= b->not_after)))
+        return 0;
+    b->found = true;
+    b->rank = rank;
+    b->not_after = c->not_after;
+    b->ix->status = status;
+    snprintf(b->ix->id, sizeof(b->ix->id), "%s", c->id);
     return 0;
 }
 
-/* True when certificate name <san> covers domain <name>: the same name, or
- * "*.rest" and <name> is one label (not itself a wildcard) before "rest". */
-static bool covers(const char *san, const char *name)
-{
-    if (strcmp(san, name) == 0)
-        return true;
-    if (san[0] != '*' || san[1] != '.')
-        return false;
-    const char *dot = strchr(name, '.');
-    if (dot == NULL || dot == name || memchr(name, '*', (size_t)(dot - name)) != NULL)
-        return false;
-    return strcmp(dot + 1, san + 2) == 0;
-}
-
-bool pt_api__certidx_match(const struct pt_certidx *ix, const char *name, const char **id,
+bool pt_api__certidx_match(struct pt_certidx *ix, const char *name, const char **id,
                            const char **status)
 {
-    const struct pt_certidx_ent *best = NULL;
-    for (size_t i = 0; i < ix->n; i++) {
-        const struct pt_certidx_ent *e = &ix->v[i];
-        bool hit = false;
-        for (size_t j = 0; j < e->n_names && !hit; j++)
-            hit = covers(e->names[j], name);
-        if (!hit)
-            continue;
-        if (best == NULL || e->rank < best->rank ||
-            (e->rank == best->rank && e->not_after > best->not_after))
-            best = e;
-    }
-    if (best == NULL)
+    struct best b = {ix, false, 0, 0};
+    if (ix->q == NULL || pt_store_certq_each(ix->q, name, best_cb, &b) != 0 || !b.found)
         return false;
-    *id = best->id;
-    *status = best->status;
+    *id = ix->id;
+    *status = ix->status;
     return true;
 }
 
@@ -132,13 +80,7 @@ void pt_api__certidx_free(struct pt_certidx *ix)
 {
     if (ix == NULL)
         return;
-    for (size_t i = 0; i < ix->n; i++) {
-        for (size_t j = 0; j < ix->v[i].n_names; j++)
-            free(ix->v[i].names[j]);
-        free(ix->v[i].names);
-        free(ix->v[i].id);
-    }
-    free(ix->v);
+    pt_store_certq_close(ix->q);
     memset(ix, 0, sizeof(*ix));
 }
 
@@ -287,7 +229,12 @@ static enum MHD_Result do_post(struct pt_req *r)
         res = pt_api__errorf(r, 500, "internal", NULL, "cannot write the store");
         goto out;
     }
-    if (pt_api__finish_mutation(r, &version, &applied, &e) != 0) {
+    /* The workers get this one certificate, not every other one again. */
+    struct pt_delta delta = {0};
+    pt_model_cert_delta(&delta, id, &c, now);
+    rc = pt_api__finish_delta(r, &delta, false, &version, &applied, &e);
+    pt_delta_clear(&delta);
+    if (rc != 0) {
         free(domains);
         res = pt_api__error(r, &e);
         goto out;
@@ -334,7 +281,11 @@ static enum MHD_Result do_delete(struct pt_req *r, const char *id)
                                   id);
         return pt_api__errorf(r, 500, "internal", NULL, "cannot write the store");
     }
-    if (pt_api__finish_mutation(r, &version, &applied, &e) != 0)
+    struct pt_delta delta = {0};
+    pt_delta_remove(&delta, PT_DELTA_CERT, id);
+    rc = pt_api__finish_delta(r, &delta, false, &version, &applied, &e);
+    pt_delta_clear(&delta);
+    if (rc != 0)
         return pt_api__error(r, &e);
     kick_acme(r, NULL);
     return pt_api__no_content(r, version, applied);

@@ -56,15 +56,11 @@ enum MHD_Result pt_api__method_not_allowed(struct pt_req *r, const char *allow);
 int pt_api__unescape(const char *in, size_t len, char *out, size_t size);
 
 /* Runs the end of a mutation already written inside an open transaction:
- * bump the version, compile, commit, publish and wait. On failure the
- * transaction is rolled back and <e> set (500). */
-int pt_api__finish_mutation(struct pt_req *r, uint64_t *version, bool *applied,
-                            struct pt_apierr *e);
-
-/* The same for a backend and domain write: publishes the delta <d> (see
- * docs/operations.md, "Configuration at scale"), or with <whole> (a stream
- * changed too) a whole snapshot, <d> then only keeping the daemon's copy of
- * the configuration current. */
+ * bumps the version, publishes the delta <d> (see docs/operations.md,
+ * "Configuration at scale"), or with <whole> (a stream changed too) a whole
+ * snapshot, <d> then only keeping the daemon's copy of the configuration
+ * current; commits and waits. On failure the transaction is rolled back and
+ * <e> set (500). */
 int pt_api__finish_delta(struct pt_req *r, struct pt_delta *d, bool whole, uint64_t *version,
                          bool *applied, struct pt_apierr *e);
 
@@ -90,19 +86,24 @@ void pt_api__count_serving(struct pt_api *api, size_t *serving, size_t *total);
 /* GET /api/v1/backends/NAME/snippet?for=nginx|apache|yunohost (api/snippet.c) */
 enum MHD_Result pt_api__snippet(struct pt_req *r, const char *backend);
 
-/* The certificates table reduced to what offload domains show
- * (certificate_id, certificate_status), loaded once per request (api/certs.c). */
+/* What offload domains show (certificate_id, certificate_status): the
+ * certificates naming a domain, found by the store's certificate_names
+ * index, so one domain costs one probe however many certificates there are
+ * (api/certs.c). Opened once per request. */
+struct pt_store_certq;
 struct pt_certidx {
-    struct pt_certidx_ent *v; /* owned */
-    size_t n;
+    struct pt_store_certq *q; /* owned */
+    int64_t now;
+    char id[72];         /* the last match's id */
+    const char *status;  /* static */
 };
-/* 0 or PT_EDB; <ix> is then valid (empty on failure). */
+/* 0 or PT_EDB; <ix> is then valid (matching nothing on failure). */
 int pt_api__certidx_load(struct pt_store *store, struct pt_certidx *ix);
 /* The certificate for domain <name> (normalised): exact SAN, or a "*.x.y"
  * SAN covering one label; best status first (valid, renewing, pending,
  * failed, expired), then the latest not_after. False when none matches;
- * *id and *status are borrowed from <ix>. */
-bool pt_api__certidx_match(const struct pt_certidx *ix, const char *name, const char **id,
+ * *id and *status are borrowed from <ix> until its next match. */
+bool pt_api__certidx_match(struct pt_certidx *ix, const char *name, const char **id,
                            const char **status);
 void pt_api__certidx_free(struct pt_certidx *ix);
 

@@ -1,6 +1,8 @@
 #include "api/model.h"
 
 #include "common/dname.h"
+#include "common/delta.h"
+#include "db/certs.h"
 
 #include <stdarg.h>
 #include <strings.h>
@@ -667,4 +669,43 @@ json_t *pt_model_stream_to_json(const struct pt_stream *st)
         json_object_set_new(j, "alpn", strs_json(st->alpn, st->n_alpn));
     }
     return j;
+}
+
+bool pt_model_cert_served(const struct pt_store_cert *sc, int64_t now, struct pt_cert *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (sc->cert_pem == NULL || sc->key_pem == NULL || sc->status == NULL ||
+        (strcmp(sc->status, "valid") != 0 && strcmp(sc->status, "renewing") != 0) ||
+        (sc->not_after && sc->not_after <= now))
+        return false;
+    json_t *names = json_loads(sc->domains_json ? sc->domains_json : "", 0, NULL);
+    if (!json_is_array(names)) {
+        json_decref(names);
+        return false;
+    }
+    out->id = pt_xstrdup(sc->id);
+    out->cert_pem = pt_xstrdup(sc->cert_pem);
+    out->key_pem = pt_xstrdup(sc->key_pem);
+    out->not_after = sc->not_after;
+    out->names = pt_xcalloc(json_array_size(names) + 1, sizeof(*out->names));
+    size_t i;
+    json_t *v;
+    json_array_foreach(names, i, v) {
+        char norm[PT_DNAME_MAX + 1];
+        const char *n = json_string_value(v);
+        if (n && pt_dname_normalize(n, strlen(n), norm, PT_DNAME_ALLOW_WILDCARD, NULL) > 0)
+            out->names[out->n_names++] = pt_xstrdup(norm);
+    }
+    json_decref(names);
+    return true;
+}
+
+void pt_model_cert_delta(struct pt_delta *d, const char *id, const struct pt_store_cert *sc,
+                         int64_t now)
+{
+    struct pt_cert ct;
+    if (sc && pt_model_cert_served(sc, now, &ct))
+        pt_delta_put_cert(d, &ct);
+    else
+        pt_delta_remove(d, PT_DELTA_CERT, id);
 }

@@ -55,6 +55,20 @@ json_t *pt_model_stream_to_json(const struct pt_stream *st);
 
 /* Parses a request body: JSON object, duplicate keys refused, nesting depth
  * at most 16. Returns a new reference or NULL with <e> set. */
+/* Certificate row <sc> as the workers serve it: true and <out> (owned by the
+ * caller, pt_cert_clear) for a certificate with a key, "valid" or
+ * "renewing" (still served until its successor replaces it) and not expired
+ * at <now>; false for one the workers must not have. Names that do not
+ * normalise are left out. */
+struct pt_store_cert;
+bool pt_model_cert_served(const struct pt_store_cert *sc, int64_t now, struct pt_cert *out);
+/* Appends to <d> what the workers must change for row <sc> as written now:
+ * the certificate (served) or its removal (not served, or gone: <sc> NULL
+ * and <id>). */
+struct pt_delta;
+void pt_model_cert_delta(struct pt_delta *d, const char *id, const struct pt_store_cert *sc,
+                         int64_t now);
+
 json_t *pt_model_parse_body(const char *body, size_t len, struct pt_apierr *e);
 
 #endif

@@ -16,7 +16,7 @@ struct kind {
                         const char **mode, struct pt_apierr *e);
     /* Adds read-only members to a stored document before it is shown;
      * <certs> is the certificates table as loaded for this request. */
-    void (*decorate)(json_t *doc, const struct pt_certidx *certs);
+    void (*decorate)(json_t *doc, struct pt_certidx *certs);
     /* Refuses a valid document that clashes with the other stored objects
      * or cannot be served (409): -1 with <e> set. NULL: nothing to check. */
     int (*check)(struct pt_req *r, const json_t *doc, const char *name, struct pt_apierr *e);
@@ -74,7 +74,7 @@ static json_t *validate_domain(const json_t *body, const char *name,
 
 /* Offload domains show the best certificate covering their name
  * (pt_api__certidx_match says which). */
-static void decorate_domain(json_t *doc, const struct pt_certidx *certs)
+static void decorate_domain(json_t *doc, struct pt_certidx *certs)
 {
     const char *mode = json_string_value(json_object_get(doc, "mode"));
     const char *name = json_string_value(json_object_get(doc, "name"));
@@ -190,8 +190,7 @@ static int load_certs(struct pt_req *r, const struct kind *k, struct pt_certidx 
     return k->decorate ? pt_api__certidx_load(r->api->cfg.store, certs) : 0;
 }
 
-static json_t *load_doc(const struct kind *k, const char *text,
-                        const struct pt_certidx *certs)
+static json_t *load_doc(const struct kind *k, const char *text, struct pt_certidx *certs)
 {
     json_t *doc = json_loads(text, 0, NULL);
     if (doc && k->decorate)

@@ -121,13 +121,6 @@ static int finish(struct pt_req *r, const struct pt_commit *c, uint64_t *version
                          "could not commit the change (see the daemon's log)");
 }
 
-int pt_api__finish_mutation(struct pt_req *r, uint64_t *version, bool *applied,
-                            struct pt_apierr *e)
-{
-    struct pt_commit c = {.kind = PT_COMMIT_WHOLE};
-    return finish(r, &c, version, applied, e);
-}
-
 int pt_api__finish_delta(struct pt_req *r, struct pt_delta *d, bool whole, uint64_t *version,
                          bool *applied, struct pt_apierr *e)
 {

@@ -46,6 +46,15 @@ void pt_delta_put_token(struct pt_delta *d, const char *token, const char *key_a
     c->token.key_authorization = pt_xstrdup(key_authorization);
 }
 
+void pt_delta_put_cert(struct pt_delta *d, struct pt_cert *ct)
+{
+    struct pt_delta_change *c = grow(d);
+    c->kind = PT_DELTA_CERT;
+    c->name = pt_xstrdup(ct->id);
+    c->cert = *ct;
+    memset(ct, 0, sizeof(*ct));
+}
+
 void pt_delta_remove(struct pt_delta *d, enum pt_delta_kind kind, const char *name)
 {
     struct pt_delta_change *c = grow(d);
@@ -69,9 +78,27 @@ void pt_delta_encode(const struct pt_delta *d, struct pt_wbuf *out)
             pt_snap_backend_encode(&c->backend, out);
         else if (c->kind == PT_DELTA_DOMAIN)
             pt_snap_domain_encode(&c->domain, out);
+        else if (c->kind == PT_DELTA_CERT)
+            pt_snap_cert_encode(&c->cert, out);
         else
             pt_snap_token_encode(&c->token, out);
     }
+}
+
+/* What a worker's TLS contexts trust of a certificate: normalised names and
+ * PEM text (the worker parses it, and skips one that does not load). */
+static bool cert_ok(const struct pt_cert *ct)
+{
+    char norm[PT_DNAME_MAX + 1];
+    if (strstr(ct->cert_pem, "-----BEGIN CERTIFICATE-----") == NULL ||
+        strstr(ct->key_pem, "-----BEGIN ") == NULL)
+        return false;
+    for (size_t i = 0; i < ct->n_names; i++)
+        if (pt_dname_normalize(ct->names[i], strlen(ct->names[i]), norm,
+                               PT_DNAME_ALLOW_WILDCARD, NULL) <= 0 ||
+            strcmp(norm, ct->names[i]) != 0)
+            return false;
+    return true;
 }
 
 static bool name_ok(enum pt_delta_kind kind, const char *name)
@@ -96,7 +123,7 @@ int pt_delta_decode(const uint8_t *buf, size_t len, struct pt_delta *out)
         c.ok = false;
     for (uint32_t i = 0; i < n && c.ok; i++) {
         uint8_t kind = pt_rd_u8(&c), op = pt_rd_u8(&c);
-        if (kind < PT_DELTA_BACKEND || kind > PT_DELTA_TOKEN || op > 1) {
+        if (kind < PT_DELTA_BACKEND || kind > PT_DELTA_CERT || op > 1) {
             c.ok = false;
             break;
         }
@@ -115,6 +142,9 @@ int pt_delta_decode(const uint8_t *buf, size_t len, struct pt_delta *out)
         } else if (kind == PT_DELTA_DOMAIN) {
             if (pt_snap_domain_read(&c, &ch->domain) == 0)
                 ch->name = pt_xstrdup(ch->domain.name);
+        } else if (kind == PT_DELTA_CERT) {
+            if (pt_snap_cert_read(&c, &ch->cert) == 0 && cert_ok(&ch->cert))
+                ch->name = pt_xstrdup(ch->cert.id);
         } else if (pt_snap_token_read(&c, &ch->token) == 0) {
             ch->name = pt_xstrdup(ch->token.token);
         }
@@ -135,9 +165,18 @@ void pt_delta_clear(struct pt_delta *d)
         pt_backend_clear(&d->v[i].backend);
         pt_domain_clear(&d->v[i].domain);
         pt_snap_token_clear(&d->v[i].token);
+        pt_cert_clear(&d->v[i].cert);
     }
     free(d->v);
     memset(d, 0, sizeof(*d));
+}
+
+bool pt_delta_has(const struct pt_delta *d, enum pt_delta_kind kind)
+{
+    for (size_t i = 0; i < d->n; i++)
+        if (d->v[i].kind == kind)
+            return true;
+    return false;
 }
 
 static int find_backend(const struct pt_snapshot *s, const char *name)
@@ -208,10 +247,12 @@ static int check(const struct pt_snapshot *s, const struct pt_delta *d)
     for (size_t i = 0; i < d->n && rc == 0; i++) {
         const struct pt_delta_change *c = &d->v[i];
         if (c->kind == PT_DELTA_TOKEN) {
-            if (c->remove && !token_exists(s, d, i, c->name))
+            if (c->remove && !s->objects_only && !token_exists(s, d, i, c->name))
                 rc = PT_ENOTFOUND;
             continue;
         }
+        if (c->kind == PT_DELTA_CERT)
+            continue; /* any put goes; a remove of an absent one is no change */
         if (c->kind == PT_DELTA_BACKEND) {
             if (c->remove && !backend_exists(&sn, s, c->name))
                 rc = PT_ENOTFOUND;
@@ -267,6 +308,9 @@ static struct pt_snapshot *derive(struct pt_snapshot *old)
         s->tokens[i].key_authorization = pt_xstrdup(old->tokens[i].key_authorization);
     }
     s->cap_tokens = old->n_tokens + 1;
+    /* Certificates: taken over (nothing reads them through <old>). */
+    old->certs = NULL;
+    old->n_certs = old->cap_certs = 0;
     old->next = s;
     return s;
 }
@@ -374,6 +418,36 @@ static void remove_token(struct pt_snapshot *s, const char *token)
     s->tokens[ix] = s->tokens[--s->n_tokens];
 }
 
+static int find_cert(const struct pt_snapshot *s, const char *id)
+{
+    for (size_t i = 0; i < s->n_certs; i++)
+        if (strcmp(s->certs[i].id, id) == 0)
+            return (int)i;
+    return -1;
+}
+
+static void put_cert(struct pt_snapshot *s, struct pt_cert *ct)
+{
+    int ix = find_cert(s, ct->id);
+    if (ix >= 0) {
+        pt_cert_clear(&s->certs[ix]);
+    } else {
+        s->certs = reserve(s->certs, s->n_certs, &s->cap_certs, sizeof(*ct));
+        ix = (int)s->n_certs++;
+    }
+    s->certs[ix] = *ct;
+    memset(ct, 0, sizeof(*ct));
+}
+
+static void remove_cert(struct pt_snapshot *s, const char *id)
+{
+    int ix = find_cert(s, id);
+    if (ix < 0)
+        return;
+    pt_cert_clear(&s->certs[ix]);
+    s->certs[ix] = s->certs[--s->n_certs];
+}
+
 /* The last domain fills the hole: one route entry changes, nothing moves. */
 static void remove_domain(struct pt_snapshot *s, struct pt_snapshot *owner, const char *name)
 {
@@ -405,7 +479,14 @@ int pt_delta_apply(struct pt_snapshot **snap, struct pt_delta *d, bool *backends
     }
     for (size_t i = 0; i < d->n; i++) {
         struct pt_delta_change *c = &d->v[i];
-        if (c->kind == PT_DELTA_TOKEN) {
+        if (s->objects_only && (c->kind == PT_DELTA_CERT || c->kind == PT_DELTA_TOKEN))
+            continue;
+        if (c->kind == PT_DELTA_CERT) {
+            if (c->remove)
+                remove_cert(s, c->name);
+            else
+                put_cert(s, &c->cert);
+        } else if (c->kind == PT_DELTA_TOKEN) {
             if (c->remove)
                 remove_token(s, c->name);
             else

@@ -11,7 +11,16 @@
  * (common/snapshot.h, "next"). Certificates, ACME tokens, streams and
  * settings still travel in whole snapshots; bans in their own deltas. ACME
  * HTTP-01 answers (tokens) travel in deltas too: they are few, so each
- * snapshot of a lineage owns its own copy of them. */
+ * snapshot of a lineage owns its own copy of them.
+ *
+ * Certificates travel in deltas too (one upload, renewal or removal: that
+ * certificate and its key only). They are read only to build the worker's
+ * TLS contexts, never through a connection's snapshot, so a successor takes
+ * them over from its predecessor and a delta changes them in place; the
+ * worker then rebuilds only the context of the certificate that changed
+ * (worker/tls.c). The removal of a certificate the snapshot does not hold
+ * is no change, not an error: the daemon leaves expired ones out of a whole
+ * snapshot, so a worker that started since may lack one that others have. */
 #ifndef PT_DELTA_H
 #define PT_DELTA_H
 
@@ -21,6 +30,7 @@ enum pt_delta_kind {
     PT_DELTA_BACKEND = 1,
     PT_DELTA_DOMAIN = 2,
     PT_DELTA_TOKEN = 3, /* an ACME HTTP-01 answer */
+    PT_DELTA_CERT = 4,  /* a certificate and its key, by id */
 };
 
 struct pt_delta_change {
@@ -30,6 +40,7 @@ struct pt_delta_change {
     struct pt_backend backend; /* owned: kind BACKEND and !remove */
     struct pt_domain domain;   /* owned: kind DOMAIN and !remove */
     struct pt_acme_token token; /* owned: kind TOKEN and !remove */
+    struct pt_cert cert;        /* owned: kind CERT and !remove */
 };
 
 /* Changes in order: a later change of the same name wins. */
@@ -44,6 +55,7 @@ struct pt_delta {
 void pt_delta_put_backend(struct pt_delta *d, struct pt_backend *b);
 void pt_delta_put_domain(struct pt_delta *d, struct pt_domain *dm);
 void pt_delta_put_token(struct pt_delta *d, const char *token, const char *key_authorization);
+void pt_delta_put_cert(struct pt_delta *d, struct pt_cert *ct); /* moved in */
 void pt_delta_remove(struct pt_delta *d, enum pt_delta_kind kind, const char *name);
 
 /* Appends the wire form of <d> to <out> (the payload of a PT_IPC_CONFIG). */
@@ -52,11 +64,15 @@ void pt_delta_encode(const struct pt_delta *d, struct pt_wbuf *out);
  * is empty). Checks what the route table trusts: names are normalised. */
 int pt_delta_decode(const uint8_t *buf, size_t len, struct pt_delta *out);
 void pt_delta_clear(struct pt_delta *d);
+/* Whether <d> has a change of <kind> (also after pt_delta_apply). */
+bool pt_delta_has(const struct pt_delta *d, enum pt_delta_kind kind);
 
 /* Applies <d> to *snap: on success *snap is the snapshot with the changes
  * (the same one, changed in place, or a derived successor: the caller's
  * reference then moved to it) at d->version, the change objects are moved
  * out of <d>, and *backends_changed says whether any backend changed.
+ * A snapshot marked objects_only (the daemon's model) takes only the backend
+ * and domain changes.
  * Refuses the whole delta, changing nothing, with PT_ENOTFOUND for a domain
  * naming a backend that does not exist then, or a remove of a name that does
  * not exist; PT_EINUSE for removing a backend a domain still uses. */

@@ -116,6 +116,17 @@ void pt_snap_token_encode(const struct pt_acme_token *t, struct pt_wbuf *out)
     pt_wbuf_str(out, t->key_authorization);
 }
 
+void pt_snap_cert_encode(const struct pt_cert *ct, struct pt_wbuf *out)
+{
+    pt_wbuf_str(out, ct->id);
+    pt_wbuf_str(out, ct->cert_pem);
+    pt_wbuf_str(out, ct->key_pem);
+    pt_wbuf_u64(out, (uint64_t)ct->not_after);
+    pt_wbuf_u32(out, (uint32_t)ct->n_names);
+    for (size_t j = 0; j < ct->n_names; j++)
+        pt_wbuf_str(out, ct->names[j]);
+}
+
 void pt_snap_encode(const struct pt_snapshot *s, struct pt_wbuf *out)
 {
     pt_wbuf_put(out, SNAP_MAGIC, 4);
@@ -150,16 +161,8 @@ void pt_snap_encode(const struct pt_snapshot *s, struct pt_wbuf *out)
         put_ban(out, &s->bans[i]);
 
     pt_wbuf_u32(out, (uint32_t)s->n_certs);
-    for (size_t i = 0; i < s->n_certs; i++) {
-        const struct pt_cert *ct = &s->certs[i];
-        pt_wbuf_str(out, ct->id);
-        pt_wbuf_str(out, ct->cert_pem);
-        pt_wbuf_str(out, ct->key_pem);
-        pt_wbuf_u64(out, (uint64_t)ct->not_after);
-        pt_wbuf_u32(out, (uint32_t)ct->n_names);
-        for (size_t j = 0; j < ct->n_names; j++)
-            pt_wbuf_str(out, ct->names[j]);
-    }
+    for (size_t i = 0; i < s->n_certs; i++)
+        pt_snap_cert_encode(&s->certs[i], out);
     pt_wbuf_u32(out, (uint32_t)s->n_tokens);
     for (size_t i = 0; i < s->n_tokens; i++)
         pt_snap_token_encode(&s->tokens[i], out);
@@ -318,6 +321,19 @@ int pt_snap_token_read(struct pt_cursor *c, struct pt_acme_token *t)
     return c->ok && t->token && t->key_authorization ? 0 : PT_EMALFORMED;
 }
 
+int pt_snap_cert_read(struct pt_cursor *c, struct pt_cert *ct)
+{
+    ct->id = rd_str(c, 128);
+    ct->cert_pem = rd_str(c, 1u << 20);
+    ct->key_pem = rd_str(c, 1u << 16);
+    ct->not_after = (int64_t)pt_rd_u64(c);
+    ct->n_names = rd_count(c, 4, 1000);
+    ct->names = pt_xcalloc(ct->n_names, sizeof(*ct->names));
+    for (size_t j = 0; j < ct->n_names && c->ok; j++)
+        ct->names[j] = rd_str(c, PT_DNAME_MAX);
+    return c->ok && ct->id && ct->cert_pem && ct->key_pem ? 0 : PT_EMALFORMED;
+}
+
 void pt_snap_token_clear(struct pt_acme_token *t)
 {
     PT_FREE(t->token);
@@ -381,17 +397,8 @@ int pt_snap_decode(const uint8_t *buf, size_t len, struct pt_snapshot **out)
             goto bad;
     s->n_certs = rd_count(&c, 24, 1u << 20);
     s->certs = pt_xcalloc(s->n_certs, sizeof(*s->certs));
-    for (size_t i = 0; i < s->n_certs && c.ok; i++) {
-        struct pt_cert *ct = &s->certs[i];
-        ct->id = rd_str(&c, 128);
-        ct->cert_pem = rd_str(&c, 1u << 20);
-        ct->key_pem = rd_str(&c, 1u << 16);
-        ct->not_after = (int64_t)pt_rd_u64(&c);
-        ct->n_names = rd_count(&c, 4, 1000);
-        ct->names = pt_xcalloc(ct->n_names, sizeof(*ct->names));
-        for (size_t j = 0; j < ct->n_names && c.ok; j++)
-            ct->names[j] = rd_str(&c, PT_DNAME_MAX);
-    }
+    for (size_t i = 0; i < s->n_certs && c.ok; i++)
+        pt_snap_cert_read(&c, &s->certs[i]);
     s->n_tokens = rd_count(&c, 8, 1u << 16);
     s->cap_tokens = s->n_tokens;
     s->tokens = pt_xcalloc(s->n_tokens, sizeof(*s->tokens));

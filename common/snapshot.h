@@ -119,7 +119,10 @@ struct pt_snapshot {
     struct pt_ban *bans;         /* owned, with their reasons */
     size_t n_bans;
     struct pt_banlist *banlist;  /* built by link */
-    struct pt_cert *certs;       /* owned; valid ones only */
+    struct pt_cert *certs;       /* owned; valid ones only. Read only to build
+                                    the worker's TLS contexts (worker/tls.c),
+                                    never through a connection's snapshot:
+                                    a successor takes them over (delta.c) */
     size_t n_certs;
     struct pt_acme_token *tokens; /* owned, by each snapshot of a lineage */
     size_t n_tokens;
@@ -130,7 +133,10 @@ struct pt_snapshot {
      * this snapshot's objects: then <next> holds a reference on it and this
      * one owns only its arrays, its route table and what the delta replaced
      * or removed (retired_*), freed with it. Without <next> it owns all. */
-    size_t cap_backends, cap_domains, cap_tokens;
+    size_t cap_backends, cap_domains, cap_tokens, cap_certs;
+    bool objects_only; /* the daemon's model (daemon/publish.c): backends and
+                          domains only; the certificate and ACME answer
+                          changes of a delta pass it by */
     struct pt_snapshot *next;
     struct pt_backend *retired_backends;
     size_t n_retired_backends, cap_retired_backends;
@@ -152,6 +158,8 @@ int pt_snap_domain_read(struct pt_cursor *c, struct pt_domain *d);
 void pt_snap_token_encode(const struct pt_acme_token *t, struct pt_wbuf *out);
 int pt_snap_token_read(struct pt_cursor *c, struct pt_acme_token *t);
 void pt_snap_token_clear(struct pt_acme_token *t);
+void pt_snap_cert_encode(const struct pt_cert *ct, struct pt_wbuf *out);
+int pt_snap_cert_read(struct pt_cursor *c, struct pt_cert *ct);
 
 /* Decodes <buf>[0..len) into a new snapshot with refs = 1 and its route table
  * built. Returns 0, or PT_EMALFORMED for any inconsistency (the daemon is

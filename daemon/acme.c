@@ -1,5 +1,6 @@
 #include "daemon/acme.h"
 
+#include "api/model.h"
 #include "common/log.h"
 #include "daemon/jws.h"
 #include "daemon/publish.h"
@@ -593,25 +594,35 @@ static int row_update(struct pt_acme *a, const char *id, void (*fn)(struct row *
         db_unlock(a);
         return PT_EDB;
     }
+    /* What the workers get: this row's certificate (or its removal) and
+     * the answers that go, never every other certificate again. */
+    struct pt_delta delta = {0};
     int got = id ? pt_store_cert_get(s, id, on_row_get, &r) : PT_ENOTFOUND;
     if (got == 0 && fn) {
         fn(&r, ctx);
         r.updated = (int64_t)time(NULL);
         struct pt_store_cert v = row_view(&r);
         rc = pt_store_cert_put(s, &v);
+        pt_model_cert_delta(&delta, r.id, &v, r.updated);
     } else if (got == PT_EDB) {
         rc = PT_EDB;
     }
-    for (size_t i = 0; rc == 0 && i < n_tokens; i++)
-        if (pt_store_acme_token_delete(s, tokens[i]) == PT_EDB)
+    for (size_t i = 0; rc == 0 && i < n_tokens; i++) {
+        int del = pt_store_acme_token_delete(s, tokens[i]);
+        if (del == PT_EDB)
             rc = PT_EDB;
+        else if (del == 0) /* the workers have every stored answer */
+            pt_delta_remove(&delta, PT_DELTA_TOKEN, tokens[i]);
+    }
+    struct pt_commit c = {.kind = PT_COMMIT_CONFIG, .delta = &delta};
     if (rc != 0)
         pt_store_rollback(s);
-    else if (publish && (got == 0 || n_tokens))
-        rc = pt_publish_commit(a->pub, NULL, &version, &applied);
+    else if (publish && delta.n)
+        rc = pt_publish_commit(a->pub, &c, &version, &applied);
     else
         rc = pt_store_commit(s);
     db_unlock(a);
+    pt_delta_clear(&delta);
     row_clear(&r);
     return rc != 0 ? rc : got == PT_ENOTFOUND ? PT_ENOTFOUND : 0;
 }
@@ -1441,7 +1452,11 @@ static void delete_row(struct pt_acme *a, const struct row *r)
         } else if (rc != 0) {
             pt_store_rollback(a->pub->store);
         } else if (r->cert_pem) {
-            rc = pt_publish_commit(a->pub, NULL, &version, &applied);
+            struct pt_delta delta = {0};
+            pt_delta_remove(&delta, PT_DELTA_CERT, r->id);
+            struct pt_commit c = {.kind = PT_COMMIT_CONFIG, .delta = &delta};
+            rc = pt_publish_commit(a->pub, &c, &version, &applied);
+            pt_delta_clear(&delta);
         } else {
             rc = pt_store_commit(a->pub->store);
         }

@@ -16,41 +16,17 @@ struct collect {
     struct pt_listeners *listeners;
 };
 
-/* Certificates with a key and not yet expired go to the workers: a
- * "renewing" one is still served until its successor replaces it. */
 static int on_cert(void *arg, const struct pt_store_cert *sc)
 {
     struct collect *c = arg;
-    if (sc->cert_pem == NULL || sc->key_pem == NULL ||
-        (strcmp(sc->status, "valid") != 0 && strcmp(sc->status, "renewing") != 0) ||
-        (sc->not_after && sc->not_after <= c->now))
+    struct pt_cert ct;
+    if (!pt_model_cert_served(sc, c->now, &ct))
         return 0;
-    json_t *names = json_loads(sc->domains_json, 0, NULL);
-    if (!json_is_array(names)) {
-        json_decref(names);
-        pt_log(PT_LOG_ERROR, "stored certificate '%s' has no domain list", sc->id);
-        return 0;
-    }
     if (c->s->n_certs == c->cap_certs) {
         c->cap_certs = c->cap_certs ? c->cap_certs * 2 : 16;
         c->s->certs = pt_xrealloc(c->s->certs, c->cap_certs * sizeof(*c->s->certs));
     }
-    struct pt_cert *ct = &c->s->certs[c->s->n_certs++];
-    memset(ct, 0, sizeof(*ct));
-    ct->id = pt_xstrdup(sc->id);
-    ct->cert_pem = pt_xstrdup(sc->cert_pem);
-    ct->key_pem = pt_xstrdup(sc->key_pem);
-    ct->not_after = sc->not_after;
-    ct->names = pt_xcalloc(json_array_size(names), sizeof(*ct->names));
-    size_t i;
-    json_t *v;
-    json_array_foreach(names, i, v) {
-        char norm[PT_DNAME_MAX + 1];
-        const char *n = json_string_value(v);
-        if (n && pt_dname_normalize(n, strlen(n), norm, PT_DNAME_ALLOW_WILDCARD, NULL) > 0)
-            ct->names[ct->n_names++] = pt_xstrdup(norm);
-    }
-    json_decref(names);
+    c->s->certs[c->s->n_certs++] = ct;
     return 0;
 }
 
@@ -234,6 +210,8 @@ static struct pt_snapshot *keep_model(struct pt_snapshot *s)
 {
     struct pt_snapshot *m = pt_xcalloc(1, sizeof(*m));
     m->refs = 1;
+    m->objects_only = true; /* whole snapshots read certificates and
+                             ACME answers from the store */
     m->backends = s->backends;
     m->n_backends = s->n_backends;
     m->domains = s->domains;

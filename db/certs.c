@@ -2,6 +2,8 @@
 
 #include "db/store_internal.h"
 
+#include "common/dname.h"
+
 static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
 {
     if (v)
@@ -119,6 +121,60 @@ static int delete_where(struct pt_store *s, const char *sql, const char *key)
 int pt_store_cert_delete(struct pt_store *s, const char *id)
 {
     return delete_where(s, "DELETE FROM certificates WHERE id = ?", id);
+}
+
+struct pt_store_certq {
+    sqlite3_stmt *st;
+};
+
+int pt_store_certq_open(struct pt_store *s, struct pt_store_certq **q)
+{
+    *q = NULL;
+    sqlite3_stmt *st;
+    if (pt_store__prep(s,
+                       "SELECT id, status, not_after FROM certificates WHERE id IN "
+                       "(SELECT cert_id FROM certificate_names WHERE name IN (?1, ?2))",
+                       &st) != 0)
+        return PT_EDB;
+    *q = pt_xcalloc(1, sizeof(**q));
+    (*q)->st = st;
+    return 0;
+}
+
+int pt_store_certq_each(struct pt_store_certq *q, const char *name,
+                        int (*cb)(void *arg, const struct pt_store_cert *c), void *arg)
+{
+    /* "*.rest" covers exactly one label, never one that is itself "*". */
+    const char *dot = strchr(name, '.');
+    char wild[PT_DNAME_MAX + 3] = "";
+    if (dot && dot != name && memchr(name, '*', (size_t)(dot - name)) == NULL &&
+        strlen(dot) < sizeof(wild) - 1)
+        snprintf(wild, sizeof(wild), "*%s", dot);
+    sqlite3_reset(q->st);
+    sqlite3_bind_text(q->st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q->st, 2, wild, -1, SQLITE_STATIC);
+    int rc = 0, step = SQLITE_DONE;
+    while (rc == 0 && (step = sqlite3_step(q->st)) == SQLITE_ROW) {
+        struct pt_store_cert c = {
+            .id = (const char *)sqlite3_column_text(q->st, 0),
+            .status = (const char *)sqlite3_column_text(q->st, 1),
+            .not_after = col_time(q->st, 2),
+        };
+        rc = cb(arg, &c);
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = PT_EDB;
+    sqlite3_reset(q->st);
+    sqlite3_clear_bindings(q->st);
+    return rc;
+}
+
+void pt_store_certq_close(struct pt_store_certq *q)
+{
+    if (q == NULL)
+        return;
+    sqlite3_finalize(q->st);
+    free(q);
 }
 
 int pt_store_acme_token_put(struct pt_store *s, const char *token, const char *keyauth,

@@ -30,6 +30,19 @@ int pt_store_cert_get(struct pt_store *s, const char *id,
                       int (*cb)(void *arg, const struct pt_store_cert *c), void *arg);
 int pt_store_cert_delete(struct pt_store *s, const char *id); /* 0 | PT_ENOTFOUND */
 
+/* Which certificates cover a domain name, by the certificate_names index
+ * (one probe per name, whatever the number of certificates): a query
+ * prepared once and run for many names (a domain list). */
+struct pt_store_certq;
+/* 0 and *q (caller closes), or PT_EDB. */
+int pt_store_certq_open(struct pt_store *s, struct pt_store_certq **q);
+/* Calls <cb> with each certificate naming <name> (normalised) exactly or by a
+ * wildcard "*.rest" covering its first label; only id, status and not_after
+ * are set (borrowed for the call). 0, PT_EDB or what <cb> returned. */
+int pt_store_certq_each(struct pt_store_certq *q, const char *name,
+                        int (*cb)(void *arg, const struct pt_store_cert *c), void *arg);
+void pt_store_certq_close(struct pt_store_certq *q); /* NULL is fine */
+
 int pt_store_acme_token_put(struct pt_store *s, const char *token, const char *keyauth,
                             int64_t now);
 int pt_store_acme_token_delete(struct pt_store *s, const char *token);

@@ -139,32 +139,45 @@ static SSL_CTX *client_ctx(bool verify)
     return ctx;
 }
 
-struct pt_tls *pt_tls_build(const struct pt_snapshot *s, const struct pt_tls *prev)
+struct pt_tls *pt_tls_build(const struct pt_snapshot *s, struct pt_tls *prev)
 {
     struct pt_tls *t = pt_xcalloc(1, sizeof(*t));
     memcpy(t->ticket_key, s->settings.ticket_key, sizeof(t->ticket_key));
     if (prev && memcmp(prev->ticket_key, t->ticket_key, sizeof(t->ticket_key)) != 0)
         prev = NULL; /* a rotated ticket key: contexts are rebuilt */
+    /* <prev>'s certificates by id: one probe each, not a scan, so a change
+     * of one certificate among thousands costs little but its own parse. */
+    struct pt_route_table *prev_ids = NULL;
+    if (prev) {
+        const char **ids = pt_xcalloc(prev->n_certs + 1, sizeof(*ids));
+        for (size_t j = 0; j < prev->n_certs; j++)
+            ids[j] = prev->certs[j].id;
+        prev_ids = pt_route_build(ids, prev->n_certs);
+        free(ids);
+    }
     t->certs = pt_xcalloc(s->n_certs, sizeof(*t->certs));
     t->n_certs = s->n_certs;
     size_t n_names = 0;
     for (size_t i = 0; i < s->n_certs; i++) {
         const struct pt_cert *c = &s->certs[i];
-        SSL_CTX *ctx = NULL;
-        for (size_t j = 0; prev && j < prev->n_certs && ctx == NULL; j++)
-            if (strcmp(prev->certs[j].id, c->id) == 0 &&
-                strcmp(prev->certs[j].pem, c->cert_pem) == 0 && prev->certs[j].ctx) {
-                ctx = prev->certs[j].ctx;
-                SSL_CTX_up_ref(ctx);
-            }
-        if (ctx == NULL)
-            ctx = server_ctx(c, t->ticket_key);
-        t->certs[i].id = pt_xstrdup(c->id);
-        t->certs[i].pem = pt_xstrdup(c->cert_pem);
-        t->certs[i].ctx = ctx;
+        struct cert_ctx *p = NULL;
+        int j = prev_ids ? pt_route_find(prev_ids, c->id) : -1;
+        if (j >= 0)
+            p = &prev->certs[j];
+        if (p && p->ctx && p->pem && strcmp(p->pem, c->cert_pem) == 0) {
+            /* Taken over, not copied: <prev> is freed next. */
+            t->certs[i] = *p;
+            p->id = p->pem = NULL;
+            p->ctx = NULL;
+        } else {
+            t->certs[i].id = pt_xstrdup(c->id);
+            t->certs[i].pem = pt_xstrdup(c->cert_pem);
+            t->certs[i].ctx = server_ctx(c, t->ticket_key);
+        }
         t->certs[i].not_after = c->not_after;
         n_names += c->n_names;
     }
+    pt_route_free(prev_ids);
     /* One name may appear on several certificates: the one expiring last
      * wins, so a renewed certificate takes over from the old one. */
     const char **ex = pt_xcalloc(n_names, sizeof(*ex)), **wi = pt_xcalloc(n_names, sizeof(*wi));

@@ -15,10 +15,13 @@
 
 struct pt_tls;
 
-/* Builds the contexts for <s>, reusing what <prev> (may be NULL) has for
- * unchanged certificates. A certificate that does not load is logged and
- * skipped (its names then fail the handshake cleanly). */
-struct pt_tls *pt_tls_build(const struct pt_snapshot *s, const struct pt_tls *prev);
+/* Builds the contexts for <s>, taking over from <prev> (may be NULL; only to
+ * be freed afterwards) the contexts of unchanged certificates (same id and
+ * PEM), found by id in one probe each: one changed certificate among
+ * thousands costs its own parse and a walk over the others' names. A
+ * certificate that does not load is logged and skipped (its names then
+ * fail the handshake cleanly). */
+struct pt_tls *pt_tls_build(const struct pt_snapshot *s, struct pt_tls *prev);
 void pt_tls_free(struct pt_tls *t); /* NULL is fine */
 
 /* The server context for <sni>[0..len) (case-insensitive, trailing dot

@@ -547,6 +547,14 @@ static void start_accepting(struct pt_worker *w)
         start_polling(w); /* and the stream listeners the snapshot names */
 }
 
+/* SSL objects hold their own SSL_CTX references: the old set can go. */
+static void rebuild_tls(struct pt_worker *w)
+{
+    struct pt_tls *tls = pt_tls_build(w->snap, w->tls);
+    pt_tls_free(w->tls);
+    w->tls = tls;
+}
+
 static void apply_snapshot(struct pt_worker *w, const uint8_t *p, size_t n)
 {
     struct pt_snapshot *s = NULL;
@@ -555,10 +563,8 @@ static void apply_snapshot(struct pt_worker *w, const uint8_t *p, size_t n)
     if (pt_snap_decode(p, n, &s) != 0)
         pt_panic(__FILE__, __LINE__, "undecodable snapshot from the daemon");
     struct pt_snapshot *old = w->snap;
-    struct pt_tls *tls = pt_tls_build(s, w->tls);
-    pt_tls_free(w->tls);
-    w->tls = tls;
     w->snap = s;
+    rebuild_tls(w);
     /* The ban table leaves the (otherwise immutable) snapshot: deltas change
      * it in place until the next snapshot replaces it. */
     pt_banlist_free(w->bans);
@@ -672,6 +678,8 @@ static void apply_config(struct pt_worker *w, const uint8_t *p, size_t n)
     if (w->snap == NULL || pt_delta_decode(p, n, &d) != 0 ||
         pt_delta_apply(&w->snap, &d, &backends_changed) != 0)
         pt_panic(__FILE__, __LINE__, "bad configuration delta from the daemon");
+    if (pt_delta_has(&d, PT_DELTA_CERT))
+        rebuild_tls(w);
     pt_delta_clear(&d);
     tune_malloc(w->snap);
     w->version = w->snap->version;

@@ -378,3 +378,122 @@ Test(delta, tokens_come_and_go)
     pt_snap_unref(conn);
     pt_snap_unref(s);
 }
+
+/* ---- certificates ---------------------------------------------------------- */
+
+static struct pt_cert cert(const char *id, const char *name, const char *pem)
+{
+    struct pt_cert c = {0};
+    c.id = pt_xstrdup(id);
+    c.cert_pem = pt_xstrdup(pem);
+    c.key_pem = pt_xstrdup("-----BEGIN PRIVATE KEY-----\nk\n-----END PRIVATE KEY-----\n");
+    c.not_after = 2000000000;
+    c.names = pt_xcalloc(1, sizeof(*c.names));
+    c.names[c.n_names++] = pt_xstrdup(name);
+    return c;
+}
+
+#define PEM_A "-----BEGIN CERTIFICATE-----\nA\n-----END CERTIFICATE-----\n"
+#define PEM_B "-----BEGIN CERTIFICATE-----\nB\n-----END CERTIFICATE-----\n"
+
+static void put_cert(struct pt_delta *d, const char *id, const char *name, const char *pem)
+{
+    struct pt_cert c = cert(id, name, pem);
+    pt_delta_put_cert(d, &c);
+}
+
+static const struct pt_cert *find_cert(const struct pt_snapshot *s, const char *id)
+{
+    for (size_t i = 0; i < s->n_certs; i++)
+        if (strcmp(s->certs[i].id, id) == 0)
+            return &s->certs[i];
+    return NULL;
+}
+
+Test(delta, certificates_round_trip_in_place_and_on_a_successor)
+{
+    const char *names[] = {"x.example.org"};
+    struct pt_snapshot *s = base(names, 1), *first = s;
+    bool bc;
+    struct pt_delta d = {0};
+    put_cert(&d, "c1", "x.example.org", PEM_A);
+    put_cert(&d, "c2", "*.example.org", PEM_A); /* names no domain: fine */
+    ship(&d, 2);
+    cr_assert(pt_delta_has(&d, PT_DELTA_CERT));
+    cr_assert_eq(pt_delta_apply(&s, &d, &bc), 0);
+    pt_delta_clear(&d);
+    cr_assert_eq(s, first, "nothing held it: changed in place");
+    cr_assert_eq(s->n_certs, 2);
+    const struct pt_cert *c1 = find_cert(s, "c1");
+    cr_assert_not_null(c1);
+    cr_expect_str_eq(c1->cert_pem, PEM_A);
+    cr_expect_str_eq(c1->names[0], "x.example.org");
+    cr_expect_eq(c1->not_after, 2000000000);
+    cr_expect_str_eq(find_cert(s, "c2")->names[0], "*.example.org");
+
+    /* A connection holds it: a successor takes the certificates over and
+     * the routes it was given stay as they were. */
+    struct pt_snapshot *conn = pt_snap_ref(s);
+    put_cert(&d, "c1", "x.example.org", PEM_B);
+    pt_delta_remove(&d, PT_DELTA_CERT, "c2");
+    pt_delta_remove(&d, PT_DELTA_CERT, "never-there"); /* no change, no error */
+    ship(&d, 3);
+    cr_assert_eq(pt_delta_apply(&s, &d, &bc), 0);
+    pt_delta_clear(&d);
+    cr_assert_neq(s, conn);
+    cr_expect_eq(s->version, 3);
+    cr_assert_eq(s->n_certs, 1);
+    cr_expect_str_eq(find_cert(s, "c1")->cert_pem, PEM_B);
+    cr_expect_str_eq(route(conn, "x.example.org"), "a");
+    cr_expect_str_eq(route(s, "x.example.org"), "a");
+    pt_snap_unref(conn);
+    pt_snap_unref(s);
+}
+
+Test(delta, a_certificate_with_a_bad_pem_or_name_is_refused_whole)
+{
+    static const char *const bad[][2] = {
+        {"not a certificate", "x.example.org"},
+        {PEM_A, "X.Example.org"}, /* not normalised */
+        {PEM_A, "bad..name"},
+    };
+    for (size_t i = 0; i < PT_ARRAY_LEN(bad); i++) {
+        struct pt_delta d = {0};
+        put_domain(&d, "y.example.org", "a"); /* refused with it */
+        put_cert(&d, "c1", bad[i][1], bad[i][0]);
+        struct pt_wbuf w = {0};
+        pt_delta_encode(&d, &w);
+        pt_delta_clear(&d);
+        cr_expect_eq(pt_delta_decode(w.data, w.len, &d), PT_EMALFORMED, "case %zu", i);
+        cr_expect_eq(d.n, 0);
+        pt_wbuf_free(&w);
+    }
+    /* A key that is not PEM either. */
+    struct pt_delta d = {0};
+    struct pt_cert c = cert("c1", "x.example.org", PEM_A);
+    free(c.key_pem);
+    c.key_pem = pt_xstrdup("secret");
+    pt_delta_put_cert(&d, &c);
+    struct pt_wbuf w = {0};
+    pt_delta_encode(&d, &w);
+    pt_delta_clear(&d);
+    cr_expect_eq(pt_delta_decode(w.data, w.len, &d), PT_EMALFORMED);
+    pt_wbuf_free(&w);
+}
+
+Test(delta, the_daemons_model_takes_only_backends_and_domains)
+{
+    struct pt_snapshot *s = base(NULL, 0);
+    s->objects_only = true;
+    bool bc;
+    struct pt_delta d = {0};
+    put_cert(&d, "c1", "x.example.org", PEM_A);
+    pt_delta_remove(&d, PT_DELTA_TOKEN, "unknown"); /* no answers kept */
+    put_domain(&d, "x.example.org", "b");
+    ship(&d, 2);
+    cr_assert_eq(pt_delta_apply(&s, &d, &bc), 0);
+    pt_delta_clear(&d);
+    cr_expect_eq(s->n_certs, 0);
+    cr_expect_str_eq(route(s, "x.example.org"), "b");
+    pt_snap_unref(s);
+}

@@ -1,5 +1,6 @@
 #include <criterion/criterion.h>
 
+#include "db/certs.h"
 #include "db/store.h"
 
 #include <ftw.h>
@@ -679,4 +680,70 @@ Test(store, ban_owners_and_counts)
     cr_assert_eq(pt_store_ban_delete(s, "192.0.2.3"), 0);
     cr_expect_eq(held_by(s, "admin"), 1);
     pt_store_close(s);
+}
+
+/* ---- certificate_names: which certificates cover a name ------------------- */
+
+struct found {
+    char ids[4][16];
+    size_t n;
+};
+
+static int found_cb(void *arg, const struct pt_store_cert *c)
+{
+    struct found *f = arg;
+    cr_assert_lt(f->n, 4);
+    snprintf(f->ids[f->n++], sizeof(f->ids[0]), "%s", c->id);
+    cr_assert_not_null(c->status);
+    return 0;
+}
+
+static size_t covering(struct pt_store_certq *q, const char *name, struct found *f)
+{
+    memset(f, 0, sizeof(*f));
+    cr_assert_eq(pt_store_certq_each(q, name, found_cb, f), 0);
+    return f->n;
+}
+
+static void put_cert_row(struct pt_store *s, const char *id, const char *domains)
+{
+    struct pt_store_cert c = {.id = id, .source = "manual", .domains_json = domains,
+                              .status = "valid", .created = 1, .updated = 1};
+    cr_assert_eq(pt_store_begin(s), 0);
+    cr_assert_eq(pt_store_cert_put(s, &c), 0);
+    cr_assert_eq(pt_store_commit(s), 0);
+}
+
+Test(store, certificates_are_found_by_name_through_the_index)
+{
+    struct pt_store *s = open_default();
+    put_cert_row(s, "c1", "[\"a.example.org\",\"b.example.org\"]");
+    put_cert_row(s, "c2", "[\"*.example.org\"]");
+    put_cert_row(s, "c3", "[\"other.test\"]");
+    struct pt_store_certq *q = NULL;
+    cr_assert_eq(pt_store_certq_open(s, &q), 0);
+    struct found f;
+    cr_expect_eq(covering(q, "a.example.org", &f), 2); /* c1 exactly, c2 by wildcard */
+    cr_expect_eq(covering(q, "c.example.org", &f), 1);
+    cr_expect_str_eq(f.ids[0], "c2");
+    cr_expect_eq(covering(q, "x.a.example.org", &f), 0, "a wildcard covers one label");
+    cr_expect_eq(covering(q, "example.org", &f), 0);
+    cr_expect_eq(covering(q, "*.example.org", &f), 1, "the same wildcard, not another");
+    cr_expect_eq(covering(q, "*.a.example.org", &f), 0);
+    cr_expect_eq(covering(q, "other.test", &f), 1);
+    pt_store_certq_close(q);
+
+    /* Replaced (INSERT OR REPLACE) and deleted rows leave no stale names. */
+    put_cert_row(s, "c1", "[\"z.example.net\"]");
+    cr_assert_eq(pt_store_begin(s), 0);
+    cr_assert_eq(pt_store_cert_delete(s, "c3"), 0);
+    cr_assert_eq(pt_store_commit(s), 0);
+    cr_assert_eq(pt_store_certq_open(s, &q), 0);
+    cr_expect_eq(covering(q, "b.example.org", &f), 1);
+    cr_expect_str_eq(f.ids[0], "c2");
+    cr_expect_eq(covering(q, "z.example.net", &f), 1);
+    cr_expect_eq(covering(q, "other.test", &f), 0);
+    pt_store_certq_close(q);
+    pt_store_close(s);
+    cr_expect_eq(peek_int("SELECT count(*) FROM certificate_names"), 2);
 }
