@@ -139,51 +139,62 @@ static SSL_CTX *client_ctx(bool verify)
     return ctx;
 }
 
+static int by_id_cmp(const void *a, const void *b)
+{
+    const struct cert_ctx *x = *(const struct cert_ctx *const *)a;
+    const struct cert_ctx *y = *(const struct cert_ctx *const *)b;
+    return strcmp(x->id, y->id);
+}
+
 struct pt_tls *pt_tls_build(const struct pt_snapshot *s, struct pt_tls *prev)
 {
     struct pt_tls *t = pt_xcalloc(1, sizeof(*t));
     memcpy(t->ticket_key, s->settings.ticket_key, sizeof(t->ticket_key));
     if (prev && memcmp(prev->ticket_key, t->ticket_key, sizeof(t->ticket_key)) != 0)
         prev = NULL; /* a rotated ticket key: contexts are rebuilt */
-    /* <prev>'s certificates by id: one probe each, not a scan, so a change
-     * of one certificate among thousands costs little but its own parse. */
-    struct pt_route_table *prev_ids = NULL;
-    if (prev) {
-        const char **ids = pt_xcalloc(prev->n_certs + 1, sizeof(*ids));
-        for (size_t j = 0; j < prev->n_certs; j++)
-            ids[j] = prev->certs[j].id;
-        prev_ids = pt_route_build(ids, prev->n_certs);
-        free(ids);
+    /* <prev>'s certificates sorted by id, found by bisection rather than a
+     * scan: a change of one certificate among thousands costs little but
+     * its own parse. (Ids are not names: no route table.) */
+    struct cert_ctx **by_id = NULL;
+    size_t n_prev = prev ? prev->n_certs : 0;
+    if (n_prev) {
+        by_id = pt_xcalloc(n_prev, sizeof(*by_id));
+        for (size_t j = 0; j < n_prev; j++)
+            by_id[j] = &prev->certs[j];
+        qsort(by_id, n_prev, sizeof(*by_id), by_id_cmp);
     }
     t->certs = pt_xcalloc(s->n_certs, sizeof(*t->certs));
     t->n_certs = s->n_certs;
     size_t n_names = 0;
     for (size_t i = 0; i < s->n_certs; i++) {
         const struct pt_cert *c = &s->certs[i];
-        struct cert_ctx *p = NULL;
-        int j = prev_ids ? pt_route_find(prev_ids, c->id) : -1;
-        if (j >= 0)
-            p = &prev->certs[j];
+        struct cert_ctx key = {.id = c->id}, *kp = &key;
+        struct cert_ctx **hit =
+            n_prev ? bsearch(&kp, by_id, n_prev, sizeof(*by_id), by_id_cmp) : NULL;
+        struct cert_ctx *p = hit ? *hit : NULL;
+        t->certs[i].id = pt_xstrdup(c->id);
         if (p && p->ctx && p->pem && strcmp(p->pem, c->cert_pem) == 0) {
             /* Taken over, not copied: <prev> is freed next. */
-            t->certs[i] = *p;
-            p->id = p->pem = NULL;
+            t->certs[i].pem = p->pem;
+            t->certs[i].ctx = p->ctx;
+            p->pem = NULL;
             p->ctx = NULL;
         } else {
-            t->certs[i].id = pt_xstrdup(c->id);
             t->certs[i].pem = pt_xstrdup(c->cert_pem);
             t->certs[i].ctx = server_ctx(c, t->ticket_key);
         }
         t->certs[i].not_after = c->not_after;
         n_names += c->n_names;
     }
-    pt_route_free(prev_ids);
+    free(by_id);
     /* One name may appear on several certificates: the one expiring last
      * wins, so a renewed certificate takes over from the old one. */
     const char **ex = pt_xcalloc(n_names, sizeof(*ex)), **wi = pt_xcalloc(n_names, sizeof(*wi));
     t->exact_cert = pt_xcalloc(n_names, sizeof(*t->exact_cert));
     t->wild_cert = pt_xcalloc(n_names, sizeof(*t->wild_cert));
     size_t ne = 0, nw = 0;
+    /* Names seen so far, each to its slot in ex/wi: one probe per name. */
+    struct pt_route_table *seen_ex = pt_route_build(NULL, 0), *seen_wi = pt_route_build(NULL, 0);
     for (size_t i = 0; i < s->n_certs; i++) {
         if (t->certs[i].ctx == NULL)
             continue;
@@ -194,20 +205,21 @@ struct pt_tls *pt_tls_build(const struct pt_snapshot *s, struct pt_tls *prev)
                 continue; /* a lone "*" covers nothing */
             const char *key = w ? n + 2 : n;
             const char **arr = w ? wi : ex;
+            struct pt_route_table *seen = w ? seen_wi : seen_ex;
             size_t *cnt = w ? &nw : &ne, *map = w ? t->wild_cert : t->exact_cert;
-            size_t q;
-            for (q = 0; q < *cnt; q++)
-                if (strcmp(arr[q], key) == 0)
-                    break;
-            if (q < *cnt) {
+            int q = pt_route_find(seen, key);
+            if (q >= 0) {
                 if (s->certs[i].not_after > s->certs[map[q]].not_after)
                     map[q] = i;
                 continue;
             }
+            pt_route_set(seen, key, (int)*cnt);
             arr[*cnt] = key;
             map[(*cnt)++] = i;
         }
     }
+    pt_route_free(seen_ex);
+    pt_route_free(seen_wi);
     t->exact = pt_route_build(ex, ne);
     t->wild = pt_route_build(wi, nw);
     free(ex);

@@ -3,7 +3,10 @@
 # routed by every worker (real TLS through the proxy to two nginx backends);
 # single writes after it travel as deltas and the workers follow; a killed
 # worker comes back with everything; hostile or invalid batches and batches
-# outside a token's scope change nothing.
+# outside a token's scope change nothing. Certificates travel as deltas too:
+# after an upload, a renewal and a delete every worker serves the right
+# certificate, a connection made before keeps working, and a respawned worker
+# replays them.
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 . "$HERE/nginx.sh"
@@ -220,6 +223,89 @@ check "still nothing changed" nothing_changed
 _req "$BT" POST /api/v1/batch "$T/mine.json"
 check "backend:one token, its own passthrough domain -> 200" is_status 200
 check "x1 now routes to backend one" routes_all backend-one x1.scale.test
+
+# ---- certificates: deltas among 20,000 domains ---------------------------------------
+make_cert k1 "DNS:off.scale.test"
+sleep 1.1 # k2 expires a second later: it wins over k1 while both are there
+make_cert k2 "DNS:off.scale.test"
+FP1=$(openssl x509 -in "$T/k1.pem" -noout -fingerprint -sha256)
+FP2=$(openssl x509 -in "$T/k2.pem" -noout -fingerprint -sha256)
+
+# serves_all FINGERPRINT: 12 handshakes for off.scale.test, spread over the
+# workers by the kernel, all present that certificate.
+serves_all() {
+    local i got
+    for i in $(seq 12); do
+        got=$(openssl s_client -connect "127.0.0.1:$HTTPS_PORT" -servername off.scale.test \
+                  </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256 2>/dev/null)
+        [ "$got" = "$1" ] || { WHY="try $i presented '${got:-nothing}', expected $1"; return 1; }
+    done
+}
+
+api PUT /api/v1/backends/onetls "{\"servers\":[\"127.0.0.1:$P1\"],\"tls\":true,\"tls_verify\":false}"
+check "backend onetls created" is_status 201
+api PUT /api/v1/domains/off.scale.test '{"mode":"offload","backend":"onetls","certificate":"manual"}'
+check "offload domain created" is_status 201
+upload_cert k1
+check "upload k1 -> 201, applied" json_true 'd["applied"] is True'
+K1=$(json_get 'd["id"]')
+check "every worker presents k1" serves_all "$FP1"
+
+# A connection made now (two requests on it: one before, one after the next
+# uploads) must keep working: SSL objects hold their own context.
+"$PY" - "$HTTPS_PORT" "$T" <<'PYEOF' >"$T/held.out" 2>&1 &
+import socket, ssl, sys, os, time
+port, t = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=t + "/ca.pem")
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20),
+                    server_hostname="off.scale.test")
+def get():
+    s.sendall(b"GET / HTTP/1.1\r\nHost: off.scale.test\r\n\r\n")
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(4096)
+    head, body = buf.split(b"\r\n\r\n", 1)
+    n = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
+    while len(body) < n:
+        body += s.recv(4096)
+    return body.decode().strip()
+print("first", get(), flush=True)
+open(t + "/held.ready", "w").close()
+for _ in range(300):
+    if os.path.exists(t + "/held.go"):
+        break
+    time.sleep(0.1)
+print("second", get(), flush=True)
+PYEOF
+HELD=$!
+check "the held connection got its first answer" wait_until 10 test -e "$T/held.ready"
+
+upload_cert k2
+check "upload k2 (a renewal: same name, later expiry) -> 201, applied" json_true 'd["applied"] is True'
+K2=$(json_get 'd["id"]')
+check "every worker presents k2" serves_all "$FP2"
+touch "$T/held.go"
+wait "$HELD"
+check "the connection made before the renewal still works" \
+    grep -qx "second backend-one" "$T/held.out"
+api DELETE "/api/v1/certificates/$K2"
+check "DELETE k2 -> 204" is_status 204
+check "DELETE k2: X-Config-Applied true" [ "$(header X-Config-Applied)" = true ]
+check "every worker presents k1 again" serves_all "$FP1"
+api GET /api/v1/domains/off.scale.test
+check "the domain shows k1 (certificate_names index)" \
+    json_true 'd["certificate_id"] == a[0] and d["certificate_status"] == "valid"' "$K1"
+check "passthrough routes are untouched by certificate deltas" routes_all backend-one x1.scale.test
+
+CV3=$(cfg_version)
+VICTIM=$(worker_pids | awk '{print $1}')
+kill -9 "$VICTIM"
+back3() {
+    workers_at "$CV3" 2 && [ "$(worker_pids | wc -w)" = 2 ] && ! worker_pids | grep -qw "$VICTIM"
+}
+check "a worker killed after the certificate deltas is back at $CV3" wait_until 10 back3
+track_pid $(worker_pids)
+check "after the respawn every worker presents k1" serves_all "$FP1"
 
 stop_portierd
 check "portierd exits 0" [ "$STOP_RC" = 0 ]

@@ -161,3 +161,89 @@ Test(tls_io, unread_bytes_are_kept)
     cr_assert_null(p.io.held.data, "an emptied hold is freed");
     free_pair(&p);
 }
+
+/* ---- pt_tls_build: a changed certificate among others ------------------------ */
+
+#include <openssl/pem.h>
+
+/* A self-signed P-256 certificate for <name>: PEM certificate and key. */
+static struct pt_cert make_pem(const char *id, const char *name)
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    cr_assert(key && x);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                               (const unsigned char *)name, -1, -1, 0);
+    X509_set_issuer_name(x, X509_get_subject_name(x));
+    cr_assert(X509_sign(x, key, EVP_sha256()) > 0);
+    BIO *bc = BIO_new(BIO_s_mem()), *bk = BIO_new(BIO_s_mem());
+    PEM_write_bio_X509(bc, x);
+    PEM_write_bio_PrivateKey(bk, key, NULL, NULL, 0, NULL, NULL);
+    char *p;
+    struct pt_cert c = {0};
+    long n = BIO_get_mem_data(bc, &p);
+    c.cert_pem = strndup(p, (size_t)n);
+    n = BIO_get_mem_data(bk, &p);
+    c.key_pem = strndup(p, (size_t)n);
+    c.id = pt_xstrdup(id);
+    c.names = pt_xcalloc(1, sizeof(*c.names));
+    c.names[c.n_names++] = pt_xstrdup(name);
+    BIO_free(bc);
+    BIO_free(bk);
+    X509_free(x);
+    EVP_PKEY_free(key);
+    return c;
+}
+
+static SSL_CTX *ctx_for(const struct pt_tls *t, const char *name)
+{
+    return pt_tls_server_ctx(t, name, strlen(name));
+}
+
+Test(tls_build, a_changed_certificate_gets_a_new_context_the_others_keep_theirs)
+{
+    enum { N = 40 };
+    struct pt_snapshot s = {0};
+    s.certs = pt_xcalloc(N, sizeof(*s.certs));
+    char id[16], name[32];
+    for (size_t i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "c%zu", i);
+        snprintf(name, sizeof(name), "n%zu.example.org", i);
+        s.certs[s.n_certs++] = make_pem(id, name);
+    }
+    struct pt_tls *t1 = pt_tls_build(&s, NULL);
+    SSL_CTX *before[N];
+    for (size_t i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "n%zu.example.org", i);
+        before[i] = ctx_for(t1, name);
+        cr_assert_not_null(before[i], "%s", name);
+    }
+    /* Certificate 7 renewed (same id, new PEM), 9 removed (the last one
+     * fills its slot, as a delta does), 40 added. */
+    pt_cert_clear(&s.certs[7]);
+    s.certs[7] = make_pem("c7", "n7.example.org");
+    pt_cert_clear(&s.certs[9]);
+    s.certs[9] = s.certs[--s.n_certs];
+    s.certs = pt_xrealloc(s.certs, (N + 1) * sizeof(*s.certs));
+    s.certs[s.n_certs++] = make_pem("c40", "n40.example.org");
+    struct pt_tls *t2 = pt_tls_build(&s, t1);
+    pt_tls_free(t1);
+    for (size_t i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "n%zu.example.org", i);
+        if (i == 7)
+            cr_expect(ctx_for(t2, name) != NULL && ctx_for(t2, name) != before[i]);
+        else if (i == 9)
+            cr_expect_null(ctx_for(t2, name));
+        else
+            cr_expect_eq(ctx_for(t2, name), before[i], "%s was rebuilt", name);
+    }
+    cr_expect_not_null(ctx_for(t2, "n40.example.org"));
+    pt_tls_free(t2);
+    for (size_t i = 0; i < s.n_certs; i++)
+        pt_cert_clear(&s.certs[i]);
+    free(s.certs);
+}
