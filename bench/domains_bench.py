@@ -193,6 +193,17 @@ def writes(d, workers, prefix):
             "wcpu_ms": (sum(cpu_ms(w) for w in workers) - w0) / WRITES}
 
 
+def whole_write(d):
+    """A stream PUT on backend "be": a write that publishes a whole snapshot
+    (it binds a listener). Returns its answer time in ms."""
+    t0 = time.monotonic()
+    st, out = call(d.conn, d.token, "PUT", "/api/v1/streams/whole",
+                   {"listen": ["127.0.0.1:%d" % free_port()], "mode": "tcp", "backend": "be"})
+    if st not in (200, 201):
+        raise SystemExit("stream PUT answered %d: %s" % (st, out))
+    return (time.monotonic() - t0) * 1000
+
+
 def measure(n):
     tmp = tempfile.mkdtemp(prefix="portier-domainsbench.")
     d = Daemon(tmp)
@@ -204,13 +215,7 @@ def measure(n):
         # A stream route is one of the writes that publish a whole snapshot
         # (it binds a listener): what every write cost before deltas. It also
         # resets the deltas the bulk left, so no write below pays for them.
-        t0 = time.monotonic()
-        st, out = call(d.conn, d.token, "PUT", "/api/v1/streams/whole",
-                       {"listen": ["127.0.0.1:%d" % free_port()], "mode": "tcp",
-                        "backend": "be"})
-        if st not in (200, 201):
-            raise SystemExit("stream PUT answered %d: %s" % (st, out))
-        res = {"n": n, "onboard_s": onboard_s, "whole_ms": (time.monotonic() - t0) * 1000,
+        res = {"n": n, "onboard_s": onboard_s, "whole_ms": whole_write(d),
                "idle_rss": [rss_kib(w) for w in workers]}
         res.update(writes(d, workers, "new"))
         churn = Churn(d.https, "d1.bench.test")

@@ -20,12 +20,10 @@ CREATE TRIGGER certificates_names_insert AFTER INSERT ON certificates BEGIN
             CASE WHEN json_valid(NEW.domains) THEN NEW.domains ELSE '[]' END)
         WHERE type = 'text';
 END;
-CREATE TRIGGER certificates_names_update AFTER UPDATE OF id, domains ON certificates BEGIN
-    DELETE FROM certificate_names WHERE cert_id = OLD.id;
-    INSERT OR IGNORE INTO certificate_names (name, cert_id)
-        SELECT value, NEW.id FROM json_each(
-            CASE WHEN json_valid(NEW.domains) THEN NEW.domains ELSE '[]' END)
-        WHERE type = 'text';
+-- Rows are written whole (pt_store_cert_put): an UPDATE that changes the
+-- names would leave the index behind, so it is refused.
+CREATE TRIGGER certificates_names_update BEFORE UPDATE OF id, domains ON certificates BEGIN
+    SELECT RAISE(ABORT, 'certificates: write the row again to change its id or names');
 END;
 CREATE TRIGGER certificates_names_delete AFTER DELETE ON certificates BEGIN
     DELETE FROM certificate_names WHERE cert_id = OLD.id;

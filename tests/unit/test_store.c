@@ -746,4 +746,13 @@ Test(store, certificates_are_found_by_name_through_the_index)
     pt_store_certq_close(q);
     pt_store_close(s);
     cr_expect_eq(peek_int("SELECT count(*) FROM certificate_names"), 2);
+    /* An UPDATE of the names would leave the index behind: refused. */
+    sqlite3 *raw = NULL;
+    cr_assert_eq(sqlite3_open(dbpath, &raw), SQLITE_OK);
+    cr_expect_neq(sqlite3_exec(raw, "UPDATE certificates SET domains = '[\"q.test\"]'", NULL,
+                               NULL, NULL),
+                  SQLITE_OK);
+    cr_expect_eq(sqlite3_exec(raw, "UPDATE certificates SET failures = 1", NULL, NULL, NULL),
+                 SQLITE_OK);
+    sqlite3_close(raw);
 }
