@@ -146,34 +146,61 @@ static int by_id_cmp(const void *a, const void *b)
     return strcmp(x->id, y->id);
 }
 
-struct pt_tls *pt_tls_build(const struct pt_snapshot *s, struct pt_tls *prev)
+/* <prev>'s certificates, found by id. A delta keeps the snapshot's order
+ * but for the slots it changed, and the contexts follow that order, so the
+ * same index is tried first; the others are found by bisection over a
+ * sorted index made the first time one is needed. */
+struct prev_index {
+    struct pt_tls *prev;
+    struct cert_ctx **by_id; /* owned, sorted by id once needed */
+};
+
+static struct cert_ctx *prev_find(struct prev_index *x, size_t i, const char *id)
+{
+    struct pt_tls *prev = x->prev;
+    if (prev == NULL || prev->n_certs == 0)
+        return NULL;
+    if (i < prev->n_certs && strcmp(prev->certs[i].id, id) == 0)
+        return &prev->certs[i];
+    if (x->by_id == NULL) {
+        x->by_id = pt_xcalloc(prev->n_certs, sizeof(*x->by_id));
+        for (size_t j = 0; j < prev->n_certs; j++)
+            x->by_id[j] = &prev->certs[j];
+        qsort(x->by_id, prev->n_certs, sizeof(*x->by_id), by_id_cmp);
+    }
+    struct cert_ctx key = {.id = (char *)id}, *kp = &key;
+    struct cert_ctx **hit = bsearch(&kp, x->by_id, prev->n_certs, sizeof(*x->by_id), by_id_cmp);
+    return hit ? *hit : NULL;
+}
+
+static bool listed(const char *const *ids, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(ids[i], id) == 0)
+            return true;
+    return false;
+}
+
+struct pt_tls *pt_tls_build(const struct pt_snapshot *s, struct pt_tls *prev,
+                            const char *const *changed, size_t n_changed)
 {
     struct pt_tls *t = pt_xcalloc(1, sizeof(*t));
     memcpy(t->ticket_key, s->settings.ticket_key, sizeof(t->ticket_key));
     if (prev && memcmp(prev->ticket_key, t->ticket_key, sizeof(t->ticket_key)) != 0)
         prev = NULL; /* a rotated ticket key: contexts are rebuilt */
-    /* <prev>'s certificates sorted by id, found by bisection rather than a
-     * scan: a change of one certificate among thousands costs little but
-     * its own parse. (Ids are not names: no route table.) */
-    struct cert_ctx **by_id = NULL;
-    size_t n_prev = prev ? prev->n_certs : 0;
-    if (n_prev) {
-        by_id = pt_xcalloc(n_prev, sizeof(*by_id));
-        for (size_t j = 0; j < n_prev; j++)
-            by_id[j] = &prev->certs[j];
-        qsort(by_id, n_prev, sizeof(*by_id), by_id_cmp);
-    }
+    struct prev_index px = {prev, NULL};
     t->certs = pt_xcalloc(s->n_certs, sizeof(*t->certs));
     t->n_certs = s->n_certs;
     size_t n_names = 0;
     for (size_t i = 0; i < s->n_certs; i++) {
         const struct pt_cert *c = &s->certs[i];
-        struct cert_ctx key = {.id = c->id}, *kp = &key;
-        struct cert_ctx **hit =
-            n_prev ? bsearch(&kp, by_id, n_prev, sizeof(*by_id), by_id_cmp) : NULL;
-        struct cert_ctx *p = hit ? *hit : NULL;
+        struct cert_ctx *p = prev_find(&px, i, c->id);
+        /* Unchanged: not in <changed>, or (a whole snapshot) the same PEM. */
+        bool same = p && p->ctx && p->pem &&
+                    (changed ? !listed(changed, n_changed, c->id)
+                             : strcmp(p->pem, c->cert_pem) == 0);
         t->certs[i].id = pt_xstrdup(c->id);
-        if (p && p->ctx && p->pem && strcmp(p->pem, c->cert_pem) == 0) {
+        if (same) {
             /* Taken over, not copied: <prev> is freed next. */
             t->certs[i].pem = p->pem;
             t->certs[i].ctx = p->ctx;
@@ -186,7 +213,7 @@ struct pt_tls *pt_tls_build(const struct pt_snapshot *s, struct pt_tls *prev)
         t->certs[i].not_after = c->not_after;
         n_names += c->n_names;
     }
-    free(by_id);
+    free(px.by_id);
     /* One name may appear on several certificates: the one expiring last
      * wins, so a renewed certificate takes over from the old one. */
     const char **ex = pt_xcalloc(n_names, sizeof(*ex)), **wi = pt_xcalloc(n_names, sizeof(*wi));

@@ -16,12 +16,15 @@
 struct pt_tls;
 
 /* Builds the contexts for <s>, taking over from <prev> (may be NULL; only to
- * be freed afterwards) the contexts of unchanged certificates (same id and
- * PEM), found by id in one probe each: one changed certificate among
- * thousands costs its own parse and a walk over the others' names. A
- * certificate that does not load is logged and skipped (its names then
+ * be freed afterwards) the contexts of unchanged certificates. With
+ * <changed> (a delta: the ids of the certificates it put), every other
+ * certificate <prev> has is unchanged; without (NULL: a whole snapshot), an
+ * unchanged one has the same id and PEM. One changed certificate among
+ * thousands costs its own parse and a pass over the others and their names.
+ * A certificate that does not load is logged and skipped (its names then
  * fail the handshake cleanly). */
-struct pt_tls *pt_tls_build(const struct pt_snapshot *s, struct pt_tls *prev);
+struct pt_tls *pt_tls_build(const struct pt_snapshot *s, struct pt_tls *prev,
+                            const char *const *changed, size_t n_changed);
 void pt_tls_free(struct pt_tls *t); /* NULL is fine */
 
 /* The server context for <sni>[0..len) (case-insensitive, trailing dot

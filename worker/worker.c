@@ -547,10 +547,12 @@ static void start_accepting(struct pt_worker *w)
         start_polling(w); /* and the stream listeners the snapshot names */
 }
 
-/* SSL objects hold their own SSL_CTX references: the old set can go. */
-static void rebuild_tls(struct pt_worker *w)
+/* SSL objects hold their own SSL_CTX references: the old set can go.
+ * <changed>: the ids of the certificates a delta put (NULL: a whole
+ * snapshot, compared by PEM). */
+static void rebuild_tls(struct pt_worker *w, const char *const *changed, size_t n_changed)
 {
-    struct pt_tls *tls = pt_tls_build(w->snap, w->tls);
+    struct pt_tls *tls = pt_tls_build(w->snap, w->tls, changed, n_changed);
     pt_tls_free(w->tls);
     w->tls = tls;
 }
@@ -564,7 +566,7 @@ static void apply_snapshot(struct pt_worker *w, const uint8_t *p, size_t n)
         pt_panic(__FILE__, __LINE__, "undecodable snapshot from the daemon");
     struct pt_snapshot *old = w->snap;
     w->snap = s;
-    rebuild_tls(w);
+    rebuild_tls(w, NULL, 0);
     /* The ban table leaves the (otherwise immutable) snapshot: deltas change
      * it in place until the next snapshot replaces it. */
     pt_banlist_free(w->bans);
@@ -678,8 +680,15 @@ static void apply_config(struct pt_worker *w, const uint8_t *p, size_t n)
     if (w->snap == NULL || pt_delta_decode(p, n, &d) != 0 ||
         pt_delta_apply(&w->snap, &d, &backends_changed) != 0)
         pt_panic(__FILE__, __LINE__, "bad configuration delta from the daemon");
-    if (pt_delta_has(&d, PT_DELTA_CERT))
-        rebuild_tls(w);
+    if (pt_delta_has(&d, PT_DELTA_CERT)) {
+        const char **ids = pt_xcalloc(d.n, sizeof(*ids));
+        size_t n_ids = 0;
+        for (size_t i = 0; i < d.n; i++)
+            if (d.v[i].kind == PT_DELTA_CERT && !d.v[i].remove)
+                ids[n_ids++] = d.v[i].name;
+        rebuild_tls(w, ids, n_ids);
+        free(ids);
+    }
     pt_delta_clear(&d);
     tune_malloc(w->snap);
     w->version = w->snap->version;

@@ -215,7 +215,7 @@ Test(tls_build, a_changed_certificate_gets_a_new_context_the_others_keep_theirs)
         snprintf(name, sizeof(name), "n%zu.example.org", i);
         s.certs[s.n_certs++] = make_pem(id, name);
     }
-    struct pt_tls *t1 = pt_tls_build(&s, NULL);
+    struct pt_tls *t1 = pt_tls_build(&s, NULL, NULL, 0);
     SSL_CTX *before[N];
     for (size_t i = 0; i < N; i++) {
         snprintf(name, sizeof(name), "n%zu.example.org", i);
@@ -230,7 +230,9 @@ Test(tls_build, a_changed_certificate_gets_a_new_context_the_others_keep_theirs)
     s.certs[9] = s.certs[--s.n_certs];
     s.certs = pt_xrealloc(s.certs, (N + 1) * sizeof(*s.certs));
     s.certs[s.n_certs++] = make_pem("c40", "n40.example.org");
-    struct pt_tls *t2 = pt_tls_build(&s, t1);
+    /* As after a delta: the changed ids are given. */
+    static const char *const changed[] = {"c7", "c40"};
+    struct pt_tls *t2 = pt_tls_build(&s, t1, changed, 2);
     pt_tls_free(t1);
     for (size_t i = 0; i < N; i++) {
         snprintf(name, sizeof(name), "n%zu.example.org", i);
@@ -242,7 +244,20 @@ Test(tls_build, a_changed_certificate_gets_a_new_context_the_others_keep_theirs)
             cr_expect_eq(ctx_for(t2, name), before[i], "%s was rebuilt", name);
     }
     cr_expect_not_null(ctx_for(t2, "n40.example.org"));
+    /* As after a whole snapshot: compared by PEM, all kept. */
+    SSL_CTX *c7 = ctx_for(t2, "n7.example.org");
+    struct pt_tls *t3 = pt_tls_build(&s, t2, NULL, 0);
     pt_tls_free(t2);
+    cr_expect_eq(ctx_for(t3, "n7.example.org"), c7);
+    cr_expect_eq(ctx_for(t3, "n3.example.org"), before[3]);
+    /* A renewal that a whole snapshot brings is seen by its PEM. */
+    pt_cert_clear(&s.certs[3]);
+    s.certs[3] = make_pem("c3", "n3.example.org");
+    struct pt_tls *t4 = pt_tls_build(&s, t3, NULL, 0);
+    pt_tls_free(t3);
+    cr_expect_neq(ctx_for(t4, "n3.example.org"), before[3]);
+    cr_expect_eq(ctx_for(t4, "n7.example.org"), c7);
+    pt_tls_free(t4);
     for (size_t i = 0; i < s.n_certs; i++)
         pt_cert_clear(&s.certs[i]);
     free(s.certs);
