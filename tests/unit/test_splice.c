@@ -75,12 +75,26 @@ Test(splice, a_new_pipe_has_the_default_size)
     cr_assert_eq(pt_splice_pooled(), 1);
 }
 
-Test(splice, a_bulk_direction_grows_its_pipe_and_shrinks_it_for_the_pool)
+/* Each test: a socket pair whose reader feeds one pipe taken from the pool. */
+static int w = -1, r = -1;
+static struct pt_splice_pipe p;
+
+static void setup(void)
 {
-    int w, r;
     tcp_pair(&w, &r);
-    struct pt_splice_pipe p;
     cr_assert_eq(pt_splice_take(&p), 0);
+}
+
+static void teardown(void)
+{
+    close(w);
+    close(r);
+}
+
+TestSuite(pipe, .init = setup, .fini = teardown);
+
+Test(pipe, a_bulk_direction_grows_its_pipe_and_shrinks_it_for_the_pool)
+{
     send_n(w, 3 * PT_SPLICE_PIPE_MIN);
     /* The first read fills the 64 KiB pipe: the pipe grows. */
     size_t got = 0;
@@ -110,16 +124,10 @@ Test(splice, a_bulk_direction_grows_its_pipe_and_shrinks_it_for_the_pool)
     cr_assert_eq(p.cap, PT_SPLICE_PIPE_MIN);
     cr_assert_not(p.grow_tried);
     pt_splice_give(&p);
-    close(w);
-    close(r);
 }
 
-Test(splice, small_exchanges_keep_the_default_size)
+Test(pipe, small_exchanges_keep_the_default_size)
 {
-    int w, r;
-    tcp_pair(&w, &r);
-    struct pt_splice_pipe p;
-    cr_assert_eq(pt_splice_take(&p), 0);
     for (int i = 0; i < 20; i++) {
         send_n(w, 1000);
         splice_all(r, &p, 1000);
@@ -128,21 +136,14 @@ Test(splice, small_exchanges_keep_the_default_size)
     cr_assert_not(p.grow_tried);
     cr_assert_eq(fcntl(p.wr, F_GETPIPE_SZ), PT_SPLICE_PIPE_MIN);
     pt_splice_give(&p);
-    close(w);
-    close(r);
+    cr_assert_eq(pt_splice_pooled(), 1);
 }
 
-Test(splice, bytes_left_in_the_pipe_are_dropped_with_it)
+Test(pipe, bytes_left_in_the_pipe_are_dropped_with_it)
 {
-    int w, r;
-    tcp_pair(&w, &r);
-    struct pt_splice_pipe p;
-    cr_assert_eq(pt_splice_take(&p), 0);
     send_n(w, 100);
     splice_all(r, &p, 100);
     pt_splice_give(&p);
     cr_assert_eq(pt_splice_pooled(), 0);
     cr_assert_eq(p.rd, -1);
-    close(w);
-    close(r);
 }
