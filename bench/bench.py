@@ -1296,8 +1296,9 @@ load cannot hide the cost; the proxies then keep running for rows 1–3.
         md.append(syscall_tables(S))
     md.append("### Exact commands\n")
     md.append("```sh\nmake bench            # = bench/run.sh; knobs: BENCH_DURATION=%d BENCH_ROUNDS=%d "
-              "BENCH_CONNS=%d BENCH_IDLE=%d BENCH_BULK=%d\n```\n"
-              % (DURATION, ROUNDS, CONNS, IDLE, BULK_N))
+              "BENCH_CONNS=%d BENCH_MANY=%s BENCH_IDLE=%d BENCH_BULK=%d\n"
+              "BENCH_QUICK=1 make bench   # a short development run (see bench/bench.py)\n```\n"
+              % (DURATION, ROUNDS, CONNS, ",".join(map(str, MANY)), IDLE, BULK_N))
     md.append("Per target and round (PORT = the target's port; `localhost` is 127.0.0.1 and "
               "every proxy has a catch-all route, so SNI never decides):\n")
     md.append("```sh\n"
@@ -1306,6 +1307,7 @@ load cannot hide the cost; the proxies then keep running for rows 1–3.
               "for i in $(seq %d); do curl -sk -o /dev/null -w '%%{size_download} %%{time_total}' \\\n"
               "    --resolve localhost:PORT:127.0.0.1 https://localhost:PORT/big.bin; done     # row 3\n"
               "python3 bench/idle_client.py 127.0.0.1 PORT localhost %d READY DONE 150          # row 4\n"
+              "# rows 6-7: rows 1-2 again with -cN for each N of BENCH_MANY\n"
               "# rows 4-5: VmRSS from /proc/PID/status and CPU from /proc/PID/{stat,schedstat} of the\n"
               "# proxy process, read just before and just after each of the commands above\n"
               "```\n" % (THREADS, CONNS, DURATION, THREADS, CONNS, DURATION, BULK_N, IDLE))
@@ -1906,8 +1908,8 @@ time goes.
         md.append(syscall_tables(S, O_TARGETS, O_LABEL, O_SYS_TITLES))
     md.append("### Exact commands\n")
     md.append("```sh\nmake bench   # knobs: BENCH_OFFLOAD_DURATION=%d BENCH_OFFLOAD_ROUNDS=%d "
-              "BENCH_OFFLOAD_BULK=%d BENCH_CONNS=%d BENCH_IDLE=%d\n```\n"
-              % (O_DURATION, O_ROUNDS, O_BULK_N, CONNS, IDLE))
+              "BENCH_OFFLOAD_BULK=%d BENCH_CONNS=%d BENCH_MANY=%s BENCH_IDLE=%d\n```\n"
+              % (O_DURATION, O_ROUNDS, O_BULK_N, CONNS, ",".join(map(str, MANY)), IDLE))
     md.append("Per target and round (PORT = the target's port):\n")
     md.append("```sh\n"
               "wrk -t%(th)d -c%(c)d -d%(d)ds --timeout 5s https://localhost:PORT/                          # row 1\n"
@@ -1917,6 +1919,7 @@ time goes.
               "for i in $(seq %(b)d); do curl -sk -o /dev/null -w '%%{size_download} %%{time_total}' \\\n"
               "    --resolve localhost:PORT:127.0.0.1 https://localhost:PORT/big.bin; done      # row 4\n"
               "python3 bench/idle_client.py 127.0.0.1 PORT localhost %(i)d READY DONE 150 /       # rows 5a-5b\n"
+              "# rows 7-8: rows 1-2 again with -cN for each N of BENCH_MANY\n"
               "# rows 5-6: VmRSS from /proc/PID/status and CPU from /proc/PID/{stat,schedstat} of the\n"
               "# proxy process, read just before and just after each of the commands above\n"
               "```\n" % {"th": THREADS, "c": CONNS, "d": O_DURATION, "b": O_BULK_N, "i": IDLE})
