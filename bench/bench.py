@@ -22,8 +22,8 @@ overall time limit.
 Environment (defaults in brackets):
   BENCH_DURATION   seconds per wrk run [6]     BENCH_ROUNDS  rounds [5]
   BENCH_CONNS      wrk connections [8]         BENCH_THREADS wrk threads [1]
-  BENCH_MANY       passthrough keep-alive also at these connection counts
-                   ["64,256"]; "" for none
+  BENCH_MANY       keep-alive and new connections (passthrough and offload)
+                   also at these connection counts ["64,256"]; "" for none
   BENCH_IDLE       idle connections [2000]     BENCH_BULK    64 MiB downloads per round [16]
   BENCH_OFFLOAD_DURATION  seconds per offload load run [5]
   BENCH_OFFLOAD_ROUNDS    offload rounds [4]
@@ -34,6 +34,13 @@ Environment (defaults in brackets):
   BENCH_DOMAINS    control plane: domain counts for bench/domains_bench.py
                    ["1000,10000,100000"]; "" skips it
   BENCH_DOMAIN_WRITES  timed domain PUTs per count [20]
+  BENCH_BANS       control plane: ban POSTs in one burst for bench/bans_bench.py
+                   [1000]; 0 skips it
+  BENCH_BANS_PRELOAD   bans made before the burst [10000]
+  BENCH_QUICK      1: a short development run (2 rounds of 3 s, 4 downloads,
+                   500 idle connections, 1,000 and 10,000 domains, 200 bans);
+                   any knob set explicitly still wins. The README it writes
+                   says so.
   BENCH_LIMIT      hard limit for the whole run in seconds [2400]
   BENCH_SYSCALLS   1: count each proxy's system calls per unit with strace -c
                    in separate short runs after the timed ones [1]
@@ -59,7 +66,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+QUICK_DEFAULTS = {"BENCH_DURATION": 3, "BENCH_ROUNDS": 2, "BENCH_BULK": 4, "BENCH_IDLE": 500,
+                  "BENCH_OFFLOAD_DURATION": 3, "BENCH_OFFLOAD_ROUNDS": 2,
+                  "BENCH_OFFLOAD_BULK": 4, "BENCH_DOMAINS": "1000,10000",
+                  "BENCH_DOMAIN_WRITES": 10, "BENCH_BANS": 200, "BENCH_BANS_PRELOAD": 0}
+
+
 def env_int(name, default):
+    if QUICK:
+        default = QUICK_DEFAULTS.get(name, default)
     try:
         return int(os.environ.get(name, default))
     except ValueError:
@@ -76,9 +92,12 @@ except ValueError:
 THREADS = env_int("BENCH_THREADS", 1)
 IDLE = env_int("BENCH_IDLE", 2000)
 BULK_N = env_int("BENCH_BULK", 16)
-LIMIT = env_int("BENCH_LIMIT", 2400)
-DOMAINS = os.environ.get("BENCH_DOMAINS", "1000,10000,100000")
+LIMIT = env_int("BENCH_LIMIT", 3600)
+DOMAINS = os.environ.get("BENCH_DOMAINS", QUICK_DEFAULTS["BENCH_DOMAINS"] if QUICK
+                         else "1000,10000,100000")
 DOMAIN_WRITES = env_int("BENCH_DOMAIN_WRITES", 20)
+BANS = env_int("BENCH_BANS", 1000)
+BANS_PRELOAD = env_int("BENCH_BANS_PRELOAD", 10000)
 SYSCALLS = env_int("BENCH_SYSCALLS", 1)
 O_DURATION = env_int("BENCH_OFFLOAD_DURATION", 5)
 O_ROUNDS = env_int("BENCH_OFFLOAD_ROUNDS", 4)
@@ -105,6 +124,11 @@ LABEL = {"direct": "direct (baseline)", "portier": "portier", "nginx": "nginx st
 O_TARGETS = ["portier", "nginx", "haproxy"]
 O_LABEL = {"portier": "portier", "nginx": "nginx", "haproxy": "HAProxy"}
 T0 = time.monotonic()
+try:
+    with open("/proc/loadavg") as _f:
+        LOAD0 = " ".join(_f.read().split()[:3])
+except OSError:
+    LOAD0 = "?"
 
 
 class Abort(Exception):
@@ -912,13 +936,28 @@ def build_table(R):
     rows.append(("5c. proxy CPU ms per GiB relayed",
                  {t: (per(t, "bulk", float(1 << 30) * 1e3) if t in PROXIES else None)
                   for t in TARGETS}, 0, "lower"))
+    rows.append(("5d. MB relayed per proxy CPU-second (bulk)",
+                 {t: per_cpu_s(R, t, "bulk", 1e-6) for t in TARGETS}, 0, "higher"))
     for n in MANY:
         rows.append(("6. keep-alive requests/s (wrk, %d conns)" % n,
                      {t: med(t, "ka%d" % n) for t in TARGETS}, 0, "higher"))
         rows.append(("6. keep-alive requests per proxy CPU-second (%d conns)" % n,
-                     {t: (1.0 / per(t, "ka%d" % n, 1.0) if t in PROXIES and per(t, "ka%d" % n, 1.0)
-                          else None) for t in TARGETS}, 0, "higher"))
+                     {t: per_cpu_s(R, t, "ka%d" % n) for t in TARGETS}, 0, "higher"))
+    for n in MANY:
+        rows.append(("7. new TLS connections/s (wrk, Connection: close, %d conns)" % n,
+                     {t: med(t, "close%d" % n) for t in TARGETS}, 0, "higher"))
+        rows.append(("7. new connections per proxy CPU-second (%d conns)" % n,
+                     {t: per_cpu_s(R, t, "close%d" % n) for t in TARGETS}, 0, "higher"))
     return rows
+
+
+def per_cpu_s(R, t, key, scale=1.0):
+    """Units of work (times <scale>) per CPU-second of the proxy, over all
+    rounds of <key>; None without a proxy (direct) or without CPU."""
+    c = R[t].get(key + "_cpu")
+    if not c or c["units"] == 0 or c["cpu"] <= 0:
+        return None
+    return c["units"] * scale / c["cpu"]
 
 
 def table_md(rows, targets=None, labels=None, ref_label="nginx stream"):
@@ -1074,7 +1113,86 @@ def domains_bench():
     return out.strip()
 
 
-def write_readme(path, P, O, info, be_conf, page_len, started, elapsed, rb, db=None):
+def bans_bench():
+    """bench/bans_bench.py: a burst of ban POSTs on top of preloaded bans."""
+    if BANS <= 0:
+        return None
+    log("control plane: %d bans in one burst, %d made before" % (BANS, BANS_PRELOAD))
+    rc, out, err = run([sys.executable, os.path.join(HERE, "bans_bench.py"), PORTIERD,
+                        str(BANS), "1000", str(BANS_PRELOAD)], 1800)
+    for line in out.splitlines():
+        if line.strip():
+            log("  " + line.strip())
+    if not out.strip():
+        log("bans_bench failed, skipped: %s" % err.strip()[-400:])
+        return None
+    return out.strip()
+
+
+def same_round_ratios(R, key, a="portier", b="nginx"):
+    """a/b of work per proxy CPU-second, round by round (the rounds are
+    interleaved, so the machine's drift cancels within each)."""
+    return [x / y for x, y in zip(R[a].get(key + "_eff", []), R[b].get(key + "_eff", [])) if y]
+
+
+def goal_rows(P, O):
+    """The issue-15 goals this run can judge: (goal, target text, need,
+    portier/nginx ratios per round, HAProxy/nginx ratios per round)."""
+    out = []
+    if P:
+        R = P["R"]
+        for n in MANY:
+            out.append(("passthrough keep-alive, requests per proxy CPU-second, %d conns" % n,
+                        "≥ 1.3× nginx stream", 1.3, R, "ka%d" % n))
+        for n in [CONNS] + MANY:
+            out.append(("passthrough new connections per proxy CPU-second, %d conns" % n,
+                        "≥ 1.0× nginx stream", 1.0, R, "close" if n == CONNS else "close%d" % n))
+        out.append(("passthrough bulk 64 MiB, MB per proxy CPU-second", "≥ 2.5× nginx stream",
+                    2.5, R, "bulk"))
+    if O:
+        R = O["R"]
+        for n in [CONNS] + MANY:
+            out.append(("offload keep-alive, requests per proxy CPU-second, %d conns" % n,
+                        "≥ 1.3× nginx", 1.3, R, "ka" if n == CONNS else "ka%d" % n))
+    return out
+
+
+def goals_md(P, O, db, bb):
+    md = ["## Issue 15 goals, this run\n"]
+    md.append("Each ratio is portier's work per CPU-second of its worker over nginx's (one "
+              "worker each, same backend), taken round by round (the rounds are interleaved, "
+              "so the machine's drift hits both alike); the figure is the median of the "
+              "per-round ratios, with their range. HAProxy's is given for scale.\n")
+    md.append("| goal | target | portier / nginx | HAProxy / nginx | verdict |")
+    md.append("|---|---|---:|---:|---|")
+    for goal, target, need, R, key in goal_rows(P, O):
+        pr, hr = same_round_ratios(R, key), same_round_ratios(R, key, "haproxy")
+        if not pr:
+            continue
+        m = statistics.median(pr)
+        verdict = "**met**" if m >= need else "missed"
+        if m < need <= max(pr) or m >= need > min(pr):
+            verdict += " (rounds straddle it)"
+        md.append("| %s | %s | %.2f× (%.2f–%.2f) | %s | %s |" % (
+            goal, target, m, min(pr), max(pr),
+            "%.2f×" % statistics.median(hr) if hr else "—", verdict))
+    if O:
+        im = O["R"]["portier"]["idle"]
+        for what, k in (("handshaken", "per_conn"), ("after one request", "req_per_conn")):
+            v = im.get(k)
+            if v is not None:
+                md.append("| offload RSS per idle TLS connection, %s | ≤ 7 KiB | %.2f KiB | "
+                          "— | %s |" % (what, v, "**met**" if v <= 7 else "missed"))
+    md.append("")
+    md.append("Control plane (bench/domains_bench.py and bench/bans_bench.py, below): "
+              "the goals are a write ≤ 5 ms p99 and live in every worker ≤ 5 ms p99 "
+              "after its answer at 100,000 domains, and 100,000 bans; read them off "
+              "the tables at the end of this file%s.\n"
+              % ("" if db or bb else " (not run this time)"))
+    return md
+
+
+def write_readme(path, P, O, info, be_conf, page_len, started, elapsed, rb, db=None, bb=None):
     md = []
     md.append("# portier benchmark: passthrough and TLS offload\n")
     md.append("Generated by `bench/run.sh` (`make bench`) on %s, in %.0f s. Re-running it "
@@ -1091,6 +1209,12 @@ def write_readme(path, P, O, info, be_conf, page_len, started, elapsed, rb, db=N
               "backend at once, and its speed drifts during a run: only ratios taken in the "
               "same run mean anything, and the proxy's CPU per unit of work is the fairest "
               "figure.\n")
+    if QUICK:
+        md.append("**A short development run (BENCH_QUICK=1)**: fewer and shorter rounds; "
+                  "do not quote these figures.\n")
+    md.append("Load on the machine during this run: %s (load average before it started; "
+              "other work on the machine shares its cores).\n" % LOAD0)
+    md += goals_md(P, O, db, bb)
     if P:
         md += passthrough_md(P)
     if O:
@@ -1110,6 +1234,9 @@ def write_readme(path, P, O, info, be_conf, page_len, started, elapsed, rb, db=N
                   "sends a delta of what changed, not the configuration: see "
                   "docs/operations.md \"Configuration at scale\".\n" % DOMAIN_WRITES)
         md.append("\n".join(l for l in db.splitlines() if l.startswith("|")) + "\n")
+    if bb:
+        md.append("## Control plane: a burst of bans (bench/bans_bench.py, same run)\n")
+        md.append("```\n" + bb + "\n```\n")
     if rb:
         md.append("## Route lookup (bench/route_bench.c, same run)\n")
         md.append("```\n" + rb + "\n```\n")
@@ -1169,8 +1296,9 @@ load cannot hide the cost; the proxies then keep running for rows 1–3.
         md.append(syscall_tables(S))
     md.append("### Exact commands\n")
     md.append("```sh\nmake bench            # = bench/run.sh; knobs: BENCH_DURATION=%d BENCH_ROUNDS=%d "
-              "BENCH_CONNS=%d BENCH_IDLE=%d BENCH_BULK=%d\n```\n"
-              % (DURATION, ROUNDS, CONNS, IDLE, BULK_N))
+              "BENCH_CONNS=%d BENCH_MANY=%s BENCH_IDLE=%d BENCH_BULK=%d\n"
+              "BENCH_QUICK=1 make bench   # a short development run (see bench/bench.py)\n```\n"
+              % (DURATION, ROUNDS, CONNS, ",".join(map(str, MANY)), IDLE, BULK_N))
     md.append("Per target and round (PORT = the target's port; `localhost` is 127.0.0.1 and "
               "every proxy has a catch-all route, so SNI never decides):\n")
     md.append("```sh\n"
@@ -1179,6 +1307,7 @@ load cannot hide the cost; the proxies then keep running for rows 1–3.
               "for i in $(seq %d); do curl -sk -o /dev/null -w '%%{size_download} %%{time_total}' \\\n"
               "    --resolve localhost:PORT:127.0.0.1 https://localhost:PORT/big.bin; done     # row 3\n"
               "python3 bench/idle_client.py 127.0.0.1 PORT localhost %d READY DONE 150          # row 4\n"
+              "# rows 6-7: rows 1-2 again with -cN for each N of BENCH_MANY\n"
               "# rows 4-5: VmRSS from /proc/PID/status and CPU from /proc/PID/{stat,schedstat} of the\n"
               "# proxy process, read just before and just after each of the commands above\n"
               "```\n" % (THREADS, CONNS, DURATION, THREADS, CONNS, DURATION, BULK_N, IDLE))
@@ -1289,6 +1418,8 @@ class Runner:
                                                       "units": 0, "wall": 0.0, "gen": 0.0,
                                                       "backend": 0.0})
             acc["cpu"] += total
+            if total > 0:  # per round, for same-round ratios (the goals)
+                self.R[t].setdefault(key + "_eff", []).append(units / total)
             acc["user"] += user
             acc["sys"] += sysc
             acc["units"] += units
@@ -1334,6 +1465,7 @@ def bench(T, started):
     O = offload_part(env) if "offload" in PARTS else None
     rb = route_bench(T)
     db = domains_bench()
+    bb = bans_bench()
     elapsed = time.monotonic() - T0
     if P:
         print()
@@ -1355,7 +1487,7 @@ def bench(T, started):
             print(syscall_tables(O["S"], O_TARGETS, O_LABEL, O_SYS_TITLES))
     if README != "-":
         info = machine_info()
-        write_readme(README, P, O, info, be_conf, page_len, started, elapsed, rb, db)
+        write_readme(README, P, O, info, be_conf, page_len, started, elapsed, rb, db, bb)
         log("wrote %s" % README)
     with open(os.path.join(T, "results.json"), "w") as f:
         json.dump({"passthrough": P and P["R"], "offload": O and O["R"]}, f, indent=1,
@@ -1386,6 +1518,7 @@ def passthrough_part(env):
     for t in TARGETS:
         R[t].update({"ka": [], "close": [], "bulk": []})
         R[t].update({"ka%d" % n: [] for n in MANY})
+        R[t].update({"close%d" % n: [] for n in MANY})
 
     # Row 4 first, on fresh processes: memory freed by earlier load would
     # otherwise be reused and hide part of the cost. The backend's own figure
@@ -1420,6 +1553,10 @@ def passthrough_part(env):
         for t in order:
             v = run_.measure(t, "close", wrk_fn(port[t], True, DURATION))
             log("round %d %-8s close      %10.0f conn/s" % (rnd + 1, t, v))
+        for n in MANY:
+            for t in order:
+                v = run_.measure(t, "close%d" % n, wrk_fn(port[t], True, DURATION, conns=n))
+                log("round %d %-8s close      %10.0f conn/s (%d conns)" % (rnd + 1, t, v, n))
         for t in order:
             v = run_.measure(t, "bulk", bulk_fn(port[t], BULK_N))
             log("round %d %-8s bulk       %10.0f MB/s" % (rnd + 1, t, v))
@@ -1505,6 +1642,15 @@ def offload_part(env):
         for t in order:
             v = run_.measure(t, "close", wrk_fn(port[t], True, O_DURATION))
             log("offload round %d %-8s resumed    %8.0f req/s" % (rnd + 1, t, v))
+        for n in MANY:
+            for t in order:
+                v = run_.measure(t, "ka%d" % n, wrk_fn(port[t], False, O_DURATION, conns=n))
+                log("offload round %d %-8s keep-alive %8.0f req/s (%d conns)"
+                    % (rnd + 1, t, v, n))
+            for t in order:
+                v = run_.measure(t, "close%d" % n, wrk_fn(port[t], True, O_DURATION, conns=n))
+                log("offload round %d %-8s resumed    %8.0f req/s (%d conns)"
+                    % (rnd + 1, t, v, n))
         if hs:
             for t in order:
                 v = run_.measure(t, "full", full(t))
@@ -1570,7 +1716,17 @@ def o_build_table(R):
          {t: per(t, "full", 1e4 * 1e3) for t in T_}, 0, "lower"),
         ("6d. proxy CPU ms per GiB relayed", {t: per(t, "bulk", float(1 << 30) * 1e3)
                                               for t in T_}, 0, "lower"),
-    ]
+        ("6e. keep-alive requests per proxy CPU-second (%d conns)" % CONNS,
+         {t: per_cpu_s(R, t, "ka") for t in T_}, 0, "higher"),
+    ] + [row for n in MANY for row in (
+        ("7. keep-alive requests/s over TLS (wrk, %d conns)" % n,
+         {t: med(t, "ka%d" % n) for t in T_}, 0, "higher"),
+        ("7. keep-alive requests per proxy CPU-second (%d conns)" % n,
+         {t: per_cpu_s(R, t, "ka%d" % n) for t in T_}, 0, "higher"),
+        ("8. resumed new TLS connections/s (wrk, Connection: close, %d conns)" % n,
+         {t: med(t, "close%d" % n) for t in T_}, 0, "higher"),
+        ("8. resumed new connections per proxy CPU-second (%d conns)" % n,
+         {t: per_cpu_s(R, t, "close%d" % n) for t in T_}, 0, "higher"))]
 
 
 def o_table_md(rows):
@@ -1752,8 +1908,8 @@ time goes.
         md.append(syscall_tables(S, O_TARGETS, O_LABEL, O_SYS_TITLES))
     md.append("### Exact commands\n")
     md.append("```sh\nmake bench   # knobs: BENCH_OFFLOAD_DURATION=%d BENCH_OFFLOAD_ROUNDS=%d "
-              "BENCH_OFFLOAD_BULK=%d BENCH_CONNS=%d BENCH_IDLE=%d\n```\n"
-              % (O_DURATION, O_ROUNDS, O_BULK_N, CONNS, IDLE))
+              "BENCH_OFFLOAD_BULK=%d BENCH_CONNS=%d BENCH_MANY=%s BENCH_IDLE=%d\n```\n"
+              % (O_DURATION, O_ROUNDS, O_BULK_N, CONNS, ",".join(map(str, MANY)), IDLE))
     md.append("Per target and round (PORT = the target's port):\n")
     md.append("```sh\n"
               "wrk -t%(th)d -c%(c)d -d%(d)ds --timeout 5s https://localhost:PORT/                          # row 1\n"
@@ -1763,6 +1919,7 @@ time goes.
               "for i in $(seq %(b)d); do curl -sk -o /dev/null -w '%%{size_download} %%{time_total}' \\\n"
               "    --resolve localhost:PORT:127.0.0.1 https://localhost:PORT/big.bin; done      # row 4\n"
               "python3 bench/idle_client.py 127.0.0.1 PORT localhost %(i)d READY DONE 150 /       # rows 5a-5b\n"
+              "# rows 7-8: rows 1-2 again with -cN for each N of BENCH_MANY\n"
               "# rows 5-6: VmRSS from /proc/PID/status and CPU from /proc/PID/{stat,schedstat} of the\n"
               "# proxy process, read just before and just after each of the commands above\n"
               "```\n" % {"th": THREADS, "c": CONNS, "d": O_DURATION, "b": O_BULK_N, "i": IDLE})

@@ -7,10 +7,12 @@
 # bench/bench.py: portier, nginx and HAProxy side by side in front of one
 # nginx backend on loopback, first relaying TLS (passthrough, plus direct to
 # the backend), then terminating it (offload), then the control plane (one
-# domain write at 1,000 to 100,000 domains, bench/domains_bench.py). Prints the tables and rewrites
-# bench/README.md in about 25 minutes. Bounded (BENCH_LIMIT, 2400 s by
+# domain write at 1,000 to 100,000 domains, bench/domains_bench.py, and a
+# burst of bans, bench/bans_bench.py). Prints the tables and rewrites
+# bench/README.md in about 25 minutes. Bounded (BENCH_LIMIT, 3600 s by
 # default); everything it starts is killed on exit, error or Ctrl-C.
-# Knobs: see the top of bench/bench.py.
+# Knobs: see the top of bench/bench.py; BENCH_QUICK=1 is a short
+# development run (about 8 minutes).
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")

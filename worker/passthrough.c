@@ -822,9 +822,11 @@ static void on_relay_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     struct side *to = peer_of(c, from);
     if (n == 0)
         return;
-    if (n == UV_EOF && socket_error(from->tcp)) {
+    if (n == UV_EOF && buf->base == NULL && socket_error(from->tcp)) {
         /* libuv 1.44 reports EOF on a hang-up after a partial read without
-         * reading again, so a pending reset would pass on as a clean FIN. */
+         * reading again, so a pending reset would pass on as a clean FIN.
+         * That EOF comes with no buffer; one that read(2) returned (0: the
+         * peer's FIN) comes with the read buffer and needs no second look. */
         n = UV_ECONNRESET;
     }
     if (n == UV_EOF) {
@@ -864,7 +866,7 @@ static int pump(struct pass *c, struct side *from, struct side *to, bool *moved)
             if (n > 0)
                 progress = true, t->pipe_full = false;
         }
-        if (t->pipe.len == PT_SPLICE_PIPE_CAP)
+        if (t->pipe.len >= t->pipe.cap)
             t->pipe_full = true; /* (splice would read 0 bytes: no EOF) */
         if (!from->eof && !t->pipe_full) {
             ssize_t n = pt_splice_in(side_fd(from), &t->pipe);
@@ -1003,8 +1005,17 @@ static void relay_start(struct pass *c)
     int hn = 0;
     c->state = PASS_RELAY;
     c->result = "ok";
-    int tlen = sizeof(c->target);
-    c->connected = uv_tcp_getpeername(c->srv.tcp, (struct sockaddr *)&c->target, &tlen) == 0;
+    /* The server's address is the one dialed; only a name lookup's result
+     * is not at hand (then the socket is asked). */
+    const struct pt_hostport *hp = &c->dial.servers[c->dial.ix];
+    if (hp->kind != PT_HOST_DNS) {
+        c->target = hp->sa;
+        c->connected = true;
+    } else {
+        int tlen = sizeof(c->target);
+        c->connected =
+            uv_tcp_getpeername(c->srv.tcp, (struct sockaddr *)&c->target, &tlen) == 0;
+    }
     uv_tcp_nodelay(c->srv.tcp, 1);
     if (c->be->proxy_protocol != PT_PP_NONE) {
         hn = pt_proxyproto_encode(c->be->proxy_protocol, (struct sockaddr *)&c->peer,

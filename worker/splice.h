@@ -4,8 +4,8 @@
  * it is bulk.
  *
  * A pipe holds the bytes read from one socket and not yet written to the
- * other (at most PT_SPLICE_PIPE_CAP: the relay's backpressure bound, like
- * its 64 KiB read buffer). Pipes cost two descriptors each, so empty ones go
+ * other (at most its size: the relay's
+ * backpressure bound). Pipes cost two descriptors each, so empty ones go
  * back to a small per-worker pool for the next spliced connection instead of
  * being closed; a pipe that still holds bytes is closed (they are dropped
  * with the connection that owned them). Single-threaded, like the loop. */
@@ -16,15 +16,32 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define PT_SPLICE_PIPE_CAP (64 * 1024) /* Linux's default pipe size */
+/* A pipe starts at Linux's default size, 64 KiB. Once a direction shows it
+ * is bulk (bytes still in its pipe when its side is read again), its pipe
+ * grows to PT_SPLICE_PIPE_WANT with F_SETPIPE_SZ: each splice then moves up
+ * to 1 MiB, and the backend's socket is read (and ACKed) a sixteenth as
+ * often. perf showed why that matters on loopback: the ACK a read sends is
+ * processed at once in the reader's context, including the sender's
+ * transmissions it releases and the sender's wakeup; a 64 MiB transfer took
+ * ~35% less of the relay's CPU with 1 MiB pipes (bench/PROFILE.md). It is
+ * kernel memory held while the bytes are in flight, and the relay's bound
+ * per direction, like its read buffer. Workers dropped to --user are held
+ * to fs.pipe-user-pages-soft (64 MiB per user by default, empty pipes
+ * counted at their size): past it the pipe keeps 64 KiB, and a new pipe
+ * that the kernel would make smaller is not used (the connection copies). */
+#define PT_SPLICE_PIPE_MIN (64 * 1024)
+#define PT_SPLICE_PIPE_WANT (1024 * 1024)
 
 struct pt_splice_pipe {
-    int rd, wr;  /* the pipe's ends; -1 when none is held */
-    size_t len;  /* bytes in the pipe */
+    int rd, wr;      /* the pipe's ends; -1 when none is held */
+    size_t len;      /* bytes in the pipe */
+    size_t cap;      /* the pipe's size: it takes no more than this */
+    bool grow_tried; /* F_SETPIPE_SZ was asked (once per connection) */
 };
 
 /* An empty pipe from the pool, or a new one. Returns 0, or a negative errno
- * (EMFILE...: the caller keeps copying through user space). */
+ * (EMFILE, ENOBUFS for a pipe the quota shrank...: the caller keeps
+ * copying through user space). */
 int pt_splice_take(struct pt_splice_pipe *p);
 
 /* Gives the pipe back (to the pool when it is empty) and sets it to none.
