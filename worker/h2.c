@@ -558,9 +558,12 @@ static void up_send(struct h2s *s, const void *p, size_t n, size_t consume)
 {
     if (n == 0)
         return;
-    if (s->up == NULL || pt_upconn_send(s->up, p, n, consume) != 0) {
+    ssize_t took = s->up ? pt_upconn_send(s->up, p, n, consume) : -1;
+    if (took < 0) {
         give_back(s, consume);
         answer(s, 502, "backend_write_failed");
+    } else {
+        give_back(s, (size_t)took); /* the backend took them at once */
     }
 }
 
