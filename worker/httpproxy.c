@@ -11,10 +11,11 @@
  * that is not a --trusted-proxy cannot choose them); response heads get the
  * domain's response_headers and HSTS (TLS only). Bodies are never buffered
  * whole: they are framed as they come and forwarded. Keep-alive on both
- * sides: the backend connection is reused by the next request of the same
- * client connection when it goes to the same servers, and parked in a
- * per-worker pool for other client connections when this one ends, but only
- * after a complete, well-framed exchange. Upgrade (WebSocket) turns the
+ * sides: the backend connection (worker/upconn.c: dial, TLS client, pool) is
+ * reused by the next request of the same client connection when it goes to
+ * the same servers, and parked in the worker's pool for other client
+ * connections when this one ends, but only after a complete, well-framed
+ * exchange. Client writes go through worker/writer.c. Upgrade (WebSocket) turns the
  * connection into a tunnel only after the backend's 101 to a request that
  * asked for it.
  *
@@ -1344,6 +1345,13 @@ static void on_expired(struct pt_deadline *dl)
                 schedule(c);
                 return;
             }
+            /* A name lookup or a TLS handshake that stalled: the backend's
+             * fault, whatever the client still owes. */
+            pt_upconn_server_failed(c->up);
+            answer(c, 504);
+            if (c->state != HC_CLOSING)
+                arm(c, 1000);
+            return;
         }
         if (c->req != REQ_DONE) {
             /* The request body stopped coming (slow body). */

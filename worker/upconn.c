@@ -108,7 +108,9 @@ struct pt_upconn {
     struct sockaddr_storage peer;
 };
 
-static uint8_t read_buf[16384];
+/* One read per callback, as large as the HTTP engine's client reads (a 64 KiB
+ * response body moves in one read). */
+static uint8_t read_buf[64 * 1024];
 
 static void unref(struct pt_upconn *u)
 {
