@@ -173,6 +173,21 @@ static void no_http_comment(struct snip *s)
         "# as YunoHost does) needs port 80: add \"http_servers\": [\"HOST:80\"] to the backend.\n");
 }
 
+/* Opens the [http] section of a snippet: false when the backend has no
+ * http_servers (the section then only says so). */
+static bool http_section(struct snip *s, const char *where)
+{
+    out(s, "\n# ---- [http] in %s ----\n", where);
+    if (s->be->n_http_servers == 0) {
+        no_http_comment(s);
+        return false;
+    }
+    out(s, "# portier proxies port 80 of passthrough domains to ");
+    list_servers(s, s->be->http_servers, s->be->n_http_servers);
+    out(s, " as plain HTTP\n");
+    return true;
+}
+
 /* ---- nginx ---------------------------------------------------------------- */
 
 static void gen_nginx(struct snip *s)
@@ -220,15 +235,9 @@ static void gen_nginx(struct snip *s)
             "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n");
     }
 
-    out(s, "\n# ---- [http] in the server { } block serving plain HTTP (port 80) ----\n");
-    if (be->n_http_servers == 0) {
-        no_http_comment(s);
+    if (!http_section(s, "the server { } block serving plain HTTP (port 80)"))
         return;
-    }
-    out(s, "# portier proxies port 80 of passthrough domains to ");
-    list_servers(s, be->http_servers, be->n_http_servers);
     out(s,
-        " as plain HTTP\n"
         "# (no PROXY header) and sets X-Real-IP and X-Forwarded-For to the client's\n"
         "# address. Keep your listen lines as they are.\n");
     for (size_t i = 0; i < s->n_from; i++)
@@ -267,15 +276,9 @@ static void gen_apache(struct snip *s)
             "# mod_proxy (ProxyPass) adds X-Forwarded-For with the client's address itself.\n");
     }
 
-    out(s, "\n# ---- [http] in the <VirtualHost *:80> ----\n");
-    if (be->n_http_servers == 0) {
-        no_http_comment(s);
+    if (!http_section(s, "the <VirtualHost *:80>"))
         return;
-    }
-    out(s, "# portier proxies port 80 of passthrough domains to ");
-    list_servers(s, be->http_servers, be->n_http_servers);
     out(s,
-        " as plain HTTP\n"
         "# (no PROXY header) and sets X-Real-IP to the client's address.\n"
         "RemoteIPHeader X-Real-IP\n"
         "RemoteIPInternalProxy ");
