@@ -9,6 +9,7 @@
 #define PT_API_H
 
 #include "common/pt.h"
+#include "common/delta.h"
 #include "common/snapshot.h"
 #include "db/store.h"
 
@@ -19,23 +20,35 @@
 #include <sys/socket.h>
 
 #define PT_API_BODY_MAX (1u << 20)
+/* POST /api/v1/batch: up to PT_API_BATCH_MAX changes in one body. */
+#define PT_API_BATCH_BODY_MAX (64u << 20)
+#define PT_API_BATCH_MAX 100000
+
+/* What a committed change sends to the workers: a delta when it can (the
+ * cost of what changed), else the whole configuration as a snapshot. */
+enum pt_commit_kind {
+    PT_COMMIT_WHOLE = 0, /* certificates, streams, settings, ACME tokens */
+    PT_COMMIT_BANS,      /* bans[0..n_bans) */
+    PT_COMMIT_CONFIG,    /* backends and domains: delta */
+};
+
+struct pt_commit {
+    enum pt_commit_kind kind;
+    const struct pt_ban_change *bans; /* borrowed */
+    size_t n_bans;
+    struct pt_delta *delta;           /* borrowed (its version is set, its
+                                         objects moved out): CONFIG's changes,
+                                         or a WHOLE change's backend and domain
+                                         changes; NULL: none */
+};
 
 struct pt_api_hooks {
     void *arg;
-    /* Inside the mutation's transaction, after the change: compiles the
-     * snapshot for <version> from <store>. Returns an opaque handle or NULL
-     * (the mutation is then rolled back with a 500). */
-    void *(*compile)(void *arg, struct pt_store *store, uint64_t version);
-    /* The same for a ban write: compiles the delta <ch>[0..n) for <version>
-     * (or a whole snapshot when deltas piled up); same handle as compile. */
-    void *(*compile_bans)(void *arg, struct pt_store *store, uint64_t version,
-                          const struct pt_ban_change *ch, size_t n);
-    /* After commit: sends the compiled snapshot (ownership passes) to every
-     * worker and waits for their acks, bounded. Returns true when all live
-     * workers applied it. */
-    bool (*publish)(void *arg, void *snapshot);
-    /* Drops a compiled snapshot that will not be published (rollback). */
-    void (*discard)(void *arg, void *snapshot);
+    /* Inside the mutation's transaction, after the change: commits it
+     * (pt_publish_commit: new version, what the workers need, commit, publish,
+     * wait for their acks). Returns 0 with *version and *applied, or a
+     * negative pt_err after rolling back. The one path every change takes. */
+    int (*commit)(void *arg, const struct pt_commit *c, uint64_t *version, bool *applied);
     /* Returns a new JSON array of {"pid","config_version","connections"}. */
     json_t *(*workers)(void *arg);
     /* True when the daemon and every worker are up and current. */

@@ -23,7 +23,8 @@ struct pt_req {
     char *body;     /* owned, accumulated upload */
     size_t len;
     size_t cap;
-    bool too_large; /* body went over PT_API_BODY_MAX: answer 413 */
+    size_t max;     /* body limit: PT_API_BODY_MAX, or the batch's */
+    bool too_large; /* body went over <max>: answer 413 */
     /* A "backend:NAME" token's NAME (borrowed from the store, valid for the
      * request): domain handlers then only show and change passthrough
      * domains routed to that backend. NULL for every other scope. */
@@ -60,6 +61,13 @@ int pt_api__unescape(const char *in, size_t len, char *out, size_t size);
 int pt_api__finish_mutation(struct pt_req *r, uint64_t *version, bool *applied,
                             struct pt_apierr *e);
 
+/* The same for a backend and domain write: publishes the delta <d> (see
+ * docs/operations.md, "Configuration at scale"), or with <whole> (a stream
+ * changed too) a whole snapshot, <d> then only keeping the daemon's copy of
+ * the configuration current. */
+int pt_api__finish_delta(struct pt_req *r, struct pt_delta *d, bool whole, uint64_t *version,
+                         bool *applied, struct pt_apierr *e);
+
 /* The same for a ban write: publishes the delta <ch>[0..n) instead of a
  * whole snapshot (see docs/operations.md, "Bans"). */
 int pt_api__finish_bans(struct pt_req *r, const struct pt_ban_change *ch, size_t n,
@@ -70,6 +78,9 @@ int pt_api__finish_bans(struct pt_req *r, const struct pt_ban_change *ch, size_t
 enum MHD_Result pt_api__backends(struct pt_req *r, const char *rest);
 enum MHD_Result pt_api__domains(struct pt_req *r, const char *rest);
 enum MHD_Result pt_api__streams(struct pt_req *r, const char *rest);
+/* POST /api/v1/batch: many backend, domain and stream changes in one
+ * transaction and one config version (api/objects.c). */
+enum MHD_Result pt_api__batch(struct pt_req *r);
 enum MHD_Result pt_api__bans(struct pt_req *r, const char *rest);
 enum MHD_Result pt_api__tokens(struct pt_req *r, const char *rest);
 enum MHD_Result pt_api__certificates(struct pt_req *r, const char *rest);

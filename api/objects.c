@@ -324,44 +324,109 @@ static void kick_acme(struct pt_req *r, const struct kind *k)
         h->acme_kick(h->arg, NULL);
 }
 
+/* Inside an open transaction: validates <body> as <k> <name>, checks the
+ * caller's scope, writes it and appends the change to <delta> (when the kind
+ * travels in deltas). Returns 0 with *doc (canonical, new reference) and
+ * *created, or -1 with <e> set; the caller rolls back. */
+static int put_one(struct pt_req *r, const struct kind *k, const char *name,
+                   const json_t *body, json_t **doc, bool *created, struct pt_delta *delta,
+                   struct pt_apierr *e)
+{
+    const char *backend, *mode;
+    *doc = k->validate(body, name, &backend, &mode, e);
+    if (*doc == NULL)
+        return -1;
+    if (may_create(r, k, *doc, e) != 0 || may_change(r, k, name, e) != 0 ||
+        (k->check && k->check(r, *doc, name, e) != 0))
+        goto fail;
+    char *text = json_dumps(*doc, JSON_COMPACT);
+    int rc = pt_store_put(r->api->cfg.store, k->store, name, text, backend, mode, created);
+    free(text);
+    if (rc == PT_ENOTFOUND) {
+        pt_apierr_set(e, 400, "invalid_argument", "backend", "backend: no backend named '%s'",
+                      backend);
+        goto fail;
+    }
+    if (rc != 0) {
+        pt_apierr_set(e, 500, "internal", NULL, "cannot write the store");
+        goto fail;
+    }
+    if (k->store == PT_STORE_BACKEND) {
+        struct pt_backend b;
+        if (pt_model_backend_from_json(*doc, name, &b, e) == 0)
+            pt_delta_put_backend(delta, &b);
+        pt_backend_clear(&b);
+    } else if (k->store == PT_STORE_DOMAIN) {
+        struct pt_domain d;
+        if (pt_model_domain_from_json(*doc, name, &d, e) == 0)
+            pt_delta_put_domain(delta, &d);
+        pt_domain_clear(&d);
+    }
+    return 0;
+fail:
+    json_decref(*doc);
+    *doc = NULL;
+    return -1;
+}
+
+/* The same for a delete. */
+static int delete_one(struct pt_req *r, const struct kind *k, const char *name,
+                      struct pt_delta *delta, struct pt_apierr *e)
+{
+    char *user = NULL;
+    if (may_change(r, k, name, e) != 0)
+        return -1;
+    int rc = pt_store_delete(r->api->cfg.store, k->store, name, &user);
+    if (rc == PT_ENOTFOUND)
+        pt_apierr_set(e, 404, "not_found", NULL, "no %s named '%s'", k->singular, name);
+    else if (rc == PT_EINUSE)
+        pt_apierr_set(e, 409, "conflict", NULL, "%s '%s' is used by %s", k->singular, name,
+                      user ? user : "?");
+    else if (rc != 0)
+        pt_apierr_set(e, 500, "internal", NULL, "cannot write the store");
+    free(user);
+    if (rc != 0)
+        return -1;
+    if (k->store != PT_STORE_STREAM)
+        pt_delta_remove(delta, k->store == PT_STORE_BACKEND ? PT_DELTA_BACKEND
+                                                            : PT_DELTA_DOMAIN,
+                        name);
+    return 0;
+}
+
+/* Commits the open transaction: backends and domains go to the workers as
+ * the delta, streams (which bind listeners) in a whole snapshot. */
+static int commit(struct pt_req *r, bool whole, struct pt_delta *delta, uint64_t *version,
+                  bool *applied, struct pt_apierr *e)
+{
+    int rc = pt_api__finish_delta(r, delta, whole, version, applied, e);
+    pt_delta_clear(delta);
+    return rc;
+}
+
 static enum MHD_Result do_put(struct pt_req *r, const struct kind *k, const char *name)
 {
     struct pt_apierr e;
     struct pt_store *store = r->api->cfg.store;
-    const char *backend, *mode;
     json_t *body = pt_model_parse_body(r->body, r->len, &e);
     if (body == NULL)
         return pt_api__error(r, &e);
-    json_t *doc = k->validate(body, name, &backend, &mode, &e);
-    json_decref(body);
-    if (doc == NULL)
-        return pt_api__error(r, &e);
-    if (may_create(r, k, doc, &e) != 0 || may_change(r, k, name, &e) != 0 ||
-        (k->check && k->check(r, doc, name, &e) != 0)) {
-        json_decref(doc);
-        return pt_api__error(r, &e);
-    }
-
-    char *text = json_dumps(doc, JSON_COMPACT);
+    json_t *doc = NULL;
     bool created = false, applied = false;
     uint64_t version = 0;
-    int rc = pt_store_begin(store);
-    if (rc == 0)
-        rc = pt_store_put(store, k->store, name, text, backend, mode, &created);
-    free(text);
-    if (rc == PT_ENOTFOUND) {
-        pt_store_rollback(store);
-        pt_apierr_set(&e, 400, "invalid_argument", "backend",
-                      "backend: no backend named '%s'", backend);
-        json_decref(doc);
-        return pt_api__error(r, &e);
-    }
-    if (rc != 0) {
-        pt_store_rollback(store);
-        json_decref(doc);
+    struct pt_delta delta = {0};
+    if (pt_store_begin(store) != 0) {
+        json_decref(body);
         return pt_api__errorf(r, 500, "internal", NULL, "cannot write the store");
     }
-    if (pt_api__finish_mutation(r, &version, &applied, &e) != 0) {
+    int rc = put_one(r, k, name, body, &doc, &created, &delta, &e);
+    json_decref(body);
+    if (rc != 0) {
+        pt_store_rollback(store);
+        pt_delta_clear(&delta);
+        return pt_api__error(r, &e);
+    }
+    if (commit(r, k->store == PT_STORE_STREAM, &delta, &version, &applied, &e) != 0) {
         json_decref(doc);
         return pt_api__error(r, &e);
     }
@@ -382,30 +447,17 @@ static enum MHD_Result do_delete(struct pt_req *r, const struct kind *k,
 {
     struct pt_apierr e;
     struct pt_store *store = r->api->cfg.store;
-    char *user = NULL;
     uint64_t version = 0;
     bool applied = false;
-    if (may_change(r, k, name, &e) != 0)
-        return pt_api__error(r, &e);
-    int rc = pt_store_begin(store);
-    if (rc == 0)
-        rc = pt_store_delete(store, k->store, name, &user);
-    if (rc != 0) {
-        enum MHD_Result res;
+    struct pt_delta delta = {0};
+    if (pt_store_begin(store) != 0)
+        return pt_api__errorf(r, 500, "internal", NULL, "cannot write the store");
+    if (delete_one(r, k, name, &delta, &e) != 0) {
         pt_store_rollback(store);
-        if (rc == PT_ENOTFOUND)
-            res = pt_api__errorf(r, 404, "not_found", NULL, "no %s named '%s'",
-                                 k->singular, name);
-        else if (rc == PT_EINUSE)
-            res = pt_api__errorf(r, 409, "conflict", NULL,
-                                 "%s '%s' is used by %s", k->singular, name,
-                                 user ? user : "?");
-        else
-            res = pt_api__errorf(r, 500, "internal", NULL, "cannot write the store");
-        free(user);
-        return res;
+        pt_delta_clear(&delta);
+        return pt_api__error(r, &e);
     }
-    if (pt_api__finish_mutation(r, &version, &applied, &e) != 0)
+    if (commit(r, k->store == PT_STORE_STREAM, &delta, &version, &applied, &e) != 0)
         return pt_api__error(r, &e);
     kick_acme(r, k);
     return pt_api__no_content(r, version, applied);
@@ -461,4 +513,168 @@ enum MHD_Result pt_api__domains(struct pt_req *r, const char *rest)
 enum MHD_Result pt_api__streams(struct pt_req *r, const char *rest)
 {
     return handle(r, &streams, rest);
+}
+
+/* ---- POST /api/v1/batch ------------------------------------------------- */
+
+static const struct kind *kind_named(const char *s)
+{
+    if (s == NULL)
+        return NULL;
+    if (strcmp(s, "backend") == 0)
+        return &backends;
+    if (strcmp(s, "domain") == 0)
+        return &domains;
+    if (strcmp(s, "stream") == 0)
+        return &streams;
+    return NULL;
+}
+
+/* Says which change <e> is about: "changes[3].servers[0]". */
+static void at_change(struct pt_apierr *e, size_t i)
+{
+    char f[sizeof(e->field)], m[sizeof(e->message)];
+    /* Bounded: a field or message cut short is still an answer. */
+    if (e->field[0])
+        snprintf(f, sizeof(f), "changes[%zu].%.120s", i, e->field);
+    else
+        snprintf(f, sizeof(f), "changes[%zu]", i);
+    snprintf(m, sizeof(m), "changes[%zu]: %.280s", i, e->message);
+    memcpy(e->field, f, sizeof(f));
+    memcpy(e->message, m, sizeof(m));
+}
+
+struct change {
+    const struct kind *k;
+    bool remove;
+    const json_t *body; /* borrowed from the request's document */
+    char key[PT_DNAME_MAX + 2]; /* kind letter, then the normalised name */
+};
+
+/* The shape of change <j>: {"op": "put"|"delete", "kind", "name", "body"
+ * (put only)}. 0 or -1 with <e> set (about the change, not yet prefixed). */
+static int read_change(const json_t *j, struct change *c, struct pt_apierr *e)
+{
+    if (!json_is_object(j))
+        return pt_apierr_set(e, 400, "invalid_argument", NULL, "expected an object");
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)j, k, v) {
+        if (strcmp(k, "op") != 0 && strcmp(k, "kind") != 0 && strcmp(k, "name") != 0 &&
+            strcmp(k, "body") != 0)
+            return pt_apierr_set(e, 400, "invalid_argument", k, "%s: unknown field", k);
+    }
+    const char *op = json_string_value(json_object_get(j, "op"));
+    if (op == NULL || (strcmp(op, "put") != 0 && strcmp(op, "delete") != 0))
+        return pt_apierr_set(e, 400, "invalid_argument", "op",
+                             "op: expected \"put\" or \"delete\"");
+    c->remove = op[0] == 'd';
+    c->k = kind_named(json_string_value(json_object_get(j, "kind")));
+    if (c->k == NULL)
+        return pt_apierr_set(e, 400, "invalid_argument", "kind",
+                             "kind: expected \"backend\", \"domain\" or \"stream\"");
+    const char *name = json_string_value(json_object_get(j, "name"));
+    if (name == NULL || strlen(name) > PT_DNAME_MAX)
+        return pt_apierr_set(e, 400, "invalid_argument", "name",
+                             "name: expected a %s name", c->k->singular);
+    c->key[0] = c->k->singular[0];
+    if (c->k->norm(name, c->key + 1, sizeof(c->key) - 1, e) != 0)
+        return -1;
+    c->body = json_object_get(j, "body");
+    if (c->remove ? c->body != NULL : !json_is_object(c->body))
+        return pt_apierr_set(e, 400, "invalid_argument", "body",
+                             c->remove ? "body: a delete takes none"
+                                       : "body: expected the object a PUT takes");
+    return 0;
+}
+
+static int cmp_change(const void *a, const void *b)
+{
+    return strcmp((*(const struct change *const *)a)->key,
+                  (*(const struct change *const *)b)->key);
+}
+
+/* Every change of <v> is well formed and names a distinct object: one
+ * object changed twice in a batch is most likely a mistake, refused. */
+static int read_changes(const json_t *v, struct change *cs, size_t n, struct pt_apierr *e)
+{
+    for (size_t i = 0; i < n; i++)
+        if (read_change(json_array_get(v, i), &cs[i], e) != 0) {
+            at_change(e, i);
+            return -1;
+        }
+    struct change **sorted = pt_xcalloc(n, sizeof(*sorted));
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = &cs[i];
+    qsort(sorted, n, sizeof(*sorted), cmp_change);
+    int rc = 0;
+    for (size_t i = 1; i < n && rc == 0; i++)
+        if (strcmp(sorted[i - 1]->key, sorted[i]->key) == 0) {
+            size_t a = (size_t)(sorted[i - 1] - cs), b = (size_t)(sorted[i] - cs);
+            rc = pt_apierr_set(e, 400, "invalid_argument", "name",
+                               "name: %s '%s' is also changed by changes[%zu]",
+                               cs[b].k->singular, cs[b].key + 1, a < b ? a : b);
+            at_change(e, a > b ? a : b);
+        }
+    free(sorted);
+    return rc;
+}
+
+enum MHD_Result pt_api__batch(struct pt_req *r)
+{
+    struct pt_apierr e;
+    struct pt_store *store = r->api->cfg.store;
+    if (strcmp(r->method, "POST") != 0)
+        return pt_api__method_not_allowed(r, "POST");
+    json_t *body = pt_model_parse_body(r->body, r->len, &e);
+    if (body == NULL)
+        return pt_api__error(r, &e);
+    const json_t *v = json_object_get(body, "changes");
+    size_t n = json_array_size(v);
+    if (!json_is_array(v) || json_object_size(body) != 1 || n == 0 || n > PT_API_BATCH_MAX) {
+        json_decref(body);
+        return pt_api__errorf(r, 400, "invalid_argument", "changes",
+                              "changes: expected {\"changes\": [...]} with 1 to %d changes",
+                              PT_API_BATCH_MAX);
+    }
+    struct change *cs = pt_xcalloc(n, sizeof(*cs));
+    struct pt_delta delta = {0};
+    bool whole = false, domain = false, applied = false;
+    uint64_t version = 0;
+    int rc = read_changes(v, cs, n, &e);
+    if (rc == 0 && pt_store_begin(store) != 0)
+        rc = pt_apierr_set(&e, 500, "internal", NULL, "cannot write the store");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const struct change *c = &cs[i];
+        json_t *doc = NULL;
+        bool created;
+        whole |= c->k->store == PT_STORE_STREAM;
+        domain |= c->k->store == PT_STORE_DOMAIN;
+        /* A backend-scoped token changes its own domains only. */
+        if (r->only_backend && c->k->store != PT_STORE_DOMAIN)
+            rc = pt_apierr_set(&e, 403, "forbidden", "kind",
+                               "kind: this token may only change domains");
+        else if (c->remove)
+            rc = delete_one(r, c->k, c->key + 1, &delta, &e);
+        else
+            rc = put_one(r, c->k, c->key + 1, c->body, &doc, &created, &delta, &e);
+        json_decref(doc);
+        if (rc != 0) {
+            pt_store_rollback(store);
+            at_change(&e, i);
+        }
+    }
+    free(cs);
+    json_decref(body);
+    if (rc != 0) {
+        pt_delta_clear(&delta);
+        return pt_api__error(r, &e);
+    }
+    if (commit(r, whole, &delta, &version, &applied, &e) != 0)
+        return pt_api__error(r, &e);
+    if (domain)
+        kick_acme(r, &domains);
+    return pt_api__json(r, 200,
+                        json_pack("{s:I, s:b, s:I}", "config_version", (json_int_t)version,
+                                  "applied", applied, "changes", (json_int_t)n));
 }

@@ -111,27 +111,12 @@ enum MHD_Result pt_api__no_content(struct pt_req *r, uint64_t version, bool appl
     return rc;
 }
 
-/* <ch> NULL: a configuration change (whole snapshot); else a ban delta. */
-static int finish(struct pt_req *r, const struct pt_ban_change *ch, size_t n,
-                  uint64_t *version, bool *applied, struct pt_apierr *e)
+static int finish(struct pt_req *r, const struct pt_commit *c, uint64_t *version,
+                  bool *applied, struct pt_apierr *e)
 {
     struct pt_api *api = r->api;
-    void *snap = NULL;
-    if (pt_store_bump_version(api->cfg.store, version) != 0)
-        goto fail;
-    snap = ch ? api->cfg.hooks.compile_bans(api->cfg.hooks.arg, api->cfg.store, *version,
-                                            ch, n)
-              : api->cfg.hooks.compile(api->cfg.hooks.arg, api->cfg.store, *version);
-    if (snap == NULL)
-        goto fail;
-    if (pt_store_commit(api->cfg.store) != 0)
-        goto fail;
-    *applied = api->cfg.hooks.publish(api->cfg.hooks.arg, snap);
-    return 0;
-fail:
-    if (snap)
-        api->cfg.hooks.discard(api->cfg.hooks.arg, snap);
-    pt_store_rollback(api->cfg.store);
+    if (api->cfg.hooks.commit(api->cfg.hooks.arg, c, version, applied) == 0)
+        return 0;
     return pt_apierr_set(e, 500, "internal", NULL,
                          "could not commit the change (see the daemon's log)");
 }
@@ -139,13 +124,22 @@ fail:
 int pt_api__finish_mutation(struct pt_req *r, uint64_t *version, bool *applied,
                             struct pt_apierr *e)
 {
-    return finish(r, NULL, 0, version, applied, e);
+    struct pt_commit c = {.kind = PT_COMMIT_WHOLE};
+    return finish(r, &c, version, applied, e);
+}
+
+int pt_api__finish_delta(struct pt_req *r, struct pt_delta *d, bool whole, uint64_t *version,
+                         bool *applied, struct pt_apierr *e)
+{
+    struct pt_commit c = {.kind = whole ? PT_COMMIT_WHOLE : PT_COMMIT_CONFIG, .delta = d};
+    return finish(r, &c, version, applied, e);
 }
 
 int pt_api__finish_bans(struct pt_req *r, const struct pt_ban_change *ch, size_t n,
                         uint64_t *version, bool *applied, struct pt_apierr *e)
 {
-    return finish(r, ch, n, version, applied, e);
+    struct pt_commit c = {.kind = PT_COMMIT_BANS, .bans = ch, .n_bans = n};
+    return finish(r, &c, version, applied, e);
 }
 
 int pt_api__unescape(const char *in, size_t len, char *out, size_t size)
@@ -278,8 +272,8 @@ static bool scope_allows(const char *scope, bool get, const char *url)
         return under(url, "/api/v1/bans");
     if (strncmp(scope, "backend:", 8) != 0)
         return false;
-    if (under(url, "/api/v1/domains"))
-        return true;
+    if (under(url, "/api/v1/domains") || strcmp(url, "/api/v1/batch") == 0)
+        return true; /* the handlers keep it to its own domains */
     if (!get)
         return false;
     static const char be[] = "/api/v1/backends/";
@@ -337,7 +331,7 @@ static enum MHD_Result dispatch(struct pt_req *r, const char *url)
     r->limited = strcmp(scope, "bans") == 0;
     if (r->too_large)
         return pt_api__errorf(r, 413, "payload_too_large", NULL,
-                              "request body over %u bytes", PT_API_BODY_MAX);
+                              "request body over %zu bytes", r->max);
     if (is_metrics) {
         if (!get)
             return pt_api__method_not_allowed(r, "GET");
@@ -350,6 +344,8 @@ static enum MHD_Result dispatch(struct pt_req *r, const char *url)
             return pt_api__backends(r, res + 8);
         if (strncmp(res, "domains", 7) == 0 && (res[7] == '\0' || res[7] == '/'))
             return pt_api__domains(r, res + 7);
+        if (strcmp(res, "batch") == 0)
+            return pt_api__batch(r);
         if (strncmp(res, "streams", 7) == 0 && (res[7] == '\0' || res[7] == '/'))
             return pt_api__streams(r, res + 7);
         if (strncmp(res, "bans", 4) == 0 && (res[4] == '\0' || res[4] == '/'))
@@ -380,19 +376,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         r->conn = conn;
         r->method = method;
         *con_cls = r;
+        r->max = strcmp(url, "/api/v1/batch") == 0 ? PT_API_BATCH_BODY_MAX : PT_API_BODY_MAX;
         /* A declared length over the limit is refused before reading it. */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > PT_API_BODY_MAX)
+        if (cl && strtoull(cl, NULL, 10) > r->max)
             r->too_large = true;
         return MHD_YES;
     }
     if (*upload_size) {
-        if (!r->too_large && r->len + *upload_size <= PT_API_BODY_MAX) {
+        if (!r->too_large && r->len + *upload_size <= r->max) {
             if (r->cap < r->len + *upload_size + 1) {
                 r->cap = (r->len + *upload_size + 1) * 2;
-                if (r->cap > PT_API_BODY_MAX + 1)
-                    r->cap = PT_API_BODY_MAX + 1;
+                if (r->cap > r->max + 1)
+                    r->cap = r->max + 1;
                 r->body = pt_xrealloc(r->body, r->cap);
             }
             memcpy(r->body + r->len, upload_data, *upload_size);

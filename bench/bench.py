@@ -1101,14 +1101,14 @@ def write_readme(path, P, O, info, be_conf, page_len, started, elapsed, rb, db=N
     if db:
         md.append("## Control plane: one domain write with N domains configured "
                   "(bench/domains_bench.py, same run)\n")
-        md.append("portierd with 2 workers; N passthrough domains are put straight into its "
-                  "store before it starts, then %d domain PUTs with new names are timed one "
-                  "after the other on one keep-alive connection. \"Live in every worker\" is "
-                  "from each answer until `/metrics` shows every worker at the answer's "
-                  "`config_version` (its own round trip included). Each write today re-reads, "
-                  "re-encodes and sends the whole configuration to every worker: see "
-                  "docs/operations.md \"Configuration at scale\" for the design that makes "
-                  "it flat.\n" % DOMAIN_WRITES)
+        md.append("portierd with 2 workers; N passthrough domains are onboarded through "
+                  "`POST /api/v1/batch` (10,000 per batch), then %d domain PUTs with new names "
+                  "are timed one after the other on one keep-alive connection, idle and again "
+                  "while a thread opens TLS connections in a loop (connection churn). \"Live "
+                  "in every worker\" is from each answer until `/metrics` shows every worker "
+                  "at the answer's `config_version` (its own round trip included). A write "
+                  "sends a delta of what changed, not the configuration: see "
+                  "docs/operations.md \"Configuration at scale\".\n" % DOMAIN_WRITES)
         md.append("\n".join(l for l in db.splitlines() if l.startswith("|")) + "\n")
     if rb:
         md.append("## Route lookup (bench/route_bench.c, same run)\n")

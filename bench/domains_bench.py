@@ -1,35 +1,50 @@
 #!/usr/bin/env python3
-"""Control plane at scale: what one domain write costs with N domains configured.
+"""Control plane at scale: onboarding N domains in bulk, then what one domain
+write costs with N domains configured.
 
 usage: bench/domains_bench.py [PORTIERD] [N,N,...] [WRITES]
        (defaults: build/portierd 1000,10000,100000 30)
 
-For each N: a fresh state dir; portierd (2 workers, loopback) starts once to
-create its store and one backend, stops; N passthrough domains are then
-inserted straight into the SQLite store (one transaction: onboarding through
-the API costs one whole-configuration publish per domain, hours at 100,000,
-which is the problem being measured, not the setup), and portierd starts
-again on that store. Then WRITES domain PUTs (new names, one keep-alive
-connection, one after the other) are timed:
+For each N: a fresh state dir; portierd (2 workers, loopback) starts with one
+backend; N passthrough domains are onboarded through POST /api/v1/batch in
+batches of 10,000 changes (each batch one transaction, one config version,
+one delta to the workers), timed until every worker applied the last one.
+Then WRITES domain PUTs (new names, one keep-alive connection, one after the
+other) are timed:
   - answer latency (median, p99, max) and how many answered "applied": true
     (every worker acked the new version before the answer left);
   - from each answer until /metrics shows every worker at its version
     (the /metrics round trip included, so an upper bound);
-  - daemon CPU per write (utime + stime of the daemon, /proc/PID/stat);
-  - daemon and worker RSS (VmRSS) with N domains, and the daemon's start
-    time until /healthz answers and every worker applied the first snapshot.
-Prints one line per N and a Markdown table (used by bench/run.sh for
-bench/README.md). Writes nothing else; everything it starts is stopped."""
+  - daemon CPU per write (utime + stime of the daemon, /proc/PID/stat) and
+    the workers' CPU per write (the delta's apply, both workers summed);
+  - one write that publishes a whole snapshot (a stream PUT: what every write
+    cost before deltas), for scale;
+  - the same writes again while a thread opens TLS connections to a configured
+    domain in a loop (every worker then holds its snapshot in connections, so
+    each delta derives a successor instead of changing it in place);
+  - daemon and worker RSS (VmRSS) with N domains; then the daemon restarts
+    on that store: its start time until /healthz answers and every worker
+    applied the first (whole) snapshot.
+Output: three lines per N (idle, under connection churn, totals), then a
+Markdown table with two rows per N (idle; "N (connection churn)") and these
+columns (bench/run.sh puts it in bench/README.md):
+  | domains | bulk onboarding (s) | PUT latency median / p99 (ms) | live in every
+  worker after the answer, median / p99 (ms) | answers with applied: true |
+  daemon CPU per write (ms) | workers' CPU per write (ms) | daemon RSS (KiB) |
+  worker RSS (KiB, each) | daemon start until every worker applied (s) |
+Writes nothing else; everything it starts is stopped."""
 import http.client
 import os
 import shutil
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import ssl
+import socket
 
 from benchlib import call, cpu_ms, free_port, wait_healthy
 
@@ -101,26 +116,81 @@ class Daemon:
                 self.p.wait()
 
 
-def preload(tmp, n):
-    """N passthrough domains to backend "be", inserted as the API stores them
-    (the row of one domain PUT through the API is the template)."""
-    db = sqlite3.connect(os.path.join(tmp, "state", "portier.db"))
-    row = db.execute("SELECT name, doc, created_at, updated_at, backend, mode FROM domains "
-                     "WHERE name = 'template.bench.test'").fetchone()
-    name, doc, ca, ua, be, mode = row
-    rows = ((("d%d.bench.test" % i), doc.replace(name, "d%d.bench.test" % i), ca, ua, be, mode)
-            for i in range(n))
-    with db:
-        db.executemany("INSERT INTO domains (name, doc, created_at, updated_at, backend, mode) "
-                       "VALUES (?, ?, ?, ?, ?, ?)", rows)
-    db.close()
+BATCH = 10000
 
 
-def store_path_check(tmp):
-    p = os.path.join(tmp, "state", "portier.db")
-    if not os.path.exists(p):
-        cands = [f for f in os.listdir(os.path.join(tmp, "state")) if f.endswith(".db")]
-        raise SystemExit("no portier.db in the state dir (%s)" % cands)
+class Churn:
+    """New TLS connections to a configured domain in a loop (the handshake
+    fails: the backend is a closed port), so every worker routes connections
+    all the time and holds the snapshot they were routed with: a write then
+    cannot change that snapshot in place and derives a successor."""
+
+    def __init__(self, port, name):
+        self.port, self.name, self.stop, self.n = port, name, False, 0
+        self.ctx = ssl.create_default_context()
+        self.ctx.check_hostname = False
+        self.ctx.verify_mode = ssl.CERT_NONE
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        while not self.stop:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                    with self.ctx.wrap_socket(s, server_hostname=self.name):
+                        pass
+            except (OSError, ssl.SSLError):
+                pass
+            self.n += 1
+
+    def end(self):
+        self.stop = True
+        self.t.join()
+
+
+def onboard(d, n):
+    """N domains through the bulk API; returns the seconds until every worker
+    applied the last batch."""
+    t0 = time.monotonic()
+    v = 0
+    for start in range(0, n, BATCH):
+        changes = [{"op": "put", "kind": "domain", "name": "d%d.bench.test" % i,
+                    "body": {"mode": "passthrough", "backend": "be"}}
+                   for i in range(start, min(n, start + BATCH))]
+        st, out = call(d.conn, d.token, "POST", "/api/v1/batch", {"changes": changes})
+        if st != 200:
+            raise SystemExit("batch answered %d: %s" % (st, out))
+        v = out["config_version"]
+    while min(worker_versions(d.conn, d.token) or [0]) < v:
+        time.sleep(0.01)
+    return time.monotonic() - t0
+
+
+def writes(d, workers, prefix):
+    lat, lag, applied = [], [], 0
+    c0 = cpu_ms(d.p.pid)
+    w0 = sum(cpu_ms(w) for w in workers)
+    for i in range(WRITES):
+        s = time.monotonic()
+        st, out = call(d.conn, d.token, "PUT", "/api/v1/domains/%s%d.bench.test" % (prefix, i),
+                       {"mode": "passthrough", "backend": "be"})
+        e = time.monotonic()
+        if st not in (200, 201):
+            raise SystemExit("PUT answered %d: %s" % (st, out))
+        lat.append((e - s) * 1000)
+        applied += out.get("applied") is True
+        v = out["config_version"]
+        while True:
+            vs = worker_versions(d.conn, d.token)
+            if vs and min(vs) >= v:
+                lag.append((time.monotonic() - e) * 1000)
+                break
+            if time.monotonic() - e > 30:
+                lag.append(float("inf"))
+                break
+    return {"lat": sorted(lat), "lag": sorted(lag), "applied": applied,
+            "cpu_ms": (cpu_ms(d.p.pid) - c0) / WRITES,
+            "wcpu_ms": (sum(cpu_ms(w) for w in workers) - w0) / WRITES}
 
 
 def measure(n):
@@ -129,41 +199,29 @@ def measure(n):
     try:
         d.start()
         call(d.conn, d.token, "PUT", "/api/v1/backends/be", {"servers": ["127.0.0.1:9"]})
-        st, _ = call(d.conn, d.token, "PUT", "/api/v1/domains/template.bench.test",
-                     {"mode": "passthrough", "backend": "be"})
-        assert st in (200, 201), st
-        d.stop()
-        store_path_check(tmp)
-        t0 = time.monotonic()
-        preload(tmp, n)
-        insert_s = time.monotonic() - t0
-        d.start()
+        onboard_s = onboard(d, n)
         workers = children(d.p.pid)
-        lat, lag, applied = [], [], 0
-        c0 = cpu_ms(d.p.pid)
-        for i in range(WRITES):
-            s = time.monotonic()
-            st, out = call(d.conn, d.token, "PUT", "/api/v1/domains/new%d.bench.test" % i,
-                           {"mode": "passthrough", "backend": "be"})
-            e = time.monotonic()
-            if st not in (200, 201):
-                raise SystemExit("PUT answered %d: %s" % (st, out))
-            lat.append((e - s) * 1000)
-            applied += out.get("applied") is True
-            v = out["config_version"]
-            while True:
-                vs = worker_versions(d.conn, d.token)
-                if vs and min(vs) >= v:
-                    lag.append((time.monotonic() - e) * 1000)
-                    break
-                if time.monotonic() - e > 30:
-                    lag.append(float("inf"))
-                    break
-        cpu_per = (cpu_ms(d.p.pid) - c0) / WRITES
-        res = {"n": n, "insert_s": insert_s, "start_s": d.started_s, "lat": sorted(lat),
-               "lag": sorted(lag), "applied": applied, "cpu_ms": cpu_per,
-               "daemon_rss": rss_kib(d.p.pid),
-               "worker_rss": [rss_kib(w) for w in workers]}
+        # A stream route is one of the writes that publish a whole snapshot
+        # (it binds a listener): what every write cost before deltas. It also
+        # resets the deltas the bulk left, so no write below pays for them.
+        t0 = time.monotonic()
+        st, out = call(d.conn, d.token, "PUT", "/api/v1/streams/whole",
+                       {"listen": ["127.0.0.1:%d" % free_port()], "mode": "tcp",
+                        "backend": "be"})
+        if st not in (200, 201):
+            raise SystemExit("stream PUT answered %d: %s" % (st, out))
+        res = {"n": n, "onboard_s": onboard_s, "whole_ms": (time.monotonic() - t0) * 1000,
+               "idle_rss": [rss_kib(w) for w in workers]}
+        res.update(writes(d, workers, "new"))
+        churn = Churn(d.https, "d1.bench.test")
+        res["churn"] = writes(d, workers, "churn")
+        churn.end()
+        res["churn"]["conns"] = churn.n
+        res["daemon_rss"] = rss_kib(d.p.pid)
+        res["worker_rss"] = [rss_kib(w) for w in workers]
+        d.stop()
+        d.start()
+        res["start_s"] = d.started_s
         return res
     finally:
         d.stop()
@@ -174,30 +232,43 @@ def pct(v, q):
     return v[min(len(v) - 1, int(len(v) * q))]
 
 
+def row(r, c, label):
+    return ("| %d%s | %s | %.1f / %.1f | %.1f / %.1f | %d of %d | %.2f | %.2f | %d | %s | %.1f |"
+            % (r["n"], label, "%.1f" % r["onboard_s"] if not label else "", 
+               statistics.median(c["lat"]), pct(c["lat"], 0.99),
+               statistics.median(c["lag"]), pct(c["lag"], 0.99), c["applied"], WRITES,
+               c["cpu_ms"], c["wcpu_ms"], r["daemon_rss"],
+               " / ".join(str(x) for x in r["worker_rss"]), r["start_s"]))
+
+
 def main():
     out = []
     for n in SIZES:
         r = measure(n)
         out.append(r)
-        print("%7d domains: PUT median %.1f ms p99 %.1f ms; live in every worker after the "
-              "answer: median %.1f ms p99 %.1f ms (with the /metrics round trip); applied %d/%d; "
-              "daemon CPU %.1f ms per write; RSS daemon %d KiB, workers %s KiB; start %.1f s"
-              % (n, statistics.median(r["lat"]), pct(r["lat"], 0.99),
-                 statistics.median(r["lag"]), pct(r["lag"], 0.99), r["applied"], WRITES,
-                 r["cpu_ms"], r["daemon_rss"], "/".join(str(x) for x in r["worker_rss"]),
-                 r["start_s"]), flush=True)
+        for c, label in ((r, "idle"), (r["churn"], "under connection churn (%d connections)"
+                                         % r["churn"]["conns"])):
+            print("%7d domains, %s: PUT median %.1f ms p99 %.1f ms; live in every worker after "
+                  "the answer: median %.1f ms p99 %.1f ms (with the /metrics round trip); "
+                  "applied %d/%d; CPU per write: daemon %.2f ms, workers %.2f ms"
+                  % (n, label, statistics.median(c["lat"]), pct(c["lat"], 0.99),
+                     statistics.median(c["lag"]), pct(c["lag"], 0.99), c["applied"], WRITES,
+                     c["cpu_ms"], c["wcpu_ms"]), flush=True)
+        print("%7d domains: onboarded in %.1f s; one write that publishes a whole snapshot "
+              "(a stream PUT) %.0f ms; RSS daemon %d KiB, workers %s KiB (%s KiB before the "
+              "churn); start %.1f s"
+              % (n, r["onboard_s"], r["whole_ms"], r["daemon_rss"],
+                 "/".join(str(x) for x in r["worker_rss"]),
+                 "/".join(str(x) for x in r["idle_rss"]), r["start_s"]), flush=True)
     print()
-    print("| domains | PUT latency median / p99 (ms) | live in every worker after the answer, "
-          "median / p99 (ms) | answers with applied: true | daemon CPU per write (ms) | "
-          "daemon RSS (KiB) | worker RSS (KiB, each) | daemon start until every worker "
-          "applied (s) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| domains | bulk onboarding (s) | PUT latency median / p99 (ms) | live in every "
+          "worker after the answer, median / p99 (ms) | answers with applied: true | daemon "
+          "CPU per write (ms) | workers' CPU per write (ms) | daemon RSS (KiB) | worker RSS "
+          "(KiB, each) | daemon start until every worker applied (s) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in out:
-        print("| %d | %.1f / %.1f | %.1f / %.1f | %d of %d | %.1f | %d | %s | %.1f |"
-              % (r["n"], statistics.median(r["lat"]), pct(r["lat"], 0.99),
-                 statistics.median(r["lag"]), pct(r["lag"], 0.99), r["applied"], WRITES,
-                 r["cpu_ms"], r["daemon_rss"], " / ".join(str(x) for x in r["worker_rss"]),
-                 r["start_s"]))
+        print(row(r, r, ""))
+        print(row(r, r["churn"], " (connection churn)"))
     return 0
 
 

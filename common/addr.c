@@ -372,37 +372,82 @@ bool pt_sockaddr_unmap(struct sockaddr_storage *ss)
     return true;
 }
 
+/* Decimal digits of <v> at <p>; returns their count. */
+static size_t put_dec(char *p, unsigned v)
+{
+    char t[10];
+    size_t n = 0, i;
+    do {
+        t[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (i = 0; i < n; i++)
+        p[i] = t[n - 1 - i];
+    return n;
+}
+
+/* The text of an address as sa_ip gave it, NUL-terminated; 0 on failure.
+ * IPv4 by hand: glibc's inet_ntop formats it through sprintf, and the HTTP
+ * engine formats the client's address for every request (X-Forwarded-For,
+ * the per-server tally). */
+static size_t ip_text(int family, const uint8_t *ip, char out[INET6_ADDRSTRLEN])
+{
+    if (family == AF_INET) {
+        size_t n = 0;
+        for (int i = 0; i < 4; i++) {
+            if (i)
+                out[n++] = '.';
+            n += put_dec(out + n, ip[i]);
+        }
+        out[n] = '\0';
+        return n;
+    }
+    if (family == 0 || inet_ntop(family, ip, out, INET6_ADDRSTRLEN) == NULL)
+        return 0;
+    return strlen(out);
+}
+
+/* Copies <n> bytes of <text> to <buf> as snprintf would: truncated to
+ * size - 1, NUL-terminated. Returns what was kept. */
+static size_t put_text(char *buf, size_t size, const char *text, size_t n)
+{
+    if (size == 0)
+        return 0;
+    if (n >= size)
+        n = size - 1;
+    memcpy(buf, text, n);
+    buf[n] = '\0';
+    return n;
+}
+
 size_t pt_sockaddr_ip(const struct sockaddr *sa, char *buf, size_t size)
 {
-    uint8_t ip[16];
-    int family = sa_ip(sa, ip);
-    if (size > 0)
-        buf[0] = '\0';
-    if (family == 0)
-        return 0;
-    socklen_t cap = size > INET6_ADDRSTRLEN ? INET6_ADDRSTRLEN : (socklen_t)size;
-    if (inet_ntop(family, ip, buf, cap) == NULL) {
-        if (size > 0)
-            buf[0] = '\0';
-        return 0;
-    }
-    return strlen(buf);
+    uint8_t ip[16] = {0};
+    char text[INET6_ADDRSTRLEN];
+    size_t n = ip_text(sa_ip(sa, ip), ip, text);
+    if (n >= size) /* as inet_ntop: too small a buffer gets nothing */
+        n = 0;
+    return put_text(buf, size, text, n);
 }
 
 size_t pt_sockaddr_format(const struct sockaddr *sa, char *buf, size_t size)
 {
-    uint8_t ip[16];
-    char text[INET6_ADDRSTRLEN];
+    uint8_t ip[16] = {0};
+    char text[PT_ADDRSTR_MAX];
     int family = sa_ip(sa, ip);
-    if (size > 0)
-        buf[0] = '\0';
-    if (family == 0 || inet_ntop(family, ip, text, sizeof(text)) == NULL)
-        return 0;
-    int n = snprintf(buf, size, family == AF_INET6 ? "[%s]:%u" : "%s:%u", text,
-                     (unsigned)pt_sockaddr_port(sa));
-    if (n < 0)
-        return 0;
-    return (size_t)n < size ? (size_t)n : (size > 0 ? size - 1 : 0);
+    size_t n = ip_text(family, ip, text + 1);
+    if (n == 0)
+        return put_text(buf, size, "", 0);
+    char *p = text + 1;
+    if (family == AF_INET6) {
+        p = text;
+        p[0] = '[';
+        p[++n] = ']';
+        n++;
+    }
+    p[n++] = ':';
+    n += put_dec(p + n, pt_sockaddr_port(sa));
+    return put_text(buf, size, p, n);
 }
 
 uint16_t pt_sockaddr_port(const struct sockaddr *sa)

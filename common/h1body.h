@@ -95,25 +95,23 @@ struct pt_h1body {
     uint8_t *trl;
 };
 
-/* RFC 9110 5.6.2 tchar: the bytes of a token (field names, methods, codings). */
+/* Byte classes for the checks below, one lookup per byte (head fields are
+ * checked byte by byte on every request and response): bit 0 tchar, bit 1
+ * field-value byte. */
+extern const uint8_t pt_h1body_class[256];
+
+/* RFC 9110 5.6.2 tchar: the bytes of a token (field names, methods, codings):
+ * ALPHA, DIGIT and !#$%&'*+-.^_`|~. */
 static inline bool pt_h1body_tchar(uint8_t c)
 {
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return true;
-    switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-        return true;
-    default:
-        return false;
-    }
+    return pt_h1body_class[c] & 1;
 }
 
 /* RFC 9110 5.5: a byte of a field value (VCHAR, SP, HTAB, obs-text); CR, LF,
  * NUL and the other controls are not. */
 static inline bool pt_h1body_vchar(uint8_t c)
 {
-    return c == '\t' || (c >= 0x20 && c != 0x7f);
+    return pt_h1body_class[c] & 2;
 }
 
 /* Starts decoding a body of <mode>; <content_length> counts for LENGTH only.

@@ -151,6 +151,32 @@ static int field_line(struct head *h, const char *p, size_t n)
     return 0;
 }
 
+/* A byte of <v> is zero (the classic SWAR test: exact, no false hits). */
+static inline bool word_has_zero(uint64_t v)
+{
+    return ((v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull) != 0;
+}
+
+/* The first index from <i> (at most <lim>) of a byte the head scan must
+ * look at: NUL, CR or LF. Every other byte is checked per line by the start
+ * line's and the fields' own rules; skipping them eight at a time makes the
+ * scan of a typical head several times cheaper (it runs twice per proxied
+ * request). */
+static size_t skip_plain(const uint8_t *buf, size_t i, size_t lim)
+{
+    while (i + 8 <= lim) {
+        uint64_t v;
+        memcpy(&v, buf + i, 8);
+        if (word_has_zero(v) || word_has_zero(v ^ 0x0d0d0d0d0d0d0d0dull) ||
+            word_has_zero(v ^ 0x0a0a0a0a0a0a0a0aull))
+            break;
+        i += 8;
+    }
+    while (i < lim && buf[i] != '\0' && buf[i] != '\r' && buf[i] != '\n')
+        i++;
+    return i;
+}
+
 /* Finds and checks the head at <buf>[0..len): every line ends in CRLF, a
  * line opening with SP or HT is obs-fold; both are refused, not repaired: a
  * backend that reads them differently is how requests get smuggled. Refusals
@@ -165,6 +191,9 @@ static int head_scan(const uint8_t *buf, size_t len, size_t max, struct head *h,
     bool first = true;
     h->n_hdrs = 0;
     for (size_t i = 0; i < lim; i++) {
+        i = skip_plain(buf, i, lim);
+        if (i == lim)
+            break;
         if (buf[i] == '\0')
             return head_refuse(h, 400, "NUL byte in head");
         if (buf[i] == '\r') {

@@ -30,6 +30,14 @@ enum pt_ipc_type {
     PT_IPC_LISTENER = 6, /* daemon -> worker: u32 listener id, with the
                             listening socket of a stream route attached
                             (SCM_RIGHTS); sent before the snapshot naming it */
+    PT_IPC_CONFIG = 7,   /* daemon -> worker: pt_delta_encode bytes, backend and
+                            domain changes on top of the last snapshot
+                            (common/delta.h); acked like one */
+    PT_IPC_READY = 8,    /* daemon -> worker, empty: the frames before it (the
+                            snapshot and every delta since) are the current
+                            configuration: start accepting. Without it a
+                            starting worker would serve the snapshot before
+                            the deltas that follow it had arrived */
 };
 
 /* Starts a frame of <type> in <b>; returns the offset to pass to end. */

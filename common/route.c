@@ -23,11 +23,20 @@ struct slot {
     uint8_t kind;    /* enum slot_kind */
 };
 
+/* The keys of a built table, shared by its clones (a clone is a table of
+ * the next snapshot, which may outlive this one). */
+struct keybuf {
+    unsigned refs;
+    char data[];
+};
+
 struct pt_route_table {
     uint64_t seed;
     size_t mask;        /* capacity - 1; capacity is a power of two */
+    size_t n;           /* slots in use */
     struct slot *slots;
-    char *keys;         /* every key back to back, owned */
+    struct keybuf *keys; /* keys of build, back to back; those added by set
+                            are borrowed from the caller */
     int catchall;       /* value of "*", or -1 */
 };
 
@@ -137,9 +146,10 @@ struct pt_route_table *pt_route_build(const char *const *names, size_t n)
         cap *= 2;
     t->mask = cap - 1;
     t->slots = pt_xcalloc(cap, sizeof(*t->slots));
-    t->keys = pt_xmalloc(total);
+    t->keys = pt_xmalloc(sizeof(*t->keys) + total);
+    t->keys->refs = 1;
 
-    char *p = t->keys;
+    char *p = t->keys->data;
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(names[i]);
         /* Callers promise normalised names; a bad one would silently never
@@ -158,6 +168,7 @@ struct pt_route_table *pt_route_build(const char *const *names, size_t n)
         size_t klen = wild ? len - 2 : len;
         memcpy(p, key, klen);
         insert(t, wild ? SLOT_WILD : SLOT_EXACT, p, klen, (int)i);
+        t->n++;
         p += klen;
     }
     return t;
@@ -168,8 +179,137 @@ void pt_route_free(struct pt_route_table *t)
     if (t == NULL)
         return;
     free(t->slots);
-    free(t->keys);
+    if (t->keys && --t->keys->refs == 0)
+        free(t->keys);
     free(t);
+}
+
+struct pt_route_table *pt_route_clone(const struct pt_route_table *t)
+{
+    struct pt_route_table *c = pt_xmalloc(sizeof(*c));
+    *c = *t;
+    c->slots = pt_xmalloc((t->mask + 1) * sizeof(*c->slots));
+    memcpy(c->slots, t->slots, (t->mask + 1) * sizeof(*c->slots));
+    if (c->keys)
+        c->keys->refs++;
+    return c;
+}
+
+/* A configured name as a slot key: "*.x.y" is the wildcard key "x.y". */
+static enum slot_kind split(const char *name, const char **key, size_t *len)
+{
+    bool wild = name[0] == '*';
+    *key = wild ? name + 2 : name;
+    *len = strlen(*key);
+    return wild ? SLOT_WILD : SLOT_EXACT;
+}
+
+static size_t find_slot(const struct pt_route_table *t, enum slot_kind kind, const char *key,
+                        size_t len, bool *found)
+{
+    uint64_t hash = hash_key(t->seed, key, len, kind);
+    size_t i = (size_t)hash & t->mask;
+    for (;; i = (i + 1) & t->mask) {
+        const struct slot *sl = &t->slots[i];
+        if (sl->kind == SLOT_EMPTY) {
+            *found = false;
+            return i;
+        }
+        if (sl->hash == hash && sl->kind == kind && sl->len == len &&
+            memcmp(sl->key, key, len) == 0) {
+            *found = true;
+            return i;
+        }
+    }
+}
+
+int pt_route_find(const struct pt_route_table *t, const char *name)
+{
+    if (strcmp(name, "*") == 0)
+        return t->catchall;
+    const char *key;
+    size_t len;
+    bool found;
+    enum slot_kind kind = split(name, &key, &len);
+    size_t i = find_slot(t, kind, key, len, &found);
+    return found ? t->slots[i].value : -1;
+}
+
+/* Doubles the capacity: slots move, keys stay where they are. */
+static void grow(struct pt_route_table *t)
+{
+    struct slot *old = t->slots;
+    size_t cap = t->mask + 1;
+    t->mask = 2 * cap - 1;
+    t->slots = pt_xcalloc(2 * cap, sizeof(*t->slots));
+    for (size_t i = 0; i < cap; i++) {
+        if (old[i].kind == SLOT_EMPTY)
+            continue;
+        size_t j = (size_t)old[i].hash & t->mask;
+        while (t->slots[j].kind != SLOT_EMPTY)
+            j = (j + 1) & t->mask;
+        t->slots[j] = old[i];
+    }
+    free(old);
+}
+
+void pt_route_set(struct pt_route_table *t, const char *name, int value)
+{
+    PT_ASSERT(value >= 0);
+    if (strcmp(name, "*") == 0) {
+        t->catchall = value;
+        return;
+    }
+    const char *key;
+    size_t len;
+    bool found;
+    enum slot_kind kind = split(name, &key, &len);
+    size_t i = find_slot(t, kind, key, len, &found);
+    if (found) {
+        t->slots[i].key = key; /* the caller may free the old copy now */
+        t->slots[i].value = value;
+        return;
+    }
+    if (2 * (t->n + 1) > t->mask + 1) {
+        grow(t);
+        i = find_slot(t, kind, key, len, &found);
+    }
+    t->slots[i] = (struct slot){
+        .hash = hash_key(t->seed, key, len, kind), .key = key, .value = value,
+        .len = (uint16_t)len, .kind = kind,
+    };
+    t->n++;
+}
+
+/* Linear probing deletes by shifting back the entries after the hole whose
+ * home slot is not between the hole and them: no tombstones, so lookups of
+ * absent keys stay short however many deletes came before. */
+bool pt_route_del(struct pt_route_table *t, const char *name)
+{
+    if (strcmp(name, "*") == 0) {
+        bool had = t->catchall >= 0;
+        t->catchall = -1;
+        return had;
+    }
+    const char *key;
+    size_t len;
+    bool found;
+    enum slot_kind kind = split(name, &key, &len);
+    size_t i = find_slot(t, kind, key, len, &found);
+    if (!found)
+        return false;
+    for (size_t j = (i + 1) & t->mask; t->slots[j].kind != SLOT_EMPTY; j = (j + 1) & t->mask) {
+        size_t home = (size_t)t->slots[j].hash & t->mask;
+        /* Stays when home lies cyclically in (i, j]. */
+        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!stays) {
+            t->slots[i] = t->slots[j];
+            i = j;
+        }
+    }
+    t->slots[i].kind = SLOT_EMPTY;
+    t->n--;
+    return true;
 }
 
 static inline bool is_ldh(uint8_t c)

@@ -18,6 +18,21 @@ struct pt_route_table *pt_route_build(const char *const *names, size_t n);
 
 void pt_route_free(struct pt_route_table *t);
 
+/* Incremental changes, for configuration deltas: a copy costs one memcpy of
+ * the slots, a change a hash probe (and now and then a doubling).
+ *
+ * pt_route_clone returns an independent copy of <t> (free both). */
+struct pt_route_table *pt_route_clone(const struct pt_route_table *t);
+/* Maps configured name <name> (normalised, wildcards and "*" allowed) to
+ * <value>, replacing its value (and key) when present. <name> is borrowed:
+ * it must outlive <t> and every clone of <t> that still holds it. */
+void pt_route_set(struct pt_route_table *t, const char *name, int value);
+/* Removes configured name <name>; false when it was absent. */
+bool pt_route_del(struct pt_route_table *t, const char *name);
+/* The value of configured name <name> itself (not routing: "*.a.b" finds
+ * only the wildcard entry), or -1. */
+int pt_route_find(const struct pt_route_table *t, const char *name);
+
 /* Looks up <name>[0..len) as received from the network: ASCII case is
  * ignored, one trailing dot is ignored, no other normalisation (a key that is
  * not a valid name simply matches nothing but "*"). len == 0 (absent SNI)

@@ -69,10 +69,55 @@ static void put_streams(struct pt_wbuf *out, const struct pt_streams *ss)
     }
 }
 
-void pt_snap_encode(const struct pt_snapshot *s, struct pt_wbuf *out)
+static void put_servers(struct pt_wbuf *out, const struct pt_hostport *v, size_t n)
 {
     char tmp[PT_HOST_MAX + 16];
+    pt_wbuf_u32(out, (uint32_t)n);
+    for (size_t j = 0; j < n; j++) {
+        pt_hostport_format(&v[j], tmp, sizeof(tmp));
+        pt_wbuf_str(out, tmp);
+    }
+}
 
+void pt_snap_backend_encode(const struct pt_backend *b, struct pt_wbuf *out)
+{
+    pt_wbuf_str(out, b->name);
+    pt_wbuf_u8(out, (uint8_t)b->proxy_protocol);
+    pt_wbuf_u8(out, b->tls);
+    pt_wbuf_u8(out, b->tls_verify);
+    put_servers(out, b->servers, b->n_servers);
+    put_servers(out, b->http_servers, b->n_http_servers);
+    pt_wbuf_u8(out, (uint8_t)b->check.kind);
+    pt_wbuf_u32(out, b->check.interval_ms);
+    pt_wbuf_u32(out, b->check.timeout_ms);
+    pt_wbuf_u8(out, b->check.rise);
+    pt_wbuf_u8(out, b->check.fall);
+    pt_wbuf_str(out, b->check.path);
+}
+
+void pt_snap_domain_encode(const struct pt_domain *d, struct pt_wbuf *out)
+{
+    pt_wbuf_str(out, d->name);
+    pt_wbuf_u8(out, (uint8_t)d->mode);
+    pt_wbuf_str(out, d->backend);
+    pt_wbuf_u8(out, (uint8_t)((d->cert_manual ? FLAG_CERT_MANUAL : 0) |
+                              (d->redirect_http ? FLAG_REDIRECT : 0) |
+                              (d->hsts ? FLAG_HSTS : 0) | (d->http2 ? FLAG_HTTP2 : 0)));
+    pt_wbuf_u32(out, (uint32_t)d->n_headers);
+    for (size_t j = 0; j < d->n_headers; j++) {
+        pt_wbuf_str(out, d->headers[j].name);
+        pt_wbuf_str(out, d->headers[j].value);
+    }
+}
+
+void pt_snap_token_encode(const struct pt_acme_token *t, struct pt_wbuf *out)
+{
+    pt_wbuf_str(out, t->token);
+    pt_wbuf_str(out, t->key_authorization);
+}
+
+void pt_snap_encode(const struct pt_snapshot *s, struct pt_wbuf *out)
+{
     pt_wbuf_put(out, SNAP_MAGIC, 4);
     pt_wbuf_u64(out, s->version);
     const struct pt_settings *st = &s->settings;
@@ -93,45 +138,12 @@ void pt_snap_encode(const struct pt_snapshot *s, struct pt_wbuf *out)
     }
 
     pt_wbuf_u32(out, (uint32_t)s->n_backends);
-    for (size_t i = 0; i < s->n_backends; i++) {
-        const struct pt_backend *b = &s->backends[i];
-        pt_wbuf_str(out, b->name);
-        pt_wbuf_u8(out, (uint8_t)b->proxy_protocol);
-        pt_wbuf_u8(out, b->tls);
-        pt_wbuf_u8(out, b->tls_verify);
-        pt_wbuf_u32(out, (uint32_t)b->n_servers);
-        for (size_t j = 0; j < b->n_servers; j++) {
-            pt_hostport_format(&b->servers[j], tmp, sizeof(tmp));
-            pt_wbuf_str(out, tmp);
-        }
-        pt_wbuf_u32(out, (uint32_t)b->n_http_servers);
-        for (size_t j = 0; j < b->n_http_servers; j++) {
-            pt_hostport_format(&b->http_servers[j], tmp, sizeof(tmp));
-            pt_wbuf_str(out, tmp);
-        }
-        pt_wbuf_u8(out, (uint8_t)b->check.kind);
-        pt_wbuf_u32(out, b->check.interval_ms);
-        pt_wbuf_u32(out, b->check.timeout_ms);
-        pt_wbuf_u8(out, b->check.rise);
-        pt_wbuf_u8(out, b->check.fall);
-        pt_wbuf_str(out, b->check.path);
-    }
+    for (size_t i = 0; i < s->n_backends; i++)
+        pt_snap_backend_encode(&s->backends[i], out);
 
     pt_wbuf_u32(out, (uint32_t)s->n_domains);
-    for (size_t i = 0; i < s->n_domains; i++) {
-        const struct pt_domain *d = &s->domains[i];
-        pt_wbuf_str(out, d->name);
-        pt_wbuf_u8(out, (uint8_t)d->mode);
-        pt_wbuf_str(out, d->backend);
-        pt_wbuf_u8(out, (uint8_t)((d->cert_manual ? FLAG_CERT_MANUAL : 0) |
-                                  (d->redirect_http ? FLAG_REDIRECT : 0) |
-                                  (d->hsts ? FLAG_HSTS : 0) | (d->http2 ? FLAG_HTTP2 : 0)));
-        pt_wbuf_u32(out, (uint32_t)d->n_headers);
-        for (size_t j = 0; j < d->n_headers; j++) {
-            pt_wbuf_str(out, d->headers[j].name);
-            pt_wbuf_str(out, d->headers[j].value);
-        }
-    }
+    for (size_t i = 0; i < s->n_domains; i++)
+        pt_snap_domain_encode(&s->domains[i], out);
 
     pt_wbuf_u32(out, (uint32_t)s->n_bans);
     for (size_t i = 0; i < s->n_bans; i++)
@@ -149,10 +161,8 @@ void pt_snap_encode(const struct pt_snapshot *s, struct pt_wbuf *out)
             pt_wbuf_str(out, ct->names[j]);
     }
     pt_wbuf_u32(out, (uint32_t)s->n_tokens);
-    for (size_t i = 0; i < s->n_tokens; i++) {
-        pt_wbuf_str(out, s->tokens[i].token);
-        pt_wbuf_str(out, s->tokens[i].key_authorization);
-    }
+    for (size_t i = 0; i < s->n_tokens; i++)
+        pt_snap_token_encode(&s->tokens[i], out);
     put_streams(out, &s->streams);
 }
 
@@ -254,6 +264,66 @@ static int rd_streams(struct pt_cursor *c, struct pt_streams *ss)
     return c->ok ? 0 : PT_EMALFORMED;
 }
 
+int pt_snap_backend_read(struct pt_cursor *c, struct pt_backend *b)
+{
+    memset(b, 0, sizeof(*b));
+    b->name = rd_str(c, 64);
+    uint8_t pp = pt_rd_u8(c);
+    b->tls = pt_rd_u8(c) != 0;
+    b->tls_verify = pt_rd_u8(c) != 0;
+    if (pp > PT_PP_V2)
+        c->ok = false;
+    b->proxy_protocol = (enum pt_pp_version)pp;
+    if (rd_servers(c, &b->servers, &b->n_servers) != 0 ||
+        rd_servers(c, &b->http_servers, &b->n_http_servers) != 0)
+        return PT_EMALFORMED;
+    uint8_t kind = pt_rd_u8(c);
+    b->check.interval_ms = pt_rd_u32(c);
+    b->check.timeout_ms = pt_rd_u32(c);
+    b->check.rise = pt_rd_u8(c);
+    b->check.fall = pt_rd_u8(c);
+    if (kind > PT_CHECK_HTTP || !pt_rd_cstr(c, b->check.path, sizeof(b->check.path)))
+        c->ok = false;
+    b->check.kind = (enum pt_check_kind)kind;
+    return c->ok && b->name ? 0 : PT_EMALFORMED;
+}
+
+int pt_snap_domain_read(struct pt_cursor *c, struct pt_domain *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->name = rd_str(c, PT_DNAME_MAX);
+    uint8_t mode = pt_rd_u8(c);
+    d->backend = rd_str(c, 64);
+    uint8_t flags = pt_rd_u8(c);
+    if (mode > PT_MODE_OFFLOAD)
+        c->ok = false;
+    d->mode = (enum pt_mode)mode;
+    d->cert_manual = flags & FLAG_CERT_MANUAL;
+    d->redirect_http = flags & FLAG_REDIRECT;
+    d->hsts = flags & FLAG_HSTS;
+    d->http2 = flags & FLAG_HTTP2;
+    d->n_headers = rd_count(c, 8, PT_HEADERS_MAX);
+    d->headers = pt_xcalloc(d->n_headers, sizeof(*d->headers));
+    for (size_t j = 0; j < d->n_headers && c->ok; j++) {
+        d->headers[j].name = rd_str(c, 256);
+        d->headers[j].value = rd_str(c, 8192);
+    }
+    return c->ok && d->name && d->backend ? 0 : PT_EMALFORMED;
+}
+
+int pt_snap_token_read(struct pt_cursor *c, struct pt_acme_token *t)
+{
+    t->token = rd_str(c, 256);
+    t->key_authorization = rd_str(c, 512);
+    return c->ok && t->token && t->key_authorization ? 0 : PT_EMALFORMED;
+}
+
+void pt_snap_token_clear(struct pt_acme_token *t)
+{
+    PT_FREE(t->token);
+    PT_FREE(t->key_authorization);
+}
+
 int pt_snap_decode(const uint8_t *buf, size_t len, struct pt_snapshot **out)
 {
     struct pt_cursor c = pt_cursor_make(buf, len);
@@ -292,51 +362,18 @@ int pt_snap_decode(const uint8_t *buf, size_t len, struct pt_snapshot **out)
     }
 
     s->n_backends = rd_count(&c, 19, 1u << 20);
+    s->cap_backends = s->n_backends;
     s->backends = pt_xcalloc(s->n_backends, sizeof(*s->backends));
-    for (size_t i = 0; i < s->n_backends && c.ok; i++) {
-        struct pt_backend *b = &s->backends[i];
-        b->name = rd_str(&c, 64);
-        uint8_t pp = pt_rd_u8(&c);
-        b->tls = pt_rd_u8(&c) != 0;
-        b->tls_verify = pt_rd_u8(&c) != 0;
-        if (pp > PT_PP_V2)
+    for (size_t i = 0; i < s->n_backends && c.ok; i++)
+        if (pt_snap_backend_read(&c, &s->backends[i]) != 0)
             goto bad;
-        b->proxy_protocol = (enum pt_pp_version)pp;
-        if (rd_servers(&c, &b->servers, &b->n_servers) != 0 ||
-            rd_servers(&c, &b->http_servers, &b->n_http_servers) != 0)
-            goto bad;
-        uint8_t kind = pt_rd_u8(&c);
-        b->check.interval_ms = pt_rd_u32(&c);
-        b->check.timeout_ms = pt_rd_u32(&c);
-        b->check.rise = pt_rd_u8(&c);
-        b->check.fall = pt_rd_u8(&c);
-        if (kind > PT_CHECK_HTTP || !pt_rd_cstr(&c, b->check.path, sizeof(b->check.path)))
-            goto bad;
-        b->check.kind = (enum pt_check_kind)kind;
-    }
 
     s->n_domains = rd_count(&c, 16, 1u << 24);
+    s->cap_domains = s->n_domains;
     s->domains = pt_xcalloc(s->n_domains, sizeof(*s->domains));
-    for (size_t i = 0; i < s->n_domains && c.ok; i++) {
-        struct pt_domain *d = &s->domains[i];
-        d->name = rd_str(&c, PT_DNAME_MAX);
-        uint8_t mode = pt_rd_u8(&c);
-        d->backend = rd_str(&c, 64);
-        uint8_t flags = pt_rd_u8(&c);
-        if (mode > PT_MODE_OFFLOAD)
+    for (size_t i = 0; i < s->n_domains && c.ok; i++)
+        if (pt_snap_domain_read(&c, &s->domains[i]) != 0)
             goto bad;
-        d->mode = (enum pt_mode)mode;
-        d->cert_manual = flags & FLAG_CERT_MANUAL;
-        d->redirect_http = flags & FLAG_REDIRECT;
-        d->hsts = flags & FLAG_HSTS;
-        d->http2 = flags & FLAG_HTTP2;
-        d->n_headers = rd_count(&c, 8, PT_HEADERS_MAX);
-        d->headers = pt_xcalloc(d->n_headers, sizeof(*d->headers));
-        for (size_t j = 0; j < d->n_headers && c.ok; j++) {
-            d->headers[j].name = rd_str(&c, 256);
-            d->headers[j].value = rd_str(&c, 8192);
-        }
-    }
     s->n_bans = rd_count(&c, 30, 1u << 24);
     s->bans = pt_xcalloc(s->n_bans, sizeof(*s->bans));
     for (size_t i = 0; i < s->n_bans && c.ok; i++)
@@ -356,11 +393,10 @@ int pt_snap_decode(const uint8_t *buf, size_t len, struct pt_snapshot **out)
             ct->names[j] = rd_str(&c, PT_DNAME_MAX);
     }
     s->n_tokens = rd_count(&c, 8, 1u << 16);
+    s->cap_tokens = s->n_tokens;
     s->tokens = pt_xcalloc(s->n_tokens, sizeof(*s->tokens));
-    for (size_t i = 0; i < s->n_tokens && c.ok; i++) {
-        s->tokens[i].token = rd_str(&c, 256);
-        s->tokens[i].key_authorization = rd_str(&c, 512);
-    }
+    for (size_t i = 0; i < s->n_tokens && c.ok; i++)
+        pt_snap_token_read(&c, &s->tokens[i]);
     if (rd_streams(&c, &s->streams) != 0)
         goto bad;
     if (!c.ok || pt_cursor_left(&c) != 0)
@@ -522,6 +558,27 @@ void pt_snap_unref(struct pt_snapshot *s)
     PT_ASSERT(s->refs > 0);
     if (--s->refs > 0)
         return;
+    for (size_t i = 0; i < s->n_retired_backends; i++)
+        pt_backend_clear(&s->retired_backends[i]);
+    for (size_t i = 0; i < s->n_retired_domains; i++)
+        pt_domain_clear(&s->retired_domains[i]);
+    free(s->retired_backends);
+    free(s->retired_domains);
+    for (size_t i = 0; i < s->n_tokens; i++) /* every snapshot owns its own */
+        pt_snap_token_clear(&s->tokens[i]);
+    free(s->tokens);
+    if (s->next) {
+        /* Everything but the arrays and the retired objects is shared with
+         * the successor, which outlives this one (it holds a reference). */
+        free(s->backends);
+        free(s->domains);
+        pt_route_free(s->routes);
+        pt_banlist_free(s->banlist); /* a successor starts without one */
+        struct pt_snapshot *next = s->next;
+        free(s);
+        pt_snap_unref(next);
+        return;
+    }
     for (size_t i = 0; i < s->n_backends; i++)
         pt_backend_clear(&s->backends[i]);
     for (size_t i = 0; i < s->n_domains; i++)
@@ -536,11 +593,6 @@ void pt_snap_unref(struct pt_snapshot *s)
     for (size_t i = 0; i < s->n_certs; i++)
         pt_cert_clear(&s->certs[i]);
     free(s->certs);
-    for (size_t i = 0; i < s->n_tokens; i++) {
-        free(s->tokens[i].token);
-        free(s->tokens[i].key_authorization);
-    }
-    free(s->tokens);
     pt_streams_clear(&s->streams);
     pt_banlist_free(s->banlist);
     free(s);

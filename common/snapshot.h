@@ -121,16 +121,37 @@ struct pt_snapshot {
     struct pt_banlist *banlist;  /* built by link */
     struct pt_cert *certs;       /* owned; valid ones only */
     size_t n_certs;
-    struct pt_acme_token *tokens; /* owned */
+    struct pt_acme_token *tokens; /* owned, by each snapshot of a lineage */
     size_t n_tokens;
     struct pt_streams streams;   /* owned: stream routes (common/stream.h) */
     unsigned refs;               /* owners: the worker's current pointer and
                                     each connection routed with it */
+    /* Configuration deltas (common/delta.h) derive a successor that shares
+     * this snapshot's objects: then <next> holds a reference on it and this
+     * one owns only its arrays, its route table and what the delta replaced
+     * or removed (retired_*), freed with it. Without <next> it owns all. */
+    size_t cap_backends, cap_domains, cap_tokens;
+    struct pt_snapshot *next;
+    struct pt_backend *retired_backends;
+    size_t n_retired_backends, cap_retired_backends;
+    struct pt_domain *retired_domains;
+    size_t n_retired_domains, cap_retired_domains;
 };
 
 /* Encodes <s> into <out> (appended). Backends referenced by domains must exist
  * (PT_ASSERT). */
 void pt_snap_encode(const struct pt_snapshot *s, struct pt_wbuf *out);
+
+/* One backend / domain as in a snapshot (and a configuration delta). read
+ * returns 0 or PT_EMALFORMED; the object is then to be cleared either way. */
+struct pt_cursor;
+void pt_snap_backend_encode(const struct pt_backend *b, struct pt_wbuf *out);
+void pt_snap_domain_encode(const struct pt_domain *d, struct pt_wbuf *out);
+int pt_snap_backend_read(struct pt_cursor *c, struct pt_backend *b);
+int pt_snap_domain_read(struct pt_cursor *c, struct pt_domain *d);
+void pt_snap_token_encode(const struct pt_acme_token *t, struct pt_wbuf *out);
+int pt_snap_token_read(struct pt_cursor *c, struct pt_acme_token *t);
+void pt_snap_token_clear(struct pt_acme_token *t);
 
 /* Decodes <buf>[0..len) into a new snapshot with refs = 1 and its route table
  * built. Returns 0, or PT_EMALFORMED for any inconsistency (the daemon is

@@ -586,6 +586,7 @@ static int row_update(struct pt_acme *a, const char *id, void (*fn)(struct row *
     struct pt_store *s = a->pub->store;
     struct row r = {0};
     bool applied = false;
+    uint64_t version;
     db_lock(a);
     int rc = pt_store_begin(s);
     if (rc != 0) {
@@ -607,7 +608,7 @@ static int row_update(struct pt_acme *a, const char *id, void (*fn)(struct row *
     if (rc != 0)
         pt_store_rollback(s);
     else if (publish && (got == 0 || n_tokens))
-        rc = pt_publish_commit(a->pub, &applied);
+        rc = pt_publish_commit(a->pub, NULL, &version, &applied);
     else
         rc = pt_store_commit(s);
     db_unlock(a);
@@ -796,14 +797,20 @@ static int publish_token(struct pt_acme *a, struct order *o, const char *token, 
 {
     char *keyauth = pt_jws_key_authorization(token, a->thumb);
     bool applied = false;
+    uint64_t version;
     db_lock(a);
     int rc = pt_store_begin(a->pub->store);
     if (rc == 0) {
         rc = pt_store_acme_token_put(a->pub->store, token, keyauth, (int64_t)time(NULL));
+        /* A delta: an answer costs the same whatever the configuration's size. */
+        struct pt_delta delta = {0};
+        pt_delta_put_token(&delta, token, keyauth);
+        struct pt_commit c = {.kind = PT_COMMIT_CONFIG, .delta = &delta};
         if (rc == 0)
-            rc = pt_publish_commit(a->pub, &applied);
+            rc = pt_publish_commit(a->pub, &c, &version, &applied);
         else
             pt_store_rollback(a->pub->store);
+        pt_delta_clear(&delta);
     }
     db_unlock(a);
     free(keyauth);
@@ -1423,6 +1430,7 @@ static void create_row(struct pt_acme *a, struct view *v, const char *name)
 static void delete_row(struct pt_acme *a, const struct row *r)
 {
     bool applied;
+    uint64_t version;
     db_lock(a);
     int rc = pt_store_begin(a->pub->store);
     if (rc == 0) {
@@ -1433,7 +1441,7 @@ static void delete_row(struct pt_acme *a, const struct row *r)
         } else if (rc != 0) {
             pt_store_rollback(a->pub->store);
         } else if (r->cert_pem) {
-            rc = pt_publish_commit(a->pub, &applied);
+            rc = pt_publish_commit(a->pub, NULL, &version, &applied);
         } else {
             rc = pt_store_commit(a->pub->store);
         }

@@ -76,19 +76,15 @@ static void *rotate_tickets(void *arg)
         if (pthread_cond_timedwait(&d->rotator_cv, &d->lock, &dl) != ETIMEDOUT || d->stopping)
             continue;
         bool applied;
+        uint64_t version;
         RAND_bytes(d->settings.ticket_key, sizeof(d->settings.ticket_key));
-        if (pt_store_begin(d->store) == 0 && pt_publish_commit(&d->publisher, &applied) == 0)
+        if (pt_store_begin(d->store) == 0 &&
+            pt_publish_commit(&d->publisher, NULL, &version, &applied) == 0)
             pt_log(PT_LOG_INFO, "session ticket key rotated");
     }
     pthread_mutex_unlock(&d->lock);
     return NULL;
 }
-
-struct pending {
-    struct pt_wbuf frame;
-    uint64_t version;
-    bool bans;          /* a PT_IPC_BANS delta, not a snapshot */
-};
 
 static __attribute__((format(printf, 1, 2))) _Noreturn void die_usage(const char *fmt, ...)
 {
@@ -345,51 +341,10 @@ static void drop_privileges(struct pt_daemon *d)
 
 /* ---- hooks the API calls ------------------------------------------------ */
 
-static void *hook_compile(void *arg, struct pt_store *store, uint64_t version)
+static int hook_commit(void *arg, const struct pt_commit *c, uint64_t *version, bool *applied)
 {
     struct pt_daemon *d = arg;
-    struct pending *p = pt_xcalloc(1, sizeof(*p));
-    p->version = version;
-    if (pt_publish_compile(store, version, &d->settings, d->listeners, &p->frame) != 0) {
-        pt_wbuf_free(&p->frame);
-        free(p);
-        return NULL;
-    }
-    return p;
-}
-
-/* A ban write sends only what changed; once the deltas kept for starting
- * workers outweigh the snapshot, one whole snapshot replaces them. */
-static void *hook_compile_bans(void *arg, struct pt_store *store, uint64_t version,
-                               const struct pt_ban_change *ch, size_t n)
-{
-    struct pt_daemon *d = arg;
-    if (pt_supervisor_deltas_due(d->sup)) {
-        pt_log(PT_LOG_INFO, "bans: the deltas since the last snapshot outweigh it: "
-                            "publishing a whole snapshot (version %llu)",
-               (unsigned long long)version);
-        return hook_compile(arg, store, version);
-    }
-    struct pending *p = pt_xcalloc(1, sizeof(*p));
-    p->version = version;
-    p->bans = true;
-    size_t off = pt_ipc_begin(&p->frame, PT_IPC_BANS);
-    pt_snap_bans_encode(version, ch, n, &p->frame);
-    pt_ipc_end(&p->frame, off);
-    return p;
-}
-
-static bool hook_publish(void *arg, void *snap)
-{
-    struct pt_daemon *d = arg;
-    struct pending *p = snap;
-    uint64_t v = p->version;
-    if (p->bans)
-        pt_supervisor_publish_bans(d->sup, &p->frame, v);
-    else
-        pt_supervisor_publish(d->sup, &p->frame, v);
-    free(p);
-    return pt_supervisor_wait(d->sup, v, d->cfg.ack_timeout_ms);
+    return pt_publish_commit(&d->publisher, c, version, applied);
 }
 
 /* A stream's listen address: bound now, so a port that is taken or needs a
@@ -400,14 +355,6 @@ static int hook_listen(void *arg, const struct sockaddr *sa, socklen_t len, char
     struct pt_daemon *d = arg;
     uint32_t lid;
     return pt_listeners_get(d->listeners, sa, len, false, &lid, why, size);
-}
-
-static void hook_discard(void *arg, void *snap)
-{
-    struct pending *p = snap;
-    (void)arg;
-    pt_wbuf_free(&p->frame);
-    free(p);
 }
 
 static json_t *hook_workers(void *arg)
@@ -557,7 +504,8 @@ static int run_daemon(int argc, char **argv)
     uint64_t version = pt_store_config_version(d.store);
     struct pt_wbuf frame = {0};
     d.listeners = pt_listeners_new();
-    if (pt_publish_compile(d.store, version, &d.settings, d.listeners, &frame) != 0)
+    struct pt_snapshot *model = NULL;
+    if (pt_publish_compile(d.store, version, &d.settings, d.listeners, &model, &frame) != 0)
         die_usage("the stored configuration does not decode (see above)");
 
     bind_all(&d);
@@ -586,7 +534,7 @@ static int run_daemon(int argc, char **argv)
     pthread_mutex_init(&d.lock, NULL);
     pthread_cond_init(&d.rotator_cv, NULL);
     d.publisher = (struct pt_publisher){d.store, &d.lock, &d.settings, d.listeners, d.sup,
-                                        d.cfg.ack_timeout_ms};
+                                        d.cfg.ack_timeout_ms, model};
     if (d.cfg.acme_directory) {
         /* Before the API, so the API thread only ever sees d.acme set. */
         struct pt_acme_config acme = {
@@ -604,8 +552,8 @@ static int run_daemon(int argc, char **argv)
         .admin_token = d.token,
         .store = d.store,
         .lock = &d.lock,
-        .hooks = {&d, hook_compile, hook_compile_bans, hook_publish, hook_discard, hook_workers, hook_healthy,
-                  hook_metrics, d.acme ? hook_acme_kick : NULL},
+        .hooks = {&d, hook_commit, hook_workers, hook_healthy, hook_metrics,
+                  d.acme ? hook_acme_kick : NULL},
         .tls_cert_pem = d.api_tls.cert_pem,
         .tls_key_pem = d.api_tls.key_pem,
     };
@@ -634,6 +582,7 @@ static int run_daemon(int argc, char **argv)
 
     pt_supervisor_free(d.sup);
     pt_listeners_free(d.listeners);
+    pt_snap_unref(d.publisher.model);
     for (size_t i = 0; i < (size_t)d.cfg.workers * d.n_listeners; i++)
         if (d.fds[i] >= 0)
             close(d.fds[i]);

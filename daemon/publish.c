@@ -169,27 +169,90 @@ static int on_stream(void *arg, const char *name, const char *doc)
 
 #include "daemon/supervisor.h"
 
-int pt_publish_commit(struct pt_publisher *p, bool *applied)
+/* The frame for change <c> at <version>: its delta, unless the deltas kept
+ * for starting workers since the last snapshot outweigh that snapshot; then
+ * (and for a whole change) a new snapshot. *delta says which. */
+static int encode(struct pt_publisher *p, const struct pt_commit *c, uint64_t version,
+                  struct pt_wbuf *frame, bool *delta)
 {
-    uint64_t version = 0;
+    *delta = c->kind != PT_COMMIT_WHOLE && !pt_supervisor_deltas_due(p->sup);
+    if (c->kind != PT_COMMIT_WHOLE && !*delta)
+        pt_log(PT_LOG_INFO, "the deltas since the last snapshot outweigh it: publishing a "
+                            "whole snapshot (version %llu)",
+               (unsigned long long)version);
+    size_t off;
+    if (*delta && c->kind == PT_COMMIT_BANS) {
+        off = pt_ipc_begin(frame, PT_IPC_BANS);
+        pt_snap_bans_encode(version, c->bans, c->n_bans, frame);
+        pt_ipc_end(frame, off);
+    } else if (*delta) {
+        c->delta->version = version;
+        off = pt_ipc_begin(frame, PT_IPC_CONFIG);
+        pt_delta_encode(c->delta, frame);
+        pt_ipc_end(frame, off);
+    }
+    /* The model follows the store's transaction (dropped if that fails). */
+    bool changed;
+    if (c->delta && p->model && pt_delta_apply(&p->model, c->delta, &changed) != 0) {
+        pt_log(PT_LOG_WARN, "the daemon's copy of the configuration disagrees with a change: "
+                            "reading the store again");
+        pt_snap_unref(p->model);
+        p->model = NULL;
+    }
+    if (*delta)
+        return 0;
+    return pt_publish_compile(p->store, version, p->settings, p->listeners, &p->model, frame);
+}
+
+int pt_publish_commit(struct pt_publisher *p, const struct pt_commit *c, uint64_t *version,
+                      bool *applied)
+{
+    static const struct pt_commit whole = {.kind = PT_COMMIT_WHOLE};
     struct pt_wbuf frame = {0};
+    bool delta = false;
     *applied = false;
-    if (pt_store_bump_version(p->store, &version) != 0 ||
-        pt_publish_compile(p->store, version, p->settings, p->listeners, &frame) != 0 ||
-        pt_store_commit(p->store) != 0) {
+    if (c == NULL)
+        c = &whole;
+    if (pt_store_bump_version(p->store, version) != 0 ||
+        encode(p, c, *version, &frame, &delta) != 0 || pt_store_commit(p->store) != 0) {
         pt_wbuf_free(&frame);
         pt_store_rollback(p->store);
+        pt_snap_unref(p->model); /* it may hold the change rolled back */
+        p->model = NULL;
         return PT_EDB;
     }
-    pt_supervisor_publish(p->sup, &frame, version);
-    *applied = pt_supervisor_wait(p->sup, version, p->ack_timeout_ms);
+    if (delta)
+        pt_supervisor_publish_delta(p->sup, &frame, *version);
+    else
+        pt_supervisor_publish(p->sup, &frame, *version);
+    *applied = pt_supervisor_wait(p->sup, *version, p->ack_timeout_ms);
     return 0;
+}
+
+/* Keeps <s>'s backends and domains as the new model (moved, not copied). */
+static struct pt_snapshot *keep_model(struct pt_snapshot *s)
+{
+    struct pt_snapshot *m = pt_xcalloc(1, sizeof(*m));
+    m->refs = 1;
+    m->backends = s->backends;
+    m->n_backends = s->n_backends;
+    m->domains = s->domains;
+    m->n_domains = s->n_domains;
+    s->backends = NULL;
+    s->domains = NULL;
+    s->n_backends = s->n_domains = 0;
+    if (pt_snap_link(m) != 0) { /* cannot fail: <s> linked with them */
+        pt_snap_unref(m);
+        return NULL;
+    }
+    return m;
 }
 
 int pt_publish_compile(struct pt_store *store, uint64_t version,
                        const struct pt_settings *settings, struct pt_listeners *listeners,
-                       struct pt_wbuf *out)
+                       struct pt_snapshot **model, struct pt_wbuf *out)
 {
+    bool borrowed = model && *model;
     struct pt_snapshot *s = pt_xcalloc(1, sizeof(*s));
     struct collect c = {s, 0, 0, 0, 0, 0, 0, (int64_t)time(NULL), listeners};
     if (listeners)
@@ -201,9 +264,17 @@ int pt_publish_compile(struct pt_store *store, uint64_t version,
     if (settings->n_trusted)
         memcpy(s->settings.trusted, settings->trusted,
                settings->n_trusted * sizeof(*settings->trusted));
-    int rc = pt_store_each(store, PT_STORE_BACKEND, on_backend, &c);
-    if (rc == 0)
-        rc = pt_store_each(store, PT_STORE_DOMAIN, on_domain, &c);
+    int rc = 0;
+    if (borrowed) { /* given back before <s> goes */
+        s->backends = (*model)->backends;
+        s->n_backends = (*model)->n_backends;
+        s->domains = (*model)->domains;
+        s->n_domains = (*model)->n_domains;
+    } else {
+        rc = pt_store_each(store, PT_STORE_BACKEND, on_backend, &c);
+        if (rc == 0)
+            rc = pt_store_each(store, PT_STORE_DOMAIN, on_domain, &c);
+    }
     if (rc == 0)
         rc = pt_store_ban_each(store, c.now, NULL, on_ban, &c);
     if (rc == 0)
@@ -219,6 +290,13 @@ int pt_publish_compile(struct pt_store *store, uint64_t version,
         size_t off = pt_ipc_begin(out, PT_IPC_SNAPSHOT);
         pt_snap_encode(s, out);
         pt_ipc_end(out, off);
+    }
+    if (borrowed) {
+        s->backends = NULL;
+        s->domains = NULL;
+        s->n_backends = s->n_domains = 0;
+    } else if (rc == 0 && model) {
+        *model = keep_model(s);
     }
     pt_snap_unref(s);
     return rc;

@@ -48,6 +48,7 @@ struct slot {
     uv_timer_t respawn;
     struct pt_ipc_rx rx;
     uint64_t sent;      /* version of the last snapshot written */
+    bool ready_sent;    /* PT_IPC_READY written to this process */
     uint32_t lid_sent;  /* highest stream listener id handed over */
     uint64_t acked;     /* under lock */
     uint64_t conns;     /* under lock: from the last STATS */
@@ -235,9 +236,27 @@ static void send_listener(void *arg, uint32_t lid, int fd)
     }
 }
 
+/* A frame without payload. */
+static void send_small(struct slot *sl, enum pt_ipc_type type)
+{
+    if (!sl->pipe_open)
+        return;
+    struct write_req *w = pt_xcalloc(1, sizeof(*w));
+    struct pt_wbuf b = {0};
+    size_t off = pt_ipc_begin(&b, type);
+    pt_ipc_end(&b, off);
+    memcpy(w->small, b.data, PT_IPC_HDR);
+    pt_wbuf_free(&b);
+    w->sup = sl->sup;
+    uv_buf_t buf = uv_buf_init((char *)w->small, PT_IPC_HDR);
+    if (uv_write(&w->req, (uv_stream_t *)&sl->pipe, &buf, 1, on_written) != 0)
+        free(w);
+}
+
 /* Brings worker <sl> up to date: the stream listeners it has not got (they
  * go first: the snapshot names them), the snapshot if it has not got it,
- * then every ban delta newer than what it got. */
+ * then every delta newer than what it got; a worker that just started then
+ * gets PT_IPC_READY, so it accepts only once all of that is applied. */
 static void send_snapshot(struct slot *sl)
 {
     struct pt_supervisor *s = sl->sup;
@@ -260,22 +279,15 @@ static void send_snapshot(struct slot *sl)
     for (size_t i = 0; i < n; i++)
         send_blob(sl, todo[i]);
     free(todo);
+    if (!sl->ready_sent && sl->sent > 0) {
+        send_small(sl, PT_IPC_READY);
+        sl->ready_sent = true;
+    }
 }
 
 static void send_stop(struct slot *sl)
 {
-    if (!sl->pipe_open)
-        return;
-    struct write_req *w = pt_xcalloc(1, sizeof(*w));
-    struct pt_wbuf b = {0};
-    size_t off = pt_ipc_begin(&b, PT_IPC_STOP);
-    pt_ipc_end(&b, off);
-    memcpy(w->small, b.data, PT_IPC_HDR);
-    pt_wbuf_free(&b);
-    w->sup = sl->sup;
-    uv_buf_t buf = uv_buf_init((char *)w->small, PT_IPC_HDR);
-    if (uv_write(&w->req, (uv_stream_t *)&sl->pipe, &buf, 1, on_written) != 0)
-        free(w);
+    send_small(sl, PT_IPC_STOP);
 }
 
 static void on_pipe_closed(uv_handle_t *h)
@@ -483,6 +495,7 @@ static int spawn(struct slot *sl)
     close(sv[1]);
     sl->pid = pid;
     sl->sent = 0;
+    sl->ready_sent = false;
     sl->lid_sent = 0;
     sl->started_ms = now_ms();
     pthread_mutex_lock(&s->lock);
@@ -682,8 +695,8 @@ void pt_supervisor_publish(struct pt_supervisor *s, struct pt_wbuf *frame,
     uv_async_send(&s->wake);
 }
 
-void pt_supervisor_publish_bans(struct pt_supervisor *s, struct pt_wbuf *frame,
-                                uint64_t version)
+void pt_supervisor_publish_delta(struct pt_supervisor *s, struct pt_wbuf *frame,
+                                 uint64_t version)
 {
     struct blob *b = blob_new(frame, version);
     pthread_mutex_lock(&s->lock);
@@ -693,7 +706,7 @@ void pt_supervisor_publish_bans(struct pt_supervisor *s, struct pt_wbuf *frame,
     }
     s->deltas[s->n_deltas++] = b;
     s->delta_bytes += b->frame.len;
-    s->pending_version = version; /* a ban's apply latency counts as well */
+    s->pending_version = version; /* a delta's apply latency counts as well */
     s->published_us = now_us();
     pthread_mutex_unlock(&s->lock);
     uv_async_send(&s->wake);

@@ -48,11 +48,11 @@ int pt_supervisor_start(uv_loop_t *loop, const struct pt_supervisor_config *cfg,
 void pt_supervisor_publish(struct pt_supervisor *s, struct pt_wbuf *frame,
                            uint64_t version);
 
-/* Thread-safe. Sends the ban delta <frame> (a PT_IPC_BANS frame for
- * <version>, ownership passes) to every worker, and keeps it for workers
+/* Thread-safe. Sends the delta <frame> (a PT_IPC_BANS or PT_IPC_CONFIG frame
+ * for <version>, ownership passes) to every worker, and keeps it for workers
  * that start later: they get the last snapshot, then each delta since. */
-void pt_supervisor_publish_bans(struct pt_supervisor *s, struct pt_wbuf *frame,
-                                uint64_t version);
+void pt_supervisor_publish_delta(struct pt_supervisor *s, struct pt_wbuf *frame,
+                                 uint64_t version);
 
 /* Thread-safe. True when the deltas kept since the last snapshot outweigh it
  * by more than PT_SUPERVISOR_DELTA_SLACK bytes (or, when set, pass

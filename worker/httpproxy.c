@@ -2,22 +2,22 @@
  * worker/passthrough.c peeked an offload domain's SNI) and for port 80 (the
  * --http listeners, from the first byte).
  *
- * The client transport is TLS through memory BIOs or the plain socket; both
- * stay non-blocking libuv streams, and everything above the transport is the
- * same: request heads checked by common/http1.c (framing, smuggling shapes)
- * and matched against the route (TLS: the SNI's route, 421 otherwise; port
- * 80: ACME HTTP-01 answers, 301 to https for offload domains, proxy to a
- * passthrough backend's http_servers), rewritten with X-Forwarded-* (a client
- * that is not a --trusted-proxy cannot choose them); response heads get the
- * domain's response_headers and HSTS (TLS only). Bodies are never buffered
- * whole: they are framed as they come and forwarded. Keep-alive on both
- * sides: the backend connection (worker/upconn.c: dial, TLS client, pool) is
- * reused by the next request of the same client connection when it goes to
- * the same servers, and parked in the worker's pool for other client
- * connections when this one ends, but only after a complete, well-framed
- * exchange. Client writes go through worker/writer.c. Upgrade (WebSocket) turns the
- * connection into a tunnel only after the backend's 101 to a request that
- * asked for it.
+ * The client transport is TLS over the connection's own buffers (worker/tls.c
+ * pt_tls_io) or the plain socket; both stay non-blocking libuv streams, and
+ * everything above the transport is the same: request heads checked by
+ * common/http1.c (framing, smuggling shapes) and matched against the route
+ * (TLS: the SNI's route, 421 otherwise; port 80: ACME HTTP-01 answers, 301 to
+ * https for offload domains, proxy to a passthrough backend's http_servers),
+ * rewritten with X-Forwarded-* (a client that is not a --trusted-proxy cannot
+ * choose them); response heads get the domain's response_headers and HSTS
+ * (TLS only). Bodies are never buffered whole: they are framed as they come
+ * and forwarded. Keep-alive on both sides: the backend connection
+ * (worker/upconn.c: dial, TLS client, pool) is reused by the next request of
+ * the same client connection when it goes to the same servers, and parked in
+ * the worker's pool for other client connections when this one ends, but only
+ * after a complete, well-framed exchange. Client writes go through
+ * worker/writer.c. Upgrade (WebSocket) turns the connection into a tunnel
+ * only after the backend's 101 to a request that asked for it.
  *
  * Memory per connection is bounded whatever the peers do: the client is
  * not read while a request waits for its response once one head's worth of
@@ -35,7 +35,6 @@
 #include "worker/upconn.h"
 #include "worker/writer.h"
 
-#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <strings.h>
@@ -87,8 +86,7 @@ struct stream {
     bool init;       /* handle initialised: must be closed */
     bool eof;        /* peer finished sending */
     bool reading;
-    SSL *ssl;        /* NULL on port 80 */
-    BIO *rbio, *wbio;
+    SSL *ssl;        /* NULL on port 80; its I/O is c->cio */
     bool hs_done;
     struct pt_writer out; /* what the socket did not take at once */
     struct pt_wbuf pend; /* plaintext written before the TLS handshake ended */
@@ -103,8 +101,9 @@ struct hconn {
     bool trusted;      /* the socket's peer is a --trusted-proxy */
     struct stream cli;
     struct pt_upconn *up; /* the backend connection (owned), or NULL */
-    struct sockaddr_storage peer, local, target;
-    char sni[256];
+    struct pt_tls_io cio; /* the client's TLS transport (offload) */
+    struct sockaddr_storage peer, target;
+    char *sni; /* owned, sni_len bytes and a NUL ("" without SNI) */
     size_t sni_len;
     int sni_route;
 
@@ -130,7 +129,6 @@ struct hconn {
     bool resp_trailers;   /* trailer fields were sent on */
     int status;
     struct pt_wbuf rin; /* backend plaintext until the response head is whole */
-    struct pt_wbuf rhead; /* the rewritten response head */
     bool rhead_pending;   /* rhead not sent yet: it leaves in one TLS record
                              with the first body bytes */
 
@@ -171,11 +169,22 @@ static bool up_open(const struct hconn *c)
     return c->ups == UP_BUSY || c->ups == UP_IDLE;
 }
 
+/* The three digits of an HTTP status (100..999 as the framers check it),
+ * NUL-terminated: formatted for every request, so not with snprintf. */
+static void status_digits(int status, char out[4])
+{
+    unsigned v = status >= 100 && status <= 999 ? (unsigned)status : 999;
+    out[0] = (char)('0' + v / 100);
+    out[1] = (char)('0' + v / 10 % 10);
+    out[2] = (char)('0' + v % 10);
+    out[3] = '\0';
+}
+
 static void log_request(struct hconn *c, const char *result)
 {
-    char st[8];
+    char st[4];
     if (result == NULL) {
-        snprintf(st, sizeof(st), "%d", c->status);
+        status_digits(c->status, st);
         result = st;
     }
     struct pt_access a = {
@@ -206,11 +215,12 @@ static void release(struct hconn *c)
     SSL_free(c->cli.ssl);
     pt_wbuf_free(&c->cli.pend);
     pt_wbuf_free(&c->rin);
-    pt_wbuf_free(&c->rhead);
     pt_wbuf_free(&c->retry_head);
     pt_h1body_release(&c->reqb);
     pt_h1body_release(&c->respb);
     free(c->in);
+    free(c->sni);
+    pt_tls_io_free(&c->cio);
     pt_conn_free(c->w, &c->ct, c->snap, c);
 }
 
@@ -363,37 +373,26 @@ static void raw_write(struct stream *s, const uint8_t *p, size_t n)
     }
 }
 
-/* A memory BIO keeps its largest buffer after a reset (OpenSSL 3.0): an
- * empty one gets a fresh, unallocated buffer instead. */
-static void bio_shed(BIO *b)
+/* A client connection waiting for its next request keeps no TLS I/O
+ * buffer (OpenSSL's own record buffers go with SSL_MODE_RELEASE_BUFFERS):
+ * most open connections are idle ones. */
+static void shed_idle_tls(struct hconn *c)
 {
-    BUF_MEM *bm = NULL;
-    if (BIO_ctrl_pending(b) != 0 || BIO_get_mem_ptr(b, &bm) <= 0 || bm == NULL || bm->max == 0)
-        return;
-    BUF_MEM *fresh = BUF_MEM_new();
-    if (fresh)
-        BIO_set_mem_buf(b, fresh, BIO_CLOSE); /* frees the old one */
+    if (c->cli.ssl && c->state == HC_HEAD && c->in_len == 0)
+        pt_wbuf_free(&c->cio.out);
 }
 
-/* Moves whatever OpenSSL produced (records, alerts) to the socket. */
+/* Moves whatever OpenSSL produced (records, alerts) to the socket: all
+ * pending records in one write, straight from where they gathered;
+ * raw_write copies whatever the socket does not take at once. */
 static void flush_tls(struct stream *s)
 {
-    char *p = NULL;
-    long n = s->wbio ? BIO_get_mem_data(s->wbio, &p) : 0;
-    if (n > 0) {
-        /* All pending records in one write, straight from the BIO's memory;
-         * raw_write copies whatever the socket does not take at once. */
-        raw_write(s, (const uint8_t *)p, (size_t)n);
-        BIO_reset(s->wbio);
-    }
-    /* A client connection waiting for its next request keeps no TLS I/O
-     * buffer (OpenSSL's own record buffers go with SSL_MODE_RELEASE_BUFFERS):
-     * most open connections are idle ones. */
     struct hconn *c = s->c;
-    if (s->ssl && c->state == HC_HEAD && c->in_len == 0) {
-        bio_shed(s->rbio);
-        bio_shed(s->wbio);
-    }
+    struct pt_wbuf *out = &c->cio.out;
+    size_t n = out->len;
+    out->len = 0; /* before the write: a failing one may close (and flush) */
+    raw_write(s, out->data, n);
+    shed_idle_tls(c);
 }
 
 /* Queues plaintext for <s>, through TLS when it has it; TLS records stay in
@@ -550,18 +549,10 @@ static void handshake_done(struct hconn *c)
     arm(c, 1000); /* pt_h2_tick: the session keeps its own timeouts */
 }
 
-/* Feeds network bytes to <s>'s TLS and returns plaintext through <emit>;
- * plain streams pass the bytes straight on. Returns -1 on a TLS failure. */
-static int tls_input(struct stream *s, const uint8_t *p, size_t n,
-                     void (*emit)(struct hconn *c, const uint8_t *p, size_t n))
+/* Runs <s>'s TLS over the network bytes it was given until it wants more. */
+static int tls_pass(struct stream *s, void (*emit)(struct hconn *c, const uint8_t *p, size_t n))
 {
     struct hconn *c = s->c;
-    if (s->ssl == NULL) {
-        emit(c, p, n);
-        return 0;
-    }
-    if (n && BIO_write(s->rbio, p, (int)n) != (int)n)
-        return -1;
     uint8_t plain[16384];
     while (c->state != HC_CLOSING) {
         size_t got;
@@ -574,10 +565,8 @@ static int tls_input(struct stream *s, const uint8_t *p, size_t n,
                 send_plain(s, pend.data, pend.len);
                 pt_wbuf_free(&pend);
             }
-            if (s == &c->cli) {
-                c->w->tally.tls_ok++;
-                handshake_done(c);
-            }
+            c->w->tally.tls_ok++;
+            handshake_done(c);
             continue;
         case PT_TLS_DATA:
             emit(c, plain, got);
@@ -594,6 +583,25 @@ static int tls_input(struct stream *s, const uint8_t *p, size_t n,
         }
     }
     return 0;
+}
+
+/* Feeds network bytes to <s>'s TLS and returns plaintext through <emit>;
+ * plain streams pass the bytes straight on. Returns -1 on a TLS failure.
+ * The client's TLS reads them in place (pt_tls_io). */
+static int tls_input(struct stream *s, const uint8_t *p, size_t n,
+                     void (*emit)(struct hconn *c, const uint8_t *p, size_t n))
+{
+    struct hconn *c = s->c;
+    if (s->ssl == NULL) {
+        emit(c, p, n);
+        return 0;
+    }
+    pt_tls_io_feed(&c->cio, p, n);
+    int rc = tls_pass(s, emit);
+    pt_tls_io_done(&c->cio);
+    if (s->eof) /* nothing after a close_notify is read: keep none of it */
+        pt_wbuf_free(&c->cio.held);
+    return rc;
 }
 
 static void client_plain(struct hconn *c, const uint8_t *p, size_t n)
@@ -804,13 +812,17 @@ static void put(struct pt_wbuf *b, const char *s)
 
 static void response_done(struct hconn *c);
 
+/* The rewritten response head, per worker and reused: it is built and sent
+ * (alone, or in front of the first body bytes) within one callback, so no
+ * connection keeps one. */
+static struct pt_wbuf rhead;
+
 static void send_head_now(struct hconn *c)
 {
     if (!c->rhead_pending)
         return;
     c->rhead_pending = false;
-    send_plain(&c->cli, c->rhead.data, c->rhead.len);
-    pt_wbuf_free(&c->rhead);
+    send_plain(&c->cli, rhead.data, rhead.len);
 }
 
 /* Re-framed body bytes of one read, sent with one send_plain (one TLS
@@ -866,8 +878,7 @@ static void forward_body(struct hconn *c, const uint8_t *p, size_t n)
         /* One record for head and first body bytes: a client reads a small
          * response with one read, not two. */
         c->rhead_pending = false;
-        pt_wbuf_put(out, c->rhead.data, c->rhead.len);
-        pt_wbuf_free(&c->rhead);
+        pt_wbuf_put(out, rhead.data, rhead.len);
     }
     size_t used;
     enum pt_h1body_ev ev = reframe(&c->respb, &c->resp_trailers, p, n, &used, out);
@@ -912,16 +923,20 @@ bool pt_httpproxy_resp_field_kept(const struct pt_http_hdr *h, const struct pt_d
  * backend's of the same name (offload only). */
 static void build_response_head(struct hconn *c, const struct pt_http_resp *r, bool interim)
 {
-    struct pt_wbuf *b = &c->rhead;
-    char line[128];
+    struct pt_wbuf *b = &rhead;
+    char st[4];
     const struct pt_domain *d = c->dom;
     /* The domain's response headers and HSTS are for its https answers;
      * port 80 passes the backend's own. */
     size_t n_extra = c->tls ? d->n_headers : 0;
     bool hsts = c->tls && d->hsts;
     b->len = 0;
-    snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", r->status, pt_http1_reason(r->status));
-    put(b, line);
+    status_digits(r->status, st);
+    put(b, "HTTP/1.1 ");
+    put(b, st);
+    put(b, " ");
+    put(b, pt_http1_reason(r->status));
+    put(b, "\r\n");
     bool tunnel = r->status == 101;
     for (size_t i = 0; i < r->n_hdrs; i++) {
         const struct pt_http_hdr *h = &r->hdrs[i];
@@ -987,12 +1002,22 @@ static void feed_response(struct hconn *c, const uint8_t *p, size_t n)
         forward_body(c, p, n);
         goto backpressure;
     }
-    pt_wbuf_put(&c->rin, p, n);
+    /* The head is parsed where it arrived: only a head split across reads
+     * is gathered in rin (most come whole, with the body's first bytes). */
+    bool held = c->rin.len > 0;
+    if (held) {
+        pt_wbuf_put(&c->rin, p, n);
+        p = c->rin.data;
+        n = c->rin.len;
+    }
     for (;;) {
         struct pt_http_resp *r = &resp_head;
-        int rc = pt_http1_parse_response(c->rin.data, c->rin.len, c->req_is_head, r);
-        if (rc == PT_ENEEDMORE)
+        int rc = pt_http1_parse_response(p, n, c->req_is_head, r);
+        if (rc == PT_ENEEDMORE) {
+            if (!held)
+                pt_wbuf_put(&c->rin, p, n);
             return;
+        }
         if (rc < 0) {
             pt_log(PT_LOG_WARN, "backend '%s': malformed response head (%s)", c->be->name,
                    r->why ? r->why : "?");
@@ -1004,9 +1029,15 @@ static void feed_response(struct hconn *c, const uint8_t *p, size_t n)
         if (r->interim) {
             /* 100 Continue and friends: pass on, then wait for the real one. */
             build_response_head(c, r, true);
-            send_plain(&c->cli, c->rhead.data, c->rhead.len);
-            memmove(c->rin.data, c->rin.data + head_len, c->rin.len - head_len);
-            c->rin.len -= head_len;
+            send_plain(&c->cli, rhead.data, rhead.len);
+            if (held) {
+                memmove(c->rin.data, c->rin.data + head_len, c->rin.len - head_len);
+                c->rin.len -= head_len;
+                n = c->rin.len;
+            } else {
+                p += head_len;
+                n -= head_len;
+            }
             continue;
         }
         if (r->status == 101 && !(c->req_upgrade && r->upgrade)) {
@@ -1023,8 +1054,8 @@ static void feed_response(struct hconn *c, const uint8_t *p, size_t n)
         pt_wbuf_free(&c->retry_head);
         /* The bytes after the head stay where they are: rin is only written
          * by the next read from the backend, after this returns. */
-        const uint8_t *rest = c->rin.data + head_len;
-        size_t rest_len = c->rin.len - head_len;
+        const uint8_t *rest = p + head_len;
+        size_t rest_len = n - head_len;
         c->rin.len = 0;
         if (r->status == 101) {
             start_tunnel(c, rest, rest_len);
@@ -1065,6 +1096,7 @@ static void response_done(struct hconn *c)
     pt_wbuf_free(&c->rin);
     c->state = HC_HEAD;
     c->dom = NULL;
+    shed_idle_tls(c);
     arm(c, c->snap->settings.idle_timeout_ms);
     process_client(c);
 }
@@ -1325,6 +1357,8 @@ static void on_expired(struct pt_deadline *dl)
     case HC_H2:
         if (pt_h2_tick(c->h2, now) < 0)
             graceful_close(c);
+        else if (c->cio.out.len == 0)
+            pt_wbuf_free(&c->cio.out); /* the session's 1 s tick: idle, no record buffer */
         break;
     case HC_HANDSHAKE:
         c->result = "handshake_timeout";
@@ -1386,11 +1420,14 @@ void pt_httpproxy_start(struct pt_listener *l, uv_tcp_t *tcp,
     c->l = l;
     c->snap = pt_snap_ref(info->snap);
     c->peer = info->peer;
-    c->local = info->local;
     c->tls = info->tls;
     c->trusted = info->trusted;
-    c->sni_len = info->sni_len < sizeof(c->sni) ? info->sni_len : sizeof(c->sni) - 1;
+    /* Sized to the name: most connections are idle ones (a DNS name has at
+     * most 253 bytes; longer never matches a route or a certificate). */
+    c->sni_len = info->sni_len < PT_DNAME_MAX ? info->sni_len : PT_DNAME_MAX;
+    c->sni = pt_xmalloc(c->sni_len + 1);
     memcpy(c->sni, info->sni, c->sni_len);
+    c->sni[c->sni_len] = '\0';
     c->sni_route = info->route;
     c->start_ms = c->req_start_ms = pt_worker_now_ms(w);
     c->cli.c = c;
@@ -1421,9 +1458,11 @@ void pt_httpproxy_start(struct pt_listener *l, uv_tcp_t *tcp,
         return;
     }
     c->cli.ssl = SSL_new(ctx);
-    c->cli.rbio = BIO_new(BIO_s_mem());
-    c->cli.wbio = BIO_new(BIO_s_mem());
-    SSL_set_bio(c->cli.ssl, c->cli.rbio, c->cli.wbio);
+    if (c->cli.ssl == NULL || !pt_tls_io_attach(c->cli.ssl, &c->cio)) {
+        c->result = "internal_error";
+        hc_close(c);
+        return;
+    }
     SSL_set_accept_state(c->cli.ssl);
     if (pt_h2_offered(c->snap, c->sni_route))
         pt_tls_offer_h2(c->cli.ssl);

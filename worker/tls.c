@@ -273,6 +273,121 @@ SSL *pt_tls_client_new(const struct pt_tls *t, bool verify, const char *name)
     return ssl;
 }
 
+/* ---- pt_tls_io: the BIO over a connection's buffers --------------------- */
+
+static int io_write(BIO *b, const char *p, int n)
+{
+    struct pt_tls_io *io = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (n <= 0)
+        return 0;
+    /* A small response's records fit the first allocation; bulk grows it
+     * once to what one SSL_write produces. */
+    if (io->out.cap == 0)
+        pt_wbuf_reserve(&io->out, (size_t)n < 2048 ? 2048 : (size_t)n);
+    pt_wbuf_put(&io->out, p, (size_t)n);
+    return n;
+}
+
+static int io_read(BIO *b, char *p, int n)
+{
+    struct pt_tls_io *io = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (n <= 0)
+        return 0;
+    if (io->in_len == 0) {
+        BIO_set_retry_read(b);
+        return -1;
+    }
+    size_t k = io->in_len < (size_t)n ? io->in_len : (size_t)n;
+    memcpy(p, io->in, k);
+    io->in += k;
+    io->in_len -= k;
+    return (int)k;
+}
+
+static long io_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num;
+    (void)ptr;
+    struct pt_tls_io *io = BIO_get_data(b);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH: /* the caller writes io->out when OpenSSL is done */
+        return 1;
+    case BIO_CTRL_PENDING:
+        return (long)io->in_len;
+    case BIO_CTRL_WPENDING:
+        return (long)io->out.len;
+    default:
+        return 0;
+    }
+}
+
+static int io_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static BIO_METHOD *io_method(void)
+{
+    static BIO_METHOD *m; /* one per process, never freed */
+    if (m == NULL) {
+        m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "portier connection");
+        if (m == NULL)
+            return NULL;
+        BIO_meth_set_write(m, io_write);
+        BIO_meth_set_read(m, io_read);
+        BIO_meth_set_ctrl(m, io_ctrl);
+        BIO_meth_set_create(m, io_create);
+    }
+    return m;
+}
+
+bool pt_tls_io_attach(SSL *ssl, struct pt_tls_io *io)
+{
+    BIO_METHOD *m = io_method();
+    BIO *b = m ? BIO_new(m) : NULL;
+    if (b == NULL)
+        return false;
+    BIO_set_data(b, io);
+    SSL_set_bio(ssl, b, b); /* one reference for both directions */
+    return true;
+}
+
+void pt_tls_io_feed(struct pt_tls_io *io, const uint8_t *p, size_t n)
+{
+    if (io->held.len) {
+        pt_wbuf_put(&io->held, p, n);
+        io->in = io->held.data;
+        io->in_len = io->held.len;
+    } else {
+        io->in = p;
+        io->in_len = n;
+    }
+}
+
+void pt_tls_io_done(struct pt_tls_io *io)
+{
+    if (io->held.len) {
+        /* The pass read from held: keep its unread tail. */
+        memmove(io->held.data, io->in, io->in_len);
+        io->held.len = io->in_len;
+        if (io->held.len == 0)
+            pt_wbuf_free(&io->held);
+    } else if (io->in_len) {
+        pt_wbuf_put(&io->held, io->in, io->in_len);
+    }
+    io->in = NULL;
+    io->in_len = 0;
+}
+
+void pt_tls_io_free(struct pt_tls_io *io)
+{
+    pt_wbuf_free(&io->held);
+    pt_wbuf_free(&io->out);
+}
+
 enum pt_tls_ev pt_tls_step(SSL *ssl, bool *hs_done, uint8_t *buf, size_t cap, size_t *got)
 {
     int r, e;

@@ -43,6 +43,29 @@ SSL_CTX *pt_tls_client_ctx(const struct pt_tls *t, bool verify);
  * in the write BIO. Caller frees with SSL_free. */
 SSL *pt_tls_client_new(const struct pt_tls *t, bool verify, const char *name);
 
+/* A connection's TLS transport over its own buffers, in place of two
+ * memory BIOs: network bytes are lent to OpenSSL for one pass instead of
+ * being copied into a BIO, and records to send gather in <out>. Memory BIOs
+ * keep (and clear on every growth) a buffer each; an idle connection here
+ * holds neither, and the BIO object is one, not two. */
+struct pt_tls_io {
+    const uint8_t *in; /* lent network bytes OpenSSL has not read yet */
+    size_t in_len;
+    struct pt_wbuf held; /* what a pass left unread, read first next time */
+    struct pt_wbuf out;  /* records to write to the network (owned) */
+};
+
+/* Makes <io> the only BIO of <ssl> (read and write); <io> must outlive it. */
+bool pt_tls_io_attach(SSL *ssl, struct pt_tls_io *io);
+
+/* Lends <p>[0..n) to the next SSL calls; pt_tls_io_done ends the pass. */
+void pt_tls_io_feed(struct pt_tls_io *io, const uint8_t *p, size_t n);
+
+/* Ends a pass: lent bytes OpenSSL did not read are copied into io->held. */
+void pt_tls_io_done(struct pt_tls_io *io);
+
+void pt_tls_io_free(struct pt_tls_io *io);
+
 /* What one pt_tls_step found. */
 enum pt_tls_ev {
     PT_TLS_WANT = 0,   /* needs more network bytes (flush the write BIO first) */

@@ -2,7 +2,8 @@
  *
  * It inherits its listening sockets from the daemon (fd 4...) and talks to
  * the daemon over fd 3: snapshots in, acks and counters out. It starts
- * accepting once the first snapshot is applied, swaps snapshots between two
+ * accepting once it has caught up (the snapshot and the deltas since, then
+ * PT_IPC_READY), swaps snapshots between two
  * loop events, and when the daemon goes away (EOF on fd 3, even after a
  * SIGKILL of the daemon) or asks it to stop, it closes its listeners at once,
  * lets established connections finish within the grace period, and exits. */
@@ -60,6 +61,7 @@ struct pt_worker {
     struct pt_stream_count *stream_counts; /* owned list: open connections
                                               per stream name */
     bool accepting;             /* listeners started (after the first snapshot) */
+    bool caught_up;             /* PT_IPC_READY came: the configuration is current */
     bool paused;                /* at the connection limit: not accepting */
     bool draining;              /* stop requested: listeners closed */
     const char *state_dir;      /* argv: names the hand-over, NULL for none */

@@ -576,3 +576,16 @@ Test(h1body, writers_round_trip)
     free(again);
     free(r);
 }
+
+/* The byte-class table says what RFC 9110 says, for every byte. */
+Test(h1body, byte_classes)
+{
+    const char *tspecial = "!#$%&'*+-.^_`|~";
+    for (int c = 0; c < 256; c++) {
+        bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        bool tchar = alnum || (c != 0 && strchr(tspecial, c) != NULL);
+        bool vchar = c == '\t' || (c >= 0x20 && c != 0x7f);
+        cr_expect_eq(pt_h1body_tchar((uint8_t)c), tchar, "tchar %d", c);
+        cr_expect_eq(pt_h1body_vchar((uint8_t)c), vchar, "vchar %d", c);
+    }
+}

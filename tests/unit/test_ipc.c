@@ -242,7 +242,7 @@ Test(ipc, oversized_length_refused)
 Test(ipc, unknown_type_refused)
 {
     struct pt_wbuf w = {0};
-    static const uint32_t types[] = {0, 7, 8, 0x100, 0x01000000u, 0xffffffffu};
+    static const uint32_t types[] = {0, 9, 10, 0x100, 0x01000000u, 0xffffffffu};
     for (size_t i = 0; i < PT_ARRAY_LEN(types); i++) {
         raw_header(&w, types[i], 0);
         cr_expect_eq(next_after(&w), PT_EMALFORMED, "type %u", types[i]);
@@ -252,7 +252,7 @@ Test(ipc, unknown_type_refused)
         cr_expect_eq(next_after(&w), PT_EMALFORMED, "type %u with payload", types[i]);
         pt_wbuf_free(&w);
     }
-    for (uint32_t t = PT_IPC_SNAPSHOT; t <= PT_IPC_STOP; t++) {
+    for (uint32_t t = PT_IPC_SNAPSHOT; t <= PT_IPC_READY; t++) {
         raw_header(&w, t, 0);
         cr_expect_eq(next_after(&w), 1, "type %u", t);
         pt_wbuf_free(&w);
