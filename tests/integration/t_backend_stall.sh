@@ -13,28 +13,9 @@ cd "$T"
 
 read -r MUTE MUTE2 <<<"$(free_ports 2)"
 make_cert front "DNS:app.test,DNS:h2.test"
-# Two servers (one per backend: the first one's failure must not spare the
-# second its stall): each accepts, reads whatever comes, never writes.
-"$PY" - "$MUTE" "$MUTE2" >mute.out 2>&1 <<'PYEOF' &
-import socket, sys, threading
-held = []
-def drain(c):
-    while c.recv(65536):
-        pass
-def serve(s):
-    while True:
-        c, _ = s.accept()
-        held.append(c)
-        threading.Thread(target=drain, args=(c,), daemon=True).start()
-for port in sys.argv[1:]:
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", int(port)))
-    s.listen(64)
-    threading.Thread(target=serve, args=(s,), daemon=True).start()
-print("ready", flush=True)
-threading.Event().wait()
-PYEOF
+# Two mute servers (one per backend: the first one's failure must not
+# spare the second its stall).
+"$PY" "$HERE/tools/mute.py" "$MUTE" "$MUTE2" >mute.out 2>&1 &
 track_pid $!
 wait_until 5 grep -q ready mute.out
 
