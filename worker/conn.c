@@ -3,6 +3,40 @@
 #include "worker/health.h"
 #include "worker/upstream.h"
 
+void pt_conn_open(struct pt_worker *w, struct pt_conntrack *ct,
+                  const struct sockaddr_storage *addr, void (*kill)(struct pt_conntrack *ct),
+                  struct pt_deadline *dl, void *data, void (*expired)(struct pt_deadline *dl))
+{
+    pt_worker_conn_opened(w);
+    pt_conntrack_add(&w->tracked, ct, addr, kill);
+    pt_deadline_init(dl, w->loop, data, expired);
+}
+
+void pt_conn_closing(struct pt_conntrack *ct, struct pt_deadline *dl, uv_close_cb closed)
+{
+    ct->addr = NULL; /* going away: a ban has nothing left to cut */
+    pt_deadline_stop(dl);
+    uv_close((uv_handle_t *)&dl->timer, closed);
+}
+
+void pt_conn_close_tcp(uv_tcp_t *tcp, bool reset, uv_close_cb closed)
+{
+    if (uv_is_closing((uv_handle_t *)tcp))
+        return;
+    if (reset && uv_tcp_close_reset(tcp, closed) == 0)
+        return;
+    uv_close((uv_handle_t *)tcp, closed);
+}
+
+void pt_conn_free(struct pt_worker *w, struct pt_conntrack *ct, struct pt_snapshot *snap,
+                  void *mem)
+{
+    pt_conntrack_remove(&w->tracked, ct);
+    pt_snap_unref(snap);
+    free(mem);
+    pt_worker_conn_closed(w);
+}
+
 static void on_deadline(uv_timer_t *t);
 
 static void deadline_start(struct pt_deadline *dl, uint64_t at)

@@ -1,6 +1,15 @@
 /* The connection core shared by the relay (worker/passthrough.c) and the HTTP
- * engine (worker/httpproxy.c): a connection's deadline timer, and dialing a
- * backend.
+ * engine (worker/httpproxy.c): a client connection's lifetime, its deadline
+ * timer, and dialing a backend. Writing is worker/writer.h, the backend
+ * transport of the HTTP engine and of h2 streams worker/upconn.h.
+ *
+ * Lifetime: a connection counts its open handles and requests in flight
+ * (the timer, the sockets, queued writes, a name lookup) and is freed when
+ * the last one ended, never before: libuv calls close and write callbacks
+ * after the connection decided to close. pt_conn_open registers it with
+ * its worker, pt_conn_closing starts the end (bans pass it by, the timer
+ * closes), pt_conn_close_tcp closes its sockets, and pt_conn_free is the
+ * owner's last step once its count is zero.
  *
  * A deadline is the timeout of the connection's current state, moved by
  * activity: moving it later costs nothing (the timer wakes at the old time
@@ -18,6 +27,7 @@
 #define PT_CONN_H
 
 #include "common/addr.h"
+#include "worker/worker.h"
 
 #include <stddef.h>
 #include <uv.h>
@@ -46,6 +56,29 @@ void pt_deadline_arm(struct pt_deadline *dl, uint32_t ms);
 
 /* No deadline until the next set or arm. */
 void pt_deadline_stop(struct pt_deadline *dl);
+
+/* A new client connection of <w>: counted (the worker's connection limit),
+ * in the bans registry with <kill> (<addr>: its real client, borrowed;
+ * NULL while unknown), and its deadline timer initialised (<data>: the
+ * timer's handle data, for pt_conn_closing's callback). */
+void pt_conn_open(struct pt_worker *w, struct pt_conntrack *ct,
+                  const struct sockaddr_storage *addr, void (*kill)(struct pt_conntrack *ct),
+                  struct pt_deadline *dl, void *data, void (*expired)(struct pt_deadline *dl));
+
+/* The connection starts closing: bans pass it by, its deadline stops and
+ * its timer closes with <closed> (which drops the timer's reference). */
+void pt_conn_closing(struct pt_conntrack *ct, struct pt_deadline *dl, uv_close_cb closed);
+
+/* Closes a socket handle unless it is closing already; with an RST when
+ * <reset> (an RST from one side passed on: the other end must not mistake
+ * a cut transfer for a complete one). */
+void pt_conn_close_tcp(uv_tcp_t *tcp, bool reset, uv_close_cb closed);
+
+/* The connection's last reference went (its owner has logged it): out of
+ * the registry, its snapshot reference let go, <mem> (the owner's struct,
+ * holding <ct>) freed, and the worker counts one connection less. */
+void pt_conn_free(struct pt_worker *w, struct pt_conntrack *ct, struct pt_snapshot *snap,
+                  void *mem);
 
 struct pt_dial;
 struct pt_health;

@@ -558,9 +558,12 @@ static void up_send(struct h2s *s, const void *p, size_t n, size_t consume)
 {
     if (n == 0)
         return;
-    if (s->up == NULL || pt_upconn_send(s->up, p, n, consume) != 0) {
+    ssize_t took = s->up ? pt_upconn_send(s->up, p, n, consume) : -1;
+    if (took < 0) {
         give_back(s, consume);
         answer(s, 502, "backend_write_failed");
+    } else {
+        give_back(s, (size_t)took); /* the backend took them at once */
     }
 }
 
@@ -903,9 +906,16 @@ int pt_h2_tick(struct pt_h2 *h, uint64_t now)
     bool waiting = false;
     for (struct h2s *s = h->streams, *next; s; s = next) {
         next = s->next;
-        if (s->up)
-            pt_upconn_tick(s->up, now, st->connect_timeout_ms);
-        if (forwarded(s) && now - s->last_ms > st->idle_timeout_ms) {
+        bool stalled = false;
+        if (s->up && pt_upconn_tick(s->up, now, st->connect_timeout_ms) == UINT64_MAX &&
+            !pt_upconn_is_open(s->up))
+            /* A name lookup or TLS handshake: as for HTTP/1.1, the
+             * connection must be up within the connect timeout. */
+            stalled = now - s->last_ms >= st->connect_timeout_ms;
+        if (stalled && s->resp == RESP_HEAD) {
+            pt_upconn_server_failed(s->up);
+            answer(s, 504, NULL);
+        } else if (forwarded(s) && now - s->last_ms > st->idle_timeout_ms) {
             if (s->resp == RESP_HEAD) {
                 pt_upconn_server_failed(s->up); /* connected, never answered */
                 answer(s, 504, NULL);

@@ -11,12 +11,13 @@
  * rewritten with X-Forwarded-* (a client that is not a --trusted-proxy cannot
  * choose them); response heads get the domain's response_headers and HSTS
  * (TLS only). Bodies are never buffered whole: they are framed as they come
- * and forwarded. Keep-alive on both sides: the backend connection is reused
- * by the next request of the same client connection when it goes to the same
- * servers, and parked in a per-worker pool for other client connections when
- * this one ends, but only after a complete, well-framed exchange. Upgrade
- * (WebSocket) turns the connection into a tunnel only after the backend's 101
- * to a request that asked for it.
+ * and forwarded. Keep-alive on both sides: the backend connection
+ * (worker/upconn.c: dial, TLS client, pool) is reused by the next request of
+ * the same client connection when it goes to the same servers, and parked in
+ * the worker's pool for other client connections when this one ends, but only
+ * after a complete, well-framed exchange. Client writes go through
+ * worker/writer.c. Upgrade (WebSocket) turns the connection into a tunnel
+ * only after the backend's 101 to a request that asked for it.
  *
  * Memory per connection is bounded whatever the peers do: the client is
  * not read while a request waits for its response once one head's worth of
@@ -32,6 +33,7 @@
 #include "worker/conn.h"
 #include "worker/h2.h"
 #include "worker/upconn.h"
+#include "worker/writer.h"
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -66,31 +68,28 @@ enum resp_phase {
     RESP_DONE,     /* complete as framed */
 };
 
-/* The backend connection (c->up). */
+/* The backend connection (c->up, worker/upconn.c). */
 enum up_state {
-    UP_NONE = 0, /* none: c->up holds no handle */
-    UP_DIALING,  /* c->dial is trying the servers (lookup or connect) */
+    UP_NONE = 0, /* none: c->up is NULL */
+    UP_DIALING,  /* opened, not connected yet (lookup, connect, TLS handshake) */
     UP_BUSY,     /* connected, carrying the request in flight */
     UP_IDLE,     /* its last exchange was complete and well framed: it may
                     carry the next request, or go to the pool */
-    UP_CLOSING,  /* its handle is closing; c->up is free in the close callback */
 };
 
+/* The client's side. */
 struct stream {
-    /* The handle: the backend's is <own>; the client's came from the front
-     * stage (worker/passthrough.c), allocated on its own, and is freed in
-     * its close callback here. */
+    /* The handle came from the front stage (worker/passthrough.c),
+     * allocated on its own, and is freed in its close callback here. */
     uv_tcp_t *tcp;
-    uv_tcp_t own;
     struct hconn *c;
     bool init;       /* handle initialised: must be closed */
     bool eof;        /* peer finished sending */
     bool reading;
-    SSL *ssl;        /* NULL for a plain backend */
-    BIO *rbio, *wbio;
+    SSL *ssl;        /* NULL on port 80; its I/O is c->cio */
     bool hs_done;
-    size_t queued;   /* bytes handed to uv_write and not yet written */
-    struct pt_wbuf pend; /* plaintext waiting for the backend's TLS handshake */
+    struct pt_writer out; /* what the socket did not take at once */
+    struct pt_wbuf pend; /* plaintext written before the TLS handshake ended */
 };
 
 struct hconn {
@@ -100,7 +99,8 @@ struct hconn {
     enum hc_state state;
     bool tls;          /* offload (TLS with the client); false: port 80 */
     bool trusted;      /* the socket's peer is a --trusted-proxy */
-    struct stream cli, up;
+    struct stream cli;
+    struct pt_upconn *up; /* the backend connection (owned), or NULL */
     struct pt_tls_io cio; /* the client's TLS transport (offload) */
     struct sockaddr_storage peer, target;
     char *sni; /* owned, sni_len bytes and a NUL ("" without SNI) */
@@ -131,12 +131,9 @@ struct hconn {
     struct pt_wbuf rin; /* backend plaintext until the response head is whole */
     bool rhead_pending;   /* rhead not sent yet: it leaves in one TLS record
                              with the first body bytes */
-    struct pt_wbuf qhead; /* the rewritten request head, until the backend
-                             connection it waits for is up */
 
     bool close_after_flush;
     enum up_state ups;
-    char up_key[PT_UPCONN_KEY_MAX]; /* c->up's pool key, set when it connects */
     bool up_reused;     /* the backend connection served an earlier request */
     bool req_retryable; /* idempotent and bodiless: may be sent again */
     struct pt_wbuf retry_head; /* the head sent on a reused connection, kept
@@ -146,20 +143,12 @@ struct hconn {
     uint64_t send_deadline_ms; /* while a response waits for the client to take
                                   it: --send-timeout after the last write
                                   progress; 0 when nothing is queued */
-    struct pt_dial dial; /* reaching one of servers; dial.ix: the server in use */
     unsigned handles;
     uint64_t start_ms, req_start_ms, bytes_in, bytes_out;
     unsigned requests;
     const char *result;
     struct pt_conntrack ct; /* in the worker's registry: bans cut it */
     struct pt_h2 *h2;       /* HC_H2: the session (owned) */
-};
-
-struct wreq {
-    uv_write_t req;
-    struct stream *s;
-    size_t len;
-    uint8_t data[];
 };
 
 static uint8_t read_buf[64 * 1024];
@@ -224,22 +213,15 @@ static void release(struct hconn *c)
         log_request(c, c->result);
     pt_h2_free(c->h2); /* here: its callbacks may be what closed the connection */
     SSL_free(c->cli.ssl);
-    SSL_free(c->up.ssl);
     pt_wbuf_free(&c->cli.pend);
-    pt_wbuf_free(&c->up.pend);
     pt_wbuf_free(&c->rin);
-    pt_wbuf_free(&c->qhead);
     pt_wbuf_free(&c->retry_head);
     pt_h1body_release(&c->reqb);
     pt_h1body_release(&c->respb);
     free(c->in);
     free(c->sni);
     pt_tls_io_free(&c->cio);
-    pt_conntrack_remove(&c->w->tracked, &c->ct);
-    pt_snap_unref(c->snap);
-    struct pt_worker *w = c->w;
-    free(c);
-    pt_worker_conn_closed(w);
+    pt_conn_free(c->w, &c->ct, c->snap, c);
 }
 
 static void on_closed(uv_handle_t *h)
@@ -247,35 +229,35 @@ static void on_closed(uv_handle_t *h)
     release(h->data);
 }
 
-static void start_upstream(struct hconn *c);
-
 static void on_stream_closed(uv_handle_t *h)
 {
     struct stream *s = h->data;
     struct hconn *c = s->c;
-    if (s == &c->up) {
-        /* Only now may the stream's memory hold a new connection: a head
-         * that waits for one (a request that could not reuse this one, or
-         * a retry) dials now. */
-        s->init = false;
-        c->ups = UP_NONE;
-        if (c->state == HC_REQUEST && c->qhead.len)
-            start_upstream(c);
-    } else {
-        free(h);
-        s->tcp = NULL;
-        s->init = false;
-    }
+    free(h);
+    s->tcp = NULL;
+    s->init = false;
     release(c);
 }
 
-static void close_stream(struct stream *s)
+static void close_stream(struct stream *s, bool reset)
 {
-    if (!s->init || uv_is_closing((uv_handle_t *)s->tcp))
-        return;
-    if (s == &s->c->up)
-        s->c->ups = UP_CLOSING;
-    uv_close((uv_handle_t *)s->tcp, on_stream_closed);
+    if (s->init)
+        pt_conn_close_tcp(s->tcp, reset, on_stream_closed);
+}
+
+/* Lets go of the backend connection. */
+static void up_close(struct hconn *c)
+{
+    pt_upconn_close(c->up);
+    c->up = NULL;
+    c->ups = UP_NONE;
+}
+
+/* Sends bytes to the backend; a connection that broke ends the client's. */
+static void up_send(struct hconn *c, const void *p, size_t n)
+{
+    if (n && pt_upconn_send(c->up, p, n, 0) < 0)
+        hc_close(c);
 }
 
 /* Sends a request head to the backend. On a reused connection an
@@ -284,61 +266,31 @@ static void close_stream(struct stream *s)
  * then goes once more on another connection instead of failing with 502. */
 static void send_head(struct hconn *c, struct pt_wbuf *head)
 {
-    send_plain(&c->up, head->data, head->len);
     pt_wbuf_free(&c->retry_head);
     if (c->up_reused && c->req_retryable) {
         c->retry_head = *head;
         memset(head, 0, sizeof(*head));
+        up_send(c, c->retry_head.data, c->retry_head.len);
     } else {
+        up_send(c, head->data, head->len);
         pt_wbuf_free(head);
     }
-}
-
-/* ---- backend connection pool ---------------------------------------------
- * worker/upconn.c keeps the worker's idle backend connections (shared with
- * the h2 streams); a connection parks between two exchanges only. */
-
-/* The name a TLS connection to server <ix> sends as SNI and verifies: the
- * server's DNS name, or for an IP server the request's host. */
-static const char *tls_name(const struct hconn *c, size_t ix)
-{
-    const struct pt_hostport *hp = &c->servers[ix];
-    return hp->kind == PT_HOST_DNS ? hp->host : c->host;
-}
-
-static void pool_key(const struct hconn *c, size_t ix, char key[PT_UPCONN_KEY_MAX])
-{
-    pt_upconn_key(&c->servers[ix], c->up_tls, c->be->tls_verify, tls_name(c, ix), key);
-}
-
-static void pool_put(struct hconn *c)
-{
-    struct stream *s = &c->up;
-    uv_os_fd_t fd;
-    uint64_t now = pt_worker_now_ms(c->w);
-    if (c->ups != UP_IDLE || s->eof || s->queued || uv_is_closing((uv_handle_t *)s->tcp) ||
-        uv_fileno((uv_handle_t *)s->tcp, &fd) != 0)
-        return;
-    /* A TLS connection parks between two records only. */
-    if (s->ssl && (!s->hs_done || s->pend.len || SSL_pending(s->ssl) ||
-                   BIO_ctrl_pending(s->rbio) || BIO_ctrl_pending(s->wbio)))
-        return;
-    if (pt_upconn_pool_park(fd, s->ssl, c->up_key, now))
-        s->ssl = NULL; /* the pool's now */
 }
 
 static void hc_close(struct hconn *c)
 {
     if (c->state == HC_CLOSING)
         return;
-    pool_put(c);
+    /* An idle backend connection goes to the worker's pool (upconn.c). */
+    if (c->ups == UP_IDLE)
+        pt_upconn_finish(c->up, pt_worker_now_ms(c->w));
+    else
+        pt_upconn_close(c->up);
+    c->up = NULL;
+    c->ups = UP_NONE;
     c->state = HC_CLOSING;
-    c->ct.addr = NULL; /* going away: a ban has nothing left to cut */
-    pt_dial_cancel(&c->dial);
-    pt_deadline_stop(&c->dl);
-    uv_close((uv_handle_t *)&c->dl.timer, on_closed);
-    close_stream(&c->cli);
-    close_stream(&c->up);
+    pt_conn_closing(&c->ct, &c->dl, on_closed);
+    close_stream(&c->cli, false);
 }
 
 /* A ban came for the client: an RST, not a TLS close_notify, as a firewall
@@ -349,8 +301,7 @@ static void hc_kill(struct pt_conntrack *ct)
     if (c->state == HC_CLOSING)
         return;
     c->result = "banned";
-    if (c->cli.init && !uv_is_closing((uv_handle_t *)c->cli.tcp))
-        uv_tcp_close_reset(c->cli.tcp, on_stream_closed);
+    close_stream(&c->cli, true);
     hc_close(c);
 }
 
@@ -378,10 +329,9 @@ static uint32_t body_timeout(const struct hconn *c)
  * queued must take some of it within --send-timeout. */
 static void send_progress(struct hconn *c, struct stream *s)
 {
-    if (s != &c->cli)
-        return;
-    c->send_deadline_ms =
-        s->queued ? pt_worker_now_ms(c->w) + c->snap->settings.send_timeout_ms : 0;
+    c->send_deadline_ms = pt_writer_queued(&s->out)
+                              ? pt_worker_now_ms(c->w) + c->snap->settings.send_timeout_ms
+                              : 0;
     schedule(c);
 }
 
@@ -389,13 +339,11 @@ static void send_progress(struct hconn *c, struct stream *s)
 
 static void on_drained(struct hconn *c, struct stream *s);
 
-static void on_written(uv_write_t *req, int status)
+static void on_written(struct pt_writer *wr, int status, size_t tag)
 {
-    struct wreq *wr = (struct wreq *)req;
-    struct stream *s = wr->s;
+    struct stream *s = wr->data;
     struct hconn *c = s->c;
-    s->queued -= wr->len;
-    free(wr);
+    (void)tag;
     if (c->state != HC_CLOSING) {
         send_progress(c, s);
         if (status != 0)
@@ -406,39 +354,23 @@ static void on_written(uv_write_t *req, int status)
     release(c);
 }
 
-/* Writes <n> raw bytes to the socket of <s>: what the kernel takes at once
- * costs nothing more, the rest is copied and queued. */
+/* Writes <n> raw bytes to the client's socket (worker/writer.h). */
 static void raw_write(struct stream *s, const uint8_t *p, size_t n)
 {
     struct hconn *c = s->c;
     if (n == 0 || c->state == HC_CLOSING)
         return;
-    uv_buf_t b = uv_buf_init((char *)(uintptr_t)p, (unsigned)n);
-    int done = s->queued ? 0 : uv_try_write((uv_stream_t *)s->tcp, &b, 1);
-    if (done == UV_EAGAIN || done == UV_ENOSYS)
-        done = 0;
-    if (done < 0) {
+    bool idle = pt_writer_queued(&s->out) == 0;
+    int rc = pt_writer_send(&s->out, p, n, 0);
+    if (rc < 0) {
         hc_close(c);
         return;
     }
-    if ((size_t)done == n)
-        return;
-    size_t rest = n - (size_t)done;
-    struct wreq *wr = pt_xmalloc(sizeof(*wr) + rest);
-    wr->s = s;
-    wr->len = rest;
-    memcpy(wr->data, p + done, rest);
-    b = uv_buf_init((char *)wr->data, (unsigned)rest);
-    c->handles++;
-    if (uv_write(&wr->req, (uv_stream_t *)s->tcp, &b, 1, on_written) != 0) {
-        c->handles--;
-        free(wr);
-        hc_close(c);
-        return;
+    if (rc == 1) {
+        c->handles++;
+        if (idle)
+            send_progress(c, s); /* the send timeout starts */
     }
-    s->queued += rest;
-    if (s->queued == rest)
-        send_progress(c, s);
 }
 
 /* A client connection waiting for its next request keeps no TLS I/O
@@ -456,20 +388,11 @@ static void shed_idle_tls(struct hconn *c)
 static void flush_tls(struct stream *s)
 {
     struct hconn *c = s->c;
-    if (s == &c->cli) {
-        struct pt_wbuf *out = &c->cio.out;
-        size_t n = out->len;
-        out->len = 0; /* before the write: a failing one may close (and flush) */
-        raw_write(s, out->data, n);
-        shed_idle_tls(c);
-        return;
-    }
-    char *p = NULL;
-    long n = s->wbio ? BIO_get_mem_data(s->wbio, &p) : 0;
-    if (n > 0) {
-        raw_write(s, (const uint8_t *)p, (size_t)n);
-        BIO_reset(s->wbio);
-    }
+    struct pt_wbuf *out = &c->cio.out;
+    size_t n = out->len;
+    out->len = 0; /* before the write: a failing one may close (and flush) */
+    raw_write(s, out->data, n);
+    shed_idle_tls(c);
 }
 
 /* Queues plaintext for <s>, through TLS when it has it; TLS records stay in
@@ -479,8 +402,7 @@ static void send_plain_nf(struct stream *s, const void *p, size_t n)
 {
     if (n == 0 || s->c->state == HC_CLOSING)
         return;
-    if (s == &s->c->cli)
-        s->c->bytes_out += n;
+    s->c->bytes_out += n;
     if (s->ssl == NULL) {
         raw_write(s, p, n);
         return;
@@ -522,7 +444,7 @@ static void graceful_close(struct hconn *c)
         SSL_shutdown(c->cli.ssl); /* close_notify, so the client sees a clean end */
         flush_tls(&c->cli);
     }
-    if (c->cli.queued == 0)
+    if (pt_writer_queued(&c->cli.out) == 0)
         hc_close(c);
     else
         c->close_after_flush = true;
@@ -564,33 +486,27 @@ static void pace_client(struct hconn *c)
 {
     if (c->state == HC_CLOSING)
         return;
-    size_t backlog = c->up.queued + c->up.pend.len;
+    size_t backlog = c->up ? pt_upconn_queued(c->up) : 0;
     if (c->in_len >= IN_MAX || backlog > QUEUE_HIGH || c->close_after_flush)
         stop_reading(&c->cli);
     else if (backlog < QUEUE_HIGH / 2)
         start_reading(&c->cli);
 }
 
+/* A queued write to the client is out. */
 static void on_drained(struct hconn *c, struct stream *s)
 {
-    if (s == &c->cli) {
-        if (c->close_after_flush && s->queued == 0) {
-            hc_close(c);
-            return;
-        }
-        if (c->state == HC_H2) {
-            if (pt_h2_output(c->h2) < 0)
-                graceful_close(c);
-            return;
-        }
-        if (s->queued < QUEUE_HIGH / 2 && up_open(c))
-            start_reading(&c->up);
-    } else {
-        /* A backend that takes the body slowly is no slow client. */
-        if (c->state == HC_REQUEST && c->req != REQ_DONE)
-            arm(c, body_timeout(c));
-        pace_client(c);
+    if (c->close_after_flush && pt_writer_queued(&s->out) == 0) {
+        hc_close(c);
+        return;
     }
+    if (c->state == HC_H2) {
+        if (pt_h2_output(c->h2) < 0)
+            graceful_close(c);
+        return;
+    }
+    if (pt_writer_queued(&s->out) < QUEUE_HIGH / 2 && up_open(c))
+        pt_upconn_read(c->up, true);
 }
 
 /* ---- reading -------------------------------------------------------------- */
@@ -611,7 +527,7 @@ static void h2_send(void *ctx, const uint8_t *p, size_t n)
 static size_t h2_queued(void *ctx)
 {
     struct hconn *c = ctx;
-    return c->cli.queued;
+    return pt_writer_queued(&c->cli.out);
 }
 
 /* The client's handshake is done: HTTP/1.1 requests, or an HTTP/2 session
@@ -649,10 +565,8 @@ static int tls_pass(struct stream *s, void (*emit)(struct hconn *c, const uint8_
                 send_plain(s, pend.data, pend.len);
                 pt_wbuf_free(&pend);
             }
-            if (s == &c->cli) {
-                c->w->tally.tls_ok++;
-                handshake_done(c);
-            }
+            c->w->tally.tls_ok++;
+            handshake_done(c);
             continue;
         case PT_TLS_DATA:
             emit(c, plain, got);
@@ -673,8 +587,7 @@ static int tls_pass(struct stream *s, void (*emit)(struct hconn *c, const uint8_
 
 /* Feeds network bytes to <s>'s TLS and returns plaintext through <emit>;
  * plain streams pass the bytes straight on. Returns -1 on a TLS failure.
- * The client's TLS reads them in place (pt_tls_io), a backend's through
- * its memory BIO. */
+ * The client's TLS reads them in place (pt_tls_io). */
 static int tls_input(struct stream *s, const uint8_t *p, size_t n,
                      void (*emit)(struct hconn *c, const uint8_t *p, size_t n))
 {
@@ -683,8 +596,6 @@ static int tls_input(struct stream *s, const uint8_t *p, size_t n,
         emit(c, p, n);
         return 0;
     }
-    if (s != &c->cli)
-        return n && BIO_write(s->rbio, p, (int)n) != (int)n ? -1 : tls_pass(s, emit);
     pt_tls_io_feed(&c->cio, p, n);
     int rc = tls_pass(s, emit);
     pt_tls_io_done(&c->cio);
@@ -762,68 +673,127 @@ static void on_cli_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         client_eof(c);
 }
 
-static void up_plain(struct hconn *c, const uint8_t *p, size_t n)
+/* ---- backend connection ------------------------------------------------------ */
+
+static void start_upstream(struct hconn *c, bool fresh, struct pt_wbuf *head);
+
+/* The backend connection is up (dialed, or taken from the pool). */
+static void up_ready(struct hconn *c)
 {
-    feed_response(c, p, n);
+    c->ups = UP_BUSY;
+    c->target = *pt_upconn_peer(c->up);
+    /* Connected: from now on the backend has the idle timeout to answer,
+     * and the client the body timeout to send what it still owes. */
+    arm(c, c->req == REQ_DONE ? c->snap->settings.idle_timeout_ms : body_timeout(c));
 }
 
-static void on_up_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+static void up_connected(void *ctx)
 {
-    struct stream *s = st->data;
-    struct hconn *c = s->c;
-    if (n == 0)
-        return;
-    if (n < 0 || (n > 0 && tls_input(s, (const uint8_t *)buf->base, (size_t)n, up_plain) != 0)) {
-        if (n >= 0 && !s->hs_done) {
+    struct hconn *c = ctx;
+    up_ready(c);
+    process_client(c); /* whatever waited (body bytes) goes now */
+}
+
+static void up_data(void *ctx, const uint8_t *p, size_t n)
+{
+    struct hconn *c = ctx;
+    feed_response(c, p, n);
+    if (c->state != HC_CLOSING)
+        arm(c, c->snap->settings.idle_timeout_ms);
+}
+
+/* The backend took bytes that had to wait. */
+static void up_written(void *ctx, size_t tag)
+{
+    struct hconn *c = ctx;
+    (void)tag;
+    /* A backend that takes the body slowly is no slow client. */
+    if (c->state == HC_REQUEST && c->req != REQ_DONE)
+        arm(c, body_timeout(c));
+    pace_client(c);
+}
+
+/* The backend connection ended (it is let go here): the request in flight
+ * is answered, retried or cut, as far as it got. */
+static void up_ended(void *ctx, enum pt_upconn_end why)
+{
+    struct hconn *c = ctx;
+    if (why == PT_UPCONN_UNREACHABLE || why == PT_UPCONN_TLS_FAILED) {
+        up_close(c);
+        if (why == PT_UPCONN_UNREACHABLE)
+            pt_log(PT_LOG_WARN, "backend '%s': no server reachable for '%s'", c->be->name,
+                   c->host);
+        else
             pt_log(PT_LOG_WARN, "backend '%s': TLS handshake failed", c->be->name);
-            answer(c, 502);
+        answer(c, 502);
+        return;
+    }
+    arm(c, c->snap->settings.idle_timeout_ms);
+    if (c->state == HC_TUNNEL) {
+        graceful_close(c);
+    } else if (c->state == HC_REQUEST && c->resp == RESP_HEAD) {
+        if (c->retry_head.len && c->rin.len == 0) {
+            /* Closed under us before answering: once more, on a new one. */
+            struct pt_wbuf head = c->retry_head;
+            memset(&c->retry_head, 0, sizeof(c->retry_head));
+            up_close(c);
+            start_upstream(c, true, &head);
             return;
         }
-        s->eof = true;
-    }
-    if (c->state == HC_CLOSING)
-        return;
-    arm(c, c->snap->settings.idle_timeout_ms);
-    if (s->eof) {
-        stop_reading(s);
-        if (c->state == HC_TUNNEL) {
-            graceful_close(c);
-        } else if (c->state == HC_REQUEST && c->resp == RESP_HEAD) {
-            if (c->retry_head.len && c->rin.len == 0) {
-                /* Closed under us before answering: once more, elsewhere. */
-                pt_wbuf_free(&c->qhead);
-                c->qhead = c->retry_head;
-                memset(&c->retry_head, 0, sizeof(c->retry_head));
-                close_stream(s); /* its close callback dials for qhead */
-            } else {
-                answer(c, 502);
-            }
-        } else if (c->state == HC_REQUEST && c->resp == RESP_BODY) {
-            c->resp_close = true;
-            if (pt_h1body_ends_at_eof(&c->respb)) {
-                /* Read-until-close body: the end of the stream ends it. */
-                send_head_now(c);
-                response_done(c);
-            } else {
-                /* Cut short: the client must not take it for complete. */
-                pt_log(PT_LOG_WARN, "backend '%s': response body cut short", c->be->name);
-                c->result = "backend_truncated";
-                hc_close(c);
-            }
+        answer(c, 502);
+    } else if (c->state == HC_REQUEST && c->resp == RESP_BODY) {
+        c->resp_close = true;
+        if (pt_h1body_ends_at_eof(&c->respb)) {
+            /* Read-until-close body: the end of the stream ends it. */
+            send_head_now(c);
+            response_done(c);
         } else {
-            close_stream(s);
+            /* Cut short: the client must not take it for complete. */
+            pt_log(PT_LOG_WARN, "backend '%s': response body cut short", c->be->name);
+            c->result = "backend_truncated";
+            hc_close(c);
         }
     }
+    up_close(c); /* nothing more comes from it */
+}
+
+static const struct pt_upconn_ops up_ops = {up_connected, up_data, up_written, up_ended};
+
+/* A connection to the request's servers (a parked one unless <fresh>) that
+ * carries <head> (taken) first. */
+static void start_upstream(struct hconn *c, bool fresh, struct pt_wbuf *head)
+{
+    struct pt_upconn_target t = {
+        .loop = c->w->loop, .tls = c->w->tls, .health = &c->w->health, .be = c->be,
+        .servers = c->servers, .n_servers = c->n_servers, .host = c->host,
+        .plain = !c->up_tls, .fresh = fresh,
+    };
+    c->up = pt_upconn_open(&t, &up_ops, c);
+    if (c->up == NULL) {
+        pt_wbuf_free(head);
+        pt_log(PT_LOG_WARN, "backend '%s': no server reachable for '%s'", c->be->name, c->host);
+        answer(c, 502);
+        return;
+    }
+    c->up_reused = pt_upconn_reused(c->up);
+    if (c->up_reused) {
+        up_ready(c);
+        send_head(c, head);
+        process_client(c);
+        return;
+    }
+    c->ups = UP_DIALING;
+    arm(c, c->snap->settings.connect_timeout_ms);
+    send_head(c, head); /* it waits in the connection */
 }
 
 static void start_reading(struct stream *s)
 {
     if (s->reading || s->eof || !s->init || uv_is_closing((uv_handle_t *)s->tcp))
         return;
-    if (s == &s->c->cli && s->c->in_len >= IN_MAX)
+    if (s->c->in_len >= IN_MAX)
         return;
-    uv_read_cb cb = s == &s->c->cli ? on_cli_read : on_up_read;
-    if (uv_read_start((uv_stream_t *)s->tcp, alloc_cb, cb) == 0)
+    if (uv_read_start((uv_stream_t *)s->tcp, alloc_cb, on_cli_read) == 0)
         s->reading = true;
 }
 
@@ -1007,7 +977,7 @@ static void start_tunnel(struct hconn *c, const uint8_t *rest, size_t rest_len)
     send_plain(&c->cli, rest, rest_len);
     /* Bytes the client sent after its request belong to the tunnel. */
     if (c->in_len) {
-        send_plain(&c->up, c->in, c->in_len);
+        up_send(c, c->in, c->in_len);
         c->in_len = 0;
     }
     pace_client(c);
@@ -1025,7 +995,7 @@ static void feed_response(struct hconn *c, const uint8_t *p, size_t n)
     if (c->state != HC_REQUEST || c->resp == RESP_DONE) {
         /* Bytes nobody asked for (an idle connection, or past a response's
          * end): the connection is not usable any more. */
-        close_stream(&c->up);
+        up_close(c);
         return;
     }
     if (c->resp == RESP_BODY) {
@@ -1051,7 +1021,7 @@ static void feed_response(struct hconn *c, const uint8_t *p, size_t n)
         if (rc < 0) {
             pt_log(PT_LOG_WARN, "backend '%s': malformed response head (%s)", c->be->name,
                    r->why ? r->why : "?");
-            pt_dial_server_failed(&c->dial);
+            pt_upconn_server_failed(c->up);
             answer_page(c, 502, "backend_bad_head", NULL, "text/html", NULL);
             return;
         }
@@ -1073,7 +1043,7 @@ static void feed_response(struct hconn *c, const uint8_t *p, size_t n)
         if (r->status == 101 && !(c->req_upgrade && r->upgrade)) {
             /* A switch nobody asked for: what follows would not be HTTP. */
             pt_log(PT_LOG_WARN, "backend '%s': 101 to a request without Upgrade", c->be->name);
-            pt_dial_server_failed(&c->dial);
+            pt_upconn_server_failed(c->up);
             answer_page(c, 502, "backend_bad_head", NULL, "text/html", NULL);
             return;
         }
@@ -1099,8 +1069,8 @@ static void feed_response(struct hconn *c, const uint8_t *p, size_t n)
         goto backpressure;
     }
 backpressure:
-    if (c->state != HC_CLOSING && c->cli.queued > QUEUE_HIGH)
-        stop_reading(&c->up);
+    if (c->state != HC_CLOSING && c->up && pt_writer_queued(&c->cli.out) > QUEUE_HIGH)
+        pt_upconn_read(c->up, false);
 }
 
 static void response_done(struct hconn *c)
@@ -1110,7 +1080,7 @@ static void response_done(struct hconn *c)
     c->resp = RESP_DONE;
     /* Only a complete, well-framed exchange leaves the backend connection
      * fit for another request. */
-    if (!c->resp_close && c->req == REQ_DONE && c->up.queued == 0)
+    if (!c->resp_close && c->req == REQ_DONE && c->up && pt_upconn_queued(c->up) == 0)
         c->ups = UP_IDLE;
     log_request(c, NULL);
     if (c->resp_close || !c->req_keep_alive || c->req != REQ_DONE) {
@@ -1131,138 +1101,6 @@ static void response_done(struct hconn *c)
     process_client(c);
 }
 
-/* ---- backend connection ------------------------------------------------------ */
-
-static void up_connected(struct hconn *c)
-{
-    struct stream *s = &c->up;
-    c->ups = UP_BUSY;
-    /* Connected: from now on the backend has the idle timeout to answer,
-     * and the client the body timeout to send what it still owes. */
-    arm(c, c->req == REQ_DONE ? c->snap->settings.idle_timeout_ms : body_timeout(c));
-    uv_tcp_nodelay(s->tcp, 1);
-    int tlen = sizeof(c->target);
-    uv_tcp_getpeername(s->tcp, (struct sockaddr *)&c->target, &tlen);
-    pool_key(c, c->dial.ix, c->up_key);
-    if (c->up_tls && s->ssl == NULL) { /* a pooled one comes with its own */
-        s->ssl = pt_tls_client_new(c->w->tls, c->be->tls_verify, tls_name(c, c->dial.ix));
-        if (s->ssl == NULL) {
-            answer(c, 502);
-            return;
-        }
-        s->rbio = SSL_get_rbio(s->ssl);
-        s->wbio = SSL_get_wbio(s->ssl);
-        flush_tls(s);
-    }
-    start_reading(s);
-    /* Whatever waited (head, body bytes) goes now. */
-    process_client(c);
-}
-
-/* A fresh backend stream in c->up (the previous one is closed: its close
- * callback ran), its handle initialised and counted. */
-static struct stream *new_up_stream(struct hconn *c)
-{
-    struct stream *s = &c->up;
-    SSL_free(s->ssl);
-    pt_wbuf_free(&s->pend);
-    memset(s, 0, sizeof(*s));
-    s->c = c;
-    s->tcp = &s->own;
-    uv_tcp_init(c->w->loop, s->tcp);
-    s->tcp->data = s;
-    s->init = true;
-    c->handles++;
-    c->ups = UP_DIALING;
-    return s;
-}
-
-/* Starts the request on a parked connection to one of the backend's servers
- * (in their order), if there is one. */
-static bool take_pooled(struct hconn *c)
-{
-    uint64_t now = pt_worker_now_ms(c->w);
-    for (size_t i = 0; i < c->n_servers; i++) {
-        char key[PT_UPCONN_KEY_MAX];
-        SSL *ssl;
-        pool_key(c, i, key);
-        int fd = pt_upconn_pool_take(key, now, &ssl);
-        if (fd < 0)
-            continue;
-        struct stream *s = new_up_stream(c);
-        c->dial.ix = i;
-        c->up_reused = true;
-        if (uv_tcp_open(s->tcp, fd) != 0) {
-            close(fd);
-            SSL_free(ssl);
-            close_stream(s);
-            answer(c, 502);
-            return true;
-        }
-        if (ssl) {
-            s->ssl = ssl;
-            s->rbio = SSL_get_rbio(ssl);
-            s->wbio = SSL_get_wbio(ssl);
-            s->hs_done = true;
-        }
-        up_connected(c);
-        return true;
-    }
-    return false;
-}
-
-static struct hconn *dial_conn(struct pt_dial *d)
-{
-    return PT_CONTAINER_OF(d, struct hconn, dial);
-}
-
-static uv_tcp_t *dial_attempt(struct pt_dial *d)
-{
-    struct hconn *c = dial_conn(d);
-    c->up_reused = false;
-    struct stream *s = new_up_stream(c);
-    arm(c, c->snap->settings.connect_timeout_ms);
-    return s->tcp;
-}
-
-static void dial_connected(struct pt_dial *d)
-{
-    up_connected(dial_conn(d));
-}
-
-/* A failed attempt closes the backend handle; its close callback moves on. */
-static void on_up_failed_closed(uv_handle_t *h)
-{
-    struct stream *s = h->data;
-    struct hconn *c = s->c;
-    s->init = false;
-    c->ups = UP_NONE;
-    if (c->state == HC_REQUEST)
-        pt_dial_next(&c->dial);
-    release(c);
-}
-
-static void dial_exhausted(struct pt_dial *d)
-{
-    struct hconn *c = dial_conn(d);
-    pt_log(PT_LOG_WARN, "backend '%s': no server reachable for '%s'", c->be->name, c->host);
-    answer(c, 502);
-}
-
-static void dial_hold(struct pt_dial *d, bool take)
-{
-    struct hconn *c = dial_conn(d);
-    if (!take) {
-        release(c);
-        return;
-    }
-    c->handles++;
-    arm(c, c->snap->settings.connect_timeout_ms);
-}
-
-static const struct pt_dial_ops dial_ops = {dial_attempt, dial_connected, on_up_failed_closed,
-                                            dial_exhausted, dial_hold};
-
 /* ---- requests ---------------------------------------------------------------- */
 
 /* Frames what c->in holds of the request body and sends it to the backend
@@ -1282,7 +1120,7 @@ static void forward_request_body(struct hconn *c)
         answer_page(c, 400, "bad_body", NULL, "text/html", NULL);
         return;
     }
-    send_plain(&c->up, out->data, out->len);
+    up_send(c, out->data, out->len);
     if (out->cap > QUEUE_HIGH)
         pt_wbuf_free(out);
     memmove(c->in, c->in + used, c->in_len - used);
@@ -1460,7 +1298,7 @@ static void start_request(struct hconn *c)
 
     /* Reuse the backend connection of the previous request when it is to the
      * same servers and still open. */
-    bool reuse = c->ups == UP_IDLE && !c->up.eof && c->servers == t.servers;
+    bool reuse = c->ups == UP_IDLE && c->servers == t.servers;
     c->be = t.be;
     c->servers = t.servers;
     c->n_servers = t.n_servers;
@@ -1472,24 +1310,8 @@ static void start_request(struct hconn *c)
         forward_request_body(c);
         return;
     }
-    /* Held until connected; up.pend carries it through the TLS handshake. */
-    pt_wbuf_free(&c->up.pend);
-    pt_wbuf_free(&c->qhead);
-    c->qhead = head; /* sent by process_client once connected */
-    if (c->ups != UP_NONE) {
-        /* The previous backend connection closes first: its close callback
-         * dials for qhead. */
-        close_stream(&c->up);
-        return;
-    }
-    start_upstream(c);
-}
-
-static void start_upstream(struct hconn *c)
-{
-    if (take_pooled(c))
-        return;
-    pt_dial_start(&c->dial, &dial_ops, c->w->loop, &c->w->health, c->servers, c->n_servers);
+    up_close(c); /* the previous one, to other servers */
+    start_upstream(c, false, &head);
 }
 
 static void process_client(struct hconn *c)
@@ -1500,17 +1322,11 @@ static void process_client(struct hconn *c)
             start_request(c);
         break;
     case HC_REQUEST:
-        if (up_open(c) && c->qhead.len) {
-            /* First use of a fresh backend connection: the head waited here. */
-            struct pt_wbuf head = c->qhead;
-            memset(&c->qhead, 0, sizeof(c->qhead));
-            send_head(c, &head);
-        }
         forward_request_body(c);
         break;
     case HC_TUNNEL:
         if (c->in_len) {
-            send_plain(&c->up, c->in, c->in_len);
+            up_send(c, c->in, c->in_len);
             c->in_len = 0;
         }
         break;
@@ -1526,7 +1342,7 @@ static void on_expired(struct pt_deadline *dl)
 {
     struct hconn *c = PT_CONTAINER_OF(dl, struct hconn, dl);
     uint64_t now = pt_worker_now_ms(c->w);
-    if (c->send_deadline_ms && now >= c->send_deadline_ms && c->cli.queued) {
+    if (c->send_deadline_ms && now >= c->send_deadline_ms && pt_writer_queued(&c->cli.out)) {
         /* A client that does not take its response (a slow reader) goes,
          * whatever the state: its queue is what it costs us. */
         c->result = "send_timeout";
@@ -1555,10 +1371,20 @@ static void on_expired(struct pt_deadline *dl)
             graceful_close(c); /* idle keep-alive connection */
         break;
     case HC_REQUEST:
-        if (c->ups == UP_DIALING && c->up.init) {
-            /* This server did not answer in time: the next one. */
-            pt_dial_abandon(&c->dial);
-            arm(c, 1000);
+        if (c->ups == UP_DIALING) {
+            /* A server that did not answer in time gives way to the next. */
+            uint64_t next = pt_upconn_tick(c->up, now, c->snap->settings.connect_timeout_ms);
+            if (next != UINT64_MAX) {
+                c->deadline_ms = next;
+                schedule(c);
+                return;
+            }
+            /* A name lookup or a TLS handshake that stalled: the backend's
+             * fault, whatever the client still owes. */
+            pt_upconn_server_failed(c->up);
+            answer(c, 504);
+            if (c->state != HC_CLOSING)
+                arm(c, 1000);
             return;
         }
         if (c->req != REQ_DONE) {
@@ -1570,7 +1396,7 @@ static void on_expired(struct pt_deadline *dl)
                 hc_close(c);
             }
         } else if (c->resp == RESP_HEAD) {
-            pt_dial_server_failed(&c->dial); /* connected, never answered */
+            pt_upconn_server_failed(c->up); /* connected, never answered */
             answer(c, 504);
         }
         else
@@ -1605,14 +1431,11 @@ void pt_httpproxy_start(struct pt_listener *l, uv_tcp_t *tcp,
     c->sni_route = info->route;
     c->start_ms = c->req_start_ms = pt_worker_now_ms(w);
     c->cli.c = c;
-    c->up.c = c;
-    pt_worker_conn_opened(w);
-    pt_conntrack_add(&w->tracked, &c->ct, &c->peer, hc_kill);
-    pt_deadline_init(&c->dl, w->loop, c, on_expired);
+    pt_conn_open(w, &c->ct, &c->peer, hc_kill, &c->dl, c, on_expired);
     c->cli.tcp = tcp;
     c->cli.tcp->data = &c->cli;
     c->cli.init = true;
-    c->up.tcp = &c->up.own;
+    pt_writer_init(&c->cli.out, (uv_stream_t *)tcp, on_written, &c->cli);
     c->handles = 2;
     arm(c, c->snap->settings.hello_timeout_ms);
 

@@ -35,6 +35,7 @@
 #include "worker/conn.h"
 #include "worker/httpproxy.h"
 #include "worker/splice.h"
+#include "worker/writer.h"
 
 #include <errno.h>
 #include <linux/sockios.h>
@@ -67,8 +68,8 @@ struct side {
     bool eof;         /* no more bytes will come from this side */
     bool shut;        /* we shut down our writing towards this side */
     bool reading;
-    uint8_t *pending; /* owned: bytes being written to this side, or NULL */
-    uv_write_t wreq;
+    struct pt_writer out; /* bytes to this side (bound once its socket is
+                             connected): what the socket did not take at once */
     uv_shutdown_t sreq;
     uint64_t bytes;   /* bytes received from this side */
     int outq;         /* kernel send queue seen at the last idle check */
@@ -168,23 +169,17 @@ static void release(struct pass *c)
         return;
     if (!c->handed_off)
         log_access(c);
-    pt_conntrack_remove(&c->w->tracked, &c->ct);
     pt_worker_listener_release(c->l);
     if (c->st_count)
         (*c->st_count)--;
-    pt_snap_unref(c->snap);
     free(c->hbuf);
-    free(c->cli.pending);
-    free(c->srv.pending);
     for (struct side *s = &c->cli; s; s = s == &c->cli ? &c->srv : NULL) {
         if (s->sp) {
             pt_splice_give(&s->sp->pipe);
             free(s->sp);
         }
     }
-    struct pt_worker *w = c->w;
-    free(c);
-    pt_worker_conn_closed(w);
+    pt_conn_free(c->w, &c->ct, c->snap, c);
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -209,18 +204,13 @@ static void on_side_closed(uv_handle_t *h)
 /* Bytes read from the peer and not yet written to <s>. */
 static bool queued_to(const struct side *s)
 {
-    return s->pending != NULL || (s->sp && s->sp->pipe.len > 0);
+    return pt_writer_queued(&s->out) > 0 || (s->sp && s->sp->pipe.len > 0);
 }
 
 static void close_side(struct side *s, bool reset)
 {
-    if (!s->init || uv_is_closing((uv_handle_t *)s->tcp))
-        return;
-    /* An RST from one side is passed on as an RST, not a clean FIN: the
-     * other end must not mistake a cut transfer for a complete one. */
-    if (reset && uv_tcp_close_reset(s->tcp, on_side_closed) == 0)
-        return;
-    uv_close((uv_handle_t *)s->tcp, on_side_closed);
+    if (s->init)
+        pt_conn_close_tcp(s->tcp, reset, on_side_closed);
 }
 
 static void pass_close(struct pass *c, bool reset)
@@ -228,10 +218,8 @@ static void pass_close(struct pass *c, bool reset)
     if (c->state == PASS_CLOSING)
         return;
     c->state = PASS_CLOSING;
-    c->ct.addr = NULL; /* going away: a ban has nothing left to cut */
     pt_dial_cancel(&c->dial);
-    pt_deadline_stop(&c->dl);
-    uv_close((uv_handle_t *)&c->dl.timer, on_timer_closed);
+    pt_conn_closing(&c->ct, &c->dl, on_timer_closed);
     if (c->spliced) {
         /* Before the sockets: a poll watches their descriptors. */
         uv_close((uv_handle_t *)&c->cli.sp->poll, on_side_closed);
@@ -251,27 +239,16 @@ static void pass_kill(struct pt_conntrack *ct)
     pass_close(c, true);
 }
 
-/* Answers the client (a TLS alert, a small HTTP response) and closes once
- * the bytes are written. <data> must outlive the write (static). */
-static void on_answer_written(uv_write_t *req, int status)
-{
-    struct pass *c = req->data;
-    (void)status;
-    pass_close(c, false);
-    release(c);
-}
-
+/* Answers the client (a TLS alert) and closes once the bytes are written
+ * (on_side_written). */
 static void answer_and_close(struct pass *c, const void *data, size_t len)
 {
-    uv_buf_t b = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
-    c->cli.wreq.data = c;
     stop_reading(&c->cli);
     pt_deadline_stop(&c->dl);
-    c->handles++;
-    if (uv_write(&c->cli.wreq, (uv_stream_t *)c->cli.tcp, &b, 1, on_answer_written) != 0) {
-        c->handles--;
+    if (pt_writer_send(&c->cli.out, data, len, 0) == 1)
+        c->handles++;
+    else
         pass_close(c, false);
-    }
 }
 
 static void send_alert(struct pass *c, uint8_t desc)
@@ -724,8 +701,8 @@ static void stop_reading(struct side *s)
 static void maybe_done(struct pass *c)
 {
     /* Both directions finished: each side sent EOF and got our FIN. */
-    if (c->cli.eof && c->srv.eof && c->cli.shut && c->srv.shut && !c->cli.pending &&
-        !c->srv.pending)
+    if (c->cli.eof && c->srv.eof && c->cli.shut && c->srv.shut && !pt_writer_queued(&c->cli.out) &&
+        !pt_writer_queued(&c->srv.out))
         pass_close(c, false);
 }
 
@@ -746,7 +723,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
  * written: a half-close, so the peer may still answer. */
 static void forward_eof(struct pass *c, struct side *to)
 {
-    if (to->shut || to->pending)
+    if (to->shut || pt_writer_queued(&to->out))
         return;
     to->shut = true;
     to->sreq.data = to;
@@ -758,12 +735,15 @@ static void forward_eof(struct pass *c, struct side *to)
     }
 }
 
-static void on_relay_written(uv_write_t *req, int status)
+/* A queued write to <to> is out: relaying, the side it came from reads
+ * again (or its EOF follows); an answer before relaying is out, so the
+ * connection closes. */
+static void on_side_written(struct pt_writer *wr, int status, size_t tag)
 {
-    struct side *to = req->data;
+    struct side *to = wr->data;
     struct pass *c = to->c;
-    PT_FREE(to->pending);
-    if (c->state != PASS_CLOSING) {
+    (void)tag;
+    if (c->state == PASS_RELAY) {
         struct side *from = peer_of(c, to);
         /* Bytes drained to a slow reader are activity too. */
         pt_deadline_arm(&c->dl, idle_ms(c));
@@ -773,46 +753,23 @@ static void on_relay_written(uv_write_t *req, int status)
             forward_eof(c, to);
         else
             start_reading(from);
+    } else {
+        pass_close(c, false);
     }
     release(c);
 }
 
-/* Writes <data> to <to>: what the socket takes now costs nothing more; the
- * rest is copied, and <from> stops reading until it is out. */
+/* Writes <data> to <to>; while some of it waits, <from> stops reading. */
 static int relay_write(struct pass *c, struct side *from, struct side *to,
                        const uint8_t *data, size_t n)
 {
-    /* send(2) rather than uv_try_write's write(2): the socket call skips
-     * the VFS write path (perf at 256 keep-alive connections: vfs_write and
-     * fdget_pos were ~6% of the worker). libuv has nothing queued on the
-     * socket (no pending write), so writing to it directly is safe. */
-    ssize_t done = 0;
-    if (!to->pending) {
-        do
-            done = send(side_fd(to), data, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-        while (done < 0 && errno == EINTR);
-        if (done < 0 && errno != EAGAIN)
-            return uv_translate_sys_error(errno);
-        if (done < 0)
-            done = 0;
+    int rc = pt_writer_send(&to->out, data, n, 0);
+    if (rc == 1) {
+        c->handles++;
+        stop_reading(from);
+        rc = 0;
     }
-    if ((size_t)done == n)
-        return 0;
-    PT_ASSERT(to->pending == NULL);
-    size_t rest = n - (size_t)done;
-    to->pending = pt_xmalloc(rest);
-    memcpy(to->pending, data + done, rest);
-    uv_buf_t b = uv_buf_init((char *)to->pending, (unsigned)rest);
-    to->wreq.data = to;
-    c->handles++;
-    int rc = uv_write(&to->wreq, (uv_stream_t *)to->tcp, &b, 1, on_relay_written);
-    if (rc != 0) {
-        c->handles--;
-        PT_FREE(to->pending);
-        return rc;
-    }
-    stop_reading(from);
-    return 0;
+    return rc;
 }
 
 static void on_relay_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
@@ -969,8 +926,8 @@ static void on_poll(uv_poll_t *h, int status, int events)
  * request is left on the sockets that the polls now watch. */
 static void splice_begin(struct pass *c)
 {
-    if (c->copy_only || c->spliced || c->state != PASS_RELAY || c->cli.pending ||
-        c->srv.pending || c->cli.eof || c->srv.eof || c->cli.shut || c->srv.shut)
+    if (c->copy_only || c->spliced || c->state != PASS_RELAY || queued_to(&c->cli) ||
+        queued_to(&c->srv) || c->cli.eof || c->srv.eof || c->cli.shut || c->srv.shut)
         return;
     struct spside *sp[2] = {pt_xcalloc(1, sizeof(struct spside)),
                             pt_xcalloc(1, sizeof(struct spside))};
@@ -1017,6 +974,7 @@ static void relay_start(struct pass *c)
             uv_tcp_getpeername(c->srv.tcp, (struct sockaddr *)&c->target, &tlen) == 0;
     }
     uv_tcp_nodelay(c->srv.tcp, 1);
+    pt_writer_init(&c->srv.out, (uv_stream_t *)c->srv.tcp, on_side_written, &c->srv);
     if (c->be->proxy_protocol != PT_PP_NONE) {
         hn = pt_proxyproto_encode(c->be->proxy_protocol, (struct sockaddr *)&c->peer,
                                   (struct sockaddr *)&c->local, c->sni_len ? c->sni : NULL,
@@ -1045,7 +1003,7 @@ static void relay_start(struct pass *c)
     if (c->cli.eof)
         forward_eof(c, &c->srv); /* the client finished while we connected */
     start_reading(&c->srv);
-    if (c->srv.pending == NULL)
+    if (!pt_writer_queued(&c->srv.out))
         start_reading(&c->cli);
 }
 
@@ -1090,9 +1048,8 @@ static void accept_conn(struct pt_listener *l, int fd, const struct sockaddr_sto
         pt_worker_reject_fd(fd);
         return;
     }
-    pt_worker_conn_opened(w);
     pt_worker_listener_hold(l);
-    pt_conntrack_add(&w->tracked, &c->ct, from_trusted ? NULL : &c->peer, pass_kill);
+    pt_conn_open(w, &c->ct, from_trusted ? NULL : &c->peer, pass_kill, &c->dl, c, on_expired);
 
     c->cli.c = c;
     c->srv.c = c;
@@ -1100,7 +1057,6 @@ static void accept_conn(struct pt_listener *l, int fd, const struct sockaddr_sto
     c->srv.tcp = &c->srv.own;
     uv_tcp_init(w->loop, c->cli.tcp);
     c->cli.tcp->data = &c->cli;
-    pt_deadline_init(&c->dl, w->loop, c, on_expired);
     c->handles = 2;
     if (uv_tcp_open(c->cli.tcp, fd) != 0) {
         close(fd);
@@ -1110,6 +1066,7 @@ static void accept_conn(struct pt_listener *l, int fd, const struct sockaddr_sto
     }
     c->cli.init = true;
     uv_tcp_nodelay(c->cli.tcp, 1);
+    pt_writer_init(&c->cli.out, (uv_stream_t *)c->cli.tcp, on_side_written, &c->cli);
     pt_deadline_arm(&c->dl, c->snap->settings.hello_timeout_ms);
     if (from_trusted) {
         c->state = PASS_PROXY_HDR;

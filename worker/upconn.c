@@ -4,6 +4,7 @@
 #include "common/dname.h"
 #include "common/wbuf.h"
 #include "worker/conn.h"
+#include "worker/writer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -102,20 +103,14 @@ struct pt_upconn {
     bool hs_done;
     struct pt_wbuf pend;  /* bytes sent before the connection was open */
     size_t pend_tag;
-    size_t queued;        /* bytes handed to uv_write, not written yet */
-    size_t unreported;    /* tags of writes in flight */
-    unsigned refs;        /* the owner, the handle, writes, a name lookup */
+    struct pt_writer out; /* bound once the TCP connection is up */
+    unsigned refs;        /* the owner, the handle, queued writes, a name lookup */
     struct sockaddr_storage peer;
 };
 
-struct upw {
-    uv_write_t req;
-    struct pt_upconn *u;
-    size_t len, tag;
-    uint8_t data[];
-};
-
-static uint8_t read_buf[16384];
+/* One read per callback, as large as the HTTP engine's client reads (a 64 KiB
+ * response body moves in one read). */
+static uint8_t read_buf[64 * 1024];
 
 static void unref(struct pt_upconn *u)
 {
@@ -148,14 +143,9 @@ static void on_closed(uv_handle_t *h)
     unref(h->data);
 }
 
-static void on_written(uv_write_t *req, int status)
+static void on_written(struct pt_writer *wr, int status, size_t tag)
 {
-    struct upw *wr = (struct upw *)req;
-    struct pt_upconn *u = wr->u;
-    u->queued -= wr->len;
-    u->unreported -= wr->tag;
-    size_t tag = wr->tag;
-    free(wr);
+    struct pt_upconn *u = wr->data;
     if (status != 0)
         end(u, PT_UPCONN_BROKEN);
     else if (live(u))
@@ -163,41 +153,34 @@ static void on_written(uv_write_t *req, int status)
     unref(u);
 }
 
-/* Writes raw bytes to the socket, copied. */
-static int raw_write(struct pt_upconn *u, const uint8_t *p, size_t n, size_t tag)
+/* Writes raw bytes to the socket (worker/writer.h). Returns the part of
+ * <tag> the socket took at once, or -1. */
+static ssize_t raw_write(struct pt_upconn *u, const uint8_t *p, size_t n, size_t tag)
 {
-    if (n == 0)
-        return 0;
-    struct upw *wr = pt_xmalloc(sizeof(*wr) + n);
-    wr->u = u;
-    wr->len = n;
-    wr->tag = tag;
-    memcpy(wr->data, p, n);
-    uv_buf_t b = uv_buf_init((char *)wr->data, (unsigned)n);
-    if (uv_write(&wr->req, (uv_stream_t *)&u->tcp, &b, 1, on_written) != 0) {
-        free(wr);
+    int rc = pt_writer_send(&u->out, p, n, tag);
+    if (rc < 0)
         return -1;
-    }
+    if (rc == 0)
+        return (ssize_t)tag;
     u->refs++;
-    u->queued += n;
-    u->unreported += tag;
     return 0;
 }
 
 /* Moves whatever OpenSSL produced to the socket, carrying <tag>. */
-static int flush_tls(struct pt_upconn *u, size_t tag)
+static ssize_t flush_tls(struct pt_upconn *u, size_t tag)
 {
     char *p = NULL;
     BIO *wbio = SSL_get_wbio(u->ssl);
     long n = BIO_get_mem_data(wbio, &p);
     if (n <= 0)
-        return 0;
-    int rc = raw_write(u, (const uint8_t *)p, (size_t)n, tag);
+        return (ssize_t)tag;
+    ssize_t rc = raw_write(u, (const uint8_t *)p, (size_t)n, tag);
     BIO_reset(wbio);
     return rc;
 }
 
-static int write_now(struct pt_upconn *u, const uint8_t *p, size_t n, size_t tag)
+/* Returns the part of <tag> taken at once, or -1. */
+static ssize_t write_now(struct pt_upconn *u, const uint8_t *p, size_t n, size_t tag)
 {
     if (u->ssl == NULL)
         return raw_write(u, p, n, tag);
@@ -220,10 +203,14 @@ static void opened(struct pt_upconn *u)
     size_t tag = u->pend_tag;
     memset(&u->pend, 0, sizeof(u->pend));
     u->pend_tag = 0;
-    int rc = write_now(u, q.data, q.len, tag);
+    ssize_t took = write_now(u, q.data, q.len, tag);
     pt_wbuf_free(&q);
-    if (rc != 0)
+    if (took < 0)
         end(u, PT_UPCONN_BROKEN);
+    else if (took > 0)
+        u->ops->written(u->ctx, (size_t)took); /* (never within an upconn call:
+                                                   pend is empty when open
+                                                   returns) */
 }
 
 static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -245,7 +232,7 @@ static void tls_in(struct pt_upconn *u, const uint8_t *p, size_t n)
         size_t got;
         switch (pt_tls_step(u->ssl, &u->hs_done, plain, sizeof(plain), &got)) {
         case PT_TLS_HANDSHAKEN:
-            if (flush_tls(u, 0) != 0) {
+            if (flush_tls(u, 0) < 0) {
                 end(u, PT_UPCONN_BROKEN);
                 return;
             }
@@ -258,7 +245,7 @@ static void tls_in(struct pt_upconn *u, const uint8_t *p, size_t n)
             u->ops->data(u->ctx, plain, got);
             continue;
         case PT_TLS_WANT:
-            if (flush_tls(u, 0) != 0)
+            if (flush_tls(u, 0) < 0)
                 end(u, PT_UPCONN_BROKEN);
             return;
         case PT_TLS_EOF:
@@ -308,13 +295,14 @@ static void tcp_up(struct pt_upconn *u, SSL *ssl)
     uv_tcp_nodelay(&u->tcp, 1);
     int len = sizeof(u->peer);
     uv_tcp_getpeername(&u->tcp, (struct sockaddr *)&u->peer, &len);
+    pt_writer_init(&u->out, (uv_stream_t *)&u->tcp, on_written, u);
     if (ssl) {
         u->ssl = ssl;
         u->hs_done = true;
     } else if (u->use_tls) {
         const struct pt_hostport *hp = &u->dial.servers[u->dial.ix];
         u->ssl = pt_tls_client_new(u->tls, u->verify, hp->kind == PT_HOST_DNS ? hp->host : u->host);
-        if (u->ssl == NULL || flush_tls(u, 0) != 0) {
+        if (u->ssl == NULL || flush_tls(u, 0) < 0) {
             end(u, PT_UPCONN_TLS_FAILED);
             return;
         }
@@ -427,7 +415,7 @@ struct pt_upconn *pt_upconn_open(const struct pt_upconn_target *t,
     u->refs = 1;
     u->ops = &opening_ops; /* nothing reaches the owner before this returns */
     u->tls = t->tls;
-    u->use_tls = t->be->tls;
+    u->use_tls = t->be->tls && !t->plain;
     u->verify = t->be->tls_verify;
     u->read_on = true;
     snprintf(u->host, sizeof(u->host), "%s", t->host ? t->host : "");
@@ -446,7 +434,7 @@ struct pt_upconn *pt_upconn_open(const struct pt_upconn_target *t,
     return u;
 }
 
-int pt_upconn_send(struct pt_upconn *u, const void *p, size_t n, size_t tag)
+ssize_t pt_upconn_send(struct pt_upconn *u, const void *p, size_t n, size_t tag)
 {
     if (!live(u))
         return -1;
@@ -455,11 +443,10 @@ int pt_upconn_send(struct pt_upconn *u, const void *p, size_t n, size_t tag)
         u->pend_tag += tag;
         return 0;
     }
-    if (write_now(u, p, n, tag) != 0) {
+    ssize_t took = write_now(u, p, n, tag);
+    if (took < 0)
         u->state = UP_ENDED;
-        return -1;
-    }
-    return 0;
+    return took;
 }
 
 void pt_upconn_read(struct pt_upconn *u, bool on)
@@ -470,7 +457,7 @@ void pt_upconn_read(struct pt_upconn *u, bool on)
 
 size_t pt_upconn_queued(const struct pt_upconn *u)
 {
-    return u->queued + u->pend.len;
+    return pt_writer_queued(&u->out) + u->pend.len;
 }
 
 bool pt_upconn_reused(const struct pt_upconn *u)
@@ -499,16 +486,20 @@ void pt_upconn_server_failed(struct pt_upconn *u)
         pt_dial_server_failed(&u->dial);
 }
 
-void pt_upconn_tick(struct pt_upconn *u, uint64_t now, uint32_t connect_ms)
+uint64_t pt_upconn_tick(struct pt_upconn *u, uint64_t now, uint32_t connect_ms)
 {
-    if (u->state == UP_DIALING && u->tcp_init && now - u->attempt_ms >= connect_ms)
-        pt_dial_abandon(&u->dial); /* this server did not answer: the next */
+    if (u->state != UP_DIALING || !u->tcp_init || uv_is_closing((uv_handle_t *)&u->tcp))
+        return u->state == UP_DIALING && u->tcp_init ? now + connect_ms : UINT64_MAX;
+    if (now - u->attempt_ms < connect_ms)
+        return u->attempt_ms + connect_ms;
+    pt_dial_abandon(&u->dial); /* this server did not answer: the next */
+    return now + connect_ms;
 }
 
 size_t pt_upconn_finish(struct pt_upconn *u, uint64_t now)
 {
     uv_os_fd_t fd;
-    if (u->state == UP_OPEN && u->queued == 0 && u->pend.len == 0 &&
+    if (u->state == UP_OPEN && pt_writer_queued(&u->out) == 0 && u->pend.len == 0 &&
         !uv_is_closing((uv_handle_t *)&u->tcp) && uv_fileno((uv_handle_t *)&u->tcp, &fd) == 0 &&
         !(u->ssl && (SSL_pending(u->ssl) || BIO_ctrl_pending(SSL_get_rbio(u->ssl)) ||
                      BIO_ctrl_pending(SSL_get_wbio(u->ssl))))) {
@@ -526,7 +517,7 @@ size_t pt_upconn_close(struct pt_upconn *u)
 {
     if (u == NULL)
         return 0;
-    size_t left = u->unreported + u->pend_tag;
+    size_t left = u->out.tags + u->pend_tag;
     u->state = UP_CLOSED;
     pt_dial_cancel(&u->dial);
     /* The handle's reference goes in its close callback (an abandoned

@@ -11,9 +11,8 @@
  * opened it. A parked connection is found by its key (pt_upconn_key);
  * before reuse a peek tells whether the backend closed it meanwhile.
  *
- * worker/h2.c's streams hold one struct pt_upconn each; worker/httpproxy.c
- * keeps its backend stream inside its connection (it shares the TLS code
- * of worker/tls.c and this pool). */
+ * worker/h2.c's streams and worker/httpproxy.c's connections hold one
+ * struct pt_upconn each: connect, TLS client and pool exist only here. */
 #ifndef PT_UPCONN_H
 #define PT_UPCONN_H
 
@@ -70,6 +69,8 @@ struct pt_upconn_target {
     size_t n_servers;
     const char *host;                   /* the request's host: the TLS name for an
                                            IP server (copied) */
+    bool plain;                         /* plain HTTP whatever be->tls says (port 80
+                                           to a passthrough backend's http_servers) */
     bool fresh;                         /* do not take one from the pool */
 };
 
@@ -82,9 +83,11 @@ struct pt_upconn;
 struct pt_upconn *pt_upconn_open(const struct pt_upconn_target *t,
                                  const struct pt_upconn_ops *ops, void *ctx);
 
-/* Queues <n> bytes for the backend; ops->written(<tag>) once it took them.
- * Returns 0 or -1 (the connection is broken: close it). */
-int pt_upconn_send(struct pt_upconn *u, const void *p, size_t n, size_t tag);
+/* Sends <n> bytes to the backend (worker/writer.h: at once when the socket
+ * takes them, else queued). Returns the part of <tag> the backend took at
+ * once, which the caller gives back itself; the rest comes back through
+ * ops->written as it goes. Or -1: the connection is broken (close it). */
+ssize_t pt_upconn_send(struct pt_upconn *u, const void *p, size_t n, size_t tag);
 
 /* Reads stop (backpressure) or go on. */
 void pt_upconn_read(struct pt_upconn *u, bool on);
@@ -104,9 +107,11 @@ size_t pt_upconn_server(const struct pt_upconn *u);
  * NULL is fine. */
 void pt_upconn_server_failed(struct pt_upconn *u);
 
-/* Called about once a second: a connect attempt older than <connect_ms>
- * gives way to the next server. */
-void pt_upconn_tick(struct pt_upconn *u, uint64_t now, uint32_t connect_ms);
+/* A connect attempt older than <connect_ms> gives way to the next server.
+ * Returns when to look again (loop milliseconds): the current attempt's
+ * end, or UINT64_MAX when no connect is under way (a name lookup, the TLS
+ * handshake, or open). */
+uint64_t pt_upconn_tick(struct pt_upconn *u, uint64_t now, uint32_t connect_ms);
 
 /* The exchange is over and was whole: the connection goes to the pool when
  * it is idle (nothing queued either way, TLS between two records), then is

@@ -18,23 +18,7 @@ server {
     listen 127.0.0.1:$PB;
     root $T/www;
 }" || bail "nginx backend starts"
-# Accepts, reads whatever comes, never writes.
-"$PY" - "$MUTE" >mute.out 2>&1 <<'PYEOF' &
-import socket, sys, threading
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1])))
-s.listen(64)
-print("ready", flush=True)
-held = []
-def drain(c):
-    while c.recv(65536):
-        pass
-while True:
-    c, _ = s.accept()
-    held.append(c)
-    threading.Thread(target=drain, args=(c,), daemon=True).start()
-PYEOF
+"$PY" "$HERE/tools/mute.py" "$MUTE" >mute.out 2>&1 &
 MUTE_PID=$!
 track_pid "$MUTE_PID"
 wait_until 5 grep -q ready mute.out

@@ -1,0 +1,69 @@
+/* The buffered writer; see writer.h. */
+#include "worker/writer.h"
+
+#include "common/pt.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+struct wreq {
+    uv_write_t req;
+    struct pt_writer *wr;
+    size_t len, tag;
+    uint8_t data[];
+};
+
+int pt_writer_init(struct pt_writer *wr, uv_stream_t *stream, pt_writer_cb written, void *data)
+{
+    uv_os_fd_t fd = -1;
+    int rc = uv_fileno((uv_handle_t *)stream, &fd);
+    *wr = (struct pt_writer){.stream = stream, .fd = fd, .written = written, .data = data};
+    return rc;
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    struct wreq *q = (struct wreq *)req;
+    struct pt_writer *wr = q->wr;
+    size_t tag = q->tag;
+    wr->queued -= q->len;
+    wr->tags -= tag;
+    free(q);
+    wr->written(wr, status, tag);
+}
+
+int pt_writer_send(struct pt_writer *wr, const void *p, size_t n, size_t tag)
+{
+    ssize_t done = 0;
+    if (n == 0)
+        return 0;
+    if (wr->queued == 0) {
+        /* Nothing of ours is queued on libuv: writing the socket directly
+         * keeps the order. */
+        do
+            done = send(wr->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        while (done < 0 && errno == EINTR);
+        if (done < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return uv_translate_sys_error(errno);
+        if (done < 0)
+            done = 0;
+        if ((size_t)done == n)
+            return 0;
+    }
+    size_t rest = n - (size_t)done;
+    struct wreq *q = pt_xmalloc(sizeof(*q) + rest);
+    q->wr = wr;
+    q->len = rest;
+    q->tag = tag;
+    memcpy(q->data, (const uint8_t *)p + done, rest);
+    uv_buf_t b = uv_buf_init((char *)q->data, (unsigned)rest);
+    int rc = uv_write(&q->req, wr->stream, &b, 1, on_written);
+    if (rc != 0) {
+        free(q);
+        return rc;
+    }
+    wr->queued += rest;
+    wr->tags += tag;
+    return 1;
+}
