@@ -572,7 +572,7 @@ static void up_send(struct h2s *s, const void *p, size_t n, size_t consume)
 static void start_upstream(struct h2s *s, bool fresh, struct pt_wbuf *head)
 {
     struct pt_upconn_target t = {
-        .loop = s->loop, .tls = s->h->host.w->tls, .health = s->health, .be = s->be,
+        .loop = s->loop, .tls = &s->h->host.w->tls, .health = s->health, .be = s->be,
         .servers = s->servers,
         .n_servers = s->n_servers, .host = s->host, .fresh = fresh,
     };

@@ -764,7 +764,7 @@ static const struct pt_upconn_ops up_ops = {up_connected, up_data, up_written, u
 static void start_upstream(struct hconn *c, bool fresh, struct pt_wbuf *head)
 {
     struct pt_upconn_target t = {
-        .loop = c->w->loop, .tls = c->w->tls, .health = &c->w->health, .be = c->be,
+        .loop = c->w->loop, .tls = &c->w->tls, .health = &c->w->health, .be = c->be,
         .servers = c->servers, .n_servers = c->n_servers, .host = c->host,
         .plain = !c->up_tls, .fresh = fresh,
     };

@@ -92,7 +92,7 @@ struct pt_upconn {
     enum up_state state;
     const struct pt_upconn_ops *ops;
     void *ctx;
-    const struct pt_tls *tls;
+    struct pt_tls *const *tls; /* the worker's current contexts, read at each dial */
     bool use_tls, verify;
     char host[PT_DNAME_MAX + 1];
     uv_tcp_t tcp;
@@ -301,7 +301,7 @@ static void tcp_up(struct pt_upconn *u, SSL *ssl)
         u->hs_done = true;
     } else if (u->use_tls) {
         const struct pt_hostport *hp = &u->dial.servers[u->dial.ix];
-        u->ssl = pt_tls_client_new(u->tls, u->verify, hp->kind == PT_HOST_DNS ? hp->host : u->host);
+        u->ssl = pt_tls_client_new(*u->tls, u->verify, hp->kind == PT_HOST_DNS ? hp->host : u->host);
         if (u->ssl == NULL || flush_tls(u, 0) < 0) {
             end(u, PT_UPCONN_TLS_FAILED);
             return;

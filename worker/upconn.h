@@ -61,7 +61,10 @@ struct pt_upconn_ops {
 
 struct pt_upconn_target {
     uv_loop_t *loop;
-    const struct pt_tls *tls;           /* the worker's contexts (borrowed) */
+    struct pt_tls *const *tls;          /* where the worker keeps its current contexts
+                                           (borrowed): read at each dial, since a
+                                           certificate change replaces them while a
+                                           name lookup or a failover is under way */
     struct pt_health *health;           /* the worker's memory of servers seen down
                                            (borrowed, may be NULL): dials skip them */
     const struct pt_backend *be;        /* borrowed: be->tls, be->tls_verify */

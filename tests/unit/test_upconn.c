@@ -3,7 +3,9 @@
  * the pool's own peek. */
 #include "worker/upconn.h"
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -89,4 +91,72 @@ Test(upconn, pool_prefers_the_most_recently_parked)
     close(fd);
     close(p1);
     close(p2);
+}
+
+/* ---- a dial outlives the worker's TLS contexts ----------------------------- */
+
+static void no_connected(void *ctx) { (void)ctx; }
+static void no_data(void *ctx, const uint8_t *p, size_t n) { (void)ctx; (void)p; (void)n; }
+static void no_written(void *ctx, size_t tag) { (void)ctx; (void)tag; }
+static void no_ended(void *ctx, enum pt_upconn_end why) { (void)ctx; (void)why; }
+
+/* A certificate change rebuilds the worker's contexts (and frees the old
+ * ones) while a backend's DNS name is being looked up: the TLS client made
+ * once the lookup ends must come from the current contexts (under ASan, the
+ * freed ones are a use-after-free). */
+Test(upconn, a_dial_takes_the_tls_contexts_current_when_it_connects)
+{
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sin);
+    cr_assert_eq(bind(ls, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    cr_assert_eq(listen(ls, 4), 0);
+    cr_assert_eq(getsockname(ls, (struct sockaddr *)&sin, &sl), 0);
+    char name[32];
+    snprintf(name, sizeof(name), "localhost:%u", ntohs(sin.sin_port));
+    struct pt_hostport server = hp(name);
+    cr_assert_eq(server.kind, PT_HOST_DNS);
+    struct pt_backend be = {.name = "b", .servers = &server, .n_servers = 1, .tls = true};
+
+    uv_loop_t loop;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    struct pt_snapshot snap = {0};
+    struct pt_tls *tls = pt_tls_build(&snap, NULL, NULL, 0);
+    struct pt_upconn_target t = {.loop = &loop, .tls = &tls, .be = &be, .servers = &server,
+                                 .n_servers = 1, .host = "app.example", .fresh = true};
+    static const struct pt_upconn_ops ops = {no_connected, no_data, no_written, no_ended};
+    struct pt_upconn *u = pt_upconn_open(&t, &ops, NULL);
+    cr_assert_not_null(u);
+    /* The lookup is on libuv's thread pool: the contexts change meanwhile. */
+    struct pt_tls *next = pt_tls_build(&snap, tls, NULL, 0);
+    pt_tls_free(tls);
+    tls = next;
+
+    /* The backend gets a ClientHello (a TLS handshake record). */
+    int fd = -1;
+    unsigned char rec[5];
+    for (int i = 0; i < 500 && fd < 0; i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        fd = accept4(ls, NULL, NULL, SOCK_NONBLOCK);
+        if (fd < 0)
+            usleep(2000);
+    }
+    cr_assert_geq(fd, 0, "the backend was never connected to");
+    ssize_t got = -1;
+    for (int i = 0; i < 500 && got <= 0; i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        got = recv(fd, rec, sizeof(rec), 0);
+        if (got <= 0)
+            usleep(2000);
+    }
+    cr_assert_eq(got, (ssize_t)sizeof(rec));
+    cr_assert_eq(rec[0], 0x16, "a TLS handshake record");
+
+    pt_upconn_close(u);
+    while (uv_run(&loop, UV_RUN_NOWAIT) != 0)
+        ;
+    cr_assert_eq(uv_loop_close(&loop), 0);
+    pt_tls_free(tls);
+    close(fd);
+    close(ls);
 }
