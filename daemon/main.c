@@ -9,6 +9,7 @@
 #include "common/addr.h"
 #include "common/handover.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "daemon/acme.h"
 #include "daemon/apitls.h"
 #include "daemon/config.h"
@@ -369,10 +370,18 @@ static bool hook_healthy(void *arg)
     return pt_supervisor_healthy(d->sup);
 }
 
+/* Called by the API with the lock held, which guards the counters. */
 static void hook_metrics(void *arg, struct pt_wbuf *out)
 {
     struct pt_daemon *d = arg;
     pt_supervisor_metrics(d->sup, out);
+    pt_metrics_family(out, "portier_config_publishes_total", PT_METRIC_COUNTER,
+                      "Configuration changes sent to the workers (a group commit sends "
+                      "the writes queued behind the previous one at once).");
+    pt_metrics_u64(out, "portier_config_publishes_total", NULL, 0, d->publisher.publishes);
+    pt_metrics_family(out, "portier_config_writes_total", PT_METRIC_COUNTER,
+                      "Configuration writes committed (API, ACME, key rotation).");
+    pt_metrics_u64(out, "portier_config_writes_total", NULL, 0, d->publisher.writes);
 }
 
 static json_t *hook_servers(void *arg, const char *backend)
@@ -535,6 +544,7 @@ static int run_daemon(int argc, char **argv)
     pthread_cond_init(&d.rotator_cv, NULL);
     d.publisher = (struct pt_publisher){d.store, &d.lock, &d.settings, d.listeners, d.sup,
                                         d.cfg.ack_timeout_ms, model};
+    pt_publish_init(&d.publisher);
     if (d.cfg.acme_directory) {
         /* Before the API, so the API thread only ever sees d.acme set. */
         struct pt_acme_config acme = {
@@ -583,6 +593,7 @@ static int run_daemon(int argc, char **argv)
     pt_supervisor_free(d.sup);
     pt_listeners_free(d.listeners);
     pt_snap_unref(d.publisher.model);
+    pt_publish_fini(&d.publisher);
     for (size_t i = 0; i < (size_t)d.cfg.workers * d.n_listeners; i++)
         if (d.fds[i] >= 0)
             close(d.fds[i]);

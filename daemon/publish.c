@@ -145,64 +145,178 @@ static int on_stream(void *arg, const char *name, const char *doc)
 
 #include "daemon/supervisor.h"
 
-/* The frame for change <c> at <version>: its delta, unless the deltas kept
- * for starting workers since the last snapshot outweigh that snapshot; then
- * (and for a whole change) a new snapshot. *delta says which. */
-static int encode(struct pt_publisher *p, const struct pt_commit *c, uint64_t version,
-                  struct pt_wbuf *frame, bool *delta)
+/* A writer queued for a group commit (allocated by its writer, freed when
+ * it is done). */
+struct pt_publish_member {
+    const struct pt_commit *c;
+    struct pt_publish_member *next;
+    bool done;
+    int rc;
+    uint64_t version;
+    bool applied;
+};
+
+void pt_publish_init(struct pt_publisher *p)
 {
-    *delta = c->kind != PT_COMMIT_WHOLE && !pt_supervisor_deltas_due(p->sup);
-    if (c->kind != PT_COMMIT_WHOLE && !*delta)
+    pthread_cond_init(&p->done_cv, NULL);
+    p->group = NULL;
+    p->group_tail = &p->group;
+}
+
+void pt_publish_fini(struct pt_publisher *p)
+{
+    pthread_cond_destroy(&p->done_cv);
+}
+
+/* The changes of group <g> as one: the config deltas' changes moved, in
+ * order, into <merged> (so the members' own deltas are left empty), the ban
+ * changes copied into *bans (borrowing their reasons). Returns whether a
+ * member asked for a whole snapshot. */
+static bool merge(struct pt_publish_member *g, struct pt_delta *merged,
+                  struct pt_ban_change **bans, size_t *n_bans)
+{
+    bool whole = false;
+    size_t cap = 0;
+    for (struct pt_publish_member *m = g; m; m = m->next) {
+        const struct pt_commit *c = m->c;
+        whole |= c->kind == PT_COMMIT_WHOLE;
+        if (c->kind == PT_COMMIT_BANS && c->n_bans) {
+            if (*n_bans + c->n_bans > cap) {
+                cap = (*n_bans + c->n_bans) * 2;
+                *bans = pt_xrealloc(*bans, cap * sizeof(**bans));
+            }
+            memcpy(*bans + *n_bans, c->bans, c->n_bans * sizeof(**bans));
+            *n_bans += c->n_bans;
+        }
+        if (c->delta && c->delta->n) {
+            if (merged->n + c->delta->n > merged->cap) {
+                merged->cap = (merged->n + c->delta->n) * 2;
+                merged->v = pt_xrealloc(merged->v, merged->cap * sizeof(*merged->v));
+            }
+            memcpy(merged->v + merged->n, c->delta->v, c->delta->n * sizeof(*merged->v));
+            merged->n += c->delta->n;
+            c->delta->n = 0; /* moved: the member's pt_delta_clear frees nothing */
+        }
+    }
+    return whole;
+}
+
+/* Encodes group <g> into frames[] (at most two: the bans' delta, then the
+ * configuration's delta; or one whole snapshot), each at its own new
+ * version; *version is the last. *delta says whether they are deltas. */
+static int encode(struct pt_publisher *p, struct pt_publish_member *g, struct pt_wbuf *frames,
+                  uint64_t *versions, size_t *n_frames, bool *delta)
+{
+    struct pt_delta merged = {0};
+    struct pt_ban_change *bans = NULL;
+    size_t n_bans = 0;
+    bool whole = merge(g, &merged, &bans, &n_bans);
+    *delta = !whole && !pt_supervisor_deltas_due(p->sup);
+    if (!whole && !*delta)
         pt_log(PT_LOG_INFO, "the deltas since the last snapshot outweigh it: publishing a "
-                            "whole snapshot (version %llu)",
-               (unsigned long long)version);
-    size_t off;
-    if (*delta && c->kind == PT_COMMIT_BANS) {
-        off = pt_ipc_begin(frame, PT_IPC_BANS);
-        pt_snap_bans_encode(version, c->bans, c->n_bans, frame);
-        pt_ipc_end(frame, off);
-    } else if (*delta) {
-        c->delta->version = version;
-        off = pt_ipc_begin(frame, PT_IPC_CONFIG);
-        pt_delta_encode(c->delta, frame);
-        pt_ipc_end(frame, off);
+                            "whole snapshot");
+    int rc = 0;
+    size_t n = 0;
+    if (*delta && n_bans && (rc = pt_store_bump_version(p->store, &versions[n])) == 0) {
+        size_t off = pt_ipc_begin(&frames[n], PT_IPC_BANS);
+        pt_snap_bans_encode(versions[n], bans, n_bans, &frames[n]);
+        pt_ipc_end(&frames[n], off);
+        n++;
+    }
+    if (rc == 0 && *delta && (merged.n || n == 0) &&
+        (rc = pt_store_bump_version(p->store, &versions[n])) == 0) {
+        merged.version = versions[n];
+        size_t off = pt_ipc_begin(&frames[n], PT_IPC_CONFIG);
+        pt_delta_encode(&merged, &frames[n]);
+        pt_ipc_end(&frames[n], off);
+        n++;
     }
     /* The model follows the store's transaction (dropped if that fails). */
     bool changed;
-    if (c->delta && p->model && pt_delta_apply(&p->model, c->delta, &changed) != 0) {
+    if (rc == 0 && merged.n && p->model && pt_delta_apply(&p->model, &merged, &changed) != 0) {
         pt_log(PT_LOG_WARN, "the daemon's copy of the configuration disagrees with a change: "
                             "reading the store again");
         pt_snap_unref(p->model);
         p->model = NULL;
     }
-    if (*delta)
-        return 0;
-    return pt_publish_compile(p->store, version, p->settings, p->listeners, &p->model, frame);
+    if (rc == 0 && !*delta && (rc = pt_store_bump_version(p->store, &versions[n])) == 0 &&
+        (rc = pt_publish_compile(p->store, versions[n], p->settings, p->listeners, &p->model,
+                                 &frames[n])) == 0)
+        n++;
+    *n_frames = n;
+    pt_delta_clear(&merged);
+    free(bans);
+    return rc;
+}
+
+/* Commits and publishes the queued group (p->lock held, released while
+ * the workers ack), then wakes its members with their answers. */
+static void lead(struct pt_publisher *p)
+{
+    struct pt_publish_member *g = p->group;
+    p->group = NULL;
+    p->group_tail = &p->group;
+    p->inflight = true;
+    struct pt_wbuf frames[2] = {{0}, {0}};
+    uint64_t versions[2] = {0, 0};
+    size_t n = 0;
+    bool delta = false, applied = false;
+    int rc = encode(p, g, frames, versions, &n, &delta);
+    if (rc == 0)
+        rc = pt_store_commit(p->store);
+    if (rc != 0) {
+        pt_store_rollback(p->store);
+        pt_snap_unref(p->model); /* it may hold the change rolled back */
+        p->model = NULL;
+        rc = PT_EDB;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            if (delta)
+                pt_supervisor_publish_delta(p->sup, &frames[i], versions[i]);
+            else
+                pt_supervisor_publish(p->sup, &frames[i], versions[i]);
+        }
+        p->publishes++;
+        pthread_mutex_unlock(p->lock);
+        applied = pt_supervisor_wait(p->sup, versions[n - 1], p->ack_timeout_ms);
+        pthread_mutex_lock(p->lock);
+    }
+    for (size_t i = 0; i < 2; i++)
+        pt_wbuf_free(&frames[i]);
+    for (struct pt_publish_member *m = g, *next; m; m = next) {
+        next = m->next; /* <m> is freed as soon as it is done */
+        m->rc = rc;
+        m->version = n ? versions[n - 1] : 0;
+        m->applied = applied;
+        if (rc == 0)
+            p->writes++;
+        m->done = true;
+    }
+    p->inflight = false;
+    pthread_cond_broadcast(&p->done_cv);
 }
 
 int pt_publish_commit(struct pt_publisher *p, const struct pt_commit *c, uint64_t *version,
                       bool *applied)
 {
     static const struct pt_commit whole = {.kind = PT_COMMIT_WHOLE};
-    struct pt_wbuf frame = {0};
-    bool delta = false;
-    *applied = false;
-    if (c == NULL)
-        c = &whole;
-    if (pt_store_bump_version(p->store, version) != 0 ||
-        encode(p, c, *version, &frame, &delta) != 0 || pt_store_commit(p->store) != 0) {
-        pt_wbuf_free(&frame);
-        pt_store_rollback(p->store);
-        pt_snap_unref(p->model); /* it may hold the change rolled back */
-        p->model = NULL;
-        return PT_EDB;
+    /* Owned by this call; queued until a leader takes the group. */
+    struct pt_publish_member *m = pt_xcalloc(1, sizeof(*m));
+    m->c = c ? c : &whole;
+    pt_store_keep(p->store);
+    *p->group_tail = m;
+    p->group_tail = &m->next;
+    while (!m->done) {
+        if (!p->inflight)
+            lead(p); /* the group holds <m>: done after it */
+        else
+            pthread_cond_wait(&p->done_cv, p->lock);
     }
-    if (delta)
-        pt_supervisor_publish_delta(p->sup, &frame, *version);
-    else
-        pt_supervisor_publish(p->sup, &frame, *version);
-    *applied = pt_supervisor_wait(p->sup, *version, p->ack_timeout_ms);
-    return 0;
+    *version = m->version;
+    *applied = m->applied;
+    int rc = m->rc;
+    free(m);
+    return rc;
 }
 
 /* Keeps <s>'s backends and domains as the new model (moved, not copied). */

@@ -166,11 +166,48 @@ void pt_store_close(struct pt_store *s)
 
 int pt_store_begin(struct pt_store *s)
 {
-    return exec(s, "BEGIN IMMEDIATE");
+    PT_ASSERT(!s->in_savepoint);
+    if (s->in_txn && sqlite3_get_autocommit(s->db)) { /* SQLite ended it (an I/O error) */
+        s->in_txn = false;
+        s->kept = 0;
+    }
+    if (!s->in_txn) {
+        if (exec(s, "BEGIN IMMEDIATE") != 0)
+            return PT_EDB;
+        s->in_txn = true;
+        s->kept = 0;
+    }
+    if (exec(s, "SAVEPOINT w") != 0) {
+        if (s->kept == 0)
+            pt_store_rollback(s);
+        return PT_EDB;
+    }
+    s->in_savepoint = true;
+    return 0;
+}
+
+void pt_store_keep(struct pt_store *s)
+{
+    PT_ASSERT(s->in_savepoint);
+    exec(s, "RELEASE w");
+    s->in_savepoint = false;
+    s->kept++;
+}
+
+unsigned pt_store_kept(const struct pt_store *s)
+{
+    return s->in_txn ? s->kept : 0;
 }
 
 int pt_store_commit(struct pt_store *s)
 {
+    if (s->in_savepoint) {
+        pt_store_keep(s);
+        if (s->kept > 1)
+            return 0;
+    }
+    s->in_txn = false;
+    s->kept = 0;
     if (exec(s, "COMMIT") != 0) {
         exec(s, "ROLLBACK");
         return PT_EDB;
@@ -180,6 +217,14 @@ int pt_store_commit(struct pt_store *s)
 
 void pt_store_rollback(struct pt_store *s)
 {
+    if (s->in_savepoint) {
+        s->in_savepoint = false;
+        if (s->kept > 0 && !sqlite3_get_autocommit(s->db) &&
+            exec(s, "ROLLBACK TO w") == 0 && exec(s, "RELEASE w") == 0)
+            return;
+    }
+    s->in_txn = false;
+    s->kept = 0;
     if (!sqlite3_get_autocommit(s->db))
         exec(s, "ROLLBACK");
 }

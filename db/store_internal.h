@@ -12,6 +12,11 @@ struct pt_store {
     /* The scope pt_store_token_check found last ("backend:NAME" is not a
      * static string); the API reads it under its lock, before the next call. */
     char token_scope[80];
+    /* The open transaction (pt_store_begin): a group commit's, shared by
+     * several writers one after the other, each in its savepoint. */
+    bool in_txn;
+    bool in_savepoint; /* a writer's savepoint "w" is open */
+    unsigned kept;     /* writers whose changes the transaction keeps */
 };
 
 /* Prepares <sql>; logs and returns PT_EDB on failure. */
