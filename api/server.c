@@ -394,7 +394,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         *upload_size = 0;
         return MHD_YES;
     }
-    /* Another thread (ACME) may be in a transaction on the same connection. */
+    /* One request at a time on the store; a write waiting for its group
+     * commit (pt_publish_commit) releases the lock, so the next requests
+     * (each connection has its thread) queue their writes behind it. */
     pthread_mutex_lock(r->api->cfg.lock);
     enum MHD_Result res = dispatch(r, url);
     pthread_mutex_unlock(r->api->cfg.lock);
@@ -432,8 +434,11 @@ int pt_api_start(const struct pt_api_config *cfg, struct pt_api **out, char *err
     /* TLS 1.2 or later only: the priority string is GnuTLS's (Debian builds
      * libmicrohttpd on GnuTLS). Without TLS the two options are skipped by
      * ending the list early. */
+    /* A thread per connection: a write blocks its thread until the workers
+     * acked it, and concurrent writers must be able to queue meanwhile. */
     api->mhd = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+            MHD_USE_ERROR_LOG |
             (tls ? MHD_USE_TLS : 0),
         0, NULL, NULL, on_request, api, MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_UNESCAPE_CALLBACK,
