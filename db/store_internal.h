@@ -17,6 +17,7 @@ struct pt_store {
     bool in_txn;
     bool in_savepoint; /* a writer's savepoint "w" is open */
     unsigned kept;     /* writers whose changes the transaction keeps */
+    struct pt_store_ckpt *ckpt; /* owned: the WAL checkpointer, or NULL */
 };
 
 /* Prepares <sql>; logs and returns PT_EDB on failure. */
