@@ -1233,7 +1233,9 @@ def write_readme(path, P, O, info, be_conf, page_len, started, elapsed, rb, db=N
                   "at the answer's `config_version` (its own round trip included). A write "
                   "sends a delta of what changed, not the configuration: see "
                   "docs/operations.md \"Configuration at scale\".\n" % DOMAIN_WRITES)
-        md.append("\n".join(l for l in db.splitlines() if l.startswith("|")) + "\n")
+        lines = db.splitlines()  # its tables, and the text between them
+        first = next((i for i, l in enumerate(lines) if l.startswith("|")), len(lines))
+        md.append("\n".join(lines[first:]) + "\n")
     if bb:
         md.append("## Control plane: a burst of bans (bench/bans_bench.py, same run)\n")
         md.append("```\n" + bb + "\n```\n")

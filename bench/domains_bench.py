@@ -22,6 +22,11 @@ other) are timed:
   - the same writes again while a thread opens TLS connections to a configured
     domain in a loop (every worker then holds its snapshot in connections, so
     each delta derives a successor instead of changing it in place);
+  - a concurrent burst (group commit): BURST writes (domain PUTs and ban
+    POSTs, alternating) from BURST_CONNS keep-alive connections at once:
+    answers per second, answer latency median / p99, how many answered
+    applied, and how many publishes carried them (portier_config_publishes_total
+    before and after; "-" for a portierd without it);
   - daemon and worker RSS (VmRSS) with N domains; then the daemon restarts
     on that store: its start time until /healthz answers and every worker
     applied the first (whole) snapshot.
@@ -32,6 +37,11 @@ columns (bench/run.sh puts it in bench/README.md):
   worker after the answer, median / p99 (ms) | answers with applied: true |
   daemon CPU per write (ms) | workers' CPU per write (ms) | daemon RSS (KiB) |
   worker RSS (KiB, each) | daemon start until every worker applied (s) |
+Then a second table, the bursts:
+  | domains | burst writes x connections | answers/s | latency median / p99
+  (ms) | answers with applied: true | publishes |
+Environment: BENCH_BURST (writes, default 1000; 0: no burst),
+BENCH_BURST_CONNS (default 8).
 Writes nothing else; everything it starts is stopped."""
 import http.client
 import os
@@ -52,6 +62,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PORTIERD = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "build", "portierd")
 SIZES = [int(x) for x in (sys.argv[2] if len(sys.argv) > 2 else "1000,10000,100000").split(",")]
 WRITES = int(sys.argv[3]) if len(sys.argv) > 3 else 30
+BURST = int(os.environ.get("BENCH_BURST", "1000"))
+BURST_CONNS = int(os.environ.get("BENCH_BURST_CONNS", "8"))
 
 
 def rss_kib(pid):
@@ -193,6 +205,54 @@ def writes(d, workers, prefix):
             "wcpu_ms": (sum(cpu_ms(w) for w in workers) - w0) / WRITES}
 
 
+def publishes(d):
+    """portier_config_publishes_total, or None (a portierd without it)."""
+    d.conn.request("GET", "/metrics", headers={"Authorization": "Bearer " + d.token})
+    for line in d.conn.getresponse().read().decode().splitlines():
+        if line.startswith("portier_config_publishes_total "):
+            return int(float(line.split()[1]))
+    return None
+
+
+def burst(d):
+    """BURST writes from BURST_CONNS connections at once (group commit)."""
+    lat, applied, errors = [], [0], []
+    barrier = threading.Barrier(BURST_CONNS + 1)
+
+    def run(k):
+        c = http.client.HTTPConnection("127.0.0.1", d.api, timeout=120)
+        barrier.wait()
+        for i in range(k, BURST, BURST_CONNS):
+            s = time.monotonic()
+            if i % 2:
+                st, out = call(c, d.token, "POST", "/api/v1/bans",
+                               {"ip": "10.%d.%d.%d" % (i >> 16 & 255, i >> 8 & 255, i & 255)})
+            else:
+                st, out = call(c, d.token, "PUT", "/api/v1/domains/burst%d.bench.test" % i,
+                               {"mode": "passthrough", "backend": "be"})
+            lat.append((time.monotonic() - s) * 1000)
+            if st not in (200, 201):
+                errors.append("%d: %s" % (st, out))
+            elif out.get("applied") is True:
+                applied[0] += 1
+        c.close()
+
+    p0 = publishes(d)
+    ts = [threading.Thread(target=run, args=(k,)) for k in range(BURST_CONNS)]
+    for t in ts:
+        t.start()
+    barrier.wait()
+    t0 = time.monotonic()
+    for t in ts:
+        t.join()
+    wall = time.monotonic() - t0
+    if errors:
+        raise SystemExit("burst: %d errors, first %s" % (len(errors), errors[0]))
+    p1 = publishes(d)
+    return {"rate": BURST / wall, "lat": sorted(lat), "applied": applied[0],
+            "publishes": p1 - p0 if p0 is not None and p1 is not None else None}
+
+
 def whole_write(d):
     """A stream PUT on backend "be": a write that publishes a whole snapshot
     (it binds a listener). Returns its answer time in ms."""
@@ -222,6 +282,8 @@ def measure(n):
         res["churn"] = writes(d, workers, "churn")
         churn.end()
         res["churn"]["conns"] = churn.n
+        if BURST > 0:
+            res["burst"] = burst(d)
         res["daemon_rss"] = rss_kib(d.p.pid)
         res["worker_rss"] = [rss_kib(w) for w in workers]
         d.stop()
@@ -259,6 +321,13 @@ def main():
                   % (n, label, statistics.median(c["lat"]), pct(c["lat"], 0.99),
                      statistics.median(c["lag"]), pct(c["lag"], 0.99), c["applied"], WRITES,
                      c["cpu_ms"], c["wcpu_ms"]), flush=True)
+        b = r.get("burst")
+        if b:
+            print("%7d domains, burst of %d writes from %d connections: %.0f answers/s; latency "
+                  "median %.1f ms p99 %.1f ms; applied %d/%d; %s publishes"
+                  % (n, BURST, BURST_CONNS, b["rate"], statistics.median(b["lat"]),
+                     pct(b["lat"], 0.99), b["applied"], BURST,
+                     "-" if b["publishes"] is None else b["publishes"]), flush=True)
         print("%7d domains: onboarded in %.1f s; one write that publishes a whole snapshot "
               "(a stream PUT) %.0f ms; RSS daemon %d KiB, workers %s KiB (%s KiB before the "
               "churn); start %.1f s"
@@ -274,6 +343,20 @@ def main():
     for r in out:
         print(row(r, r, ""))
         print(row(r, r["churn"], " (connection churn)"))
+    if BURST > 0:
+        print()
+        print("Concurrent bursts (group commit): %d writes, domain PUTs and ban POSTs "
+              "alternating, from %d keep-alive connections at once." % (BURST, BURST_CONNS))
+        print()
+        print("| domains | burst writes x connections | answers/s | latency median / p99 (ms) "
+              "| answers with applied: true | publishes |")
+        print("|---:|---:|---:|---:|---:|---:|")
+        for r in out:
+            b = r["burst"]
+            print("| %d | %d x %d | %.0f | %.1f / %.1f | %d of %d | %s |"
+                  % (r["n"], BURST, BURST_CONNS, b["rate"], statistics.median(b["lat"]),
+                     pct(b["lat"], 0.99), b["applied"], BURST,
+                     "-" if b["publishes"] is None else b["publishes"]))
     return 0
 
 
