@@ -30,6 +30,8 @@ enum pt_commit_kind {
     PT_COMMIT_WHOLE = 0, /* certificates, streams, settings, ACME tokens */
     PT_COMMIT_BANS,      /* bans[0..n_bans) */
     PT_COMMIT_CONFIG,    /* backends and domains: delta */
+    PT_COMMIT_STORE,     /* nothing for the workers (tokens, ACME state): committed
+                            with its group, no version, nothing sent */
 };
 
 struct pt_commit {

@@ -66,6 +66,8 @@ int pt_api__finish_delta(struct pt_req *r, struct pt_delta *d, bool whole, uint6
 
 /* The same for a ban write: publishes the delta <ch>[0..n) instead of a
  * whole snapshot (see docs/operations.md, "Bans"). */
+/* Commits a write the workers do not see (a token) with the group. */
+int pt_api__finish_store(struct pt_req *r, struct pt_apierr *e);
 int pt_api__finish_bans(struct pt_req *r, const struct pt_ban_change *ch, size_t n,
                         uint64_t *version, bool *applied, struct pt_apierr *e);
 

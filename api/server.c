@@ -128,6 +128,14 @@ int pt_api__finish_delta(struct pt_req *r, struct pt_delta *d, bool whole, uint6
     return finish(r, &c, version, applied, e);
 }
 
+int pt_api__finish_store(struct pt_req *r, struct pt_apierr *e)
+{
+    struct pt_commit c = {.kind = PT_COMMIT_STORE};
+    uint64_t version;
+    bool applied;
+    return finish(r, &c, &version, &applied, e);
+}
+
 int pt_api__finish_bans(struct pt_req *r, const struct pt_ban_change *ch, size_t n,
                         uint64_t *version, bool *applied, struct pt_apierr *e)
 {

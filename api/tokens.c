@@ -67,6 +67,18 @@ static int list_cb(void *arg, const struct pt_store_token *t)
     return 0;
 }
 
+/* Ends the transaction of a token write whose result is <rc>: undone, or
+ * committed with its group (durable when the answer leaves). */
+static int store_write(struct pt_req *r, int rc)
+{
+    struct pt_apierr e;
+    if (rc != 0) {
+        pt_store_rollback(r->api->cfg.store);
+        return rc;
+    }
+    return pt_api__finish_store(r, &e) == 0 ? 0 : PT_EDB;
+}
+
 static enum MHD_Result do_post(struct pt_req *r)
 {
     struct pt_apierr e;
@@ -126,8 +138,10 @@ static enum MHD_Result do_post(struct pt_req *r)
     for (size_t i = 0; i < sizeof(raw); i++)
         snprintf(secret + 2 * i, 3, "%02x", raw[i]);
     pt_api__sha256_hex(secret, 64, hash);
-    int rc = pt_store_token_add(r->api->cfg.store, name, scope, hash, (int64_t)time(NULL),
-                                &lim);
+    int rc = pt_store_begin(r->api->cfg.store);
+    if (rc == 0)
+        rc = store_write(r, pt_store_token_add(r->api->cfg.store, name, scope, hash,
+                                               (int64_t)time(NULL), &lim));
     if (rc == PT_ECONFLICT)
         res = pt_api__errorf(r, 409, "conflict", "name", "a token named '%s' exists", name);
     else if (rc != 0)
@@ -161,7 +175,9 @@ enum MHD_Result pt_api__tokens(struct pt_req *r, const char *rest)
         return pt_api__errorf(r, 400, "invalid_argument", "name", "name: invalid");
     if (strcmp(m, "DELETE") != 0)
         return pt_api__method_not_allowed(r, "DELETE");
-    int rc = pt_store_token_delete(r->api->cfg.store, name);
+    int rc = pt_store_begin(r->api->cfg.store);
+    if (rc == 0)
+        rc = store_write(r, pt_store_token_delete(r->api->cfg.store, name));
     if (rc == PT_ENOTFOUND)
         return pt_api__errorf(r, 404, "not_found", NULL, "no token named '%s'", name);
     if (rc != 0)

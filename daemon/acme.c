@@ -487,7 +487,7 @@ static int state_write(struct pt_acme *a, const char *key, const char *value)
         else if (pt_store_acme_state_delete(a->pub->store, key) == PT_EDB)
             rc = PT_EDB;
         if (rc == 0)
-            rc = pt_store_commit(a->pub->store);
+            rc = pt_publish_store(a->pub);
         else
             pt_store_rollback(a->pub->store);
     }
@@ -620,7 +620,7 @@ static int row_update(struct pt_acme *a, const char *id, void (*fn)(struct row *
     else if (publish && delta.n)
         rc = pt_publish_commit(a->pub, &c, &version, &applied);
     else
-        rc = pt_store_commit(s);
+        rc = pt_publish_store(a->pub);
     db_unlock(a);
     pt_delta_clear(&delta);
     row_clear(&r);
@@ -1420,7 +1420,7 @@ static void create_row(struct pt_acme *a, struct view *v, const char *name)
     if (rc == 0) {
         rc = pt_store_cert_put(a->pub->store, &c);
         if (rc == 0)
-            rc = pt_store_commit(a->pub->store);
+            rc = pt_publish_store(a->pub);
         else
             pt_store_rollback(a->pub->store);
     }
@@ -1458,7 +1458,7 @@ static void delete_row(struct pt_acme *a, const struct row *r)
             rc = pt_publish_commit(a->pub, &c, &version, &applied);
             pt_delta_clear(&delta);
         } else {
-            rc = pt_store_commit(a->pub->store);
+            rc = pt_publish_store(a->pub);
         }
     }
     db_unlock(a);

@@ -171,15 +171,18 @@ void pt_publish_fini(struct pt_publisher *p)
 /* The changes of group <g> as one: the config deltas' changes moved, in
  * order, into <merged> (so the members' own deltas are left empty), the ban
  * changes copied into *bans (borrowing their reasons). Returns whether a
- * member asked for a whole snapshot. */
+ * member asked for a whole snapshot; *seen says whether any change is one
+ * the workers see (not PT_COMMIT_STORE). */
 static bool merge(struct pt_publish_member *g, struct pt_delta *merged,
-                  struct pt_ban_change **bans, size_t *n_bans)
+                  struct pt_ban_change **bans, size_t *n_bans, bool *seen)
 {
     bool whole = false;
     size_t cap = 0;
+    *seen = false;
     for (struct pt_publish_member *m = g; m; m = m->next) {
         const struct pt_commit *c = m->c;
         whole |= c->kind == PT_COMMIT_WHOLE;
+        *seen |= c->kind != PT_COMMIT_STORE;
         if (c->kind == PT_COMMIT_BANS && c->n_bans) {
             if (*n_bans + c->n_bans > cap) {
                 cap = (*n_bans + c->n_bans) * 2;
@@ -202,15 +205,20 @@ static bool merge(struct pt_publish_member *g, struct pt_delta *merged,
 }
 
 /* Encodes group <g> into frames[] (at most two: the bans' delta, then the
- * configuration's delta; or one whole snapshot), each at its own new
- * version; *version is the last. *delta says whether they are deltas. */
+ * configuration's delta; or one whole snapshot; none when the workers see
+ * none of its changes), each at its own new version. *delta says whether
+ * they are deltas. */
 static int encode(struct pt_publisher *p, struct pt_publish_member *g, struct pt_wbuf *frames,
                   uint64_t *versions, size_t *n_frames, bool *delta)
 {
     struct pt_delta merged = {0};
     struct pt_ban_change *bans = NULL;
     size_t n_bans = 0;
-    bool whole = merge(g, &merged, &bans, &n_bans);
+    bool seen;
+    bool whole = merge(g, &merged, &bans, &n_bans, &seen);
+    *n_frames = 0;
+    if (!seen) /* only writes the workers do not see: nothing to send */
+        return 0;
     *delta = !whole && !pt_supervisor_deltas_due(p->sup);
     if (!whole && !*delta)
         pt_log(PT_LOG_INFO, "the deltas since the last snapshot outweigh it: publishing a "
@@ -269,7 +277,7 @@ static void lead(struct pt_publisher *p)
         pt_snap_unref(p->model); /* it may hold the change rolled back */
         p->model = NULL;
         rc = PT_EDB;
-    } else {
+    } else if (n > 0) {
         for (size_t i = 0; i < n; i++) {
             if (delta)
                 pt_supervisor_publish_delta(p->sup, &frames[i], versions[i]);
@@ -288,12 +296,20 @@ static void lead(struct pt_publisher *p)
         m->rc = rc;
         m->version = n ? versions[n - 1] : 0;
         m->applied = applied;
-        if (rc == 0)
+        if (rc == 0 && m->c->kind != PT_COMMIT_STORE)
             p->writes++;
         m->done = true;
     }
     p->inflight = false;
     pthread_cond_broadcast(&p->done_cv);
+}
+
+int pt_publish_store(struct pt_publisher *p)
+{
+    static const struct pt_commit store = {.kind = PT_COMMIT_STORE};
+    uint64_t version;
+    bool applied;
+    return pt_publish_commit(p, &store, &version, &applied);
 }
 
 int pt_publish_commit(struct pt_publisher *p, const struct pt_commit *c, uint64_t *version,

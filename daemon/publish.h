@@ -66,5 +66,8 @@ void pt_publish_fini(struct pt_publisher *p);
  * the group. p->lock is released while it waits. */
 int pt_publish_commit(struct pt_publisher *p, const struct pt_commit *c, uint64_t *version,
                       bool *applied);
+/* pt_publish_commit of a change the workers do not see (PT_COMMIT_STORE):
+ * durable when it returns 0, with no new version. */
+int pt_publish_store(struct pt_publisher *p);
 
 #endif

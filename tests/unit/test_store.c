@@ -756,3 +756,103 @@ Test(store, certificates_are_found_by_name_through_the_index)
                  SQLITE_OK);
     sqlite3_close(raw);
 }
+
+static void put_backend(struct pt_store *s, const char *name)
+{
+    bool created;
+    cr_assert_eq(pt_store_put(s, PT_STORE_BACKEND, name, "{}", NULL, NULL, &created), 0);
+}
+
+static long long backends_seen_elsewhere(void)
+{
+    return peek_int("SELECT count(*) FROM backends");
+}
+
+/* A group commit: writers share a transaction, each in its savepoint; one
+ * that fails undoes only its own changes; one commit makes all durable. */
+Test(store, group_transaction_savepoints)
+{
+    struct pt_store *s = open_default();
+    cr_assert_eq(pt_store_begin(s), 0);
+    put_backend(s, "a");
+    pt_store_keep(s);
+    cr_assert_eq(pt_store_kept(s), 1);
+    cr_assert_eq(pt_store_begin(s), 0); /* the second writer: a savepoint */
+    put_backend(s, "b");
+    pt_store_rollback(s);               /* it fails: "b" goes, "a" stays */
+    cr_assert_eq(pt_store_kept(s), 1);
+    cr_assert_eq(pt_store_begin(s), 0);
+    put_backend(s, "c");
+    pt_store_keep(s);
+    cr_expect_eq(backends_seen_elsewhere(), 0, "nothing is committed before the group");
+    cr_assert_eq(pt_store_commit(s), 0);
+    cr_expect_eq(pt_store_kept(s), 0);
+    cr_expect_eq(backends_seen_elsewhere(), 2);
+    char *doc = NULL;
+    cr_expect_eq(pt_store_get(s, PT_STORE_BACKEND, "b", &doc), PT_ENOTFOUND);
+    free(doc);
+    pt_store_close(s);
+}
+
+Test(store, group_rollback_and_join)
+{
+    struct pt_store *s = open_default();
+    /* A lone writer that fails leaves no transaction open. */
+    cr_assert_eq(pt_store_begin(s), 0);
+    put_backend(s, "x");
+    pt_store_rollback(s);
+    cr_expect_eq(pt_store_kept(s), 0);
+    /* Rolling back with no savepoint open undoes the whole group. */
+    cr_assert_eq(pt_store_begin(s), 0);
+    put_backend(s, "a");
+    pt_store_keep(s);
+    cr_assert_eq(pt_store_begin(s), 0);
+    put_backend(s, "b");
+    pt_store_keep(s);
+    pt_store_rollback(s);
+    cr_expect_eq(pt_store_kept(s), 0);
+    cr_expect_eq(backends_seen_elsewhere(), 0);
+    /* A direct commit while others' changes are kept joins them... */
+    cr_assert_eq(pt_store_begin(s), 0);
+    put_backend(s, "a");
+    pt_store_keep(s);
+    cr_assert_eq(pt_store_begin(s), 0);
+    put_backend(s, "b");
+    cr_assert_eq(pt_store_commit(s), 0);
+    cr_expect_eq(pt_store_kept(s), 2);
+    cr_expect_eq(backends_seen_elsewhere(), 0);
+    /* ...and the group's commit makes both durable. */
+    cr_assert_eq(pt_store_commit(s), 0);
+    cr_expect_eq(backends_seen_elsewhere(), 2);
+    pt_store_close(s);
+}
+
+/* The checkpointer keeps the WAL from growing while nothing reads it: a
+ * thread checkpoints past 1000 pages, so the WAL restarts long before the
+ * 16,000 pages at which a commit would checkpoint inline. */
+Test(store, wal_checkpointed_off_the_commit_path)
+{
+    struct pt_store *s = open_default();
+    char name[32], big[4096];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    for (int i = 0; i < 400; i++) {
+        bool created;
+        big[0] = (char)('a' + i % 26); /* an unchanged document writes nothing */
+        cr_assert_eq(pt_store_begin(s), 0);
+        for (int j = 0; j < 50; j++) {
+            snprintf(name, sizeof(name), "b%d", j);
+            cr_assert_eq(pt_store_put(s, PT_STORE_BACKEND, name, big, NULL, NULL, &created),
+                         0);
+        }
+        cr_assert_eq(pt_store_commit(s), 0);
+        usleep(1000);
+    }
+    char wal[160];
+    struct stat st;
+    snprintf(wal, sizeof(wal), "%s-wal", dbpath);
+    cr_assert_eq(stat(wal, &st), 0);
+    /* 400 commits: about 6,000 pages without checkpoints. */
+    cr_expect_lt(st.st_size, 2500 * 4120, "WAL of %lld bytes", (long long)st.st_size);
+    pt_store_close(s);
+}
