@@ -39,7 +39,8 @@ columns (bench/run.sh puts it in bench/README.md):
   worker RSS (KiB, each) | daemon start until every worker applied (s) |
 Then a second table, the bursts:
   | domains | burst writes x connections | answers/s | latency median / p99
-  (ms) | answers with applied: true | publishes |
+  (ms) | answers with applied: true | publishes | daemon CPU per write (ms) |
+  workers' CPU per write (ms) |
 Environment: BENCH_BURST (writes, default 1000; 0: no burst),
 BENCH_BURST_CONNS (default 8).
 Writes nothing else; everything it starts is stopped."""
@@ -214,7 +215,7 @@ def publishes(d):
     return None
 
 
-def burst(d):
+def burst(d, workers):
     """BURST writes from BURST_CONNS connections at once (group commit)."""
     lat, applied, errors = [], [0], []
     barrier = threading.Barrier(BURST_CONNS + 1)
@@ -238,6 +239,8 @@ def burst(d):
         c.close()
 
     p0 = publishes(d)
+    c0 = cpu_ms(d.p.pid)
+    w0 = sum(cpu_ms(w) for w in workers)
     ts = [threading.Thread(target=run, args=(k,)) for k in range(BURST_CONNS)]
     for t in ts:
         t.start()
@@ -246,10 +249,13 @@ def burst(d):
     for t in ts:
         t.join()
     wall = time.monotonic() - t0
+    cpu = (cpu_ms(d.p.pid) - c0) / BURST
+    wcpu = (sum(cpu_ms(w) for w in workers) - w0) / BURST
     if errors:
         raise SystemExit("burst: %d errors, first %s" % (len(errors), errors[0]))
     p1 = publishes(d)
     return {"rate": BURST / wall, "lat": sorted(lat), "applied": applied[0],
+            "cpu_ms": cpu, "wcpu_ms": wcpu,
             "publishes": p1 - p0 if p0 is not None and p1 is not None else None}
 
 
@@ -283,7 +289,7 @@ def measure(n):
         churn.end()
         res["churn"]["conns"] = churn.n
         if BURST > 0:
-            res["burst"] = burst(d)
+            res["burst"] = burst(d, workers)
         res["daemon_rss"] = rss_kib(d.p.pid)
         res["worker_rss"] = [rss_kib(w) for w in workers]
         d.stop()
@@ -324,10 +330,12 @@ def main():
         b = r.get("burst")
         if b:
             print("%7d domains, burst of %d writes from %d connections: %.0f answers/s; latency "
-                  "median %.1f ms p99 %.1f ms; applied %d/%d; %s publishes"
+                  "median %.1f ms p99 %.1f ms; applied %d/%d; %s publishes; CPU per write: "
+                  "daemon %.2f ms, workers %.2f ms"
                   % (n, BURST, BURST_CONNS, b["rate"], statistics.median(b["lat"]),
                      pct(b["lat"], 0.99), b["applied"], BURST,
-                     "-" if b["publishes"] is None else b["publishes"]), flush=True)
+                     "-" if b["publishes"] is None else b["publishes"], b["cpu_ms"],
+                     b["wcpu_ms"]), flush=True)
         print("%7d domains: onboarded in %.1f s; one write that publishes a whole snapshot "
               "(a stream PUT) %.0f ms; RSS daemon %d KiB, workers %s KiB (%s KiB before the "
               "churn); start %.1f s"
@@ -349,14 +357,16 @@ def main():
               "alternating, from %d keep-alive connections at once." % (BURST, BURST_CONNS))
         print()
         print("| domains | burst writes x connections | answers/s | latency median / p99 (ms) "
-              "| answers with applied: true | publishes |")
-        print("|---:|---:|---:|---:|---:|---:|")
+              "| answers with applied: true | publishes | daemon CPU per write (ms) | workers' "
+              "CPU per write (ms) |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in out:
             b = r["burst"]
-            print("| %d | %d x %d | %.0f | %.1f / %.1f | %d of %d | %s |"
+            print("| %d | %d x %d | %.0f | %.1f / %.1f | %d of %d | %s | %.2f | %.2f |"
                   % (r["n"], BURST, BURST_CONNS, b["rate"], statistics.median(b["lat"]),
                      pct(b["lat"], 0.99), b["applied"], BURST,
-                     "-" if b["publishes"] is None else b["publishes"]))
+                     "-" if b["publishes"] is None else b["publishes"], b["cpu_ms"],
+                     b["wcpu_ms"]))
     return 0
 
 

@@ -268,7 +268,10 @@ void pt_store_close(struct pt_store *s)
 
 int pt_store_begin(struct pt_store *s)
 {
-    PT_ASSERT(!s->in_savepoint);
+    if (s->in_savepoint) { /* a writer that neither kept nor rolled back: a bug */
+        fprintf(stderr, "portierd: store: a write was left open; undoing it\n");
+        pt_store_rollback(s);
+    }
     if (s->in_txn && sqlite3_get_autocommit(s->db)) { /* SQLite ended it (an I/O error) */
         s->in_txn = false;
         s->kept = 0;

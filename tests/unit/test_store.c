@@ -763,6 +763,15 @@ static void put_backend(struct pt_store *s, const char *name)
     cr_assert_eq(pt_store_put(s, PT_STORE_BACKEND, name, "{}", NULL, NULL, &created), 0);
 }
 
+/* One writer of a group: its savepoint, backend <name>, then <end>
+ * (pt_store_keep or pt_store_rollback). */
+static void group_write(struct pt_store *s, const char *name, void (*end)(struct pt_store *))
+{
+    cr_assert_eq(pt_store_begin(s), 0);
+    put_backend(s, name);
+    end(s);
+}
+
 static long long backends_seen_elsewhere(void)
 {
     return peek_int("SELECT count(*) FROM backends");
@@ -773,17 +782,11 @@ static long long backends_seen_elsewhere(void)
 Test(store, group_transaction_savepoints)
 {
     struct pt_store *s = open_default();
-    cr_assert_eq(pt_store_begin(s), 0);
-    put_backend(s, "a");
-    pt_store_keep(s);
+    group_write(s, "a", pt_store_keep);
     cr_assert_eq(pt_store_kept(s), 1);
-    cr_assert_eq(pt_store_begin(s), 0); /* the second writer: a savepoint */
-    put_backend(s, "b");
-    pt_store_rollback(s);               /* it fails: "b" goes, "a" stays */
+    group_write(s, "b", pt_store_rollback); /* it fails: "b" goes, "a" stays */
     cr_assert_eq(pt_store_kept(s), 1);
-    cr_assert_eq(pt_store_begin(s), 0);
-    put_backend(s, "c");
-    pt_store_keep(s);
+    group_write(s, "c", pt_store_keep);
     cr_expect_eq(backends_seen_elsewhere(), 0, "nothing is committed before the group");
     cr_assert_eq(pt_store_commit(s), 0);
     cr_expect_eq(pt_store_kept(s), 0);
@@ -798,24 +801,16 @@ Test(store, group_rollback_and_join)
 {
     struct pt_store *s = open_default();
     /* A lone writer that fails leaves no transaction open. */
-    cr_assert_eq(pt_store_begin(s), 0);
-    put_backend(s, "x");
-    pt_store_rollback(s);
+    group_write(s, "x", pt_store_rollback);
     cr_expect_eq(pt_store_kept(s), 0);
     /* Rolling back with no savepoint open undoes the whole group. */
-    cr_assert_eq(pt_store_begin(s), 0);
-    put_backend(s, "a");
-    pt_store_keep(s);
-    cr_assert_eq(pt_store_begin(s), 0);
-    put_backend(s, "b");
-    pt_store_keep(s);
+    group_write(s, "a", pt_store_keep);
+    group_write(s, "b", pt_store_keep);
     pt_store_rollback(s);
     cr_expect_eq(pt_store_kept(s), 0);
     cr_expect_eq(backends_seen_elsewhere(), 0);
     /* A direct commit while others' changes are kept joins them... */
-    cr_assert_eq(pt_store_begin(s), 0);
-    put_backend(s, "a");
-    pt_store_keep(s);
+    group_write(s, "a", pt_store_keep);
     cr_assert_eq(pt_store_begin(s), 0);
     put_backend(s, "b");
     cr_assert_eq(pt_store_commit(s), 0);
