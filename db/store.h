@@ -39,17 +39,18 @@ void pt_store_close(struct pt_store *s); /* NULL is fine */
 unsigned pt_store_schema_version(struct pt_store *s);
 
 /* Transactions, shared by writers for a group commit (daemon/publish.c):
- * pt_store_begin opens the transaction (BEGIN IMMEDIATE) unless one is open
- * and a savepoint for this writer in it. Then one of:
+ * pt_store_begin opens the transaction (BEGIN IMMEDIATE) unless one is open,
+ * and a savepoint for this writer in it when other writers' changes are kept
+ * there. Then one of:
  * - pt_store_keep: the writer's changes stay in the transaction, to be
  *   committed with the others' by one pt_store_commit (one fsync);
  * - pt_store_rollback: undoes the writer's changes only (the whole
- *   transaction when no writer kept any); called with no savepoint open
- *   (after pt_store_keep), it undoes the whole transaction;
- * - pt_store_commit: with a savepoint open, keeps the writer's changes and
- *   commits unless other writers' changes are kept (then they are durable
- *   when their group commits, which its waiting writers do next); with none
- *   open, commits the transaction. */
+ *   transaction when no writer kept any); called after pt_store_keep, with
+ *   no writer under way, it undoes the whole transaction;
+ * - pt_store_commit: keeps the writer's changes and commits, unless other
+ *   writers' changes are kept (then they are durable when their group
+ *   commits, which its waiting writers do next); with no writer under way,
+ *   commits the transaction. */
 int pt_store_begin(struct pt_store *s);
 void pt_store_keep(struct pt_store *s);
 int pt_store_commit(struct pt_store *s);

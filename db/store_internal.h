@@ -15,7 +15,9 @@ struct pt_store {
     /* The open transaction (pt_store_begin): a group commit's, shared by
      * several writers one after the other, each in its savepoint. */
     bool in_txn;
-    bool in_savepoint; /* a writer's savepoint "w" is open */
+    bool in_write;     /* a writer is between pt_store_begin and its end */
+    bool in_savepoint; /* its savepoint "w" is open (only when others' changes
+                          are kept: a lone writer's failure rolls back all) */
     unsigned kept;     /* writers whose changes the transaction keeps */
     struct pt_store_ckpt *ckpt; /* owned: the WAL checkpointer, or NULL */
 };
