@@ -557,6 +557,8 @@ static int tls_pass(struct stream *s, void (*emit)(struct hconn *c, const uint8_
                 pt_wbuf_free(&pend);
             }
             c->w->tally.tls_ok++;
+            if (c->cio.ssl == NULL)
+                c->w->tally.tls_handovers++;
             handshake_done(c);
             continue;
         case PT_TLS_DATA:
