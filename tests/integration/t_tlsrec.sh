@@ -43,6 +43,7 @@ ready() { cl -o /dev/null "$URL/" 2>/dev/null; }
 wait_until 10 ready || bail "the domain answers"
 sleep 1.2 # workers report once a second
 H0=$(metric portier_tls_handovers_total)
+K0=$(metric 'portier_tls_handshakes_total{result="ok"}')
 
 # 60 requests on one TLS 1.3 connection, then a download and an upload on it.
 urls=()
@@ -75,6 +76,21 @@ check "s_client sent the key updates" eval '[ "$(grep -c KEYUPDATE ku.err)" = 4 
 check "four answers on one connection across the key updates" \
     eval '[ "$(grep -c "^HTTP/1.1 200" ku.out)" = 4 ] && [ "$(grep -c "^tlsrec-backend" ku.out)" = 4 ]'
 
+# A resumed handshake (the ticket of a first connection) and one after a
+# HelloRetryRequest (the client's first key share is for a group portier
+# does not offer) are handed over too.
+sc() { # NAME [s_client args]: one request, the answer in NAME.out
+    local name=$1; shift
+    { req "$name"; sleep 0.8; } | openssl s_client -connect "127.0.0.1:$HTTPS_PORT" \
+        -servername app.test -tls1_3 -CAfile "$T/ca.pem" -crlf "$@" >"$name.out" 2>"$name.err"
+}
+sc first -sess_out sess.pem
+sc resumed -sess_in sess.pem
+check "a resumed TLS 1.3 connection is answered" \
+    eval 'grep -q "^Reused, TLSv1.3" resumed.out && grep -q "^HTTP/1.1 200" resumed.out'
+sc hrr -groups X448:X25519
+check "a handshake after a HelloRetryRequest is answered" grep -q "^HTTP/1.1 200" hrr.out
+
 # HTTP/2 (ALPN read before OpenSSL's state goes).
 cl --http2 -w '%{http_version} %{http_code}\n' -o /dev/null "$URL/" -o /dev/null "$URL/?2" \
     -o h2big.got "$URL/big.bin" >h2.out 2>h2.err
@@ -84,12 +100,15 @@ check "HTTP/2 download intact" cmp -s h2big.got www/big.bin
 
 sleep 1.2
 H1=$(metric portier_tls_handovers_total)
-check "TLS 1.3 connections were handed over (${H0} -> ${H1})" eval '[ "$((H1 - H0))" -ge 4 ]'
+K1=$(metric 'portier_tls_handshakes_total{result="ok"}')
+check "every TLS 1.3 connection was handed over (handovers ${H0} -> ${H1}, handshakes ${K0} -> ${K1})" \
+    eval '[ "$((H1 - H0))" -ge 7 ] && [ "$((H1 - H0))" = "$((K1 - K0))" ]'
 
 # TLS 1.2 stays on OpenSSL, and works the same.
 cl --tls-max 1.2 -o big12.got "$URL/big.bin" -o /dev/null "$URL/" >t12.out 2>t12.err
 check "TLS 1.2: download intact" cmp -s big12.got www/big.bin
 sleep 1.2
 H2=$(metric portier_tls_handovers_total)
-check "TLS 1.2 is not handed over" eval '[ "$H2" = "$H1" ]'
+K2=$(metric 'portier_tls_handshakes_total{result="ok"}')
+check "TLS 1.2 is not handed over" eval '[ "$H2" = "$H1" ] && [ "$K2" = "$((K1 + 1))" ]'
 finish
