@@ -482,17 +482,6 @@ enum pt_tls_ev pt_tls_step(SSL *ssl, bool *hs_done, uint8_t *buf, size_t cap, si
 
 /* ---- the handover to worker/tlsrec.c ---------------------------------------- */
 
-static int unhex(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* OpenSSL's key log ("LABEL <client random> <secret>", hex) is the one way
  * OpenSSL 3.0 gives the TLS 1.3 application traffic secrets. Until the
  * handover io->rec only stores them: a direction's seq is 1 once its
@@ -518,7 +507,7 @@ static void keylog(const SSL *ssl, const char *line)
         io->rec = pt_xcalloc(1, sizeof(*io->rec));
     struct pt_tlsrec_dir *d = client ? &io->rec->rx : &io->rec->tx;
     for (size_t i = 0; i < n; i++) {
-        int hi = unhex(hex[2 * i]), lo = unhex(hex[2 * i + 1]);
+        int hi = pt_hexval(hex[2 * i]), lo = pt_hexval(hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return;
         d->secret[i] = (uint8_t)(hi << 4 | lo);
