@@ -77,10 +77,14 @@ static void *rotate_tickets(void *arg)
             continue;
         bool applied;
         uint64_t version;
+        struct pt_delta delta = {0};
         RAND_bytes(d->settings.ticket_key, sizeof(d->settings.ticket_key));
+        pt_delta_put_ticket(&delta, d->settings.ticket_key);
+        struct pt_commit c = {.kind = PT_COMMIT_CONFIG, .delta = &delta};
         if (pt_store_begin(d->store) == 0 &&
-            pt_publish_commit(&d->publisher, NULL, &version, &applied) == 0)
+            pt_publish_commit(&d->publisher, &c, &version, &applied) == 0)
             pt_log(PT_LOG_INFO, "session ticket key rotated");
+        pt_delta_clear(&delta);
     }
     pthread_mutex_unlock(&d->lock);
     return NULL;

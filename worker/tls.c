@@ -4,7 +4,9 @@
 #include "common/route.h"
 
 #include <openssl/err.h>
+#include <openssl/core_names.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <time.h>
 
 /* Mozilla "intermediate" (v5.7) without the DHE suites: finite-field DH costs
@@ -23,7 +25,6 @@ struct cert_ctx {
 };
 
 struct pt_tls {
-    uint8_t ticket_key[80];
     struct cert_ctx *certs;
     size_t n_certs;
     /* Certificate names follow RFC 6125, not routes: "*.example.org"
@@ -69,7 +70,43 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
     return SSL_TLSEXT_ERR_NOACK;
 }
 
-static SSL_CTX *server_ctx(const struct pt_cert *c, const uint8_t *ticket_key)
+/* The session ticket key (name 16, HMAC 32, AES 32 bytes), one per worker
+ * process: every context reads it through ticket_cb, so a rotation (a
+ * configuration delta) rebuilds no context. Tickets sealed with the
+ * previous key stop resuming: the client does one full handshake. */
+static uint8_t ticket_key[80];
+
+void pt_tls_set_ticket_key(const uint8_t key[80])
+{
+    memcpy(ticket_key, key, sizeof(ticket_key));
+}
+
+/* What SSL_CTX_set_tlsext_ticket_keys does with a fixed key: AES-256-CBC
+ * and HMAC-SHA256 under the current key. */
+static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv,
+                     EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+    (void)ssl;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, ticket_key + 16, 32),
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_end(),
+    };
+    if (enc) {
+        memcpy(name, ticket_key, 16);
+        if (RAND_bytes(iv, 16) != 1 ||
+            EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, ticket_key + 48, iv) != 1)
+            return -1;
+    } else {
+        if (memcmp(name, ticket_key, 16) != 0)
+            return 0; /* an older key: a full handshake */
+        if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, ticket_key + 48, iv) != 1)
+            return -1;
+    }
+    return EVP_MAC_CTX_set_params(hctx, params) == 1 ? 1 : -1;
+}
+
+static SSL_CTX *server_ctx(const struct pt_cert *c)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     BIO *bio = NULL;
@@ -88,7 +125,7 @@ static SSL_CTX *server_ctx(const struct pt_cert *c, const uint8_t *ticket_key)
     /* Resumption by tickets only: the key is the same in every worker, so a
      * client resumes whichever worker the kernel hands it to. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_tlsext_ticket_keys(ctx, (void *)(uintptr_t)ticket_key, 80);
+    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
 
     bio = BIO_new_mem_buf(c->cert_pem, -1);
     x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
@@ -185,9 +222,7 @@ struct pt_tls *pt_tls_build(const struct pt_snapshot *s, struct pt_tls *prev,
                             const char *const *changed, size_t n_changed)
 {
     struct pt_tls *t = pt_xcalloc(1, sizeof(*t));
-    memcpy(t->ticket_key, s->settings.ticket_key, sizeof(t->ticket_key));
-    if (prev && memcmp(prev->ticket_key, t->ticket_key, sizeof(t->ticket_key)) != 0)
-        prev = NULL; /* a rotated ticket key: contexts are rebuilt */
+    pt_tls_set_ticket_key(s->settings.ticket_key);
     struct prev_index px = {prev, NULL};
     t->certs = pt_xcalloc(s->n_certs, sizeof(*t->certs));
     t->n_certs = s->n_certs;
@@ -208,7 +243,7 @@ struct pt_tls *pt_tls_build(const struct pt_snapshot *s, struct pt_tls *prev,
             p->ctx = NULL;
         } else {
             t->certs[i].pem = pt_xstrdup(c->cert_pem);
-            t->certs[i].ctx = server_ctx(c, t->ticket_key);
+            t->certs[i].ctx = server_ctx(c);
         }
         t->certs[i].not_after = c->not_after;
         n_names += c->n_names;

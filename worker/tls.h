@@ -27,6 +27,10 @@ struct pt_tls *pt_tls_build(const struct pt_snapshot *s, struct pt_tls *prev,
                             const char *const *changed, size_t n_changed);
 void pt_tls_free(struct pt_tls *t); /* NULL is fine */
 
+/* Sets the session ticket key (80 bytes) of every context of this process,
+ * built and to be built (pt_tls_build sets the snapshot's). */
+void pt_tls_set_ticket_key(const uint8_t key[80]);
+
 /* The server context for <sni>[0..len) (case-insensitive, trailing dot
  * ignored), or NULL when no certificate covers it or the one that does has
  * passed its not_after (checked now, not at the next snapshot). Borrowed. */

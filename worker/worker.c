@@ -689,11 +689,19 @@ static void apply_config(struct pt_worker *w, const uint8_t *p, size_t n)
         rebuild_tls(w, ids, n_ids);
         free(ids);
     }
+    if (pt_delta_has(&d, PT_DELTA_TICKET))
+        pt_tls_set_ticket_key(w->snap->settings.ticket_key);
+    bool streams = pt_delta_has(&d, PT_DELTA_STREAMS);
     pt_delta_clear(&d);
     tune_malloc(w->snap);
     w->version = w->snap->version;
     if (backends_changed)
         pt_health_configure(&w->health, w->snap);
+    if (streams) { /* listeners of new ports came ahead of the delta */
+        prune_stream_ls(w);
+        if (w->accepting && !w->paused)
+            start_polling(w);
+    }
 }
 
 static void ipc_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
