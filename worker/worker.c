@@ -547,12 +547,11 @@ static void start_accepting(struct pt_worker *w)
         start_polling(w); /* and the stream listeners the snapshot names */
 }
 
-/* SSL objects hold their own SSL_CTX references: the old set can go.
- * <changed>: the ids of the certificates a delta put (NULL: a whole
- * snapshot, compared by PEM). */
-static void rebuild_tls(struct pt_worker *w, const char *const *changed, size_t n_changed)
+/* SSL objects hold their own SSL_CTX references: the old set can go (a
+ * whole snapshot; unchanged certificates are known by their PEM). */
+static void rebuild_tls(struct pt_worker *w)
 {
-    struct pt_tls *tls = pt_tls_build(w->snap, w->tls, changed, n_changed);
+    struct pt_tls *tls = pt_tls_build(w->snap, w->tls);
     pt_tls_free(w->tls);
     w->tls = tls;
 }
@@ -566,7 +565,7 @@ static void apply_snapshot(struct pt_worker *w, const uint8_t *p, size_t n)
         pt_panic(__FILE__, __LINE__, "undecodable snapshot from the daemon");
     struct pt_snapshot *old = w->snap;
     w->snap = s;
-    rebuild_tls(w, NULL, 0);
+    rebuild_tls(w);
     /* The ban table leaves the (otherwise immutable) snapshot: deltas change
      * it in place until the next snapshot replaces it. */
     pt_banlist_free(w->bans);
@@ -684,9 +683,9 @@ static void apply_config(struct pt_worker *w, const uint8_t *p, size_t n)
         const char **ids = pt_xcalloc(d.n, sizeof(*ids));
         size_t n_ids = 0;
         for (size_t i = 0; i < d.n; i++)
-            if (d.v[i].kind == PT_DELTA_CERT && !d.v[i].remove)
+            if (d.v[i].kind == PT_DELTA_CERT)
                 ids[n_ids++] = d.v[i].name;
-        rebuild_tls(w, ids, n_ids);
+        pt_tls_update(w->tls, w->snap, ids, n_ids);
         free(ids);
     }
     if (pt_delta_has(&d, PT_DELTA_TICKET))
