@@ -322,6 +322,14 @@ static void handle_frame(struct slot *sl, uint32_t type, const uint8_t *p, size_
         note_applied(s);
         pthread_cond_broadcast(&s->acked_cv);
         pthread_mutex_unlock(&s->lock);
+    } else if (type == PT_IPC_RESYNC) {
+        if (n != 0)
+            goto bad;
+        pt_log(PT_LOG_WARN, "worker %u could not apply a configuration delta: sending it the "
+                            "whole configuration again",
+               (unsigned)(sl - s->slots));
+        sl->sent = 0; /* the current snapshot, then every delta since */
+        send_snapshot(sl);
     } else if (type == PT_IPC_STATS) {
         uint64_t v = pt_rd_u64(&c), conns = pt_rd_u64(&c);
         uint64_t acc = pt_rd_u64(&c), ref = pt_rd_u64(&c);

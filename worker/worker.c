@@ -672,13 +672,33 @@ static void tune_malloc(const struct pt_snapshot *s)
     mallopt(M_TRIM_THRESHOLD, 128 << 20);
 }
 
+/* A delta that does not fit this worker's configuration changed nothing
+ * (pt_delta_apply checks first): the worker goes on with what it has and
+ * asks for the whole configuration again. */
+static void resync(struct pt_worker *w, const char *why, uint64_t version)
+{
+    pt_log(PT_LOG_ERROR, "configuration delta %llu %s (at version %llu): asking the daemon "
+                         "for the whole configuration",
+           (unsigned long long)version, why, (unsigned long long)w->version);
+    w->resyncing = true;
+    send_frame(w, PT_IPC_RESYNC, NULL, 0);
+}
+
 static void apply_config(struct pt_worker *w, const uint8_t *p, size_t n)
 {
     struct pt_delta d;
     bool backends_changed;
-    if (w->snap == NULL || pt_delta_decode(p, n, &d) != 0 ||
-        pt_delta_apply(&w->snap, &d, &backends_changed) != 0)
-        pt_panic(__FILE__, __LINE__, "bad configuration delta from the daemon");
+    if (w->resyncing)
+        return; /* the snapshot it asked for supersedes it */
+    if (w->snap == NULL || pt_delta_decode(p, n, &d) != 0)
+        pt_panic(__FILE__, __LINE__, "undecodable configuration delta from the daemon");
+    int rc = d.version <= w->version ? PT_EVERSION
+                                     : pt_delta_apply(&w->snap, &d, &backends_changed);
+    if (rc != 0) {
+        resync(w, rc == PT_EVERSION ? "is not newer" : "does not apply", d.version);
+        pt_delta_clear(&d);
+        return;
+    }
     if (pt_delta_has(&d, PT_DELTA_CERT)) {
         const char **ids = pt_xcalloc(d.n, sizeof(*ids));
         size_t n_ids = 0;
@@ -805,7 +825,10 @@ static void on_ipc_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
             pt_panic(__FILE__, __LINE__, "malformed frame from the daemon");
         if (type == PT_IPC_SNAPSHOT) {
             apply_snapshot(w, p, plen);
+            w->resyncing = false;
             sweep = true;
+        } else if (type == PT_IPC_BANS && w->resyncing) {
+            continue; /* the snapshot asked for holds them */
         } else if (type == PT_IPC_BANS) {
             sweep |= apply_bans(w, p, plen);
         } else if (type == PT_IPC_CONFIG) {

@@ -599,7 +599,8 @@ Test(delta, stream_tables_round_trip_in_place_and_on_a_successor)
     struct pt_snapshot *s = base(NULL, 0), *first = s;
     bool bc;
     struct pt_delta d = {0};
-    struct pt_stream v[] = {stream("smtp", 5, "b", NULL), stream("xmpp", 6, "a", "chat.example.org")};
+    struct pt_stream v[] = {stream("smtp", 5, "b", NULL),
+                            stream("xmpp", 6, "a", "chat.example.org")};
     put_streams(&d, v, 2, 6);
     ship(&d, 2);
     cr_assert(pt_delta_has(&d, PT_DELTA_STREAMS));
@@ -659,7 +660,8 @@ Test(delta, a_stream_table_that_does_not_fit_changes_nothing)
         struct pt_stream *v;
         size_t n;
         int rc;
-    } cases[] = {{unknown, 1, PT_ENOTFOUND}, {two_tcp, 2, PT_EMALFORMED}, {twice, 2, PT_EMALFORMED}};
+    } cases[] = {
+        {unknown, 1, PT_ENOTFOUND}, {two_tcp, 2, PT_EMALFORMED}, {twice, 2, PT_EMALFORMED}};
     for (size_t i = 0; i < PT_ARRAY_LEN(cases); i++) {
         put_domain(&d, "y.example.org", "a"); /* refused with it */
         put_streams(&d, cases[i].v, cases[i].n, 9);
