@@ -255,28 +255,43 @@ static void names_add(struct pt_tls *t, uint32_t i)
     }
 }
 
-/* Takes the names of certificate <i> out; a name no certificate covers any
- * more goes, the last slot filling its place. */
-static void names_remove(struct pt_tls *t, uint32_t i)
+/* The slot certificate name <n> is filed under (its index in *q), or NULL. */
+static struct name_slot *slot_of(struct pt_tls *t, const char *n, int *q)
 {
-    const struct cert_ctx *c = &t->certs[i];
+    bool wild;
+    const char *key = name_key(n, &wild);
+    *q = key ? pt_route_find(table_of(t, wild), key) : -1;
+    return *q >= 0 ? &t->slots[*q] : NULL;
+}
+
+#define NO_CERT UINT32_MAX
+
+/* In the slots of <c>'s names, certificate index <from> becomes <to>, or
+ * goes (<to> NO_CERT: then a name no certificate covers any more goes, the
+ * last slot filling its place). */
+static void names_rewrite(struct pt_tls *t, const struct cert_ctx *c, uint32_t from,
+                          uint32_t to)
+{
     for (size_t j = 0; j < c->n_names; j++) {
-        bool wild;
-        const char *key = name_key(c->names[j], &wild);
-        int q = key ? pt_route_find(table_of(t, wild), key) : -1;
-        if (q < 0)
+        int q;
+        struct name_slot *sl = slot_of(t, c->names[j], &q);
+        if (sl == NULL)
             continue;
-        struct name_slot *sl = &t->slots[q];
-        for (uint32_t k = 0; k < sl->n; k++)
-            if (sl->certs[k] == i) {
-                sl->certs[k] = sl->certs[--sl->n];
-                break;
+        for (uint32_t k = 0; k < sl->n; k++) {
+            if (sl->certs[k] != from)
+                continue;
+            if (to != NO_CERT) {
+                sl->certs[k] = to;
+                continue;
             }
-        if (sl->n) {
+            sl->certs[k] = sl->certs[--sl->n]; /* one occurrence per name */
+            break;
+        }
+        if (to != NO_CERT || sl->n) {
             slot_best(t, sl);
             continue;
         }
-        pt_route_del(table_of(t, wild), sl->key);
+        pt_route_del(table_of(t, sl->wild), sl->key);
         free(sl->key);
         free(sl->certs);
         size_t last = t->n_slots - 1;
@@ -285,25 +300,6 @@ static void names_remove(struct pt_tls *t, uint32_t i)
             pt_route_set(table_of(t, t->slots[q].wild), t->slots[q].key, q);
         }
         t->n_slots--;
-    }
-}
-
-/* Certificate <from> now lives at index <to>: its slots follow. */
-static void names_move(struct pt_tls *t, uint32_t from, uint32_t to)
-{
-    const struct cert_ctx *c = &t->certs[to];
-    for (size_t j = 0; j < c->n_names; j++) {
-        bool wild;
-        const char *key = name_key(c->names[j], &wild);
-        int q = key ? pt_route_find(table_of(t, wild), key) : -1;
-        if (q < 0)
-            continue;
-        struct name_slot *sl = &t->slots[q];
-        for (uint32_t k = 0; k < sl->n; k++)
-            if (sl->certs[k] == from)
-                sl->certs[k] = to;
-        if (sl->best == from)
-            sl->best = to;
     }
 }
 
@@ -344,7 +340,7 @@ static void cert_ctx_clear(struct cert_ctx *c)
 static void cert_remove(struct pt_tls *t, uint32_t i)
 {
     if (t->certs[i].ctx)
-        names_remove(t, i);
+        names_rewrite(t, &t->certs[i], i, NO_CERT);
     pt_route_del(t->ids, t->certs[i].id);
     cert_ctx_clear(&t->certs[i]);
     uint32_t last = (uint32_t)t->n_certs - 1;
@@ -352,7 +348,7 @@ static void cert_remove(struct pt_tls *t, uint32_t i)
         t->certs[i] = t->certs[last];
         pt_route_set(t->ids, t->certs[i].id, (int)i);
         if (t->certs[i].ctx)
-            names_move(t, last, i);
+            names_rewrite(t, &t->certs[i], last, i);
     }
     t->n_certs--;
 }
