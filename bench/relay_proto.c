@@ -12,6 +12,9 @@
  *              io_uring_enter per batch (submit + wait)
  *       uringf uring, and the sockets are registered files (IOSQE_FIXED_FILE: no
  *              fget/fput per operation) and so is the ring's own descriptor
+ *       urings uring with a kernel submission thread (SQPOLL, idle after 2 ms;
+ *              it excludes DEFER_TASKRUN): it is a thread of the process and
+ *              its CPU is counted with the process's
  *       uringw uring, and each wait asks for up to 32 completions within 50 us
  *              (min_wait, kernel 6.12): fewer, bigger batches for some latency
  *
@@ -303,6 +306,8 @@ static unsigned br_tail;
 static int ulfd;
 static int batch_wait; /* uringw */
 static int fixed; /* uringf */
+static int sqpoll; /* urings */
+static unsigned *sq_flags;
 static int enter_fd; /* ufd, or its registered index (uringf) */
 static unsigned enter_flags;
 static int free_slots[MAXC], n_free;
@@ -524,8 +529,9 @@ static void u_send_done(struct uconn *c, int i, int res)
 static void run_uring(int lfd)
 {
 	struct io_uring_params p = {0};
-	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
-		  IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
+	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE |
+		  (sqpoll ? IORING_SETUP_SQPOLL : IORING_SETUP_DEFER_TASKRUN);
+	p.sq_thread_idle = 2;
 	p.cq_entries = QD * 4;
 	ufd = (int)syscall(__NR_io_uring_setup, QD, &p);
 	if (ufd < 0)
@@ -548,6 +554,7 @@ static void run_uring(int lfd)
 	if (sqes == MAP_FAILED)
 		die("mmap sqes");
 	sq_tail = (unsigned *)(sq + p.sq_off.tail);
+	sq_flags = (unsigned *)(sq + p.sq_off.flags);
 	sq_mask = (unsigned *)(sq + p.sq_off.ring_mask);
 	sq_array = (unsigned *)(sq + p.sq_off.array);
 	cq_head = (unsigned *)(cq + p.cq_off.head);
@@ -597,6 +604,14 @@ static void run_uring(int lfd)
 					 sizeof ga);
 			if (r < 0 && errno == ETIME)
 				r = 0;
+		} else if (sqpoll) {
+			/* The kernel thread submits; wake it if it went idle. */
+			unsigned fl = IORING_ENTER_GETEVENTS;
+			__atomic_thread_fence(__ATOMIC_SEQ_CST);
+			if (__atomic_load_n(sq_flags, __ATOMIC_RELAXED) & IORING_SQ_NEED_WAKEUP)
+				fl |= IORING_ENTER_SQ_WAKEUP;
+			to_submit = 0;
+			r = (int)syscall(__NR_io_uring_enter, enter_fd, 0, 1, fl, NULL, 0);
 		} else {
 			r = (int)syscall(__NR_io_uring_enter, enter_fd, to_submit, 1,
 					 enter_flags | IORING_ENTER_GETEVENTS, NULL, 0);
@@ -628,7 +643,7 @@ static void run_uring(int lfd)
 int main(int argc, char **argv)
 {
 	if (argc != 4) {
-		fprintf(stderr, "usage: relay_proto lt|et|uring|uringf|uringw LISTEN_PORT BACKEND_PORT\n");
+		fprintf(stderr, "usage: relay_proto lt|et|uring|uringf|urings|uringw LISTEN_PORT BACKEND_PORT\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -636,7 +651,8 @@ int main(int argc, char **argv)
 	int lfd = listen_on(atoi(argv[2]));
 	batch_wait = !strcmp(argv[1], "uringw");
 	fixed = !strcmp(argv[1], "uringf");
-	if (batch_wait || fixed || !strcmp(argv[1], "uring"))
+	sqpoll = !strcmp(argv[1], "urings");
+	if (batch_wait || fixed || sqpoll || !strcmp(argv[1], "uring"))
 		run_uring(lfd);
 	et = !strcmp(argv[1], "et");
 	if (!et && strcmp(argv[1], "lt"))
