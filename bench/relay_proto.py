@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Keep-alive through bench/relay_proto.c's three event models against nginx stream.
+"""Keep-alive through bench/relay_proto.c's event models against nginx stream.
 
 Same setup as bench/bench.py's passthrough part (its helpers: the nginx HTTPS
 backend with PROXY protocol, nginx stream with ssl_preread, wrk over TLS end to
@@ -9,10 +9,16 @@ from /proc/PID/task/*/schedstat (every thread: io_uring's io-wq workers, if
 any, are threads of the process and are listed after the run).
 
 Environment: PROTO_CONNS ["64,256"], PROTO_ROUNDS [5], PROTO_DURATION [4],
-PROTO_MODES ["lt,et,uring"], PROTO_PORTIER [1], PROTO_PERF (a directory: one
-`perf stat` and one `perf record` of each target at each count, after the rounds).
+PROTO_MODES ["lt,et,uring,uringf"] (relay_proto.c lists all), PROTO_PORTIER [1],
+PROTO_PERF (a directory: one `perf stat` and one `perf record` of each target at
+each count, after the rounds, and each profile's samples split by call chain as in
+bench/PROFILE.md), KEEP=1 keeps the temp dir with each
+prototype's log, PROTO_CFLAGS [-O2] (e.g. "-O1 -g -fsanitize=address,undefined"
+to check the prototype itself).
 """
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -24,17 +30,48 @@ import bench as B  # noqa: E402
 CONNS = [int(x) for x in os.environ.get("PROTO_CONNS", "64,256").split(",")]
 ROUNDS = int(os.environ.get("PROTO_ROUNDS", "5"))
 DURATION = int(os.environ.get("PROTO_DURATION", "4"))
-MODES = os.environ.get("PROTO_MODES", "lt,et,uring").split(",")
+MODES = os.environ.get("PROTO_MODES", "lt,et,uring,uringf").split(",")
 PERF = os.environ.get("PROTO_PERF")
 
 
 def build(T):
     exe = os.path.join(T, "relay_proto")
-    rc, out, err = B.run(["cc", "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "-o", exe,
+    rc, out, err = B.run(["cc"] + os.environ.get("PROTO_CFLAGS", "-O2").split() + ["-std=c11", "-Wall", "-Wextra", "-Werror", "-o", exe,
                           os.path.join(B.HERE, "relay_proto.c")], 120)
     if rc != 0:
         raise B.Abort("relay_proto.c: " + err)
     return exe
+
+
+# Call chains through the TCP/IP stack, loopback delivery, the copies and the
+# peer's wake-up: the part of a relay's CPU that any event model pays.
+NET = re.compile(r"tcp|ip_|ipv4|__dev_queue_xmit|net_rx|loopback|sock_def_readable|skb|"
+                 r"__inet|inet_|_copy_to_iter|_copy_from_iter|__netif|process_backlog|bbr_|"
+                 r"sk_|__sk|sock_(sendmsg|recvmsg|rfree|wfree)|dst_|__release_sock|__napi|"
+                 r"do_softirq|__local_bh_enable|security_socket|release_sock|lock_sock")
+SCHED = re.compile(r"finish_task_switch|schedule|try_to_wake_up|ttwu|enqueue_task|"
+                   r"dequeue_task|pick_next|update_curr|psi_")
+EVENTS = re.compile(r"^(io_|__io_|ep_|do_epoll|__x64_sys_epoll|sock_poll)")
+
+
+def split_samples(path):
+    """Shares of a perf.data's samples: stack, sleep/wake, the rest."""
+    out = subprocess.run(["perf", "script", "-i", path, "-F", "ip,sym"], capture_output=True,
+                         text=True).stdout
+    n, c = 0, {"stack": 0, "sleep/wake": 0, "rest": 0}
+    for block in out.split("\n\n"):
+        syms = [ln.split(None, 1)[1] if len(ln.split(None, 1)) > 1 else ""
+                for ln in block.strip().split("\n") if ln.strip()]
+        if not syms:
+            continue
+        n += 1
+        if SCHED.search(syms[0]):
+            c["sleep/wake"] += 1
+        elif NET.search(" ".join(syms)) and not EVENTS.search(syms[0]):
+            c["stack"] += 1
+        else:
+            c["rest"] += 1
+    return {k: 100.0 * v / n for k, v in c.items()} if n else c
 
 
 def threads(pid):
@@ -57,6 +94,10 @@ def main():
         return 1
     finally:
         B.kill_all()
+        if os.environ.get("KEEP") == "1":
+            B.log("temp dir kept: %s" % T)
+        else:
+            shutil.rmtree(T, ignore_errors=True)
 
 
 def run_all(T):
@@ -132,6 +173,11 @@ def run_all(T):
                         with open(os.path.join(PERF, "reqs-%s-%d.txt" % (t, n)), "w") as f:
                             f.write("%d %.3f\n" % (reqs, secs))
         B.log("perf output in %s" % PERF)
+        for n in CONNS:
+            for t in targets:
+                sh = split_samples(os.path.join(PERF, "rec-%s-%d.data" % (t, n)))
+                B.log("%-7s %3d conns: stack %.0f%%, sleep/wake %.0f%%, rest %.0f%%"
+                      % (t, n, sh["stack"], sh["sleep/wake"], sh["rest"]))
     return 0
 
 
