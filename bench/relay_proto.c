@@ -66,8 +66,9 @@ static int listen_on(int port)
 	return fd;
 }
 
-/* Dials the backend and sends the PROXY line; -1 on failure. */
-static int dial(int cfd)
+/* Dials the backend for client cfd and sends the PROXY line: fds = {cfd, backend}
+ * and 0, or -1 with cfd closed. */
+static int dial(int cfd, int *fds)
 {
 	struct sockaddr_in pa, la;
 	socklen_t pl = sizeof pa, ll = sizeof la;
@@ -75,23 +76,25 @@ static int dial(int cfd)
 	char hdr[128];
 	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	b.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || connect(fd, (void *)&b, sizeof b)) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
+	if (fd < 0 || connect(fd, (void *)&b, sizeof b))
+		goto fail;
 	getpeername(cfd, (void *)&pa, &pl);
 	getsockname(cfd, (void *)&la, &ll);
 	int n = snprintf(hdr, sizeof hdr, "PROXY TCP4 127.0.0.1 127.0.0.1 %u %u\r\n",
 			 ntohs(pa.sin_port), ntohs(la.sin_port));
-	if (write(fd, hdr, n) != n) {
-		close(fd);
-		return -1;
-	}
+	if (write(fd, hdr, n) != n)
+		goto fail;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	fcntl(fd, F_SETFL, O_NONBLOCK | O_RDWR);
-	return fd;
+	fds[0] = cfd;
+	fds[1] = fd;
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	close(cfd);
+	return -1;
 }
 
 /* ---- epoll (lt, et) ------------------------------------------------------ */
@@ -186,14 +189,11 @@ static void e_accept(int lfd)
 		int cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (cfd < 0)
 			return;
-		int bfd = dial(cfd);
-		if (bfd < 0) {
-			close(cfd);
+		struct econn *c = calloc(1, sizeof *c);
+		if (dial(cfd, c->fd)) {
+			free(c);
 			continue;
 		}
-		struct econn *c = calloc(1, sizeof *c);
-		c->fd[0] = cfd;
-		c->fd[1] = bfd;
 		c->writable[0] = c->writable[1] = 1;
 		for (int i = 0; i < 2; i++) {
 			struct epoll_event ev;
@@ -438,24 +438,21 @@ static void u_accept(void)
 
 static void u_accepted(int cfd)
 {
-	int bfd = dial(cfd);
-	if (bfd < 0) {
-		close(cfd);
+	struct uconn *c = calloc(1, sizeof *c);
+	if (dial(cfd, c->fd)) {
+		free(c);
 		return;
 	}
-	struct uconn *c = calloc(1, sizeof *c);
-	c->fd[0] = cfd;
-	c->fd[1] = bfd;
 	c->sending[0] = c->sending[1] = -1;
 	if (fixed) {
 		if (!n_free) {
-			close(cfd);
-			close(bfd);
+			close(c->fd[0]);
+			close(c->fd[1]);
 			free(c);
 			return;
 		}
 		c->slot = free_slots[--n_free];
-		files_update(c->slot, cfd, bfd);
+		files_update(c->slot, c->fd[0], c->fd[1]);
 	}
 	u_recv(c, 0);
 	u_recv(c, 1);
