@@ -1,5 +1,6 @@
 /* relay_proto: a standalone TCP relay to measure what an event model costs per
- * relayed record, outside portier (bench/PROFILE.md, "io_uring prototype").
+ * relayed record, outside portier (bench/PROFILE.md, "Passthrough keep-alive: what
+ * an event model can give").
  *
  *   relay_proto MODE LISTEN_PORT BACKEND_PORT
  *
@@ -23,7 +24,8 @@
  * relays bytes both ways until either side ends; then both are closed. No
  * half-close, no timeouts: a measuring tool, not a proxy. Backpressure: a
  * direction reads again only once what it read was sent. Raw syscalls and
- * <linux/io_uring.h> (no liburing: Debian 12's 2.3 predates some of these).
+ * <linux/io_uring.h>: no liburing, so no new package for a bench tool (Debian 12's
+ * header lacks kernel 6.12's min_wait field: defined below).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
