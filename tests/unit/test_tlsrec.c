@@ -72,7 +72,7 @@ static void connect_alpn(struct pair *x, const char *suites, int max, bool h2)
     memset(x, 0, sizeof(*x));
     x->snap.certs = pt_xcalloc(1, sizeof(*x->snap.certs));
     x->snap.certs[x->snap.n_certs++] = make_pem("c", "t.example");
-    x->tls = pt_tls_build(&x->snap, NULL, NULL, 0);
+    x->tls = pt_tls_build(&x->snap, NULL);
     SSL *srv = SSL_new(pt_tls_server_ctx(x->tls, "t.example", 9));
     cr_assert(srv && pt_tls_io_attach(&x->io, srv));
     SSL_set_accept_state(srv);
