@@ -145,6 +145,34 @@ static int on_stream(void *arg, const char *name, const char *doc)
 
 #include "daemon/supervisor.h"
 
+/* The stream table as committed, with the listener ids of its addresses
+ * (few rows: a stream write costs nothing per domain). */
+static int compile_streams(struct pt_publisher *p, struct pt_streams *out)
+{
+    struct pt_snapshot tmp = {0};
+    struct collect c = {&tmp, 0, 0, 0, 0, 0, 0, 0, p->listeners};
+    if (p->listeners)
+        pt_listeners_begin(p->listeners);
+    int rc = pt_store_each(p->store, PT_STORE_STREAM, on_stream, &c);
+    tmp.streams.lid_max = p->listeners ? pt_listeners_lid_max(p->listeners) : 0;
+    *out = tmp.streams;
+    return rc;
+}
+
+/* Fills the stream changes the API marked (empty tables) in <d>. */
+static int fill_streams(struct pt_publisher *p, struct pt_delta *d)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        if (d->v[i].kind != PT_DELTA_STREAMS)
+            continue;
+        pt_streams_clear(&d->v[i].streams);
+        int rc = compile_streams(p, &d->v[i].streams);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* A writer queued for a group commit (allocated by its writer, freed when
  * it is done). */
 struct pt_publish_member {
@@ -207,9 +235,9 @@ static bool merge(struct pt_publish_member *g, struct pt_delta *merged,
 /* Encodes group <g> into frames[] (at most two: the bans' delta, then the
  * configuration's delta; or one whole snapshot; none when the workers see
  * none of its changes), each at its own new version. *delta says whether
- * they are deltas. */
+ * they are deltas, *streams whether the streams changed. */
 static int encode(struct pt_publisher *p, struct pt_publish_member *g, struct pt_wbuf *frames,
-                  uint64_t *versions, size_t *n_frames, bool *delta)
+                  uint64_t *versions, size_t *n_frames, bool *delta, bool *streams)
 {
     struct pt_delta merged = {0};
     struct pt_ban_change *bans = NULL;
@@ -217,6 +245,7 @@ static int encode(struct pt_publisher *p, struct pt_publish_member *g, struct pt
     bool seen;
     bool whole = merge(g, &merged, &bans, &n_bans, &seen);
     *n_frames = 0;
+    *streams = false;
     if (!seen) /* only writes the workers do not see: nothing to send */
         return 0;
     *delta = !whole && !pt_supervisor_deltas_due(p->sup);
@@ -231,7 +260,8 @@ static int encode(struct pt_publisher *p, struct pt_publish_member *g, struct pt
         pt_ipc_end(&frames[n], off);
         n++;
     }
-    if (rc == 0 && *delta && (merged.n || n == 0) &&
+    *streams = pt_delta_has(&merged, PT_DELTA_STREAMS);
+    if (rc == 0 && *delta && (merged.n || n == 0) && (rc = fill_streams(p, &merged)) == 0 &&
         (rc = pt_store_bump_version(p->store, &versions[n])) == 0) {
         merged.version = versions[n];
         size_t off = pt_ipc_begin(&frames[n], PT_IPC_CONFIG);
@@ -268,8 +298,8 @@ static void lead(struct pt_publisher *p)
     struct pt_wbuf frames[2] = {{0}, {0}};
     uint64_t versions[2] = {0, 0};
     size_t n = 0;
-    bool delta = false, applied = false;
-    int rc = encode(p, g, frames, versions, &n, &delta);
+    bool delta = false, applied = false, streams = false;
+    int rc = encode(p, g, frames, versions, &n, &delta, &streams);
     if (rc == 0)
         rc = pt_store_commit(p->store);
     if (rc != 0) {
@@ -284,6 +314,9 @@ static void lead(struct pt_publisher *p)
             else
                 pt_supervisor_publish(p->sup, &frames[i], versions[i]);
         }
+        /* The workers keep their copies of the sockets until the delta. */
+        if (delta && streams && p->listeners)
+            pt_listeners_sweep(p->listeners);
         p->publishes++;
         pthread_mutex_unlock(p->lock);
         applied = pt_supervisor_wait(p->sup, versions[n - 1], p->ack_timeout_ms);

@@ -15,9 +15,11 @@ api PUT /api/v1/backends/web '{"servers":["127.0.0.1:9"]}'
 check "backend created" is_status 201
 metric() { awk -v n="$1" '$1 == n {print $2}' <<<"$BODY"; }
 api GET /metrics
-PUB0=$(metric portier_config_publishes_total)
+PUB0=$(metric portier_config_commits_total)
+frames() { awk '$1 ~ /^portier_config_publishes_total[{]/ {n += $2} END {print n + 0}' <<<"$BODY"; }
+FR0=$(frames)
 WR0=$(metric portier_config_writes_total)
-check "/metrics has the publish and write counters" eval '[ -n "$PUB0" ] && [ -n "$WR0" ]'
+check "/metrics has the commit and write counters" eval '[ -n "$PUB0" ] && [ -n "$WR0" ]'
 
 "$PY" - "$API_PORT" "$TOKEN" >burst.out 2>&1 <<'PYEOF'
 import http.client, json, sys, threading
@@ -80,11 +82,13 @@ check "60 writes from 6 connections: every answer right, every version live when
 check "the 58 good writes share fewer than 58 config versions" \
     eval '[ "$(awk "/^answers/ {print \$6}" burst.out)" -lt 58 ]'
 api GET /metrics
-PUB=$(( $(metric portier_config_publishes_total) - PUB0 ))
+PUB=$(( $(metric portier_config_commits_total) - PUB0 ))
 WR=$(( $(metric portier_config_writes_total) - WR0 ))
-note "publishes: $PUB for $WR writes"
+FR=$(( $(frames) - FR0 ))
+note "group commits: $PUB for $WR writes; frames sent: $FR"
 check "58 writes committed" eval '[ "$WR" = 58 ]'
-check "fewer publishes than writes" eval '[ "$PUB" -lt 58 ] && [ "$PUB" -ge 1 ]'
+check "fewer group commits (publishes) than writes" eval '[ "$PUB" -lt 58 ] && [ "$PUB" -ge 1 ]'
+check "fewer frames sent to the workers than writes" eval '[ "$FR" -lt 58 ] && [ "$FR" -ge "$PUB" ]'
 api GET /api/v1/domains
 check "every domain written is stored (30 less the two failed deletes)" \
     eval '[ "$(json_get "len(d if isinstance(d, list) else d[\"domains\"])")" = 28 ]'
@@ -95,9 +99,9 @@ api GET /api/v1/backends/web
 check "the backend a failed delete named is still there" is_status 200
 # A lone write after the burst is its own publish, at once.
 api GET /metrics
-P1=$(metric portier_config_publishes_total)
+P1=$(metric portier_config_commits_total)
 api PUT /api/v1/domains/lone.test '{"mode":"passthrough","backend":"web"}'
 check "a lone write answers applied" json_true 'd["applied"]'
 api GET /metrics
-check "a lone write is one publish" eval '[ $(( $(metric portier_config_publishes_total) - P1 )) = 1 ]'
+check "a lone write is one commit" eval '[ $(( $(metric portier_config_commits_total) - P1 )) = 1 ]'
 finish
