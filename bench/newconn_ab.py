@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""A/B of new passthrough connections: two portierd builds and nginx stream.
+
+Development tool (bench/PROFILE.md, issue 15), not part of `make bench`: it
+reuses bench.py's fixtures (the nginx HTTPS backend with PROXY protocol,
+nginx stream, portier with one passthrough domain) and runs only the
+new-connection rows (wrk, Connection: close) at the given connection counts,
+rounds interleaved and their order rotated, so that the machine's drift hits
+every target alike. Prints connections per proxy CPU-second per round and
+the medians, with each portier's same-round ratio to nginx stream.
+
+  PORTIERD_A=/tmp/portierd.base PORTIERD_B=build/portierd \\
+  AB_ROUNDS=5 AB_CONNS=8,64,256 AB_DURATION=4 python3 bench/newconn_ab.py
+"""
+import os
+import statistics
+import sys
+import tempfile
+import shutil
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+os.environ.setdefault("BENCH_PARTS", "passthrough")
+os.environ.setdefault("BENCH_README", "-")
+import bench as B  # noqa: E402
+
+ROUNDS = int(os.environ.get("AB_ROUNDS", "5"))
+CONNS = [int(x) for x in os.environ.get("AB_CONNS", "8,64,256").split(",") if x]
+DURATION = int(os.environ.get("AB_DURATION", "4"))
+BINS = {"A": os.environ.get("PORTIERD_A", B.PORTIERD), "B": os.environ.get("PORTIERD_B", B.PORTIERD)}
+
+
+def main():
+    T = tempfile.mkdtemp(prefix="portier-ab.")
+    try:
+        be_pp, be_direct, be_plain = B.free_ports(3)
+        key, crt, www = B.make_files(T, big=False)
+        backend, _ = B.start_backend(T, key, crt, www, be_pp, be_direct, be_plain)
+        ngx_port, pa, ha, aa, pb, hb, ab = B.free_ports(7)
+        ngx_proc, _ = B.start_nginx_stream(T, ngx_port, be_pp)
+        port, pids, procs = {"nginx": ngx_port}, {"nginx": [B.nginx_worker(ngx_proc)]}, [ngx_proc]
+        for name, (p, h, a) in (("A", (pa, ha, aa)), ("B", (pb, hb, ab))):
+            B.PORTIERD = BINS[name]
+            pt = B.Portier(T, "portier-" + name, p, h, a, B.passthrough_calls(be_pp))
+            port[name], pids[name] = p, [pt.worker]
+            procs.append(pt.proc)
+        targets = ["A", "B", "nginx"]
+        for t in targets:
+            if not B.fetch_small(port[t]):
+                raise B.Abort("GET / through %s failed" % t)
+            B.wrk(port[t], True, 1)  # warm-up
+        run_ = B.Runner(T, targets, pids, [backend] + procs, [])
+        for rnd in range(ROUNDS):
+            order = targets[rnd % 3:] + targets[:rnd % 3]
+            for n in CONNS:
+                for t in order:
+                    v = run_.measure(t, "close%d" % n, B.wrk_fn(port[t], True, DURATION, conns=n))
+                    eff = run_.R[t]["close%d_eff" % n][-1]
+                    B.log("round %d %-5s %3d conns %8.0f conn/s %8.0f conn/CPU-s"
+                          % (rnd + 1, t, n, v, eff))
+        R = run_.R
+        print("\nconnections per proxy CPU-second (median of %d rounds, %d s each); "
+              "ratio = median of same-round ratios to nginx stream" % (ROUNDS, DURATION))
+        print("| conns | A (%s) | B (%s) | nginx stream | A/nginx | B/nginx | B/A |"
+              % (BINS["A"], BINS["B"]))
+        print("|---:|---:|---:|---:|---:|---:|---:|")
+        for n in CONNS:
+            k = "close%d_eff" % n
+            e = {t: R[t][k] for t in targets}
+            med = {t: statistics.median(e[t]) for t in targets}
+
+            def rat(x, y):
+                return statistics.median(a / b for a, b in zip(e[x], e[y]))
+            print("| %d | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f |"
+                  % (n, med["A"], med["B"], med["nginx"], rat("A", "nginx"), rat("B", "nginx"),
+                     rat("B", "A")))
+        print("errors: %s" % {t: R[t]["errors"] for t in targets})
+        return 0
+    except B.Abort as e:
+        B.log("ABORTED: %s" % e)
+        return 1
+    finally:
+        B.kill_all()
+        shutil.rmtree(T, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
