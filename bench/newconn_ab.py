@@ -10,7 +10,10 @@ every target alike. Prints connections per proxy CPU-second per round and
 the medians, with each portier's same-round ratio to nginx stream.
 
   PORTIERD_A=/tmp/portierd.base PORTIERD_B=build/portierd \\
-  AB_ROUNDS=5 AB_CONNS=8,64,256 AB_DURATION=4 python3 bench/newconn_ab.py
+  AB_ROUNDS=5 AB_CONNS=8,64,256 AB_DURATION=4 [AB_STRACE=1] python3 bench/newconn_ab.py
+
+AB_STRACE=1 adds each target's system calls per connection (strace -c during
+a separate 3 s wrk run per connection count, after the timed rounds).
 """
 import os
 import statistics
@@ -26,6 +29,7 @@ import bench as B  # noqa: E402
 ROUNDS = int(os.environ.get("AB_ROUNDS", "5"))
 CONNS = [int(x) for x in os.environ.get("AB_CONNS", "8,64,256").split(",") if x]
 DURATION = int(os.environ.get("AB_DURATION", "4"))
+STRACE = os.environ.get("AB_STRACE") == "1"  # then strace -c per connection too
 BINS = {"A": os.environ.get("PORTIERD_A", B.PORTIERD), "B": os.environ.get("PORTIERD_B", B.PORTIERD)}
 
 
@@ -74,6 +78,29 @@ def main():
                   % (n, med["A"], med["B"], med["nginx"], rat("A", "nginx"), rat("B", "nginx"),
                      rat("B", "A")))
         print("errors: %s" % {t: R[t]["errors"] for t in targets})
+        if STRACE:
+            S = {}
+            for t in targets:
+                for n in CONNS:
+                    S[(t, n)] = B.strace_counts(pids[t], lambda: B.wrk(port[t], True, 3, conns=n)[0],
+                                                T, "%s-%d" % (t, n))
+            names = sorted({k for c, _ in S.values() for k in c},
+                           key=lambda k: -sum(S[x][0].get(k, (0, 0))[0] / S[x][1] for x in S))
+            print("\nsystem calls per connection (strace -c, wrk 3 s, Connection: close; "
+                  "calls (failed))")
+            cols = [(t, n) for n in CONNS for t in targets]
+            print("| call | " + " | ".join("%s %d" % c for c in cols) + " |")
+            print("|---|" + "---:|" * len(cols))
+            for k in names + ["total"]:
+                cells = []
+                for c in cols:
+                    counts, units = S[c]
+                    if k == "total":
+                        v, e = sum(x for x, _ in counts.values()), sum(y for _, y in counts.values())
+                    else:
+                        v, e = counts.get(k, (0, 0))
+                    cells.append("%.2f" % (v / units) + (" (%.2f)" % (e / units) if e else ""))
+                print("| %s | %s |" % (k, " | ".join(cells)))
         return 0
     except B.Abort as e:
         B.log("ABORTED: %s" % e)

@@ -68,6 +68,8 @@ struct side {
     bool eof;         /* no more bytes will come from this side */
     bool shut;        /* we shut down our writing towards this side */
     bool reading;
+    bool gone;        /* a read, write or shutdown failed: the peer reset it,
+                         so its close sends nothing and needs no RST of ours */
     struct pt_writer out; /* bytes to this side (bound once its socket is
                              connected): what the socket did not take at once */
     uint64_t bytes;   /* bytes received from this side */
@@ -209,7 +211,7 @@ static bool queued_to(const struct side *s)
 static void close_side(struct side *s, bool reset)
 {
     if (s->init)
-        pt_conn_close_tcp(s->tcp, reset, on_side_closed);
+        pt_conn_close_tcp(s->tcp, reset && !s->gone, on_side_closed);
 }
 
 static void pass_close(struct pass *c, bool reset)
@@ -729,6 +731,7 @@ static void forward_eof(struct pass *c, struct side *to)
     /* When <to> has finished too and its own EOF was passed on, this ends
      * the connection: the close sends the FIN, no shutdown needed. */
     if (!(to->eof && peer_of(c, to)->shut) && pt_writer_shutdown(&to->out) != 0) {
+        to->gone = true;
         pass_close(c, true);
         return;
     }
@@ -747,9 +750,10 @@ static void on_side_written(struct pt_writer *wr, int status, size_t tag)
         struct side *from = peer_of(c, to);
         /* Bytes drained to a slow reader are activity too. */
         pt_deadline_arm(&c->dl, idle_ms(c));
-        if (status != 0)
+        if (status != 0) {
+            to->gone = true;
             pass_close(c, true);
-        else if (from->eof)
+        } else if (from->eof)
             forward_eof(c, to);
         else
             start_reading(from);
@@ -795,13 +799,16 @@ static void on_relay_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     }
     if (n < 0) {
         c->result = from == &c->cli ? "client_reset" : "server_reset";
+        from->gone = true;
         pass_close(c, true);
         return;
     }
     from->bytes += (uint64_t)n;
     pt_deadline_arm(&c->dl, idle_ms(c));
-    if (relay_write(c, from, to, (const uint8_t *)buf->base, (size_t)n) != 0)
+    if (relay_write(c, from, to, (const uint8_t *)buf->base, (size_t)n) != 0) {
+        to->gone = true;
         pass_close(c, true);
+    }
     else if ((size_t)n >= SPLICE_AFTER)
         splice_begin(c);
 }
