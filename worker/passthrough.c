@@ -1030,7 +1030,8 @@ static void first_read(struct pass *c)
     while (n < 0 && errno == EINTR);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         /* Handed over without a byte: the client has been silent for the
-         * whole deferral, which counts against its hello timeout. */
+         * whole deferral, which counts against its hello timeout (a SYN
+         * cookie's connection comes at once: its deadline is that short). */
         uint32_t t = c->snap->settings.hello_timeout_ms;
         uint32_t waited = PT_WORKER_DEFER_ACCEPT_S * 1000u;
         pt_deadline_arm(&c->dl, t > waited ? t - waited : 0);
