@@ -19,10 +19,10 @@ N=50
 # socket, connect, getsockopt, ioctl, shutdown 1 each), epoll_wait 7. Before
 # (main at 9cce844): 32 and 9, epoll_ctl 7.4 of which 1.7 failed. epoll_ctl
 # 5 = ADD and MOD (connect done) of the backend, ADD of the client, libuv's
-# DEL of each at close. The read/send counts move with how segments
-# coalesce, hence the margin on the total; epoll_ctl does not move.
+# DEL of each at close (and a stale DEL now and then, below). The read/send
+# counts move with how segments coalesce, hence the margin on the total.
 MAX_CALLS=32
-MAX_EPOLL_CTL=5.3
+MAX_EPOLL_CTL=5.2
 
 read -r P1 <<<"$(free_ports 1)"
 make_cert a "DNS:a.test"
@@ -107,9 +107,15 @@ no_eexist() { ! grep -q '^failed: epoll_ctl EEXIST' calls.txt; }
 check "one accept per connection (all $N seen by the traced worker)" \
     within accepted 1 "$(per accepted)" 1.1
 check "no epoll_ctl ADD of a registered socket (EEXIST)" no_eexist
-check "no epoll_ctl DEL of a removed socket (ENOENT) but libuv's after a half-close" \
-    within x 0 "$(awk '$2 == "epoll_ctl" && $3 == "ENOENT" {print $4}' calls.txt)" 0.5
-check "epoll_ctl calls per connection <= $MAX_EPOLL_CTL" within epoll_ctl 0 "$(per epoll_ctl)" $MAX_EPOLL_CTL
+# libuv's stale descriptor: the side that ended first has its watcher
+# stopped; when the level-triggered EOF reports again before the other side
+# ends, libuv deletes it, and again at close (ENOENT). How often depends on
+# timing (0 to 0.5 per connection seen), never more than once per connection.
+ENOENT=$(awk '$2 == "epoll_ctl" && $3 == "ENOENT" {print $4}' calls.txt)
+check "no epoll_ctl DEL of a removed socket (ENOENT) but libuv's stale one (<= 1)" \
+    within x 0 "$ENOENT" 1
+check "epoll_ctl calls per connection, libuv's stale DEL pairs aside, <= $MAX_EPOLL_CTL" \
+    within x 0 "$(python3 -c "print(float('$(per epoll_ctl)') - float('${ENOENT:-0}'))")" $MAX_EPOLL_CTL
 check "system calls per connection, epoll_wait aside, <= $MAX_CALLS" \
     within x 1 "$(per but_epoll_wait)" $MAX_CALLS
 
