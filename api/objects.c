@@ -393,12 +393,17 @@ static int delete_one(struct pt_req *r, const struct kind *k, const char *name,
     return 0;
 }
 
-/* Commits the open transaction: backends and domains go to the workers as
- * the delta, streams (which bind listeners) in a whole snapshot. */
-static int commit(struct pt_req *r, bool whole, struct pt_delta *delta, uint64_t *version,
+/* Commits the open transaction: its changes go to the workers as the delta;
+ * a stream write (<stream_write>) adds the stream table, which the daemon fills
+ * in as committed (it alone knows the listener ids). */
+static int commit(struct pt_req *r, bool stream_write, struct pt_delta *delta, uint64_t *version,
                   bool *applied, struct pt_apierr *e)
 {
-    int rc = pt_api__finish_delta(r, delta, whole, version, applied, e);
+    if (stream_write) {
+        struct pt_streams none = {0};
+        pt_delta_put_streams(delta, &none);
+    }
+    int rc = pt_api__finish_delta(r, delta, false, version, applied, e);
     pt_delta_clear(delta);
     return rc;
 }
@@ -638,7 +643,7 @@ enum MHD_Result pt_api__batch(struct pt_req *r)
     }
     struct change *cs = pt_xcalloc(n, sizeof(*cs));
     struct pt_delta delta = {0};
-    bool whole = false, domain = false, applied = false;
+    bool stream_write = false, domain = false, applied = false;
     uint64_t version = 0;
     int rc = read_changes(v, cs, n, &e);
     if (rc == 0 && pt_store_begin(store) != 0)
@@ -647,7 +652,7 @@ enum MHD_Result pt_api__batch(struct pt_req *r)
         const struct change *c = &cs[i];
         json_t *doc = NULL;
         bool created;
-        whole |= c->k->store == PT_STORE_STREAM;
+        stream_write |= c->k->store == PT_STORE_STREAM;
         domain |= c->k->store == PT_STORE_DOMAIN;
         /* A backend-scoped token changes its own domains only. */
         if (r->only_backend && c->k->store != PT_STORE_DOMAIN)
@@ -669,7 +674,7 @@ enum MHD_Result pt_api__batch(struct pt_req *r)
         pt_delta_clear(&delta);
         return pt_api__error(r, &e);
     }
-    if (commit(r, whole, &delta, &version, &applied, &e) != 0)
+    if (commit(r, stream_write, &delta, &version, &applied, &e) != 0)
         return pt_api__error(r, &e);
     if (domain)
         kick_acme(r, &domains);

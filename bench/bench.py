@@ -1232,8 +1232,13 @@ def write_readme(path, P, O, info, be_conf, page_len, started, elapsed, rb, db=N
                   "in every worker\" is from each answer until `/metrics` shows every worker "
                   "at the answer's `config_version` (its own round trip included). A write "
                   "sends a delta of what changed, not the configuration: see "
-                  "docs/operations.md \"Configuration at scale\".\n" % DOMAIN_WRITES)
-        md.append("\n".join(l for l in db.splitlines() if l.startswith("|")) + "\n")
+                  "docs/operations.md \"Configuration at scale\". The second table: as "
+                  "many writes of each other kind, one after the other (a stream route PUT, "
+                  "a certificate upload, a session ticket key rotation by SIGUSR1, timed "
+                  "until every worker is at its version), and the whole snapshots published "
+                  "meanwhile (none expected).\n" % DOMAIN_WRITES)
+        tables = [b.strip() for b in db.split("\n\n") if b.strip().startswith("|")]
+        md.append("\n\n".join(tables) + "\n")
     if bb:
         md.append("## Control plane: a burst of bans (bench/bans_bench.py, same run)\n")
         md.append("```\n" + bb + "\n```\n")

@@ -13,12 +13,12 @@ certificates (one per domain, made with python3-cryptography) are uploaded
 one POST /api/v1/certificates at a time (the onboarding time is reported);
 then WRITES more uploads and WRITES offload domain PUTs are timed (answer
 latency median and p99, daemon and workers' CPU per write from /proc), one
-whole-snapshot write (a stream PUT), and a TLS handshake for a domain of
+stream PUT (a whole snapshot before ctl3, a delta now), and a TLS handshake for a domain of
 each kind checks which certificate every worker presents.
 Output: one line per N, then a Markdown table:
   | certificates | upload all (s) | upload median / p99 (ms) | daemon / workers'
   CPU per upload (ms) | offload domain PUT median / p99 (ms) | daemon CPU per
-  domain PUT (ms) | a whole-snapshot write (ms) | daemon / worker RSS (KiB) |
+  domain PUT (ms) | a stream PUT (ms) | daemon / worker RSS (KiB) |
 Writes nothing else; everything it starts is stopped."""
 import datetime
 import hashlib
@@ -126,7 +126,7 @@ def measure(n):
                 raise SystemExit("domain PUT answered %d: %s" % (st, out))
         r["put"] = lat
         r["put_cpu"] = (cpu_ms(d.p.pid) - c0) / WRITES
-        r["whole_ms"] = db.whole_write(d)
+        r["whole_ms"] = db.stream_write(d)
         last = "c%d.bench.test" % (n + WRITES - 1)
         r["served"] = all(presented(d.https, last) == pem_fp(pems[-1]) for _ in range(8))
         r["daemon_rss"] = db.rss_kib(d.p.pid)
@@ -146,7 +146,7 @@ def main():
         out.append(r)
         print("%6d certificates: uploaded one by one in %.1f s; upload median %.1f ms p99 %.1f "
               "ms, CPU daemon %.2f ms workers %.2f ms; offload domain PUT median %.1f ms p99 "
-              "%.1f ms, daemon CPU %.2f ms; whole snapshot write %.0f ms; every worker serves "
+              "%.1f ms, daemon CPU %.2f ms; stream PUT %.0f ms; every worker serves "
               "the last upload: %s" % (n, r["upload_all_s"], statistics.median(r["up"]),
                                        pct(r["up"], 0.99), r["up_cpu"], r["up_wcpu"],
                                        statistics.median(r["put"]), pct(r["put"], 0.99),
@@ -154,7 +154,7 @@ def main():
     print()
     print("| certificates | upload all (s) | upload median / p99 (ms) | daemon / workers' CPU "
           "per upload (ms) | offload domain PUT median / p99 (ms) | daemon CPU per domain PUT "
-          "(ms) | a whole-snapshot write (ms) | daemon / worker RSS (KiB) |")
+          "(ms) | a stream PUT (ms) | daemon / worker RSS (KiB) |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in out:
         print("| %d | %.1f | %.1f / %.1f | %.2f / %.2f | %.1f / %.1f | %.2f | %.0f | %d / %s |"

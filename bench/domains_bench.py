@@ -17,17 +17,26 @@ other) are timed:
     (the /metrics round trip included, so an upper bound);
   - daemon CPU per write (utime + stime of the daemon, /proc/PID/stat) and
     the workers' CPU per write (the delta's apply, both workers summed);
-  - one write that publishes a whole snapshot (a stream PUT: what every write
-    cost before deltas), for scale;
+  - WRITES of each other kind of write, one after the other: a stream route
+    PUT (its backend flips between two), a certificate upload (a new
+    self-signed P-256 certificate each time, made before the clock starts;
+    python3-cryptography) and a session ticket key rotation (SIGUSR1 to the
+    daemon; its latency is from the signal until /api/v1/status shows the new
+    version and /metrics every worker at it, polled every millisecond, so the
+    daemon CPU includes those polls); with the whole snapshots published
+    meanwhile (portier_config_publishes_total{form="snapshot"}: 0 expected);
   - the same writes again while a thread opens TLS connections to a configured
     domain in a loop (every worker then holds its snapshot in connections, so
     each delta derives a successor instead of changing it in place);
   - daemon and worker RSS (VmRSS) with N domains; then the daemon restarts
     on that store: its start time until /healthz answers and every worker
     applied the first (whole) snapshot.
-Output: three lines per N (idle, under connection churn, totals), then a
-Markdown table with two rows per N (idle; "N (connection churn)") and these
-columns (bench/run.sh puts it in bench/README.md):
+Output: three lines per N (idle, under connection churn, totals) and one per
+other kind of write, then a Markdown table with two rows per N (idle;
+"N (connection churn)") and these columns (bench/run.sh puts it in
+bench/README.md), then a second table: | domains | write | latency median /
+p99 (ms) | applied | daemon CPU per write (ms) | workers' CPU per write (ms) |
+whole snapshots published |; and the first table's columns:
   | domains | bulk onboarding (s) | PUT latency median / p99 (ms) | live in every
   worker after the answer, median / p99 (ms) | answers with applied: true |
   daemon CPU per write (ms) | workers' CPU per write (ms) | daemon RSS (KiB) |
@@ -193,15 +202,74 @@ def writes(d, workers, prefix):
             "wcpu_ms": (sum(cpu_ms(w) for w in workers) - w0) / WRITES}
 
 
-def whole_write(d):
-    """A stream PUT on backend "be": a write that publishes a whole snapshot
-    (it binds a listener). Returns its answer time in ms."""
+def stream_write(d):
+    """A stream PUT on backend "be" (a delta since ctl3; it binds a listener).
+    Returns its answer time in ms."""
     t0 = time.monotonic()
-    st, out = call(d.conn, d.token, "PUT", "/api/v1/streams/whole",
+    st, out = call(d.conn, d.token, "PUT", "/api/v1/streams/one",
                    {"listen": ["127.0.0.1:%d" % free_port()], "mode": "tcp", "backend": "be"})
     if st not in (200, 201):
         raise SystemExit("stream PUT answered %d: %s" % (st, out))
     return (time.monotonic() - t0) * 1000
+
+
+def snapshots_published(d):
+    d.conn.request("GET", "/metrics", headers={"Authorization": "Bearer " + d.token})
+    for line in d.conn.getresponse().read().decode().splitlines():
+        if line.startswith('portier_config_publishes_total{form="snapshot"}'):
+            return int(line.rsplit(" ", 1)[1])
+    return -1
+
+
+def other_writes(d, workers):
+    """WRITES stream PUTs, certificate uploads and ticket key rotations: for
+    each, its latencies, applied answers, CPU per write and whole snapshots."""
+    import certs_bench  # python3-cryptography, needed here only
+    port = free_port()
+    call(d.conn, d.token, "PUT", "/api/v1/backends/be2", {"servers": ["127.0.0.1:9"]})
+
+    def stream(i):
+        return call(d.conn, d.token, "PUT", "/api/v1/streams/st",
+                    {"listen": ["127.0.0.1:%d" % port], "mode": "tcp",
+                     "backend": "be2" if i % 2 else "be"})
+
+    pems = [certs_bench.cert_pem("c%d.bench.test" % i) for i in range(WRITES)]
+
+    def cert(i):
+        return call(d.conn, d.token, "POST", "/api/v1/certificates",
+                    {"cert_pem": pems[i], "key_pem": certs_bench.KEY_PEM})
+
+    def ticket(i):
+        st, out = call(d.conn, d.token, "GET", "/api/v1/status")
+        v = out["config_version"]
+        os.kill(d.p.pid, signal.SIGUSR1)
+        while True:
+            st, out = call(d.conn, d.token, "GET", "/api/v1/status")
+            if out["config_version"] > v:
+                break
+            time.sleep(0.001)
+        while min(worker_versions(d.conn, d.token) or [0]) <= v:
+            time.sleep(0.001)
+        return 200, {"applied": True}
+
+    res = {}
+    for kind, fn in (("stream PUT", stream), ("certificate upload", cert),
+                     ("ticket key rotation", ticket)):
+        lat, applied = [], 0
+        snaps = snapshots_published(d)
+        c0, w0 = cpu_ms(d.p.pid), sum(cpu_ms(w) for w in workers)
+        for i in range(WRITES):
+            s = time.monotonic()
+            st, out = fn(i)
+            lat.append((time.monotonic() - s) * 1000)
+            if st not in (200, 201):
+                raise SystemExit("%s answered %d: %s" % (kind, st, out))
+            applied += out.get("applied") is True
+        res[kind] = {"lat": sorted(lat), "applied": applied,
+                     "cpu_ms": (cpu_ms(d.p.pid) - c0) / WRITES,
+                     "wcpu_ms": (sum(cpu_ms(w) for w in workers) - w0) / WRITES,
+                     "snapshots": snapshots_published(d) - snaps}
+    return res
 
 
 def measure(n):
@@ -212,12 +280,9 @@ def measure(n):
         call(d.conn, d.token, "PUT", "/api/v1/backends/be", {"servers": ["127.0.0.1:9"]})
         onboard_s = onboard(d, n)
         workers = children(d.p.pid)
-        # A stream route is one of the writes that publish a whole snapshot
-        # (it binds a listener): what every write cost before deltas. It also
-        # resets the deltas the bulk left, so no write below pays for them.
-        res = {"n": n, "onboard_s": onboard_s, "whole_ms": whole_write(d),
-               "idle_rss": [rss_kib(w) for w in workers]}
+        res = {"n": n, "onboard_s": onboard_s, "idle_rss": [rss_kib(w) for w in workers]}
         res.update(writes(d, workers, "new"))
+        res["other"] = other_writes(d, workers)
         churn = Churn(d.https, "d1.bench.test")
         res["churn"] = writes(d, workers, "churn")
         churn.end()
@@ -259,10 +324,14 @@ def main():
                   % (n, label, statistics.median(c["lat"]), pct(c["lat"], 0.99),
                      statistics.median(c["lag"]), pct(c["lag"], 0.99), c["applied"], WRITES,
                      c["cpu_ms"], c["wcpu_ms"]), flush=True)
-        print("%7d domains: onboarded in %.1f s; one write that publishes a whole snapshot "
-              "(a stream PUT) %.0f ms; RSS daemon %d KiB, workers %s KiB (%s KiB before the "
-              "churn); start %.1f s"
-              % (n, r["onboard_s"], r["whole_ms"], r["daemon_rss"],
+        for kind, c in r["other"].items():
+            print("%7d domains, %s: median %.1f ms p99 %.1f ms; applied %d/%d; CPU per write: "
+                  "daemon %.2f ms, workers %.2f ms; whole snapshots published: %d"
+                  % (n, kind, statistics.median(c["lat"]), pct(c["lat"], 0.99), c["applied"],
+                     WRITES, c["cpu_ms"], c["wcpu_ms"], c["snapshots"]), flush=True)
+        print("%7d domains: onboarded in %.1f s; RSS daemon %d KiB, workers %s KiB (%s KiB "
+              "before the churn); start %.1f s"
+              % (n, r["onboard_s"], r["daemon_rss"],
                  "/".join(str(x) for x in r["worker_rss"]),
                  "/".join(str(x) for x in r["idle_rss"]), r["start_s"]), flush=True)
     print()
@@ -274,6 +343,15 @@ def main():
     for r in out:
         print(row(r, r, ""))
         print(row(r, r["churn"], " (connection churn)"))
+    print()
+    print("| domains | write | latency median / p99 (ms) | answers with applied: true | daemon "
+          "CPU per write (ms) | workers' CPU per write (ms) | whole snapshots published |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    for r in out:
+        for kind, c in r["other"].items():
+            print("| %d | %s | %.1f / %.1f | %d of %d | %.2f | %.2f | %d |"
+                  % (r["n"], kind, statistics.median(c["lat"]), pct(c["lat"], 0.99),
+                     c["applied"], WRITES, c["cpu_ms"], c["wcpu_ms"], c["snapshots"]))
     return 0
 
 

@@ -4,7 +4,8 @@
 #include "common/dname.h"
 
 /* Wire format: "PTD1" u64 version, u32 n, n x (u8 kind, u8 op, then for op 1
- * (put) the object as in a snapshot, for op 0 (remove) str name). */
+ * (put) the object as in a snapshot (a ticket key: its 80 bytes), for op 0
+ * (remove) str name). Stream tables and ticket keys are only put. */
 #define DELTA_MAGIC "PTD1"
 #define DELTA_MAX (1u << 24)
 
@@ -55,8 +56,26 @@ void pt_delta_put_cert(struct pt_delta *d, struct pt_cert *ct)
     memset(ct, 0, sizeof(*ct));
 }
 
+void pt_delta_put_streams(struct pt_delta *d, struct pt_streams *ss)
+{
+    struct pt_delta_change *c = grow(d);
+    c->kind = PT_DELTA_STREAMS;
+    c->name = pt_xstrdup("streams");
+    c->streams = *ss;
+    memset(ss, 0, sizeof(*ss));
+}
+
+void pt_delta_put_ticket(struct pt_delta *d, const uint8_t key[80])
+{
+    struct pt_delta_change *c = grow(d);
+    c->kind = PT_DELTA_TICKET;
+    c->name = pt_xstrdup("ticket");
+    memcpy(c->ticket_key, key, sizeof(c->ticket_key));
+}
+
 void pt_delta_remove(struct pt_delta *d, enum pt_delta_kind kind, const char *name)
 {
+    PT_ASSERT(kind != PT_DELTA_STREAMS && kind != PT_DELTA_TICKET);
     struct pt_delta_change *c = grow(d);
     c->kind = kind;
     c->remove = true;
@@ -80,6 +99,10 @@ void pt_delta_encode(const struct pt_delta *d, struct pt_wbuf *out)
             pt_snap_domain_encode(&c->domain, out);
         else if (c->kind == PT_DELTA_CERT)
             pt_snap_cert_encode(&c->cert, out);
+        else if (c->kind == PT_DELTA_STREAMS)
+            pt_snap_streams_encode(&c->streams, out);
+        else if (c->kind == PT_DELTA_TICKET)
+            pt_wbuf_put(out, c->ticket_key, sizeof(c->ticket_key));
         else
             pt_snap_token_encode(&c->token, out);
     }
@@ -123,7 +146,9 @@ int pt_delta_decode(const uint8_t *buf, size_t len, struct pt_delta *out)
         c.ok = false;
     for (uint32_t i = 0; i < n && c.ok; i++) {
         uint8_t kind = pt_rd_u8(&c), op = pt_rd_u8(&c);
-        if (kind < PT_DELTA_BACKEND || kind > PT_DELTA_CERT || op > 1) {
+        bool put_only = kind == PT_DELTA_STREAMS || kind == PT_DELTA_TICKET;
+        if (kind < PT_DELTA_BACKEND || kind > PT_DELTA_TICKET || op > 1 ||
+            (put_only && op == 0)) {
             c.ok = false;
             break;
         }
@@ -145,6 +170,15 @@ int pt_delta_decode(const uint8_t *buf, size_t len, struct pt_delta *out)
         } else if (kind == PT_DELTA_CERT) {
             if (pt_snap_cert_read(&c, &ch->cert) == 0 && cert_ok(&ch->cert))
                 ch->name = pt_xstrdup(ch->cert.id);
+        } else if (kind == PT_DELTA_STREAMS) {
+            if (pt_snap_streams_read(&c, &ch->streams) == 0)
+                ch->name = pt_xstrdup("streams");
+        } else if (kind == PT_DELTA_TICKET) {
+            const uint8_t *k = pt_rd_bytes(&c, sizeof(ch->ticket_key));
+            if (k) {
+                memcpy(ch->ticket_key, k, sizeof(ch->ticket_key));
+                ch->name = pt_xstrdup("ticket");
+            }
         } else if (pt_snap_token_read(&c, &ch->token) == 0) {
             ch->name = pt_xstrdup(ch->token.token);
         }
@@ -166,6 +200,7 @@ void pt_delta_clear(struct pt_delta *d)
         pt_domain_clear(&d->v[i].domain);
         pt_snap_token_clear(&d->v[i].token);
         pt_cert_clear(&d->v[i].cert);
+        pt_streams_clear(&d->v[i].streams);
     }
     free(d->v);
     memset(d, 0, sizeof(*d));
@@ -238,7 +273,30 @@ static bool token_exists(const struct pt_snapshot *s, const struct pt_delta *d, 
     return find_token(s, token) >= 0;
 }
 
-static int check(const struct pt_snapshot *s, const struct pt_delta *d)
+/* The stream table in force after <d>: its last one, else <s>'s. */
+static const struct pt_streams *final_streams(const struct pt_snapshot *s,
+                                              const struct pt_delta *d)
+{
+    for (size_t i = d->n; i > 0; i--)
+        if (d->v[i - 1].kind == PT_DELTA_STREAMS)
+            return &d->v[i - 1].streams;
+    return &s->streams;
+}
+
+struct seen_at {
+    const struct seen *sn;
+    const struct pt_snapshot *s;
+};
+
+/* A backend that exists at this point of the delta (its index is set again
+ * once the delta is applied). */
+static int exists_at(void *arg, const char *name)
+{
+    const struct seen_at *a = arg;
+    return backend_exists(a->sn, a->s, name) ? 0 : -1;
+}
+
+static int check(const struct pt_snapshot *s, struct pt_delta *d)
 {
     struct seen sn = {pt_route_build(NULL, 0), pt_route_build(NULL, 0)};
     int rc = 0;
@@ -251,8 +309,14 @@ static int check(const struct pt_snapshot *s, const struct pt_delta *d)
                 rc = PT_ENOTFOUND;
             continue;
         }
-        if (c->kind == PT_DELTA_CERT)
+        if (c->kind == PT_DELTA_CERT || c->kind == PT_DELTA_TICKET)
             continue; /* any put goes; a remove of an absent one is no change */
+        if (c->kind == PT_DELTA_STREAMS) {
+            struct seen_at at = {&sn, s};
+            if (!s->objects_only)
+                rc = pt_snap_streams_link(&d->v[i].streams, exists_at, &at);
+            continue;
+        }
         if (c->kind == PT_DELTA_BACKEND) {
             if (c->remove && !backend_exists(&sn, s, c->name))
                 rc = PT_ENOTFOUND;
@@ -275,6 +339,10 @@ static int check(const struct pt_snapshot *s, const struct pt_delta *d)
             pt_route_find(sn.backends, c->name) == 0 && backend_used(&sn, s, d, c->name))
             rc = PT_EINUSE;
     }
+    const struct pt_streams *ss = final_streams(s, d);
+    for (size_t i = 0; i < ss->n && rc == 0 && removes_backend; i++)
+        if (pt_route_find(sn.backends, ss->v[i].backend) == 0)
+            rc = PT_EINUSE;
     pt_route_free(sn.backends);
     pt_route_free(sn.domains);
     return rc;
@@ -311,6 +379,8 @@ static struct pt_snapshot *derive(struct pt_snapshot *old)
     /* Certificates: taken over (nothing reads them through <old>). */
     old->certs = NULL;
     old->n_certs = old->cap_certs = 0;
+    old->cert_ids = NULL;
+    s->streams_replaced = false;
     old->next = s;
     return s;
 }
@@ -374,6 +444,11 @@ static void remove_backend(struct pt_snapshot *s, struct pt_snapshot *owner, con
     for (size_t i = 0; i < s->n_domains; i++)
         if (s->domains[i].backend_ix > (uint32_t)ix)
             s->domains[i].backend_ix--;
+    /* Shared with <owner> maybe, but its connections resolved their
+     * stream's backend when they were routed. */
+    for (size_t i = 0; i < s->streams.n; i++)
+        if (s->streams.v[i].backend_ix > (uint32_t)ix)
+            s->streams.v[i].backend_ix--;
 }
 
 static void put_domain(struct pt_snapshot *s, struct pt_snapshot *owner, struct pt_domain *d)
@@ -418,22 +493,31 @@ static void remove_token(struct pt_snapshot *s, const char *token)
     s->tokens[ix] = s->tokens[--s->n_tokens];
 }
 
-static int find_cert(const struct pt_snapshot *s, const char *id)
+/* Certificates by id through a hash, built the first time a delta needs it
+ * (one pass) and kept up to date from then on. */
+static int find_cert(struct pt_snapshot *s, const char *id)
 {
-    for (size_t i = 0; i < s->n_certs; i++)
-        if (strcmp(s->certs[i].id, id) == 0)
-            return (int)i;
-    return -1;
+    if (s->cert_ids == NULL) {
+        s->cert_ids = pt_route_build(NULL, 0);
+        PT_ASSERT(s->n_certs < INT32_MAX);
+        for (size_t i = 0; i < s->n_certs; i++)
+            pt_route_set(s->cert_ids, s->certs[i].id, (int)i);
+    }
+    return pt_route_find(s->cert_ids, id);
 }
 
 static void put_cert(struct pt_snapshot *s, struct pt_cert *ct)
 {
     int ix = find_cert(s, ct->id);
     if (ix >= 0) {
+        /* The table's key moves to the new id before the old one goes. */
+        pt_route_set(s->cert_ids, ct->id, ix);
         pt_cert_clear(&s->certs[ix]);
     } else {
         s->certs = reserve(s->certs, s->n_certs, &s->cap_certs, sizeof(*ct));
+        PT_ASSERT(s->n_certs < INT32_MAX);
         ix = (int)s->n_certs++;
+        pt_route_set(s->cert_ids, ct->id, ix);
     }
     s->certs[ix] = *ct;
     memset(ct, 0, sizeof(*ct));
@@ -444,8 +528,31 @@ static void remove_cert(struct pt_snapshot *s, const char *id)
     int ix = find_cert(s, id);
     if (ix < 0)
         return;
+    pt_route_del(s->cert_ids, id);
     pt_cert_clear(&s->certs[ix]);
-    s->certs[ix] = s->certs[--s->n_certs];
+    size_t last = s->n_certs - 1;
+    if ((size_t)ix != last) {
+        s->certs[ix] = s->certs[last];
+        pt_route_set(s->cert_ids, s->certs[ix].id, ix);
+    }
+    s->n_certs--;
+}
+
+/* The stream table of <d> replaces <s>'s; <owner> (the predecessor sharing
+ * the old table) then frees the old one. */
+static void put_streams(struct pt_snapshot *s, struct pt_snapshot *owner, struct pt_streams *ss)
+{
+    if (owner && !owner->streams_replaced)
+        owner->streams_replaced = true; /* the first table of this delta */
+    else
+        pt_streams_clear(&s->streams);
+    s->streams = *ss;
+    memset(ss, 0, sizeof(*ss));
+}
+
+static int find_backend_cb(void *arg, const char *name)
+{
+    return find_backend(arg, name);
 }
 
 /* The last domain fills the hole: one route entry changes, nothing moves. */
@@ -477,11 +584,17 @@ int pt_delta_apply(struct pt_snapshot **snap, struct pt_delta *d, bool *backends
         s = derive(s);
         pt_snap_unref(owner); /* the caller's reference moved to <s> */
     }
+    bool streams = false;
     for (size_t i = 0; i < d->n; i++) {
         struct pt_delta_change *c = &d->v[i];
-        if (s->objects_only && (c->kind == PT_DELTA_CERT || c->kind == PT_DELTA_TOKEN))
+        if (s->objects_only && c->kind != PT_DELTA_BACKEND && c->kind != PT_DELTA_DOMAIN)
             continue;
-        if (c->kind == PT_DELTA_CERT) {
+        if (c->kind == PT_DELTA_STREAMS) {
+            put_streams(s, owner, &c->streams);
+            streams = true;
+        } else if (c->kind == PT_DELTA_TICKET) {
+            memcpy(s->settings.ticket_key, c->ticket_key, sizeof(c->ticket_key));
+        } else if (c->kind == PT_DELTA_CERT) {
             if (c->remove)
                 remove_cert(s, c->name);
             else
@@ -503,6 +616,10 @@ int pt_delta_apply(struct pt_snapshot **snap, struct pt_delta *d, bool *backends
             put_domain(s, owner, &c->domain);
         }
     }
+    /* Linked by check() already: this sets the backend indexes as they are
+     * now, it cannot fail. */
+    if (streams && pt_snap_streams_link(&s->streams, find_backend_cb, s) != 0)
+        PT_ASSERT(!"a checked stream table does not link");
     s->version = d->version;
     *snap = s;
     return 0;

@@ -20,7 +20,15 @@
  * worker then rebuilds only the context of the certificate that changed
  * (worker/tls.c). The removal of a certificate the snapshot does not hold
  * is no change, not an error: the daemon leaves expired ones out of a whole
- * snapshot, so a worker that started since may lack one that others have. */
+ * snapshot, so a worker that started since may lack one that others have.
+ *
+ * Stream routes travel as one change holding the whole stream table: they
+ * are few (each binds its own port), so that costs nothing proportional to
+ * the domains, and a worker replaces its table at once (linked against the
+ * backends after the delta). The session ticket key rotation is a change of
+ * its own: the worker's TLS contexts read the key through a callback
+ * (worker/tls.c), so no context is rebuilt. Certificates are found by id
+ * through a hash (the snapshot's cert_ids). */
 #ifndef PT_DELTA_H
 #define PT_DELTA_H
 
@@ -31,6 +39,8 @@ enum pt_delta_kind {
     PT_DELTA_DOMAIN = 2,
     PT_DELTA_TOKEN = 3, /* an ACME HTTP-01 answer */
     PT_DELTA_CERT = 4,  /* a certificate and its key, by id */
+    PT_DELTA_STREAMS = 5, /* the whole stream table (few routes: no finer grain) */
+    PT_DELTA_TICKET = 6,  /* the session ticket key (settings.ticket_key) */
 };
 
 struct pt_delta_change {
@@ -41,6 +51,8 @@ struct pt_delta_change {
     struct pt_domain domain;   /* owned: kind DOMAIN and !remove */
     struct pt_acme_token token; /* owned: kind TOKEN and !remove */
     struct pt_cert cert;        /* owned: kind CERT and !remove */
+    struct pt_streams streams;  /* owned: kind STREAMS (with listener ids) */
+    uint8_t ticket_key[80];     /* kind TICKET */
 };
 
 /* Changes in order: a later change of the same name wins. */
@@ -56,6 +68,11 @@ void pt_delta_put_backend(struct pt_delta *d, struct pt_backend *b);
 void pt_delta_put_domain(struct pt_delta *d, struct pt_domain *dm);
 void pt_delta_put_token(struct pt_delta *d, const char *token, const char *key_authorization);
 void pt_delta_put_cert(struct pt_delta *d, struct pt_cert *ct); /* moved in */
+/* The stream table as committed, moved in (<ss> is zeroed). The API adds an
+ * empty one to mark a stream write; the daemon's publisher fills it (only it
+ * knows the listener ids). */
+void pt_delta_put_streams(struct pt_delta *d, struct pt_streams *ss);
+void pt_delta_put_ticket(struct pt_delta *d, const uint8_t key[80]);
 void pt_delta_remove(struct pt_delta *d, enum pt_delta_kind kind, const char *name);
 
 /* Appends the wire form of <d> to <out> (the payload of a PT_IPC_CONFIG). */
@@ -74,8 +91,10 @@ bool pt_delta_has(const struct pt_delta *d, enum pt_delta_kind kind);
  * A snapshot marked objects_only (the daemon's model) takes only the backend
  * and domain changes.
  * Refuses the whole delta, changing nothing, with PT_ENOTFOUND for a domain
- * naming a backend that does not exist then, or a remove of a name that does
- * not exist; PT_EINUSE for removing a backend a domain still uses. */
+ * or stream naming a backend that does not exist then, or a remove of a name
+ * that does not exist; PT_EINUSE for removing a backend a domain or stream
+ * still uses; PT_EMALFORMED for a stream table that does not link (a name
+ * twice on one port, a tcp stream sharing its port). */
 int pt_delta_apply(struct pt_snapshot **snap, struct pt_delta *d, bool *backends_changed);
 
 #endif

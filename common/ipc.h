@@ -38,6 +38,12 @@ enum pt_ipc_type {
                             configuration: start accepting. Without it a
                             starting worker would serve the snapshot before
                             the deltas that follow it had arrived */
+    PT_IPC_RESYNC = 9,   /* worker -> daemon, empty: a delta did not apply
+                            (not newer than the worker's version, or naming
+                            what its snapshot lacks); the worker kept its
+                            configuration and ignores deltas until the
+                            daemon sends the current snapshot and the deltas
+                            since again */
 };
 
 /* Starts a frame of <type> in <b>; returns the offset to pass to end. */

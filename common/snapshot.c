@@ -42,7 +42,7 @@ static void put_ban(struct pt_wbuf *out, const struct pt_ban *b)
     pt_wbuf_str(out, b->reason ? b->reason : "");
 }
 
-static void put_streams(struct pt_wbuf *out, const struct pt_streams *ss)
+void pt_snap_streams_encode(const struct pt_streams *ss, struct pt_wbuf *out)
 {
     char tmp[PT_HOST_MAX + 16];
     pt_wbuf_u32(out, ss->lid_max);
@@ -166,7 +166,7 @@ void pt_snap_encode(const struct pt_snapshot *s, struct pt_wbuf *out)
     pt_wbuf_u32(out, (uint32_t)s->n_tokens);
     for (size_t i = 0; i < s->n_tokens; i++)
         pt_snap_token_encode(&s->tokens[i], out);
-    put_streams(out, &s->streams);
+    pt_snap_streams_encode(&s->streams, out);
 }
 
 /* Reads a length-prefixed string as a new NUL-terminated copy; NULL when the
@@ -265,6 +265,12 @@ static int rd_streams(struct pt_cursor *c, struct pt_streams *ss)
         st->alpn = rd_strs(c, &st->n_alpn, PT_STREAM_ALPN_MAX, PT_STREAM_ALPN_LEN);
     }
     return c->ok ? 0 : PT_EMALFORMED;
+}
+
+int pt_snap_streams_read(struct pt_cursor *c, struct pt_streams *ss)
+{
+    memset(ss, 0, sizeof(*ss));
+    return rd_streams(c, ss);
 }
 
 int pt_snap_backend_read(struct pt_cursor *c, struct pt_backend *b)
@@ -468,15 +474,22 @@ int pt_snap_link(struct pt_snapshot *s)
     free(names);
     pt_banlist_free(s->banlist);
     s->banlist = pt_banlist_build(s->bans, s->n_bans);
-    for (size_t i = 0; i < s->streams.n; i++)
-        for (size_t j = 0; j < s->streams.v[i].n_names; j++) {
-            const char *n = s->streams.v[i].names[j];
+    return pt_snap_streams_link(&s->streams, find_backend, s);
+}
+
+int pt_snap_streams_link(struct pt_streams *ss, int (*find)(void *arg, const char *backend),
+                         void *arg)
+{
+    char norm[PT_DNAME_MAX + 1];
+    for (size_t i = 0; i < ss->n; i++)
+        for (size_t j = 0; j < ss->v[i].n_names; j++) {
+            const char *n = ss->v[i].names[j];
             if (n == NULL ||
                 pt_dname_normalize(n, strlen(n), norm, PT_DNAME_ALLOW_WILDCARD, NULL) < 0 ||
                 strcmp(norm, n) != 0)
                 return PT_EMALFORMED;
         }
-    return pt_streams_link(&s->streams, find_backend, s);
+    return pt_streams_link(ss, find, arg);
 }
 
 const struct pt_domain *pt_snap_domain(const struct pt_snapshot *s, const char *name)
@@ -581,6 +594,8 @@ void pt_snap_unref(struct pt_snapshot *s)
         free(s->domains);
         pt_route_free(s->routes);
         pt_banlist_free(s->banlist); /* a successor starts without one */
+        if (s->streams_replaced)
+            pt_streams_clear(&s->streams);
         struct pt_snapshot *next = s->next;
         free(s);
         pt_snap_unref(next);
@@ -600,6 +615,7 @@ void pt_snap_unref(struct pt_snapshot *s)
     for (size_t i = 0; i < s->n_certs; i++)
         pt_cert_clear(&s->certs[i]);
     free(s->certs);
+    pt_route_free(s->cert_ids);
     pt_streams_clear(&s->streams);
     pt_banlist_free(s->banlist);
     free(s);

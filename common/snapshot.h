@@ -134,6 +134,11 @@ struct pt_snapshot {
      * one owns only its arrays, its route table and what the delta replaced
      * or removed (retired_*), freed with it. Without <next> it owns all. */
     size_t cap_backends, cap_domains, cap_tokens, cap_certs;
+    struct pt_route_table *cert_ids; /* certificate id -> index in certs, built
+                                        by the first delta that needs it and
+                                        taken over with the certificates */
+    bool streams_replaced; /* a successor has a stream table of its own:
+                              this one still frees its <streams> */
     bool objects_only; /* the daemon's model (daemon/publish.c): backends and
                           domains only; the certificate and ACME answer
                           changes of a delta pass it by */
@@ -160,6 +165,13 @@ int pt_snap_token_read(struct pt_cursor *c, struct pt_acme_token *t);
 void pt_snap_token_clear(struct pt_acme_token *t);
 void pt_snap_cert_encode(const struct pt_cert *ct, struct pt_wbuf *out);
 int pt_snap_cert_read(struct pt_cursor *c, struct pt_cert *ct);
+/* The stream table as in a snapshot (with the listener ids). read: <ss> is
+ * overwritten, to be cleared either way. */
+void pt_snap_streams_encode(const struct pt_streams *ss, struct pt_wbuf *out);
+int pt_snap_streams_read(struct pt_cursor *c, struct pt_streams *ss);
+/* Checks that <ss>'s names are normalised and links it (pt_streams_link). */
+int pt_snap_streams_link(struct pt_streams *ss, int (*find)(void *arg, const char *backend),
+                         void *arg);
 
 /* Decodes <buf>[0..len) into a new snapshot with refs = 1 and its route table
  * built. Returns 0, or PT_EMALFORMED for any inconsistency (the daemon is

@@ -43,7 +43,7 @@ struct pt_daemon {
     struct pt_supervisor *sup;
     struct pt_api *api;
     uv_loop_t *loop;
-    uv_signal_t sigterm, sigint, sighup;
+    uv_signal_t sigterm, sigint, sighup, sigusr1;
     char token[256];
     int *fds;          /* workers x listeners */
     char kinds[2 * PT_LISTEN_MAX + 1];
@@ -57,6 +57,7 @@ struct pt_daemon {
     struct pt_acme *acme;      /* NULL: ACME off (no --acme-directory) */
     pthread_t rotator;         /* session ticket key rotation */
     pthread_cond_t rotator_cv;
+    bool rotate_now;           /* under lock: SIGUSR1 asked for a rotation */
     bool stopping;             /* under lock */
     struct pt_sdnotify sd;     /* READY=1 / WATCHDOG=1 to systemd */
 };
@@ -73,14 +74,21 @@ static void *rotate_tickets(void *arg)
         struct timespec dl;
         clock_gettime(CLOCK_REALTIME, &dl);
         dl.tv_sec += TICKET_KEY_LIFETIME_S;
-        if (pthread_cond_timedwait(&d->rotator_cv, &d->lock, &dl) != ETIMEDOUT || d->stopping)
+        /* A SIGUSR1 while a rotation was being published is not lost. */
+        int rc = d->rotate_now ? 0 : pthread_cond_timedwait(&d->rotator_cv, &d->lock, &dl);
+        if (d->stopping || (rc != ETIMEDOUT && !d->rotate_now))
             continue;
+        d->rotate_now = false;
         bool applied;
         uint64_t version;
+        struct pt_delta delta = {0};
         RAND_bytes(d->settings.ticket_key, sizeof(d->settings.ticket_key));
+        pt_delta_put_ticket(&delta, d->settings.ticket_key);
+        struct pt_commit c = {.kind = PT_COMMIT_CONFIG, .delta = &delta};
         if (pt_store_begin(d->store) == 0 &&
-            pt_publish_commit(&d->publisher, NULL, &version, &applied) == 0)
+            pt_publish_commit(&d->publisher, &c, &version, &applied) == 0)
             pt_log(PT_LOG_INFO, "session ticket key rotated");
+        pt_delta_clear(&delta);
     }
     pthread_mutex_unlock(&d->lock);
     return NULL;
@@ -394,6 +402,7 @@ static void on_stopped(void *arg)
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sighup, NULL);
+    uv_close((uv_handle_t *)&d->sigusr1, NULL);
 }
 
 static void on_signal(uv_signal_t *h, int sig)
@@ -401,6 +410,14 @@ static void on_signal(uv_signal_t *h, int sig)
     struct pt_daemon *d = h->data;
     if (sig == SIGHUP) {
         pt_log(PT_LOG_INFO, "SIGHUP: nothing to reload (the API changes are live)");
+        return;
+    }
+    if (sig == SIGUSR1) { /* a key that may have leaked, or a test */
+        pt_log(PT_LOG_INFO, "SIGUSR1: rotating the session ticket key");
+        pthread_mutex_lock(&d->lock);
+        d->rotate_now = true;
+        pthread_cond_signal(&d->rotator_cv);
+        pthread_mutex_unlock(&d->lock);
         return;
     }
     pt_log(PT_LOG_INFO, "%s: stopping (grace %us)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
@@ -565,10 +582,12 @@ static int run_daemon(int argc, char **argv)
     uv_signal_init(d.loop, &d.sigterm);
     uv_signal_init(d.loop, &d.sigint);
     uv_signal_init(d.loop, &d.sighup);
-    d.sigterm.data = d.sigint.data = d.sighup.data = &d;
+    uv_signal_init(d.loop, &d.sigusr1);
+    d.sigterm.data = d.sigint.data = d.sighup.data = d.sigusr1.data = &d;
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
     uv_signal_start(&d.sigint, on_signal, SIGINT);
     uv_signal_start(&d.sighup, on_signal, SIGHUP);
+    uv_signal_start(&d.sigusr1, on_signal, SIGUSR1);
 
     pt_log(PT_LOG_INFO, "portier %s: API on %s://%s/ (admin token in %s), %u workers",
            PT_VERSION, d.api_tls.cert_pem ? "https" : "http", d.cfg.api.text,

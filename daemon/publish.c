@@ -145,6 +145,34 @@ static int on_stream(void *arg, const char *name, const char *doc)
 
 #include "daemon/supervisor.h"
 
+/* The stream table as committed, with the listener ids of its addresses
+ * (few rows: a stream write costs nothing per domain). */
+static int compile_streams(struct pt_publisher *p, struct pt_streams *out)
+{
+    struct pt_snapshot tmp = {0};
+    struct collect c = {&tmp, 0, 0, 0, 0, 0, 0, 0, p->listeners};
+    if (p->listeners)
+        pt_listeners_begin(p->listeners);
+    int rc = pt_store_each(p->store, PT_STORE_STREAM, on_stream, &c);
+    tmp.streams.lid_max = p->listeners ? pt_listeners_lid_max(p->listeners) : 0;
+    *out = tmp.streams;
+    return rc;
+}
+
+/* Fills the stream changes the API marked (empty tables) in <d>. */
+static int fill_streams(struct pt_publisher *p, struct pt_delta *d)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        if (d->v[i].kind != PT_DELTA_STREAMS)
+            continue;
+        pt_streams_clear(&d->v[i].streams);
+        int rc = compile_streams(p, &d->v[i].streams);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* The frame for change <c> at <version>: its delta, unless the deltas kept
  * for starting workers since the last snapshot outweigh that snapshot; then
  * (and for a whole change) a new snapshot. *delta says which. */
@@ -162,6 +190,9 @@ static int encode(struct pt_publisher *p, const struct pt_commit *c, uint64_t ve
         pt_snap_bans_encode(version, c->bans, c->n_bans, frame);
         pt_ipc_end(frame, off);
     } else if (*delta) {
+        int rc = fill_streams(p, c->delta);
+        if (rc != 0)
+            return rc;
         c->delta->version = version;
         off = pt_ipc_begin(frame, PT_IPC_CONFIG);
         pt_delta_encode(c->delta, frame);
@@ -197,9 +228,12 @@ int pt_publish_commit(struct pt_publisher *p, const struct pt_commit *c, uint64_
         p->model = NULL;
         return PT_EDB;
     }
-    if (delta)
+    if (delta) {
         pt_supervisor_publish_delta(p->sup, &frame, *version);
-    else
+        /* The workers keep their copies of the sockets until the delta. */
+        if (p->listeners && c->delta && pt_delta_has(c->delta, PT_DELTA_STREAMS))
+            pt_listeners_sweep(p->listeners);
+    } else
         pt_supervisor_publish(p->sup, &frame, *version);
     *applied = pt_supervisor_wait(p->sup, *version, p->ack_timeout_ms);
     return 0;

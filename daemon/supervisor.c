@@ -90,6 +90,7 @@ struct pt_supervisor {
     bool stopping;
     bool finishing;     /* every handle is being closed: on_stopped next */
     uint64_t restarts;  /* under lock */
+    uint64_t published[2]; /* under lock: whole snapshots, deltas */
     uint64_t pending_version;  /* under lock: published, not yet applied by all */
     uint64_t published_us;     /* under lock: when pending_version was published */
     struct pt_histo apply;     /* under lock: publish -> every live worker acked */
@@ -321,6 +322,14 @@ static void handle_frame(struct slot *sl, uint32_t type, const uint8_t *p, size_
         note_applied(s);
         pthread_cond_broadcast(&s->acked_cv);
         pthread_mutex_unlock(&s->lock);
+    } else if (type == PT_IPC_RESYNC) {
+        if (n != 0)
+            goto bad;
+        pt_log(PT_LOG_WARN, "worker %u could not apply a configuration delta: sending it the "
+                            "whole configuration again",
+               (unsigned)(sl - s->slots));
+        sl->sent = 0; /* the current snapshot, then every delta since */
+        send_snapshot(sl);
     } else if (type == PT_IPC_STATS) {
         uint64_t v = pt_rd_u64(&c), conns = pt_rd_u64(&c);
         uint64_t acc = pt_rd_u64(&c), ref = pt_rd_u64(&c);
@@ -681,6 +690,7 @@ void pt_supervisor_publish(struct pt_supervisor *s, struct pt_wbuf *frame,
     struct blob **deltas = s->deltas;
     size_t n = s->n_deltas;
     s->current = b;
+    s->published[0]++;
     s->deltas = NULL; /* the snapshot holds every ban: deltas are history */
     s->n_deltas = s->cap_deltas = s->delta_bytes = 0;
     s->pending_version = version;
@@ -705,6 +715,7 @@ void pt_supervisor_publish_delta(struct pt_supervisor *s, struct pt_wbuf *frame,
         s->deltas = pt_xrealloc(s->deltas, s->cap_deltas * sizeof(*s->deltas));
     }
     s->deltas[s->n_deltas++] = b;
+    s->published[1]++;
     s->delta_bytes += b->frame.len;
     s->pending_version = version; /* a delta's apply latency counts as well */
     s->published_us = now_us();
@@ -855,6 +866,13 @@ void pt_supervisor_metrics(struct pt_supervisor *s, struct pt_wbuf *b)
     pt_metrics_family(b, "portier_worker_restarts_total", PT_METRIC_COUNTER,
                       "Workers respawned after an unexpected exit.");
     pt_metrics_u64(b, "portier_worker_restarts_total", NULL, 0, s->restarts);
+    pt_metrics_family(b, "portier_config_publishes_total", PT_METRIC_COUNTER,
+                      "Configuration changes sent to the workers, by form: a whole "
+                      "snapshot or a delta (a starting worker's own copy not counted).");
+    for (int k = 0; k < 2; k++) {
+        const char *labels[] = {"form", k ? "delta" : "snapshot"};
+        pt_metrics_u64(b, "portier_config_publishes_total", labels, 1, s->published[k]);
+    }
 
     static const struct {
         const char *name;

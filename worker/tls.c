@@ -4,7 +4,9 @@
 #include "common/route.h"
 
 #include <openssl/err.h>
+#include <openssl/core_names.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <time.h>
 
 /* Mozilla "intermediate" (v5.7) without the DHE suites: finite-field DH costs
@@ -16,21 +18,37 @@
 #define GROUPS "X25519:P-256:P-384"
 
 struct cert_ctx {
-    char *id;
+    char *id;        /* owned */
     char *pem;       /* cert_pem it was built from, to detect changes */
-    SSL_CTX *ctx;
+    SSL_CTX *ctx;    /* NULL: it does not load (its names then serve nothing) */
     int64_t not_after; /* unix seconds, 0: unknown */
+    char **names;    /* owned copies of the certificate's names */
+    size_t n_names;
+};
+
+/* A name some certificates cover, and which of them serves it: one name may
+ * appear on several certificates, the one expiring last wins, so a renewed
+ * certificate takes over from the old one. */
+struct name_slot {
+    char *key;         /* owned: the name, without "*." for a wildcard */
+    bool wild;         /* in the wildcard table */
+    uint32_t *certs;   /* owned: indexes into certs (one per occurrence) */
+    uint32_t n, cap;
+    uint32_t best;     /* the one of <certs> expiring last */
 };
 
 struct pt_tls {
-    uint8_t ticket_key[80];
     struct cert_ctx *certs;
-    size_t n_certs;
+    size_t n_certs, cap_certs;
+    struct pt_route_table *ids; /* id -> index into certs */
     /* Certificate names follow RFC 6125, not routes: "*.example.org"
      * covers exactly one label. Exact SANs and the suffixes of wildcard SANs
-     * go to two tables, each looked up by exact name only. */
+     * go to two tables, each looked up by exact name only, to a name slot.
+     * Every table and array here changes in place, one certificate at a
+     * time (pt_tls_update): a delta costs that certificate's names. */
     struct pt_route_table *exact, *wild;
-    size_t *exact_cert, *wild_cert;
+    struct name_slot *slots;
+    size_t n_slots, cap_slots;
     SSL_CTX *client_verify, *client_noverify;
 };
 
@@ -69,7 +87,43 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
     return SSL_TLSEXT_ERR_NOACK;
 }
 
-static SSL_CTX *server_ctx(const struct pt_cert *c, const uint8_t *ticket_key)
+/* The session ticket key (name 16, HMAC 32, AES 32 bytes), one per worker
+ * process: every context reads it through ticket_cb, so a rotation (a
+ * configuration delta) rebuilds no context. Tickets sealed with the
+ * previous key stop resuming: the client does one full handshake. */
+static uint8_t ticket_key[80];
+
+void pt_tls_set_ticket_key(const uint8_t key[80])
+{
+    memcpy(ticket_key, key, sizeof(ticket_key));
+}
+
+/* What SSL_CTX_set_tlsext_ticket_keys does with a fixed key: AES-256-CBC
+ * and HMAC-SHA256 under the current key. */
+static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv,
+                     EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+    (void)ssl;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, ticket_key + 16, 32),
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_end(),
+    };
+    if (enc) {
+        memcpy(name, ticket_key, 16);
+        if (RAND_bytes(iv, 16) != 1 ||
+            EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, ticket_key + 48, iv) != 1)
+            return -1;
+    } else {
+        if (memcmp(name, ticket_key, 16) != 0)
+            return 0; /* an older key: a full handshake */
+        if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, ticket_key + 48, iv) != 1)
+            return -1;
+    }
+    return EVP_MAC_CTX_set_params(hctx, params) == 1 ? 1 : -1;
+}
+
+static SSL_CTX *server_ctx(const struct pt_cert *c)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     BIO *bio = NULL;
@@ -88,7 +142,7 @@ static SSL_CTX *server_ctx(const struct pt_cert *c, const uint8_t *ticket_key)
     /* Resumption by tickets only: the key is the same in every worker, so a
      * client resumes whichever worker the kernel hands it to. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_tlsext_ticket_keys(ctx, (void *)(uintptr_t)ticket_key, 80);
+    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
 
     bio = BIO_new_mem_buf(c->cert_pem, -1);
     x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
@@ -139,118 +193,186 @@ static SSL_CTX *client_ctx(bool verify)
     return ctx;
 }
 
-static int by_id_cmp(const void *a, const void *b)
+static void *room(void *v, size_t n, size_t *cap, size_t size)
 {
-    const struct cert_ctx *x = *(const struct cert_ctx *const *)a;
-    const struct cert_ctx *y = *(const struct cert_ctx *const *)b;
-    return strcmp(x->id, y->id);
+    if (n < *cap)
+        return v;
+    *cap = *cap ? *cap * 2 : 16;
+    return pt_xrealloc(v, *cap * size);
 }
 
-/* <prev>'s certificates, found by id. A delta keeps the snapshot's order
- * but for the slots it changed, and the contexts follow that order, so the
- * same index is tried first; the others are found by bisection over a
- * sorted index made the first time one is needed. */
-struct prev_index {
-    struct pt_tls *prev;
-    struct cert_ctx **by_id; /* owned, sorted by id once needed */
-};
-
-static struct cert_ctx *prev_find(struct prev_index *x, size_t i, const char *id)
+static struct pt_route_table *table_of(struct pt_tls *t, bool wild)
 {
-    struct pt_tls *prev = x->prev;
-    if (prev == NULL || prev->n_certs == 0)
+    return wild ? t->wild : t->exact;
+}
+
+static void slot_best(struct pt_tls *t, struct name_slot *sl)
+{
+    sl->best = sl->certs[0];
+    for (uint32_t k = 1; k < sl->n; k++)
+        if (t->certs[sl->certs[k]].not_after > t->certs[sl->best].not_after)
+            sl->best = sl->certs[k];
+}
+
+/* The key certificate name <n> is filed under, or NULL (a lone "*" covers
+ * nothing). */
+static const char *name_key(const char *n, bool *wild)
+{
+    *wild = n[0] == '*';
+    if (*wild && (n[1] != '.' || n[2] == '\0'))
         return NULL;
-    if (i < prev->n_certs && strcmp(prev->certs[i].id, id) == 0)
-        return &prev->certs[i];
-    if (x->by_id == NULL) {
-        x->by_id = pt_xcalloc(prev->n_certs, sizeof(*x->by_id));
-        for (size_t j = 0; j < prev->n_certs; j++)
-            x->by_id[j] = &prev->certs[j];
-        qsort(x->by_id, prev->n_certs, sizeof(*x->by_id), by_id_cmp);
-    }
-    struct cert_ctx key = {.id = (char *)id}, *kp = &key;
-    struct cert_ctx **hit = bsearch(&kp, x->by_id, prev->n_certs, sizeof(*x->by_id), by_id_cmp);
-    return hit ? *hit : NULL;
+    return *wild ? n + 2 : n;
 }
 
-static bool listed(const char *const *ids, size_t n, const char *id)
+/* Files the names of certificate <i> (with a context). */
+static void names_add(struct pt_tls *t, uint32_t i)
 {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(ids[i], id) == 0)
-            return true;
-    return false;
+    const struct cert_ctx *c = &t->certs[i];
+    for (size_t j = 0; j < c->n_names; j++) {
+        bool wild;
+        const char *key = name_key(c->names[j], &wild);
+        if (key == NULL)
+            continue;
+        int q = pt_route_find(table_of(t, wild), key);
+        if (q < 0) {
+            t->slots = room(t->slots, t->n_slots, &t->cap_slots, sizeof(*t->slots));
+            PT_ASSERT(t->n_slots < INT32_MAX);
+            q = (int)t->n_slots++;
+            struct name_slot *sl = &t->slots[q];
+            memset(sl, 0, sizeof(*sl));
+            sl->key = pt_xstrdup(key);
+            sl->wild = wild;
+            pt_route_set(table_of(t, wild), sl->key, q);
+        }
+        struct name_slot *sl = &t->slots[q];
+        if (sl->n == sl->cap) {
+            sl->cap = sl->cap ? sl->cap * 2 : 2;
+            sl->certs = pt_xrealloc(sl->certs, sl->cap * sizeof(*sl->certs));
+        }
+        sl->certs[sl->n++] = i;
+        if (sl->n == 1 || c->not_after > t->certs[sl->best].not_after)
+            sl->best = i;
+    }
 }
 
-struct pt_tls *pt_tls_build(const struct pt_snapshot *s, struct pt_tls *prev,
-                            const char *const *changed, size_t n_changed)
+/* The slot certificate name <n> is filed under (its index in *q), or NULL. */
+static struct name_slot *slot_of(struct pt_tls *t, const char *n, int *q)
+{
+    bool wild;
+    const char *key = name_key(n, &wild);
+    *q = key ? pt_route_find(table_of(t, wild), key) : -1;
+    return *q >= 0 ? &t->slots[*q] : NULL;
+}
+
+#define NO_CERT UINT32_MAX
+
+/* In the slots of <c>'s names, certificate index <from> becomes <to>, or
+ * goes (<to> NO_CERT: then a name no certificate covers any more goes, the
+ * last slot filling its place). */
+static void names_rewrite(struct pt_tls *t, const struct cert_ctx *c, uint32_t from,
+                          uint32_t to)
+{
+    for (size_t j = 0; j < c->n_names; j++) {
+        int q;
+        struct name_slot *sl = slot_of(t, c->names[j], &q);
+        if (sl == NULL)
+            continue;
+        for (uint32_t k = 0; k < sl->n; k++) {
+            if (sl->certs[k] != from)
+                continue;
+            if (to != NO_CERT) {
+                sl->certs[k] = to;
+                continue;
+            }
+            sl->certs[k] = sl->certs[--sl->n]; /* one occurrence per name */
+            break;
+        }
+        if (to != NO_CERT || sl->n) {
+            slot_best(t, sl);
+            continue;
+        }
+        pt_route_del(table_of(t, sl->wild), sl->key);
+        free(sl->key);
+        free(sl->certs);
+        size_t last = t->n_slots - 1;
+        if ((size_t)q != last) {
+            t->slots[q] = t->slots[last];
+            pt_route_set(table_of(t, t->slots[q].wild), t->slots[q].key, q);
+        }
+        t->n_slots--;
+    }
+}
+
+/* Adds certificate <c> with context <ctx> (taken over; NULL: it does not
+ * load, or made here when <make>). */
+static void cert_add(struct pt_tls *t, const struct pt_cert *c, char *pem, SSL_CTX *ctx,
+                     bool make)
+{
+    t->certs = room(t->certs, t->n_certs, &t->cap_certs, sizeof(*t->certs));
+    PT_ASSERT(t->n_certs < INT32_MAX);
+    uint32_t i = (uint32_t)t->n_certs++;
+    struct cert_ctx *cc = &t->certs[i];
+    memset(cc, 0, sizeof(*cc));
+    cc->id = pt_xstrdup(c->id);
+    cc->pem = pem ? pem : pt_xstrdup(c->cert_pem);
+    cc->ctx = make ? server_ctx(c) : ctx;
+    cc->not_after = c->not_after;
+    cc->names = pt_xcalloc(c->n_names ? c->n_names : 1, sizeof(*cc->names));
+    for (size_t j = 0; j < c->n_names; j++)
+        cc->names[j] = pt_xstrdup(c->names[j]);
+    cc->n_names = c->n_names;
+    pt_route_set(t->ids, cc->id, (int)i);
+    if (cc->ctx)
+        names_add(t, i);
+}
+
+static void cert_ctx_clear(struct cert_ctx *c)
+{
+    free(c->id);
+    free(c->pem);
+    SSL_CTX_free(c->ctx);
+    for (size_t j = 0; j < c->n_names; j++)
+        free(c->names[j]);
+    free(c->names);
+}
+
+/* Removes certificate <i>: the last one fills its place. */
+static void cert_remove(struct pt_tls *t, uint32_t i)
+{
+    if (t->certs[i].ctx)
+        names_rewrite(t, &t->certs[i], i, NO_CERT);
+    pt_route_del(t->ids, t->certs[i].id);
+    cert_ctx_clear(&t->certs[i]);
+    uint32_t last = (uint32_t)t->n_certs - 1;
+    if (i != last) {
+        t->certs[i] = t->certs[last];
+        pt_route_set(t->ids, t->certs[i].id, (int)i);
+        if (t->certs[i].ctx)
+            names_rewrite(t, &t->certs[i], last, i);
+    }
+    t->n_certs--;
+}
+
+struct pt_tls *pt_tls_build(const struct pt_snapshot *s, struct pt_tls *prev)
 {
     struct pt_tls *t = pt_xcalloc(1, sizeof(*t));
-    memcpy(t->ticket_key, s->settings.ticket_key, sizeof(t->ticket_key));
-    if (prev && memcmp(prev->ticket_key, t->ticket_key, sizeof(t->ticket_key)) != 0)
-        prev = NULL; /* a rotated ticket key: contexts are rebuilt */
-    struct prev_index px = {prev, NULL};
-    t->certs = pt_xcalloc(s->n_certs, sizeof(*t->certs));
-    t->n_certs = s->n_certs;
-    size_t n_names = 0;
+    pt_tls_set_ticket_key(s->settings.ticket_key);
+    t->ids = pt_route_build(NULL, 0);
+    t->exact = pt_route_build(NULL, 0);
+    t->wild = pt_route_build(NULL, 0);
     for (size_t i = 0; i < s->n_certs; i++) {
         const struct pt_cert *c = &s->certs[i];
-        struct cert_ctx *p = prev_find(&px, i, c->id);
-        /* Unchanged: not in <changed>, or (a whole snapshot) the same PEM. */
-        bool same = p && p->ctx && p->pem &&
-                    (changed ? !listed(changed, n_changed, c->id)
-                             : strcmp(p->pem, c->cert_pem) == 0);
-        t->certs[i].id = pt_xstrdup(c->id);
-        if (same) {
-            /* Taken over, not copied: <prev> is freed next. */
-            t->certs[i].pem = p->pem;
-            t->certs[i].ctx = p->ctx;
+        int q = prev ? pt_route_find(prev->ids, c->id) : -1;
+        struct cert_ctx *p = q >= 0 ? &prev->certs[q] : NULL;
+        bool same = p && p->ctx && p->pem && strcmp(p->pem, c->cert_pem) == 0;
+        if (same) { /* taken over, not copied: <prev> is freed next */
+            cert_add(t, c, p->pem, p->ctx, false);
             p->pem = NULL;
             p->ctx = NULL;
         } else {
-            t->certs[i].pem = pt_xstrdup(c->cert_pem);
-            t->certs[i].ctx = server_ctx(c, t->ticket_key);
-        }
-        t->certs[i].not_after = c->not_after;
-        n_names += c->n_names;
-    }
-    free(px.by_id);
-    /* One name may appear on several certificates: the one expiring last
-     * wins, so a renewed certificate takes over from the old one. */
-    const char **ex = pt_xcalloc(n_names, sizeof(*ex)), **wi = pt_xcalloc(n_names, sizeof(*wi));
-    t->exact_cert = pt_xcalloc(n_names, sizeof(*t->exact_cert));
-    t->wild_cert = pt_xcalloc(n_names, sizeof(*t->wild_cert));
-    size_t ne = 0, nw = 0;
-    /* Names seen so far, each to its slot in ex/wi: one probe per name. */
-    struct pt_route_table *seen_ex = pt_route_build(NULL, 0), *seen_wi = pt_route_build(NULL, 0);
-    for (size_t i = 0; i < s->n_certs; i++) {
-        if (t->certs[i].ctx == NULL)
-            continue;
-        for (size_t j = 0; j < s->certs[i].n_names; j++) {
-            const char *n = s->certs[i].names[j];
-            bool w = n[0] == '*';
-            if (w && (n[1] != '.' || n[2] == '\0'))
-                continue; /* a lone "*" covers nothing */
-            const char *key = w ? n + 2 : n;
-            const char **arr = w ? wi : ex;
-            struct pt_route_table *seen = w ? seen_wi : seen_ex;
-            size_t *cnt = w ? &nw : &ne, *map = w ? t->wild_cert : t->exact_cert;
-            int q = pt_route_find(seen, key);
-            if (q >= 0) {
-                if (s->certs[i].not_after > s->certs[map[q]].not_after)
-                    map[q] = i;
-                continue;
-            }
-            pt_route_set(seen, key, (int)*cnt);
-            arr[*cnt] = key;
-            map[(*cnt)++] = i;
+            cert_add(t, c, NULL, NULL, true);
         }
     }
-    pt_route_free(seen_ex);
-    pt_route_free(seen_wi);
-    t->exact = pt_route_build(ex, ne);
-    t->wild = pt_route_build(wi, nw);
-    free(ex);
-    free(wi);
     t->client_verify = prev && prev->client_verify ? prev->client_verify : client_ctx(true);
     t->client_noverify =
         prev && prev->client_noverify ? prev->client_noverify : client_ctx(false);
@@ -261,31 +383,46 @@ struct pt_tls *pt_tls_build(const struct pt_snapshot *s, struct pt_tls *prev,
     return t;
 }
 
+void pt_tls_update(struct pt_tls *t, const struct pt_snapshot *s, const char *const *ids,
+                   size_t n_ids)
+{
+    for (size_t k = 0; k < n_ids; k++) {
+        int q = pt_route_find(t->ids, ids[k]);
+        if (q >= 0)
+            cert_remove(t, (uint32_t)q);
+        int ix = s->cert_ids ? pt_route_find(s->cert_ids, ids[k]) : -1;
+        if (ix >= 0)
+            cert_add(t, &s->certs[ix], NULL, NULL, true);
+    }
+}
+
 void pt_tls_free(struct pt_tls *t)
 {
     if (t == NULL)
         return;
-    for (size_t i = 0; i < t->n_certs; i++) {
-        free(t->certs[i].id);
-        free(t->certs[i].pem);
-        SSL_CTX_free(t->certs[i].ctx);
-    }
+    for (size_t i = 0; i < t->n_certs; i++)
+        cert_ctx_clear(&t->certs[i]);
     free(t->certs);
+    for (size_t i = 0; i < t->n_slots; i++) {
+        free(t->slots[i].key);
+        free(t->slots[i].certs);
+    }
+    free(t->slots);
+    pt_route_free(t->ids);
     pt_route_free(t->exact);
     pt_route_free(t->wild);
-    free(t->exact_cert);
-    free(t->wild_cert);
     SSL_CTX_free(t->client_verify);
     SSL_CTX_free(t->client_noverify);
     free(t);
 }
 
-/* The context of certificate <i>, or NULL once it expired: the daemon
- * leaves expired certificates out of the next snapshot, but nothing else
- * may come until then, so the worker checks at each handshake. */
-static SSL_CTX *unexpired(const struct pt_tls *t, size_t i)
+/* The context of the certificate that serves name slot <q>, or NULL once it
+ * expired: the daemon leaves expired certificates out of the next snapshot,
+ * but nothing else may come until then, so the worker checks at each
+ * handshake. */
+static SSL_CTX *unexpired(const struct pt_tls *t, int q)
 {
-    const struct cert_ctx *c = &t->certs[i];
+    const struct cert_ctx *c = &t->certs[t->slots[q].best];
     if (c->not_after != 0 && c->not_after <= (int64_t)time(NULL))
         return NULL;
     return c->ctx;
@@ -297,12 +434,12 @@ SSL_CTX *pt_tls_server_ctx(const struct pt_tls *t, const char *sni, size_t len)
         return NULL;
     int ix = pt_route_lookup(t->exact, sni, len);
     if (ix >= 0)
-        return unexpired(t, t->exact_cert[ix]);
+        return unexpired(t, ix);
     const char *dot = memchr(sni, '.', len);
     if (dot == NULL || dot == sni)
         return NULL;
     ix = pt_route_lookup(t->wild, dot + 1, len - (size_t)(dot + 1 - sni));
-    return ix >= 0 ? unexpired(t, t->wild_cert[ix]) : NULL;
+    return ix >= 0 ? unexpired(t, ix) : NULL;
 }
 
 SSL_CTX *pt_tls_client_ctx(const struct pt_tls *t, bool verify)

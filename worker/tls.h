@@ -3,9 +3,11 @@
  * suites, client preference, ALPN h2 and http/1.1), chosen by SNI (exact name, then
  * wildcard SAN), plus one client SSL_CTX for backends with "tls": true.
  *
- * Contexts are rebuilt when a snapshot arrives, reusing the previous ones for
- * certificates whose PEM did not change; SSL objects keep their SSL_CTX alive
- * (OpenSSL refcounts), so a swap never disturbs a handshake in flight. */
+ * Contexts are rebuilt when a whole snapshot arrives, reusing the previous
+ * ones for certificates whose PEM did not change; a configuration delta
+ * changes those of its certificates in place. SSL objects keep their SSL_CTX
+ * alive (OpenSSL refcounts), so a change never disturbs a handshake in
+ * flight. */
 #ifndef PT_TLS_H
 #define PT_TLS_H
 
@@ -15,17 +17,24 @@
 
 struct pt_tls;
 
-/* Builds the contexts for <s>, taking over from <prev> (may be NULL; only to
- * be freed afterwards) the contexts of unchanged certificates. With
- * <changed> (a delta: the ids of the certificates it put), every other
- * certificate <prev> has is unchanged; without (NULL: a whole snapshot), an
- * unchanged one has the same id and PEM. One changed certificate among
- * thousands costs its own parse and a pass over the others and their names.
- * A certificate that does not load is logged and skipped (its names then
- * fail the handshake cleanly). */
-struct pt_tls *pt_tls_build(const struct pt_snapshot *s, struct pt_tls *prev,
-                            const char *const *changed, size_t n_changed);
+/* Builds the contexts for whole snapshot <s>, taking over from <prev> (may
+ * be NULL; only to be freed afterwards) the contexts of unchanged
+ * certificates: the same id and PEM. A pass over every certificate and its
+ * names. A certificate that does not load is logged and skipped (its names
+ * then fail the handshake cleanly). Sets the ticket key (pt_tls_set_ticket_key). */
+struct pt_tls *pt_tls_build(const struct pt_snapshot *s, struct pt_tls *prev);
+/* After a configuration delta: the certificates <ids> (put or removed) of
+ * <s> replace what <t> had of them, in place; the others and their contexts
+ * stay. Costs those certificates' parses and names, nothing per other
+ * certificate. <s>'s cert_ids must be built (the delta that changed them
+ * did: common/delta.c). */
+void pt_tls_update(struct pt_tls *t, const struct pt_snapshot *s, const char *const *ids,
+                   size_t n_ids);
 void pt_tls_free(struct pt_tls *t); /* NULL is fine */
+
+/* Sets the session ticket key (80 bytes) of every context of this process,
+ * built and to be built (pt_tls_build sets the snapshot's). */
+void pt_tls_set_ticket_key(const uint8_t key[80]);
 
 /* The server context for <sni>[0..len) (case-insensitive, trailing dot
  * ignored), or NULL when no certificate covers it or the one that does has

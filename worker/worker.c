@@ -547,12 +547,11 @@ static void start_accepting(struct pt_worker *w)
         start_polling(w); /* and the stream listeners the snapshot names */
 }
 
-/* SSL objects hold their own SSL_CTX references: the old set can go.
- * <changed>: the ids of the certificates a delta put (NULL: a whole
- * snapshot, compared by PEM). */
-static void rebuild_tls(struct pt_worker *w, const char *const *changed, size_t n_changed)
+/* SSL objects hold their own SSL_CTX references: the old set can go (a
+ * whole snapshot; unchanged certificates are known by their PEM). */
+static void rebuild_tls(struct pt_worker *w)
 {
-    struct pt_tls *tls = pt_tls_build(w->snap, w->tls, changed, n_changed);
+    struct pt_tls *tls = pt_tls_build(w->snap, w->tls);
     pt_tls_free(w->tls);
     w->tls = tls;
 }
@@ -566,7 +565,7 @@ static void apply_snapshot(struct pt_worker *w, const uint8_t *p, size_t n)
         pt_panic(__FILE__, __LINE__, "undecodable snapshot from the daemon");
     struct pt_snapshot *old = w->snap;
     w->snap = s;
-    rebuild_tls(w, NULL, 0);
+    rebuild_tls(w);
     /* The ban table leaves the (otherwise immutable) snapshot: deltas change
      * it in place until the next snapshot replaces it. */
     pt_banlist_free(w->bans);
@@ -673,27 +672,55 @@ static void tune_malloc(const struct pt_snapshot *s)
     mallopt(M_TRIM_THRESHOLD, 128 << 20);
 }
 
+/* A delta that does not fit this worker's configuration changed nothing
+ * (pt_delta_apply checks first): the worker goes on with what it has and
+ * asks for the whole configuration again. */
+static void resync(struct pt_worker *w, const char *why, uint64_t version)
+{
+    pt_log(PT_LOG_ERROR, "configuration delta %llu %s (at version %llu): asking the daemon "
+                         "for the whole configuration",
+           (unsigned long long)version, why, (unsigned long long)w->version);
+    w->resyncing = true;
+    send_frame(w, PT_IPC_RESYNC, NULL, 0);
+}
+
 static void apply_config(struct pt_worker *w, const uint8_t *p, size_t n)
 {
     struct pt_delta d;
     bool backends_changed;
-    if (w->snap == NULL || pt_delta_decode(p, n, &d) != 0 ||
-        pt_delta_apply(&w->snap, &d, &backends_changed) != 0)
-        pt_panic(__FILE__, __LINE__, "bad configuration delta from the daemon");
+    if (w->resyncing)
+        return; /* the snapshot it asked for supersedes it */
+    if (w->snap == NULL || pt_delta_decode(p, n, &d) != 0)
+        pt_panic(__FILE__, __LINE__, "undecodable configuration delta from the daemon");
+    int rc = d.version <= w->version ? PT_EVERSION
+                                     : pt_delta_apply(&w->snap, &d, &backends_changed);
+    if (rc != 0) {
+        resync(w, rc == PT_EVERSION ? "is not newer" : "does not apply", d.version);
+        pt_delta_clear(&d);
+        return;
+    }
     if (pt_delta_has(&d, PT_DELTA_CERT)) {
         const char **ids = pt_xcalloc(d.n, sizeof(*ids));
         size_t n_ids = 0;
         for (size_t i = 0; i < d.n; i++)
-            if (d.v[i].kind == PT_DELTA_CERT && !d.v[i].remove)
+            if (d.v[i].kind == PT_DELTA_CERT)
                 ids[n_ids++] = d.v[i].name;
-        rebuild_tls(w, ids, n_ids);
+        pt_tls_update(w->tls, w->snap, ids, n_ids);
         free(ids);
     }
+    if (pt_delta_has(&d, PT_DELTA_TICKET))
+        pt_tls_set_ticket_key(w->snap->settings.ticket_key);
+    bool streams = pt_delta_has(&d, PT_DELTA_STREAMS);
     pt_delta_clear(&d);
     tune_malloc(w->snap);
     w->version = w->snap->version;
     if (backends_changed)
         pt_health_configure(&w->health, w->snap);
+    if (streams) { /* listeners of new ports came ahead of the delta */
+        prune_stream_ls(w);
+        if (w->accepting && !w->paused)
+            start_polling(w);
+    }
 }
 
 static void ipc_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -798,7 +825,10 @@ static void on_ipc_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
             pt_panic(__FILE__, __LINE__, "malformed frame from the daemon");
         if (type == PT_IPC_SNAPSHOT) {
             apply_snapshot(w, p, plen);
+            w->resyncing = false;
             sweep = true;
+        } else if (type == PT_IPC_BANS && w->resyncing) {
+            continue; /* the snapshot asked for holds them */
         } else if (type == PT_IPC_BANS) {
             sweep |= apply_bans(w, p, plen);
         } else if (type == PT_IPC_CONFIG) {

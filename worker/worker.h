@@ -67,6 +67,8 @@ struct pt_worker {
                                               per stream name */
     bool accepting;             /* listeners started (after the first snapshot) */
     bool caught_up;             /* PT_IPC_READY came: the configuration is current */
+    bool resyncing;             /* asked for the whole configuration again
+                                   (PT_IPC_RESYNC): deltas until it are stale */
     bool paused;                /* at the connection limit: not accepting */
     bool draining;              /* stop requested: listeners closed */
     const char *state_dir;      /* argv: names the hand-over, NULL for none */

@@ -6,7 +6,10 @@
 # outside a token's scope change nothing. Certificates travel as deltas too:
 # after an upload, a renewal and a delete every worker serves the right
 # certificate, a connection made before keeps working, and a respawned worker
-# replays them.
+# replays them. Stream route writes and a session ticket key rotation
+# (SIGUSR1) are deltas as well: no whole snapshot is published after the
+# start (portier_config_publishes_total), every worker follows, and a stream
+# connection made before a stream change keeps its backend.
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 . "$HERE/nginx.sh"
@@ -80,7 +83,45 @@ accepted_per_worker() {
     printf '%s\n' "$BODY" | awk '/^portier_worker_accepted_total\{/ { printf "%s ", $2 }'
 }
 
+# publishes FORM: portier_config_publishes_total{form="FORM"} ("snapshot", "delta").
+publishes() {
+    api GET /metrics
+    printf '%s\n' "$BODY" | awk -v k="portier_config_publishes_total{form=\"$1\"}" '$1 == k { print $2 }'
+}
+
+# held_start TAG NAME PORT: a TLS connection to NAME on PORT that sends one
+# request now (answer in held.TAG.out, then held.TAG.ready) and another once
+# held.TAG.go exists; its pid in HELD.
+held_start() {
+    "$PY" - "$T" "$@" <<'PYEOF' >"$T/held.$1.out" 2>&1 &
+import socket, ssl, sys, os, time
+t, tag, name, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+ctx = ssl.create_default_context(cafile=t + "/ca.pem")
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20),
+                    server_hostname=name)
+def get():
+    s.sendall(b"GET / HTTP/1.1\r\nHost: " + name.encode() + b"\r\n\r\n")
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(4096)
+    head, body = buf.split(b"\r\n\r\n", 1)
+    n = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
+    while len(body) < n:
+        body += s.recv(4096)
+    return body.decode().strip()
+print("first", get(), flush=True)
+open("%s/held.%s.ready" % (t, tag), "w").close()
+for _ in range(300):
+    if os.path.exists("%s/held.%s.go" % (t, tag)):
+        break
+    time.sleep(0.1)
+print("second", get(), flush=True)
+PYEOF
+    HELD=$!
+}
+
 CV0=$(cfg_version)
+SNAP0=$(publishes snapshot)
 batch "$T/b1.json" domain put 0 $((N - 1))
 T0=$(now_ms)
 api_file POST /api/v1/batch "$T/b1.json"
@@ -122,13 +163,35 @@ check "batch delete of 100 -> 200" is_status 200
 CV2=$(json_get 'd["config_version"]')
 check "d100 and d199 route nowhere" routes_all none d100.scale.test d199.scale.test
 
-# ---- whole snapshots after deltas -----------------------------------------------------
-# A stream change publishes a whole snapshot, compiled from the daemon's own copy
-# of the backends and domains (kept current by the deltas, not re-read from the
-# store): the workers must end up with exactly what the deltas made.
+# ---- stream routes: deltas as well --------------------------------------------------
+# stream_all EXPECT PORT: 12 connections through the tcp stream on PORT reach
+# EXPECT ("none": refused). The stream's socket is shared by the workers.
+stream_all() {
+    local i got
+    for i in $(seq 12); do
+        got=$(curl -sS --max-time 10 --cacert "$T/ca.pem" --resolve "st.scale.test:$2:127.0.0.1" \
+                  "https://st.scale.test:$2/" 2>"$T/curl.err")
+        [ -n "$got" ] || got=none
+        [ "$got" = "$1" ] || { WHY="try $i answered '$got', expected $1; $(cat "$T/curl.err")"; return 1; }
+    done
+}
 read -r SP1 SP2 <<<"$(free_ports 2)"
 api PUT /api/v1/streams/s1 "{\"listen\":[\"127.0.0.1:$SP1\"],\"mode\":\"tcp\",\"backend\":\"one\"}"
-check "PUT stream s1 (a whole snapshot) -> 201, applied" json_true 'd["applied"] is True'
+check "PUT stream s1 -> 201, applied" json_true 'd["applied"] is True'
+check "both workers at its version" workers_at "$(json_get 'd["config_version"]')" 2
+check "stream s1 relays to backend one" stream_all backend-one "$SP1"
+held_start stream st.scale.test "$SP1"
+HELD_STREAM=$HELD
+check "a connection through s1 got its first answer" wait_until 10 test -e "$T/held.stream.ready"
+T0=$(now_ms)
+api PUT /api/v1/streams/s1 "{\"listen\":[\"127.0.0.1:$SP1\"],\"mode\":\"tcp\",\"backend\":\"two\"}"
+note "PUT stream s1 -> two with $N domains: $(( $(now_ms) - T0 )) ms"
+check "PUT stream s1 -> two: 200, applied" json_true 'd["applied"] is True'
+check "stream s1 now relays to backend two" stream_all backend-two "$SP1"
+touch "$T/held.stream.go"
+wait "$HELD_STREAM"
+check "the connection made before the change still reaches backend one" \
+    grep -qx "second backend-one" "$T/held.stream.out"
 check "after it: d5 and new -> two" routes_all backend-two d5.scale.test new.scale.test
 check "after it: d6, d100, d199 -> none" routes_all none d6.scale.test d100.scale.test d199.scale.test
 check "after it: d4, d200 -> one" routes_all backend-one d4.scale.test d200.scale.test
@@ -137,8 +200,10 @@ printf '{"changes":[{"op":"put","kind":"stream","name":"s2","body":{"listen":["1
 api_file POST /api/v1/batch "$T/mixed3.json"
 check "a batch with a stream and a domain -> 200, applied" json_true 'd["applied"] is True'
 api DELETE /api/v1/streams/s2
-check "DELETE stream s2 (another whole snapshot) -> 204" is_status 204
+check "DELETE stream s2 -> 204" is_status 204
 check "d7 moved to two by the batch, and stays there" routes_all backend-two d7.scale.test
+check "port $SP2 closed with s2" wait_until 5 port_free "$SP2"
+check "no whole snapshot published since the start (streams too)" [ "$(publishes snapshot)" = "$SNAP0" ]
 CV2=$(cfg_version)
 
 # ---- a killed worker comes back with all of it ------------------------------------------
@@ -253,41 +318,17 @@ check "every worker presents k1" serves_all "$FP1"
 
 # A connection made now (two requests on it: one before, one after the next
 # uploads) must keep working: SSL objects hold their own context.
-"$PY" - "$HTTPS_PORT" "$T" <<'PYEOF' >"$T/held.out" 2>&1 &
-import socket, ssl, sys, os, time
-port, t = int(sys.argv[1]), sys.argv[2]
-ctx = ssl.create_default_context(cafile=t + "/ca.pem")
-s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20),
-                    server_hostname="off.scale.test")
-def get():
-    s.sendall(b"GET / HTTP/1.1\r\nHost: off.scale.test\r\n\r\n")
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        buf += s.recv(4096)
-    head, body = buf.split(b"\r\n\r\n", 1)
-    n = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
-    while len(body) < n:
-        body += s.recv(4096)
-    return body.decode().strip()
-print("first", get(), flush=True)
-open(t + "/held.ready", "w").close()
-for _ in range(300):
-    if os.path.exists(t + "/held.go"):
-        break
-    time.sleep(0.1)
-print("second", get(), flush=True)
-PYEOF
-HELD=$!
-check "the held connection got its first answer" wait_until 10 test -e "$T/held.ready"
+held_start cert off.scale.test "$HTTPS_PORT"
+check "the held connection got its first answer" wait_until 10 test -e "$T/held.cert.ready"
 
 upload_cert k2
 check "upload k2 (a renewal: same name, later expiry) -> 201, applied" json_true 'd["applied"] is True'
 K2=$(json_get 'd["id"]')
 check "every worker presents k2" serves_all "$FP2"
-touch "$T/held.go"
+touch "$T/held.cert.go"
 wait "$HELD"
 check "the connection made before the renewal still works" \
-    grep -qx "second backend-one" "$T/held.out"
+    grep -qx "second backend-one" "$T/held.cert.out"
 api DELETE "/api/v1/certificates/$K2"
 check "DELETE k2 -> 204" is_status 204
 check "DELETE k2: X-Config-Applied true" [ "$(header X-Config-Applied)" = true ]
@@ -306,6 +347,35 @@ back3() {
 check "a worker killed after the certificate deltas is back at $CV3" wait_until 10 back3
 track_pid $(worker_pids)
 check "after the respawn every worker presents k1" serves_all "$FP1"
+
+# ---- session ticket key rotation: a delta -------------------------------------------
+# resumes_all WANT: 8 TLS 1.2 handshakes offering the session in $T/sess all
+# end WANT ("Reused" or "New"), over both workers.
+resumes_all() {
+    local i got
+    for i in $(seq 8); do
+        got=$(openssl s_client -connect "127.0.0.1:$HTTPS_PORT" -servername off.scale.test -tls1_2 \
+                  -sess_in "$T/sess" </dev/null 2>/dev/null | awk -F, '/^(New|Reused),/ { print $1; exit }')
+        [ "$got" = "$1" ] || { WHY="try $i: '${got:-no handshake}', expected $1"; return 1; }
+    done
+}
+new_session() {
+    openssl s_client -connect "127.0.0.1:$HTTPS_PORT" -servername off.scale.test -tls1_2 \
+        -sess_out "$T/sess" </dev/null >/dev/null 2>&1 && [ -s "$T/sess" ]
+}
+check "a TLS 1.2 session with a ticket" new_session
+check "every worker resumes it" resumes_all Reused
+CV4=$(cfg_version)
+DELTAS=$(publishes delta)
+kill -USR1 "$PID"
+rotated() { [ "$(cfg_version)" = "$((CV4 + 1))" ]; }
+check "the rotation is a new config version" wait_until 10 rotated
+check "both workers at it" wait_until 10 workers_at "$((CV4 + 1))" 2
+check "no worker resumes a ticket of the old key" resumes_all New
+check "a session after the rotation" new_session
+check "every worker resumes a ticket of the new key" resumes_all Reused
+check "the rotation was a delta" [ "$(publishes delta)" -gt "$DELTAS" ]
+check "still no whole snapshot since the start" [ "$(publishes snapshot)" = "$SNAP0" ]
 
 stop_portierd
 check "portierd exits 0" [ "$STOP_RC" = 0 ]

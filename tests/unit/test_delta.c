@@ -497,3 +497,283 @@ Test(delta, the_daemons_model_takes_only_backends_and_domains)
     cr_expect_str_eq(route(s, "x.example.org"), "b");
     pt_snap_unref(s);
 }
+
+Test(delta, thousands_of_certificates_by_id_match_a_shadow)
+{
+    struct pt_snapshot *s = base(NULL, 0);
+    bool bc;
+    enum { N = 3000 };
+    static char alive[N]; /* 0 absent, 'A' or 'B': its PEM */
+    struct pt_snapshot *conn = NULL;
+    unsigned seed = 7;
+    for (int round = 0; round < 12; round++) {
+        struct pt_delta d = {0};
+        for (int k = 0; k < 400; k++) {
+            seed = seed * 1103515245u + 12345u;
+            int i = (int)((seed >> 8) % N);
+            char id[16];
+            snprintf(id, sizeof(id), "c%d", i);
+            if (alive[i] && (seed >> 4) % 3 == 0) {
+                pt_delta_remove(&d, PT_DELTA_CERT, id);
+                alive[i] = 0;
+            } else {
+                alive[i] = (seed >> 5) & 1 ? 'B' : 'A';
+                put_cert(&d, id, "x.example.org", alive[i] == 'B' ? PEM_B : PEM_A);
+            }
+        }
+        ship(&d, (uint64_t)round + 2);
+        if (round % 3 == 1) /* now and then on a successor */
+            conn = pt_snap_ref(s);
+        cr_assert_eq(pt_delta_apply(&s, &d, &bc), 0);
+        pt_delta_clear(&d);
+        pt_snap_unref(conn);
+        conn = NULL;
+        size_t n = 0;
+        for (int i = 0; i < N; i++) {
+            char id[16];
+            snprintf(id, sizeof(id), "c%d", i);
+            const struct pt_cert *c = find_cert(s, id);
+            n += alive[i] != 0;
+            if (!alive[i]) {
+                cr_assert_null(c, "round %d: %s", round, id);
+                continue;
+            }
+            cr_assert_not_null(c, "round %d: %s", round, id);
+            cr_assert_str_eq(c->cert_pem, alive[i] == 'B' ? PEM_B : PEM_A);
+        }
+        cr_assert_eq(s->n_certs, n);
+    }
+    pt_snap_unref(s);
+}
+
+/* ---- stream tables and ticket keys ----------------------------------------- */
+
+/* A stream on listener <lid> (address 127.0.0.1:<lid + 2000>) to <be>;
+ * "tls" with <name>, else tcp. */
+static struct pt_stream stream(const char *name, uint32_t lid, const char *be, const char *sni)
+{
+    struct pt_stream st = {0};
+    char addr[32];
+    st.name = pt_xstrdup(name);
+    st.mode = sni ? PT_STREAM_TLS : PT_STREAM_TCP;
+    st.backend = pt_xstrdup(be);
+    st.n_listen = 1;
+    st.listen = pt_xcalloc(1, sizeof(*st.listen));
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", (unsigned)lid + 2000);
+    cr_assert_eq(pt_hostport_parse(addr, strlen(addr), &st.listen[0], NULL), 0);
+    st.lids = pt_xcalloc(1, sizeof(*st.lids));
+    st.lids[0] = lid;
+    if (sni) {
+        st.names = pt_xcalloc(1, sizeof(*st.names));
+        st.names[st.n_names++] = pt_xstrdup(sni);
+    }
+    return st;
+}
+
+static void put_streams(struct pt_delta *d, const struct pt_stream *v, size_t n, uint32_t lid_max)
+{
+    struct pt_streams ss = {0};
+    ss.v = pt_xcalloc(n ? n : 1, sizeof(*ss.v));
+    memcpy(ss.v, v, n * sizeof(*v));
+    ss.n = n;
+    ss.lid_max = lid_max;
+    pt_delta_put_streams(d, &ss);
+}
+
+/* The backend of the stream a connection on <lid> with <sni> takes, or NULL. */
+static const char *stream_route(const struct pt_snapshot *s, uint32_t lid, const char *sni)
+{
+    const struct pt_stream_port *p = pt_streams_port(&s->streams, lid);
+    if (p == NULL)
+        return NULL;
+    int ix = pt_streams_route(&s->streams, p, sni, sni ? strlen(sni) : 0);
+    if (ix < 0)
+        return NULL;
+    const struct pt_stream *st = &s->streams.v[ix];
+    cr_assert_str_eq(s->backends[st->backend_ix].name, st->backend);
+    return st->backend;
+}
+
+Test(delta, stream_tables_round_trip_in_place_and_on_a_successor)
+{
+    struct pt_snapshot *s = base(NULL, 0), *first = s;
+    bool bc;
+    struct pt_delta d = {0};
+    struct pt_stream v[] = {stream("smtp", 5, "b", NULL),
+                            stream("xmpp", 6, "a", "chat.example.org")};
+    put_streams(&d, v, 2, 6);
+    ship(&d, 2);
+    cr_assert(pt_delta_has(&d, PT_DELTA_STREAMS));
+    cr_assert_eq(d.v[0].streams.lid_max, 6);
+    cr_assert_eq(pt_delta_apply(&s, &d, &bc), 0);
+    pt_delta_clear(&d);
+    cr_assert_eq(s, first, "nothing held it: changed in place");
+    cr_expect_str_eq(stream_route(s, 5, NULL), "b");
+    cr_expect_str_eq(stream_route(s, 6, "chat.example.org"), "a");
+    cr_expect_null(stream_route(s, 6, "other.example.org"));
+    cr_expect_eq(s->streams.lid_max, 6);
+
+    /* A connection holds it: the successor gets the new table, the
+     * connection's stays whole; either may go first. */
+    for (int order = 0; order < 2; order++) {
+        struct pt_snapshot *conn = pt_snap_ref(s);
+        struct pt_stream w[] = {stream("imap", 7 + (uint32_t)order, "a", NULL)};
+        put_streams(&d, w, 1, 8);
+        ship(&d, 3 + (uint64_t)order);
+        cr_assert_eq(pt_delta_apply(&s, &d, &bc), 0);
+        pt_delta_clear(&d);
+        cr_assert_neq(s, conn);
+        cr_expect_eq(s->streams.n, 1);
+        cr_expect_str_eq(stream_route(s, 7 + (uint32_t)order, NULL), "a");
+        cr_expect_null(stream_route(s, 5, NULL));
+        cr_expect_str_eq(stream_route(conn, order ? 7 : 5, NULL), order ? "a" : "b");
+        if (order == 0) {
+            pt_snap_unref(conn);
+        } else { /* the successor first */
+            struct pt_snapshot *next = s;
+            s = base(NULL, 0);
+            pt_snap_unref(next);
+            cr_expect_str_eq(stream_route(conn, 7, NULL), "a");
+            pt_snap_unref(conn);
+        }
+    }
+    pt_snap_unref(s);
+}
+
+Test(delta, a_stream_table_that_does_not_fit_changes_nothing)
+{
+    struct pt_snapshot *s = base(NULL, 0), *first = s;
+    bool bc;
+    struct pt_delta d = {0};
+    struct pt_stream ok[] = {stream("smtp", 5, "b", NULL)};
+    put_streams(&d, ok, 1, 5);
+    ship(&d, 2);
+    cr_assert_eq(pt_delta_apply(&s, &d, &bc), 0);
+    pt_delta_clear(&d);
+
+    /* An unknown backend; two tcp streams on one port; a name twice. */
+    struct pt_stream unknown[] = {stream("smtp", 5, "nope", NULL)};
+    struct pt_stream two_tcp[] = {stream("s1", 9, "a", NULL), stream("s2", 9, "b", NULL)};
+    struct pt_stream twice[] = {stream("t1", 9, "a", "x.example.org"),
+                                stream("t2", 9, "b", "x.example.org")};
+    struct {
+        struct pt_stream *v;
+        size_t n;
+        int rc;
+    } cases[] = {
+        {unknown, 1, PT_ENOTFOUND}, {two_tcp, 2, PT_EMALFORMED}, {twice, 2, PT_EMALFORMED}};
+    for (size_t i = 0; i < PT_ARRAY_LEN(cases); i++) {
+        put_domain(&d, "y.example.org", "a"); /* refused with it */
+        put_streams(&d, cases[i].v, cases[i].n, 9);
+        ship(&d, 3);
+        cr_expect_eq(pt_delta_apply(&s, &d, &bc), cases[i].rc, "case %zu", i);
+        pt_delta_clear(&d);
+        cr_assert_eq(s, first);
+        cr_expect_eq(s->version, 2);
+        cr_expect_null(route(s, "y.example.org"));
+        cr_expect_str_eq(stream_route(s, 5, NULL), "b");
+    }
+    /* The backend a stream uses cannot go, unless the same delta moves the
+     * stream off it. */
+    pt_delta_remove(&d, PT_DELTA_BACKEND, "b");
+    ship(&d, 3);
+    cr_expect_eq(pt_delta_apply(&s, &d, &bc), PT_EINUSE);
+    pt_delta_clear(&d);
+    struct pt_stream moved[] = {stream("smtp", 5, "a", NULL)};
+    pt_delta_remove(&d, PT_DELTA_BACKEND, "b");
+    put_streams(&d, moved, 1, 5);
+    ship(&d, 3);
+    cr_expect_eq(pt_delta_apply(&s, &d, &bc), 0);
+    pt_delta_clear(&d);
+    cr_expect_str_eq(stream_route(s, 5, NULL), "a");
+    /* A stream on a port no listener of the worker has is no error: the
+     * worker polls only the listeners it holds. */
+    struct pt_stream far[] = {stream("smtp", 4000, "a", NULL)};
+    put_streams(&d, far, 1, 4000);
+    ship(&d, 4);
+    cr_expect_eq(pt_delta_apply(&s, &d, &bc), 0);
+    pt_delta_clear(&d);
+    pt_snap_unref(s);
+}
+
+Test(delta, removing_a_backend_renumbers_the_streams)
+{
+    struct pt_snapshot *s = base(NULL, 0);
+    bool bc;
+    struct pt_delta d = {0};
+    struct pt_stream v[] = {stream("smtp", 5, "b", NULL)};
+    put_streams(&d, v, 1, 5);
+    ship(&d, 2);
+    cr_assert_eq(pt_delta_apply(&s, &d, &bc), 0);
+    pt_delta_clear(&d);
+    struct pt_snapshot *conn = pt_snap_ref(s);
+    pt_delta_remove(&d, PT_DELTA_BACKEND, "a"); /* "b" moves to index 0 */
+    ship(&d, 3);
+    cr_assert_eq(pt_delta_apply(&s, &d, &bc), 0);
+    pt_delta_clear(&d);
+    cr_expect_eq(s->n_backends, 1);
+    cr_expect_str_eq(stream_route(s, 5, NULL), "b"); /* checks the index */
+    pt_snap_unref(conn);
+    pt_snap_unref(s);
+}
+
+Test(delta, ticket_keys_round_trip_in_place_and_on_a_successor)
+{
+    struct pt_snapshot *s = base(NULL, 0), *first = s;
+    bool bc;
+    uint8_t k1[80], k2[80];
+    memset(k1, 0x11, sizeof(k1));
+    memset(k2, 0x22, sizeof(k2));
+    struct pt_delta d = {0};
+    pt_delta_put_ticket(&d, k1);
+    ship(&d, 2);
+    cr_assert(pt_delta_has(&d, PT_DELTA_TICKET));
+    cr_assert_eq(pt_delta_apply(&s, &d, &bc), 0);
+    pt_delta_clear(&d);
+    cr_assert_eq(s, first);
+    cr_expect_eq(memcmp(s->settings.ticket_key, k1, 80), 0);
+    struct pt_snapshot *conn = pt_snap_ref(s);
+    pt_delta_put_ticket(&d, k2);
+    ship(&d, 3);
+    cr_assert_eq(pt_delta_apply(&s, &d, &bc), 0);
+    pt_delta_clear(&d);
+    cr_assert_neq(s, conn);
+    cr_expect_eq(memcmp(s->settings.ticket_key, k2, 80), 0);
+    cr_expect_eq(memcmp(conn->settings.ticket_key, k1, 80), 0);
+    pt_snap_unref(conn);
+    /* The daemon's model keeps no settings of its own. */
+    s->objects_only = true;
+    pt_delta_put_ticket(&d, k1);
+    ship(&d, 4);
+    cr_assert_eq(pt_delta_apply(&s, &d, &bc), 0);
+    pt_delta_clear(&d);
+    cr_expect_eq(memcmp(s->settings.ticket_key, k2, 80), 0);
+    pt_snap_unref(s);
+}
+
+Test(delta, stream_and_ticket_changes_are_put_only_and_bounded)
+{
+    struct pt_delta d = {0};
+    struct pt_wbuf w = {0};
+    /* A remove of kind STREAMS or TICKET: a domain remove, relabelled. */
+    for (uint8_t kind = PT_DELTA_STREAMS; kind <= PT_DELTA_TICKET + 1; kind++) {
+        pt_delta_remove(&d, PT_DELTA_DOMAIN, "x.example.org");
+        pt_delta_encode(&d, &w);
+        pt_delta_clear(&d);
+        w.data[16] = kind; /* "PTD1", version, count, then the kind */
+        cr_expect_eq(pt_delta_decode(w.data, w.len, &d), PT_EMALFORMED, "kind %u", kind);
+        pt_wbuf_free(&w);
+    }
+    /* A ticket key cut short, a stream table cut anywhere. */
+    uint8_t k[80] = {0};
+    pt_delta_put_ticket(&d, k);
+    struct pt_stream v[] = {stream("xmpp", 6, "a", "chat.example.org")};
+    put_streams(&d, v, 1, 6);
+    pt_delta_encode(&d, &w);
+    pt_delta_clear(&d);
+    for (size_t cut = 0; cut < w.len; cut++)
+        cr_expect_eq(pt_delta_decode(w.data, cut, &d), PT_EMALFORMED, "cut %zu", cut);
+    cr_expect_eq(pt_delta_decode(w.data, w.len, &d), 0);
+    pt_delta_clear(&d);
+    pt_wbuf_free(&w);
+}

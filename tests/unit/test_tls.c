@@ -3,12 +3,14 @@
  * the server in pieces of every size (records split anywhere), so what a
  * pass leaves unread must be kept and read first by the next one. */
 #include "worker/tls.h"
+#include "common/delta.h"
 
 #include <criterion/criterion.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <string.h>
+#include <time.h>
 
 static SSL_CTX *server_ctx(void)
 {
@@ -204,61 +206,106 @@ static SSL_CTX *ctx_for(const struct pt_tls *t, const char *name)
     return pt_tls_server_ctx(t, name, strlen(name));
 }
 
-Test(tls_build, a_changed_certificate_gets_a_new_context_the_others_keep_theirs)
+/* Applies the certificate changes <d> to *s as a worker does, then to <t>. */
+static void apply(struct pt_snapshot **s, struct pt_delta *d, struct pt_tls *t)
+{
+    bool bc;
+    const char *ids[64];
+    size_t n = 0;
+    cr_assert_lt(d->n, 64);
+    for (size_t i = 0; i < d->n; i++)
+        ids[n++] = d->v[i].name;
+    cr_assert_eq(pt_delta_apply(s, d, &bc), 0);
+    pt_tls_update(t, *s, ids, n);
+    pt_delta_clear(d);
+}
+
+static void put(struct pt_delta *d, const char *id, const char *name, int64_t not_after)
+{
+    struct pt_cert c = make_pem(id, name);
+    c.not_after = not_after;
+    pt_delta_put_cert(d, &c);
+}
+
+Test(tls_build, a_delta_changes_its_certificates_the_others_keep_their_contexts)
 {
     enum { N = 40 };
-    struct pt_snapshot s = {0};
-    s.certs = pt_xcalloc(N, sizeof(*s.certs));
+    int64_t later = (int64_t)time(NULL) + 3600;
+    struct pt_snapshot *s = pt_xcalloc(1, sizeof(*s));
+    s->refs = 1;
+    s->routes = pt_route_build(NULL, 0);
+    struct pt_delta d = {0};
     char id[16], name[32];
     for (size_t i = 0; i < N; i++) {
         snprintf(id, sizeof(id), "c%zu", i);
         snprintf(name, sizeof(name), "n%zu.example.org", i);
-        s.certs[s.n_certs++] = make_pem(id, name);
+        put(&d, id, name, later);
     }
-    struct pt_tls *t1 = pt_tls_build(&s, NULL, NULL, 0);
+    put(&d, "w", "*.w.example.org", later);
+    bool bc;
+    cr_assert_eq(pt_delta_apply(&s, &d, &bc), 0);
+    pt_delta_clear(&d);
+    struct pt_tls *t = pt_tls_build(s, NULL);
     SSL_CTX *before[N];
     for (size_t i = 0; i < N; i++) {
         snprintf(name, sizeof(name), "n%zu.example.org", i);
-        before[i] = ctx_for(t1, name);
+        before[i] = ctx_for(t, name);
         cr_assert_not_null(before[i], "%s", name);
     }
-    /* Certificate 7 renewed (same id, new PEM), 9 removed (the last one
-     * fills its slot, as a delta does), 40 added. */
-    pt_cert_clear(&s.certs[7]);
-    s.certs[7] = make_pem("c7", "n7.example.org");
-    pt_cert_clear(&s.certs[9]);
-    s.certs[9] = s.certs[--s.n_certs];
-    s.certs = pt_xrealloc(s.certs, (N + 1) * sizeof(*s.certs));
-    s.certs[s.n_certs++] = make_pem("c40", "n40.example.org");
-    /* As after a delta: the changed ids are given. */
-    static const char *const changed[] = {"c7", "c40"};
-    struct pt_tls *t2 = pt_tls_build(&s, t1, changed, 2);
-    pt_tls_free(t1);
+    SSL_CTX *w = ctx_for(t, "a.w.example.org");
+    cr_assert_not_null(w);
+    cr_expect_null(ctx_for(t, "a.b.w.example.org"), "a wildcard covers one label");
+
+    /* 7 renewed (same id, new PEM), 9 removed, 40 added, 41 a second
+     * certificate for n5 expiring later: it serves n5 while it is there. */
+    put(&d, "c7", "n7.example.org", later);
+    pt_delta_remove(&d, PT_DELTA_CERT, "c9");
+    put(&d, "c40", "n40.example.org", later);
+    put(&d, "c41", "n5.example.org", later + 60);
+    apply(&s, &d, t);
     for (size_t i = 0; i < N; i++) {
         snprintf(name, sizeof(name), "n%zu.example.org", i);
-        if (i == 7)
-            cr_expect(ctx_for(t2, name) != NULL && ctx_for(t2, name) != before[i]);
+        SSL_CTX *now = ctx_for(t, name);
+        if (i == 7 || i == 5)
+            cr_expect(now != NULL && now != before[i], "%s", name);
         else if (i == 9)
-            cr_expect_null(ctx_for(t2, name));
+            cr_expect_null(now);
         else
-            cr_expect_eq(ctx_for(t2, name), before[i], "%s was rebuilt", name);
+            cr_expect_eq(now, before[i], "%s was rebuilt", name);
     }
-    cr_expect_not_null(ctx_for(t2, "n40.example.org"));
-    /* As after a whole snapshot: compared by PEM, all kept. */
-    SSL_CTX *c7 = ctx_for(t2, "n7.example.org");
-    struct pt_tls *t3 = pt_tls_build(&s, t2, NULL, 0);
-    pt_tls_free(t2);
-    cr_expect_eq(ctx_for(t3, "n7.example.org"), c7);
-    cr_expect_eq(ctx_for(t3, "n3.example.org"), before[3]);
+    cr_expect_not_null(ctx_for(t, "n40.example.org"));
+    cr_expect_eq(ctx_for(t, "a.w.example.org"), w);
+    /* 41 goes: n5 is served by its first certificate again; the wildcard
+     * goes, and a name no certificate covers any more serves nothing. */
+    pt_delta_remove(&d, PT_DELTA_CERT, "c41");
+    pt_delta_remove(&d, PT_DELTA_CERT, "w");
+    pt_delta_remove(&d, PT_DELTA_CERT, "c0"); /* the last one moves into its place */
+    apply(&s, &d, t);
+    cr_expect_eq(ctx_for(t, "n5.example.org"), before[5]);
+    cr_expect_null(ctx_for(t, "a.w.example.org"));
+    cr_expect_null(ctx_for(t, "n0.example.org"));
+    cr_expect_not_null(ctx_for(t, "n40.example.org"));
+    cr_expect_eq(ctx_for(t, "n39.example.org"), before[39]);
+
+    /* A whole snapshot of the same: every context kept (same PEMs). */
+    SSL_CTX *c7 = ctx_for(t, "n7.example.org");
+    struct pt_tls *t2 = pt_tls_build(s, t);
+    pt_tls_free(t);
+    cr_expect_eq(ctx_for(t2, "n7.example.org"), c7);
+    cr_expect_eq(ctx_for(t2, "n3.example.org"), before[3]);
+    cr_expect_eq(ctx_for(t2, "n5.example.org"), before[5]);
+    cr_expect_null(ctx_for(t2, "n9.example.org"));
     /* A renewal that a whole snapshot brings is seen by its PEM. */
-    pt_cert_clear(&s.certs[3]);
-    s.certs[3] = make_pem("c3", "n3.example.org");
-    struct pt_tls *t4 = pt_tls_build(&s, t3, NULL, 0);
+    int ix = pt_route_find(s->cert_ids, "c3");
+    cr_assert_geq(ix, 0);
+    struct pt_cert renewed = make_pem("c3", "n3.example.org");
+    pt_route_set(s->cert_ids, renewed.id, ix); /* the key moves first */
+    pt_cert_clear(&s->certs[ix]);
+    s->certs[ix] = renewed;
+    struct pt_tls *t3 = pt_tls_build(s, t2);
+    pt_tls_free(t2);
+    cr_expect_neq(ctx_for(t3, "n3.example.org"), before[3]);
+    cr_expect_eq(ctx_for(t3, "n7.example.org"), c7);
     pt_tls_free(t3);
-    cr_expect_neq(ctx_for(t4, "n3.example.org"), before[3]);
-    cr_expect_eq(ctx_for(t4, "n7.example.org"), c7);
-    pt_tls_free(t4);
-    for (size_t i = 0; i < s.n_certs; i++)
-        pt_cert_clear(&s.certs[i]);
-    free(s.certs);
+    pt_snap_unref(s);
 }

@@ -121,14 +121,14 @@ Test(upconn, a_dial_takes_the_tls_contexts_current_when_it_connects)
     uv_loop_t loop;
     cr_assert_eq(uv_loop_init(&loop), 0);
     struct pt_snapshot snap = {0};
-    struct pt_tls *tls = pt_tls_build(&snap, NULL, NULL, 0);
+    struct pt_tls *tls = pt_tls_build(&snap, NULL);
     struct pt_upconn_target t = {.loop = &loop, .tls = &tls, .be = &be, .servers = &server,
                                  .n_servers = 1, .host = "app.example", .fresh = true};
     static const struct pt_upconn_ops ops = {no_connected, no_data, no_written, no_ended};
     struct pt_upconn *u = pt_upconn_open(&t, &ops, NULL);
     cr_assert_not_null(u);
     /* The lookup is on libuv's thread pool: the contexts change meanwhile. */
-    struct pt_tls *next = pt_tls_build(&snap, tls, NULL, 0);
+    struct pt_tls *next = pt_tls_build(&snap, tls);
     pt_tls_free(tls);
     tls = next;
 
