@@ -21,6 +21,7 @@ import sys
 import tempfile
 import shutil
 
+sys.dont_write_bytecode = True  # no bench/__pycache__ from importing bench.py
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("BENCH_PARTS", "passthrough")
 os.environ.setdefault("BENCH_README", "-")
