@@ -54,14 +54,7 @@ def main():
                 raise B.Abort("GET / through %s failed" % t)
             B.wrk(port[t], True, 1)  # warm-up
         run_ = B.Runner(T, targets, pids, [backend] + procs, [])
-        for rnd in range(ROUNDS):
-            order = targets[rnd % 3:] + targets[:rnd % 3]
-            for n in CONNS:
-                for t in order:
-                    v = run_.measure(t, "close%d" % n, B.wrk_fn(port[t], True, DURATION, conns=n))
-                    eff = run_.R[t]["close%d_eff" % n][-1]
-                    B.log("round %d %-5s %3d conns %8.0f conn/s %8.0f conn/CPU-s"
-                          % (rnd + 1, t, n, v, eff))
+        B.interleaved(run_, targets, port, ROUNDS, CONNS, True, DURATION, width=5)
         R = run_.R
         print("\nconnections per proxy CPU-second (median of %d rounds, %d s each); "
               "ratio = median of same-round ratios to nginx stream" % (ROUNDS, DURATION))
