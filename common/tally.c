@@ -134,6 +134,7 @@ void pt_tally_encode(const struct pt_tally *t, struct pt_wbuf *b)
     }
     pt_wbuf_u64(b, t->tls_ok);
     pt_wbuf_u64(b, t->tls_failed);
+    pt_wbuf_u64(b, t->tls_handovers);
 }
 
 int pt_tally_read(struct pt_cursor *c, struct pt_tally *out)
@@ -172,6 +173,7 @@ int pt_tally_read(struct pt_cursor *c, struct pt_tally *out)
     }
     out->tls_ok = pt_rd_u64(c);
     out->tls_failed = pt_rd_u64(c);
+    out->tls_handovers = pt_rd_u64(c);
     if (!c->ok)
         goto bad;
     return 0;
@@ -195,6 +197,7 @@ void pt_tally_merge(struct pt_tally *into, const struct pt_tally *from)
             from->results[i].n;
     into->tls_ok += from->tls_ok;
     into->tls_failed += from->tls_failed;
+    into->tls_handovers += from->tls_handovers;
 }
 
 /* NULL for an empty key: the label is left out. */
@@ -261,6 +264,11 @@ void pt_tally_metrics(const struct pt_tally *t, struct pt_wbuf *out)
     const char *ok[] = {"result", "ok"}, *failed[] = {"result", "failed"};
     pt_metrics_u64(out, "portier_tls_handshakes_total", ok, 1, t->tls_ok);
     pt_metrics_u64(out, "portier_tls_handshakes_total", failed, 1, t->tls_failed);
+    pt_metrics_family(out, "portier_tls_handovers_total", PT_METRIC_COUNTER,
+                      "Client TLS 1.3 connections on offload domains handed over to "
+                      "portier's own record layer after the handshake (OpenSSL's state "
+                      "freed); the others stay on OpenSSL.");
+    pt_metrics_u64(out, "portier_tls_handovers_total", NULL, 0, t->tls_handovers);
 }
 
 void pt_tally_free(struct pt_tally *t)

@@ -44,6 +44,7 @@ struct pt_tally {
     struct pt_tally_result *results; /* owned */
     size_t n_results;
     uint64_t tls_ok, tls_failed; /* client handshakes on offload */
+    uint64_t tls_handovers; /* of tls_ok: handed to worker/tlsrec.c */
 };
 
 /* One access record (strings may be NULL). <latency_us> counts for the
@@ -56,7 +57,8 @@ void pt_tally_add(struct pt_tally *t, const struct pt_tally_rec *r);
 
 /* STATS section: u32 flows, each (str route, mode, backend, server, u64 n,
  * bytes_in, bytes_out, 13 x u64 buckets, u64 count, u64 sum_us); u32
- * results, each (str mode, result, u64 n); u64 tls_ok, u64 tls_failed. */
+ * results, each (str mode, result, u64 n); u64 tls_ok, u64 tls_failed,
+ * u64 tls_handovers. */
 void pt_tally_encode(const struct pt_tally *t, struct pt_wbuf *b);
 /* Reads that section into <out> (replaced). Returns 0 or PT_EMALFORMED
  * (<out> left empty). */

@@ -86,8 +86,7 @@ struct stream {
     bool init;       /* handle initialised: must be closed */
     bool eof;        /* peer finished sending */
     bool reading;
-    SSL *ssl;        /* NULL on port 80; its I/O is c->cio */
-    bool hs_done;
+    bool hs_done;    /* its TLS (c->cio on offload) is past the handshake */
     struct pt_writer out; /* what the socket did not take at once */
     struct pt_wbuf pend; /* plaintext written before the TLS handshake ended */
 };
@@ -212,7 +211,6 @@ static void release(struct hconn *c)
     if (c->result)
         log_request(c, c->result);
     pt_h2_free(c->h2); /* here: its callbacks may be what closed the connection */
-    SSL_free(c->cli.ssl);
     pt_wbuf_free(&c->cli.pend);
     pt_wbuf_free(&c->rin);
     pt_wbuf_free(&c->retry_head);
@@ -378,7 +376,7 @@ static void raw_write(struct stream *s, const uint8_t *p, size_t n)
  * most open connections are idle ones. */
 static void shed_idle_tls(struct hconn *c)
 {
-    if (c->cli.ssl && c->state == HC_HEAD && c->in_len == 0)
+    if (c->tls && c->state == HC_HEAD && c->in_len == 0)
         pt_wbuf_free(&c->cio.out);
 }
 
@@ -403,7 +401,7 @@ static void send_plain_nf(struct stream *s, const void *p, size_t n)
     if (n == 0 || s->c->state == HC_CLOSING)
         return;
     s->c->bytes_out += n;
-    if (s->ssl == NULL) {
+    if (!s->c->tls) {
         raw_write(s, p, n);
         return;
     }
@@ -411,22 +409,15 @@ static void send_plain_nf(struct stream *s, const void *p, size_t n)
         pt_wbuf_put(&s->pend, p, n);
         return;
     }
-    size_t off = 0;
-    while (off < n) {
-        int w = SSL_write(s->ssl, (const uint8_t *)p + off, (int)(n - off));
-        if (w <= 0) {
-            hc_close(s->c);
-            return;
-        }
-        off += (size_t)w;
-    }
+    if (!pt_tls_io_write(&s->c->cio, p, n))
+        hc_close(s->c);
 }
 
 /* Sends plaintext to <s> now, with anything queued before it. */
 static void send_plain(struct stream *s, const void *p, size_t n)
 {
     send_plain_nf(s, p, n);
-    if (s->ssl && s->hs_done && s->c->state != HC_CLOSING)
+    if (s->c->tls && s->hs_done && s->c->state != HC_CLOSING)
         flush_tls(s);
 }
 
@@ -440,8 +431,8 @@ static void stop_reading(struct stream *s)
 
 static void graceful_close(struct hconn *c)
 {
-    if (c->cli.ssl && c->cli.hs_done && !c->cli.eof) {
-        SSL_shutdown(c->cli.ssl); /* close_notify, so the client sees a clean end */
+    if (c->tls && c->cli.hs_done && !c->cli.eof) {
+        pt_tls_io_close(&c->cio); /* close_notify, so the client sees a clean end */
         flush_tls(&c->cli);
     }
     if (pt_writer_queued(&c->cli.out) == 0)
@@ -534,7 +525,7 @@ static size_t h2_queued(void *ctx)
  * when ALPN chose h2 (its frames are the next plaintext). */
 static void handshake_done(struct hconn *c)
 {
-    if (!pt_tls_is_h2(c->cli.ssl)) {
+    if (!pt_tls_io_is_h2(&c->cio)) {
         c->state = HC_HEAD;
         arm(c, c->snap->settings.hello_timeout_ms);
         return;
@@ -553,10 +544,10 @@ static void handshake_done(struct hconn *c)
 static int tls_pass(struct stream *s, void (*emit)(struct hconn *c, const uint8_t *p, size_t n))
 {
     struct hconn *c = s->c;
-    uint8_t plain[16384];
+    uint8_t plain[PT_TLS_PLAIN_MAX];
     while (c->state != HC_CLOSING) {
         size_t got;
-        switch (pt_tls_step(s->ssl, &s->hs_done, plain, sizeof(plain), &got)) {
+        switch (pt_tls_io_step(&c->cio, &s->hs_done, plain, sizeof(plain), &got)) {
         case PT_TLS_HANDSHAKEN:
             flush_tls(s);
             if (s->pend.len) {
@@ -566,6 +557,8 @@ static int tls_pass(struct stream *s, void (*emit)(struct hconn *c, const uint8_
                 pt_wbuf_free(&pend);
             }
             c->w->tally.tls_ok++;
+            if (c->cio.ssl == NULL)
+                c->w->tally.tls_handovers++;
             handshake_done(c);
             continue;
         case PT_TLS_DATA:
@@ -592,7 +585,7 @@ static int tls_input(struct stream *s, const uint8_t *p, size_t n,
                      void (*emit)(struct hconn *c, const uint8_t *p, size_t n))
 {
     struct hconn *c = s->c;
-    if (s->ssl == NULL) {
+    if (!c->tls) {
         emit(c, p, n);
         return 0;
     }
@@ -1457,15 +1450,15 @@ void pt_httpproxy_start(struct pt_listener *l, uv_tcp_t *tcp,
         graceful_close(c);
         return;
     }
-    c->cli.ssl = SSL_new(ctx);
-    if (c->cli.ssl == NULL || !pt_tls_io_attach(c->cli.ssl, &c->cio)) {
+    SSL *ssl = SSL_new(ctx);
+    if (ssl == NULL || !pt_tls_io_attach(&c->cio, ssl)) {
         c->result = "internal_error";
         hc_close(c);
         return;
     }
-    SSL_set_accept_state(c->cli.ssl);
+    SSL_set_accept_state(ssl);
     if (pt_h2_offered(c->snap, c->sni_route))
-        pt_tls_offer_h2(c->cli.ssl);
+        pt_tls_offer_h2(ssl);
     c->state = HC_HANDSHAKE;
     if (tls_input(&c->cli, info->pre, info->pre_len, client_plain) != 0) {
         c->result = "handshake_failed";

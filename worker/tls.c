@@ -123,6 +123,8 @@ static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv,
     return EVP_MAC_CTX_set_params(hctx, params) == 1 ? 1 : -1;
 }
 
+static void keylog(const SSL *ssl, const char *line);
+
 static SSL_CTX *server_ctx(const struct pt_cert *c)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -139,6 +141,7 @@ static SSL_CTX *server_ctx(const struct pt_cert *c)
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_ENABLE_PARTIAL_WRITE);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+    SSL_CTX_set_keylog_callback(ctx, keylog); /* the handover's secrets */
     /* Resumption by tickets only: the key is the same in every worker, so a
      * client resumes whichever worker the kernel hands it to. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
@@ -518,11 +521,14 @@ static int io_create(BIO *b)
     return 1;
 }
 
+static int io_type; /* io_method's BIO type */
+
 static BIO_METHOD *io_method(void)
 {
     static BIO_METHOD *m; /* one per process, never freed */
     if (m == NULL) {
-        m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "portier connection");
+        io_type = BIO_get_new_index() | BIO_TYPE_SOURCE_SINK;
+        m = BIO_meth_new(io_type, "portier connection");
         if (m == NULL)
             return NULL;
         BIO_meth_set_write(m, io_write);
@@ -533,14 +539,17 @@ static BIO_METHOD *io_method(void)
     return m;
 }
 
-bool pt_tls_io_attach(SSL *ssl, struct pt_tls_io *io)
+bool pt_tls_io_attach(struct pt_tls_io *io, SSL *ssl)
 {
     BIO_METHOD *m = io_method();
     BIO *b = m ? BIO_new(m) : NULL;
-    if (b == NULL)
+    if (b == NULL) {
+        SSL_free(ssl);
         return false;
+    }
     BIO_set_data(b, io);
     SSL_set_bio(ssl, b, b); /* one reference for both directions */
+    io->ssl = ssl;
     return true;
 }
 
@@ -573,6 +582,12 @@ void pt_tls_io_done(struct pt_tls_io *io)
 
 void pt_tls_io_free(struct pt_tls_io *io)
 {
+    SSL_free(io->ssl);
+    io->ssl = NULL;
+    if (io->rec) {
+        OPENSSL_cleanse(io->rec, sizeof(*io->rec));
+        PT_FREE(io->rec);
+    }
     pt_wbuf_free(&io->held);
     pt_wbuf_free(&io->out);
 }
@@ -600,4 +615,157 @@ enum pt_tls_ev pt_tls_step(SSL *ssl, bool *hs_done, uint8_t *buf, size_t cap, si
     if (e == SSL_ERROR_ZERO_RETURN && *hs_done)
         return PT_TLS_EOF;
     return PT_TLS_ERROR;
+}
+
+/* ---- the handover to worker/tlsrec.c ---------------------------------------- */
+
+/* OpenSSL's key log ("LABEL <client random> <secret>", hex) is the one way
+ * OpenSSL 3.0 gives the TLS 1.3 application traffic secrets. Until the
+ * handover io->rec only stores them: a direction's seq is 1 once its
+ * secret is in, hash_len its length. */
+static void keylog(const SSL *ssl, const char *line)
+{
+    static const char cl[] = "CLIENT_TRAFFIC_SECRET_0 ", sl[] = "SERVER_TRAFFIC_SECRET_0 ";
+    BIO *b = SSL_get_rbio(ssl);
+    if (b == NULL || io_type == 0 || BIO_method_type(b) != io_type)
+        return;
+    struct pt_tls_io *io = BIO_get_data(b);
+    bool client = strncmp(line, cl, sizeof(cl) - 1) == 0;
+    if (!client && strncmp(line, sl, sizeof(sl) - 1) != 0)
+        return;
+    const char *sp = strchr(line + sizeof(cl) - 1, ' ');
+    if (sp == NULL)
+        return;
+    const char *hex = sp + 1;
+    size_t n = strlen(hex) / 2;
+    if (n != 32 && n != 48)
+        return;
+    if (io->rec == NULL)
+        io->rec = pt_xcalloc(1, sizeof(*io->rec));
+    struct pt_tlsrec_dir *d = client ? &io->rec->rx : &io->rec->tx;
+    for (size_t i = 0; i < n; i++) {
+        int hi = pt_hexval(hex[2 * i]), lo = pt_hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return;
+        d->secret[i] = (uint8_t)(hi << 4 | lo);
+    }
+    d->seq = 1;
+    io->rec->hash_len = (uint8_t)n;
+}
+
+/* The handshake of io->ssl just completed; <mark>: io->out's length
+ * before the step that completed it, so the records after it are the
+ * ones OpenSSL sealed with its application key (its NewSessionTickets:
+ * the server's flight left in an earlier step, since the client's
+ * Finished answers it). The client's next record is its first under its
+ * application key: OpenSSL reads one record at a time from our BIO and
+ * none ahead, so what follows the Finished is still in io->in. */
+static void handover(struct pt_tls_io *io, size_t mark)
+{
+    SSL *ssl = io->ssl;
+    struct pt_tlsrec *r = io->rec;
+    io->rec = NULL;
+    if (r == NULL || r->rx.seq != 1 || r->tx.seq != 1 || SSL_version(ssl) != TLS1_3_VERSION ||
+        SSL_has_pending(ssl) || SSL_get_early_data_status(ssl) == SSL_EARLY_DATA_ACCEPTED)
+        goto keep;
+    uint8_t rx[48], tx[48];
+    size_t len = r->hash_len;
+    memcpy(rx, r->rx.secret, len);
+    memcpy(tx, r->tx.secret, len);
+    uint16_t suite = (uint16_t)SSL_CIPHER_get_protocol_id(SSL_get_current_cipher(ssl));
+    bool ok = pt_tlsrec_init(r, suite, rx, tx, len) &&
+              pt_tlsrec_adopt(r, io->out.data + mark, io->out.len - mark);
+    OPENSSL_cleanse(rx, sizeof(rx));
+    OPENSSL_cleanse(tx, sizeof(tx));
+    if (!ok)
+        goto keep;
+    io->h2 = pt_tls_is_h2(ssl);
+    SSL_free(ssl);
+    io->ssl = NULL;
+    io->rec = r;
+    return;
+keep:
+    if (r) {
+        OPENSSL_cleanse(r, sizeof(*r));
+        free(r);
+    }
+}
+
+/* One record of a handed-over connection. */
+static enum pt_tls_ev rec_step(struct pt_tls_io *io, uint8_t *buf, size_t *got)
+{
+    for (;;) {
+        size_t n = 0, used = 0;
+        uint8_t alert = 0;
+        enum pt_tlsrec_res res =
+            pt_tlsrec_open(io->rec, io->in, io->in_len, buf, &n, &used, &io->out, &alert);
+        io->in += used;
+        io->in_len -= used;
+        switch (res) {
+        case PT_TLSREC_NEED:
+            return PT_TLS_WANT;
+        case PT_TLSREC_DATA:
+            if (n == 0)
+                continue; /* an empty record is allowed and means nothing */
+            *got = n;
+            return PT_TLS_DATA;
+        case PT_TLSREC_KEYUPDATE:
+            continue;
+        case PT_TLSREC_EOF:
+            return PT_TLS_EOF;
+        case PT_TLSREC_INVALID:
+            if (alert)
+                pt_tlsrec_alert(io->rec, alert, &io->out);
+            return PT_TLS_ERROR;
+        }
+    }
+}
+
+enum pt_tls_ev pt_tls_io_step(struct pt_tls_io *io, bool *hs_done, uint8_t *buf, size_t cap,
+                              size_t *got)
+{
+    *got = 0;
+    if (io->ssl) {
+        size_t mark = io->out.len;
+        enum pt_tls_ev ev = pt_tls_step(io->ssl, hs_done, buf, cap, got);
+        if (ev == PT_TLS_HANDSHAKEN)
+            handover(io, mark);
+        return ev;
+    }
+    if (io->rec == NULL)
+        return PT_TLS_ERROR;
+    PT_ASSERT(cap >= PT_TLS_PLAIN_MAX);
+    return rec_step(io, buf, got);
+}
+
+bool pt_tls_io_write(struct pt_tls_io *io, const void *p, size_t n)
+{
+    if (io->ssl) {
+        size_t off = 0;
+        while (off < n) {
+            int w = SSL_write(io->ssl, (const uint8_t *)p + off, (int)(n - off));
+            if (w <= 0)
+                return false;
+            off += (size_t)w;
+        }
+        return true;
+    }
+    if (io->rec == NULL)
+        return false;
+    if (io->out.cap == 0) /* as io_write: a small response fits the first allocation */
+        pt_wbuf_reserve(&io->out, n < 2048 ? 2048 : n + n / 64 + 64);
+    return pt_tlsrec_seal(io->rec, p, n, &io->out);
+}
+
+void pt_tls_io_close(struct pt_tls_io *io)
+{
+    if (io->ssl)
+        SSL_shutdown(io->ssl);
+    else if (io->rec)
+        pt_tlsrec_alert(io->rec, 0, &io->out);
+}
+
+bool pt_tls_io_is_h2(const struct pt_tls_io *io)
+{
+    return io->ssl ? pt_tls_is_h2(io->ssl) : io->h2;
 }

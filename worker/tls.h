@@ -12,6 +12,7 @@
 #define PT_TLS_H
 
 #include "common/snapshot.h"
+#include "worker/tlsrec.h"
 
 #include <openssl/ssl.h>
 
@@ -58,27 +59,44 @@ SSL_CTX *pt_tls_client_ctx(const struct pt_tls *t, bool verify);
  * in the write BIO. Caller frees with SSL_free. */
 SSL *pt_tls_client_new(const struct pt_tls *t, bool verify, const char *name);
 
-/* A connection's TLS transport over its own buffers, in place of two
- * memory BIOs: network bytes are lent to OpenSSL for one pass instead of
- * being copied into a BIO, and records to send gather in <out>. Memory BIOs
- * keep (and clear on every growth) a buffer each; an idle connection here
- * holds neither, and the BIO object is one, not two. */
+/* A client connection's TLS (offload) over the connection's own buffers,
+ * in place of two memory BIOs: network bytes are lent to OpenSSL for one
+ * pass instead of being copied into a BIO, and records to send gather in
+ * <out>. Memory BIOs keep (and clear on every growth) a buffer each; an
+ * idle connection here holds neither, and the BIO object is one, not two.
+ *
+ * Once a TLS 1.3 handshake is done, the connection is handed over to our
+ * own record layer (worker/tlsrec.c) and the SSL object is freed: kernel
+ * TLS in user space, ~200 bytes of keys instead of ~14 KB of OpenSSL
+ * state per idle connection. Anything unexpected (TLS 1.2, early data, a
+ * failed self-check of the keys) keeps the connection on OpenSSL. The
+ * pt_tls_io functions below work the same either way. */
 struct pt_tls_io {
-    const uint8_t *in; /* lent network bytes OpenSSL has not read yet */
+    SSL *ssl; /* OpenSSL's connection until the handover, then NULL (owned) */
+    /* Until the handover, the traffic secrets the keylog callback gave;
+     * after it, the record layer; NULL on OpenSSL (owned). */
+    struct pt_tlsrec *rec;
+    bool h2;           /* ALPN chose h2 (kept when the SSL goes) */
+    const uint8_t *in; /* lent network bytes not read yet */
     size_t in_len;
     struct pt_wbuf held; /* what a pass left unread, read first next time */
     struct pt_wbuf out;  /* records to write to the network (owned) */
 };
 
-/* Makes <io> the only BIO of <ssl> (read and write); <io> must outlive it. */
-bool pt_tls_io_attach(SSL *ssl, struct pt_tls_io *io);
+/* The plaintext buffer pt_tls_io_step needs: a whole inner record. */
+#define PT_TLS_PLAIN_MAX PT_TLSREC_PLAIN_MAX
 
-/* Lends <p>[0..n) to the next SSL calls; pt_tls_io_done ends the pass. */
+/* Makes <io> the only BIO of <ssl> (read and write) and takes <ssl>
+ * (freed here on failure); <io> must not move afterwards. */
+bool pt_tls_io_attach(struct pt_tls_io *io, SSL *ssl);
+
+/* Lends <p>[0..n) to the next steps; pt_tls_io_done ends the pass. */
 void pt_tls_io_feed(struct pt_tls_io *io, const uint8_t *p, size_t n);
 
-/* Ends a pass: lent bytes OpenSSL did not read are copied into io->held. */
+/* Ends a pass: lent bytes not read are copied into io->held. */
 void pt_tls_io_done(struct pt_tls_io *io);
 
+/* Frees the SSL or the record layer and the buffers. */
 void pt_tls_io_free(struct pt_tls_io *io);
 
 /* What one pt_tls_step found. */
@@ -95,5 +113,20 @@ enum pt_tls_ev {
  * buf[0..cap). Call again after HANDSHAKEN and DATA. Shared by the client
  * and backend sides of worker/httpproxy.c and worker/upconn.c. */
 enum pt_tls_ev pt_tls_step(SSL *ssl, bool *hs_done, uint8_t *buf, size_t cap, size_t *got);
+
+/* pt_tls_step for <io> (buf holds PT_TLS_PLAIN_MAX bytes): on HANDSHAKEN
+ * the connection may have been handed over to the record layer. */
+enum pt_tls_ev pt_tls_io_step(struct pt_tls_io *io, bool *hs_done, uint8_t *buf, size_t cap,
+                              size_t *got);
+
+/* Encrypts <p>[0..n) into io->out (after the handshake). Returns false
+ * when the connection cannot send any more (it must close). */
+bool pt_tls_io_write(struct pt_tls_io *io, const void *p, size_t n);
+
+/* Queues a close_notify in io->out. */
+void pt_tls_io_close(struct pt_tls_io *io);
+
+/* The handshake of <io> chose h2. */
+bool pt_tls_io_is_h2(const struct pt_tls_io *io);
 
 #endif

@@ -40,6 +40,7 @@ Test(tally, roundtrip_merge_and_truncations)
     add(&t, "a.test", "offload", "127.0.0.1:80", "200", 2000);
     add(&t, "b.test", "passthrough", "[::1]:443", "ok", 0);
     t.tls_ok = 5;
+    t.tls_handovers = 4;
     struct pt_wbuf b = {0};
     pt_tally_encode(&t, &b);
     struct pt_cursor c = pt_cursor_make(b.data, b.len);
@@ -48,6 +49,7 @@ Test(tally, roundtrip_merge_and_truncations)
     cr_assert_eq(back.n_flows, 2);
     cr_assert_eq(memcmp(back.flows, t.flows, 2 * sizeof(*t.flows)), 0);
     cr_assert_eq(back.tls_ok, 5);
+    cr_assert_eq(back.tls_handovers, 4);
     for (size_t len = 0; len < b.len; len++) {
         struct pt_cursor p = pt_cursor_make(b.data, len);
         struct pt_tally x = {0};
@@ -64,6 +66,7 @@ Test(tally, roundtrip_merge_and_truncations)
     cr_assert_eq(sum.flows[0].n, 2);
     cr_assert_eq(sum.flows[0].latency.count, 2);
     cr_assert_eq(sum.tls_ok, 10);
+    cr_assert_eq(sum.tls_handovers, 8);
     pt_tally_free(&t);
     pt_tally_free(&back);
     pt_tally_free(&sum);
