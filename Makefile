@@ -76,7 +76,8 @@ DEB_BUILD_PKGS := build-essential pkg-config libuv1-dev libssl-dev libmicrohttpd
 DEB_TEST_PKGS  := libcriterion-dev curl openssl nginx libnginx-mod-stream python3 \
                   clang libclang-rt-14-dev iproute2 procps pebble util-linux systemd prometheus \
                   python3-jinja2 libnginx-mod-http-lua libnginx-mod-http-headers-more-filter \
-                  fail2ban nghttp2-client python3-h2 dovecot-imapd postfix python3-cryptography
+                  fail2ban nghttp2-client python3-h2 dovecot-imapd postfix python3-cryptography \
+                  strace
 
 deps:
 	@tools/deps.sh $(DEB_BUILD_PKGS) $(DEB_TEST_PKGS)

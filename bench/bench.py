@@ -1441,6 +1441,22 @@ class Runner:
         return value
 
 
+def interleaved(run_, targets, port, rounds, conns, close, duration, width=7):
+    """wrk rounds over targets in a rotating order (the machine's drift hits
+    every target alike), at each connection count: per target "ka<n>" or
+    "close<n>" (and their "_eff" per CPU-second) in run_.R. For the
+    development tools (relay_proto.py, newconn_ab.py)."""
+    key, unit = ("close", "conn") if close else ("ka", "req")
+    for rnd in range(rounds):
+        order = targets[rnd % len(targets):] + targets[:rnd % len(targets)]
+        for n in conns:
+            for t in order:
+                v = run_.measure(t, "%s%d" % (key, n), wrk_fn(port[t], close, duration, conns=n))
+                eff = run_.R[t]["%s%d_eff" % (key, n)][-1]
+                log("round %d %-*s %3d conns %8.0f %s/s %8.0f %s/CPU-s"
+                    % (rnd + 1, width, t, n, v, unit, eff, unit))
+
+
 def wrk_fn(port, close, duration, scheme="https", conns=None):
     def fn():
         reqs, secs, errs = wrk(port, close, duration, scheme, conns)

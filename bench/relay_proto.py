@@ -129,14 +129,7 @@ def run_all(T):
     run_ = B.Runner(T, targets, pids, procs, [be_worker])
     for t in targets:
         B.wrk(port[t], False, 1, conns=64)
-    for rnd in range(ROUNDS):
-        order = targets[rnd % len(targets):] + targets[:rnd % len(targets)]
-        for n in CONNS:
-            for t in order:
-                v = run_.measure(t, "ka%d" % n, B.wrk_fn(port[t], False, DURATION, conns=n))
-                eff = run_.R[t]["ka%d_eff" % n][-1]
-                B.log("round %d %-7s %3d conns %8.0f req/s %8.0f req/CPU-s"
-                      % (rnd + 1, t, n, v, eff))
+    B.interleaved(run_, targets, port, ROUNDS, CONNS, False, DURATION)
     for t in targets:
         B.log("%s threads after the runs: %s" % (t, ", ".join(threads(pids[t][0]))))
     with open("/proc/loadavg") as f:

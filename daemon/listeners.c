@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -47,6 +48,11 @@ fail:
     if (fd >= 0)
         close(fd);
     return -1;
+}
+
+int pt_listeners_client_first(int fd, int secs)
+{
+    return setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs));
 }
 
 struct pt_listeners *pt_listeners_new(void)

@@ -25,6 +25,12 @@ struct pt_listeners;
 int pt_listeners_bind(const struct sockaddr *sa, socklen_t len, bool reuseport,
                       const char *text, char *why, size_t size);
 
+/* For a listener whose clients speak first (TLS): accept4 returns a
+ * connection only once its first bytes are there (TCP_DEFER_ACCEPT), or
+ * after <secs> seconds of silence, so the worker reads it at once without
+ * waiting for readiness. Returns 0 or -1 (errno); the socket stays usable. */
+int pt_listeners_client_first(int fd, int secs);
+
 struct pt_listeners *pt_listeners_new(void);
 void pt_listeners_free(struct pt_listeners *r); /* closes every socket; NULL is fine */
 

@@ -275,12 +275,11 @@ static void bind_all(struct pt_daemon *d)
         d->kinds[i] = tls ? 's' : 'h';
         for (unsigned k = 0; k < w; k++) {
             int *cell = &d->fds[(size_t)k * d->n_listeners + i];
-            if (*cell >= 0)
-                continue;
-            int fd = bind_one(l, true, why, sizeof(why));
-            if (fd < 0)
+            if (*cell < 0 && (*cell = bind_one(l, true, why, sizeof(why))) < 0)
                 die_usage("%s", why);
-            *cell = fd;
+            /* Adopted sockets too: a previous daemon may not have set it. */
+            if (tls && pt_listeners_client_first(*cell, PT_WORKER_DEFER_ACCEPT_S) != 0)
+                pt_log(PT_LOG_WARN, "%s: TCP_DEFER_ACCEPT: %s", l->text, strerror(errno));
         }
     }
     d->kinds[d->n_listeners] = '\0';

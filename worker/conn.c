@@ -106,6 +106,8 @@ static void connect_to(struct pt_dial *d, const struct sockaddr *sa)
     d->creq.data = d;
     if (uv_tcp_connect(&d->creq, d->tcp, sa, on_connect) != 0)
         pt_dial_abandon(d);
+    else if (d->ops->connecting)
+        d->ops->connecting(d);
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)

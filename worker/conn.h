@@ -100,6 +100,10 @@ struct pt_dial_ops {
      * and arms the connect timeout) or ends (the reference goes; this may
      * free the caller, so it is the dial's last step). */
     void (*hold)(struct pt_dial *d, bool take);
+    /* Optional (NULL: nothing): d->tcp's connect is under way. Reading may
+     * start here (libuv delivers nothing before the connect ends): one
+     * registration with epoll then serves the connect and the reads. */
+    void (*connecting)(struct pt_dial *d);
 };
 
 struct pt_dial {

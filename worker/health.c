@@ -353,7 +353,7 @@ static void probe_hold(struct pt_dial *d, bool take_ref)
 
 static const struct pt_dial_ops probe_ops = {probe_attempt, probe_connected,
                                              probe_attempt_closed, probe_exhausted,
-                                             probe_hold};
+                                             probe_hold, NULL};
 
 static void on_probe_timeout(uv_timer_t *t)
 {

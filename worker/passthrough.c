@@ -68,9 +68,10 @@ struct side {
     bool eof;         /* no more bytes will come from this side */
     bool shut;        /* we shut down our writing towards this side */
     bool reading;
+    bool gone;        /* a read, write or shutdown failed: the peer reset it,
+                         so its close sends nothing and needs no RST of ours */
     struct pt_writer out; /* bytes to this side (bound once its socket is
                              connected): what the socket did not take at once */
-    uv_shutdown_t sreq;
     uint64_t bytes;   /* bytes received from this side */
     int outq;         /* kernel send queue seen at the last idle check */
     struct spside *sp; /* owned: set once spliced (allocated then, so that
@@ -210,7 +211,7 @@ static bool queued_to(const struct side *s)
 static void close_side(struct side *s, bool reset)
 {
     if (s->init)
-        pt_conn_close_tcp(s->tcp, reset, on_side_closed);
+        pt_conn_close_tcp(s->tcp, reset && !s->gone, on_side_closed);
 }
 
 static void pass_close(struct pass *c, bool reset)
@@ -399,9 +400,9 @@ static void route(struct pass *c)
         hand_off(c);
         return;
     }
-    /* The client keeps being read while the backend connects (what comes is
-     * buffered and replayed): stopping and restarting costs epoll_ctl calls
-     * on every connection. */
+    /* A client that is being read (its hello came in parts) keeps being read
+     * while the backend connects (what comes is buffered and replayed):
+     * stopping and restarting costs epoll_ctl calls on every connection. */
     pt_dial_start(&c->dial, &dial_ops, c->w->loop, &c->w->health, c->be->servers, c->be->n_servers);
 }
 
@@ -413,6 +414,8 @@ static void handle_hello(struct pass *c)
     if (rc == PT_ENEEDMORE) {
         if (c->hlen >= PT_CLIENTHELLO_MAX)
             pass_close(c, false);
+        else
+            start_reading(&c->cli); /* (after first_read: not yet) */
         return;
     }
     if (rc < 0) {
@@ -546,6 +549,12 @@ static uv_tcp_t *dial_attempt(struct pt_dial *d)
     return s->tcp;
 }
 
+/* The backend's reads start with its connect: see pt_dial_ops.connecting. */
+static void dial_connecting(struct pt_dial *d)
+{
+    start_reading(&dial_conn(d)->srv);
+}
+
 static void dial_connected(struct pt_dial *d)
 {
     relay_start(dial_conn(d));
@@ -585,8 +594,14 @@ static void dial_hold(struct pt_dial *d, bool take)
     pt_deadline_arm(&c->dl, c->snap->settings.connect_timeout_ms);
 }
 
-static const struct pt_dial_ops dial_ops = {dial_attempt, dial_connected, on_srv_failed_closed,
-                                            dial_exhausted, dial_hold};
+static const struct pt_dial_ops dial_ops = {
+    .attempt = dial_attempt,
+    .connected = dial_connected,
+    .attempt_closed = on_srv_failed_closed,
+    .exhausted = dial_exhausted,
+    .hold = dial_hold,
+    .connecting = dial_connecting,
+};
 
 /* ---- relay ---------------------------------------------------------------- */
 
@@ -706,19 +721,6 @@ static void maybe_done(struct pass *c)
         pass_close(c, false);
 }
 
-static void on_shutdown(uv_shutdown_t *req, int status)
-{
-    struct side *s = req->data;
-    struct pass *c = s->c;
-    if (c->state != PASS_CLOSING) {
-        if (status != 0)
-            pass_close(c, true);
-        else
-            maybe_done(c);
-    }
-    release(c);
-}
-
 /* Passes the EOF of <from> on to its peer once everything before it is
  * written: a half-close, so the peer may still answer. */
 static void forward_eof(struct pass *c, struct side *to)
@@ -726,13 +728,14 @@ static void forward_eof(struct pass *c, struct side *to)
     if (to->shut || pt_writer_queued(&to->out))
         return;
     to->shut = true;
-    to->sreq.data = to;
-    c->handles++;
-    if (uv_shutdown(&to->sreq, (uv_stream_t *)to->tcp, on_shutdown) != 0) {
-        c->handles--;
+    /* When <to> has finished too and its own EOF was passed on, this ends
+     * the connection: the close sends the FIN, no shutdown needed. */
+    if (!(to->eof && peer_of(c, to)->shut) && pt_writer_shutdown(&to->out) != 0) {
+        to->gone = true;
         pass_close(c, true);
         return;
     }
+    maybe_done(c);
 }
 
 /* A queued write to <to> is out: relaying, the side it came from reads
@@ -747,9 +750,10 @@ static void on_side_written(struct pt_writer *wr, int status, size_t tag)
         struct side *from = peer_of(c, to);
         /* Bytes drained to a slow reader are activity too. */
         pt_deadline_arm(&c->dl, idle_ms(c));
-        if (status != 0)
+        if (status != 0) {
+            to->gone = true;
             pass_close(c, true);
-        else if (from->eof)
+        } else if (from->eof)
             forward_eof(c, to);
         else
             start_reading(from);
@@ -795,13 +799,16 @@ static void on_relay_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     }
     if (n < 0) {
         c->result = from == &c->cli ? "client_reset" : "server_reset";
+        from->gone = true;
         pass_close(c, true);
         return;
     }
     from->bytes += (uint64_t)n;
     pt_deadline_arm(&c->dl, idle_ms(c));
-    if (relay_write(c, from, to, (const uint8_t *)buf->base, (size_t)n) != 0)
+    if (relay_write(c, from, to, (const uint8_t *)buf->base, (size_t)n) != 0) {
+        to->gone = true;
         pass_close(c, true);
+    }
     else if ((size_t)n >= SPLICE_AFTER)
         splice_begin(c);
 }
@@ -882,7 +889,7 @@ static void splice_step(struct pass *c, bool cli_to_srv, bool srv_to_cli)
         struct side *from = peer_of(c, to);
         if (from->eof && !to->shut && to->sp->pipe.len == 0) {
             to->shut = true; /* a half-close: the other way stays open */
-            if (shutdown(side_fd(to), SHUT_WR) != 0) {
+            if (pt_writer_shutdown(&to->out) != 0) {
                 pass_close(c, true);
                 return;
             }
@@ -1009,6 +1016,32 @@ static void relay_start(struct pass *c)
 
 /* ---- accept ---------------------------------------------------------------- */
 
+/* A TLS listener's connection comes with its hello (deferred accept,
+ * PT_WORKER_DEFER_ACCEPT_S): read it now, without an epoll round first.
+ * Routed to a passthrough backend, the client is then not read (nor
+ * registered with epoll) before the relay starts. */
+static void first_read(struct pass *c)
+{
+    uv_buf_t b;
+    ssize_t n;
+    alloc_hello((uv_handle_t *)c->cli.tcp, 0, &b);
+    do
+        n = recv(side_fd(&c->cli), b.base, b.len, 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        /* Handed over without a byte: the client has been silent for the
+         * whole deferral, which counts against its hello timeout (a SYN
+         * cookie's connection comes at once: its deadline is that short). */
+        uint32_t t = c->snap->settings.hello_timeout_ms;
+        uint32_t waited = PT_WORKER_DEFER_ACCEPT_S * 1000u;
+        pt_deadline_arm(&c->dl, t > waited ? t - waited : 0);
+        start_reading(&c->cli);
+        return;
+    }
+    on_client_read((uv_stream_t *)c->cli.tcp,
+                   n > 0 ? n : n == 0 ? UV_EOF : uv_translate_sys_error(errno), &b);
+}
+
 static void accept_conn(struct pt_listener *l, int fd, const struct sockaddr_storage *peer,
                         bool http)
 {
@@ -1071,6 +1104,9 @@ static void accept_conn(struct pt_listener *l, int fd, const struct sockaddr_sto
     if (from_trusted) {
         c->state = PASS_PROXY_HDR;
         start_reading(&c->cli);
+    } else if (l->kind == 's') {
+        c->state = PASS_HELLO;
+        first_read(c);
     } else {
         begin_hello(c);
     }

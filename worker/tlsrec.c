@@ -263,6 +263,12 @@ enum pt_tlsrec_res pt_tlsrec_open(struct pt_tlsrec *r, const uint8_t *in, size_t
     enum pt_tlsrec_res res = decrypt(r, &r->rx, in, len, plain, &n, &type, used, alert);
     if (res != PT_TLSREC_DATA)
         return res;
+    if (type == CT_APPDATA && n > 0)
+        r->nondata = 0;
+    else if (type != CT_ALERT && ++r->nondata > PT_TLSREC_NONDATA_MAX) {
+        *alert = ALERT_UNEXPECTED_MESSAGE;
+        return PT_TLSREC_INVALID;
+    }
     switch (type) {
     case CT_APPDATA:
         *plain_len = n;

@@ -35,10 +35,17 @@ struct pt_tlsrec_dir {
     uint64_t seq;
 };
 
+/* Records in a row that carry no application byte (empty ones, KeyUpdates)
+ * a peer may send before the connection ends: each KeyUpdate it requests
+ * makes us queue an answer whether it reads or not, and an empty record
+ * costs a decryption for nothing (OpenSSL and BoringSSL cap them alike). */
+#define PT_TLSREC_NONDATA_MAX 32
+
 struct pt_tlsrec {
     uint16_t suite;  /* enum pt_tlsrec_suite */
     uint8_t hash_len; /* 32 or 48 */
     uint8_t key_len;  /* 16 or 32 */
+    uint8_t nondata;  /* records in a row without application bytes */
     struct pt_tlsrec_dir rx, tx;
 };
 

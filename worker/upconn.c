@@ -366,7 +366,7 @@ static void dial_hold(struct pt_dial *d, bool take)
 }
 
 static const struct pt_dial_ops dial_ops = {dial_attempt, dial_connected, on_attempt_closed,
-                                            dial_exhausted, dial_hold};
+                                            dial_exhausted, dial_hold, NULL};
 
 static void nop_ended(void *ctx, enum pt_upconn_end why)
 {

@@ -25,6 +25,11 @@
 struct pt_worker;
 struct pt_tls;
 
+/* The TLS listeners ('s') defer accept (daemon/listeners.h
+ * pt_listeners_client_first) by this many seconds: a connection arrives
+ * with its first bytes, or without any once it was silent that long. */
+#define PT_WORKER_DEFER_ACCEPT_S 1
+
 struct pt_listener {
     uv_poll_t poll;             /* readable = connections queued; we accept4()
                                    ourselves to control pausing and EMFILE */

@@ -67,3 +67,10 @@ int pt_writer_send(struct pt_writer *wr, const void *p, size_t n, size_t tag)
     wr->tags += tag;
     return 1;
 }
+
+int pt_writer_shutdown(struct pt_writer *wr)
+{
+    if (wr->queued > 0)
+        return UV_EBUSY;
+    return shutdown(wr->fd, SHUT_WR) == 0 ? 0 : uv_translate_sys_error(errno);
+}

@@ -52,6 +52,12 @@ int pt_writer_init(struct pt_writer *wr, uv_stream_t *stream, pt_writer_cb writt
  * them with <tag>), or a negative libuv error (nothing queued). */
 int pt_writer_send(struct pt_writer *wr, const void *p, size_t n, size_t tag);
 
+/* Half-closes the socket (shutdown(2), SHUT_WR) when nothing is queued:
+ * at once, without uv_shutdown's request and its write watcher started and
+ * stopped again (an epoll_ctl each). Returns 0, UV_EBUSY when bytes are
+ * still queued (the caller waits for <written>), or a libuv error. */
+int pt_writer_shutdown(struct pt_writer *wr);
+
 /* Bytes queued and not yet written. */
 static inline size_t pt_writer_queued(const struct pt_writer *wr)
 {

@@ -444,3 +444,38 @@ Test(tlsrec, h2_choice_survives_the_handover)
     cr_assert_not(pt_tls_io_is_h2(&x.io));
     free_pair(&x);
 }
+
+/* A client that asks for KeyUpdates without end, and never reads, would
+ * make the server queue an answer per record: the run is capped (empty
+ * records count alike), and data in between resets the count. */
+Test(tlsrec, key_update_flood_is_capped)
+{
+    struct pair x;
+    connect_pair(&x, NULL, 0);
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < PT_TLSREC_NONDATA_MAX; i++) {
+            cr_assert_eq(SSL_key_update(x.cli, SSL_KEY_UPDATE_REQUESTED), 1);
+            cr_assert_eq(SSL_do_handshake(x.cli), 1);
+            pump(&x, 1 << 20);
+            cr_assert_eq(x.last, PT_TLS_WANT, "KeyUpdate %d of a run", i + 1);
+        }
+        both_ways(&x, 1 << 20); /* data resets the count */
+    }
+    size_t queued = x.io.out.len;
+    for (int i = 0; i <= PT_TLSREC_NONDATA_MAX; i++) {
+        cr_assert_eq(SSL_key_update(x.cli, SSL_KEY_UPDATE_REQUESTED), 1);
+        cr_assert_eq(SSL_do_handshake(x.cli), 1);
+        /* the server's answers are not read by the client */
+        int n;
+        static uint8_t net[1 << 12];
+        while ((n = BIO_read(SSL_get_wbio(x.cli), net, sizeof(net))) > 0)
+            server_pass(&x, net, (size_t)n);
+        if (x.last == PT_TLS_ERROR)
+            break;
+    }
+    cr_assert_eq(x.last, PT_TLS_ERROR, "the %dth KeyUpdate in a row ends it",
+                 PT_TLSREC_NONDATA_MAX + 1);
+    cr_assert_lt(x.io.out.len - queued, (size_t)(PT_TLSREC_NONDATA_MAX + 2) * 64,
+                 "answers queued for a client that does not read stay bounded");
+    free_pair(&x);
+}

@@ -138,3 +138,34 @@ Test(writer, a_closed_peer_is_an_error_not_a_signal)
     cr_assert_eq(pt_writer_queued(&r.wr), 0);
     rig_close(&r);
 }
+
+Test(writer, shutdown_half_closes_at_once_only_when_nothing_is_queued)
+{
+    struct rig r;
+    rig_open(&r);
+    uint8_t big[64 * 1024];
+    memset(big, 'x', sizeof(big));
+    cr_assert_eq(pt_writer_send(&r.wr, big, sizeof(big), 0), 1, "the socket is full");
+    cr_assert_eq(pt_writer_shutdown(&r.wr), UV_EBUSY, "bytes still queued: no half-close");
+    uint8_t b[65536];
+    size_t got = 0;
+    int fl = fcntl(r.peer, F_GETFL);
+    fcntl(r.peer, F_SETFL, fl | O_NONBLOCK); /* the rest is still on libuv's queue */
+    while (r.calls < 1) {
+        ssize_t n = read(r.peer, b, sizeof(b));
+        if (n > 0)
+            got += (size_t)n;
+        uv_run(&r.loop, UV_RUN_NOWAIT);
+    }
+    cr_assert_eq(pt_writer_shutdown(&r.wr), 0);
+    fcntl(r.peer, F_SETFL, fl);
+    for (ssize_t n; (n = read(r.peer, b, sizeof(b))) > 0;)
+        got += (size_t)n;
+    cr_assert_eq(got, sizeof(big), "every byte before the FIN, then EOF");
+    /* Half-closed only: the other direction still works. */
+    cr_assert_eq(write(r.peer, "back", 4), 4);
+    char in[8];
+    int fd = r.wr.fd;
+    cr_assert_eq(read(fd, in, sizeof(in)), 4);
+    rig_close(&r);
+}
