@@ -18,6 +18,14 @@
  *              its CPU is counted with the process's
  *       uringw uring, and each wait asks for up to 32 completions within 50 us
  *              (min_wait, kernel 6.12): fewer, bigger batches for some latency
+ *       sockmap the relay reads the client's first bytes (the ClientHello, as
+ *              portier and nginx's ssl_preread must, to route), dials, sends the
+ *              PROXY line, puts both sockets into a BPF sockmap whose SK_SKB
+ *              stream-verdict program redirects every skb to the peer socket's
+ *              egress, then sends the first bytes on: from there on the bytes
+ *              never reach user space. The process only watches for the end
+ *              (EPOLLRDHUP, HUP, ERR) and closes both. Needs root (CAP_BPF and
+ *              CAP_NET_ADMIN); raw bpf(2) and a hand-assembled program, no libbpf.
  *
  * Every accepted connection dials 127.0.0.1:BACKEND_PORT (blocking connect: on
  * loopback it completes at once), sends a PROXY v1 line as nginx stream does, and
@@ -31,6 +39,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/bpf.h>
 #include <linux/io_uring.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -40,9 +49,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BUF 16384
@@ -639,10 +650,267 @@ static void run_uring(int lfd)
 	}
 }
 
+/* ---- sockmap ---------------------------------------------------------------- */
+
+/* Both sockets of connection slot k sit in the sockmap at 2k (client) and 2k+1
+ * (backend); a hash map gives each socket's peer index by its socket cookie
+ * (SO_COOKIE), which the program reads with bpf_get_socket_cookie. */
+struct sconn {
+	int fd[2];
+	int slot; /* -1 while the client's first bytes are awaited */
+	uint64_t cookie[2];
+	int dead;
+	struct sconn *next_dead;
+};
+
+static int smap, peers;
+static struct sconn *s_graveyard;
+
+static long sys_bpf(int cmd, union bpf_attr *a)
+{
+	return syscall(__NR_bpf, cmd, a, sizeof *a);
+}
+
+static int map_create(int type, int ksz, int vsz, int n)
+{
+	union bpf_attr a;
+	memset(&a, 0, sizeof a);
+	a.map_type = type;
+	a.key_size = ksz;
+	a.value_size = vsz;
+	a.max_entries = n;
+	int fd = (int)sys_bpf(BPF_MAP_CREATE, &a);
+	if (fd < 0)
+		die("BPF_MAP_CREATE");
+	return fd;
+}
+
+static int map_update(int map, const void *k, const void *v)
+{
+	union bpf_attr a;
+	memset(&a, 0, sizeof a);
+	a.map_fd = map;
+	a.key = (uint64_t)(uintptr_t)k;
+	a.value = (uint64_t)(uintptr_t)v;
+	a.flags = BPF_ANY;
+	return (int)sys_bpf(BPF_MAP_UPDATE_ELEM, &a);
+}
+
+static void map_delete(int map, const void *k)
+{
+	union bpf_attr a;
+	memset(&a, 0, sizeof a);
+	a.map_fd = map;
+	a.key = (uint64_t)(uintptr_t)k;
+	sys_bpf(BPF_MAP_DELETE_ELEM, &a);
+}
+
+#define INSN(c, d, s, o, i) ((struct bpf_insn){.code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i)})
+#define MOV64_REG(d, s) INSN(BPF_ALU64 | BPF_MOV | BPF_X, d, s, 0, 0)
+#define MOV64_IMM(d, i) INSN(BPF_ALU64 | BPF_MOV | BPF_K, d, 0, 0, i)
+#define ADD64_IMM(d, i) INSN(BPF_ALU64 | BPF_ADD | BPF_K, d, 0, 0, i)
+#define CALL(f) INSN(BPF_JMP | BPF_CALL, 0, 0, 0, f)
+#define EXIT() INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
+#define JEQ_IMM(d, i, o) INSN(BPF_JMP | BPF_JEQ | BPF_K, d, 0, o, i)
+#define STX64(d, s, o) INSN(BPF_STX | BPF_MEM | BPF_DW, d, s, o, 0)
+#define LDX32(d, s, o) INSN(BPF_LDX | BPF_MEM | BPF_W, d, s, o, 0)
+/* A map's fd into a register: two instructions. */
+#define LD_MAP(d, fd) INSN(BPF_LD | BPF_DW | BPF_IMM, d, BPF_PSEUDO_MAP_FD, 0, fd), INSN(0, 0, 0, 0, 0)
+
+/* The stream verdict: look the socket's peer index up by cookie, redirect the
+ * skb to that socket's egress (flags 0); unknown sockets drop. */
+static int load_verdict(void)
+{
+	struct bpf_insn prog[] = {
+		MOV64_REG(BPF_REG_6, BPF_REG_1),
+		CALL(BPF_FUNC_get_socket_cookie),
+		STX64(BPF_REG_10, BPF_REG_0, -8),
+		LD_MAP(BPF_REG_1, peers),
+		MOV64_REG(BPF_REG_2, BPF_REG_10),
+		ADD64_IMM(BPF_REG_2, -8),
+		CALL(BPF_FUNC_map_lookup_elem),
+		JEQ_IMM(BPF_REG_0, 0, 7),
+		LDX32(BPF_REG_3, BPF_REG_0, 0),
+		MOV64_REG(BPF_REG_1, BPF_REG_6),
+		LD_MAP(BPF_REG_2, smap),
+		MOV64_IMM(BPF_REG_4, 0),
+		CALL(BPF_FUNC_sk_redirect_map),
+		EXIT(),
+		MOV64_IMM(BPF_REG_0, SK_DROP),
+		EXIT(),
+	};
+	static char log[65536];
+	union bpf_attr a;
+	memset(&a, 0, sizeof a);
+	a.prog_type = BPF_PROG_TYPE_SK_SKB;
+	a.insns = (uint64_t)(uintptr_t)prog;
+	a.insn_cnt = sizeof prog / sizeof prog[0];
+	a.license = (uint64_t)(uintptr_t)"GPL";
+	a.log_buf = (uint64_t)(uintptr_t)log;
+	a.log_size = sizeof log;
+	a.log_level = 1;
+	int fd = (int)sys_bpf(BPF_PROG_LOAD, &a);
+	if (fd < 0) {
+		fprintf(stderr, "%s\n", log);
+		die("BPF_PROG_LOAD");
+	}
+	return fd;
+}
+
+static int s_free[MAXC], s_nfree;
+
+static void s_close(struct sconn *c)
+{
+	if (c->dead)
+		return;
+	/* close() takes a socket out of the sockmap; its cookie entry goes by hand. */
+	if (c->slot >= 0) {
+		map_delete(peers, &c->cookie[0]);
+		map_delete(peers, &c->cookie[1]);
+		s_free[s_nfree++] = c->slot;
+		close(c->fd[1]);
+	}
+	close(c->fd[0]);
+	c->dead = 1;
+	c->next_dead = s_graveyard;
+	s_graveyard = c;
+}
+
+static int send_all(int fd, const char *p, ssize_t n)
+{
+	while (n > 0) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EAGAIN) {
+			struct timespec ts = {0, 100000};
+			nanosleep(&ts, NULL); /* a bench tool: the peer's buffer is empty here */
+			continue;
+		}
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= w;
+	}
+	return 0;
+}
+
+/* Bytes that reached a socket before it entered the map stay in its receive
+ * queue until more arrive (the verdict runs on data_ready): relay them here.
+ * In a request/response protocol nothing else is in flight at this point. */
+static int s_drain(struct sconn *c, int i)
+{
+	char buf[BUF];
+	int q = 0;
+	while (!ioctl(c->fd[i], FIONREAD, &q) && q > 0) {
+		ssize_t n = recv(c->fd[i], buf, sizeof buf, MSG_DONTWAIT);
+		if (n <= 0)
+			return n < 0 && errno == EAGAIN ? 0 : -1;
+		if (send_all(c->fd[!i], buf, n))
+			return -1;
+	}
+	return 0;
+}
+
+/* The client's first bytes are in: dial, join the map, pass them on. */
+static void s_hello(struct sconn *c)
+{
+	char buf[BUF];
+	ssize_t n = recv(c->fd[0], buf, sizeof buf, MSG_DONTWAIT);
+	if (n < 0 && errno == EAGAIN)
+		return;
+	if (n <= 0 || !s_nfree) {
+		s_close(c);
+		return;
+	}
+	int cfd = c->fd[0];
+	if (dial(cfd, c->fd)) {
+		c->dead = 1; /* dial closed cfd */
+		c->next_dead = s_graveyard;
+		s_graveyard = c;
+		return;
+	}
+	c->slot = s_free[--s_nfree];
+	for (int i = 0; i < 2; i++) {
+		socklen_t l = sizeof c->cookie[i];
+		if (getsockopt(c->fd[i], SOL_SOCKET, SO_COOKIE, &c->cookie[i], &l))
+			die("SO_COOKIE");
+	}
+	for (int i = 0; i < 2; i++) {
+		uint32_t idx = 2 * c->slot + i, peer = 2 * c->slot + !i;
+		if (map_update(peers, &c->cookie[i], &peer))
+			die("peers update");
+		if (map_update(smap, &idx, &c->fd[i])) {
+			perror("sockmap update");
+			s_close(c);
+			return;
+		}
+	}
+	if (send_all(c->fd[1], buf, n) || s_drain(c, 1) || s_drain(c, 0)) {
+		s_close(c);
+		return;
+	}
+	for (int i = 0; i < 2; i++) {
+		struct epoll_event ev = {.events = EPOLLRDHUP,
+					 .data.u64 = (uint64_t)(uintptr_t)c | (uint64_t)i};
+		epoll_ctl(ep, i ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, c->fd[i], &ev);
+	}
+}
+
+static void run_sockmap(int lfd)
+{
+	smap = map_create(BPF_MAP_TYPE_SOCKMAP, 4, 4, 2 * MAXC);
+	peers = map_create(BPF_MAP_TYPE_HASH, 8, 4, 2 * MAXC);
+	int prog = load_verdict();
+	union bpf_attr a;
+	memset(&a, 0, sizeof a);
+	a.target_fd = smap;
+	a.attach_bpf_fd = prog;
+	a.attach_type = BPF_SK_SKB_STREAM_VERDICT;
+	if (sys_bpf(BPF_PROG_ATTACH, &a))
+		die("BPF_PROG_ATTACH");
+	for (int k = MAXC - 1; k >= 0; k--)
+		s_free[s_nfree++] = k;
+	struct epoll_event evs[1024];
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event lev = {.events = EPOLLIN, .data.u64 = 0};
+	epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &lev);
+	for (;;) {
+		int n = epoll_wait(ep, evs, 1024, -1);
+		for (int k = 0; k < n; k++) {
+			uint64_t u = evs[k].data.u64;
+			if (!u) {
+				for (;;) {
+					int cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+					if (cfd < 0)
+						break;
+					struct sconn *c = calloc(1, sizeof *c);
+					c->fd[0] = cfd;
+					c->slot = -1;
+					struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP,
+								 .data.u64 = (uint64_t)(uintptr_t)c};
+					epoll_ctl(ep, EPOLL_CTL_ADD, cfd, &ev);
+				}
+				continue;
+			}
+			struct sconn *c = (struct sconn *)(uintptr_t)(u & ~1ULL);
+			if (c->dead)
+				continue;
+			if (c->slot < 0 && (evs[k].events & EPOLLIN))
+				s_hello(c);
+			else
+				s_close(c); /* RDHUP, HUP or ERR on either side: no half-close */
+		}
+		while (s_graveyard) {
+			struct sconn *c = s_graveyard;
+			s_graveyard = c->next_dead;
+			free(c);
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 4) {
-		fprintf(stderr, "usage: relay_proto lt|et|uring|uringf|urings|uringw LISTEN_PORT BACKEND_PORT\n");
+		fprintf(stderr, "usage: relay_proto lt|et|uring|uringf|urings|uringw|sockmap LISTEN_PORT BACKEND_PORT\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -653,6 +921,8 @@ int main(int argc, char **argv)
 	sqpoll = !strcmp(argv[1], "urings");
 	if (batch_wait || fixed || sqpoll || !strcmp(argv[1], "uring"))
 		run_uring(lfd);
+	if (!strcmp(argv[1], "sockmap"))
+		run_sockmap(lfd);
 	et = !strcmp(argv[1], "et");
 	if (!et && strcmp(argv[1], "lt"))
 		return 2;
