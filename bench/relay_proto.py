@@ -8,8 +8,17 @@ order rotates) and each target's figure is requests per proxy CPU-second, CPU
 from /proc/PID/task/*/schedstat (every thread: io_uring's io-wq workers, if
 any, are threads of the process and are listed after the run).
 
+The sockmap mode moves the relaying out of the process (into the senders'
+softirq and kworker threads), so each round also takes the whole machine's
+busy CPU from /proc/stat (all CPUs; total - idle - iowait) and the kworker
+threads' CPU, and a "direct" target (wrk straight to the backend, no proxy)
+runs in every round: a proxy's marginal cost per request is the machine's CPU
+per request minus direct's in the same round. Other processes on the machine
+land in these figures: run it on a quiet machine.
+
 Environment: PROTO_CONNS ["64,256"], PROTO_ROUNDS [5], PROTO_DURATION [4],
 PROTO_MODES ["lt,et,uring,uringf"] (relay_proto.c lists all), PROTO_PORTIER [1],
+PROTO_DIRECT [1] (the no-proxy target and the machine table),
 PROTO_PERF (a directory: one `perf stat` and one `perf record` of each target at
 each count, after the rounds, and each profile's samples split by call chain as in
 bench/PROFILE.md), KEEP=1 keeps the temp dir with each
@@ -18,6 +27,7 @@ to check the prototype itself).
 """
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -75,6 +85,104 @@ def split_samples(path):
     return {k: 100.0 * v / n for k, v in c.items()} if n else c
 
 
+def machine():
+    """(busy CPU s, softirq CPU s) of the whole machine since boot, all CPUs."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]  # user .. steal
+    return (sum(v) - v[3] - v[4]) / B.TCK, v[6] / B.TCK
+
+
+def kthreads():
+    """CPU s since start of the kworker and of the ksoftirqd threads: sockmap's
+    egress runs in kworkers; softirq work the kernel defers runs in ksoftirqd."""
+    ns = {"kworker": 0, "ksoftirqd": 0}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/comm" % pid) as f:
+                kind = f.read().split("/")[0].strip()
+            if kind not in ns:
+                continue
+            with open("/proc/%s/schedstat" % pid) as f:
+                ns[kind] += int(f.read().split()[0])
+        except OSError:
+            pass  # a kworker that went away mid-round: its time is lost
+    return {k: v / 1e9 for k, v in ns.items()}
+
+
+class MachineRunner(B.Runner):
+    """B.Runner, plus around each run: the machine's CPU, and the CPU of every
+    party to a request (proxy, wrk, backend nginx, kworker and ksoftirqd
+    threads; loopback's softirq work is charged to the task it runs in, as this
+    kernel has no IRQ_TIME_ACCOUNTING), which other processes on the machine do
+    not blur as they do the machine's figure."""
+
+    def measure(self, t, key, fn):
+        box = {}
+
+        def wrapped():
+            pids = self.pids[t] + self.backend_pids
+            k0 = kthreads()
+            g0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            p0 = B.cpu(pids)[0]
+            m0 = machine()
+            units, value, errs = fn()
+            m1 = machine()
+            p1 = B.cpu(pids)[0]
+            g1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            k1 = kthreads()
+            gen = (g1.ru_utime - g0.ru_utime) + (g1.ru_stime - g0.ru_stime)
+            box.update(units=units, busy=m1[0] - m0[0], softirq=m1[1] - m0[1],
+                       kw=k1["kworker"] - k0["kworker"], ksirq=k1["ksoftirqd"] - k0["ksoftirqd"],
+                       parties=(p1 - p0) + gen + sum(k1.values()) - sum(k0.values()))
+            return units, value, errs
+        v = super().measure(t, key, wrapped)
+        self.R[t].setdefault(key + "_m", []).append(box)
+        if not self.pids[t]:  # direct: no proxy, so no proxy CPU (B.interleaved logs one)
+            self.R[t].setdefault(key + "_eff", []).append(0.0)
+        return v
+
+
+def machine_table(R, targets):
+    """Per target and count, CPU µs per request (medians over rounds): the relay
+    process's; the machine's and the parties' (MachineRunner), each also minus
+    direct's in the same round (the proxy's marginal cost), with the ratio to
+    nginx stream's marginal cost (median of same-round ratios, and the ratio of
+    the medians); the kworkers' and ksoftirqd's share."""
+    def us(m, f):
+        return 1e6 * m[f] / m["units"]
+
+    def med(xs):
+        return statistics.median(xs) if xs else float("nan")
+
+    print("\n| target | conns | relay process | machine | machine − direct | × nginx (same-round; "
+          "of medians) | parties | parties − direct | × nginx (same-round; of medians) "
+          "| kworker | ksoftirqd |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n in CONNS:
+        k = "ka%d" % n
+        marg = {}
+        for f in ("busy", "parties"):
+            d = [us(m, f) for m in R["direct"][k + "_m"]]
+            for t in targets:
+                marg[t, f] = [us(m, f) - x for m, x in zip(R[t][k + "_m"], d)]
+        for t in targets:
+            ms = R[t][k + "_m"]
+            acc = R[t].get(k + "_cpu")
+            cells = ["%.1f" % (1e6 * acc["cpu"] / acc["units"]) if acc else "–"]
+            for f in ("busy", "parties"):
+                mg = marg[t, f]
+                rs = [a / b for a, b in zip(marg["nginx", f], mg) if b > 0]
+                cells += ["%.1f" % med([us(m, f) for m in ms]), "%.1f" % med(mg),
+                          "–" if t == "direct" else "%.2f×; %.2f×" % (
+                              med(rs), med(marg["nginx", f]) / med(mg) if med(mg) > 0 else 0)]
+            cells += ["%.1f" % med([us(m, "kw") for m in ms]), "%.1f" % med([us(m, "ksirq") for m in ms])]
+            print("| %s | %d | %s |" % (t, n, " | ".join(cells)))
+    print("(CPU µs per request; machine = /proc/stat, all CPUs, total − idle − iowait; parties = "
+          "proxy + wrk + backend + kworker + ksoftirqd threads)")
+
+
 def threads(pid):
     out = []
     for tid in sorted(os.listdir("/proc/%d/task" % pid)):
@@ -109,6 +217,8 @@ def run_all(T):
     be_worker = B.nginx_worker(backend)
     ngx_proc, _ = B.start_nginx_stream(T, ngx, be_pp)
     port, pids, procs = {"nginx": ngx}, {"nginx": [B.nginx_worker(ngx_proc)]}, [backend, ngx_proc]
+    if os.environ.get("PROTO_DIRECT", "1") == "1":
+        port["direct"], pids["direct"] = be_direct, []
     for m in MODES:
         (p,) = B.free_ports(1)
         proc = B.spawn([exe, m, str(p), str(be_pp)], os.path.join(T, m + ".log"))
@@ -126,12 +236,13 @@ def run_all(T):
             raise B.Abort("sanity check failed: GET / through %s" % t)
     with open("/proc/loadavg") as f:
         B.log("load average before: %s" % " ".join(f.read().split()[:3]))
-    run_ = B.Runner(T, targets, pids, procs, [be_worker])
+    run_ = MachineRunner(T, targets, pids, procs, [be_worker], [be_worker])
     for t in targets:
         B.wrk(port[t], False, 1, conns=64)
     B.interleaved(run_, targets, port, ROUNDS, CONNS, False, DURATION)
     for t in targets:
-        B.log("%s threads after the runs: %s" % (t, ", ".join(threads(pids[t][0]))))
+        if pids[t]:
+            B.log("%s threads after the runs: %s" % (t, ", ".join(threads(pids[t][0]))))
     with open("/proc/loadavg") as f:
         B.log("load average after: %s" % " ".join(f.read().split()[:3]))
     R = run_.R
@@ -141,6 +252,8 @@ def run_all(T):
     for n in CONNS:
         k = "ka%d" % n
         for t in targets:
+            if not pids[t]:
+                continue
             eff = R[t][k + "_eff"]
             ratios = [a / b for a, b in zip(eff, R["nginx"][k + "_eff"])]
             acc = R[t][k + "_cpu"]
@@ -149,10 +262,12 @@ def run_all(T):
                   % (t, n, statistics.median(R[t][k]), statistics.median(eff),
                      statistics.median(ratios), min(ratios), max(ratios),
                      100 * acc["user"] / us if us else 0, 100 * acc["sys"] / us if us else 0))
+    if "direct" in targets:
+        machine_table(R, targets)
     if PERF:
         os.makedirs(PERF, exist_ok=True)
         for n in CONNS:
-            for t in targets:
+            for t in (x for x in targets if pids[x]):
                 pid = str(pids[t][0])
                 stat = os.path.join(PERF, "stat-%s-%d.txt" % (t, n))
                 rec = os.path.join(PERF, "rec-%s-%d.data" % (t, n))
@@ -168,7 +283,7 @@ def run_all(T):
                             f.write("%d %.3f\n" % (reqs, secs))
         B.log("perf output in %s" % PERF)
         for n in CONNS:
-            for t in targets:
+            for t in (x for x in targets if pids[x]):
                 sh = split_samples(os.path.join(PERF, "rec-%s-%d.data" % (t, n)))
                 B.log("%-7s %3d conns: stack %.0f%%, sleep/wake %.0f%%, rest %.0f%%"
                       % (t, n, sh["stack"], sh["sleep/wake"], sh["rest"]))
