@@ -246,6 +246,8 @@ def run_all(T):
     with open("/proc/loadavg") as f:
         B.log("load average after: %s" % " ".join(f.read().split()[:3]))
     R = run_.R
+    B.log("wrk errors (socket errors + non-2xx): %s"
+          % ", ".join("%s %d" % (t, R[t]["errors"]) for t in targets))
     print("\n| target | conns | req/s (median) | req per proxy CPU-s (median) | × nginx stream "
           "(median of same-round ratios) | user / sys share |")
     print("|---|---:|---:|---:|---:|---|")
