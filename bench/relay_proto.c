@@ -24,8 +24,10 @@
  *              stream-verdict program redirects every skb to the peer socket's
  *              egress, then sends the first bytes on: from there on the bytes
  *              never reach user space. The process only watches for the end
- *              (EPOLLRDHUP, HUP, ERR) and closes both. Needs root (CAP_BPF and
- *              CAP_NET_ADMIN); raw bpf(2) and a hand-assembled program, no libbpf.
+ *              (EPOLLRDHUP, HUP, ERR) and closes both, which loses whatever a
+ *              kworker had not yet sent of the last bytes (bench/PROFILE.md: fine
+ *              for keep-alive measurements, not for a proxy). Needs root (CAP_BPF
+ *              and CAP_NET_ADMIN); raw bpf(2), a hand-assembled program, no libbpf.
  *
  * Every accepted connection dials 127.0.0.1:BACKEND_PORT (blocking connect: on
  * loopback it completes at once), sends a PROXY v1 line as nginx stream does, and
