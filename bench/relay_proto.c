@@ -264,7 +264,10 @@ dead:
 	e_close(c);
 }
 
-static void run_epoll(int lfd)
+/* The loop of the epoll modes and of sockmap: the listener's event carries 0,
+ * a connection's its pointer with the side in bit 0. */
+static void epoll_loop(int lfd, void (*accept_all)(int), void (*event)(uint64_t, uint32_t),
+		       void (*reap)(void))
 {
 	struct epoll_event evs[1024];
 	ep = epoll_create1(EPOLL_CLOEXEC);
@@ -273,19 +276,32 @@ static void run_epoll(int lfd)
 	for (;;) {
 		int n = epoll_wait(ep, evs, 1024, -1);
 		for (int k = 0; k < n; k++) {
-			uint64_t u = evs[k].data.u64;
-			if (!u) {
-				e_accept(lfd);
-				continue;
-			}
-			e_event((struct econn *)(uintptr_t)(u & ~1ULL), (int)(u & 1), evs[k].events);
+			if (!evs[k].data.u64)
+				accept_all(lfd);
+			else
+				event(evs[k].data.u64, evs[k].events);
 		}
-		while (graveyard) {
-			struct econn *c = graveyard;
-			graveyard = c->next_dead;
-			free(c);
-		}
+		reap();
 	}
+}
+
+static void e_event_u(uint64_t u, uint32_t ev)
+{
+	e_event((struct econn *)(uintptr_t)(u & ~1ULL), (int)(u & 1), ev);
+}
+
+static void e_reap(void)
+{
+	while (graveyard) {
+		struct econn *c = graveyard;
+		graveyard = c->next_dead;
+		free(c);
+	}
+}
+
+static void run_epoll(int lfd)
+{
+	epoll_loop(lfd, e_accept, e_event_u, e_reap);
 }
 
 /* ---- io_uring -------------------------------------------------------------- */
@@ -857,6 +873,41 @@ static void s_hello(struct sconn *c)
 	}
 }
 
+static void s_accept(int lfd)
+{
+	for (;;) {
+		int cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd < 0)
+			return;
+		struct sconn *c = calloc(1, sizeof *c);
+		c->fd[0] = cfd;
+		c->slot = -1;
+		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP,
+					 .data.u64 = (uint64_t)(uintptr_t)c};
+		epoll_ctl(ep, EPOLL_CTL_ADD, cfd, &ev);
+	}
+}
+
+static void s_event(uint64_t u, uint32_t ev)
+{
+	struct sconn *c = (struct sconn *)(uintptr_t)(u & ~1ULL);
+	if (c->dead)
+		return;
+	if (c->slot < 0 && (ev & EPOLLIN))
+		s_hello(c);
+	else
+		s_close(c); /* RDHUP, HUP or ERR on either side: no half-close */
+}
+
+static void s_reap(void)
+{
+	while (s_graveyard) {
+		struct sconn *c = s_graveyard;
+		s_graveyard = c->next_dead;
+		free(c);
+	}
+}
+
 static void run_sockmap(int lfd)
 {
 	smap = map_create(BPF_MAP_TYPE_SOCKMAP, 4, 4, 2 * MAXC);
@@ -871,42 +922,7 @@ static void run_sockmap(int lfd)
 		die("BPF_PROG_ATTACH");
 	for (int k = MAXC - 1; k >= 0; k--)
 		s_free[s_nfree++] = k;
-	struct epoll_event evs[1024];
-	ep = epoll_create1(EPOLL_CLOEXEC);
-	struct epoll_event lev = {.events = EPOLLIN, .data.u64 = 0};
-	epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &lev);
-	for (;;) {
-		int n = epoll_wait(ep, evs, 1024, -1);
-		for (int k = 0; k < n; k++) {
-			uint64_t u = evs[k].data.u64;
-			if (!u) {
-				for (;;) {
-					int cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-					if (cfd < 0)
-						break;
-					struct sconn *c = calloc(1, sizeof *c);
-					c->fd[0] = cfd;
-					c->slot = -1;
-					struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP,
-								 .data.u64 = (uint64_t)(uintptr_t)c};
-					epoll_ctl(ep, EPOLL_CTL_ADD, cfd, &ev);
-				}
-				continue;
-			}
-			struct sconn *c = (struct sconn *)(uintptr_t)(u & ~1ULL);
-			if (c->dead)
-				continue;
-			if (c->slot < 0 && (evs[k].events & EPOLLIN))
-				s_hello(c);
-			else
-				s_close(c); /* RDHUP, HUP or ERR on either side: no half-close */
-		}
-		while (s_graveyard) {
-			struct sconn *c = s_graveyard;
-			s_graveyard = c->next_dead;
-			free(c);
-		}
-	}
+	epoll_loop(lfd, s_accept, s_event, s_reap);
 }
 
 int main(int argc, char **argv)
