@@ -134,6 +134,9 @@ build/fuzz/%: tests/fuzz/%.c $(FUZZ_COMMON) | $(BUILD)/.test-deps
 	$(Q)$(CLANG) -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
 	    -o $@ $< $(FUZZ_COMMON) $(PKG_CFLAGS) $(PKG_LIBS) $(LDLIBS_ALL)
 
+# compiled into its harness: worker/ is not in FUZZ_COMMON
+build/fuzz/fuzz_tlsrec: worker/tlsrec.c worker/tlsrec.h
+
 fuzz-short: $(FUZZ_BIN)
 	$(Q)tools/fuzz.sh 15 $(FUZZ_BIN)
 
