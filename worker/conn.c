@@ -91,17 +91,28 @@ static void on_connect(uv_connect_t *req, int status)
     struct pt_dial *d = req->data;
     if (status == UV_ECANCELED || d->cancelled)
         return;
-    if (status != 0) {
+    if (status != 0)
         pt_dial_abandon(d);
-    } else {
-        if (d->health)
-            pt_health_report(d->health, &d->servers[d->ix], true);
-        d->ops->connected(d);
-    }
+    else
+        pt_dial_connected(d);
+}
+
+void pt_dial_connected(struct pt_dial *d)
+{
+    d->raw_open = false;
+    if (d->health)
+        pt_health_report(d->health, &d->servers[d->ix], true);
+    d->ops->connected(d);
 }
 
 static void connect_to(struct pt_dial *d, const struct sockaddr *sa)
 {
+    if (d->ops->connect_raw) {
+        d->raw_open = true;
+        if (d->ops->connect_raw(d, sa) != 0)
+            pt_dial_abandon(d);
+        return;
+    }
     d->tcp = d->ops->attempt(d);
     d->creq.data = d;
     if (uv_tcp_connect(&d->creq, d->tcp, sa, on_connect) != 0)
@@ -165,6 +176,7 @@ void pt_dial_start(struct pt_dial *d, const struct pt_dial_ops *ops, uv_loop_t *
     d->n_servers = n;
     d->ix = 0;
     d->tcp = NULL;
+    d->raw_open = false;
     d->cancelled = false;
     dial_try(d);
 }
@@ -179,10 +191,15 @@ void pt_dial_next(struct pt_dial *d)
 
 void pt_dial_abandon(struct pt_dial *d)
 {
-    if (uv_is_closing((uv_handle_t *)d->tcp))
+    if (d->ops->connect_raw ? !d->raw_open : uv_is_closing((uv_handle_t *)d->tcp))
         return;
     if (d->health)
         pt_health_report(d->health, &d->servers[d->ix], false);
+    if (d->ops->connect_raw) {
+        d->raw_open = false;
+        d->ops->raw_failed(d);
+        return;
+    }
     uv_close((uv_handle_t *)d->tcp, d->ops->attempt_closed);
 }
 

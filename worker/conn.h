@@ -104,6 +104,17 @@ struct pt_dial_ops {
      * start here (libuv delivers nothing before the connect ends): one
      * registration with epoll then serves the connect and the reads. */
     void (*connecting)(struct pt_dial *d);
+    /* Raw mode (optional; then <attempt>, <attempt_closed> and <connecting>
+     * are not used): a socket of the caller's own, not a libuv handle (the
+     * relay's, worker/evq.h). Starts a non-blocking connect to <sa> with the
+     * connect timeout armed; returns 0 (the caller then reports the outcome
+     * with pt_dial_connected or pt_dial_abandon) or a negative errno (this
+     * attempt failed: <raw_failed> follows at once). */
+    int (*connect_raw)(struct pt_dial *d, const struct sockaddr *sa);
+    /* Raw mode: the attempt failed (refused, timed out, or connect_raw
+     * returned an error): the caller closes its socket and calls
+     * pt_dial_next unless it is closing. */
+    void (*raw_failed)(struct pt_dial *d);
 };
 
 struct pt_dial {
@@ -117,6 +128,7 @@ struct pt_dial {
     uv_getaddrinfo_t gai;
     uv_connect_t creq;
     bool gai_pending;
+    bool raw_open;                     /* raw mode: an attempt under way */
     bool cancelled;                    /* the caller is closing: callbacks do nothing */
 };
 
@@ -128,8 +140,12 @@ void pt_dial_start(struct pt_dial *d, const struct pt_dial_ops *ops, uv_loop_t *
 /* After a failed attempt's handle is closed: the next server. */
 void pt_dial_next(struct pt_dial *d);
 
-/* The current attempt failed (the caller's connect timeout expired): its
- * handle closes with ops->attempt_closed. */
+/* Raw mode: the attempt's socket is connected (SO_ERROR 0 once writable). */
+void pt_dial_connected(struct pt_dial *d);
+
+/* The current attempt failed (the caller's connect timeout expired, or in
+ * raw mode its socket reported an error): its handle closes with
+ * ops->attempt_closed (raw mode: ops->raw_failed). */
 void pt_dial_abandon(struct pt_dial *d);
 
 /* The server in use (d->ix, connected) did not answer in time or answered

@@ -11,17 +11,26 @@
  * SNI among the streams of its listener, and on the TLS listeners a hello
  * that offers a stream's ALPN for one of its names goes to that stream.
  *
+ * Sockets: the relay's are raw descriptors, not libuv streams: each is
+ * added once to the worker's edge-triggered epoll instance (worker/evq.h)
+ * when it must be waited for, never modified, and removed by its close(2).
+ * An edge sets the side's readiness (rd_ready, wr_ready); a side is read
+ * with recv(2) until EAGAIN or a short read, written with send(2), and the
+ * readiness is cleared only by the call that found the socket empty (full).
+ * One step function per state does what the readiness allows. A client
+ * handed to the HTTP engine becomes a libuv handle then (taken out of the
+ * instance first if it was in it).
+ *
  * Memory: while routing, a connection holds the bytes received so far (at
  * most PT_CLIENTHELLO_MAX + one read). Once relaying, reads land in one
  * per-worker buffer and are written straight on with send(2); only what
  * the peer's socket does not take at once is copied and held, and the side
- * it came from stops reading until it is written (backpressure). An idle
+ * it came from is not read until it is written (backpressure). An idle
  * established connection therefore owns no I/O buffer at all.
  *
  * Bulk: once one read brings SPLICE_AFTER bytes or more, the connection
- * switches to splice(2) (worker/splice.h): a pipe per direction, the raw
- * sockets watched with uv_poll instead of libuv's reads, and the bytes stay
- * in the kernel. The rules are the same in both modes: a direction stops
+ * switches to splice(2) (worker/splice.h): a pipe per direction, driven by
+ * the same events, and the bytes stay in the kernel. The rules are the same in both modes: a direction stops
  * reading while what it read is not written on (the pipe is its buffer),
  * an EOF is passed on as a half-close once everything before it is out, an
  * error or RST as an RST, and moving bytes either way is activity for the
@@ -33,11 +42,13 @@
 #include "common/clienthello.h"
 #include "common/proxyproto.h"
 #include "worker/conn.h"
+#include "worker/evq.h"
 #include "worker/httpproxy.h"
 #include "worker/splice.h"
 #include "worker/writer.h"
 
 #include <errno.h>
+#include <sys/epoll.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <netinet/tcp.h>
@@ -46,6 +57,10 @@
 #define READ_BUF (64 * 1024)
 #define SPLICE_AFTER (32 * 1024) /* one read this large: a bulk transfer */
 #define HELLO_BUF_MIN 2048
+/* Reads (or splice rounds) per direction in one step: past it, the rest
+ * waits one loop turn (pt_evq_again), so one busy connection does not hold
+ * the loop. */
+#define STEP_ROUNDS 8
 
 enum pass_state {
     PASS_PROXY_HDR = 0, /* reading a PROXY header from a trusted front */
@@ -57,21 +72,21 @@ enum pass_state {
 };
 
 struct side {
-    /* The handle. The backend's is <own>; the client's is allocated on its
-     * own, because it moves to the HTTP engine when the route says offload
-     * (or on port 80): whoever holds it closes it and frees it in the close
-     * callback. */
-    uv_tcp_t *tcp;
-    uv_tcp_t own;
+    struct pt_evq_item ev; /* its socket's edges (once watched) */
+    int fd;           /* owned: the socket, or -1 (closed; the client's also
+                         once handed to the HTTP engine) */
     struct pass *c;
-    bool init;        /* handle initialised (must be closed) */
+    bool watched;     /* added to the worker's evq */
+    bool rd_ready;    /* an edge said readable, no read found it empty since */
+    bool wr_ready;    /* an edge said writable, no write found it full since */
+    bool hup;         /* the peer's FIN or an error was signalled: read to
+                         the end (a short read does not mean drained) */
     bool eof;         /* no more bytes will come from this side */
     bool shut;        /* we shut down our writing towards this side */
-    bool reading;
     bool gone;        /* a read, write or shutdown failed: the peer reset it,
                          so its close sends nothing and needs no RST of ours */
-    struct pt_writer out; /* bytes to this side (bound once its socket is
-                             connected): what the socket did not take at once */
+    struct pt_writer out; /* bytes to this side (raw mode): what the socket
+                             did not take at once */
     uint64_t bytes;   /* bytes received from this side */
     int outq;         /* kernel send queue seen at the last idle check */
     struct spside *sp; /* owned: set once spliced (allocated then, so that
@@ -80,8 +95,6 @@ struct side {
 
 /* A side of a spliced connection. */
 struct spside {
-    uv_poll_t poll;             /* readiness of the side's socket; data: the side */
-    int pmask;                  /* the events poll is started with; 0: stopped */
     struct pt_splice_pipe pipe; /* owned: bytes from the peer, to write to this side */
     bool pipe_full;             /* the pipe took no more: the peer is not read
                                    until bytes leave it */
@@ -111,31 +124,25 @@ struct pass {
     size_t hlen, hcap;
     char sni[256];
     size_t sni_len;
-    unsigned handles; /* open handles and requests; freed at zero */
+    unsigned handles; /* the timer and a name lookup; freed at zero */
     uint64_t start_ms;
     const char *result; /* for the access log; set where the outcome is known */
     bool connected;     /* c->target holds the server we relay to */
     bool handed_off;    /* offload took the socket: log nothing here */
-    bool spliced;       /* relaying with splice: cli.sp and srv.sp (their polls) are open */
+    bool spliced;       /* relaying with splice: cli.sp and srv.sp are set */
     bool copy_only;     /* splicing could not start: no second try */
     struct pt_conntrack ct; /* in the worker's registry: bans cut it */
 };
 
-/* Per-worker read buffer: libuv calls alloc_cb then read_cb for one stream
- * at a time on this single thread, and read_cb consumes or copies it. */
+/* Per-worker read buffer: one read at a time on this single thread, and
+ * the bytes are sent on or copied before the next. */
 static uint8_t read_buf[READ_BUF];
 static uint8_t hello_scratch[PT_CLIENTHELLO_MAX];
 
 static void relay_start(struct pass *c);
 static const struct pt_dial_ops dial_ops;
-static void start_reading(struct side *s);
-static void stop_reading(struct side *s);
+static int start_reading(struct side *s);
 static void pass_close(struct pass *c, bool reset);
-
-static struct pass *side_conn(uv_handle_t *h)
-{
-    return ((struct side *)h->data)->c;
-}
 
 /* Idle time allowed while relaying: the stream's own, else the daemon's. */
 static uint32_t idle_ms(const struct pass *c)
@@ -188,19 +195,6 @@ static void on_timer_closed(uv_handle_t *h)
     release(h->data);
 }
 
-static void on_side_closed(uv_handle_t *h)
-{
-    struct side *s = h->data;
-    struct pass *c = s->c;
-    /* The client's socket handle is freed here; a splice poll (also a
-     * side's) lives in its spside. */
-    if (s == &c->cli && h == (uv_handle_t *)s->tcp) {
-        free(h);
-        s->tcp = NULL;
-        s->init = false;
-    }
-    release(c);
-}
 
 /* Bytes read from the peer and not yet written to <s>. */
 static bool queued_to(const struct side *s)
@@ -208,10 +202,23 @@ static bool queued_to(const struct side *s)
     return pt_writer_queued(&s->out) > 0 || (s->sp && s->sp->pipe.len > 0);
 }
 
-static void close_side(struct side *s, bool reset)
+/* Closes the side's socket at once (close(2) takes it out of the evq);
+ * with an RST when <reset> (an RST from one side passed on: the other end
+ * must not mistake a cut transfer for a complete one). Bytes still queued
+ * to it are dropped. */
+static void close_side(struct pass *c, struct side *s, bool reset)
 {
-    if (s->init)
-        pt_conn_close_tcp(s->tcp, reset && !s->gone, on_side_closed);
+    if (s->fd < 0)
+        return;
+    pt_evq_forget(&c->w->evq, &s->ev);
+    if (reset && !s->gone) {
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+    close(s->fd);
+    s->fd = -1;
+    s->watched = false;
+    pt_writer_drop(&s->out);
 }
 
 static void pass_close(struct pass *c, bool reset)
@@ -221,13 +228,8 @@ static void pass_close(struct pass *c, bool reset)
     c->state = PASS_CLOSING;
     pt_dial_cancel(&c->dial);
     pt_conn_closing(&c->ct, &c->dl, on_timer_closed);
-    if (c->spliced) {
-        /* Before the sockets: a poll watches their descriptors. */
-        uv_close((uv_handle_t *)&c->cli.sp->poll, on_side_closed);
-        uv_close((uv_handle_t *)&c->srv.sp->poll, on_side_closed);
-    }
-    close_side(&c->cli, reset);
-    close_side(&c->srv, reset);
+    close_side(c, &c->cli, reset);
+    close_side(c, &c->srv, reset);
 }
 
 /* A ban came for the client: cut both sides at once. */
@@ -240,16 +242,12 @@ static void pass_kill(struct pt_conntrack *ct)
     pass_close(c, true);
 }
 
-/* Answers the client (a TLS alert) and closes once the bytes are written
- * (on_side_written). */
+/* Answers the client (a TLS alert, a few bytes that a fresh socket's
+ * buffer always takes) and closes. */
 static void answer_and_close(struct pass *c, const void *data, size_t len)
 {
-    stop_reading(&c->cli);
-    pt_deadline_stop(&c->dl);
-    if (pt_writer_send(&c->cli.out, data, len, 0) == 1)
-        c->handles++;
-    else
-        pass_close(c, false);
+    pt_writer_send(&c->cli.out, data, len, 0);
+    pass_close(c, false);
 }
 
 static void send_alert(struct pass *c, uint8_t desc)
@@ -266,10 +264,8 @@ static void send_alert(struct pass *c, uint8_t desc)
  * slowly can go longer than the idle timeout without a write callback. */
 static bool draining(struct side *s)
 {
-    uv_os_fd_t fd;
     int q = 0;
-    if (!queued_to(s) || uv_fileno((uv_handle_t *)s->tcp, &fd) != 0 ||
-        ioctl(fd, SIOCOUTQ, &q) != 0)
+    if (!queued_to(s) || ioctl(s->fd, SIOCOUTQ, &q) != 0)
         return false;
     bool moved = q != s->outq;
     s->outq = q;
@@ -303,10 +299,9 @@ static void on_expired(struct pt_deadline *dl)
 
 /* ---- routing ------------------------------------------------------------ */
 
-static void alloc_hello(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+/* Room for the next read of the client's first bytes. */
+static uint8_t *hello_room(struct pass *c, size_t *room)
 {
-    struct pass *c = side_conn(h);
-    (void)hint;
     if (c->hcap - c->hlen < 512) {
         size_t cap = c->hcap ? c->hcap * 2 : HELLO_BUF_MIN;
         size_t max = PT_CLIENTHELLO_MAX + 512;
@@ -315,14 +310,20 @@ static void alloc_hello(uv_handle_t *h, size_t hint, uv_buf_t *buf)
         c->hbuf = pt_xrealloc(c->hbuf, cap);
         c->hcap = cap;
     }
-    *buf = uv_buf_init((char *)c->hbuf + c->hlen, (unsigned)(c->hcap - c->hlen));
+    *room = c->hcap - c->hlen;
+    return c->hbuf + c->hlen;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    free(h);
 }
 
 /* Gives the connection to the HTTP engine (offload, or any port-80
- * connection) with the bytes read so far: the engine takes the client's
- * handle itself (no second descriptor, no second epoll registration), and
- * this connection lets go of it and ends without a log line (the engine
- * logs). The bans registry tracks the engine's connection from here on;
+ * connection) with the bytes read so far: the client's socket becomes a
+ * libuv handle (out of the evq first, if it was waited for there) that the
+ * engine takes, and this connection lets go of it and ends without a log
+ * line (the engine logs). The bans registry tracks the engine's connection from here on;
  * this one leaves it as it closes. */
 static void hand_off(struct pass *c)
 {
@@ -338,14 +339,21 @@ static void hand_off(struct pass *c)
         .pre = c->hbuf,
         .pre_len = c->hlen,
     };
-    stop_reading(&c->cli);
-    uv_tcp_t *tcp = c->cli.tcp;
-    c->cli.tcp = NULL;
-    c->cli.init = false;
+    int fd = c->cli.fd;
+    if (c->cli.watched)
+        pt_evq_remove(&c->w->evq, fd, &c->cli.ev);
+    c->cli.watched = false;
+    uv_tcp_t *tcp = pt_xmalloc(sizeof(*tcp));
+    uv_tcp_init(c->w->loop, tcp);
+    if (uv_tcp_open(tcp, fd) != 0) {
+        uv_close((uv_handle_t *)tcp, on_handle_closed);
+        pass_close(c, false);
+        return;
+    }
+    c->cli.fd = -1;
     c->handed_off = true;
     pt_httpproxy_start(c->l, tcp, &info);
     pass_close(c, false);
-    release(c); /* the client handle's reference: the engine's now */
 }
 
 static void set_sni(struct pass *c, const struct pt_clienthello *ch)
@@ -412,10 +420,8 @@ static void handle_hello(struct pass *c)
     struct pt_clienthello ch;
     int rc = pt_clienthello_parse(c->hbuf, c->hlen, hello_scratch, &ch);
     if (rc == PT_ENEEDMORE) {
-        if (c->hlen >= PT_CLIENTHELLO_MAX)
+        if (c->hlen >= PT_CLIENTHELLO_MAX || start_reading(&c->cli) != 0)
             pass_close(c, false);
-        else
-            start_reading(&c->cli); /* (after first_read: not yet) */
         return;
     }
     if (rc < 0) {
@@ -470,17 +476,14 @@ static void begin_hello(struct pass *c)
             return;
         }
     }
-    start_reading(&c->cli);
+    if (start_reading(&c->cli) != 0)
+        pass_close(c, false);
 }
 
-static void on_proxy_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+static void on_proxy_read(struct pass *c, ssize_t n)
 {
-    struct pass *c = side_conn((uv_handle_t *)st);
-    (void)buf;
-    if (n == 0)
-        return;
-    if (n < 0) {
-        pass_close(c, n != UV_EOF);
+    if (n <= 0) {
+        pass_close(c, n != 0);
         return;
     }
     c->hlen += (size_t)n;
@@ -526,6 +529,63 @@ static void on_proxy_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     begin_hello(c);
 }
 
+/* ---- sockets ---------------------------------------------------------------- */
+
+static void on_side_event(struct pt_evq_item *it, uint32_t events);
+
+static void side_init(struct pass *c, struct side *s, int fd)
+{
+    memset(s, 0, sizeof(*s));
+    s->c = c;
+    s->fd = fd;
+    s->ev.ready = on_side_event;
+    pt_writer_init_fd(&s->out, fd, s);
+}
+
+/* Waits for the side's edges from now on (a no-op once it does). An edge
+ * already due (bytes that came before) is reported at once by the add. */
+static int start_reading(struct side *s)
+{
+    if (s->watched)
+        return 0;
+    int rc = pt_evq_add(&s->c->w->evq, s->fd, &s->ev);
+    s->watched = rc == 0;
+    return rc;
+}
+
+static bool socket_error(const struct side *s)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    return getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0;
+}
+
+static struct side *peer_of(struct pass *c, struct side *s)
+{
+    return s == &c->cli ? &c->srv : &c->cli;
+}
+
+/* One recv of at most <cap> bytes from <s>: the bytes (> 0), 0 at its end
+ * of stream, or a negative errno (-EAGAIN: nothing now, rd_ready cleared).
+ * A short read drained the socket: rd_ready is cleared too, unless the
+ * peer's FIN or an error is pending (the next read reports it, and no edge
+ * would come for it). */
+static ssize_t side_recv(struct side *s, uint8_t *buf, size_t cap)
+{
+    ssize_t n;
+    do
+        n = recv(s->fd, buf, cap, 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        n = -errno;
+        if (n == -EWOULDBLOCK)
+            n = -EAGAIN;
+    }
+    if (n == -EAGAIN || (n > 0 && (size_t)n < cap && !s->hup))
+        s->rd_ready = false;
+    return n;
+}
+
 /* ---- backend connection -------------------------------------------------- */
 
 static struct pass *dial_conn(struct pt_dial *d)
@@ -533,26 +593,34 @@ static struct pass *dial_conn(struct pt_dial *d)
     return PT_CONTAINER_OF(d, struct pass, dial);
 }
 
-static uv_tcp_t *dial_attempt(struct pt_dial *d)
+/* A raw non-blocking connect, its completion an edge of the same evq. */
+static int dial_connect_raw(struct pt_dial *d, const struct sockaddr *sa)
 {
     struct pass *c = dial_conn(d);
     struct side *s = &c->srv;
-    memset(s, 0, sizeof(*s));
-    s->c = c;
-    s->tcp = &s->own;
-    uv_tcp_init(c->w->loop, s->tcp);
-    s->tcp->data = s;
-    s->init = true;
-    c->handles++;
     c->state = PASS_CONNECT;
     pt_deadline_arm(&c->dl, c->snap->settings.connect_timeout_ms);
-    return s->tcp;
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    side_init(c, s, fd);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                              : sizeof(struct sockaddr_in);
+    if (connect(fd, sa, len) != 0 && errno != EINPROGRESS)
+        return -errno;
+    return start_reading(s);
 }
 
-/* The backend's reads start with its connect: see pt_dial_ops.connecting. */
-static void dial_connecting(struct pt_dial *d)
+/* The connecting socket had an edge: writable is connected, unless
+ * SO_ERROR says it failed. */
+static void connect_step(struct pass *c, uint32_t events)
 {
-    start_reading(&dial_conn(d)->srv);
+    if (events & (EPOLLERR | EPOLLHUP) || ((events & EPOLLOUT) && socket_error(&c->srv)))
+        pt_dial_abandon(&c->dial);
+    else if (events & EPOLLOUT)
+        pt_dial_connected(&c->dial);
 }
 
 static void dial_connected(struct pt_dial *d)
@@ -560,14 +628,13 @@ static void dial_connected(struct pt_dial *d)
     relay_start(dial_conn(d));
 }
 
-/* A failed attempt closes the server handle; its close callback moves on. */
-static void on_srv_failed_closed(uv_handle_t *h)
+/* A failed attempt: its socket closes, the next server is tried. */
+static void dial_raw_failed(struct pt_dial *d)
 {
-    struct pass *c = side_conn(h);
-    c->srv.init = false;
+    struct pass *c = dial_conn(d);
+    close_side(c, &c->srv, false);
     if (c->state == PASS_CONNECT)
-        pt_dial_next(&c->dial);
-    release(c);
+        pt_dial_next(d);
 }
 
 static void dial_exhausted(struct pt_dial *d)
@@ -595,64 +662,20 @@ static void dial_hold(struct pt_dial *d, bool take)
 }
 
 static const struct pt_dial_ops dial_ops = {
-    .attempt = dial_attempt,
     .connected = dial_connected,
-    .attempt_closed = on_srv_failed_closed,
     .exhausted = dial_exhausted,
     .hold = dial_hold,
-    .connecting = dial_connecting,
+    .connect_raw = dial_connect_raw,
+    .raw_failed = dial_raw_failed,
 };
 
-/* ---- relay ---------------------------------------------------------------- */
-
-static void alloc_relay(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-    (void)h;
-    (void)hint;
-    *buf = uv_buf_init((char *)read_buf, sizeof(read_buf));
-}
-
-static void on_relay_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf);
-static void splice_begin(struct pass *c);
-
-static bool socket_error(uv_tcp_t *t)
-{
-    uv_os_fd_t fd;
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (uv_fileno((uv_handle_t *)t, &fd) != 0)
-        return false;
-    return getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0;
-}
-
-static int side_fd(struct side *s)
-{
-    uv_os_fd_t fd = -1;
-    uv_fileno((uv_handle_t *)s->tcp, &fd);
-    return fd;
-}
-
-static struct side *peer_of(struct pass *c, struct side *s)
-{
-    return s == &c->cli ? &c->srv : &c->cli;
-}
-
-/* The client is read through one pair of callbacks whatever the state, so
- * it is started once and stopped only for backpressure or an answer. */
-static void alloc_client(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-    if (side_conn(h)->state == PASS_RELAY)
-        alloc_relay(h, hint, buf);
-    else
-        alloc_hello(h, hint, buf);
-}
+/* ---- the client before relaying ---------------------------------------------- */
 
 /* Bytes that come while the backend connects: kept for the replay. */
 static void on_early_read(struct pass *c, ssize_t n)
 {
-    if (n == UV_EOF) {
+    if (n == 0) {
         c->cli.eof = true; /* passed on once the buffered bytes are out */
-        stop_reading(&c->cli);
         return;
     }
     if (n < 0) {
@@ -661,22 +684,19 @@ static void on_early_read(struct pass *c, ssize_t n)
     }
     c->hlen += (size_t)n;
     c->cli.bytes += (uint64_t)n;
-    if (c->hcap - c->hlen < 512)
-        stop_reading(&c->cli); /* full: the kernel holds the rest for now */
 }
 
-static void on_client_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+/* <n>: bytes read into c->hbuf + c->hlen, 0 at the end of stream, or a
+ * negative errno (side_recv's, never -EAGAIN). */
+static void on_client_read(struct pass *c, ssize_t n)
 {
-    struct pass *c = side_conn((uv_handle_t *)st);
-    if (n == 0)
-        return;
     switch (c->state) {
     case PASS_PROXY_HDR:
-        on_proxy_read(st, n, buf);
+        on_proxy_read(c, n);
         break;
     case PASS_HELLO:
-        if (n < 0) {
-            pass_close(c, n != UV_EOF);
+        if (n <= 0) {
+            pass_close(c, n != 0);
             break;
         }
         c->hlen += (size_t)n;
@@ -688,44 +708,59 @@ static void on_client_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         on_early_read(c, n);
         break;
     case PASS_RELAY:
-        on_relay_read(st, n, buf);
-        break;
     case PASS_CLOSING:
         break;
     }
 }
 
-static void start_reading(struct side *s)
+/* Whether the client's bytes are wanted now, before relaying: while the
+ * backend connects, only into the room left in the hello buffer (the
+ * kernel holds the rest until the relay starts). */
+static bool client_wanted(const struct pass *c)
 {
-    if (s->reading || s->eof || !s->init || uv_is_closing((uv_handle_t *)s->tcp))
-        return;
-    bool cli = s == &s->c->cli;
-    if (uv_read_start((uv_stream_t *)s->tcp, cli ? alloc_client : alloc_relay,
-                      cli ? on_client_read : on_relay_read) == 0)
-        s->reading = true;
+    switch (c->state) {
+    case PASS_PROXY_HDR:
+    case PASS_HELLO:
+        return true;
+    case PASS_RESOLVE:
+    case PASS_CONNECT:
+        return !c->cli.eof && c->hcap - c->hlen >= 512;
+    default:
+        return false;
+    }
 }
 
-static void stop_reading(struct side *s)
+/* Reads the client while it has bytes and the state wants them. */
+static void client_step(struct pass *c)
 {
-    if (!s->reading)
-        return;
-    uv_read_stop((uv_stream_t *)s->tcp);
-    s->reading = false;
+    struct side *s = &c->cli;
+    while (s->fd >= 0 && s->rd_ready && client_wanted(c)) {
+        size_t room;
+        uint8_t *b = hello_room(c, &room);
+        ssize_t n = side_recv(s, b, room);
+        if (n == -EAGAIN)
+            break;
+        on_client_read(c, n);
+    }
 }
+
+/* ---- relay ---------------------------------------------------------------- */
+
+static bool splice_begin(struct pass *c);
 
 static void maybe_done(struct pass *c)
 {
     /* Both directions finished: each side sent EOF and got our FIN. */
-    if (c->cli.eof && c->srv.eof && c->cli.shut && c->srv.shut && !pt_writer_queued(&c->cli.out) &&
-        !pt_writer_queued(&c->srv.out))
+    if (c->cli.eof && c->srv.eof && c->cli.shut && c->srv.shut && !queued_to(&c->cli) &&
+        !queued_to(&c->srv))
         pass_close(c, false);
 }
 
-/* Passes the EOF of <from> on to its peer once everything before it is
- * written: a half-close, so the peer may still answer. */
+/* Passes the EOF of <to>'s peer on to <to> once everything before it is
+ * written: a half-close, so <to> may still answer. */
 static void forward_eof(struct pass *c, struct side *to)
 {
-    if (to->shut || pt_writer_queued(&to->out))
+    if (to->shut || queued_to(to))
         return;
     to->shut = true;
     /* When <to> has finished too and its own EOF was passed on, this ends
@@ -738,111 +773,123 @@ static void forward_eof(struct pass *c, struct side *to)
     maybe_done(c);
 }
 
-/* A queued write to <to> is out: relaying, the side it came from reads
- * again (or its EOF follows); an answer before relaying is out, so the
- * connection closes. */
-static void on_side_written(struct pt_writer *wr, int status, size_t tag)
+/* Moves what can move from <from> to <to> now: the bytes held for <to>
+ * first (its socket took no more before), then one read of <from> sent on,
+ * unless some is still held (backpressure: <from> waits). Returns 1 when
+ * something moved, 0 when nothing could, -1 when the relay must not go on
+ * here (the connection closed, or it switched to splice). */
+static int relay_move(struct pass *c, struct side *from, struct side *to)
 {
-    struct side *to = wr->data;
-    struct pass *c = to->c;
-    (void)tag;
-    if (c->state == PASS_RELAY) {
-        struct side *from = peer_of(c, to);
-        /* Bytes drained to a slow reader are activity too. */
-        pt_deadline_arm(&c->dl, idle_ms(c));
-        if (status != 0) {
+    int moved = 0;
+    if (pt_writer_queued(&to->out)) {
+        if (!to->wr_ready)
+            return 0;
+        size_t before = pt_writer_queued(&to->out);
+        ssize_t left = pt_writer_flush(&to->out);
+        if (left < 0) {
             to->gone = true;
             pass_close(c, true);
-        } else if (from->eof)
+            return -1;
+        }
+        if ((size_t)left < before) {
+            /* Bytes drained to a slow reader are activity too. */
+            pt_deadline_arm(&c->dl, idle_ms(c));
+            moved = 1;
+        }
+        if (left > 0) {
+            to->wr_ready = false;
+            return moved;
+        }
+        if (from->eof) {
             forward_eof(c, to);
-        else
-            start_reading(from);
-    } else {
-        pass_close(c, false);
+            return c->state == PASS_RELAY ? 1 : -1;
+        }
     }
-    release(c);
-}
-
-/* Writes <data> to <to>; while some of it waits, <from> stops reading. */
-static int relay_write(struct pass *c, struct side *from, struct side *to,
-                       const uint8_t *data, size_t n)
-{
-    int rc = pt_writer_send(&to->out, data, n, 0);
-    if (rc == 1) {
-        c->handles++;
-        stop_reading(from);
-        rc = 0;
-    }
-    return rc;
-}
-
-static void on_relay_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
-{
-    struct side *from = st->data;
-    struct pass *c = from->c;
-    struct side *to = peer_of(c, from);
-    if (n == 0)
-        return;
-    if (n == UV_EOF && buf->base == NULL && socket_error(from->tcp)) {
-        /* libuv 1.44 reports EOF on a hang-up after a partial read without
-         * reading again, so a pending reset would pass on as a clean FIN.
-         * That EOF comes with no buffer; one that read(2) returned (0: the
-         * peer's FIN) comes with the read buffer and needs no second look. */
-        n = UV_ECONNRESET;
-    }
-    if (n == UV_EOF) {
+    if (from->eof || !from->rd_ready)
+        return moved;
+    ssize_t n = side_recv(from, read_buf, sizeof(read_buf));
+    if (n == -EAGAIN)
+        return moved;
+    if (n == 0) {
         from->eof = true;
-        stop_reading(from);
         forward_eof(c, to);
-        maybe_done(c);
-        return;
+        return c->state == PASS_RELAY ? 1 : -1;
     }
     if (n < 0) {
         c->result = from == &c->cli ? "client_reset" : "server_reset";
         from->gone = true;
         pass_close(c, true);
-        return;
+        return -1;
     }
     from->bytes += (uint64_t)n;
     pt_deadline_arm(&c->dl, idle_ms(c));
-    if (relay_write(c, from, to, (const uint8_t *)buf->base, (size_t)n) != 0) {
+    int rc = pt_writer_send(&to->out, read_buf, (size_t)n, 0);
+    if (rc < 0) {
         to->gone = true;
         pass_close(c, true);
+        return -1;
     }
-    else if ((size_t)n >= SPLICE_AFTER)
-        splice_begin(c);
+    if (rc == 1)
+        to->wr_ready = false; /* it took part: full until its next edge */
+    else if ((size_t)n >= SPLICE_AFTER && splice_begin(c))
+        return -1;
+    return 1;
+}
+
+/* The relay's step: both directions, until nothing moves (or the round
+ * bound: then again on the next loop turn). */
+static void relay_step(struct pass *c)
+{
+    for (int round = 0; round < STEP_ROUNDS; round++) {
+        int a = relay_move(c, &c->cli, &c->srv);
+        if (a < 0)
+            return;
+        int b = relay_move(c, &c->srv, &c->cli);
+        if (b < 0)
+            return;
+        if (a == 0 && b == 0)
+            return;
+    }
+    pt_evq_again(&c->w->evq, &c->cli.ev);
 }
 
 /* ---- splice (bulk) ---------------------------------------------------------- */
 
-/* Moves bytes from <from> through to's pipe into <to> until neither moves
- * (bounded, so one busy connection does not hold the loop). Returns 0 or a
- * negative errno: the connection is cut (c->result set for a reading side). */
-static int pump(struct pass *c, struct side *from, struct side *to, bool *moved)
+/* Moves bytes from <from> through to's pipe into <to> while the sides'
+ * readiness allows (bounded: *<more> is set when it stopped with bytes
+ * still moving). Returns 0 or a negative errno: the connection is cut
+ * (c->result set for a reading side). */
+static int pump(struct pass *c, struct side *from, struct side *to, bool *moved, bool *more)
 {
     struct spside *t = to->sp;
-    for (int round = 0; round < 8; round++) {
+    for (int round = 0; round < STEP_ROUNDS; round++) {
         bool progress = false;
-        if (t->pipe.len) {
-            ssize_t n = pt_splice_out(&t->pipe, side_fd(to));
-            if (n < 0 && n != -EAGAIN)
+        if (t->pipe.len && to->wr_ready) {
+            ssize_t n = pt_splice_out(&t->pipe, to->fd);
+            if (n == -EAGAIN)
+                to->wr_ready = false;
+            else if (n < 0)
                 return (int)n;
             if (n > 0)
                 progress = true, t->pipe_full = false;
         }
         if (t->pipe.len >= t->pipe.cap)
             t->pipe_full = true; /* (splice would read 0 bytes: no EOF) */
-        if (!from->eof && !t->pipe_full) {
-            ssize_t n = pt_splice_in(side_fd(from), &t->pipe);
+        if (!from->eof && !t->pipe_full && from->rd_ready) {
+            ssize_t n = pt_splice_in(from->fd, &t->pipe);
             if (n > 0) {
                 progress = true;
                 from->bytes += (uint64_t)n;
-            } else if (n == 0 || n == -EAGAIN) {
-                /* EAGAIN with bytes in the pipe: it may be out of room
-                 * (pages, not bytes); it is read again once they leave. */
-                if (n == -EAGAIN)
-                    t->pipe_full = t->pipe.len > 0;
-                else if (socket_error(from->tcp)) /* see on_relay_read */
+            } else if (n == -EAGAIN) {
+                /* With bytes in the pipe it may be out of room (pages, not
+                 * bytes): read again once they leave; else drained. */
+                if (t->pipe.len > 0)
+                    t->pipe_full = true;
+                else
+                    from->rd_ready = false;
+            } else if (n == 0) {
+                /* A pending reset reads as an end of stream here. */
+                if (socket_error(from))
                     n = -ECONNRESET;
                 else
                     from->eof = true;
@@ -854,37 +901,23 @@ static int pump(struct pass *c, struct side *from, struct side *to, bool *moved)
         }
         *moved |= progress;
         if (!progress)
-            break;
+            return 0;
     }
+    *more = true;
     return 0;
 }
 
-static void on_poll(uv_poll_t *h, int status, int events);
-
-static void set_poll(struct side *s, int mask)
+/* Moves what the sides' readiness allows both ways and passes EOFs on. */
+static void splice_step(struct pass *c)
 {
-    if (mask == s->sp->pmask)
-        return;
-    s->sp->pmask = mask;
-    if (mask == 0)
-        uv_poll_stop(&s->sp->poll);
-    else
-        uv_poll_start(&s->sp->poll, mask, on_poll);
-}
-
-/* Moves what can move in the directions that <ready> sides allow (a side
- * that can be read feeds its peer, one that can be written drains its
- * pipe), passes EOFs on, and watches what the connection waits for next. */
-static void splice_step(struct pass *c, bool cli_to_srv, bool srv_to_cli)
-{
-    bool moved = false;
-    if ((cli_to_srv && pump(c, &c->cli, &c->srv, &moved) != 0) ||
-        (srv_to_cli && pump(c, &c->srv, &c->cli, &moved) != 0)) {
+    bool moved = false, more = false;
+    if (pump(c, &c->cli, &c->srv, &moved, &more) != 0 ||
+        pump(c, &c->srv, &c->cli, &moved, &more) != 0) {
         pass_close(c, true);
         return;
     }
     if (moved)
-        pt_deadline_arm(&c->dl, c->snap->settings.idle_timeout_ms);
+        pt_deadline_arm(&c->dl, idle_ms(c));
     for (struct side *to = &c->cli; to; to = to == &c->cli ? &c->srv : NULL) {
         struct side *from = peer_of(c, to);
         if (from->eof && !to->shut && to->sp->pipe.len == 0) {
@@ -899,43 +932,17 @@ static void splice_step(struct pass *c, bool cli_to_srv, bool srv_to_cli)
         pass_close(c, false);
         return;
     }
-    for (struct side *s = &c->cli; s; s = s == &c->cli ? &c->srv : NULL) {
-        struct side *peer = peer_of(c, s);
-        int mask = (!s->eof && !peer->sp->pipe_full ? UV_READABLE : 0) |
-                   (s->sp->pipe.len ? UV_WRITABLE : 0);
-        set_poll(s, mask);
-    }
+    if (more)
+        pt_evq_again(&c->w->evq, &c->cli.ev);
 }
 
-static void on_poll(uv_poll_t *h, int status, int events)
-{
-    struct side *s = h->data;
-    struct pass *c = s->c;
-    if (c->state == PASS_CLOSING)
-        return;
-    if (status < 0) {
-        /* An error on the socket (an RST came): passed on as an RST. */
-        c->result = s == &c->cli ? "client_reset" : "server_reset";
-        pass_close(c, true);
-        return;
-    }
-    /* Readable: this side feeds its peer; writable: its pipe drains (and
-     * the peer, stopped while the pipe was full, is read again). */
-    bool from_s = events & UV_READABLE, to_s = events & UV_WRITABLE;
-    if (s == &c->cli)
-        splice_step(c, from_s, to_s);
-    else
-        splice_step(c, to_s, from_s);
-}
-
-/* Takes the connection off libuv's reads and writes onto splice. Only
- * between two transfers: nothing queued, nothing half-closed, so no libuv
- * request is left on the sockets that the polls now watch. */
-static void splice_begin(struct pass *c)
+/* Switches the relay to splice. Only between two transfers: nothing
+ * queued, nothing half-closed. Returns whether it did. */
+static bool splice_begin(struct pass *c)
 {
     if (c->copy_only || c->spliced || c->state != PASS_RELAY || queued_to(&c->cli) ||
         queued_to(&c->srv) || c->cli.eof || c->srv.eof || c->cli.shut || c->srv.shut)
-        return;
+        return false;
     struct spside *sp[2] = {pt_xcalloc(1, sizeof(struct spside)),
                             pt_xcalloc(1, sizeof(struct spside))};
     sp[0]->pipe.rd = sp[0]->pipe.wr = sp[1]->pipe.rd = sp[1]->pipe.wr = -1;
@@ -945,22 +952,51 @@ static void splice_begin(struct pass *c)
         free(sp[0]);
         free(sp[1]);
         c->copy_only = true;
-        return;
+        return false;
     }
-    stop_reading(&c->cli);
-    stop_reading(&c->srv);
-    struct side *sides[2] = {&c->cli, &c->srv};
-    for (int i = 0; i < 2; i++) {
-        sides[i]->sp = sp[i];
-        /* Cannot fail: libuv watches the descriptor no more once reading
-         * stopped with no write queued. */
-        int rc = uv_poll_init_socket(c->w->loop, &sp[i]->poll, side_fd(sides[i]));
-        PT_ASSERT(rc == 0);
-        sp[i]->poll.data = sides[i];
-        c->handles++;
-    }
+    c->cli.sp = sp[0];
+    c->srv.sp = sp[1];
     c->spliced = true;
-    splice_step(c, true, true);
+    splice_step(c);
+    return true;
+}
+
+/* ---- events ------------------------------------------------------------------ */
+
+/* An edge of one of the connection's sockets (<events> 0: a run asked with
+ * pt_evq_again): its readiness is noted, and the state's step does what it
+ * allows. Edges of a socket closed earlier in the same batch find fd -1. */
+static void on_side_event(struct pt_evq_item *it, uint32_t events)
+{
+    struct side *s = PT_CONTAINER_OF(it, struct side, ev);
+    struct pass *c = s->c;
+    if (s->fd < 0 || c->state == PASS_CLOSING)
+        return;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        s->rd_ready = true;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        s->hup = true;
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+        s->wr_ready = true;
+    switch (c->state) {
+    case PASS_PROXY_HDR:
+    case PASS_HELLO:
+    case PASS_RESOLVE:
+    case PASS_CONNECT:
+        if (s == &c->cli)
+            client_step(c); /* (while connecting: bytes for the replay) */
+        else
+            connect_step(c, events);
+        break;
+    case PASS_RELAY:
+        if (c->spliced)
+            splice_step(c);
+        else
+            relay_step(c);
+        break;
+    case PASS_CLOSING:
+        break;
+    }
 }
 
 static void relay_start(struct pass *c)
@@ -976,12 +1012,9 @@ static void relay_start(struct pass *c)
         c->target = hp->sa;
         c->connected = true;
     } else {
-        int tlen = sizeof(c->target);
-        c->connected =
-            uv_tcp_getpeername(c->srv.tcp, (struct sockaddr *)&c->target, &tlen) == 0;
+        socklen_t tlen = sizeof(c->target);
+        c->connected = getpeername(c->srv.fd, (struct sockaddr *)&c->target, &tlen) == 0;
     }
-    uv_tcp_nodelay(c->srv.tcp, 1);
-    pt_writer_init(&c->srv.out, (uv_stream_t *)c->srv.tcp, on_side_written, &c->srv);
     if (c->be->proxy_protocol != PT_PP_NONE) {
         hn = pt_proxyproto_encode(c->be->proxy_protocol, (struct sockaddr *)&c->peer,
                                   (struct sockaddr *)&c->local, c->sni_len ? c->sni : NULL,
@@ -1001,45 +1034,45 @@ static void relay_start(struct pass *c)
     PT_FREE(c->hbuf);
     c->hlen = c->hcap = 0;
     pt_deadline_arm(&c->dl, idle_ms(c));
-    int rc = relay_write(c, &c->cli, &c->srv, first, total);
+    int rc = pt_writer_send(&c->srv.out, first, total, 0);
     free(first);
-    if (rc != 0) {
+    if (rc < 0 || start_reading(&c->cli) != 0) {
         pass_close(c, true);
         return;
     }
+    if (rc == 1)
+        c->srv.wr_ready = false;
     if (c->cli.eof)
         forward_eof(c, &c->srv); /* the client finished while we connected */
-    start_reading(&c->srv);
-    if (!pt_writer_queued(&c->srv.out))
-        start_reading(&c->cli);
+    if (c->state == PASS_RELAY)
+        relay_step(c);
 }
 
 /* ---- accept ---------------------------------------------------------------- */
 
 /* A TLS listener's connection comes with its hello (deferred accept,
  * PT_WORKER_DEFER_ACCEPT_S): read it now, without an epoll round first.
- * Routed to a passthrough backend, the client is then not read (nor
- * registered with epoll) before the relay starts. */
+ * Routed to a passthrough backend, the client is then not added to the
+ * evq before the relay starts, and routed to offload never. */
 static void first_read(struct pass *c)
 {
-    uv_buf_t b;
-    ssize_t n;
-    alloc_hello((uv_handle_t *)c->cli.tcp, 0, &b);
-    do
-        n = recv(side_fd(&c->cli), b.base, b.len, 0);
-    while (n < 0 && errno == EINTR);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    size_t room;
+    uint8_t *b = hello_room(c, &room);
+    ssize_t n = side_recv(&c->cli, b, room);
+    if (n == -EAGAIN) {
         /* Handed over without a byte: the client has been silent for the
          * whole deferral, which counts against its hello timeout (a SYN
          * cookie's connection comes at once: its deadline is that short). */
         uint32_t t = c->snap->settings.hello_timeout_ms;
         uint32_t waited = PT_WORKER_DEFER_ACCEPT_S * 1000u;
         pt_deadline_arm(&c->dl, t > waited ? t - waited : 0);
-        start_reading(&c->cli);
+        if (start_reading(&c->cli) != 0)
+            pass_close(c, false);
         return;
     }
-    on_client_read((uv_stream_t *)c->cli.tcp,
-                   n > 0 ? n : n == 0 ? UV_EOF : uv_translate_sys_error(errno), &b);
+    on_client_read(c, n);
+    /* A hello in parts: the rest is read as its edges come (if the first
+     * read filled the buffer, the add reported it ready). */
 }
 
 static void accept_conn(struct pt_listener *l, int fd, const struct sockaddr_storage *peer,
@@ -1083,27 +1116,16 @@ static void accept_conn(struct pt_listener *l, int fd, const struct sockaddr_sto
     }
     pt_worker_listener_hold(l);
     pt_conn_open(w, &c->ct, from_trusted ? NULL : &c->peer, pass_kill, &c->dl, c, on_expired);
-
-    c->cli.c = c;
-    c->srv.c = c;
-    c->cli.tcp = pt_xmalloc(sizeof(*c->cli.tcp));
-    c->srv.tcp = &c->srv.own;
-    uv_tcp_init(w->loop, c->cli.tcp);
-    c->cli.tcp->data = &c->cli;
-    c->handles = 2;
-    if (uv_tcp_open(c->cli.tcp, fd) != 0) {
-        close(fd);
-        c->cli.init = true;
-        pass_close(c, false);
-        return;
-    }
-    c->cli.init = true;
-    uv_tcp_nodelay(c->cli.tcp, 1);
-    pt_writer_init(&c->cli.out, (uv_stream_t *)c->cli.tcp, on_side_written, &c->cli);
+    c->handles = 1; /* the timer */
+    side_init(c, &c->cli, fd);
+    side_init(c, &c->srv, -1);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     pt_deadline_arm(&c->dl, c->snap->settings.hello_timeout_ms);
     if (from_trusted) {
         c->state = PASS_PROXY_HDR;
-        start_reading(&c->cli);
+        if (start_reading(&c->cli) != 0)
+            pass_close(c, false);
     } else if (l->kind == 's') {
         c->state = PASS_HELLO;
         first_read(c);

@@ -504,6 +504,7 @@ static void close_all(struct pt_worker *w)
     uv_close((uv_handle_t *)&w->sigterm, close_cb_noop);
     uv_close((uv_handle_t *)&w->sigint, close_cb_noop);
     pt_health_close(&w->health);
+    pt_evq_close(&w->evq);
     if (w->ipc_open) {
         w->ipc_open = false;
         uv_close((uv_handle_t *)&w->ipc, close_cb_noop);
@@ -914,6 +915,8 @@ int pt_worker_main(int argc, char **argv)
         listener_init(w, &w->listeners[i], PT_WORKER_FD_LISTEN0 + (int)i, kinds[i]);
 
     pt_health_init(&w->health, w->loop);
+    if (pt_evq_init(&w->evq, w->loop) != 0)
+        pt_panic(__FILE__, __LINE__, "epoll_create1 failed");
     uv_timer_init(w->loop, &w->stats_timer);
     uv_timer_init(w->loop, &w->drain_timer);
     uv_timer_init(w->loop, &w->resume_timer);

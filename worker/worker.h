@@ -15,6 +15,7 @@
 #include "common/snapshot.h"
 #include "common/tally.h"
 #include "worker/conntrack.h"
+#include "worker/evq.h"
 #include "worker/health.h"
 
 #include <uv.h>
@@ -97,6 +98,7 @@ struct pt_worker {
     bool alog_sock;             /* stdout is a socket: send(MSG_DONTWAIT) */
     struct pt_health health;    /* backend servers seen down by this worker */
     struct pt_tally tally;      /* traffic counters, from the access records */
+    struct pt_evq evq;          /* the relay's sockets (worker/passthrough.c) */
 };
 
 /* Entry point: argv = portierd --worker ID KINDS [STATE_DIR]. Returns the

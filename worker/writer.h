@@ -26,6 +26,7 @@
 #define PT_WRITER_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 struct pt_writer;
@@ -35,9 +36,11 @@ struct pt_writer;
 typedef void (*pt_writer_cb)(struct pt_writer *wr, int status, size_t tag);
 
 struct pt_writer {
-    uv_stream_t *stream; /* borrowed: the connected socket written to */
+    uv_stream_t *stream; /* borrowed: the connected socket written to; NULL
+                            in raw mode (pt_writer_init_fd) */
     int fd;              /* its descriptor */
     size_t queued;       /* bytes copied and queued, not yet written */
+    uint8_t *pend;       /* owned, raw mode: the queued bytes (queued of them) */
     size_t tags;         /* sum of the tags of queued writes */
     pt_writer_cb written;
     void *data;          /* the caller's */
@@ -46,6 +49,20 @@ struct pt_writer {
 /* Binds <wr> to <stream> (connected: it has a descriptor). Returns 0 or a
  * libuv error. */
 int pt_writer_init(struct pt_writer *wr, uv_stream_t *stream, pt_writer_cb written, void *data);
+
+/* Raw mode, for a socket that is not a libuv stream (the relay's, driven by
+ * worker/evq.h): the same direct send, but what the kernel does not take is
+ * held here until the owner, told the socket is writable, calls
+ * pt_writer_flush; there is no callback (<written> and tags unused). */
+void pt_writer_init_fd(struct pt_writer *wr, int fd, void *data);
+
+/* Raw mode: sends what is queued. Returns the bytes still queued (0: all
+ * out; > 0: the socket is full, flush again when it is writable), or a
+ * negative libuv error. */
+ssize_t pt_writer_flush(struct pt_writer *wr);
+
+/* Raw mode: drops what is queued (the socket is closing) and frees it. */
+void pt_writer_drop(struct pt_writer *wr);
 
 /* Writes <n> bytes: 0 when the kernel took them all now (and *<tag> stays
  * the caller's to give back), 1 when some were queued (<written> reports
