@@ -14,6 +14,8 @@ the medians, with each portier's same-round ratio to nginx stream.
 
 AB_STRACE=1 adds each target's system calls per connection (strace -c during
 a separate 3 s wrk run per connection count, after the timed rounds).
+AB_KEEPALIVE=1 measures keep-alive requests instead (the "ka" rows: requests
+per proxy CPU-second, system calls per request).
 """
 import os
 import statistics
@@ -31,6 +33,7 @@ ROUNDS = int(os.environ.get("AB_ROUNDS", "5"))
 CONNS = [int(x) for x in os.environ.get("AB_CONNS", "8,64,256").split(",") if x]
 DURATION = int(os.environ.get("AB_DURATION", "4"))
 STRACE = os.environ.get("AB_STRACE") == "1"  # then strace -c per connection too
+CLOSE = os.environ.get("AB_KEEPALIVE") != "1"  # new connections, else keep-alive requests
 BINS = {"A": os.environ.get("PORTIERD_A", B.PORTIERD), "B": os.environ.get("PORTIERD_B", B.PORTIERD)}
 
 
@@ -54,15 +57,16 @@ def main():
                 raise B.Abort("GET / through %s failed" % t)
             B.wrk(port[t], True, 1)  # warm-up
         run_ = B.Runner(T, targets, pids, [backend] + procs, [])
-        B.interleaved(run_, targets, port, ROUNDS, CONNS, True, DURATION, width=5)
+        B.interleaved(run_, targets, port, ROUNDS, CONNS, CLOSE, DURATION, width=5)
         R = run_.R
-        print("\nconnections per proxy CPU-second (median of %d rounds, %d s each); "
-              "ratio = median of same-round ratios to nginx stream" % (ROUNDS, DURATION))
+        print("\n%s per proxy CPU-second (median of %d rounds, %d s each); "
+              "ratio = median of same-round ratios to nginx stream"
+              % ("connections" if CLOSE else "keep-alive requests", ROUNDS, DURATION))
         print("| conns | A (%s) | B (%s) | nginx stream | A/nginx | B/nginx | B/A |"
               % (BINS["A"], BINS["B"]))
         print("|---:|---:|---:|---:|---:|---:|---:|")
         for n in CONNS:
-            k = "close%d_eff" % n
+            k = ("close%d_eff" if CLOSE else "ka%d_eff") % n
             e = {t: R[t][k] for t in targets}
             med = {t: statistics.median(e[t]) for t in targets}
 
@@ -76,7 +80,7 @@ def main():
             S = {}
             for t in targets:
                 for n in CONNS:
-                    S[(t, n)] = B.strace_counts(pids[t], lambda: B.wrk(port[t], True, 3, conns=n)[0],
+                    S[(t, n)] = B.strace_counts(pids[t], lambda: B.wrk(port[t], CLOSE, 3, conns=n)[0],
                                                 T, "%s-%d" % (t, n))
             names = sorted({k for c, _ in S.values() for k in c},
                            key=lambda k: -sum(S[x][0].get(k, (0, 0))[0] / S[x][1] for x in S))

@@ -77,8 +77,6 @@ int pt_evq_add(struct pt_evq *q, int fd, struct pt_evq_item *it)
         .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
         .data.ptr = it,
     };
-    it->next = NULL;
-    it->again = false;
     return epoll_ctl(q->fd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
 }
 

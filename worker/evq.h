@@ -37,7 +37,7 @@ typedef void (*pt_evq_cb)(struct pt_evq_item *it, uint32_t events);
  * the descriptor: the owner ignores them; it frees itself from a libuv
  * close callback, which never runs inside the dispatch). */
 struct pt_evq_item {
-    pt_evq_cb ready;
+    pt_evq_cb ready;          /* the rest starts zeroed */
     struct pt_evq_item *next; /* in the again list */
     bool again;               /* in the again list */
 };

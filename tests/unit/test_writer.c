@@ -169,3 +169,39 @@ Test(writer, shutdown_half_closes_at_once_only_when_nothing_is_queued)
     cr_assert_eq(read(fd, in, sizeof(in)), 4);
     rig_close(&r);
 }
+
+Test(writer, raw_mode_holds_what_the_socket_refuses_until_flushed)
+{
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    int small = 4096;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    struct pt_writer wr;
+    pt_writer_init_fd(&wr, sv[0], NULL);
+    static uint8_t big[256 * 1024], got[256 * 1024];
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (uint8_t)(i % 251);
+    cr_assert_eq(pt_writer_send(&wr, big, sizeof(big), 0), 1, "the rest is held");
+    size_t held = pt_writer_queued(&wr);
+    cr_assert(held > 0 && held < sizeof(big));
+    cr_assert_eq(pt_writer_send(&wr, "", 0, 0), 0);
+    size_t n = 0;
+    while (n < sizeof(big)) {
+        ssize_t r = read(sv[1], got + n, sizeof(got) - n);
+        if (r > 0)
+            n += (size_t)r;
+        ssize_t left = pt_writer_flush(&wr);
+        cr_assert_geq(left, 0);
+        cr_assert_eq((size_t)left, pt_writer_queued(&wr));
+    }
+    cr_assert_eq(pt_writer_queued(&wr), 0);
+    cr_assert_null(wr.pend, "freed once out");
+    cr_assert_eq(memcmp(big, got, sizeof(big)), 0, "in order");
+    cr_assert_eq(pt_writer_send(&wr, big, sizeof(big), 0), 1);
+    pt_writer_drop(&wr);
+    cr_assert_eq(pt_writer_queued(&wr), 0);
+    close(sv[1]);
+    cr_assert_lt(pt_writer_flush(&wr), 1, "nothing left to flush after drop");
+    cr_assert_lt(pt_writer_send(&wr, "x", 1, 0), 0, "a broken socket is an error");
+    close(sv[0]);
+}
