@@ -408,9 +408,9 @@ static void route(struct pass *c)
         hand_off(c);
         return;
     }
-    /* A client that is being read (its hello came in parts) keeps being read
-     * while the backend connects (what comes is buffered and replayed):
-     * stopping and restarting costs epoll_ctl calls on every connection. */
+    /* A client already waited for (its hello came in parts) keeps being
+     * read while the backend connects (what comes is buffered and
+     * replayed); one whose hello came whole is added with the relay. */
     pt_dial_start(&c->dial, &dial_ops, c->w->loop, &c->w->health, c->be->servers, c->be->n_servers);
 }
 
