@@ -84,8 +84,8 @@ def main():
                                                 T, "%s-%d" % (t, n))
             names = sorted({k for c, _ in S.values() for k in c},
                            key=lambda k: -sum(S[x][0].get(k, (0, 0))[0] / S[x][1] for x in S))
-            print("\nsystem calls per connection (strace -c, wrk 3 s, Connection: close; "
-                  "calls (failed))")
+            print("\nsystem calls per %s (strace -c, wrk 3 s; calls (failed))"
+                  % ("connection (Connection: close)" if CLOSE else "keep-alive request"))
             cols = [(t, n) for n in CONNS for t in targets]
             print("| call | " + " | ".join("%s %d" % c for c in cols) + " |")
             print("|---|" + "---:|" * len(cols))
