@@ -1622,9 +1622,10 @@ def passthrough_part(env):
             R[t]["idle"]["per_conn"], R[t]["idle"]["ok"], R[t]["idle"]["failed"]))
         run_.alive()
 
-    # The bulk rounds before any churn row: measured after the connection
-    # churn rows, the splicing relay's CPU per byte swung with the machine's
-    # state (bench/PROFILE.md, "The bulk row after connection churn").
+    # The bulk rounds before any churn row, so that they start from the same
+    # stated state in every run. The churn leaves nothing that makes relaying
+    # dearer, but the row swings with scheduling (bench/PROFILE.md, "The bulk
+    # row after connection churn"); the old position stays as row 5e.
     R["portier"]["bulk_state"] = {"start": sockstat()}
     for rnd in range(ROUNDS):
         for t in TARGETS[rnd % 4:] + TARGETS[:rnd % 4]:
