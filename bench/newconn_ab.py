@@ -14,7 +14,8 @@ the medians, with each portier's same-round ratio to nginx stream.
 
 AB_STRACE=1 adds each target's system calls per connection (strace -c during
 a separate 3 s wrk run per connection count, after the timed rounds).
-AB_KEEPALIVE=1 measures keep-alive requests instead (the "ka" rows: requests
+AB_BULK=N measures N 64 MiB downloads per target and round instead (MB per
+proxy CPU-second). AB_KEEPALIVE=1 measures keep-alive requests instead (the "ka" rows: requests
 per proxy CPU-second, system calls per request).
 """
 import os
@@ -34,6 +35,7 @@ CONNS = [int(x) for x in os.environ.get("AB_CONNS", "8,64,256").split(",") if x]
 DURATION = int(os.environ.get("AB_DURATION", "4"))
 STRACE = os.environ.get("AB_STRACE") == "1"  # then strace -c per connection too
 CLOSE = os.environ.get("AB_KEEPALIVE") != "1"  # new connections, else keep-alive requests
+BULK = int(os.environ.get("AB_BULK", "0"))  # 64 MiB downloads per round instead of wrk
 BINS = {"A": os.environ.get("PORTIERD_A", B.PORTIERD), "B": os.environ.get("PORTIERD_B", B.PORTIERD)}
 
 
@@ -41,7 +43,7 @@ def main():
     T = tempfile.mkdtemp(prefix="portier-ab.")
     try:
         be_pp, be_direct, be_plain = B.free_ports(3)
-        key, crt, www = B.make_files(T, big=False)
+        key, crt, www = B.make_files(T, big=BULK > 0)
         backend, _ = B.start_backend(T, key, crt, www, be_pp, be_direct, be_plain)
         ngx_port, pa, ha, aa, pb, hb, ab = B.free_ports(7)
         ngx_proc, _ = B.start_nginx_stream(T, ngx_port, be_pp)
@@ -57,8 +59,32 @@ def main():
                 raise B.Abort("GET / through %s failed" % t)
             B.wrk(port[t], True, 1)  # warm-up
         run_ = B.Runner(T, targets, pids, [backend] + procs, [])
-        B.interleaved(run_, targets, port, ROUNDS, CONNS, CLOSE, DURATION, width=5)
         R = run_.R
+        if BULK:
+            for rnd in range(ROUNDS):
+                for t in targets[rnd % 3:] + targets[:rnd % 3]:
+                    v = run_.measure(t, "bulk", B.bulk_fn(port[t], BULK))
+                    B.log("round %d %-5s %6.0f MB/s %6.0f MB/CPU-s"
+                          % (rnd + 1, t, v, R[t]["bulk_eff"][-1] / 1e6))
+            e = {t: R[t]["bulk_eff"] for t in targets}
+            print("\nbulk: MB per proxy CPU-second, median of %d rounds of %d downloads"
+                  % (ROUNDS, BULK))
+            print("| A | B | nginx stream | A/nginx | B/nginx | B/A |\n|---:|---:|---:|---:|---:|---:|")
+            rat = lambda x, y: statistics.median(a / b for a, b in zip(e[x], e[y]))  # noqa: E731
+            print("| %.0f | %.0f | %.0f | %.2f | %.2f | %.2f |"
+                  % tuple([statistics.median(e[t]) / 1e6 for t in targets]
+                          + [rat("A", "nginx"), rat("B", "nginx"), rat("B", "A")]))
+            if STRACE:
+                print("\nsystem calls per MiB (strace -c, %d downloads; calls (failed))" % BULK)
+                for t in targets:
+                    counts, units = B.strace_counts(pids[t], lambda: B.bulk_fn(port[t], BULK)()[0],
+                                                    T, "bulk-" + t)
+                    mib = units / 2**20
+                    print("%s: %s" % (t, ", ".join(
+                        "%s %.2f" % (k, v / mib) + (" (%.2f)" % (e / mib) if e else "")
+                        for k, (v, e) in sorted(counts.items(), key=lambda x: -x[1][0]))))
+            return 0
+        B.interleaved(run_, targets, port, ROUNDS, CONNS, CLOSE, DURATION, width=5)
         print("\n%s per proxy CPU-second (median of %d rounds, %d s each); "
               "ratio = median of same-round ratios to nginx stream"
               % ("connections" if CLOSE else "keep-alive requests", ROUNDS, DURATION))

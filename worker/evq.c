@@ -2,7 +2,6 @@
 #include "worker/evq.h"
 
 #include <errno.h>
-#include <sys/epoll.h>
 #include <unistd.h>
 
 #define BATCH 64
@@ -73,11 +72,14 @@ void pt_evq_close(struct pt_evq *q)
 
 int pt_evq_add(struct pt_evq *q, int fd, struct pt_evq_item *it)
 {
-    struct epoll_event ev = {
-        .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-        .data.ptr = it,
-    };
+    struct epoll_event ev = {.events = PT_EVQ_ALL | EPOLLET, .data.ptr = it};
     return epoll_ctl(q->fd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
+}
+
+int pt_evq_modify(struct pt_evq *q, int fd, struct pt_evq_item *it, uint32_t events)
+{
+    struct epoll_event ev = {.events = events | EPOLLET, .data.ptr = it};
+    return epoll_ctl(q->fd, EPOLL_CTL_MOD, fd, &ev) == 0 ? 0 : -errno;
 }
 
 int pt_evq_remove(struct pt_evq *q, int fd, struct pt_evq_item *it)

@@ -24,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 #include <uv.h>
 
 struct pt_evq_item;
@@ -63,6 +64,17 @@ void pt_evq_close(struct pt_evq *q);
 /* Adds socket <fd>, once, for edges of input, output, peer half-close,
  * errors. <it>->ready must be set. Returns 0 or a negative errno. */
 int pt_evq_add(struct pt_evq *q, int fd, struct pt_evq_item *it);
+
+/* What pt_evq_add asks for. */
+#define PT_EVQ_ALL (EPOLLIN | EPOLLOUT | EPOLLRDHUP)
+
+/* Changes what <fd> (added) is watched for to <events> (EPOLLIN, EPOLLOUT,
+ * EPOLLRDHUP; 0: only errors), edge-triggered still; an edge already due
+ * for what is asked again is reported at once. For the one case where the
+ * fixed mask costs more than the calls: a spliced transfer, whose sender's
+ * every arriving segment would wake the worker while the pipe is full
+ * (bench/PROFILE.md). Returns 0 or a negative errno. */
+int pt_evq_modify(struct pt_evq *q, int fd, struct pt_evq_item *it, uint32_t events);
 
 /* Takes <fd> out (before handing it to libuv, which adds it to its own
  * epoll: closing it would then not remove it from this one) and forgets

@@ -95,6 +95,7 @@ struct side {
 
 /* A side of a spliced connection. */
 struct spside {
+    uint32_t mask; /* what the side's socket is watched for (pt_evq_modify) */
     struct pt_splice_pipe pipe; /* owned: bytes from the peer, to write to this side */
     bool pipe_full;             /* the pipe took no more: the peer is not read
                                    until bytes leave it */
@@ -932,8 +933,20 @@ static void splice_step(struct pass *c)
         pass_close(c, false);
         return;
     }
-    if (more)
+    if (more) {
         pt_evq_again(&c->w->evq, &c->cli.ev);
+        return;
+    }
+    /* Watched only for what the transfer waits for: a side whose bytes
+     * have no room in the pipe is not (its segments would each wake the
+     * worker for nothing), nor one with nothing to write for writability. */
+    for (struct side *s = &c->cli; s; s = s == &c->cli ? &c->srv : NULL) {
+        struct side *peer = peer_of(c, s);
+        uint32_t want = (!s->eof && !peer->sp->pipe_full ? EPOLLIN | EPOLLRDHUP : 0) |
+                        (s->sp->pipe.len ? EPOLLOUT : 0);
+        if (want != s->sp->mask && pt_evq_modify(&c->w->evq, s->fd, &s->ev, want) == 0)
+            s->sp->mask = want;
+    }
 }
 
 /* Switches the relay to splice. Only between two transfers: nothing
@@ -956,6 +969,7 @@ static bool splice_begin(struct pass *c)
     }
     c->cli.sp = sp[0];
     c->srv.sp = sp[1];
+    sp[0]->mask = sp[1]->mask = PT_EVQ_ALL;
     c->spliced = true;
     splice_step(c);
     return true;

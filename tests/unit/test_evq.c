@@ -192,3 +192,21 @@ Test(evq, asking_again_from_the_run_waits_for_the_next_turn)
     cr_assert_not(uv_is_active((uv_handle_t *)&g.q.idle), "idle stops with the list empty");
     rig_close(&g);
 }
+
+Test(evq, modify_drops_an_interest_and_asking_again_reports_what_is_due)
+{
+    struct rig g;
+    struct rec r;
+    rig_added(&g, &r);
+    cr_assert_eq(pt_evq_modify(&g.q, g.fd, &r.it, 0), 0);
+    cr_assert_eq(write(g.peer, "x", 1), 1);
+    turn(&g);
+    cr_assert_eq(r.calls, 1, "not watched for input: no edge");
+    cr_assert_eq(pt_evq_modify(&g.q, g.fd, &r.it, EPOLLIN | EPOLLRDHUP), 0);
+    turn(&g);
+    cr_assert_eq(r.calls, 2, "bytes already there are reported when asked again");
+    cr_assert_eq(r.last & (EPOLLIN | EPOLLOUT), EPOLLIN, "writability was not asked");
+    turn(&g);
+    cr_assert_eq(r.calls, 2, "still edge-triggered");
+    rig_close(&g);
+}
