@@ -6,9 +6,10 @@
  * FIONBIO of uv_tcp_open, an epoll_ctl MOD each time a watcher changes, a
  * DEL at close, a level-triggered re-poll of every socket still readable,
  * read(2) through the VFS; bench/PROFILE.md). Here a socket is added ONCE
- * with EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET and never modified: close(2)
- * removes it from the instance (as long as no other descriptor shares the
- * socket: one handed to libuv must be removed first, pt_evq_remove).
+ * with EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET and not modified (but by a
+ * spliced transfer, pt_evq_modify): close(2) removes it from the instance
+ * (as long as no other descriptor shares the socket: one handed to libuv
+ * must be removed first, pt_evq_remove).
  *
  * Edge-triggered: an event says a side became readable or writable; the
  * owner remembers it and reads (writes) until EAGAIN, or asks to run again

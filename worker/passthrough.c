@@ -13,7 +13,8 @@
  *
  * Sockets: the relay's are raw descriptors, not libuv streams: each is
  * added once to the worker's edge-triggered epoll instance (worker/evq.h)
- * when it must be waited for, never modified, and removed by its close(2).
+ * when it must be waited for, not modified (but while spliced), and removed
+ * by its close(2).
  * An edge sets the side's readiness (rd_ready, wr_ready); a side is read
  * with recv(2) until EAGAIN or a short read, written with send(2), and the
  * readiness is cleared only by the call that found the socket empty (full).
@@ -30,7 +31,9 @@
  *
  * Bulk: once one read brings SPLICE_AFTER bytes or more, the connection
  * switches to splice(2) (worker/splice.h): a pipe per direction, driven by
- * the same events, and the bytes stay in the kernel. The rules are the same in both modes: a direction stops
+ * the same instance, and the bytes stay in the kernel. A spliced side is
+ * watched only for what the transfer waits for: a sender whose pipe is full
+ * would otherwise wake the worker with every segment. The rules are the same in both modes: a direction stops
  * reading while what it read is not written on (the pipe is its buffer),
  * an EOF is passed on as a half-close once everything before it is out, an
  * error or RST as an RST, and moving bytes either way is activity for the
