@@ -372,8 +372,11 @@ PHASES = ("lock", "sql", "encode", "commit", "handoff", "workers", "wakeup", "re
 def trace_phases(tmp, versions):
     """From portierd's log (PORTIER_COMMIT_TRACE=1): {phase: sorted ms} over
     the commits of <versions>, and "request" (the request's whole time in
-    the API: the commit's line of a lone write is followed by its request's)."""
-    want, out, last = set(versions), {ph: [] for ph in PHASES + ("request",)}, None
+    the API: the commit's line of a lone write is followed by its request's)
+    and "request - commit" (that time less the COMMIT and its fsync: what is
+    not the disk)."""
+    want, last, commit = set(versions), None, 0
+    out = {ph: [] for ph in PHASES + ("request", "request - commit")}
     for line in open(os.path.join(tmp, "portierd.log"), errors="replace"):
         for tag in ("commit trace: ", "request trace: "):
             i = line.find(tag)
@@ -384,7 +387,9 @@ def trace_phases(tmp, versions):
         f = line[i + len(tag):].split()
         if tag == "request trace: ":
             if last is not None:
-                out["request"].append(int(dict(zip(f[1::2], f[2::2]))["total_us"]) / 1000)
+                us = int(dict(zip(f[1::2], f[2::2]))["total_us"])
+                out["request"].append(us / 1000)
+                out["request - commit"].append((us - commit) / 1000)
             last = None
             continue
         kv = dict(zip(f[0::2], f[1::2]))
@@ -392,6 +397,7 @@ def trace_phases(tmp, versions):
         if last not in want:
             last = None
             continue
+        commit = int(kv.get("commit_us", 0))
         for ph in PHASES:
             us = int(kv.get(ph + "_us", -1))
             if us >= 0:
