@@ -45,7 +45,7 @@ int pt_ipc_rx_next(struct pt_ipc_rx *rx, uint32_t *type, const uint8_t **payload
         return 0;
     uint32_t t = pt_rd_u32(&c);
     uint32_t n = pt_rd_u32(&c);
-    if (t < PT_IPC_SNAPSHOT || t > PT_IPC_READY || n > PT_IPC_FRAME_MAX)
+    if (t < PT_IPC_SNAPSHOT || t > PT_IPC_TYPE_LAST || n > PT_IPC_FRAME_MAX)
         return PT_EMALFORMED;
     const uint8_t *p = pt_rd_bytes(&c, n);
     if (p == NULL)

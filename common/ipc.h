@@ -44,6 +44,9 @@ enum pt_ipc_type {
                             configuration and ignores deltas until the
                             daemon sends the current snapshot and the deltas
                             since again */
+    PT_IPC_TYPE_LAST = PT_IPC_RESYNC, /* the highest type: pt_ipc_rx_next
+                                         refuses any other; a new type goes
+                                         above it and moves it */
 };
 
 /* Starts a frame of <type> in <b>; returns the offset to pass to end. */

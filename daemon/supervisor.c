@@ -91,6 +91,7 @@ struct pt_supervisor {
     bool finishing;     /* every handle is being closed: on_stopped next */
     uint64_t restarts;  /* under lock */
     uint64_t published[2]; /* under lock: whole snapshots, deltas */
+    uint64_t resyncs;      /* under lock: whole configurations sent again */
     uint64_t pending_version;  /* under lock: published, not yet applied by all */
     uint64_t published_us;     /* under lock: when pending_version was published */
     struct pt_histo apply;     /* under lock: publish -> every live worker acked */
@@ -324,6 +325,9 @@ static void handle_frame(struct slot *sl, uint32_t type, const uint8_t *p, size_
         pt_log(PT_LOG_WARN, "worker %u could not apply a configuration delta: sending it the "
                             "whole configuration again",
                (unsigned)(sl - s->slots));
+        pthread_mutex_lock(&s->lock);
+        s->resyncs++;
+        pthread_mutex_unlock(&s->lock);
         sl->sent = 0; /* the current snapshot, then every delta since */
         send_snapshot(sl);
     } else if (type == PT_IPC_STATS) {
@@ -880,6 +884,10 @@ void pt_supervisor_metrics(struct pt_supervisor *s, struct pt_wbuf *b)
         const char *labels[] = {"form", k ? "delta" : "snapshot"};
         pt_metrics_u64(b, "portier_config_publishes_total", labels, 1, s->published[k]);
     }
+    pt_metrics_family(b, "portier_worker_resyncs_total", PT_METRIC_COUNTER,
+                      "Whole configurations sent again to a worker that could not apply a "
+                      "delta (it logs why).");
+    pt_metrics_u64(b, "portier_worker_resyncs_total", NULL, 0, s->resyncs);
 
     static const struct {
         const char *name;

@@ -1440,8 +1440,9 @@ void pt_httpproxy_start(struct pt_listener *l, uv_tcp_t *tcp,
         start_reading(&c->cli);
         return;
     }
-    SSL_CTX *ctx = pt_tls_server_ctx(w->tls, c->sni, c->sni_len);
-    if (ctx == NULL) {
+    SSL *ssl;
+    int rc = pt_tls_server_new(w->tls, c->sni, c->sni_len, &ssl);
+    if (rc == PT_ENOTFOUND) {
         /* An offload domain without a usable certificate: a clean failure. */
         uint8_t alert[7];
         pt_tls_alert(alert, 0x0303, PT_TLS_ALERT_UNRECOGNIZED_NAME);
@@ -1450,8 +1451,7 @@ void pt_httpproxy_start(struct pt_listener *l, uv_tcp_t *tcp,
         graceful_close(c);
         return;
     }
-    SSL *ssl = SSL_new(ctx);
-    if (ssl == NULL || !pt_tls_io_attach(&c->cio, ssl)) {
+    if (rc != 0 || !pt_tls_io_attach(&c->cio, ssl)) {
         c->result = "internal_error";
         hc_close(c);
         return;

@@ -17,10 +17,17 @@
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 #define GROUPS "X25519:P-256:P-384"
 
+/* A certificate as every connection presenting it shares it: one server
+ * SSL_CTX serves them all (pt_tls.server), and each SSL gets its
+ * certificate, chain and key by reference at SSL_new time. An SSL_CTX per
+ * certificate cost ~13 KiB more per certificate (OpenSSL's method tables,
+ * stores and caches), 130 MiB per worker at 10,000 certificates. */
 struct cert_ctx {
     char *id;        /* owned */
-    char *pem;       /* cert_pem it was built from, to detect changes */
-    SSL_CTX *ctx;    /* NULL: it does not load (its names then serve nothing) */
+    uint8_t digest[32]; /* SHA-256 of the cert and key PEMs: a change is seen */
+    X509 *leaf;      /* owned; NULL: it does not load (its names then serve nothing) */
+    STACK_OF(X509) *chain; /* owned, may be empty */
+    EVP_PKEY *key;   /* owned */
     int64_t not_after; /* unix seconds, 0: unknown */
     char **names;    /* owned copies of the certificate's names */
     size_t n_names;
@@ -49,6 +56,7 @@ struct pt_tls {
     struct pt_route_table *exact, *wild;
     struct name_slot *slots;
     size_t n_slots, cap_slots;
+    SSL_CTX *server; /* owned (a reference): every certificate's connections */
     SSL_CTX *client_verify, *client_noverify;
 };
 
@@ -125,12 +133,9 @@ static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv,
 
 static void keylog(const SSL *ssl, const char *line);
 
-static SSL_CTX *server_ctx(const struct pt_cert *c)
+static SSL_CTX *server_ctx(void)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    BIO *bio = NULL;
-    X509 *x = NULL;
-    EVP_PKEY *key = NULL;
     if (ctx == NULL)
         return NULL;
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -146,37 +151,54 @@ static SSL_CTX *server_ctx(const struct pt_cert *c)
      * client resumes whichever worker the kernel hands it to. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
+    return ctx;
+}
 
-    bio = BIO_new_mem_buf(c->cert_pem, -1);
-    x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-    if (x == NULL || SSL_CTX_use_certificate(ctx, x) != 1)
+static void pem_digest(const struct pt_cert *c, uint8_t out[32])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned n = 0;
+    if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(md, c->cert_pem, strlen(c->cert_pem) + 1) != 1 ||
+        EVP_DigestUpdate(md, c->key_pem, strlen(c->key_pem)) != 1 ||
+        EVP_DigestFinal_ex(md, out, &n) != 1 || n != 32)
+        pt_panic(__FILE__, __LINE__, "SHA-256 failed");
+    EVP_MD_CTX_free(md);
+}
+
+/* Parses <c>'s chain and key into <cc> (leaf NULL when they do not load). */
+static void cert_load(struct cert_ctx *cc, const struct pt_cert *c)
+{
+    BIO *bio = BIO_new_mem_buf(c->cert_pem, -1);
+    cc->leaf = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    cc->chain = sk_X509_new_null();
+    if (cc->leaf == NULL || cc->chain == NULL)
         goto fail;
     X509 *extra;
     while ((extra = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
-        if (SSL_CTX_add0_chain_cert(ctx, extra) != 1) {
+        if (sk_X509_push(cc->chain, extra) <= 0) {
             X509_free(extra);
             goto fail;
         }
     ERR_clear_error(); /* the loop ends on "no start line" */
     BIO_free(bio);
     bio = BIO_new_mem_buf(c->key_pem, -1);
-    key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
-    if (key == NULL || SSL_CTX_use_PrivateKey(ctx, key) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1)
+    cc->key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    if (cc->key == NULL || X509_check_private_key(cc->leaf, cc->key) != 1)
         goto fail;
-    X509_free(x);
-    EVP_PKEY_free(key);
     BIO_free(bio);
-    return ctx;
+    return;
 fail:
     pt_log(PT_LOG_ERROR, "certificate %s does not load: %s", c->id,
            ERR_reason_error_string(ERR_peek_last_error()) ? ERR_reason_error_string(ERR_peek_last_error()) : "?");
     ERR_clear_error();
-    X509_free(x);
-    EVP_PKEY_free(key);
     BIO_free(bio);
-    SSL_CTX_free(ctx);
-    return NULL;
+    X509_free(cc->leaf);
+    sk_X509_pop_free(cc->chain, X509_free);
+    EVP_PKEY_free(cc->key);
+    cc->leaf = NULL;
+    cc->chain = NULL;
+    cc->key = NULL;
 }
 
 static SSL_CTX *client_ctx(bool verify)
@@ -306,10 +328,9 @@ static void names_rewrite(struct pt_tls *t, const struct cert_ctx *c, uint32_t f
     }
 }
 
-/* Adds certificate <c> with context <ctx> (taken over; NULL: it does not
- * load, or made here when <make>). */
-static void cert_add(struct pt_tls *t, const struct pt_cert *c, char *pem, SSL_CTX *ctx,
-                     bool make)
+/* Adds certificate <c>, taking over <from>'s parsed chain and key (an
+ * unchanged certificate of the previous build) or parsing them (NULL). */
+static void cert_add(struct pt_tls *t, const struct pt_cert *c, struct cert_ctx *from)
 {
     t->certs = room(t->certs, t->n_certs, &t->cap_certs, sizeof(*t->certs));
     PT_ASSERT(t->n_certs < INT32_MAX);
@@ -317,23 +338,34 @@ static void cert_add(struct pt_tls *t, const struct pt_cert *c, char *pem, SSL_C
     struct cert_ctx *cc = &t->certs[i];
     memset(cc, 0, sizeof(*cc));
     cc->id = pt_xstrdup(c->id);
-    cc->pem = pem ? pem : pt_xstrdup(c->cert_pem);
-    cc->ctx = make ? server_ctx(c) : ctx;
+    if (from) {
+        memcpy(cc->digest, from->digest, sizeof(cc->digest));
+        cc->leaf = from->leaf;
+        cc->chain = from->chain;
+        cc->key = from->key;
+        from->leaf = NULL;
+        from->chain = NULL;
+        from->key = NULL;
+    } else {
+        pem_digest(c, cc->digest);
+        cert_load(cc, c);
+    }
     cc->not_after = c->not_after;
     cc->names = pt_xcalloc(c->n_names ? c->n_names : 1, sizeof(*cc->names));
     for (size_t j = 0; j < c->n_names; j++)
         cc->names[j] = pt_xstrdup(c->names[j]);
     cc->n_names = c->n_names;
     pt_route_set(t->ids, cc->id, (int)i);
-    if (cc->ctx)
+    if (cc->leaf)
         names_add(t, i);
 }
 
 static void cert_ctx_clear(struct cert_ctx *c)
 {
     free(c->id);
-    free(c->pem);
-    SSL_CTX_free(c->ctx);
+    X509_free(c->leaf);
+    sk_X509_pop_free(c->chain, X509_free);
+    EVP_PKEY_free(c->key);
     for (size_t j = 0; j < c->n_names; j++)
         free(c->names[j]);
     free(c->names);
@@ -342,7 +374,7 @@ static void cert_ctx_clear(struct cert_ctx *c)
 /* Removes certificate <i>: the last one fills its place. */
 static void cert_remove(struct pt_tls *t, uint32_t i)
 {
-    if (t->certs[i].ctx)
+    if (t->certs[i].leaf)
         names_rewrite(t, &t->certs[i], i, NO_CERT);
     pt_route_del(t->ids, t->certs[i].id);
     cert_ctx_clear(&t->certs[i]);
@@ -350,7 +382,7 @@ static void cert_remove(struct pt_tls *t, uint32_t i)
     if (i != last) {
         t->certs[i] = t->certs[last];
         pt_route_set(t->ids, t->certs[i].id, (int)i);
-        if (t->certs[i].ctx)
+        if (t->certs[i].leaf)
             names_rewrite(t, &t->certs[i], last, i);
     }
     t->n_certs--;
@@ -367,15 +399,15 @@ struct pt_tls *pt_tls_build(const struct pt_snapshot *s, struct pt_tls *prev)
         const struct pt_cert *c = &s->certs[i];
         int q = prev ? pt_route_find(prev->ids, c->id) : -1;
         struct cert_ctx *p = q >= 0 ? &prev->certs[q] : NULL;
-        bool same = p && p->ctx && p->pem && strcmp(p->pem, c->cert_pem) == 0;
-        if (same) { /* taken over, not copied: <prev> is freed next */
-            cert_add(t, c, p->pem, p->ctx, false);
-            p->pem = NULL;
-            p->ctx = NULL;
-        } else {
-            cert_add(t, c, NULL, NULL, true);
-        }
+        uint8_t digest[32];
+        if (p && p->leaf)
+            pem_digest(c, digest);
+        /* Taken over, not copied: <prev> is freed next. */
+        cert_add(t, c, p && p->leaf && memcmp(p->digest, digest, 32) == 0 ? p : NULL);
     }
+    t->server = prev && prev->server ? prev->server : server_ctx();
+    if (prev && prev->server)
+        SSL_CTX_up_ref(t->server);
     t->client_verify = prev && prev->client_verify ? prev->client_verify : client_ctx(true);
     t->client_noverify =
         prev && prev->client_noverify ? prev->client_noverify : client_ctx(false);
@@ -395,7 +427,7 @@ void pt_tls_update(struct pt_tls *t, const struct pt_snapshot *s, const char *co
             cert_remove(t, (uint32_t)q);
         int ix = s->cert_ids ? pt_route_find(s->cert_ids, ids[k]) : -1;
         if (ix >= 0)
-            cert_add(t, &s->certs[ix], NULL, NULL, true);
+            cert_add(t, &s->certs[ix], NULL);
     }
 }
 
@@ -414,24 +446,24 @@ void pt_tls_free(struct pt_tls *t)
     pt_route_free(t->ids);
     pt_route_free(t->exact);
     pt_route_free(t->wild);
+    SSL_CTX_free(t->server);
     SSL_CTX_free(t->client_verify);
     SSL_CTX_free(t->client_noverify);
     free(t);
 }
 
-/* The context of the certificate that serves name slot <q>, or NULL once it
- * expired: the daemon leaves expired certificates out of the next snapshot,
- * but nothing else may come until then, so the worker checks at each
- * handshake. */
-static SSL_CTX *unexpired(const struct pt_tls *t, int q)
+/* The certificate that serves name slot <q>, or NULL once it expired: the
+ * daemon leaves expired certificates out of the next snapshot, but nothing
+ * else may come until then, so the worker checks at each handshake. */
+static const struct cert_ctx *unexpired(const struct pt_tls *t, int q)
 {
     const struct cert_ctx *c = &t->certs[t->slots[q].best];
     if (c->not_after != 0 && c->not_after <= (int64_t)time(NULL))
         return NULL;
-    return c->ctx;
+    return c;
 }
 
-SSL_CTX *pt_tls_server_ctx(const struct pt_tls *t, const char *sni, size_t len)
+static const struct cert_ctx *cert_for(const struct pt_tls *t, const char *sni, size_t len)
 {
     if (t == NULL || len == 0)
         return NULL;
@@ -443,6 +475,29 @@ SSL_CTX *pt_tls_server_ctx(const struct pt_tls *t, const char *sni, size_t len)
         return NULL;
     ix = pt_route_lookup(t->wild, dot + 1, len - (size_t)(dot + 1 - sni));
     return ix >= 0 ? unexpired(t, ix) : NULL;
+}
+
+X509 *pt_tls_server_cert(const struct pt_tls *t, const char *sni, size_t len)
+{
+    const struct cert_ctx *c = cert_for(t, sni, len);
+    return c ? c->leaf : NULL;
+}
+
+int pt_tls_server_new(const struct pt_tls *t, const char *sni, size_t len, SSL **out)
+{
+    *out = NULL;
+    const struct cert_ctx *c = cert_for(t, sni, len);
+    if (c == NULL)
+        return PT_ENOTFOUND;
+    SSL *ssl = t->server ? SSL_new(t->server) : NULL;
+    /* References, not copies: the SSL keeps them after a change frees <c>. */
+    if (ssl == NULL || SSL_use_cert_and_key(ssl, c->leaf, c->key, c->chain, 1) != 1) {
+        ERR_clear_error();
+        SSL_free(ssl);
+        return PT_ENOMEM;
+    }
+    *out = ssl;
+    return 0;
 }
 
 SSL_CTX *pt_tls_client_ctx(const struct pt_tls *t, bool verify)

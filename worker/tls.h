@@ -1,13 +1,13 @@
-/* TLS contexts of a worker: one server SSL_CTX per certificate of the
- * current snapshot (Mozilla "intermediate": TLS 1.2 and 1.3, ECDHE AEAD
- * suites, client preference, ALPN h2 and http/1.1), chosen by SNI (exact name, then
- * wildcard SAN), plus one client SSL_CTX for backends with "tls": true.
+/* TLS of a worker: one server SSL_CTX (Mozilla "intermediate": TLS 1.2
+ * and 1.3, ECDHE AEAD suites, client preference, ALPN h2 and http/1.1) and
+ * the parsed certificates of the current snapshot, one chosen by SNI (exact
+ * name, then wildcard SAN) for each connection, plus one client SSL_CTX for
+ * backends with "tls": true.
  *
- * Contexts are rebuilt when a whole snapshot arrives, reusing the previous
- * ones for certificates whose PEM did not change; a configuration delta
- * changes those of its certificates in place. SSL objects keep their SSL_CTX
- * alive (OpenSSL refcounts), so a change never disturbs a handshake in
- * flight. */
+ * Certificates are re-parsed when a whole snapshot arrives only if their
+ * PEMs changed; a configuration delta changes those of its certificates in
+ * place. An SSL holds references to its certificate, chain and key
+ * (OpenSSL refcounts), so a change never disturbs a handshake in flight. */
 #ifndef PT_TLS_H
 #define PT_TLS_H
 
@@ -37,10 +37,16 @@ void pt_tls_free(struct pt_tls *t); /* NULL is fine */
  * built and to be built (pt_tls_build sets the snapshot's). */
 void pt_tls_set_ticket_key(const uint8_t key[80]);
 
-/* The server context for <sni>[0..len) (case-insensitive, trailing dot
- * ignored), or NULL when no certificate covers it or the one that does has
- * passed its not_after (checked now, not at the next snapshot). Borrowed. */
-SSL_CTX *pt_tls_server_ctx(const struct pt_tls *t, const char *sni, size_t len);
+/* A server connection for <sni>[0..len) (case-insensitive, trailing dot
+ * ignored) in *out (caller frees with SSL_free), presenting the certificate
+ * that covers it: PT_ENOTFOUND when none does or the one that does has
+ * passed its not_after (checked now, not at the next snapshot), PT_ENOMEM
+ * when OpenSSL fails. */
+int pt_tls_server_new(const struct pt_tls *t, const char *sni, size_t len, SSL **out);
+
+/* The leaf certificate pt_tls_server_new would present for <sni>, or NULL.
+ * Borrowed until the next change of that certificate. */
+X509 *pt_tls_server_cert(const struct pt_tls *t, const char *sni, size_t len);
 
 /* ALPN offers h2 (before http/1.1) on <ssl>, a server connection whose
  * domain has it; call before the handshake. */

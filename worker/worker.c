@@ -692,7 +692,12 @@ static void apply_config(struct pt_worker *w, const uint8_t *p, size_t n)
         return; /* the snapshot it asked for supersedes it */
     if (w->snap == NULL || pt_delta_decode(p, n, &d) != 0)
         pt_panic(__FILE__, __LINE__, "undecodable configuration delta from the daemon");
+    bool refuse = w->refuse_every > 0 && d.version % w->refuse_every == 0 &&
+                  d.version > w->refused_delta;
+    if (refuse)
+        w->refused_delta = d.version;
     int rc = d.version <= w->version ? PT_EVERSION
+             : refuse                ? PT_ECONFLICT
                                      : pt_delta_apply(&w->snap, &d, &backends_changed);
     if (rc != 0) {
         resync(w, rc == PT_EVERSION ? "is not newer" : "does not apply", d.version);
@@ -879,6 +884,9 @@ static void set_limits(struct pt_worker *w)
     const char *env = getenv("PORTIER_MAX_CONNS"); /* tests of the limit */
     if (env && atoi(env) > 0 && (uint64_t)atoi(env) < w->max_conns)
         w->max_conns = (uint64_t)atoi(env);
+    env = getenv("PORTIER_REFUSE_DELTAS"); /* tests of the resync path */
+    if (env && atoi(env) > 0)
+        w->refuse_every = (uint64_t)atoi(env);
 }
 
 int pt_worker_main(int argc, char **argv)

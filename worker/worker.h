@@ -69,6 +69,10 @@ struct pt_worker {
     bool caught_up;             /* PT_IPC_READY came: the configuration is current */
     bool resyncing;             /* asked for the whole configuration again
                                    (PT_IPC_RESYNC): deltas until it are stale */
+    uint64_t refuse_every;      /* PORTIER_REFUSE_DELTAS (tests of the resync
+                                   path): a delta whose version is a multiple
+                                   is refused the first time; 0: none */
+    uint64_t refused_delta;     /* the last version so refused */
     bool paused;                /* at the connection limit: not accepting */
     bool draining;              /* stop requested: listeners closed */
     const char *state_dir;      /* argv: names the hand-over, NULL for none */

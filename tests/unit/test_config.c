@@ -1,9 +1,9 @@
 #include <criterion/criterion.h>
 
+#include "tests/unit/tmpdir.h"
 #include "daemon/config.h"
 
 #include <arpa/inet.h>
-#include <ftw.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <sys/stat.h>
@@ -15,22 +15,12 @@ static char dir[64];
 
 static void setup(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/pt-config-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
+    pt_tmpdir_make(dir, sizeof(dir), "config");
 }
 
 static void teardown(void)
 {
-    if (dir[0])
-        nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    pt_tmpdir_remove(dir);
 }
 
 TestSuite(config, .init = setup, .fini = teardown);

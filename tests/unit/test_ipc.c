@@ -242,7 +242,8 @@ Test(ipc, oversized_length_refused)
 Test(ipc, unknown_type_refused)
 {
     struct pt_wbuf w = {0};
-    static const uint32_t types[] = {0, 9, 10, 0x100, 0x01000000u, 0xffffffffu};
+    static const uint32_t types[] = {0, PT_IPC_TYPE_LAST + 1, PT_IPC_TYPE_LAST + 2, 0x100,
+                                     0x01000000u, 0xffffffffu};
     for (size_t i = 0; i < PT_ARRAY_LEN(types); i++) {
         raw_header(&w, types[i], 0);
         cr_expect_eq(next_after(&w), PT_EMALFORMED, "type %u", types[i]);
@@ -252,7 +253,8 @@ Test(ipc, unknown_type_refused)
         cr_expect_eq(next_after(&w), PT_EMALFORMED, "type %u with payload", types[i]);
         pt_wbuf_free(&w);
     }
-    for (uint32_t t = PT_IPC_SNAPSHOT; t <= PT_IPC_READY; t++) {
+    /* Every type either side sends, the worker's RESYNC included. */
+    for (uint32_t t = PT_IPC_SNAPSHOT; t <= PT_IPC_RESYNC; t++) {
         raw_header(&w, t, 0);
         cr_expect_eq(next_after(&w), 1, "type %u", t);
         pt_wbuf_free(&w);
@@ -264,7 +266,7 @@ Test(ipc, bad_frame_after_good_ones)
 {
     struct pt_wbuf w = {0};
     frame(&w, PT_IPC_ACK, "12345678", 8);
-    raw_header(&w, 9, 0);
+    raw_header(&w, PT_IPC_TYPE_LAST + 1, 0);
     struct pt_ipc_rx rx = {0};
     pt_ipc_rx_push(&rx, w.data, w.len);
     expect_frame(&rx, &(struct want){PT_IPC_ACK, "12345678", 8});

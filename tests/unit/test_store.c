@@ -1,9 +1,9 @@
 #include <criterion/criterion.h>
 
+#include "tests/unit/tmpdir.h"
 #include "db/certs.h"
 #include "db/store.h"
 
-#include <ftw.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,23 +14,13 @@ static char dbpath[128];
 
 static void setup(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/pt-store-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    pt_tmpdir_make(dir, sizeof(dir), "store");
     snprintf(dbpath, sizeof(dbpath), "%s/portier.db", dir);
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
 }
 
 static void teardown(void)
 {
-    if (dir[0])
-        nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    pt_tmpdir_remove(dir);
 }
 
 TestSuite(store, .init = setup, .fini = teardown);

@@ -73,8 +73,9 @@ static void connect_alpn(struct pair *x, const char *suites, int max, bool h2)
     x->snap.certs = pt_xcalloc(1, sizeof(*x->snap.certs));
     x->snap.certs[x->snap.n_certs++] = make_pem("c", "t.example");
     x->tls = pt_tls_build(&x->snap, NULL);
-    SSL *srv = SSL_new(pt_tls_server_ctx(x->tls, "t.example", 9));
-    cr_assert(srv && pt_tls_io_attach(&x->io, srv));
+    SSL *srv;
+    cr_assert_eq(pt_tls_server_new(x->tls, "t.example", 9, &srv), 0);
+    cr_assert(pt_tls_io_attach(&x->io, srv));
     SSL_set_accept_state(srv);
     if (h2)
         pt_tls_offer_h2(srv);
