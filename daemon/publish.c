@@ -351,6 +351,9 @@ static void lead(struct pt_publisher *p)
         p->model = NULL;
         rc = PT_EDB;
     } else if (n > 0) {
+        /* Before the hand-off: the loop thread may write the frames at once. */
+        if (p->trace)
+            t.published = pt_mono_us();
         for (size_t i = 0; i < n; i++) {
             if (delta)
                 pt_supervisor_publish_delta(p->sup, &frames[i], versions[i]);
@@ -361,8 +364,6 @@ static void lead(struct pt_publisher *p)
         if (delta && streams && p->listeners)
             pt_listeners_sweep(p->listeners);
         p->publishes++;
-        if (p->trace)
-            t.published = pt_mono_us();
         pthread_mutex_unlock(p->lock);
         applied = pt_supervisor_wait(p->sup, versions[n - 1], p->ack_timeout_ms);
         if (p->trace)
