@@ -42,6 +42,9 @@ struct pt_commit {
                                          objects moved out): CONFIG's changes,
                                          or a WHOLE change's backend and domain
                                          changes; NULL: none */
+    /* pt_mono_us() when the request was read and when it got the store's
+     * lock (0: not an API request): the commit trace's first phases. */
+    uint64_t arrived_us, locked_us;
 };
 
 struct pt_api_hooks {

@@ -14,6 +14,7 @@ struct pt_api {
     uint8_t token_hash[32]; /* SHA-256 of the admin token */
     time_t started;
     int64_t last_ban_purge;
+    bool trace; /* PORTIER_COMMIT_TRACE=1: a log line per write request */
 };
 
 struct pt_req {
@@ -25,6 +26,8 @@ struct pt_req {
     size_t cap;
     size_t max;     /* body limit: PT_API_BODY_MAX, or the batch's */
     bool too_large; /* body went over <max>: answer 413 */
+    uint64_t began_us, arrived_us, locked_us; /* pt_mono_us(): headers read,
+                                                 body read, got the lock */
     /* A "backend:NAME" token's NAME (borrowed from the store, valid for the
      * request): domain handlers then only show and change passthrough
      * domains routed to that backend. NULL for every other scope. */

@@ -115,7 +115,10 @@ static int finish(struct pt_req *r, const struct pt_commit *c, uint64_t *version
                   bool *applied, struct pt_apierr *e)
 {
     struct pt_api *api = r->api;
-    if (api->cfg.hooks.commit(api->cfg.hooks.arg, c, version, applied) == 0)
+    struct pt_commit timed = *c;
+    timed.arrived_us = r->arrived_us;
+    timed.locked_us = r->locked_us;
+    if (api->cfg.hooks.commit(api->cfg.hooks.arg, &timed, version, applied) == 0)
         return 0;
     return pt_apierr_set(e, 500, "internal", NULL,
                          "could not commit the change (see the daemon's log)");
@@ -376,6 +379,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         r->api = cls;
         r->conn = conn;
         r->method = method;
+        r->began_us = pt_mono_us();
         *con_cls = r;
         r->max = strcmp(url, "/api/v1/batch") == 0 ? PT_API_BATCH_BODY_MAX : PT_API_BODY_MAX;
         /* A declared length over the limit is refused before reading it. */
@@ -405,9 +409,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     /* One request at a time on the store; a write waiting for its group
      * commit (pt_publish_commit) releases the lock, so the next requests
      * (each connection has its thread) queue their writes behind it. */
+    r->arrived_us = pt_mono_us();
     pthread_mutex_lock(r->api->cfg.lock);
+    r->locked_us = pt_mono_us();
     enum MHD_Result res = dispatch(r, url);
     pthread_mutex_unlock(r->api->cfg.lock);
+    /* After the commit trace's line of a lone write: the request's whole
+     * time in the API (the body read, the answer made and queued). */
+    if (r->api->trace && strcmp(method, "GET") != 0)
+        pt_log(PT_LOG_INFO, "request trace: %s body_us %llu total_us %llu", method,
+               (unsigned long long)(r->arrived_us - r->began_us),
+               (unsigned long long)(pt_mono_us() - r->began_us));
     return res;
 }
 
@@ -431,6 +443,7 @@ int pt_api_start(const struct pt_api_config *cfg, struct pt_api **out, char *err
     struct pt_api *api = pt_xcalloc(1, sizeof(*api));
     api->cfg = *cfg;
     api->started = time(NULL);
+    api->trace = pt_log_commit_trace();
     SHA256((const unsigned char *)cfg->admin_token, strlen(cfg->admin_token),
            api->token_hash);
     bool tls = cfg->tls_cert_pem != NULL && cfg->tls_key_pem != NULL;

@@ -124,3 +124,9 @@ bool pt_ratelimit_ok(struct pt_ratelimit *rl, uint64_t now_ms)
     rl->tokens--;
     return true;
 }
+
+bool pt_log_commit_trace(void)
+{
+    const char *v = getenv("PORTIER_COMMIT_TRACE");
+    return v && strcmp(v, "1") == 0;
+}

@@ -23,6 +23,10 @@ enum pt_log_level {
 void pt_log_role(const char *role);
 void pt_log_level_set(enum pt_log_level max);
 
+/* Whether PORTIER_COMMIT_TRACE=1 is set: the daemon then logs the time of
+ * each phase of every configuration write (docs/operations.md). */
+bool pt_log_commit_trace(void);
+
 __attribute__((format(printf, 2, 3))) void pt_log(enum pt_log_level lvl,
                                                   const char *fmt, ...);
 

@@ -1,5 +1,7 @@
 #include "common/pt.h"
 
+#include <time.h>
+
 const char *pt_strerror(int err)
 {
     switch (err) {
@@ -56,4 +58,11 @@ char *pt_xstrndup(const char *s, size_t n)
     memcpy(p, s, n);
     p[n] = '\0';
     return p;
+}
+
+uint64_t pt_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }

@@ -67,6 +67,9 @@ void *pt_xrealloc(void *p, size_t n);
 char *pt_xstrdup(const char *s);
 char *pt_xstrndup(const char *s, size_t n);
 
+/* CLOCK_MONOTONIC in microseconds. */
+uint64_t pt_mono_us(void);
+
 /* The value of hex digit <c> (either case), or -1. */
 static inline int pt_hexval(int c)
 {

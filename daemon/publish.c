@@ -186,6 +186,7 @@ struct pt_publish_member {
 
 void pt_publish_init(struct pt_publisher *p)
 {
+    p->trace = pt_log_commit_trace();
     pthread_cond_init(&p->done_cv, NULL);
     p->group = NULL;
     p->group_tail = &p->group;
@@ -287,6 +288,41 @@ static int encode(struct pt_publisher *p, struct pt_publish_member *g, struct pt
     return rc;
 }
 
+/* When each phase of a group commit ended (pt_mono_us()). */
+struct trace {
+    uint64_t lead, encoded, committed, published, acked, relocked;
+};
+
+/* Microseconds from <a> to <b>, -1 when <b> is not after <a> (a phase
+ * that did not happen, or the loop's timestamps of an earlier publish). */
+static long long span(uint64_t a, uint64_t b)
+{
+    return a && b >= a ? (long long)(b - a) : -1;
+}
+
+/* The commit trace's line for group <g> published at <version>. */
+static void trace_log(struct pt_publisher *p, const struct pt_publish_member *g,
+                      uint64_t version, const struct trace *t)
+{
+    unsigned writers = 0;
+    for (const struct pt_publish_member *m = g; m; m = m->next)
+        writers++;
+    uint64_t sent = 0, applied = 0;
+    pt_supervisor_timing(p->sup, &sent, &applied);
+    bool waited = t->acked != 0;
+    pt_log(PT_LOG_INFO,
+           "commit trace: version %llu writers %u lock_us %lld sql_us %lld encode_us %lld "
+           "commit_us %lld handoff_us %lld workers_us %lld wakeup_us %lld relock_us %lld "
+           "total_us %lld lead_at_us %llu",
+           (unsigned long long)version, writers, span(g->c->arrived_us, g->c->locked_us),
+           span(g->c->locked_us, t->lead), span(t->lead, t->encoded),
+           span(t->encoded, t->committed), waited ? span(t->published, sent) : -1,
+           waited ? span(sent, applied) : -1, waited ? span(applied, t->acked) : -1,
+           waited ? span(t->acked, t->relocked) : -1,
+           span(g->c->arrived_us ? g->c->arrived_us : t->lead, t->relocked),
+           (unsigned long long)t->lead);
+}
+
 /* Commits and publishes the queued group (p->lock held, released while
  * the workers ack), then wakes its members with their answers. */
 static void lead(struct pt_publisher *p)
@@ -299,15 +335,25 @@ static void lead(struct pt_publisher *p)
     uint64_t versions[2] = {0, 0};
     size_t n = 0;
     bool delta = false, applied = false, streams = false;
+    struct trace t = {0};
+    if (p->trace)
+        t.lead = pt_mono_us();
     int rc = encode(p, g, frames, versions, &n, &delta, &streams);
+    if (p->trace)
+        t.encoded = pt_mono_us();
     if (rc == 0)
         rc = pt_store_commit(p->store);
+    if (p->trace)
+        t.committed = pt_mono_us();
     if (rc != 0) {
         pt_store_rollback(p->store);
         pt_snap_unref(p->model); /* it may hold the change rolled back */
         p->model = NULL;
         rc = PT_EDB;
     } else if (n > 0) {
+        /* Before the hand-off: the loop thread may write the frames at once. */
+        if (p->trace)
+            t.published = pt_mono_us();
         for (size_t i = 0; i < n; i++) {
             if (delta)
                 pt_supervisor_publish_delta(p->sup, &frames[i], versions[i]);
@@ -320,7 +366,13 @@ static void lead(struct pt_publisher *p)
         p->publishes++;
         pthread_mutex_unlock(p->lock);
         applied = pt_supervisor_wait(p->sup, versions[n - 1], p->ack_timeout_ms);
+        if (p->trace)
+            t.acked = pt_mono_us();
         pthread_mutex_lock(p->lock);
+    }
+    if (p->trace) {
+        t.relocked = pt_mono_us();
+        trace_log(p, g, n ? versions[n - 1] : 0, &t);
     }
     for (size_t i = 0; i < 2; i++)
         pt_wbuf_free(&frames[i]);

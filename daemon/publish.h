@@ -47,6 +47,8 @@ struct pt_publisher {
     struct pt_publish_member **group_tail;
     uint64_t publishes, writes;      /* since start: groups published, and
                                         the writes they carried */
+    bool trace; /* PORTIER_COMMIT_TRACE=1: one log line per group commit
+                   with the time of each phase (docs/operations.md) */
 };
 
 void pt_publish_init(struct pt_publisher *p);

@@ -96,6 +96,8 @@ struct pt_supervisor {
     uint64_t published_us;     /* under lock: when pending_version was published */
     struct pt_histo apply;     /* under lock: publish -> every live worker acked */
     double last_apply_s;       /* under lock */
+    uint64_t sent_us;          /* under lock: when the loop last wrote to the workers */
+    uint64_t applied_us;       /* under lock: when every live worker last caught up */
 
     pthread_mutex_t lock;
     pthread_cond_t acked_cv;
@@ -106,13 +108,6 @@ struct pt_supervisor {
     size_t delta_bytes;
 };
 
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* Under lock: once every live worker applied the pending version, records
  * how long that took. */
 static void note_applied(struct pt_supervisor *s)
@@ -122,7 +117,8 @@ static void note_applied(struct pt_supervisor *s)
     for (unsigned i = 0; i < s->cfg.workers; i++)
         if (s->slots[i].pid != 0 && s->slots[i].acked < s->pending_version)
             return;
-    uint64_t us = now_us() - s->published_us;
+    s->applied_us = pt_mono_us();
+    uint64_t us = s->applied_us - s->published_us;
     pt_histo_add(&s->apply, us);
     s->last_apply_s = (double)us / 1e6;
     s->pending_version = 0;
@@ -611,6 +607,17 @@ static void on_wake(uv_async_t *a)
     struct pt_supervisor *s = a->data;
     for (unsigned i = 0; i < s->cfg.workers; i++)
         send_snapshot(&s->slots[i]);
+    pthread_mutex_lock(&s->lock);
+    s->sent_us = pt_mono_us();
+    pthread_mutex_unlock(&s->lock);
+}
+
+void pt_supervisor_timing(struct pt_supervisor *s, uint64_t *sent_us, uint64_t *applied_us)
+{
+    pthread_mutex_lock(&s->lock);
+    *sent_us = s->sent_us;
+    *applied_us = s->applied_us;
+    pthread_mutex_unlock(&s->lock);
 }
 
 int pt_supervisor_start(uv_loop_t *loop, const struct pt_supervisor_config *cfg,
@@ -698,7 +705,7 @@ void pt_supervisor_publish(struct pt_supervisor *s, struct pt_wbuf *frame,
     s->deltas = NULL; /* the snapshot holds every ban: deltas are history */
     s->n_deltas = s->cap_deltas = s->delta_bytes = 0;
     s->pending_version = version;
-    s->published_us = now_us();
+    s->published_us = pt_mono_us();
     pthread_mutex_unlock(&s->lock);
     blob_unref(s, old);
     for (size_t i = 0; i < n; i++)
@@ -722,7 +729,7 @@ void pt_supervisor_publish_delta(struct pt_supervisor *s, struct pt_wbuf *frame,
     s->published[1]++;
     s->delta_bytes += b->frame.len;
     s->pending_version = version; /* a delta's apply latency counts as well */
-    s->published_us = now_us();
+    s->published_us = pt_mono_us();
     pthread_mutex_unlock(&s->lock);
     uv_async_send(&s->wake);
 }

@@ -66,6 +66,11 @@ bool pt_supervisor_deltas_due(struct pt_supervisor *s);
  * <timeout_ms>. Returns true when they all did. */
 bool pt_supervisor_wait(struct pt_supervisor *s, uint64_t version, unsigned timeout_ms);
 
+/* Thread-safe. CLOCK_MONOTONIC microseconds of when the loop thread last
+ * wrote what was published to the workers, and when every live worker last
+ * acked all of it (the commit trace, daemon/publish.c). */
+void pt_supervisor_timing(struct pt_supervisor *s, uint64_t *sent_us, uint64_t *applied_us);
+
 /* Thread-safe views for the API. */
 json_t *pt_supervisor_workers_json(struct pt_supervisor *s);
 bool pt_supervisor_healthy(struct pt_supervisor *s);

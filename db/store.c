@@ -1,6 +1,7 @@
 #include "db/store_internal.h"
 
 #include "common/embed.h"
+#include "common/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -120,6 +121,7 @@ struct pt_store_ckpt {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool due, stop; /* under mu */
+    bool trace;     /* PORTIER_COMMIT_TRACE=1: a log line per checkpoint */
 };
 
 static int on_wal(void *arg, sqlite3 *db, const char *name, int pages)
@@ -147,9 +149,15 @@ static void *ckpt_main(void *arg)
             break;
         c->due = false;
         pthread_mutex_unlock(&c->mu);
-        int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        uint64_t t0 = pt_mono_us();
+        int wal = 0, copied = 0;
+        int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &wal, &copied);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             fprintf(stderr, "portierd: sqlite: checkpoint: %s\n", sqlite3_errmsg(c->db));
+        else if (c->trace) /* to see whether a slow commit ran beside one */
+            pt_log(PT_LOG_INFO, "checkpoint trace: pages %d copied %d start_us %llu took_us %llu",
+                   wal, copied, (unsigned long long)t0,
+                   (unsigned long long)(pt_mono_us() - t0));
         pthread_mutex_lock(&c->mu);
     }
     pthread_mutex_unlock(&c->mu);
@@ -168,6 +176,7 @@ static void ckpt_start(struct pt_store *s, const char *path)
         free(c);
         return;
     }
+    c->trace = pt_log_commit_trace();
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     if (pthread_create(&c->thread, NULL, ckpt_main, c) != 0) {
