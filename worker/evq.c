@@ -18,17 +18,20 @@ static void on_poll(uv_poll_t *p, int status, int events)
 
 static void run_again(struct pt_evq *q)
 {
-    /* Only the runs asked before now: one asked again during its run waits
-     * for the next turn (the loop polls meanwhile). */
-    struct pt_evq_item *it = q->again;
-    q->again = NULL;
-    q->again_end = &q->again;
-    while (it) {
-        struct pt_evq_item *next = it->next;
+    /* Only the runs asked before now (an older turn): one asked again
+     * during its run waits for the next turn (the loop polls meanwhile).
+     * Taken off the list one at a time, so that a run may forget another
+     * one queued behind it (it closed that connection): that one is simply
+     * not there any more. */
+    q->turn++;
+    while (q->again && q->again->turn != q->turn) {
+        struct pt_evq_item *it = q->again;
+        q->again = it->next;
+        if (q->again == NULL)
+            q->again_end = &q->again;
         it->next = NULL;
         it->again = false;
         it->ready(it, 0);
-        it = next;
     }
     if (!q->again)
         uv_idle_stop(&q->idle);
@@ -98,6 +101,7 @@ void pt_evq_again(struct pt_evq *q, struct pt_evq_item *it)
         uv_idle_start(&q->idle, on_idle);
     *q->again_end = it;
     q->again_end = &it->next;
+    it->turn = q->turn;
 }
 
 void pt_evq_forget(struct pt_evq *q, struct pt_evq_item *it)

@@ -42,6 +42,7 @@ struct pt_evq_item {
     pt_evq_cb ready;          /* the rest starts zeroed */
     struct pt_evq_item *next; /* in the again list */
     bool again;               /* in the again list */
+    uint64_t turn;            /* the queue's turn when it was asked */
 };
 
 struct pt_evq {
@@ -51,6 +52,7 @@ struct pt_evq {
                                      the loop polls without waiting and runs it */
     struct pt_evq_item *again;    /* items to run once more, in order */
     struct pt_evq_item **again_end;
+    uint64_t turn;                /* again runs so far: which are due */
     uint64_t dispatched;          /* events delivered (for tests and metrics) */
 };
 

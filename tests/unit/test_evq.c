@@ -20,6 +20,7 @@ struct rec {
     int *n_log;
     int id;
     bool ask_again; /* asks again from its own run */
+    struct rec *forget; /* forgets this one's again run from its own run */
 };
 
 static void on_ready(struct pt_evq_item *it, uint32_t events)
@@ -32,6 +33,8 @@ static void on_ready(struct pt_evq_item *it, uint32_t events)
         r->log[(*r->n_log)++] = r->id;
     if (r->ask_again)
         pt_evq_again(r->q, it);
+    if (r->forget)
+        pt_evq_forget(r->q, &r->forget->it);
 }
 
 struct rig {
@@ -171,6 +174,36 @@ Test(evq, again_runs_once_in_order_on_the_next_turn)
     cr_assert_eq(r[0].last, 0, "an again run has no events");
     turn(&g);
     cr_assert_eq(n, 2, "once");
+    rig_close(&g);
+}
+
+/* A run that closes another connection whose again run is queued behind
+ * it (it forgets that one): the forgotten one does not run, the rest do. */
+Test(evq, a_run_forgets_one_queued_behind_it)
+{
+    struct rig g;
+    rig_open(&g);
+    int log[16], n = 0;
+    struct rec r[3];
+    for (int i = 0; i < 3; i++) {
+        r[i] = rec_new(&g.q);
+        r[i].log = log;
+        r[i].n_log = &n;
+        r[i].id = i;
+        pt_evq_again(&g.q, &r[i].it);
+    }
+    r[0].forget = &r[1];
+    r[0].ask_again = true; /* and queues itself again: for the next turn */
+    turn(&g);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(log[0], 0);
+    cr_assert_eq(log[1], 2);
+    r[0].ask_again = false;
+    r[0].forget = NULL;
+    turn(&g);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(log[2], 0);
+    cr_assert_eq(r[1].calls, 0);
     rig_close(&g);
 }
 
